@@ -1,0 +1,5 @@
+"""WSGI and ``flask`` CLI entry point."""
+
+from morket import create_app
+
+app = create_app()

@@ -1,0 +1,13 @@
+"""The JSON API at /api/v1: bearer tokens, no cookies, no CSRF, one envelope."""
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def register(app: Flask) -> None:
+    from morket.api import auth, views  # noqa: F401
+    from morket.extensions import csrf
+
+    csrf.exempt(bp)
+    app.register_blueprint(bp)

@@ -1,0 +1,152 @@
+"""Typed settings read from ``MORKET_*`` environment variables.
+
+Every setting is declared once in ``SETTINGS`` with its parser and default. A bad value
+stops the process at start with a message that names the variable, never later at first use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(RuntimeError):
+    """A MORKET_* variable is missing or malformed."""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true/false")
+
+
+def _int(raw: str) -> int:
+    return int(raw.strip())
+
+
+def _str(raw: str) -> str:
+    return raw.strip()
+
+
+def _list(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _db_url(raw: str) -> str:
+    url = raw.strip()
+    if not url:
+        return url
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if not url.startswith("postgresql+psycopg://"):
+        raise ValueError("expected a postgresql:// URL (Morket runs on PostgreSQL only)")
+    return url
+
+
+def _redis_url(raw: str) -> str:
+    url = raw.strip()
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    return url
+
+
+def _env(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"development", "production", "test"}:
+        raise ValueError("expected development, production or test")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    parse: Callable[[str], Any]
+    default: str
+    secret: bool = False
+    help: str = ""
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ENV", _env, "development", help="development, production or test"),
+    Setting("SECRET_KEY", _str, "", secret=True, help="signs sessions, CSRF and links; required in production"),
+    Setting("DATABASE_URL", _db_url, "", help="PostgreSQL URL; empty means embedded (make run)"),
+    Setting("REDIS_URL", _redis_url, "", help="Redis/Valkey URL; empty means embedded (make run)"),
+    Setting("BASE_URL", _str, "http://127.0.0.1:5000", help="public URL used in emailed links"),
+    Setting("SMTP_HOST", _str, "", help="SMTP server; empty stores mail in the dev mailbox"),
+    Setting("SMTP_PORT", _int, "587"),
+    Setting("SMTP_USERNAME", _str, ""),
+    Setting("SMTP_PASSWORD", _str, "", secret=True),
+    Setting("SMTP_STARTTLS", _bool, "false"),
+    Setting("MAIL_FROM", _str, "Morket <no-reply@morket.local>"),
+    Setting("CORS_ORIGINS", _list, "", help="comma-separated origins allowed to call /api/v1"),
+    Setting("JWT_SECRET", _str, "", secret=True, help="signs API access tokens; defaults to SECRET_KEY"),
+    Setting("RATELIMIT_ENABLED", _bool, "true"),
+    Setting("SECURE_COOKIES", _bool, "", help="defaults to true in production"),
+    Setting("MAX_JSON_BYTES", _int, "1048576"),
+    Setting("MAX_UPLOAD_BYTES", _int, "10485760"),
+    Setting("LOG_LEVEL", _str, "INFO"),
+    Setting("SANDBOX_MODE", _bool, "false", help="label the UI as sandbox (demo providers)"),
+)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Parse every MORKET_* setting; raise ConfigError naming the first bad variable."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        name = f"MORKET_{setting.key}"
+        raw = environ.get(name, setting.default)
+        if raw.strip() == "" and setting.key == "SECURE_COOKIES":
+            values[setting.key] = None
+            continue
+        try:
+            values[setting.key] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name} is invalid: {exc}") from None
+    if values["SECURE_COOKIES"] is None:
+        values["SECURE_COOKIES"] = values["ENV"] == "production"
+    if values["ENV"] == "production":
+        for key in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
+            if not values[key]:
+                raise ConfigError(f"MORKET_{key} must be set in production")
+        if len(values["SECRET_KEY"]) < 32:
+            raise ConfigError("MORKET_SECRET_KEY must be at least 32 characters in production")
+    if not values["SECRET_KEY"]:
+        values["SECRET_KEY"] = "dev-insecure-secret-key-change-me-0123456789"
+    if not values["JWT_SECRET"]:
+        values["JWT_SECRET"] = values["SECRET_KEY"]
+    return values
+
+
+def flask_config(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Translate Morket settings into the Flask and extension config keys."""
+    cookie_secure = bool(settings["SECURE_COOKIES"])
+    return {
+        "MORKET": dict(settings),
+        "ENV_NAME": settings["ENV"],
+        "TESTING": settings["ENV"] == "test",
+        "SECRET_KEY": settings["SECRET_KEY"],
+        "SQLALCHEMY_DATABASE_URI": settings["DATABASE_URL"] or None,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": settings["REDIS_URL"],
+        "SESSION_COOKIE_SECURE": cookie_secure,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": cookie_secure,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": None,
+        "MAX_CONTENT_LENGTH": settings["MAX_UPLOAD_BYTES"],
+        "RATELIMIT_ENABLED": settings["RATELIMIT_ENABLED"],
+        "RATELIMIT_STORAGE_URI": settings["REDIS_URL"] or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": "morket-rl",
+        "PREFERRED_URL_SCHEME": "https" if settings["ENV"] == "production" else "http",
+    }

@@ -1,0 +1,192 @@
+"""Test fixtures: real PostgreSQL and Redis, migrations once per session, a savepoint per test.
+
+Servers: ``MORKET_TEST_DATABASE_URL`` / ``MORKET_TEST_REDIS_URL`` when set, else the machine's
+PostgreSQL and Redis on 127.0.0.1 when they answer, else embedded ones (see morket.devservices).
+The test database name can be set with ``MORKET_TEST_DB_NAME`` so that parallel runs on one
+server do not collide.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import make_url
+
+from morket.devservices import resolve_test_services
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+os.environ.setdefault("MORKET_ENV", "test")
+
+
+def _recreate_database(admin_url: str, name: str) -> None:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"),
+            {"n": name},
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[dict[str, str]]:
+    """Resolve (or start) PostgreSQL, Redis and an SMTP server for this test session."""
+    with resolve_test_services() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def database_url(services: dict[str, str]) -> str:
+    name = os.environ.get("MORKET_TEST_DB_NAME", "morket_test")
+    if not re.fullmatch(r"[a-z0-9_]+", name):
+        raise pytest.UsageError("MORKET_TEST_DB_NAME must be lowercase letters, digits and underscores")
+    server = make_url(services["postgres"])
+    _recreate_database(server.set(database="postgres").render_as_string(hide_password=False), name)
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def smtp_server(services: dict[str, str]):
+    """A real SMTP server on loopback (aiosmtpd) that keeps every message it receives."""
+    from tests.support.smtp import SmtpSink
+
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, services: dict[str, str], smtp_server):
+    """The Morket app on the test database, migrated once for the whole session."""
+    from flask_migrate import upgrade
+
+    from morket import create_app
+
+    redis_url = services["redis"]
+    import redis as redis_lib
+
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": redis_url,
+            "RATELIMIT_STORAGE_URI": redis_url,
+            "TESTING": True,
+            "SERVER_NAME": "localhost",
+            "MORKET": {
+                "ENV": "test",
+                "SMTP_HOST": smtp_server.host,
+                "SMTP_PORT": smtp_server.port,
+                "BASE_URL": "http://localhost",
+            },
+        }
+    )
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+    yield app
+    from morket.extensions import db as _db
+
+    with app.app_context():
+        _db.engine.dispose()
+    app.extensions["morket_redis"].close()
+
+
+@pytest.fixture
+def db(app) -> Iterator:
+    """A database session inside a transaction that is rolled back after the test."""
+    from morket.extensions import db as _db
+
+    with app.app_context():
+        connection = _db.engine.connect()
+        outer = connection.begin()
+        original = _db.session
+        _db.session = _db._make_scoped_session(  # noqa: SLF001 - the documented way to rebind
+            {"bind": connection, "join_transaction_mode": "create_savepoint"}
+        )
+        try:
+            yield _db
+        finally:
+            _db.session.remove()
+            _db.session = original
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture(autouse=True)
+def _reset_redis(request, services: dict[str, str]):
+    """Flush rate-limit and queue state between tests that use the app."""
+    yield
+    if "app" in request.fixturenames:
+        import redis as redis_lib
+
+        redis_lib.Redis.from_url(services["redis"]).flushdb()
+
+
+@pytest.fixture
+def client(app, db):
+    return app.test_client()
+
+
+@pytest.fixture
+def query_budget(db):
+    """Fail the test when the code under it runs more SQL statements than allowed.
+
+    Usage: ``with query_budget(5): client.get(...)``.
+    """
+    from contextlib import contextmanager
+
+    @contextmanager
+    def budget(limit: int):
+        statements: list[str] = []
+
+        def _count(conn, cursor, statement, *args):  # noqa: ANN001
+            if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
+                statements.append(statement)
+
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", _count)
+        try:
+            yield statements
+        finally:
+            event.remove(engine, "before_cursor_execute", _count)
+        assert len(statements) <= limit, f"{len(statements)} queries > budget {limit}:\n" + "\n".join(statements)
+
+    return budget
+
+
+@pytest.fixture
+def run_jobs(app, services):
+    """Run every queued RQ job in this process (burst), as a worker would; return the count."""
+    from redis import Redis
+    from rq import SimpleWorker
+
+    from morket.core.jobs import QUEUES, relay_outbox
+
+    def _run() -> int:
+        with app.app_context():
+            relay_outbox()
+            conn = Redis.from_url(services["redis"])
+            worker = SimpleWorker(list(QUEUES), connection=conn)
+            before = worker.successful_job_count
+            worker.work(burst=True, with_scheduler=False)
+            return worker.successful_job_count - before + worker.failed_job_count
+
+    return _run
+
+
+def shared_corpus(*parts: str) -> Path:
+    """Return a path under ../shared/corpora, skipping the test with a clear message if absent."""
+    path = SHARED.joinpath("corpora", *parts)
+    if not path.exists():
+        pytest.skip(f"shared corpus folder {path} is absent; these tests read ../shared/corpora/")
+    return path

@@ -1,0 +1,1 @@
+"""Worker processes: ``python -m workers <queues...>`` and the scheduler."""
