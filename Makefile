@@ -1,0 +1,63 @@
+# Morket developer commands. `make run` starts everything; `make test` is what CI runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint format deps deps-dev chromium lock
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Morket needs Python 3.11 or newer (found: $$($(PYTHON) --version 2>&1))"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) || \
+		{ echo "Could not create $(VENV); on Debian/Ubuntu: sudo apt-get install python3-venv"; exit 1; }
+	@$(PIP) install --quiet --upgrade pip
+
+# Install a lock file only when its hash changed since the last install, so a second run starts fast.
+define install_lock
+	@stamp=$(VENV)/.$(1).sha256; hash=$$(sha256sum $(1) | cut -d' ' -f1); \
+	if [ "$$(cat $$stamp 2>/dev/null)" != "$$hash" ]; then \
+		echo "Installing $(1)"; \
+		$(PIP) install --quiet -r $(1) && echo "$$hash" > $$stamp; \
+	fi
+endef
+
+deps: $(PY) ## Install the locked runtime requirements
+	$(call install_lock,requirements.txt)
+
+deps-dev: deps ## Install the locked development requirements
+	$(call install_lock,requirements-dev.txt)
+
+run: deps ## Start web, worker and scheduler (embedded PostgreSQL and Valkey unless configured)
+	$(PY) -m morket.devserver
+
+chromium: ## Install Debian's Chromium for browser tests when it is missing
+	@if [ -x /usr/bin/chromium ] || [ -n "$${MORKET_CHROMIUM_PATH:-}" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "Chromium not found: install it (sudo apt-get install chromium) or set MORKET_CHROMIUM_PATH;"; \
+		echo "browser tests will fail without it."; \
+	fi
+
+lint: deps-dev ## ruff check and ruff format --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: deps-dev ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: deps-dev chromium ## ruff check, then every test except those marked slow
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -m "not slow"
+
+lock: deps-dev ## Re-pin requirements*.txt from requirements*.in
+	$(VENV)/bin/pip-compile --quiet --strip-extras --output-file requirements.txt requirements.in
+	$(VENV)/bin/pip-compile --quiet --strip-extras --output-file requirements-dev.txt requirements-dev.in
