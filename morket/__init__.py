@@ -16,6 +16,7 @@ BLUEPRINT_MODULES = (
     "morket.workspaces",
     "morket.admin",
     "morket.api",
+    "morket.tables",
 )
 
 

@@ -1,0 +1,11 @@
+"""Tables: the workspace's spreadsheets (metadata, typed physical storage, views, windowed reads)."""
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("tables", __name__)
+
+
+def register(app: Flask) -> None:
+    from morket.tables import models  # noqa: F401 - register the tables with the metadata
+
+    app.register_blueprint(bp)
