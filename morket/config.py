@@ -26,7 +26,10 @@ def _bool(raw: str) -> bool:
 
 
 def _int(raw: str) -> int:
-    return int(raw.strip())
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {raw.strip()!r}") from None
 
 
 def _str(raw: str) -> str:
@@ -119,7 +122,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         if len(values["SECRET_KEY"]) < 32:
             raise ConfigError("MORKET_SECRET_KEY must be at least 32 characters in production")
     if not values["SECRET_KEY"]:
-        values["SECRET_KEY"] = "dev-insecure-secret-key-change-me-0123456789"
+        values["SECRET_KEY"] = "dev-insecure-secret-key-change-me-0123456789"  # noqa: S105 - refused in production
     if not values["JWT_SECRET"]:
         values["JWT_SECRET"] = values["SECRET_KEY"]
     return values

@@ -7,6 +7,7 @@ from flask_login import current_user
 
 from morket.core.logging import log_security_event
 from morket.core.ratelimit import ADMIN_LIMIT
+from morket.extensions import csrf, limiter
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -30,18 +31,18 @@ def _hide_admin() -> None:
         if current_user and current_user.is_authenticated:
             log_security_event("admin_refused", user_id=current_user.id, path=request.path)
         abort(404)
-    from morket.extensions import csrf
-
     csrf.protect()
+
+
+# Declared once at import (not per app) so that several apps in one process do not stack the limit.
+# CSRF is checked in _hide_admin, after the admin check, so that a refused POST looks like any 404.
+csrf.exempt(bp)
+# Per user (rate_limit_key); non-admins are exempt so that their 404 looks like any missing page.
+limiter.limit(ADMIN_LIMIT, exempt_when=lambda: not is_platform_admin())(bp)
 
 
 def register(app: Flask) -> None:
     from morket.admin import views  # noqa: F401
-    from morket.extensions import csrf, limiter
 
-    # CSRF is checked in _hide_admin, after the admin check, so that a refused POST looks like any 404.
-    csrf.exempt(bp)
-    # Per user (rate_limit_key); non-admins are exempt so that their 404 looks like any missing page.
-    limiter.limit(ADMIN_LIMIT, exempt_when=lambda: not is_platform_admin())(bp)
     app.before_request(_hide_admin)
     app.register_blueprint(bp)

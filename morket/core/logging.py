@@ -15,11 +15,16 @@ SECRET_KEYS = re.compile(
     r"(pass(word)?|secret|token|api[_-]?key|authorization|cookie|csrf|refresh|access|smtp_password)",
     re.I,
 )
+_VALUE = r"(?:\"[^\"]*\"|'[^']*'|[^\s\"'&,;]+)"
+# Each pattern keeps group 1 (the label) and replaces the rest with REDACTED. No word boundaries:
+# a secret glued to other text must still go.
 _INLINE_SECRETS = (
+    re.compile(r"(?i)((?:proxy-)?authorization[\"']?\s*[=:]\s*[\"']?(?:(?:basic|bearer|digest|token)\s+)?)" + _VALUE),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;]+"),
-    re.compile(r"\bmk_(live|test)_[A-Za-z0-9_-]+"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"),
+    re.compile(r"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key)[\"']?\s*[=:]\s*)" + _VALUE),
+    re.compile(r"()mk_(?:live|test)_[A-Za-z0-9_-]+"),
+    re.compile(r"()eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),
+    re.compile(r"(://[^/\s:@]+:)[^/\s@]+(?=@)"),
 )
 REDACTED = "[redacted]"
 
@@ -32,12 +37,23 @@ def redact(value: Any) -> Any:
         return [redact(v) for v in value]
     if isinstance(value, str):
         for pattern in _INLINE_SECRETS:
-            value = pattern.sub(lambda m: (m.group(1) if m.lastindex else "") + REDACTED, value)
+            value = pattern.sub(lambda m: m.group(1) + REDACTED, value)
         return value
     return value
 
 
+def _log_user_id() -> int | None:
+    # Only a user flask-login has already loaded: a log line must never trigger a query.
+    explicit = getattr(g, "log_user_id", None)
+    if explicit is not None:
+        return explicit
+    user = getattr(g, "_login_user", None)
+    return user.id if user is not None and user.is_authenticated else None
+
+
 class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON line with the request's id, user and workspace."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -47,7 +63,7 @@ class JsonFormatter(logging.Formatter):
         }
         if has_request_context():
             entry["request_id"] = getattr(g, "request_id", None)
-            entry["user_id"] = getattr(g, "log_user_id", None)
+            entry["user_id"] = _log_user_id()
             entry["workspace_id"] = getattr(g, "log_workspace_id", None)
             entry["path"] = request.path
         extra = getattr(record, "data", None)

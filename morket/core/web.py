@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 
@@ -19,6 +20,8 @@ from morket.core.metrics import observe_request
 log = logging.getLogger("morket.web")
 
 API_PREFIX = "/api/v1"
+# An incoming X-Request-Id is echoed only when it is short and plain: it goes into headers and logs.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -75,7 +78,7 @@ def install_web(app: Flask) -> None:
     def _start() -> Response | None:
         g.request_started = time.perf_counter()
         incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isascii() else uuid.uuid4().hex
+        g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         if request.method == "OPTIONS" and is_api_request():
             return Response(status=204)
         if request.is_json or request.mimetype == "application/json":
@@ -118,7 +121,9 @@ def install_web(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError):
         log_security_event("csrf_failed", path=request.path)
-        return _error_response(400, "csrf_failed", "The form expired or was not sent from Morket. Reload and try again.")
+        return _error_response(
+            400, "csrf_failed", "The form expired or was not sent from Morket. Reload and try again."
+        )
 
     @app.errorhandler(RateLimitExceeded)
     def _rate_limited(exc: RateLimitExceeded):
@@ -131,7 +136,7 @@ def install_web(app: Flask) -> None:
             if reset:
                 retry_after = str(max(1, int(reset - time.time())))
         except Exception:  # noqa: BLE001 - the header is a courtesy; the 429 stands regardless
-            pass
+            log.warning("could not read the rate-limit reset time", exc_info=True)
         return _error_response(
             429, "rate_limited", "Too many requests. Try again shortly.", headers={"Retry-After": retry_after}
         )
@@ -142,8 +147,10 @@ def install_web(app: Flask) -> None:
         code = {413: "payload_too_large", 404: "not_found", 405: "method_not_allowed"}.get(
             status, (exc.name or "error").lower().replace(" ", "_")
         )
-        message = ERROR_TITLES.get(status, (exc.name, exc.description))[1] if production or status == 404 else (
-            exc.description or ""
+        message = (
+            ERROR_TITLES.get(status, (exc.name, exc.description))[1]
+            if production or status == 404
+            else (exc.description or "")
         )
         if status == 413:
             message = "The request body is larger than Morket accepts."
