@@ -59,5 +59,5 @@ test: deps-dev chromium ## ruff check, then every test except those marked slow
 	$(VENV)/bin/pytest -m "not slow"
 
 lock: deps-dev ## Re-pin requirements*.txt from requirements*.in
-	$(VENV)/bin/pip-compile --quiet --strip-extras --output-file requirements.txt requirements.in
-	$(VENV)/bin/pip-compile --quiet --strip-extras --output-file requirements-dev.txt requirements-dev.in
+	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.txt requirements.in
+	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements-dev.txt requirements-dev.in
