@@ -1,4 +1,4 @@
-"""The JSON API at /api/v1: bearer tokens, no cookies, no CSRF, one envelope."""
+"""The JSON API at /api/v1: bearer tokens, no cookies, no CSRF, one envelope; its docs page at /api/docs."""
 
 from flask import Blueprint, Flask
 
@@ -6,8 +6,9 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 def register(app: Flask) -> None:
-    from morket.api import auth, views  # noqa: F401
+    from morket.api import auth, openapi, views  # noqa: F401
     from morket.extensions import csrf
 
     csrf.exempt(bp)
     app.register_blueprint(bp)
+    app.register_blueprint(openapi.docs_bp)
