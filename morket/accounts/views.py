@@ -1,1 +1,208 @@
-"""Views (being built)."""
+"""Sign up, log in and out, email confirmation, password reset and account settings."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from morket.accounts import bp, service
+from morket.accounts.forms import (
+    ChangePasswordForm,
+    ForgotPasswordForm,
+    LoginForm,
+    ProfileForm,
+    ResetPasswordForm,
+    SignupForm,
+)
+from morket.core.errors import Conflict, Forbidden, Locked, Unauthorized, ValidationFailed
+from morket.core.ratelimit import AUTH_LIMIT, client_ip
+from morket.extensions import db, limiter
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+NEXT_MAX = 2000
+
+
+def safe_next(target: str | None) -> str | None:
+    """Return ``target`` if it is a same-site relative path (``/...``), else None."""
+    if not target or len(target) > NEXT_MAX or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def _apply_field_errors(form, exc: ValidationFailed | Conflict) -> None:  # noqa: ANN001
+    placed = False
+    for name, messages in exc.fields.items():
+        field = getattr(form, name, None)
+        if field is not None:
+            field.errors = list(field.errors) + messages
+            placed = True
+    if not placed:
+        form.form_errors.append(exc.message)
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@limiter.limit(AUTH_LIMIT, methods=["POST"])
+def signup():
+    if current_user.is_authenticated:
+        return redirect(url_for("system.index"))
+    form = SignupForm()
+    if form.validate_on_submit():
+        try:
+            user = service.register_user(form.email.data, form.name.data, form.password.data)
+        except (ValidationFailed, Conflict) as exc:
+            db.session.rollback()
+            _apply_field_errors(form, exc)
+        else:
+            db.session.commit()
+            login_user(user)
+            return redirect(url_for("accounts.check_inbox"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("accounts/signup.html", form=form), status
+
+
+@bp.get("/signup/check-inbox")
+@login_required
+def check_inbox():
+    if current_user.is_verified:
+        return redirect(url_for("system.index"))
+    return render_template("accounts/check_inbox.html")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(AUTH_LIMIT, methods=["POST"])
+def login():
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = safe_next(request.args.get("next")) or ""
+    if current_user.is_authenticated:
+        return redirect(safe_next(form.next.data) or url_for("system.index"))
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = service.authenticate(form.email.data, form.password.data, ip=client_ip())
+        except (Unauthorized, Locked, Forbidden) as exc:
+            # Commit the failure row: the lockout counts it even though the request fails.
+            db.session.commit()
+            form.form_errors.append(exc.message)
+            status = exc.status
+        else:
+            db.session.commit()
+            login_user(user)
+            return redirect(safe_next(form.next.data) or url_for("system.index"))
+    elif request.method == "POST":
+        status = 422
+    return render_template("accounts/login.html", form=form), status
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    flash("You are logged out.", "info")
+    return redirect(url_for("system.index"))
+
+
+@bp.get("/verify/<token>")
+def verify_email(token: str):
+    try:
+        if not _TOKEN.fullmatch(token):
+            raise ValidationFailed("This confirmation link is invalid, already used or expired.")
+        service.verify_email(token)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        return render_template("accounts/link_invalid.html", message=exc.message, kind="verify"), 400
+    db.session.commit()
+    flash("Your email is confirmed. You can now create or join a workspace.", "success")
+    return redirect(url_for("system.index") if current_user.is_authenticated else url_for("accounts.login"))
+
+
+@bp.post("/verify/resend")
+@limiter.limit(AUTH_LIMIT, methods=["POST"])
+@login_required
+def resend_verification():
+    if service.resend_verification(current_user):
+        db.session.commit()
+        flash(f"We sent a new confirmation link to {current_user.email}.", "success")
+        return redirect(url_for("accounts.check_inbox"))
+    flash("Your email is already confirmed.", "info")
+    return redirect(url_for("system.index"))
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+@limiter.limit(AUTH_LIMIT, methods=["POST"])
+def forgot_password():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        service.request_password_reset(form.email.data)
+        db.session.commit()
+        return render_template("accounts/forgot_sent.html", email=form.email.data)
+    status = 422 if request.method == "POST" else 200
+    return render_template("accounts/forgot.html", form=form), status
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+@limiter.limit(AUTH_LIMIT, methods=["POST"])
+def reset_password(token: str):
+    invalid = "This reset link is invalid, already used or expired. Ask for a new one."
+    if not _TOKEN.fullmatch(token) or not service.check_reset_token(token):
+        return render_template("accounts/link_invalid.html", message=invalid, kind="reset"), 400
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            service.reset_password(token, form.password.data)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            _apply_field_errors(form, exc)
+        else:
+            db.session.commit()
+            logout_user()
+            flash("Your password is changed and every other session is logged out. Log in with the new one.", "success")
+            return redirect(url_for("accounts.login"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("accounts/reset.html", form=form, token=token), status
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@limiter.limit(AUTH_LIMIT, methods=["POST"])
+@login_required
+def settings():
+    profile = ProfileForm(prefix="profile")
+    password = ChangePasswordForm(prefix="password")
+    status = 200
+    if request.method == "GET":
+        profile.name.data = current_user.name
+    elif profile.save_profile.data:
+        if profile.validate():
+            service.update_profile(current_user, profile.name.data)
+            db.session.commit()
+            flash("Your name is saved.", "success")
+            return redirect(url_for("accounts.settings"))
+        status = 422
+    elif password.change_password.data:
+        if password.validate():
+            try:
+                user = service.change_password(current_user, password.current_password.data, password.new_password.data)
+            except ValidationFailed as exc:
+                db.session.rollback()
+                _apply_field_errors(password, exc)
+                status = 422
+            else:
+                db.session.commit()
+                # The bumped session version logged out every session, this one included: log it back in.
+                login_user(user)
+                flash("Your password is changed. Every other browser and API session was logged out.", "success")
+                return redirect(url_for("accounts.settings"))
+        else:
+            status = 422
+    else:
+        status = 400
+    if not profile.name.data:
+        profile.name.data = current_user.name
+    return render_template("accounts/settings.html", profile=profile, password=password), status

@@ -6,6 +6,6 @@ bp = Blueprint("system", __name__)
 
 
 def register(app: Flask) -> None:
-    from morket.system import views  # noqa: F401
+    from morket.system import mailbox, views  # noqa: F401
 
     app.register_blueprint(bp)
