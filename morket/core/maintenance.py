@@ -1,0 +1,35 @@
+"""Periodic clean-up tasks run by the scheduler (see workers/schedule.py)."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, or_
+
+from morket.accounts.models import RefreshToken, UserToken
+from morket.core.db import utcnow
+from morket.extensions import db
+
+
+def delete_expired_user_tokens() -> int:
+    """Delete emailed tokens (verification, password reset) past their expiry; return how many."""
+    result = db.session.execute(
+        delete(UserToken).where(UserToken.expires_at < utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount or 0
+
+
+def delete_expired_refresh_tokens() -> int:
+    """Delete refresh tokens past their expiry; return how many.
+
+    A used token is kept until its whole family expires: presenting it again is how a stolen
+    token is detected (the family gets revoked), and that check must outlive the token itself.
+    """
+    now = utcnow()
+    result = db.session.execute(
+        delete(RefreshToken).where(
+            RefreshToken.expires_at < now,
+            or_(RefreshToken.used_at.is_(None), RefreshToken.family_expires_at < now),
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount or 0

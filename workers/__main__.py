@@ -1,0 +1,7 @@
+"""``python -m workers <queues...>``: see workers.worker."""
+
+import sys
+
+from workers.worker import main
+
+sys.exit(main())

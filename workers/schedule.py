@@ -1,0 +1,36 @@
+"""Periodic jobs, as data: what runs, how often, and where.
+
+``queue=None`` runs the function inline in the scheduler process (the outbox relay must: it is
+what feeds RQ). Any other queue enqueues the function there through the outbox, with a job id
+per period so that a period's job exists once however many schedulers saw it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from morket.core.jobs import QUEUE_DEFAULT
+
+DAY = 24 * 3600
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """One periodic job: a unique name, its period in seconds, a function path, a queue or None."""
+
+    name: str
+    interval: int
+    func: str
+    queue: str | None
+
+
+SCHEDULE: tuple[PeriodicJob, ...] = (
+    PeriodicJob("relay-outbox", 2, "morket.core.jobs.relay_outbox", None),
+    PeriodicJob("delete-expired-user-tokens", DAY, "morket.core.maintenance.delete_expired_user_tokens", QUEUE_DEFAULT),
+    PeriodicJob(
+        "delete-expired-refresh-tokens",
+        DAY,
+        "morket.core.maintenance.delete_expired_refresh_tokens",
+        QUEUE_DEFAULT,
+    ),
+)
