@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from morket.accounts.service import get_user_by_email
+from morket.accounts.service import authenticate
 from morket.api import schemas
 from morket.api.routing import Principal, api_route
 from morket.api.tokens import (
@@ -13,15 +13,13 @@ from morket.api.tokens import (
     revoke_refresh_family,
     rotate_refresh_token,
 )
-from morket.core.errors import Unauthorized, ValidationFailed
-from morket.core.logging import log_security_event
+from morket.core.errors import Forbidden, Locked, NotFound, Unauthorized, ValidationFailed
 from morket.core.ratelimit import AUTH_LIMIT, client_ip
-from morket.core.security import verify_password
 from morket.core.tenancy import load_membership
 from morket.extensions import db
 
 TAG = "Authentication"
-INVALID_LOGIN = "Email, password or workspace is not correct."
+NOT_YOUR_WORKSPACE = "You are not a member of a workspace with that slug."
 
 
 def _by_ip() -> str:
@@ -48,18 +46,19 @@ def _pair_out(issued) -> schemas.TokenPairOut:
     authenticated=False,
     limit=AUTH_LIMIT,
     limit_key=_by_ip,
+    errors=(403, 404, 423),
 )
 def issue_token(body: schemas.TokenRequest) -> schemas.TokenPairOut:
-    """Check the credentials like the log-in page does and issue tokens scoped to ``workspace``."""
-    user = get_user_by_email(body.email)
-    password_ok = verify_password(user.password_hash if user else None, body.password)
-    if user is None or not password_ok or not user.is_active:
-        log_security_event("api_login_failed", ip=client_ip(), user_id=user.id if user else None)
-        raise Unauthorized(INVALID_LOGIN)
+    """Check the credentials exactly as the log-in page does (lockout included), then issue tokens for ``workspace``."""
+    try:
+        user = authenticate(body.email, body.password, client_ip())
+    except (Unauthorized, Locked, Forbidden):
+        db.session.commit()  # keep the failure that counts towards the lockout
+        raise
     found = load_membership(body.workspace, user.id)
     if found is None:
-        log_security_event("api_login_failed", ip=client_ip(), user_id=user.id, reason="not a member")
-        raise Unauthorized(INVALID_LOGIN)
+        db.session.commit()
+        raise NotFound(NOT_YOUR_WORKSPACE, fields={"workspace": [NOT_YOUR_WORKSPACE]})
     issued = issue_token_pair(found[1])
     db.session.commit()
     return _pair_out(issued)
@@ -75,6 +74,7 @@ def issue_token(body: schemas.TokenRequest) -> schemas.TokenPairOut:
     authenticated=False,
     limit=AUTH_LIMIT,
     limit_key=_by_ip,
+    errors=(404,),
 )
 def refresh_token(body: schemas.RefreshRequest) -> schemas.TokenPairOut:
     """Consume the refresh token and issue the next pair; a reused token revokes its whole family."""

@@ -23,7 +23,7 @@ from morket.api import bp
 from morket.api.tokens import decode_access_token, is_jti_denied, load_active_membership
 from morket.core.api import api_error, api_ok
 from morket.core.db import utcnow
-from morket.core.errors import Unauthorized
+from morket.core.errors import Forbidden, Unauthorized
 from morket.core.logging import log_security_event
 from morket.core.ratelimit import GENERAL_LIMIT, client_ip, rate_limit_key
 from morket.core.roles import PERMISSIONS, can
@@ -70,6 +70,7 @@ class Operation:
     response: Any = None
     status: int = 200
     path_params: list[str] = field(default_factory=list)
+    errors: tuple[int, ...] = ()
 
     @property
     def path(self) -> str:
@@ -77,7 +78,7 @@ class Operation:
 
     @property
     def error_statuses(self) -> list[int]:
-        statuses = {429}
+        statuses = {429, *self.errors}
         if self.authenticated:
             statuses |= {401, 503}
         if self.permission:
@@ -92,6 +93,13 @@ class Operation:
 
 
 OPERATIONS: list[Operation] = []
+
+
+def user_actor(principal: Principal) -> User:
+    """Return the user behind ``principal``; API keys may not make changes that are audited to a person."""
+    if principal.user is None:
+        raise Forbidden("API keys cannot do this; use a user's access token.")
+    return principal.user
 
 
 def _unauthorized(message: str):
@@ -187,6 +195,7 @@ def api_route(
     authenticated: bool = True,
     limit: str = GENERAL_LIMIT,
     limit_key: Callable[[], str] | None = None,
+    errors: tuple[int, ...] = (),
     description: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an API endpoint on the api blueprint.
@@ -256,6 +265,7 @@ def api_route(
                 response=response,
                 status=status,
                 path_params=[name for _, name in _RULE_PARAM.findall(rule)],
+                errors=errors,
             )
         )
         return handler

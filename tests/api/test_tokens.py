@@ -13,7 +13,7 @@ from morket.api.tokens import MAX_LIVE_REFRESH_TOKENS
 from morket.core.roles import VIEWER
 from morket.workspaces.models import Membership
 from tests.api.conftest import bearer
-from tests.factories import MembershipFactory
+from tests.factories import PASSWORD, MembershipFactory
 
 
 def _craft(app, **overrides) -> str:
@@ -60,16 +60,35 @@ def test_access_token_carries_the_documented_claims(app, team, login_api):
     assert claims["jti"]
 
 
-def test_wrong_password_unknown_user_and_foreign_workspace_are_refused_alike(client, team, other_team):
+def test_wrong_credentials_are_401_and_a_foreign_workspace_is_404(client, team, other_team):
     attempts = [
-        {"email": team.owner.email, "password": "wrong password", "workspace": team.workspace.slug},
-        {"email": "nobody@example.com", "password": "whatever", "workspace": team.workspace.slug},
-        {"email": team.owner.email, "password": "correct horse battery", "workspace": other_team.workspace.slug},
+        ({"email": team.owner.email, "password": "wrong password", "workspace": team.workspace.slug}, 401),
+        ({"email": "nobody@example.com", "password": "whatever", "workspace": team.workspace.slug}, 401),
+        ({"email": team.owner.email, "password": PASSWORD, "workspace": other_team.workspace.slug}, 404),
+        ({"email": team.owner.email, "password": PASSWORD, "workspace": "no-such-workspace"}, 404),
     ]
-    for i, payload in enumerate(attempts):
+    for i, (payload, status) in enumerate(attempts):
         resp = client.post("/api/v1/auth/token", json=payload, environ_base={"REMOTE_ADDR": f"10.1.0.{i}"})
-        assert resp.status_code == 401
-        assert resp.get_json()["error"]["message"] == "Email, password or workspace is not correct."
+        assert resp.status_code == status, payload
+        assert resp.get_json()["data"] is None
+        assert "access_token" not in resp.get_data(as_text=True)
+
+
+def test_api_login_counts_towards_the_account_lockout(client, team):
+    for i in range(5):
+        resp = client.post(
+            "/api/v1/auth/token",
+            json={"email": team.viewer.email, "password": f"wrong {i}", "workspace": team.workspace.slug},
+            environ_base={"REMOTE_ADDR": f"10.3.0.{i}"},
+        )
+    assert resp.status_code == 423
+    right = client.post(
+        "/api/v1/auth/token",
+        json={"email": team.viewer.email, "password": PASSWORD, "workspace": team.workspace.slug},
+        environ_base={"REMOTE_ADDR": "10.3.1.1"},
+    )
+    assert right.status_code == 423
+    assert right.get_json()["error"]["code"] == "locked"
 
 
 def test_expired_token_is_refused(app, client, team):
