@@ -1,0 +1,51 @@
+"""Rate limits answer 429 with Retry-After: an HTML page on pages, the JSON envelope on the API."""
+
+from datetime import UTC, datetime
+
+from morket.accounts.models import User
+from morket.workspaces.models import Membership, Workspace
+
+
+def test_the_general_page_limit_is_100_a_minute_per_ip(client):
+    for _ in range(100):
+        assert client.get("/").status_code == 200
+    resp = client.get("/")
+    assert resp.status_code == 429
+    assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    assert resp.mimetype == "text/html"
+    assert "Slow down" in resp.get_data(as_text=True)
+    other_ip = client.get("/", environ_base={"REMOTE_ADDR": "192.0.2.77"})
+    assert other_ip.status_code == 200
+
+
+def test_exempt_probes_are_never_limited(client):
+    for _ in range(105):
+        assert client.get("/healthz").status_code == 200
+
+
+def _api_token(db) -> str:
+    from morket.api.tokens import issue_token_pair
+
+    user = User(email="limits@example.com", name="Lim", password_hash="!", email_verified_at=datetime.now(UTC))
+    workspace = Workspace(slug="limits", name="Limits")
+    db.session.add_all([user, workspace])
+    db.session.flush()
+    membership = Membership(workspace_id=workspace.id, user_id=user.id, role="member")
+    db.session.add(membership)
+    db.session.flush()
+    return issue_token_pair(membership).access_token
+
+
+def test_the_general_api_limit_is_100_a_minute_per_principal_with_an_envelope(client, db):
+    headers = {"Authorization": f"Bearer {_api_token(db)}"}
+    for _ in range(100):
+        assert client.get("/api/v1/me", headers=headers).status_code == 200
+    resp = client.get("/api/v1/me", headers=headers)
+    assert resp.status_code == 429
+    assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    body = resp.get_json()
+    assert body["success"] is False
+    assert body["data"] is None
+    assert body["error"]["code"] == "rate_limited"
+    # The limit belongs to the token, not to the address: the same IP without it is not throttled.
+    assert client.get("/").status_code == 200
