@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -101,6 +102,13 @@ def app(database_url: str, services: dict[str, str], smtp_server):
     app.extensions["morket_redis"].close()
 
 
+class _ConnectionSession(FlaskSQLAlchemySession):
+    """Flask-SQLAlchemy's session picks the app's engine over ``bind``; stay on the test connection."""
+
+    def get_bind(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        return self.bind
+
+
 @pytest.fixture
 def db(app) -> Iterator:
     """A database session inside a transaction that is rolled back after the test."""
@@ -111,7 +119,7 @@ def db(app) -> Iterator:
         outer = connection.begin()
         original = _db.session
         _db.session = _db._make_scoped_session(  # noqa: SLF001 - the documented way to rebind
-            {"bind": connection, "join_transaction_mode": "create_savepoint"}
+            {"bind": connection, "join_transaction_mode": "create_savepoint", "class_": _ConnectionSession}
         )
         try:
             yield _db

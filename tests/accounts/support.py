@@ -1,0 +1,76 @@
+"""Helpers for the account tests: CSRF tokens from real pages, form posts and sign-ups."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from flask.testing import FlaskClient
+
+_CSRF_HEADER = re.compile(r'"X-CSRFToken": "([^"]+)"')
+_LINK = re.compile(r"https?://\S+")
+_ips = itertools.count(1)
+
+
+class BrowserClient(FlaskClient):
+    """A test client whose every request runs in its own app context, as in a real server.
+
+    The ``db`` fixture keeps one app context open for the whole test, and Flask reuses it for
+    requests; flask-login and flask-wtf cache the user and CSRF token in ``g`` there, so two
+    plain clients would share one browser's login. A fresh context per request keeps them apart.
+    """
+
+    def open(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
+def browser(app) -> BrowserClient:
+    """Return a new client with its own cookies, like a separate browser."""
+    return BrowserClient(app, app.response_class, use_cookies=True)
+
+
+def next_ip() -> str:
+    """Return a fresh client address so per-IP rate limits do not couple unrelated requests."""
+    n = next(_ips)
+    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
+
+def page_csrf(client, path: str = "/login") -> str:
+    """GET ``path`` and return the CSRF token the page hands to forms and htmx."""
+    resp = client.get(path)
+    assert resp.status_code == 200, f"GET {path} answered {resp.status_code}"
+    match = _CSRF_HEADER.search(resp.get_data(as_text=True))
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def post_form(
+    client, path: str, data: dict, *, csrf_from: str | None = None, ip: str | None = None, csrf_field="csrf_token"
+):
+    """POST ``data`` to ``path`` with a valid CSRF token, from ``ip`` (a fresh address by default)."""
+    token = page_csrf(client, csrf_from or path)
+    return client.post(path, data={csrf_field: token, **data}, environ_base={"REMOTE_ADDR": ip or next_ip()})
+
+
+def log_in(client, email: str, password: str, *, ip: str | None = None, next: str | None = None):
+    """Log in through the real form; return the response."""
+    data = {"email": email, "password": password}
+    if next is not None:
+        data["next"] = next
+    return post_form(client, "/login", data, ip=ip)
+
+
+SIGNUP_PASSWORD = "a long enough password"
+
+
+def sign_up(client, email: str, password: str = SIGNUP_PASSWORD, name: str = "Ada Lovelace"):
+    """Sign up through the real form; return the response."""
+    return post_form(client, "/signup", {"email": email, "name": name, "password": password, "confirm": password})
+
+
+def link_in(text: str) -> str:
+    """Return the first URL in an email body."""
+    match = _LINK.search(text)
+    assert match, f"no link in email:\n{text}"
+    return match.group(0)
