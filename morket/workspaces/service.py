@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -362,14 +362,13 @@ def load_invitation(token: str) -> Invitation:
         raise Conflict("This invitation was revoked. Ask a workspace admin for a new one.")
     if invitation.accepted_at is not None:
         raise Conflict("This invitation was already accepted.")
-    if invitation.expires_at <= utcnow():
+    if invitation.is_expired:
         raise Conflict("This invitation has expired. Ask a workspace admin to invite you again.")
     return invitation
 
 
-def accept_invitation(token: str, user: User) -> Membership:
-    """Join the invitation's workspace as ``user``, who must have verified the invited address."""
-    invitation = load_invitation(token)
+def check_invitee(invitation: Invitation, user: User) -> None:
+    """Raise Forbidden unless ``user`` has verified the address ``invitation`` was sent to."""
     if not user.is_verified:
         raise Forbidden("Confirm your email address first; then open the invitation link again.")
     if user.email.lower() != invitation.email.lower():
@@ -377,6 +376,12 @@ def accept_invitation(token: str, user: User) -> Membership:
             f"This invitation was sent to a different email address than {user.email}. "
             "Log in with the invited address to accept it."
         )
+
+
+def accept_invitation(token: str, user: User) -> Membership:
+    """Join the invitation's workspace as ``user``, who must have verified the invited address."""
+    invitation = load_invitation(token)
+    check_invitee(invitation, user)
     workspace = db.session.get(Workspace, invitation.workspace_id)
     invitation.accepted_at = utcnow()
     membership = get_membership(workspace, user)
@@ -386,11 +391,6 @@ def accept_invitation(token: str, user: User) -> Membership:
         record_audit(workspace, user, "member.joined", user.email, role=invitation.role, invitation_id=invitation.id)
     db.session.flush()
     return membership
-
-
-def invitation_expired(invitation: Invitation, now: datetime | None = None) -> bool:
-    """Whether ``invitation``'s link no longer works because of its age."""
-    return invitation.expires_at <= (now or utcnow())
 
 
 # API keys -------------------------------------------------------------------------------------
