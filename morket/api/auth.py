@@ -46,7 +46,7 @@ def _pair_out(issued) -> schemas.TokenPairOut:
     authenticated=False,
     limit=AUTH_LIMIT,
     limit_key=_by_ip,
-    errors=(403, 404, 423),
+    errors=(401, 403, 404, 423),
 )
 def issue_token(body: schemas.TokenRequest) -> schemas.TokenPairOut:
     """Check the credentials exactly as the log-in page does (lockout included), then issue tokens for ``workspace``."""
@@ -74,7 +74,7 @@ def issue_token(body: schemas.TokenRequest) -> schemas.TokenPairOut:
     authenticated=False,
     limit=AUTH_LIMIT,
     limit_key=_by_ip,
-    errors=(404,),
+    errors=(401, 404),
 )
 def refresh_token(body: schemas.RefreshRequest) -> schemas.TokenPairOut:
     """Consume the refresh token and issue the next pair; a reused token revokes its whole family."""
