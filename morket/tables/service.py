@@ -1,0 +1,705 @@
+"""Table services: every write and every real read of tables, columns, rows and views.
+
+Functions take ``workspace`` and ``actor`` explicitly, flush but never commit, and raise the
+errors of ``morket.core.errors``. Objects passed in (a table, a view) are checked against the
+workspace, so a caller holding another workspace's object gets NotFound, as a lookup would.
+Views whose order depends on changed cells are marked stale and rebuilt on their next read.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from morket.core.db import utcnow
+from morket.core.errors import NotFound, ValidationFailed
+from morket.extensions import db
+from morket.tables import storage
+from morket.tables.cells import CellError, parse_cell, select_options
+from morket.tables.filters import TEXT_LIKE, compile_filters, compile_sort, validate_filters, validate_sort
+from morket.tables.models import COLUMN_TYPES, Column, Table, View
+
+MAX_WINDOW = 500
+MAX_INSERT_ROWS = 10_000
+MAX_DELETE_ROWS = 10_000
+MAX_RETAINED_DELETED_COLUMNS = 50
+MAX_SELECT_OPTIONS = 500
+MAX_REPORTED_CELL_ERRORS = 50
+
+
+@dataclass(frozen=True)
+class WindowRow:
+    """One row of a window: its id, its position in the view, and its cells by column id."""
+
+    id: int
+    position: int
+    values: dict[int, Any]
+    cell_state: dict[str, Any] | None
+
+
+# --- loaders ---------------------------------------------------------------------------------------
+
+
+def get_table(workspace, table_id: int) -> Table:  # noqa: ANN001
+    """Return the workspace's table ``table_id`` with its columns, or raise NotFound."""
+    table = db.session.scalars(
+        select(Table)
+        .where(Table.id == table_id, Table.workspace_id == workspace.id)
+        .options(selectinload(Table.columns))
+    ).one_or_none()
+    if table is None:
+        raise NotFound("That table does not exist.")
+    return table
+
+
+def list_tables(workspace) -> list[Table]:  # noqa: ANN001
+    """Return the workspace's tables, grouped by folder then by name."""
+    return list(
+        db.session.scalars(
+            select(Table).where(Table.workspace_id == workspace.id).order_by(Table.folder.nulls_first(), Table.name)
+        )
+    )
+
+
+def get_view(workspace, table: Table, view_id: int) -> View:  # noqa: ANN001
+    """Return the table's view ``view_id``, or raise NotFound."""
+    _check(workspace, table)
+    view = db.session.scalars(
+        select(View).where(View.id == view_id, View.table_id == table.id, View.workspace_id == workspace.id)
+    ).one_or_none()
+    if view is None:
+        raise NotFound("That view does not exist.")
+    return view
+
+
+def list_views(workspace, table: Table) -> list[View]:  # noqa: ANN001
+    """Return the table's saved views, oldest first."""
+    _check(workspace, table)
+    return list(
+        db.session.scalars(
+            select(View).where(View.table_id == table.id, View.workspace_id == workspace.id).order_by(View.id)
+        )
+    )
+
+
+def _check(workspace, *objects: Any) -> None:  # noqa: ANN001
+    for obj in objects:
+        if obj is not None and obj.workspace_id != workspace.id:
+            raise NotFound("That table does not exist.")
+
+
+def _column(table: Table, column_id: int, *, deleted: bool = False) -> Column:
+    for column in table.columns:
+        if column.id == column_id and (column.deleted_at is not None) == deleted:
+            return column
+    raise NotFound("That column does not exist.")
+
+
+def _clean_name(raw: Any, what: str) -> str:
+    name = raw.strip() if isinstance(raw, str) else ""
+    if not name or len(name) > 120 or "\x00" in name:
+        raise ValidationFailed(f"{what} name must be 1 to 120 characters.", fields={"name": ["1 to 120 characters"]})
+    return name
+
+
+# --- tables ----------------------------------------------------------------------------------------
+
+
+def create_table(workspace, actor, name: str, *, folder: str | None = None, columns: Sequence[Mapping] = ()) -> Table:  # noqa: ANN001
+    """Create a table with its physical storage, optional columns and a default view."""
+    folder = folder.strip() if isinstance(folder, str) and folder.strip() else None
+    if folder is not None and len(folder) > 120:
+        raise ValidationFailed("Folder name is at most 120 characters.", fields={"folder": ["too long"]})
+    table = Table(
+        workspace_id=workspace.id,
+        name=_clean_name(name, "Table"),
+        folder=folder,
+        created_by_id=getattr(actor, "id", None),
+        version=1,
+        row_count=0,
+    )
+    db.session.add(table)
+    db.session.flush()
+    table.storage_name = storage.rows_name(table.id)
+    storage.create_rows_table(table.id)
+    db.session.add(View(workspace_id=workspace.id, table_id=table.id, name="Grid view", order_stale=False))
+    for spec in columns:
+        add_column(workspace, actor, table, spec.get("name"), spec.get("type", "text"), config=spec.get("config"))
+    db.session.flush()
+    return table
+
+
+def rename_table(workspace, actor, table: Table, name: str) -> Table:  # noqa: ANN001
+    """Rename a table."""
+    _check(workspace, table)
+    table.name = _clean_name(name, "Table")
+    db.session.flush()
+    return table
+
+
+def delete_table(workspace, actor, table: Table) -> None:  # noqa: ANN001
+    """Delete a table, its rows, columns, views and view orders."""
+    _check(workspace, table)
+    view_ids = db.session.scalars(select(View.id).where(View.table_id == table.id)).all()
+    storage.drop_table_storage(table.id, view_ids)
+    db.session.delete(table)
+    db.session.flush()
+
+
+# --- columns ---------------------------------------------------------------------------------------
+
+
+def _clean_config(column_type: str, config: Any) -> dict[str, Any]:
+    config = dict(config or {})
+    if not isinstance(config, dict):
+        raise ValidationFailed("Column settings must be an object.", fields={"config": ["not an object"]})
+    if column_type in ("single_select", "multi_select"):
+        names = [n.strip() if isinstance(n, str) else "" for n in select_options(config)]
+        if any(not n or len(n) > 100 or "," in n or "\x00" in n for n in names):
+            raise ValidationFailed(
+                "Options are 1 to 100 characters, without commas.", fields={"config": ["bad option"]}
+            )
+        if len({n.casefold() for n in names}) != len(names) or len(names) > MAX_SELECT_OPTIONS:
+            raise ValidationFailed(
+                f"Options must be distinct, at most {MAX_SELECT_OPTIONS}.", fields={"config": ["bad options"]}
+            )
+        config["options"] = names
+    if column_type == "currency":
+        code = str(config.get("currency", "USD")).upper()
+        if len(code) != 3 or not code.isalpha():
+            raise ValidationFailed("Currency is a three-letter code such as USD.", fields={"config": ["bad currency"]})
+        config["currency"] = code
+    if column_type == "formula":
+        expression = config.get("expression", "")
+        if not isinstance(expression, str) or len(expression) > 2000:
+            raise ValidationFailed("A formula is at most 2,000 characters.", fields={"config": ["bad formula"]})
+    return config
+
+
+def add_column(
+    workspace,  # noqa: ANN001
+    actor,  # noqa: ANN001
+    table: Table,
+    name: str,
+    column_type: str,
+    *,
+    config: Mapping[str, Any] | None = None,
+) -> Column:
+    """Add a typed column at the end (an ALTER TABLE, a catalogue change)."""
+    _check(workspace, table)
+    if column_type not in COLUMN_TYPES:
+        raise ValidationFailed(f"Unknown column type “{column_type}”.", fields={"type": ["unknown type"]})
+    name = _clean_name(name, "Column")
+    live = table.live_columns
+    if len(live) >= storage.MAX_USER_COLUMNS:
+        raise ValidationFailed(
+            f"A table holds at most {storage.MAX_USER_COLUMNS} columns.", fields={"name": ["column limit"]}
+        )
+    if any(c.name.casefold() == name.casefold() for c in live):
+        raise ValidationFailed(f"There is already a column named “{name}”.", fields={"name": ["already used"]})
+    column = Column(
+        workspace_id=workspace.id,
+        table_id=table.id,
+        name=name,
+        type=column_type,
+        config=_clean_config(column_type, config),
+        position=max((c.position for c in table.columns), default=-1) + 1,
+        hidden=False,
+        width=180,
+    )
+    table.columns.append(column)
+    db.session.flush()
+    storage.add_physical_column(table, column)
+    table.version += 1
+    db.session.flush()
+    return column
+
+
+def rename_column(workspace, actor, table: Table, column_id: int, name: str) -> Column:  # noqa: ANN001
+    """Rename a column (the physical name never changes)."""
+    _check(workspace, table)
+    column = _column(table, column_id)
+    name = _clean_name(name, "Column")
+    if any(c.name.casefold() == name.casefold() and c.id != column.id for c in table.live_columns):
+        raise ValidationFailed(f"There is already a column named “{name}”.", fields={"name": ["already used"]})
+    column.name = name
+    db.session.flush()
+    return column
+
+
+def delete_column(workspace, actor, table: Table, column_id: int) -> Column:  # noqa: ANN001
+    """Delete a column, keeping its cells so that ``restore_column`` can bring it back."""
+    _check(workspace, table)
+    column = _column(table, column_id)
+    column.deleted_at = utcnow()
+    table.version += 1
+    _mark_views_stale(workspace, table, {column.id})
+    deleted = sorted((c for c in table.columns if c.deleted_at is not None), key=lambda c: c.deleted_at)
+    for old in deleted[: max(0, len(deleted) - MAX_RETAINED_DELETED_COLUMNS)]:
+        storage.drop_physical_column(table, old)
+        table.columns.remove(old)
+    db.session.flush()
+    return column
+
+
+def restore_column(workspace, actor, table: Table, column_id: int) -> Column:  # noqa: ANN001
+    """Bring back a deleted column with its cells."""
+    _check(workspace, table)
+    column = _column(table, column_id, deleted=True)
+    if len(table.live_columns) >= storage.MAX_USER_COLUMNS:
+        raise ValidationFailed(f"A table holds at most {storage.MAX_USER_COLUMNS} columns.")
+    if any(c.name.casefold() == column.name.casefold() for c in table.live_columns):
+        column.name = f"{column.name} (restored)"[:120]
+    column.deleted_at = None
+    table.version += 1
+    _mark_views_stale(workspace, table, {column.id})
+    db.session.flush()
+    return column
+
+
+# --- rows ------------------------------------------------------------------------------------------
+
+
+def _lock_rows(table: Table) -> None:
+    """Serialise writes that change the number of rows of one table (they renumber ``pos``)."""
+    db.session.execute(select(Table.id).where(Table.id == table.id).with_for_update())
+
+
+def _resolve_key(table: Table, key: Any) -> Column | None:
+    live = table.live_columns
+    if isinstance(key, int) and not isinstance(key, bool) or isinstance(key, str) and key.isdigit():
+        wanted = int(key)
+        return next((c for c in live if c.id == wanted), None)
+    if isinstance(key, str):
+        return next((c for c in live if c.name == key), None) or next(
+            (c for c in live if c.name.casefold() == key.casefold()), None
+        )
+    return None
+
+
+def _parse_rows(table: Table, rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
+    errors: dict[str, list[str]] = {}
+    parsed: list[dict[str, Any]] = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            errors[f"rows[{index}]"] = ["Each row is an object of column → value."]
+            continue
+        values: dict[str, Any] = {}
+        for key, raw in row.items():
+            column = _resolve_key(table, key)
+            if column is None:
+                errors.setdefault(f"rows[{index}]", []).append(f"No column “{str(key)[:60]}” in this table.")
+                continue
+            try:
+                values[column.storage_name] = parse_cell(column.type, column.config, raw)
+            except CellError as exc:
+                errors[f"rows[{index}].{column.name}"] = [str(exc)]
+        parsed.append(values)
+    if errors:
+        count = len(errors)
+        shown = dict(list(errors.items())[:MAX_REPORTED_CELL_ERRORS])
+        first_key, first = next(iter(shown.items()))
+        raise ValidationFailed(
+            f"{count} cell{'s' if count != 1 else ''} could not be saved; nothing was added "
+            f"(first: {first_key}: {first[0]}).",
+            fields=shown,
+        )
+    return parsed
+
+
+def insert_rows(workspace, actor, table: Table, rows: Sequence[Mapping[Any, Any]]) -> list[int]:  # noqa: ANN001
+    """Append rows (column id or name → value), all or nothing; return their ids in order."""
+    _check(workspace, table)
+    if not isinstance(rows, Sequence) or isinstance(rows, str | bytes) or not rows:
+        raise ValidationFailed("Send at least one row.", fields={"rows": ["empty"]})
+    if len(rows) > MAX_INSERT_ROWS:
+        raise ValidationFailed(f"At most {MAX_INSERT_ROWS:,} rows per call.", fields={"rows": ["too many"]})
+    parsed = _parse_rows(table, rows)
+    store = storage.storage_for(table)
+    _lock_rows(table)
+    _, last = storage.sequence_bounds(table.storage_name, "pos")
+    start = 0 if last is None else last + 1
+    names = [c.name for c in store.columns.values()]
+    params = [{"pos": start + i, **{n: values.get(n) for n in names}} for i, values in enumerate(parsed)]
+    ids = (
+        db.session.execute(sa.insert(store.rows).returning(store.rows.c.id, sort_by_parameter_order=True), params)
+        .scalars()
+        .all()
+    )
+    table.row_count += len(ids)
+    _mark_views_stale(workspace, table, None)
+    db.session.flush()
+    return list(ids)
+
+
+def update_cell(workspace, actor, table: Table, row_id: int, column_id: int, raw: Any) -> Any:  # noqa: ANN001
+    """Set one cell (last write wins) and return the stored value; bad values raise ValidationFailed."""
+    _check(workspace, table)
+    column = _column(table, column_id)
+    try:
+        value = parse_cell(column.type, column.config, raw)
+    except CellError as exc:
+        raise ValidationFailed(f"{column.name}: {exc}", fields={column.name: [str(exc)]}) from exc
+    store = storage.storage_for(table)
+    target = store.columns[column.id]
+    stored = db.session.execute(
+        sa.update(store.rows).where(store.rows.c.id == row_id).values({target.name: value}).returning(target)
+    ).first()
+    if stored is None:
+        raise NotFound("That row no longer exists.")
+    _mark_views_stale(workspace, table, {column.id})
+    return stored[0]
+
+
+def delete_rows(workspace, actor, table: Table, row_ids: Sequence[int]) -> int:  # noqa: ANN001
+    """Delete rows by id, keep positions dense in the table and in every view; return the count."""
+    _check(workspace, table)
+    ids = sorted({int(i) for i in row_ids})
+    if len(ids) > MAX_DELETE_ROWS:
+        raise ValidationFailed(f"Delete at most {MAX_DELETE_ROWS:,} rows at once.", fields={"rows": ["too many"]})
+    if not ids:
+        return 0
+    store = storage.storage_for(table)
+    _lock_rows(table)
+    removed = (
+        db.session.execute(sa.delete(store.rows).where(store.rows.c.id.in_(ids)).returning(store.rows.c.pos))
+        .scalars()
+        .all()
+    )
+    if not removed:
+        return 0
+    storage.close_gaps(table.storage_name, "pos", removed)
+    for view in list_views(workspace, table):
+        if view.is_ordered and not view.order_stale and storage.order_exists(table.id, view.id):
+            storage.remove_from_order(table.id, view.id, ids)
+    table.row_count = max(0, table.row_count - len(removed))
+    db.session.flush()
+    return len(removed)
+
+
+def _referenced_columns(view: View) -> tuple[set[int], bool]:
+    """Return the column ids a view's order depends on, and whether it searches all text."""
+    used = {int(key["column_id"]) for key in view.sort or []}
+    searches = False
+    stack = [view.filters or {}]
+    while stack:
+        group = stack.pop()
+        for cond in group.get("conditions") or []:
+            if "conditions" in cond:
+                stack.append(cond)
+            elif cond.get("operator") == "search":
+                searches = True
+            else:
+                used.add(int(cond["column_id"]))
+    return used, searches
+
+
+def _mark_views_stale(workspace, table: Table, column_ids: set[int] | None) -> None:  # noqa: ANN001
+    """Mark ordered views whose order may have changed; None means rows were added."""
+    text_columns = {c.id for c in table.columns if c.type in TEXT_LIKE}
+    changed = False
+    for view in list_views(workspace, table):
+        if not view.is_ordered or view.order_stale:
+            continue
+        used, searches = _referenced_columns(view)
+        if column_ids is None or used & column_ids or (searches and column_ids & text_columns):
+            view.order_stale = True
+            changed = True
+    if changed:
+        db.session.flush()
+
+
+# --- views -----------------------------------------------------------------------------------------
+
+
+def _clean_view_fields(table: Table, fields: Mapping[str, Any]) -> dict[str, Any]:
+    live = table.live_columns
+    types = {c.id: c.type for c in live}
+    configs = {c.id: c.config for c in live}
+    clean: dict[str, Any] = {}
+    if "name" in fields:
+        clean["name"] = _clean_name(fields["name"], "View")
+    if "sort" in fields:
+        clean["sort"] = validate_sort(fields["sort"], types)
+    if "filters" in fields:
+        clean["filters"] = validate_filters(fields["filters"], types, configs)
+    if "hidden_column_ids" in fields:
+        hidden = fields["hidden_column_ids"] or []
+        if not isinstance(hidden, list) or any(not isinstance(h, int) or h not in types for h in hidden):
+            raise ValidationFailed(
+                "Hidden columns must be columns of this table.", fields={"hidden_column_ids": ["bad"]}
+            )
+        clean["hidden_column_ids"] = sorted(set(hidden))
+    if "frozen_count" in fields:
+        frozen = fields["frozen_count"]
+        if not isinstance(frozen, int) or isinstance(frozen, bool) or not 0 <= frozen <= 10:
+            raise ValidationFailed("Freeze 0 to 10 columns.", fields={"frozen_count": ["0 to 10"]})
+        clean["frozen_count"] = frozen
+    if "widths" in fields:
+        widths = fields["widths"] or {}
+        if not isinstance(widths, dict) or any(
+            not str(k).isdigit() or int(k) not in types or not isinstance(v, int) or not 40 <= v <= 1200
+            for k, v in widths.items()
+        ):
+            raise ValidationFailed("Column widths are 40 to 1,200 pixels.", fields={"widths": ["bad width"]})
+        clean["widths"] = {str(k): v for k, v in widths.items()}
+    return clean
+
+
+def create_view(workspace, actor, table: Table, name: str, **fields: Any) -> View:  # noqa: ANN001
+    """Create a saved view; its order is built on first read."""
+    _check(workspace, table)
+    clean = _clean_view_fields(table, {"name": name, **fields})
+    view = View(workspace_id=workspace.id, table_id=table.id, order_stale=True, **clean)
+    db.session.add(view)
+    db.session.flush()
+    return view
+
+
+def update_view(workspace, actor, table: Table, view: View, **fields: Any) -> View:  # noqa: ANN001
+    """Change a view; a new sort or filter makes its order rebuild on the next read."""
+    _check(workspace, table, view)
+    if view.table_id != table.id:
+        raise NotFound("That view does not exist.")
+    clean = _clean_view_fields(table, fields)
+    reorder = any(k in clean and clean[k] != getattr(view, k) for k in ("sort", "filters"))
+    for key, value in clean.items():
+        setattr(view, key, value)
+    if reorder:
+        view.order_stale = True
+        if not view.is_ordered:
+            storage.drop_order(table.id, view.id)
+    db.session.flush()
+    return view
+
+
+def delete_view(workspace, actor, table: Table, view: View) -> None:  # noqa: ANN001
+    """Delete a view and its materialised order."""
+    _check(workspace, table, view)
+    storage.drop_order(table.id, view.id)
+    db.session.delete(view)
+    db.session.flush()
+
+
+def ensure_view_order(workspace, table: Table, view: View) -> None:  # noqa: ANN001
+    """Rebuild the view's order table if it is stale (one builder at a time per view)."""
+    if not view.is_ordered or not view.order_stale:
+        return
+    db.session.flush()
+    db.session.refresh(view, with_for_update=True)
+    if not view.order_stale:
+        return
+    store = storage.storage_for(table)
+    storage.build_order(
+        table.id, view.id, compile_sort(view.sort or [], store), compile_filters(view.filters or {}, store), store.rows
+    )
+    view.order_stale = False
+    db.session.flush()
+
+
+# --- reads -----------------------------------------------------------------------------------------
+
+
+def _window_bounds(start: int, limit: int) -> tuple[int, int]:
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise ValidationFailed("The window starts at a position of 0 or more.", fields={"start": ["0 or more"]})
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_WINDOW:
+        raise ValidationFailed(f"A window holds 1 to {MAX_WINDOW} rows.", fields={"limit": [f"1 to {MAX_WINDOW}"]})
+    return start, limit
+
+
+def window_statement(table: Table, view: View | None, start: int, limit: int) -> sa.Select:
+    """Return the one SELECT that reads rows [start, start + limit) of the table or view."""
+    store = storage.storage_for(table)
+    rows = store.rows
+    cols = [rows.c.id, *store.columns.values(), rows.c.cell_state]
+    if view is None or not view.is_ordered:
+        base = select(sa.func.min(rows.c.pos)).scalar_subquery()
+        return select(*cols).where(rows.c.pos >= base + start, rows.c.pos < base + (start + limit)).order_by(rows.c.pos)
+    order = storage.order_table(table.id, view.id)
+    base = select(sa.func.min(order.c.rank)).scalar_subquery()
+    return (
+        select(*cols)
+        .select_from(order.join(rows, rows.c.id == order.c.row_id))
+        .where(order.c.rank >= base + start, order.c.rank < base + (start + limit))
+        .order_by(order.c.rank)
+    )
+
+
+def read_window(workspace, actor, table: Table, view: View | None, start: int, limit: int) -> list[WindowRow]:  # noqa: ANN001
+    """Return the rows at positions [start, start + limit) of the view (or the default order)."""
+    _check(workspace, table, view)
+    start, limit = _window_bounds(start, limit)
+    if view is not None:
+        ensure_view_order(workspace, table, view)
+    store = storage.storage_for(table)
+    column_ids = list(store.columns)
+    result = db.session.execute(window_statement(table, view, start, limit))
+    return [
+        WindowRow(id=r[0], position=start + i, values=dict(zip(column_ids, r[1:-1], strict=True)), cell_state=r[-1])
+        for i, r in enumerate(result)
+    ]
+
+
+def get_row(workspace, actor, table: Table, row_id: int) -> WindowRow:  # noqa: ANN001
+    """Return one row with every live cell (its position is in the default order), or raise NotFound."""
+    _check(workspace, table)
+    store = storage.storage_for(table)
+    rows = store.rows
+    base = select(sa.func.min(rows.c.pos)).scalar_subquery()
+    found = db.session.execute(
+        select(rows.c.id, rows.c.pos - base, *store.columns.values(), rows.c.cell_state).where(rows.c.id == row_id)
+    ).first()
+    if found is None:
+        raise NotFound("That row no longer exists.")
+    return WindowRow(
+        id=found[0], position=found[1], values=dict(zip(store.columns, found[2:-1], strict=True)), cell_state=found[-1]
+    )
+
+
+def count_rows(workspace, actor, table: Table, view: View | None = None) -> int:  # noqa: ANN001
+    """Return the number of rows in the table, or in the view after its filters."""
+    _check(workspace, table, view)
+    if view is None or not view.is_ordered:
+        first, last = storage.sequence_bounds(table.storage_name, "pos")
+    else:
+        ensure_view_order(workspace, table, view)
+        first, last = storage.sequence_bounds(storage.order_name(table.id, view.id), "rank")
+    return 0 if first is None else last - first + 1
+
+
+def search_rows(workspace, actor, table: Table, query: str, *, limit: int = 100) -> tuple[list[WindowRow], int]:  # noqa: ANN001
+    """Return the first rows (default order) whose text columns contain ``query``, and the match count."""
+    _check(workspace, table)
+    if not isinstance(query, str) or not query.strip() or len(query) > 200 or "\x00" in query:
+        raise ValidationFailed("Search for 1 to 200 characters of text.", fields={"q": ["1 to 200 characters"]})
+    _, limit = _window_bounds(0, limit)
+    from morket.tables.filters import search_clause
+
+    store = storage.storage_for(table)
+    rows = store.rows
+    match = search_clause(query.strip(), store)
+    base = select(sa.func.min(rows.c.pos)).scalar_subquery()
+    found = db.session.execute(
+        select(rows.c.id, rows.c.pos - base, *store.columns.values(), rows.c.cell_state)
+        .where(match)
+        .order_by(rows.c.pos)
+        .limit(limit)
+    ).all()
+    total = db.session.execute(select(sa.func.count()).select_from(rows).where(match)).scalar_one()
+    column_ids = list(store.columns)
+    return (
+        [
+            WindowRow(id=r[0], position=r[1], values=dict(zip(column_ids, r[2:-1], strict=True)), cell_state=r[-1])
+            for r in found
+        ],
+        total,
+    )
+
+
+# --- bulk load -------------------------------------------------------------------------------------
+
+_WORDS = (
+    "acme",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "stark",
+    "wayne",
+    "wonka",
+    "tyrell",
+    "cyberdyne",
+    "soylent",
+    "aperture",
+    "vandelay",
+    "massive",
+    "dynamic",
+    "pied",
+    "piper",
+    "oscorp",
+    "nakatomi",
+    "gringotts",
+    "monarch",
+    "zorg",
+    "duff",
+    "krusty",
+)
+
+
+def _synthetic(column: Column, rng: random.Random, i: int) -> Any:
+    kind = column.type
+    word = _WORDS[rng.randrange(len(_WORDS))]
+    if kind in ("text", "ai"):
+        return f"{word.title()} {rng.randrange(100_000)}"
+    if kind == "long_text":
+        return " ".join(_WORDS[rng.randrange(len(_WORDS))] for _ in range(12))
+    if kind == "number":
+        return rng.randrange(1, 100_000)
+    if kind == "currency":
+        return f"{rng.randrange(0, 10_000_000)}.{rng.randrange(100):02d}"
+    if kind == "percent":
+        return f"{rng.randrange(0, 10_000) / 100:.2f}"
+    if kind == "date":
+        return date(2000, 1, 1) + timedelta(days=rng.randrange(9000))
+    if kind == "datetime":
+        return datetime(2020, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(200_000_000))
+    if kind == "checkbox":
+        return rng.random() < 0.5
+    if kind == "single_select":
+        options = select_options(column.config)
+        return options[rng.randrange(len(options))] if options else None
+    if kind == "multi_select":
+        options = select_options(column.config)
+        return [o for o in options if rng.random() < 0.3] or None
+    if kind == "email":
+        return f"person{i}@{word}.com"
+    if kind == "url":
+        return f"https://{word}.com/p/{i}"
+    if kind == "phone":
+        return f"+1 555 {rng.randrange(1_000_000):07d}"
+    if kind == "domain":
+        return f"{word}{rng.randrange(1000)}.com"
+    if kind in ("json", "enrichment"):
+        return json.dumps({"n": i, "tag": word})
+    return None
+
+
+def seed_rows(
+    workspace, actor, table: Table, n: int, *, seed: int = 0, values: Iterable[Sequence[Any]] | None = None
+) -> int:  # noqa: ANN001
+    """Append ``n`` rows fast with COPY: synthetic values per column type, or ``values`` (one tuple a row).
+
+    ``values`` rows give a stored value per live column in order and bypass cell parsing: it is
+    for benches and tests that load trusted data.
+    """
+    _check(workspace, table)
+    if n < 0:
+        raise ValidationFailed("Seed zero or more rows.")
+    live = table.live_columns
+    _lock_rows(table)
+    _, last = storage.sequence_bounds(table.storage_name, "pos")
+    start = 0 if last is None else last + 1
+    names = ", ".join(["pos", *(c.storage_name for c in live)])
+    rng = random.Random(seed)
+    source = values if values is not None else ([_synthetic(c, rng, start + i) for c in live] for i in range(n))
+    raw = db.session.connection().connection.driver_connection
+    written = 0
+    with raw.cursor() as cursor, cursor.copy(f"COPY ut.{table.storage_name} ({names}) FROM STDIN") as copy:
+        for row in source:
+            if written == n:
+                break
+            copy.write_row((start + written, *row))
+            written += 1
+    table.row_count += written
+    _mark_views_stale(workspace, table, None)
+    db.session.flush()
+    return written

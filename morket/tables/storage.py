@@ -1,0 +1,301 @@
+"""Physical storage of user tables: one typed PostgreSQL table per user table, in the ``ut`` schema.
+
+Layout of ``ut.t_<table_id>``:
+
+- ``id bigint generated always as identity primary key``: the row's stable identity;
+- ``pos bigint not null`` with a unique (deferrable) constraint: the default order, kept **dense**
+  (consecutive integers without gaps) so that the row at position N is ``pos = min(pos) + N``, an
+  index range scan at any depth; the count is ``max(pos) - min(pos) + 1``, two index probes;
+- ``c_<column_id>``: one typed column per user column (never the user's name);
+- ``cell_state jsonb``: per-cell state of enrichment columns, added by later features.
+
+Deleting rows closes the gap in one UPDATE, renumbering whichever side of the deleted range is
+shorter (the rows before it move up, or the rows after it move down), so a delete near either end
+rewrites few rows and a delete in the middle of a million rows rewrites at most half of them. The
+unique constraint on ``pos`` is ``DEFERRABLE INITIALLY IMMEDIATE`` so PostgreSQL checks it at the
+end of that statement rather than row by row. A sorted or filtered view keeps the same kind of
+dense sequence in its own order table ``ut.o_<table_id>_<view_id> (rank, row_id)``.
+
+PostgreSQL allows 1,600 attributes per table and dropped columns keep their attribute number until
+the table is rewritten, so ``add_column`` checks ``max(attnum)`` and rewrites the table (a copy
+into a fresh table, then a swap) when the next column would pass ``REWRITE_AT_ATTNUM``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+from morket.extensions import db
+from morket.tables.models import USER_SCHEMA, Column, Table
+
+MAX_USER_COLUMNS = 100
+# Far below PostgreSQL's 1,600 so that a rewrite happens long before an ALTER could fail.
+REWRITE_AT_ATTNUM = 1400
+
+_PG_TYPES: dict[str, Any] = {
+    "number": sa.Numeric(),
+    "currency": sa.Numeric(),
+    "percent": sa.Numeric(),
+    "date": sa.Date(),
+    "datetime": sa.DateTime(timezone=True),
+    "checkbox": sa.Boolean(),
+    "multi_select": pg.ARRAY(sa.Text()),
+    "json": pg.JSONB(),
+    "enrichment": pg.JSONB(),
+}
+_SQL_TYPES: dict[str, str] = {
+    "number": "numeric",
+    "currency": "numeric",
+    "percent": "numeric",
+    "date": "date",
+    "datetime": "timestamptz",
+    "checkbox": "boolean",
+    "multi_select": "text[]",
+    "json": "jsonb",
+    "enrichment": "jsonb",
+}
+
+
+def sql_type(column_type: str) -> str:
+    """Return the PostgreSQL type of a user column type (text unless it has a better one)."""
+    return _SQL_TYPES.get(column_type, "text")
+
+
+def rows_name(table_id: int) -> str:
+    return f"t_{int(table_id)}"
+
+
+def order_name(table_id: int, view_id: int) -> str:
+    return f"o_{int(table_id)}_{int(view_id)}"
+
+
+def _q(name: str) -> str:
+    """Qualify a generated (integer-derived, never user-supplied) name with the user schema."""
+    return f"{USER_SCHEMA}.{name}"
+
+
+def _exec(sql: str, params: dict[str, Any] | None = None) -> sa.CursorResult:
+    return db.session.execute(sa.text(sql), params or {})
+
+
+# --- Core Table objects, cached per table version -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The Core objects of one table version: the rows table and its user columns by column id."""
+
+    rows: sa.Table
+    columns: dict[int, sa.Column]
+    types: dict[int, str]
+
+
+_CACHE: OrderedDict[tuple[Any, ...], Storage] = OrderedDict()
+_CACHE_SIZE = 512
+
+
+def storage_for(table: Table) -> Storage:
+    """Return the Core Table for ``table``'s current layout, building it once per version.
+
+    The key carries the column ids and types as well as the version: a version number taken by
+    a transaction that rolled back can be taken again by another layout.
+    """
+    live = table.live_columns
+    signature = tuple((c.id, c.type) for c in live)
+    key = (table.id, table.version, signature)
+    found = _CACHE.get(key)
+    if found is not None:
+        _CACHE.move_to_end(key)
+        return found
+    metadata = sa.MetaData(schema=USER_SCHEMA)
+    user_cols = {c.id: sa.Column(c.storage_name, _PG_TYPES.get(c.type, sa.Text())) for c in live}
+    rows = sa.Table(
+        rows_name(table.id),
+        metadata,
+        sa.Column("id", sa.BigInteger, primary_key=True),
+        sa.Column("pos", sa.BigInteger, nullable=False),
+        *user_cols.values(),
+        sa.Column("cell_state", pg.JSONB),
+    )
+    built = Storage(rows=rows, columns={cid: rows.c[col.name] for cid, col in user_cols.items()}, types=dict(signature))
+    _CACHE[key] = built
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return built
+
+
+def order_table(table_id: int, view_id: int) -> sa.Table:
+    """Return the Core Table of a view's materialised order."""
+    return sa.Table(
+        order_name(table_id, view_id),
+        sa.MetaData(schema=USER_SCHEMA),
+        sa.Column("rank", sa.BigInteger, primary_key=True),
+        sa.Column("row_id", sa.BigInteger, nullable=False),
+    )
+
+
+# --- DDL -------------------------------------------------------------------------------------------
+
+
+def create_rows_table(table_id: int) -> None:
+    """Create the empty physical table of a new user table."""
+    name = rows_name(table_id)
+    _exec(
+        f"CREATE TABLE {_q(name)} ("
+        " id bigint GENERATED ALWAYS AS IDENTITY,"
+        " pos bigint NOT NULL,"
+        " cell_state jsonb,"
+        f" CONSTRAINT {name}_pk PRIMARY KEY (id),"
+        f" CONSTRAINT {name}_pos_key UNIQUE (pos) DEFERRABLE INITIALLY IMMEDIATE)"
+    )
+
+
+def drop_table_storage(table_id: int, view_ids: Sequence[int]) -> None:
+    """Drop the rows table and every view order of a user table."""
+    for view_id in view_ids:
+        drop_order(table_id, view_id)
+    _exec(f"DROP TABLE IF EXISTS {_q(rows_name(table_id))}")
+
+
+def attribute_count(table_id: int) -> int:
+    """Return how many attribute numbers the rows table has used, dropped columns included."""
+    return int(
+        _exec(
+            "SELECT max(attnum) FROM pg_attribute WHERE attrelid = CAST(:rel AS regclass) AND attnum > 0",
+            {"rel": _q(rows_name(table_id))},
+        ).scalar_one()
+    )
+
+
+def add_physical_column(table: Table, column: Column) -> None:
+    """Add the column's typed storage; rewrite the table first when dropped columns piled up."""
+    if attribute_count(table.id) + 1 > REWRITE_AT_ATTNUM:
+        rewrite_rows_table(table)
+    _exec(f"ALTER TABLE {_q(rows_name(table.id))} ADD COLUMN {column.storage_name} {sql_type(column.type)}")
+
+
+def drop_physical_column(table: Table, column: Column) -> None:
+    """Drop a column's storage (a catalogue change; the attribute number stays used)."""
+    _exec(f"ALTER TABLE {_q(rows_name(table.id))} DROP COLUMN IF EXISTS {column.storage_name}")
+
+
+def rewrite_rows_table(table: Table) -> None:
+    """Copy the rows into a fresh table holding only the kept columns, then swap the names.
+
+    Kept columns are the live ones and the deleted-but-restorable ones; row ids are preserved.
+    """
+    name = rows_name(table.id)
+    fresh = f"{name}_rw"
+    kept = [c for c in table.columns]
+    defs = "".join(f", {c.storage_name} {sql_type(c.type)}" for c in kept)
+    names = "".join(f", {c.storage_name}" for c in kept)
+    _exec(
+        f"CREATE TABLE {_q(fresh)} (id bigint GENERATED ALWAYS AS IDENTITY,"
+        f" pos bigint NOT NULL, cell_state jsonb{defs})"
+    )
+    _exec(
+        f"INSERT INTO {_q(fresh)} (id, pos, cell_state{names}) OVERRIDING SYSTEM VALUE "  # noqa: S608 - generated names
+        f"SELECT id, pos, cell_state{names} FROM {_q(name)}"
+    )
+    _exec(
+        "SELECT setval(pg_get_serial_sequence(:fresh, 'id'), "  # noqa: S608 - generated names
+        f"coalesce((SELECT max(id) FROM {_q(fresh)}), 0) + 1, false)",
+        {"fresh": _q(fresh)},
+    )
+    _exec(f"DROP TABLE {_q(name)}")
+    _exec(f"ALTER TABLE {_q(fresh)} RENAME TO {name}")
+    _exec(f"ALTER TABLE {_q(name)} ADD CONSTRAINT {name}_pk PRIMARY KEY (id)")
+    _exec(f"ALTER TABLE {_q(name)} ADD CONSTRAINT {name}_pos_key UNIQUE (pos) DEFERRABLE INITIALLY IMMEDIATE")
+
+
+# --- dense sequences (pos of the rows table, rank of an order table) -------------------------------
+
+
+def close_gaps(relation: str, key: str, removed: Sequence[int]) -> None:
+    """Renumber the dense ``key`` of ``relation`` after the keys in ``removed`` were deleted.
+
+    One UPDATE moves the shorter side: the rows before the first gap move up to meet the rest, or
+    the rows after it move down; either way the surviving keys stay consecutive and in order.
+    """
+    if not removed:
+        return
+    low, high = min(removed), max(removed)
+    bounds = _exec(f"SELECT min({key}), max({key}) FROM {_q(relation)}").one()  # noqa: S608 - generated names
+    first, last = bounds
+    if first is None:
+        return
+    after = max(0, last - low)
+    before = max(0, high - first)
+    if after <= before:
+        _exec(
+            f"UPDATE {_q(relation)} AS t SET {key} = s.new_key "  # noqa: S608 - generated names
+            f"FROM (SELECT {key} AS old_key, :low + row_number() OVER (ORDER BY {key}) - 1 AS new_key "
+            f"      FROM {_q(relation)} WHERE {key} > :low) AS s "
+            f"WHERE t.{key} = s.old_key AND s.old_key <> s.new_key",
+            {"low": low},
+        )
+    else:
+        _exec(
+            f"UPDATE {_q(relation)} AS t SET {key} = s.new_key "  # noqa: S608 - generated names
+            f"FROM (SELECT {key} AS old_key, :high - row_number() OVER (ORDER BY {key} DESC) + 1 AS new_key "
+            f"      FROM {_q(relation)} WHERE {key} < :high) AS s "
+            f"WHERE t.{key} = s.old_key AND s.old_key <> s.new_key",
+            {"high": high},
+        )
+
+
+def sequence_bounds(relation: str, key: str) -> tuple[int | None, int | None]:
+    """Return (min, max) of a dense key: two index probes."""
+    first, last = _exec(f"SELECT min({key}), max({key}) FROM {_q(relation)}").one()  # noqa: S608 - generated names
+    return first, last
+
+
+# --- view orders -----------------------------------------------------------------------------------
+
+
+def build_order(table_id: int, view_id: int, order_by: Sequence[Any], where: Any | None, rows: sa.Table) -> int:
+    """(Re)build a view's order table with one INSERT … SELECT row_number(); return its size."""
+    name = order_name(table_id, view_id)
+    drop_order(table_id, view_id)
+    _exec(f"CREATE TABLE {_q(name)} (rank bigint NOT NULL, row_id bigint NOT NULL)")
+    ranked = sa.select(
+        sa.func.row_number().over(order_by=[*order_by, rows.c.id]).label("rank"),
+        rows.c.id.label("row_id"),
+    )
+    if where is not None:
+        ranked = ranked.where(where)
+    # Indexes are added after the load: one sorted build beats a million index insertions.
+    db.session.execute(sa.insert(order_table(table_id, view_id)).from_select(["rank", "row_id"], ranked))
+    _exec(f"ALTER TABLE {_q(name)} ADD CONSTRAINT {name}_pk PRIMARY KEY (rank)")
+    _exec(f"CREATE INDEX {name}_row_id ON {_q(name)} (row_id)")
+    return int(_exec(f"SELECT count(*) FROM {_q(name)}").scalar_one())  # noqa: S608 - generated names
+
+
+def drop_order(table_id: int, view_id: int) -> None:
+    """Drop a view's order table if it exists."""
+    _exec(f"DROP TABLE IF EXISTS {_q(order_name(table_id, view_id))}")
+
+
+def order_exists(table_id: int, view_id: int) -> bool:
+    """Whether the view's order table exists."""
+    return _exec("SELECT to_regclass(:rel) IS NOT NULL", {"rel": _q(order_name(table_id, view_id))}).scalar_one()
+
+
+def remove_from_order(table_id: int, view_id: int, row_ids: Sequence[int]) -> None:
+    """Remove deleted rows from a view's order and keep its ranks dense."""
+    name = order_name(table_id, view_id)
+    ranks = (
+        _exec(
+            f"DELETE FROM {_q(name)} WHERE row_id = ANY(:ids) RETURNING rank",  # noqa: S608 - generated names
+            {"ids": list(row_ids)},
+        )
+        .scalars()
+        .all()
+    )
+    close_gaps(name, "rank", ranks)
