@@ -301,16 +301,16 @@ def invite_member(workspace: Workspace, actor: User, email: str, role: str) -> I
         raise Conflict(message, fields={"email": [message]})
     now = utcnow()
     # A new invitation to the same address replaces the pending one, so only one link works.
-    db.session.execute(
-        update(Invitation)
-        .where(
+    pending = db.session.scalars(
+        select(Invitation).where(
             Invitation.workspace_id == workspace.id,
             Invitation.email == email,
             Invitation.accepted_at.is_(None),
             Invitation.revoked_at.is_(None),
         )
-        .values(revoked_at=now)
     )
+    for previous in pending:
+        previous.revoked_at = now
     invitation = Invitation(
         workspace_id=workspace.id, email=email, role=role, invited_by_id=actor.id, expires_at=now + INVITATION_TTL
     )
