@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 
 from flask.testing import FlaskClient
 
+ROOT = Path(__file__).resolve().parents[2]
 _CSRF_HEADER = re.compile(r'"X-CSRFToken": "([^"]+)"')
 _LINK = re.compile(r"https?://\S+")
 _ips = itertools.count(1)
