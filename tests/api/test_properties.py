@@ -108,3 +108,25 @@ def test_member_update_answers_any_payload_with_an_envelope(app, client, db, tea
     with app.app_context():
         check()
     assert {200, 404, 422} <= seen, seen
+
+
+def test_any_bearer_credential_is_refused_cleanly(client, db):
+    credential = st.one_of(
+        st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=255), min_size=1, max_size=200),
+        st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40).map(
+            lambda s: "mk_live_" + s
+        ),
+        st.lists(
+            st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", max_size=60),
+            min_size=3,
+            max_size=3,
+        ).map(".".join),
+    )
+
+    @SETTINGS
+    @given(token=credential)
+    def check(token):
+        resp = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+        _assert_envelope(resp, {401})
+
+    check()
