@@ -330,14 +330,20 @@ def invite_member(workspace: Workspace, actor: User, email: str, role: str) -> I
     return invitation
 
 
-def revoke_invitation(workspace: Workspace, actor: User, invitation_id: int) -> Invitation:
-    """Revoke a pending invitation so its link stops working."""
-    _require(workspace, actor, "members.invite")
+def get_invitation_or_404(workspace: Workspace, invitation_id: int) -> Invitation:
+    """Return the invitation ``invitation_id`` of ``workspace``, or raise NotFound."""
     invitation = db.session.scalar(
         select(Invitation).where(Invitation.id == invitation_id, Invitation.workspace_id == workspace.id)
     )
     if invitation is None:
         raise NotFound("That invitation is not in this workspace.")
+    return invitation
+
+
+def revoke_invitation(workspace: Workspace, actor: User, invitation_id: int) -> Invitation:
+    """Revoke a pending invitation so its link stops working."""
+    _require(workspace, actor, "members.invite")
+    invitation = get_invitation_or_404(workspace, invitation_id)
     if invitation.accepted_at is not None:
         raise Conflict("That invitation was already accepted; remove the member instead.")
     if invitation.revoked_at is None:

@@ -249,6 +249,7 @@ def remove(workspace, membership, membership_id: int):
 @bp.post("/w/<slug>/members/<int:membership_id>/transfer")
 @workspace_page("workspace.transfer")
 def transfer(workspace, membership, membership_id: int):
+    service.get_member_or_404(workspace, membership_id)
     try:
         target = service.transfer_ownership(workspace, current_user, membership_id)
     except MorketError as exc:
@@ -277,12 +278,11 @@ def leave(workspace, membership):
 @bp.post("/w/<slug>/invitations/<int:invitation_id>/revoke")
 @workspace_page("members.invite")
 def revoke_invitation(workspace, membership, invitation_id: int):
+    service.get_invitation_or_404(workspace, invitation_id)
     try:
         invitation = service.revoke_invitation(workspace, current_user, invitation_id)
     except MorketError as exc:
         db.session.rollback()
-        if exc.status == 404:
-            raise
         flash(exc.message, "error")
     else:
         db.session.commit()

@@ -1,0 +1,67 @@
+"""Workspace test fixtures: a browser-like client and a team holding every role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from flask import g, has_app_context
+from flask.testing import FlaskClient
+
+from morket.accounts.models import User
+from morket.workspaces import service
+from morket.workspaces.models import ApiKey, Invitation, Membership, Workspace
+from tests.factories import MembershipFactory, workspace_with_owner
+
+
+class FreshGlobalsClient(FlaskClient):
+    """A test client that starts every request with an empty ``g``, as production does.
+
+    The ``db`` fixture keeps one app context open for the test and Flask reuses it per request,
+    so flask-login's cached user (and the loaded workspace) would otherwise leak across requests.
+    """
+
+    def open(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        if has_app_context():
+            g.__dict__.clear()
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def client(app, db):
+    return FreshGlobalsClient(app, app.response_class, use_cookies=True)
+
+
+@pytest.fixture
+def new_client(app, db):
+    """Return a factory of further clients, each with its own cookies (another browser)."""
+    return lambda: FreshGlobalsClient(app, app.response_class, use_cookies=True)
+
+
+@dataclass
+class Team:
+    workspace: Workspace
+    users: dict[str, User]
+    target: Membership
+    invitation: Invitation
+    api_key: ApiKey
+    outsider: User
+    other_workspace: Workspace
+
+
+@pytest.fixture
+def team(db) -> Team:
+    """A workspace with one user per role, a viewer to act on, a pending invitation and an API key.
+
+    ``outsider`` owns another workspace and belongs to no other.
+    """
+    workspace, owner = workspace_with_owner(name="Acme Growth")
+    users = {"owner": owner}
+    for role in ("admin", "member", "viewer", "billing_admin"):
+        users[role] = MembershipFactory(workspace=workspace, role=role).user
+    target = MembershipFactory(workspace=workspace, role="viewer")
+    invitation = service.invite_member(workspace, owner, "pending@example.com", "member")
+    api_key, _ = service.create_api_key(workspace, owner, name="CRM sync", role="member")
+    other_workspace, outsider = workspace_with_owner(name="Other Co")
+    db.session.flush()
+    return Team(workspace, users, target, invitation, api_key, outsider, other_workspace)
