@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import Select, case, func, or_, select, update
 
 from morket.accounts.models import RefreshToken, User
+from morket.core.audit import record_audit
 from morket.core.db import utcnow
 from morket.core.errors import Conflict, NotFound
-from morket.core.models import AuditEvent
 from morket.core.roles import ADMIN, BILLING_ADMIN, MEMBER, OWNER, VIEWER
 from morket.extensions import db
 from morket.workspaces.models import Membership, Workspace
@@ -124,14 +124,6 @@ def set_user_disabled(actor: User, user_id: int, *, disabled: bool) -> User:
             .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=now)
         )
-    db.session.add(
-        AuditEvent(
-            workspace_id=None,
-            actor_id=actor.id,
-            action="user.disabled" if disabled else "user.enabled",
-            target=f"user:{user.id}",
-            data={"email": user.email},
-        )
-    )
+    record_audit(None, actor, "user.disabled" if disabled else "user.enabled", f"user:{user.id}", email=user.email)
     db.session.flush()
     return user

@@ -1,0 +1,85 @@
+"""Admin console fixtures: users made directly in the test transaction, and a browser log-in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from flask import g, has_app_context
+from flask.testing import FlaskClient
+
+from morket.accounts.models import User
+from morket.workspaces.models import Membership, Workspace
+
+
+class _FreshGlobalsClient(FlaskClient):
+    """A test client that gives every request a fresh ``g``, as production does.
+
+    The ``db`` fixture keeps one app context open for the whole test, and Flask reuses it for each
+    request, so ``g`` (flask-login's cached user included) would carry over from one request, and one
+    client, to the next.
+    """
+
+    def open(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        if has_app_context():
+            g.__dict__.clear()
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_globals_per_request(app, monkeypatch):
+    monkeypatch.setattr(app, "test_client_class", _FreshGlobalsClient)
+
+
+@pytest.fixture
+def make_user(db):
+    """Create a user (verified unless told otherwise) and return it."""
+
+    def _make(email: str, *, name: str = "", admin: bool = False, verified: bool = True) -> User:
+        user = User(
+            email=email,
+            name=name,
+            password_hash="!",
+            is_platform_admin=admin,
+            email_verified_at=datetime.now(UTC) if verified else None,
+        )
+        db.session.add(user)
+        # Committed (to the test's savepoint) like data that existed before the request: a view's
+        # rollback on an error must not take it away.
+        db.session.commit()
+        return user
+
+    return _make
+
+
+@pytest.fixture
+def make_workspace(db):
+    """Create a workspace with ``members`` given as (user, role) pairs."""
+
+    def _make(name: str, slug: str, members: list[tuple[User, str]]) -> Workspace:
+        workspace = Workspace(name=name, slug=slug)
+        db.session.add(workspace)
+        db.session.flush()
+        db.session.add_all(Membership(workspace_id=workspace.id, user_id=u.id, role=r) for u, r in members)
+        db.session.commit()
+        return workspace
+
+    return _make
+
+
+def log_in(client, user: User) -> None:
+    """Give ``client`` a browser session for ``user``, as the log-in page would."""
+    with client.session_transaction() as session:
+        session["_user_id"] = user.get_id()
+        session["_fresh"] = True
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user("root@morket.test", name="Rita Root", admin=True)
+
+
+@pytest.fixture
+def admin_client(app, client, admin_user):
+    log_in(client, admin_user)
+    return client
