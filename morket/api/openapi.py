@@ -30,6 +30,8 @@ STATUS_TEXT = {
     503: "A service Morket needs is unavailable.",
 }
 
+TAG_ORDER = ("Authentication", "Account", "Workspace", "Members", "API keys")
+
 docs_bp = Blueprint("api_docs", __name__)
 
 
@@ -139,7 +141,7 @@ def build_openapi() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document for every recorded API operation."""
     components = _Components()
     paths: dict[str, dict[str, Any]] = {}
-    for op in sorted(OPERATIONS, key=lambda o: (o.path, o.method)):
+    for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, components)
     return {
         "openapi": "3.1.0",
@@ -147,10 +149,11 @@ def build_openapi() -> dict[str, Any]:
             "title": "Morket API",
             "version": "1",
             "description": (
-                "Every response is an envelope `{success, data, error: {code, message, fields}, meta}`. "
-                "Authenticate with `Authorization: Bearer <access token>` (from POST /api/v1/auth/token) "
-                f"or `Authorization: Bearer {API_KEY_PREFIX}...` (a workspace API key). "
-                f"Requests are limited to {GENERAL_LIMIT} per token or key."
+                "Every response is an envelope {success, data, error: {code, message, fields}, meta}. "
+                "Authenticate with an access token from POST /api/v1/auth/token or a workspace API key "
+                f"({API_KEY_PREFIX}...), sent as Authorization: Bearer. Requests are limited to {GENERAL_LIMIT} "
+                "per token or key, and sign-in endpoints to 5 a minute per address. Changes to members, "
+                "invitations and API keys need a user's access token, so that the audit log names a person."
             ),
         },
         "servers": [{"url": current_app.config["MORKET"]["BASE_URL"].rstrip("/")}],
@@ -245,10 +248,11 @@ def api_docs():
                     "curl": " \\\n".join(curl),
                 }
             )
+    ordered = dict(sorted(groups.items(), key=lambda kv: TAG_ORDER.index(kv[0]) if kv[0] in TAG_ORDER else 99))
     return render_template(
         "api/docs.html",
         document=document,
-        groups=groups,
+        groups=ordered,
         components=components,
         pretty=lambda value: json.dumps(value, indent=2),
         type_label=type_label,

@@ -49,7 +49,7 @@ class WorkspaceUpdate(Request):
 
 
 class MemberUpdate(Request):
-    role: AnyRole
+    role: AnyRole = Field(examples=["admin"])
 
 
 class InvitationCreate(Request):
