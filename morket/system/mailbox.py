@@ -13,7 +13,6 @@ from morket.extensions import db
 from morket.system import bp
 
 MAILBOX_PAGE_SIZE = 100
-# Runs on already-escaped text, so a match can never contain a raw quote or angle bracket.
 _URL = re.compile(r"https?://[^\s<>\"']+")
 _TRAILING = ".,;:!?)]}"
 
@@ -24,18 +23,17 @@ def _require_dev() -> None:
 
 
 def linkify(text: str) -> Markup:
-    """Escape ``text``, then turn http(s) URLs into links; nothing else becomes markup."""
-    escaped = str(escape(text))
-
-    def _link(match: re.Match[str]) -> str:
-        url = match.group(0)
-        trail = ""
-        while url and url[-1] in _TRAILING:
-            trail = url[-1] + trail
-            url = url[:-1]
-        return f'<a href="{url}" rel="noopener noreferrer">{url}</a>{trail}'
-
-    return Markup(_URL.sub(_link, escaped))  # noqa: S704 - the input was escaped above
+    """Escape ``text`` and turn its http(s) URLs into links; nothing else becomes markup."""
+    parts: list[Markup] = []
+    pos = 0
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(_TRAILING)
+        parts.append(escape(text[pos : match.start()]))
+        # Markup.format escapes the URL for both the attribute and the link text.
+        parts.append(Markup('<a href="{0}" rel="noopener noreferrer">{0}</a>').format(url))
+        pos = match.start() + len(url)
+    parts.append(escape(text[pos:]))
+    return Markup("").join(parts)
 
 
 @bp.get("/dev/mailbox")
