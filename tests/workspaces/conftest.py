@@ -63,5 +63,6 @@ def team(db) -> Team:
     invitation = service.invite_member(workspace, owner, "pending@example.com", "member")
     api_key, _ = service.create_api_key(workspace, owner, name="CRM sync", role="member")
     other_workspace, outsider = workspace_with_owner(name="Other Co")
-    db.session.flush()
+    # Commit (a savepoint in tests) so that a request that rolls back keeps the team.
+    db.session.commit()
     return Team(workspace, users, target, invitation, api_key, outsider, other_workspace)
