@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import select
@@ -35,20 +34,26 @@ MAX_SELECT_OPTIONS = 500
 MAX_REPORTED_CELL_ERRORS = 50
 
 
-@dataclass(frozen=True)
-class WindowRow:
-    """One row of a window: its id, its position in the view, and its cells by column id."""
+class WindowRow(NamedTuple):
+    """One row of a window: its id, its position in the view, its cells and their enrichment state.
+
+    ``cells`` follows ``table.live_columns`` (display order), which is how a grid renders it.
+    """
 
     id: int
     position: int
-    values: dict[int, Any]
+    cells: tuple[Any, ...]
     cell_state: dict[str, Any] | None
+
+    def values(self, table: Table) -> dict[int, Any]:
+        """Return the cells keyed by column id."""
+        return dict(zip((c.id for c in table.live_columns), self.cells, strict=True))
 
 
 # --- loaders ---------------------------------------------------------------------------------------
 
 
-def get_table(workspace, table_id: int) -> Table:  # noqa: ANN001
+def get_table_or_404(workspace, table_id: int) -> Table:  # noqa: ANN001
     """Return the workspace's table ``table_id`` with its columns, or raise NotFound."""
     table = db.session.scalars(
         select(Table)
@@ -69,7 +74,7 @@ def list_tables(workspace) -> list[Table]:  # noqa: ANN001
     )
 
 
-def get_view(workspace, table: Table, view_id: int) -> View:  # noqa: ANN001
+def get_view_or_404(workspace, table: Table, view_id: int) -> View:  # noqa: ANN001
     """Return the table's view ``view_id``, or raise NotFound."""
     _check(workspace, table)
     view = db.session.scalars(
@@ -517,20 +522,10 @@ def _window_bounds(start: int, limit: int) -> tuple[int, int]:
 
 
 def window_statement(table: Table, view: View | None, start: int, limit: int) -> sa.Select:
-    """Return the one SELECT that reads rows [start, start + limit) of the table or view."""
+    """Return the one SELECT, with its bounds bound, that reads rows [start, start + limit)."""
     store = storage.storage_for(table)
-    rows = store.rows
-    cols = [rows.c.id, *store.columns.values(), rows.c.cell_state]
-    if view is None or not view.is_ordered:
-        base = select(sa.func.min(rows.c.pos)).scalar_subquery()
-        return select(*cols).where(rows.c.pos >= base + start, rows.c.pos < base + (start + limit)).order_by(rows.c.pos)
-    order = storage.order_table(table.id, view.id)
-    base = select(sa.func.min(order.c.rank)).scalar_subquery()
-    return (
-        select(*cols)
-        .select_from(order.join(rows, rows.c.id == order.c.row_id))
-        .where(order.c.rank >= base + start, order.c.rank < base + (start + limit))
-        .order_by(order.c.rank)
+    return store.window(table.id, view.id if view is not None and view.is_ordered else None).params(
+        lo=start, hi=start + limit
     )
 
 
@@ -538,15 +533,13 @@ def read_window(workspace, actor, table: Table, view: View | None, start: int, l
     """Return the rows at positions [start, start + limit) of the view (or the default order)."""
     _check(workspace, table, view)
     start, limit = _window_bounds(start, limit)
-    if view is not None:
+    ordered = view is not None and view.is_ordered
+    if ordered:
         ensure_view_order(workspace, table, view)
     store = storage.storage_for(table)
-    column_ids = list(store.columns)
-    result = db.session.execute(window_statement(table, view, start, limit))
-    return [
-        WindowRow(id=r[0], position=start + i, values=dict(zip(column_ids, r[1:-1], strict=True)), cell_state=r[-1])
-        for i, r in enumerate(result)
-    ]
+    statement = store.window(table.id, view.id if ordered else None)
+    result = db.session.connection().execute(statement, {"lo": start, "hi": start + limit})
+    return [WindowRow(r[0], start + i, tuple(r[1:-1]), r[-1]) for i, r in enumerate(result)]
 
 
 def get_row(workspace, actor, table: Table, row_id: int) -> WindowRow:  # noqa: ANN001
@@ -560,9 +553,7 @@ def get_row(workspace, actor, table: Table, row_id: int) -> WindowRow:  # noqa: 
     ).first()
     if found is None:
         raise NotFound("That row no longer exists.")
-    return WindowRow(
-        id=found[0], position=found[1], values=dict(zip(store.columns, found[2:-1], strict=True)), cell_state=found[-1]
-    )
+    return WindowRow(found[0], found[1], tuple(found[2:-1]), found[-1])
 
 
 def count_rows(workspace, actor, table: Table, view: View | None = None) -> int:  # noqa: ANN001
@@ -595,14 +586,7 @@ def search_rows(workspace, actor, table: Table, query: str, *, limit: int = 100)
         .limit(limit)
     ).all()
     total = db.session.execute(select(sa.func.count()).select_from(rows).where(match)).scalar_one()
-    column_ids = list(store.columns)
-    return (
-        [
-            WindowRow(id=r[0], position=r[1], values=dict(zip(column_ids, r[2:-1], strict=True)), cell_state=r[-1])
-            for r in found
-        ],
-        total,
-    )
+    return [WindowRow(r[0], r[1], tuple(r[2:-1]), r[-1]) for r in found], total
 
 
 # --- bulk load -------------------------------------------------------------------------------------

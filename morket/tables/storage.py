@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -87,16 +87,44 @@ def _exec(sql: str, params: dict[str, Any] | None = None) -> sa.CursorResult:
 # --- Core Table objects, cached per table version -------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Storage:
     """The Core objects of one table version: the rows table and its user columns by column id."""
 
     rows: sa.Table
     columns: dict[int, sa.Column]
     types: dict[int, str]
+    windows: dict[int | None, sa.Select] = field(default_factory=dict)
+
+    def window(self, table_id: int, view_id: int | None) -> sa.Select:
+        """Return the cached SELECT of a window (bound ``lo``, ``hi``): the default order or a view's.
+
+        Positions are offsets from the dense sequence's minimum, so the WHERE is an index range.
+        """
+        found = self.windows.get(view_id)
+        if found is not None:
+            return found
+        rows = self.rows
+        cols = [rows.c.id, *self.columns.values(), rows.c.cell_state]
+        lo, hi = sa.bindparam("lo", type_=sa.BigInteger), sa.bindparam("hi", type_=sa.BigInteger)
+        if view_id is None:
+            base = sa.select(sa.func.min(rows.c.pos)).scalar_subquery()
+            found = sa.select(*cols).where(rows.c.pos >= base + lo, rows.c.pos < base + hi).order_by(rows.c.pos)
+        else:
+            order = order_table(table_id, view_id)
+            base = sa.select(sa.func.min(order.c.rank)).scalar_subquery()
+            found = (
+                sa.select(*cols)
+                .select_from(order.join(rows, rows.c.id == order.c.row_id))
+                .where(order.c.rank >= base + lo, order.c.rank < base + hi)
+                .order_by(order.c.rank)
+            )
+        self.windows[view_id] = found
+        return found
 
 
 _CACHE: OrderedDict[tuple[Any, ...], Storage] = OrderedDict()
+_ORDERS: OrderedDict[tuple[Any, ...], sa.Table] = OrderedDict()
 _CACHE_SIZE = 512
 
 
@@ -132,6 +160,16 @@ def storage_for(table: Table) -> Storage:
 
 def order_table(table_id: int, view_id: int) -> sa.Table:
     """Return the Core Table of a view's materialised order."""
+    key = ("order", table_id, view_id)
+    found = _ORDERS.get(key)
+    if found is None:
+        found = _ORDERS[key] = _order_table(table_id, view_id)
+        while len(_ORDERS) > _CACHE_SIZE:
+            _ORDERS.popitem(last=False)
+    return found
+
+
+def _order_table(table_id: int, view_id: int) -> sa.Table:
     return sa.Table(
         order_name(table_id, view_id),
         sa.MetaData(schema=USER_SCHEMA),

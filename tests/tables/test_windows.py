@@ -41,7 +41,7 @@ def test_window_past_the_end_is_empty(db, owner, seeded):
 def test_window_values_are_typed_cells(db, owner, seeded):
     workspace, user = owner
     row = service.read_window(workspace, user, seeded, None, 0, 1)[0]
-    by_name = {c.name: row.values[c.id] for c in seeded.live_columns}
+    by_name = {c.name: row.values(seeded)[c.id] for c in seeded.live_columns}
     assert isinstance(by_name["Company"], str)
     assert by_name["Stage"] in ("Lead", "Customer", "Churned")
     assert isinstance(by_name["Active"], bool)
@@ -151,16 +151,15 @@ def test_edit_shows_in_the_window(db, owner, seeded):
     company = next(c for c in seeded.live_columns if c.name == "Company")
     row = service.read_window(workspace, user, seeded, None, 500, 1)[0]
     assert service.update_cell(workspace, user, seeded, row.id, company.id, "Renamed Inc") == "Renamed Inc"
-    assert service.read_window(workspace, user, seeded, None, 500, 1)[0].values[company.id] == "Renamed Inc"
+    assert service.read_window(workspace, user, seeded, None, 500, 1)[0].values(seeded)[company.id] == "Renamed Inc"
 
 
 def test_quick_search_across_text_columns(db, owner, seeded):
     workspace, user = owner
     service.insert_rows(workspace, user, seeded, [{"Company": "Needle 100% _Corp"}])
     rows, total = service.search_rows(workspace, user, seeded, "needle 100% _c")
-    assert total == 1 and rows[0].values[next(c.id for c in seeded.live_columns if c.name == "Company")].startswith(
-        "Needle"
-    )
+    company = next(c.id for c in seeded.live_columns if c.name == "Company")
+    assert total == 1 and rows[0].values(seeded)[company].startswith("Needle")
     assert rows[0].position == 1000
     _, none = service.search_rows(workspace, user, seeded, "%")
     assert none == 1

@@ -1,0 +1,270 @@
+"""Grid storage bench: windows at any depth, sorted and filtered views, cell edits.
+
+Usage: ``python -m bench.grid --rows 1000000``
+
+Seeds (or reuses, keyed by the row count) a 10-column table in the bench database
+(``MORKET_BENCH_DATABASE_URL``, else ``morket_bench`` on the PostgreSQL at 127.0.0.1:5432, created
+and migrated when missing), then measures in the same run:
+
+- ``read_window`` for 100 rows at position 0 and at 99 % of the table, unsorted and in a view with
+  a two-key sort and a two-condition filter, against the baseline: the same window's single SQL
+  statement sent through a bare psycopg connection (no ORM, no Morket code);
+- ``sort_build_s``: the time from saving a new sort (and filter) to a usable window;
+- ``edit_p95_ms``: ``update_cell`` plus its commit.
+
+Server-side times only: each timed call runs inside an open transaction, as in a request after
+its first query; the HTML response ratios come with the grid page. The last line printed is one
+JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/morket_bench"
+WINDOW = 100
+COLUMNS = (
+    {"name": "Company", "type": "text"},
+    {"name": "Domain", "type": "domain"},
+    {"name": "Email", "type": "email"},
+    {"name": "Employees", "type": "number"},
+    {"name": "Revenue", "type": "currency"},
+    {"name": "Founded", "type": "date"},
+    {"name": "Active", "type": "checkbox"},
+    {"name": "Stage", "type": "single_select", "config": {"options": ["Lead", "Qualified", "Customer", "Churned"]}},
+    {"name": "Score", "type": "percent"},
+    {"name": "Notes", "type": "long_text"},
+)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _ensure_database(url: str) -> None:
+    parsed = make_url(url)
+    admin = create_engine(
+        parsed.set(drivername="postgresql+psycopg", database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}).scalar()
+        if not exists:
+            _log(f"creating database {parsed.database}")
+            conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+
+
+def _p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)]
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    began = time.perf_counter()
+    fn()
+    return time.perf_counter() - began
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the bench and print one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, required=True)
+    parser.add_argument("--samples", type=int, default=40, help="timed window reads per position")
+    parser.add_argument("--builds", type=int, default=3, help="sort builds per kind")
+    args = parser.parse_args(argv)
+    if args.rows < 1000:
+        parser.error("--rows must be at least 1000")
+
+    url = os.environ.get("MORKET_BENCH_DATABASE_URL", DEFAULT_URL)
+    _ensure_database(url)
+    os.environ.setdefault("MORKET_ENV", "development")
+    from flask_migrate import upgrade
+
+    from morket import create_app
+
+    redis_url = os.environ.get("MORKET_REDIS_URL") or "redis://127.0.0.1:6379/0"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url, "TESTING": True})
+    with app.app_context():
+        upgrade(directory=os.path.join(app.root_path, "..", "migrations"))
+        return _run(url, args)
+
+
+def _bench_workspace():
+    from morket.accounts.models import User
+    from morket.extensions import db
+    from morket.workspaces.models import Membership, Workspace
+
+    workspace = db.session.scalars(select(Workspace).where(Workspace.slug == "bench")).one_or_none()
+    user = db.session.scalars(select(User).where(User.email == "bench@morket.invalid")).one_or_none()
+    if workspace is None or user is None:
+        user = User(email="bench@morket.invalid", name="Bench", password_hash="!")  # noqa: S106 - matches no password
+        workspace = Workspace(slug="bench", name="Bench")
+        db.session.add_all([user, workspace])
+        db.session.flush()
+        db.session.add(Membership(workspace_id=workspace.id, user_id=user.id, role="owner"))
+        db.session.commit()
+    return workspace, user
+
+
+def _table(workspace, user, rows: int, figures: dict[str, Any]):  # noqa: ANN001
+    from morket.extensions import db
+    from morket.tables import service
+    from morket.tables.models import Table
+
+    name = f"grid-{rows}"
+    for found in db.session.scalars(select(Table).where(Table.workspace_id == workspace.id, Table.name == name)):
+        table = service.get_table_or_404(workspace, found.id)
+        if service.count_rows(workspace, user, table) == rows and len(table.live_columns) == len(COLUMNS):
+            _log(f"reusing table {table.id} ({rows} rows)")
+            return table
+        service.delete_table(workspace, user, table)
+        db.session.commit()
+    _log(f"seeding {rows} rows")
+    began = time.perf_counter()
+    table = service.create_table(workspace, user, name, columns=COLUMNS)
+    service.seed_rows(workspace, user, table, rows, seed=rows)
+    db.session.commit()
+    figures["seed_s"] = round(time.perf_counter() - began, 2)
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"VACUUM ANALYZE ut.{table.storage_name}"))
+    return service.get_table_or_404(workspace, table.id)
+
+
+def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    from morket.extensions import db
+    from morket.tables import service
+
+    figures: dict[str, Any] = {}
+    ratios: dict[str, Any] = {}
+    workspace, user = _bench_workspace()
+    table = _table(workspace, user, args.rows, figures)
+    by_name = {c.name: c for c in table.live_columns}
+    raw = psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
+    raw.autocommit = True
+
+    view = next((v for v in service.list_views(workspace, table) if v.name == "bench sort"), None)
+    if view is None:
+        view = service.create_view(workspace, user, table, "bench sort")
+        db.session.commit()
+
+    def sort_spec(direction: str) -> list[dict[str, Any]]:
+        return [
+            {"column_id": by_name["Employees"].id, "dir": direction},
+            {"column_id": by_name["Company"].id, "dir": "asc"},
+        ]
+
+    filters = {
+        "op": "and",
+        "conditions": [
+            {"column_id": by_name["Stage"].id, "operator": "any_of", "value": ["Lead", "Qualified", "Customer"]},
+            {"column_id": by_name["Score"].id, "operator": "gt", "value": 20},
+        ],
+    }
+
+    # Time to make a new order usable: save the view, build its order, read the first window.
+    builds: dict[str, list[float]] = {"sort": [], "sort_filter": []}
+    for i in range(args.builds):
+        for kind in ("sort", "sort_filter"):
+            direction = "desc" if i % 2 == 0 else "asc"
+
+            def build(kind: str = kind, direction: str = direction) -> None:
+                service.update_view(
+                    workspace,
+                    user,
+                    table,
+                    view,
+                    sort=sort_spec(direction),
+                    filters=filters if kind == "sort_filter" else {},
+                )
+                service.read_window(workspace, user, table, view, 0, WINDOW)
+                db.session.commit()
+
+            builds[kind].append(_timed(build))
+            _log(f"sort build {kind}: {builds[kind][-1]:.2f} s")
+    for kind, samples in builds.items():
+        figures[f"sort_build_s_{kind}"] = round(statistics.median(samples), 3)
+    figures["sort_build_s"] = max(figures["sort_build_s_sort"], figures["sort_build_s_sort_filter"])
+    # The view stays sorted and filtered (the last build was sort_filter) for the window timings.
+
+    for label, current in (("unsorted", None), ("sorted_filtered", view)):
+        total = service.count_rows(workspace, user, table, current)
+        db.session.commit()
+        figures[f"rows_in_view_{label}"] = total
+        positions = {"start": 0, "deep": max(0, int(total * 0.99) - WINDOW // 2)}
+        morket: dict[str, list[float]] = {"start": [], "deep": []}
+        bare: dict[str, list[float]] = {"start": [], "deep": []}
+        for where, start in positions.items():
+            statement = service.window_statement(table, current, start, WINDOW)
+            compiled = statement.compile(dialect=db.engine.dialect)
+            sql, params = str(compiled), compiled.params
+            expected = [r.id for r in service.read_window(workspace, user, table, current, start, WINDOW)]
+            with raw.cursor() as cur:
+                cur.execute(sql, params)
+                assert [r[0] for r in cur.fetchall()] == expected, "baseline and Morket disagree"
+            db.session.commit()
+            for _ in range(args.samples):
+                db.session.connection()  # a request's transaction is open before its window read
+                morket[where].append(
+                    _timed(lambda c=current, s=start: service.read_window(workspace, user, table, c, s, WINDOW))
+                )
+                db.session.commit()
+                with raw.cursor() as cur:
+                    bare[where].append(_timed(lambda cur=cur, q=sql, p=params: (cur.execute(q, p), cur.fetchall())))
+        med = {k: statistics.median(v) * 1000 for k, v in morket.items()}
+        bare_med = {k: statistics.median(v) * 1000 for k, v in bare.items()}
+        figures[f"window_p95_ms_{label}"] = round(_p95(morket["start"] + morket["deep"]) * 1000, 3)
+        figures[f"window_median_ms_{label}"] = {k: round(v, 3) for k, v in med.items()}
+        figures[f"sql_window_median_ms_{label}"] = {k: round(v, 3) for k, v in bare_med.items()}
+        ratios[f"deep_over_start_{label}"] = round(med["deep"] / med["start"], 3)
+        ratios[f"window_over_sql_{label}"] = round(max(med[k] / bare_med[k] for k in med), 3)
+        _log(f"{label}: {figures[f'window_median_ms_{label}']} ms vs sql {figures[f'sql_window_median_ms_{label}']}")
+    figures["window_p95_ms"] = max(figures["window_p95_ms_unsorted"], figures["window_p95_ms_sorted_filtered"])
+    ratios["deep_over_start"] = max(ratios["deep_over_start_unsorted"], ratios["deep_over_start_sorted_filtered"])
+    ratios["window_over_sql"] = max(ratios["window_over_sql_unsorted"], ratios["window_over_sql_sorted_filtered"])
+
+    rng = random.Random(args.rows)
+    total = service.count_rows(workspace, user, table)
+    row_ids = [r.id for r in service.read_window(workspace, user, table, None, rng.randrange(total - 500), 500)]
+    db.session.commit()
+    notes = by_name["Notes"].id
+    edits: list[float] = []
+    for i in range(max(20, args.samples)):
+        row_id = rng.choice(row_ids)
+
+        def edit(row_id: int = row_id, i: int = i) -> None:
+            service.update_cell(workspace, user, table, row_id, notes, f"bench edit {i}")
+            db.session.commit()
+
+        edits.append(_timed(edit))
+    figures["edit_p95_ms"] = round(_p95(edits) * 1000, 3)
+    figures["edit_median_ms"] = round(statistics.median(edits) * 1000, 3)
+    server_version = raw.info.server_version
+    raw.close()
+
+    result = {
+        "bench": "grid",
+        "rows": args.rows,
+        "figures": figures,
+        "ratios": ratios,
+        "machine": {"cpus": os.cpu_count(), "postgres": server_version},
+        "omitted": ["ratios.html_over_bare", "figures.window_html_p95_ms"],
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()
