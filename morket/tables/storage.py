@@ -312,6 +312,8 @@ def build_order(table_id: int, view_id: int, order_by: Sequence[Any], where: Any
     db.session.execute(sa.insert(order_table(table_id, view_id)).from_select(["rank", "row_id"], ranked))
     _exec(f"ALTER TABLE {_q(name)} ADD CONSTRAINT {name}_pk PRIMARY KEY (rank)")
     _exec(f"CREATE INDEX {name}_row_id ON {_q(name)} (row_id)")
+    # Fresh tables have no statistics; without them the planner picks bitmap scans for windows.
+    _exec(f"ANALYZE {_q(name)}")
     return int(_exec(f"SELECT count(*) FROM {_q(name)}").scalar_one())  # noqa: S608 - generated names
 
 
