@@ -384,3 +384,9 @@ def revoke_api_key(workspace, membership, key_id: int):
     db.session.commit()
     flash(f"The key {key.name} was revoked. Requests using it are refused from now on.", "success")
     return redirect(url_for("workspaces.api_keys", slug=workspace.slug))
+
+
+@bp.app_template_global("my_workspaces")
+def my_workspaces() -> list:
+    """Return the current user's (workspace, membership) pairs for the workspace switcher."""
+    return service.list_workspaces_for(current_user) if current_user.is_authenticated else []

@@ -253,3 +253,14 @@ def test_admin_cannot_create_an_owner_key(client, db):
     resp = _post(client, f"/w/{workspace.slug}/api-keys", {"name": "Root", "role": "owner"})
     assert resp.status_code == 422
     assert db.session.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.name == "Root")) == 0
+
+
+def test_switcher_lists_your_workspaces_inside_a_workspace(client, db):
+    first, owner = workspace_with_owner(name="Alpha Team")
+    second = MembershipFactory(user=owner, workspace=workspace_with_owner(name="Beta Team")[0], role="viewer")
+    workspace_with_owner(name="Gamma Team")
+    login(client, owner)
+    page = client.get(f"/w/{first.slug}/").get_data(as_text=True)
+    switcher = page.split('id="workspace-switcher"', 1)[1].split("</details>", 1)[0]
+    assert "Alpha Team" in switcher and f'href="/w/{second.workspace.slug}/"' in switcher
+    assert "Gamma Team" not in switcher
