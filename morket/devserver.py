@@ -1,0 +1,238 @@
+"""``python -m morket.devserver`` (what ``make run`` starts): the whole of Morket on one machine.
+
+PostgreSQL and Redis come from MORKET_DATABASE_URL / MORKET_REDIS_URL when set, else embedded
+servers with their data under the var directory (MORKET_VAR_DIR, default ./var). Then: create
+the database if missing, apply migrations, keep a generated secret key in var/secret_key, and
+run web (gunicorn), a worker and the scheduler as children, each in its own process group so
+that Ctrl-C reaches this supervisor only and it stops them in order. Ctrl-C or SIGTERM stops
+every child and then the embedded servers; a child that dies on its own stops the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from morket.devservices import EmbeddedRedis, port_answers, start_embedded_postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE_NAME = "morket"
+STOP_TIMEOUT_SECONDS = 15
+PR_SET_PDEATHSIG = 1
+
+
+def say(message: str) -> None:
+    print(f"[morket] {message}", flush=True)
+
+
+def _die_with_parent() -> None:
+    # Linux only: if the supervisor is killed outright (SIGKILL), its children get SIGTERM
+    # instead of living on as orphans.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+
+
+class DevServer:
+    """Start the backing services and Morket's processes; stop them all on the way out."""
+
+    def __init__(self, environ: dict[str, str]) -> None:
+        self.env = dict(environ)
+        self.var_dir = Path(self.env.get("MORKET_VAR_DIR") or ROOT / "var").resolve()
+        self.host = self.env.get("MORKET_HOST") or "127.0.0.1"
+        self.port = int(self.env.get("MORKET_PORT") or 5000)
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.postgres = None
+        self.redis: EmbeddedRedis | None = None
+        self.stopping = False
+
+    # -- backing services -------------------------------------------------------------------
+
+    def ensure_postgres(self) -> None:
+        if self.env.get("MORKET_DATABASE_URL"):
+            say("PostgreSQL: using MORKET_DATABASE_URL")
+        else:
+            say(f"PostgreSQL: starting the embedded server (data in {self.var_dir / 'pg'})")
+            self.postgres, server_url = start_embedded_postgres(self.var_dir / "pg")
+            self.env["MORKET_DATABASE_URL"] = make_url(server_url).set(database=DATABASE_NAME).render_as_string(False)
+        self.create_database_if_missing()
+
+    def create_database_if_missing(self) -> None:
+        url = make_url(self.env["MORKET_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).first()
+                if not exists:
+                    say(f"PostgreSQL: creating database {url.database}")
+                    conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+        finally:
+            admin.dispose()
+
+    def ensure_redis(self) -> None:
+        if self.env.get("MORKET_REDIS_URL"):
+            say("Redis: using MORKET_REDIS_URL")
+            return
+        say("Redis: starting the embedded Valkey")
+        self.redis = EmbeddedRedis(self.var_dir / "valkey").start()
+        self.env["MORKET_REDIS_URL"] = self.redis.url
+
+    def ensure_secret_key(self) -> None:
+        if self.env.get("MORKET_SECRET_KEY"):
+            return
+        path = self.var_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+            say(f"generated a development secret key in {path}")
+        self.env["MORKET_SECRET_KEY"] = path.read_text().strip()
+
+    def migrate(self) -> None:
+        say("applying database migrations")
+        subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=self.env, check=True
+        )
+
+    # -- Morket's processes ---------------------------------------------------------------
+
+    def spawn(self, name: str, argv: list[str]) -> None:
+        self.children[name] = subprocess.Popen(  # noqa: S603 - fixed commands
+            argv, cwd=ROOT, env=self.env, start_new_session=True, preexec_fn=_die_with_parent
+        )
+
+    def start_processes(self) -> None:
+        python = sys.executable
+        self.spawn(
+            "web",
+            [
+                python, "-m", "gunicorn", "app:app",
+                "--worker-class", "gthread", "--workers", "2", "--threads", "4",
+                "--bind", f"{self.host}:{self.port}",
+                "--graceful-timeout", "10", "--access-logfile", "-",
+            ],
+        )  # fmt: skip
+        self.spawn("worker", [python, "-m", "workers"])
+        self.spawn("scheduler", [python, "-m", "workers.scheduler"])
+
+    def wait_for_web(self, timeout: float = 60) -> bool:
+        url = f"http://{self.host}:{self.port}/healthz"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping:
+            if self.children["web"].poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - our own loopback URL
+                    if resp.status == 200:
+                        return True
+            except OSError:
+                pass
+            time.sleep(0.2)
+        return False
+
+    def announce(self) -> None:
+        base = self.env["MORKET_BASE_URL"]
+        say(f"Morket is running at {base}/  (Ctrl-C stops everything)")
+        say(f"Sign up at {base}/signup; emails such as the verification link land in the dev mailbox")
+        say(f"at {base}/dev/mailbox")
+        say("make someone platform admin with `.venv/bin/flask --app app set-admin EMAIL`")
+
+    # -- running and stopping -------------------------------------------------------------
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def supervise(self) -> int:
+        """Wait for a stop signal or for a child to die; return the exit status."""
+        while not self.stopping:
+            for name, child in self.children.items():
+                if child.poll() is not None:
+                    say(f"{name} exited with status {child.returncode}; stopping Morket")
+                    return 1
+            time.sleep(0.3)
+        return 0
+
+    def stop_children(self) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for name, child in self.children.items():
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                # A second SIGTERM is a cold shutdown: the RQ worker takes its work horse down.
+                say(f"{name} did not stop in {STOP_TIMEOUT_SECONDS}s; forcing it")
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(5)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+            # Anything the child left in its process group (a gunicorn worker, say).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+
+    def stop_services(self) -> None:
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+        if self.postgres is not None:
+            self.postgres.cleanup()
+            self.postgres = None
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        self.env.setdefault("MORKET_BASE_URL", f"http://{self.host}:{self.port}")
+        self.env.setdefault("MORKET_ENV", "development")
+        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), self.env.get("PYTHONPATH")]))
+        if port_answers(self.host, self.port):
+            say(f"{self.host}:{self.port} is already in use; set MORKET_PORT to another port")
+            return 1
+        try:
+            self.ensure_secret_key()
+            self.ensure_redis()
+            self.ensure_postgres()
+            if self.stopping:
+                return 0
+            self.migrate()
+            self.start_processes()
+            if not self.wait_for_web():
+                if self.stopping:
+                    return 0
+                say("the web process did not answer /healthz; stopping")
+                return 1
+            self.announce()
+            return self.supervise()
+        except subprocess.CalledProcessError as exc:
+            say(f"{' '.join(map(str, exc.cmd[1:]))} failed with status {exc.returncode}")
+            return 1
+        finally:
+            say("stopping")
+            self.stop_children()
+            self.stop_services()
+            say("stopped")
+
+
+def main() -> int:
+    """Run Morket until Ctrl-C."""
+    return DevServer(dict(os.environ)).run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
