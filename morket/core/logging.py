@@ -82,6 +82,7 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("werkzeug").setLevel("WARNING")
+    logging.getLogger("alembic.runtime.plugins").setLevel("WARNING")
 
 
 security_log = logging.getLogger("morket.security")

@@ -55,6 +55,26 @@ def test_ordinary_users_get_a_404_too(client, make_user, method, path, caplog):
     assert any(getattr(r, "data", {}).get("event") == "admin_refused" for r in caplog.records)
 
 
+def _every_admin_route(app):
+    for rule in app.url_map.iter_rules():
+        if rule.rule == "/admin" or rule.rule.startswith("/admin/"):
+            path = rule.rule
+            for name in rule.arguments:
+                path = path.replace(f"<int:{name}>", "1").replace(f"<{name}>", "x")
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                yield method, path
+
+
+def test_every_admin_route_in_the_url_map_is_hidden_from_members_and_visitors(app, client, make_user):
+    routes = list(_every_admin_route(app))
+    assert len(routes) >= 5
+    for method, path in routes:
+        assert client.open(path, method=method).status_code == 404, (method, path)
+    log_in(client, make_user("member@example.com"))
+    for method, path in routes:
+        assert client.open(path, method=method).status_code == 404, (method, path)
+
+
 def test_non_admins_are_never_rate_limited_into_revealing_the_console(client):
     for _ in range(15):
         assert client.get("/admin").status_code == 404
