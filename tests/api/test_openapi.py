@@ -82,7 +82,8 @@ def test_docs_page_renders_every_endpoint_without_inline_code(client, db):
     assert 'id="schema-TokenPairOut"' in html
     assert not re.search(r"<script(?![^>]*\bsrc=)", html), "inline script on the docs page"
     assert " style=" not in html
-    assert "cdn" not in html.lower()
+    for asset in re.findall(r'<(?:script|link)[^>]*(?:src|href)="([^"]+)"', html):
+        assert asset.startswith("/"), f"asset from elsewhere: {asset}"
 
 
 @pytest.fixture

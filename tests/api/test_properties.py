@@ -21,7 +21,9 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=10,
 )
-text_or_junk = st.one_of(st.text(max_size=300), st.integers(), st.none(), st.lists(st.text(max_size=5), max_size=2))
+text_or_junk = st.one_of(
+    st.text(max_size=300), st.just("nul\x00byte"), st.integers(), st.none(), st.lists(st.text(max_size=5), max_size=2)
+)
 
 
 def _payloads(fields: dict) -> st.SearchStrategy:

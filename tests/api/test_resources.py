@@ -171,6 +171,7 @@ def test_json_body_over_the_limit_is_413(app, client, owner_headers):
         ('{"name": 5}', 422),
         ('{"name": ""}', 422),
         ('{"name": "ok", "extra": 1}', 422),
+        ('{"name": "nul \\u0000 inside"}', 422),
         ("", 422),
     ],
 )
