@@ -46,11 +46,20 @@ def _text(raw: Any, limit: int) -> str:
     if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
         raise CellError("Expected text.")
     value = raw if isinstance(raw, str) else str(raw)
-    if "\x00" in value:
-        raise CellError("Text cannot contain a NUL character.")
+    check_characters(value)
     if len(value) > limit:
         raise CellError(f"Text is longer than {limit:,} characters.")
     return value
+
+
+def check_characters(value: str) -> None:
+    """Raise CellError for characters PostgreSQL text cannot store (NUL, lone surrogates)."""
+    if "\x00" in value:
+        raise CellError("Text cannot contain a NUL character.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CellError("Text contains an invalid character (a lone surrogate).") from exc
 
 
 def _number(raw: Any, *, strip: str = "") -> Decimal:
@@ -242,8 +251,8 @@ def _check_json(value: Any, depth: int = 0) -> None:
         raise CellError("JSON is nested too deeply.")
     if isinstance(value, float) and not math.isfinite(value):
         raise CellError("JSON cannot hold NaN or Infinity.")
-    if isinstance(value, str) and "\x00" in value:
-        raise CellError("JSON text cannot contain a NUL character.")
+    if isinstance(value, str):
+        check_characters(value)
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from morket.core.errors import ValidationFailed
-from morket.tables.cells import CellError, parse_cell
+from morket.tables.cells import CellError, check_characters, parse_cell
 from morket.tables.storage import Storage
 
 MAX_SORT_KEYS = 5
@@ -105,8 +105,12 @@ def _validate_condition(cond: Any, types, configs) -> dict[str, Any]:  # noqa: A
     operator = cond.get("operator")
     if operator == "search":
         value = cond.get("value")
-        if not isinstance(value, str) or not value.strip() or len(value) > 200 or "\x00" in value:
+        if not isinstance(value, str) or not value.strip() or len(value) > 200:
             raise ValidationFailed("Search for 1 to 200 characters of text.", fields={"filters": ["bad search"]})
+        try:
+            check_characters(value)
+        except CellError as exc:
+            raise ValidationFailed(f"Search: {exc}", fields={"filters": [str(exc)]}) from exc
         return {"operator": "search", "value": value.strip()}
     column_id = _column_id(cond.get("column_id"), types, "filters")
     column_type = types[column_id]
@@ -131,8 +135,9 @@ def _validate_condition(cond: Any, types, configs) -> dict[str, Any]:  # noqa: A
                 raise CellError("Pick between 1 and 100 values.")
             clean["value"] = [_filter_value("single_select", configs[column_id], v) for v in raw]
         elif operator in ("contains", "not_contains", "starts_with"):
-            if not isinstance(raw, str) or not raw or len(raw) > 200 or "\x00" in raw:
+            if not isinstance(raw, str) or not raw or len(raw) > 200:
                 raise CellError("Enter 1 to 200 characters of text.")
+            check_characters(raw)
             clean["value"] = raw
         else:
             clean["value"] = _filter_value(column_type, configs[column_id], raw)

@@ -22,7 +22,7 @@ from morket.core.db import utcnow
 from morket.core.errors import NotFound, ValidationFailed
 from morket.extensions import db
 from morket.tables import storage
-from morket.tables.cells import CellError, parse_cell, select_options
+from morket.tables.cells import CellError, check_characters, parse_cell, select_options
 from morket.tables.filters import TEXT_LIKE, compile_filters, compile_sort, validate_filters, validate_sort
 from morket.tables.models import COLUMN_TYPES, Column, Table, View
 
@@ -110,8 +110,12 @@ def _column(table: Table, column_id: int, *, deleted: bool = False) -> Column:
 
 def _clean_name(raw: Any, what: str) -> str:
     name = raw.strip() if isinstance(raw, str) else ""
-    if not name or len(name) > 120 or "\x00" in name:
+    if not name or len(name) > 120:
         raise ValidationFailed(f"{what} name must be 1 to 120 characters.", fields={"name": ["1 to 120 characters"]})
+    try:
+        check_characters(name)
+    except CellError as exc:
+        raise ValidationFailed(f"{what} name: {exc}", fields={"name": [str(exc)]}) from exc
     return name
 
 
@@ -163,12 +167,16 @@ def delete_table(workspace, actor, table: Table) -> None:  # noqa: ANN001
 
 
 def _clean_config(column_type: str, config: Any) -> dict[str, Any]:
-    config = dict(config or {})
-    if not isinstance(config, dict):
+    if config is not None and not isinstance(config, Mapping):
         raise ValidationFailed("Column settings must be an object.", fields={"config": ["not an object"]})
+    config = dict(config or {})
     if column_type in ("single_select", "multi_select"):
-        names = [n.strip() if isinstance(n, str) else "" for n in select_options(config)]
-        if any(not n or len(n) > 100 or "," in n or "\x00" in n for n in names):
+        options = config.get("options") or []
+        if not isinstance(options, list):
+            raise ValidationFailed("Options must be a list.", fields={"config": ["options not a list"]})
+        names = [o.get("name") if isinstance(o, dict) else o for o in options]
+        names = [n.strip() if isinstance(n, str) else "" for n in names]
+        if any(not n or len(n) > 100 or "," in n or not _storable(n) for n in names):
             raise ValidationFailed(
                 "Options are 1 to 100 characters, without commas.", fields={"config": ["bad option"]}
             )
@@ -187,6 +195,14 @@ def _clean_config(column_type: str, config: Any) -> dict[str, Any]:
         if not isinstance(expression, str) or len(expression) > 2000:
             raise ValidationFailed("A formula is at most 2,000 characters.", fields={"config": ["bad formula"]})
     return config
+
+
+def _storable(text: str) -> bool:
+    try:
+        check_characters(text)
+    except CellError:
+        return False
+    return True
 
 
 def add_column(
@@ -570,7 +586,7 @@ def count_rows(workspace, actor, table: Table, view: View | None = None) -> int:
 def search_rows(workspace, actor, table: Table, query: str, *, limit: int = 100) -> tuple[list[WindowRow], int]:  # noqa: ANN001
     """Return the first rows (default order) whose text columns contain ``query``, and the match count."""
     _check(workspace, table)
-    if not isinstance(query, str) or not query.strip() or len(query) > 200 or "\x00" in query:
+    if not isinstance(query, str) or not query.strip() or len(query) > 200 or not _storable(query):
         raise ValidationFailed("Search for 1 to 200 characters of text.", fields={"q": ["1 to 200 characters"]})
     _, limit = _window_bounds(0, limit)
     from morket.tables.filters import search_clause
