@@ -6,12 +6,18 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
 
-from morket.accounts.service import EMAIL_MAX, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN, normalize_email
+from morket.accounts.service import EMAIL_MAX, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN, name_problem, normalize_email
 
 _NOT_CORRECT = "That password is not correct."
 _PASSWORD_LENGTH = Length(
     min=PASSWORD_MIN, max=PASSWORD_MAX, message=f"Use between {PASSWORD_MIN} and {PASSWORD_MAX} characters."
 )
+
+
+def _valid_name(form: FlaskForm, field: StringField) -> None:
+    problem = name_problem(field.data or "")
+    if problem:
+        raise ValidationError(problem)
 
 
 def _email_field(label: str = "Email") -> EmailField:
@@ -30,7 +36,7 @@ class SignupForm(FlaskForm):
     email = _email_field("Work email")
     name = StringField(
         "Your name",
-        validators=[DataRequired("Enter your name."), Length(max=NAME_MAX, message="Use a shorter name.")],
+        validators=[DataRequired("Enter your name."), Length(max=NAME_MAX, message="Use a shorter name."), _valid_name],
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
     )
     password = PasswordField("Password", validators=[DataRequired("Choose a password."), _PASSWORD_LENGTH])
@@ -67,7 +73,7 @@ class ResetPasswordForm(FlaskForm):
 class ProfileForm(FlaskForm):
     name = StringField(
         "Name",
-        validators=[DataRequired("Enter your name."), Length(max=NAME_MAX, message="Use a shorter name.")],
+        validators=[DataRequired("Enter your name."), Length(max=NAME_MAX, message="Use a shorter name."), _valid_name],
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
     )
     save_profile = SubmitField("Save")

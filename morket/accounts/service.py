@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -51,6 +52,28 @@ def normalize_email(email: str) -> str:
 def get_user_by_email(email: str) -> User | None:
     """Return the user with ``email`` (case-insensitive), or None."""
     return db.session.scalar(select(User).where(User.email == normalize_email(email)))
+
+
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def name_problem(name: str) -> str | None:
+    """Return why ``name`` cannot be a display name (empty, too long, control characters), or None."""
+    name = name.strip()
+    if not name:
+        return "Enter your name."
+    if len(name) > NAME_MAX:
+        return f"Use at most {NAME_MAX} characters."
+    if any(unicodedata.category(ch) in {"Cc", "Cs"} or ch in _BIDI_CONTROLS for ch in name):
+        return "Use letters, digits, spaces and punctuation only."
+    return None
+
+
+def _clean_name(name: str) -> str:
+    problem = name_problem(name)
+    if problem:
+        raise ValidationFailed(problem, fields={"name": [problem]})
+    return name.strip()
 
 
 def check_password_policy(password: str, email: str) -> None:
@@ -116,11 +139,9 @@ def send_verification_email(user: User) -> None:
 def register_user(email: str, name: str, password: str) -> User:
     """Create an unverified account and email it a verification link; Conflict if the email is taken."""
     email = normalize_email(email)
-    name = name.strip()
-    if not email or "@" not in email or len(email) > EMAIL_MAX:
+    if not email or "@" not in email or len(email) > EMAIL_MAX or "\x00" in email:
         raise ValidationFailed("Enter a valid email address.", fields={"email": ["Enter a valid email address."]})
-    if not name or len(name) > NAME_MAX:
-        raise ValidationFailed("Enter your name.", fields={"name": [f"Enter your name (up to {NAME_MAX} characters)."]})
+    name = _clean_name(name)
     check_password_policy(password, email)
     taken = "An account with this email already exists. Log in, or reset your password."
     if get_user_by_email(email) is not None:
@@ -315,9 +336,6 @@ def change_password(user: User, current_password: str, new_password: str) -> Use
 
 def update_profile(user: User, name: str) -> User:
     """Change ``user``'s display name."""
-    name = name.strip()
-    if not name or len(name) > NAME_MAX:
-        raise ValidationFailed("Enter your name.", fields={"name": [f"Enter your name (up to {NAME_MAX} characters)."]})
-    user.name = name
+    user.name = _clean_name(name)
     db.session.flush()
     return user

@@ -38,9 +38,9 @@ def next_ip() -> str:
     return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
 
-def page_csrf(client, path: str = "/login") -> str:
-    """GET ``path`` and return the CSRF token the page hands to forms and htmx."""
-    resp = client.get(path)
+def page_csrf(client, path: str = "/login", ip: str | None = None) -> str:
+    """GET ``path`` (from ``ip``, a fresh address by default) and return the page's CSRF token."""
+    resp = client.get(path, environ_base={"REMOTE_ADDR": ip or next_ip()})
     assert resp.status_code == 200, f"GET {path} answered {resp.status_code}"
     match = _CSRF_HEADER.search(resp.get_data(as_text=True))
     assert match, f"no CSRF token on {path}"

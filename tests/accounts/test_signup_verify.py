@@ -96,6 +96,13 @@ def test_signup_validation_errors_are_shown_and_create_nothing(client, db):
             "Enter your name",
         ),
     ]
+    for bad_name in ["Ada\x00", "Ada\u202e", "\tA\x07"]:
+        cases.append(
+            (
+                {"email": "n@example.com", "name": bad_name, "password": SIGNUP_PASSWORD, "confirm": SIGNUP_PASSWORD},
+                "Use letters",
+            )
+        )
     for data, message in cases:
         resp = post_form(client, "/signup", data)
         assert resp.status_code == 422, data
