@@ -14,7 +14,15 @@ shorter (the rows before it move up, or the rows after it move down), so a delet
 rewrites few rows and a delete in the middle of a million rows rewrites at most half of them. The
 unique constraint on ``pos`` is ``DEFERRABLE INITIALLY IMMEDIATE`` so PostgreSQL checks it at the
 end of that statement rather than row by row. A sorted or filtered view keeps the same kind of
-dense sequence in its own order table ``ut.o_<table_id>_<view_id> (rank, row_id)``.
+dense sequence in its own order table ``ut.o_<table_id>_<view_id> (rank, row_id)``, built with one
+``INSERT … SELECT row_number() OVER (ORDER BY <sort keys>, id) … WHERE <filters>``; its window is a
+range scan on ``rank`` joined to the rows by id, its count ``max(rank) - min(rank) + 1``.
+
+Keeping a view's order right on writes (``service``): deleted rows are patched out of every built
+order with the same gap-closing UPDATE; inserted rows, and edits of a column that the view sorts,
+filters or searches on, mark the order stale, and the next read rebuilds it (one builder at a time,
+under a row lock on the view). Edits of other columns leave orders alone: a window reads the cells
+through the join, so it always shows current values.
 
 PostgreSQL allows 1,600 attributes per table and dropped columns keep their attribute number until
 the table is rewritten, so ``add_column`` checks ``max(attnum)`` and rewrites the table (a copy
@@ -214,7 +222,7 @@ def attribute_count(table_id: int) -> int:
 def add_physical_column(table: Table, column: Column) -> None:
     """Add the column's typed storage; rewrite the table first when dropped columns piled up."""
     if attribute_count(table.id) + 1 > REWRITE_AT_ATTNUM:
-        rewrite_rows_table(table)
+        rewrite_rows_table(table, adding=column)
     _exec(f"ALTER TABLE {_q(rows_name(table.id))} ADD COLUMN {column.storage_name} {sql_type(column.type)}")
 
 
@@ -223,14 +231,15 @@ def drop_physical_column(table: Table, column: Column) -> None:
     _exec(f"ALTER TABLE {_q(rows_name(table.id))} DROP COLUMN IF EXISTS {column.storage_name}")
 
 
-def rewrite_rows_table(table: Table) -> None:
+def rewrite_rows_table(table: Table, *, adding: Column | None = None) -> None:
     """Copy the rows into a fresh table holding only the kept columns, then swap the names.
 
-    Kept columns are the live ones and the deleted-but-restorable ones; row ids are preserved.
+    Kept columns are the live ones and the deleted-but-restorable ones (not ``adding``, which has
+    no storage yet); row ids are preserved.
     """
     name = rows_name(table.id)
     fresh = f"{name}_rw"
-    kept = [c for c in table.columns]
+    kept = [c for c in table.columns if c is not adding]
     defs = "".join(f", {c.storage_name} {sql_type(c.type)}" for c in kept)
     names = "".join(f", {c.storage_name}" for c in kept)
     _exec(
