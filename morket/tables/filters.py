@@ -234,7 +234,9 @@ def _compile_condition(cond: dict[str, Any], storage: Storage) -> Any:  # noqa: 
     if operator == "starts_with":
         return column.ilike(_like_escape(value) + "%", escape="\\")
     if operator == "any_of":
-        return column.in_(list(value))
+        # One array parameter rather than an expanding IN list: the order build sends its SQL
+        # through the driver as compiled, and a single bound array compiles the same every time.
+        return column == sa.any_(sa.cast(sa.literal(list(value), pg.ARRAY(sa.Text())), pg.ARRAY(sa.Text())))
     if operator in ("equals", "not_equals") and column_type in TEXT_LIKE:
         match = sa.func.lower(column) == sa.func.lower(sa.literal(value, sa.Text()))
         return match if operator == "equals" else sa.or_(column.is_(None), sa.not_(match))
