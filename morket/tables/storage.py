@@ -306,9 +306,6 @@ def sequence_bounds(relation: str, key: str) -> tuple[int | None, int | None]:
 # --- view orders -----------------------------------------------------------------------------------
 
 
-BUILD_WORK_MEM = "64MB"
-
-
 def build_order(table_id: int, view_id: int, order_by: Sequence[Any], where: Any | None, rows: sa.Table) -> None:
     """(Re)build a view's order table with one CREATE TABLE … AS SELECT row_number() … ."""
     name = order_name(table_id, view_id)
@@ -321,15 +318,12 @@ def build_order(table_id: int, view_id: int, order_by: Sequence[Any], where: Any
         ranked = ranked.where(where)
     compiled = ranked.compile(dialect=db.engine.dialect)
     connection = db.session.connection()
-    # The sort of a million keys fits in memory with a little more than the default work_mem.
-    connection.exec_driver_sql(f"SET LOCAL work_mem = '{BUILD_WORK_MEM}'")
     # CREATE TABLE AS writes in bulk (faster than INSERT … SELECT); the filter values stay bound
     # parameters. parallel_workers = 0: the window's rank bounds are only known at run time, so
     # the planner guesses thousands of rows and would start parallel workers for a 100-row read.
     connection.exec_driver_sql(
         f"CREATE TABLE {_q(name)} WITH (parallel_workers = 0) AS {compiled}", dict(compiled.params)
     )
-    connection.exec_driver_sql("SET LOCAL work_mem TO DEFAULT")
     _exec(f"ALTER TABLE {_q(name)} ADD CONSTRAINT {name}_pk PRIMARY KEY (rank)")
     # Fresh tables have no statistics; without them the planner misjudges window reads.
     _exec(f"ANALYZE {_q(name)}")

@@ -177,3 +177,46 @@ def test_view_without_sort_or_filter_uses_the_default_order(db, owner, words_tab
     assert _words(owner, words_table, view) == _all_words(db, words_table)
     exists = db.session.execute(text("SELECT to_regclass(:n)"), {"n": f"ut.o_{words_table.id}_{view.id}"}).scalar_one()
     assert exists is None, "an unused order table was left behind"
+
+
+def test_multi_select_date_and_checkbox_filters(db, owner):
+    workspace, user = owner
+    table = service.create_table(
+        workspace,
+        user,
+        "Typed",
+        columns=[
+            {"name": "Tags", "type": "multi_select", "config": {"options": ["a", "b", "c"]}},
+            {"name": "Day", "type": "date"},
+            {"name": "Done", "type": "checkbox"},
+        ],
+    )
+    ids = service.insert_rows(
+        workspace,
+        user,
+        table,
+        [
+            {"Tags": "a, b", "Day": "2026-01-01", "Done": True},
+            {"Tags": ["c"], "Day": "2026-06-01", "Done": False},
+            {"Tags": None, "Day": None, "Done": None},
+            {"Tags": ["b"], "Day": "2025-12-31", "Done": "yes"},
+        ],
+    )
+    tags, day, done = (c.id for c in table.live_columns)
+
+    def matching(*conditions, op="and"):
+        view = service.create_view(workspace, user, table, "F", filters={"op": op, "conditions": list(conditions)})
+        return [r.id for r in service.read_window(workspace, user, table, view, 0, 10)]
+
+    assert matching({"column_id": tags, "operator": "contains", "value": "b"}) == [ids[0], ids[3]]
+    assert matching({"column_id": tags, "operator": "any_of", "value": ["c", "a"]}) == [ids[0], ids[1]]
+    assert matching({"column_id": tags, "operator": "is_empty"}) == [ids[2]]
+    assert matching({"column_id": day, "operator": "gte", "value": "2026-01-01"}) == [ids[0], ids[1]]
+    assert matching({"column_id": day, "operator": "between", "value": ["2025-12-01", "2026-01-31"]}) == [
+        ids[0],
+        ids[3],
+    ]
+    assert matching({"column_id": done, "operator": "is_false"}) == [ids[1], ids[2]]
+    assert matching(
+        {"column_id": done, "operator": "is_true"}, {"column_id": day, "operator": "lt", "value": "2026-01-01"}, op="or"
+    ) == [ids[0], ids[3]]
