@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import has_app_context
+from flask.testing import FlaskClient
 from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -30,7 +32,9 @@ def _recreate_database(admin_url: str, name: str) -> None:
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"),
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+            ),
             {"n": name},
         )
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
@@ -92,6 +96,7 @@ def app(database_url: str, services: dict[str, str], smtp_server):
             },
         }
     )
+    app.test_client_class = BrowserClient
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
     yield app
@@ -140,9 +145,37 @@ def _reset_redis(request, services: dict[str, str]):
         redis_lib.Redis.from_url(services["redis"]).flushdb()
 
 
+class BrowserClient(FlaskClient):
+    """A test client whose every request runs in its own app context, as in a real server.
+
+    The ``db`` fixture keeps one app context open for the whole test and Flask would reuse it
+    for requests; flask-login and flask-wtf cache the user and CSRF token in ``g`` there, so two
+    plain clients would share one browser's login. A fresh context per request keeps them apart.
+    """
+
+    def open(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        from morket.extensions import db as _db
+
+        outer = has_app_context()
+        if outer:
+            _db.session.flush()  # what the test set up is in the database before the "user" acts
+        with self.application.app_context():
+            resp = super().open(*args, **kwargs)
+        if outer:
+            _db.session.expire_all()  # the request wrote through its own session: reload
+        return resp
+
+
 @pytest.fixture
-def client(app, db):
-    return app.test_client()
+def client(app, db) -> BrowserClient:
+    """A browser-like client on the test's rolled-back transaction."""
+    return BrowserClient(app, app.response_class, use_cookies=True)
+
+
+@pytest.fixture
+def new_client(app, db):
+    """Return a factory of further clients, each with its own cookies (another browser)."""
+    return lambda: BrowserClient(app, app.response_class, use_cookies=True)
 
 
 @pytest.fixture
@@ -176,7 +209,7 @@ def query_budget(db):
 def run_jobs(app, services):
     """Run every queued RQ job in this process (burst), as a worker would; return the count."""
     from redis import Redis
-    from rq import SimpleWorker
+    from rq import Queue, SimpleWorker
 
     from morket.core.jobs import QUEUES, relay_outbox
 
@@ -184,10 +217,11 @@ def run_jobs(app, services):
         with app.app_context():
             relay_outbox()
             conn = Redis.from_url(services["redis"])
-            worker = SimpleWorker(list(QUEUES), connection=conn)
-            before = worker.successful_job_count
-            worker.work(burst=True, with_scheduler=False)
-            return worker.successful_job_count - before + worker.failed_job_count
+            queues = [Queue(name, connection=conn) for name in QUEUES]
+            waiting = sum(q.count for q in queues)
+            SimpleWorker(queues, connection=conn).work(burst=True, with_scheduler=False)
+            conn.close()
+            return waiting
 
     return _run
 

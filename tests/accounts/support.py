@@ -6,25 +6,12 @@ import itertools
 import re
 from pathlib import Path
 
-from flask.testing import FlaskClient
+from tests.conftest import BrowserClient
 
 ROOT = Path(__file__).resolve().parents[2]
 _CSRF_HEADER = re.compile(r'"X-CSRFToken": "([^"]+)"')
 _LINK = re.compile(r"https?://\S+")
 _ips = itertools.count(1)
-
-
-class BrowserClient(FlaskClient):
-    """A test client whose every request runs in its own app context, as in a real server.
-
-    The ``db`` fixture keeps one app context open for the whole test, and Flask reuses it for
-    requests; flask-login and flask-wtf cache the user and CSRF token in ``g`` there, so two
-    plain clients would share one browser's login. A fresh context per request keeps them apart.
-    """
-
-    def open(self, *args, **kwargs):  # noqa: ANN002, ANN003
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
 
 
 def browser(app) -> BrowserClient:

@@ -5,30 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from flask import g, has_app_context
-from flask.testing import FlaskClient
 
 from morket.accounts.models import User
 from morket.workspaces.models import Membership, Workspace
-
-
-class _FreshGlobalsClient(FlaskClient):
-    """A test client that gives every request a fresh ``g``, as production does.
-
-    The ``db`` fixture keeps one app context open for the whole test, and Flask reuses it for each
-    request, so ``g`` (flask-login's cached user included) would carry over from one request, and one
-    client, to the next.
-    """
-
-    def open(self, *args, **kwargs):  # noqa: ANN002, ANN003
-        if has_app_context():
-            g.__dict__.clear()
-        return super().open(*args, **kwargs)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_globals_per_request(app, monkeypatch):
-    monkeypatch.setattr(app, "test_client_class", _FreshGlobalsClient)
 
 
 @pytest.fixture

@@ -49,15 +49,16 @@ def test_viewer_cannot_rename_the_workspace(client, team, login_api):
 def test_members_list_change_role_and_remove(client, db, team, owner_headers):
     members = client.get("/api/v1/members", headers=owner_headers).get_json()["data"]
     assert [m["role"] for m in members] == ["owner", "admin", "member", "viewer"]
-    target = _membership(db, team.workspace, team.member)
-    resp = client.patch(f"/api/v1/members/{target.id}", json={"role": "viewer"}, headers=owner_headers)
+    target_id = _membership(db, team.workspace, team.member).id
+    member_email = team.member.email
+    resp = client.patch(f"/api/v1/members/{target_id}", json={"role": "viewer"}, headers=owner_headers)
     assert resp.status_code == 200
     assert resp.get_json()["data"]["role"] == "viewer"
-    resp = client.delete(f"/api/v1/members/{target.id}", headers=owner_headers)
+    resp = client.delete(f"/api/v1/members/{target_id}", headers=owner_headers)
     assert resp.status_code == 200
-    assert resp.get_json()["data"] == {"id": target.id, "deleted": True}
+    assert resp.get_json()["data"] == {"id": target_id, "deleted": True}
     emails = {m["user"]["email"] for m in client.get("/api/v1/members", headers=owner_headers).get_json()["data"]}
-    assert team.member.email not in emails
+    assert member_email not in emails
 
 
 def test_removed_member_token_stops_at_once(client, db, team, owner_headers, login_api):

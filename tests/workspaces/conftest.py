@@ -5,37 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from flask import g, has_app_context
-from flask.testing import FlaskClient
 
 from morket.accounts.models import User
 from morket.workspaces import service
 from morket.workspaces.models import ApiKey, Invitation, Membership, Workspace
 from tests.factories import MembershipFactory, workspace_with_owner
-
-
-class FreshGlobalsClient(FlaskClient):
-    """A test client that starts every request with an empty ``g``, as production does.
-
-    The ``db`` fixture keeps one app context open for the test and Flask reuses it per request,
-    so flask-login's cached user (and the loaded workspace) would otherwise leak across requests.
-    """
-
-    def open(self, *args, **kwargs):  # noqa: ANN002, ANN003
-        if has_app_context():
-            g.__dict__.clear()
-        return super().open(*args, **kwargs)
-
-
-@pytest.fixture
-def client(app, db):
-    return FreshGlobalsClient(app, app.response_class, use_cookies=True)
-
-
-@pytest.fixture
-def new_client(app, db):
-    """Return a factory of further clients, each with its own cookies (another browser)."""
-    return lambda: FreshGlobalsClient(app, app.response_class, use_cookies=True)
 
 
 @dataclass

@@ -160,12 +160,13 @@ def test_unknown_role_is_a_clear_422(client, db):
 def test_remove_over_htmx_empties_the_row_and_the_member_loses_access(client, new_client, db):
     workspace, owner = workspace_with_owner()
     member = MembershipFactory(workspace=workspace, role="member")
+    member_user = member.user
     login(client, owner)
     resp = _post(client, f"/w/{workspace.slug}/members/{member.id}/remove", headers=HTMX)
     assert resp.status_code == 200 and resp.get_data(as_text=True) == ""
     assert "member.removed" in _actions(db, workspace)
     removed = new_client()
-    login(removed, member.user)
+    login(removed, member_user)
     assert removed.get(f"/w/{workspace.slug}/").status_code == 404
 
 
