@@ -69,6 +69,7 @@ def upgrade():
         sa.Column('frozen_count', sa.Integer(), nullable=False),
         sa.Column('widths', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
         sa.Column('order_stale', sa.Boolean(), nullable=False),
+        sa.Column('order_size', sa.BigInteger(), nullable=True),
         sa.Column('id', sa.BigInteger(), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
         sa.Column('workspace_id', sa.BigInteger(), nullable=False),

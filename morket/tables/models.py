@@ -114,6 +114,9 @@ class View(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
     )
     # True when the materialised order (ut.o_<table>_<view>) must be rebuilt before the next read.
     order_stale: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # Rows in the built order. Order tables are UNLOGGED (derived data, built fast); a crash empties
+    # them, and an empty order where this says otherwise is rebuilt.
+    order_size: Mapped[int | None] = mapped_column(BigInteger)
 
     @property
     def is_ordered(self) -> bool:

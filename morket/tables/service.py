@@ -400,7 +400,7 @@ def delete_rows(workspace, actor, table: Table, row_ids: Sequence[int]) -> int: 
     storage.close_gaps(table.storage_name, "pos", removed)
     for view in list_views(workspace, table):
         if view.is_ordered and not view.order_stale and storage.order_exists(table.id, view.id):
-            storage.remove_from_order(table.id, view.id, ids)
+            view.order_size = max(0, (view.order_size or 0) - storage.remove_from_order(table.id, view.id, ids))
     table.row_count = max(0, table.row_count - len(removed))
     db.session.flush()
     return len(removed)
@@ -519,7 +519,7 @@ def ensure_view_order(workspace, table: Table, view: View) -> None:  # noqa: ANN
     if not view.order_stale:
         return
     store = storage.storage_for(table)
-    storage.build_order(
+    view.order_size = storage.build_order(
         table.id, view.id, compile_sort(view.sort or [], store), compile_filters(view.filters or {}, store), store.rows
     )
     view.order_stale = False
@@ -554,8 +554,17 @@ def read_window(workspace, actor, table: Table, view: View | None, start: int, l
         ensure_view_order(workspace, table, view)
     store = storage.storage_for(table)
     statement = store.window(table.id, view.id if ordered else None)
-    result = db.session.connection().execute(statement, {"lo": start, "hi": start + limit})
+    result = db.session.connection().execute(statement, {"lo": start, "hi": start + limit}).all()
+    if not result and ordered and start < (view.order_size or 0):
+        _rebuild_lost_order(workspace, table, view)
+        result = db.session.connection().execute(statement, {"lo": start, "hi": start + limit}).all()
     return [WindowRow(r[0], start + i, tuple(r[1:-1]), r[-1]) for i, r in enumerate(result)]
+
+
+def _rebuild_lost_order(workspace, table: Table, view: View) -> None:  # noqa: ANN001
+    """Rebuild an order that a database crash emptied (order tables are unlogged)."""
+    view.order_stale = True
+    ensure_view_order(workspace, table, view)
 
 
 def get_row(workspace, actor, table: Table, row_id: int) -> WindowRow:  # noqa: ANN001
@@ -580,6 +589,9 @@ def count_rows(workspace, actor, table: Table, view: View | None = None) -> int:
     else:
         ensure_view_order(workspace, table, view)
         first, last = storage.sequence_bounds(storage.order_name(table.id, view.id), "rank")
+        if first is None and view.order_size:
+            _rebuild_lost_order(workspace, table, view)
+            first, last = storage.sequence_bounds(storage.order_name(table.id, view.id), "rank")
     return 0 if first is None else last - first + 1
 
 

@@ -174,3 +174,15 @@ def test_window_read_is_a_constant_number_of_statements(db, owner, seeded, query
             service.read_window(workspace, user, seeded, None, start, 100)
         with query_budget(1):
             service.read_window(workspace, user, seeded, view, start, 100)
+
+
+def test_an_order_emptied_by_a_crash_is_rebuilt(db, owner, seeded):
+    """Order tables are unlogged: crash recovery truncates them, which TRUNCATE reproduces here."""
+    workspace, user = owner
+    view = _sorted_filtered_view(workspace, user, seeded)
+    expected = _expected_sorted(db, seeded)
+    assert _ids(service.read_window(workspace, user, seeded, view, 10, 20)) == expected[10:30]
+    db.session.execute(text(f"TRUNCATE ut.o_{seeded.id}_{view.id}"))
+    assert _ids(service.read_window(workspace, user, seeded, view, 10, 20)) == expected[10:30]
+    db.session.execute(text(f"TRUNCATE ut.o_{seeded.id}_{view.id}"))
+    assert service.count_rows(workspace, user, seeded, view) == len(expected)
