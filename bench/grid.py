@@ -10,7 +10,9 @@ and migrated when missing), then measures in the same run:
   a two-key sort and a two-condition filter, against the baseline: the same window's single SQL
   statement sent through a bare psycopg connection (no ORM, no Morket code);
 - ``sort_build_s``: the time from saving a new sort (and filter) to a usable window;
-- ``edit_p95_ms``: loading the table, ``update_cell`` and the commit.
+- ``edit_p95_ms``: loading the table, ``update_cell`` and the commit;
+- ``delete_one_row_*_ms``: ``delete_rows`` of one row in the middle (the worst case: half the
+  positions move) and near the end, with the view's order patched too (rolled back afterwards).
 
 Server-side times only. A window sample first loads the table and view as a request would (timed
 apart, ``load_table_and_view_median_ms``), then times ``read_window`` alone, so that the ratio to
@@ -266,6 +268,16 @@ def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         edits.append(_timed(edit))
     figures["edit_p95_ms"] = round(_p95(edits) * 1000, 3)
     figures["edit_median_ms"] = round(statistics.median(edits) * 1000, 3)
+    # Deleting renumbers the shorter side of the table (and of each built view order) in one
+    # UPDATE: a row in the middle is the worst case. Timed, then rolled back to keep the table.
+    for label, fraction in (("middle", 0.5), ("near_end", 0.999)):
+        doomed = service.read_window(workspace, user, table, None, int(total * fraction), 1)[0].id
+        db.session.commit()
+        loaded = service.get_table_or_404(workspace, table.id)
+        figures[f"delete_one_row_{label}_ms"] = round(
+            _timed(lambda t=loaded, d=doomed: service.delete_rows(workspace, user, t, [d])) * 1000, 1
+        )
+        db.session.rollback()
     server_version = raw.info.server_version
     raw.close()
 
