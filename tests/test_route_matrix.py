@@ -1,0 +1,289 @@
+"""Every route in ``app.url_map`` × every role, an outsider and an anonymous visitor.
+
+Routes are classified by what guards them; a route that fits no class fails
+``test_every_route_is_classified``, so nothing new escapes the matrix:
+
+- workspace pages (``/w/<slug>/...``): anonymous → log in; a member of another workspace → 404;
+  each role → 403 exactly when ``can(role, permission)`` is false, and never 404/5xx otherwise;
+- API operations (``/api/v1``): no token → 401; a token of another workspace, given this
+  workspace's ids → 404; each role → 403 exactly when ``can`` is false;
+- admin console (``/admin``): 404 to everyone but platform admins;
+- account pages that need a login: anonymous → log in;
+- public pages: answer without a login and never 5xx.
+
+Path parameters are filled with real objects of the workspace (see ``ID_PARAMS``); a route with
+a parameter not listed there fails, asking for its mapping.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+
+from morket.api.routing import OPERATIONS
+from morket.api.tokens import encode_access_token
+from morket.core.roles import ROLES, can
+from morket.workspaces import service as ws_service
+from tests.factories import MembershipFactory, csrf_token, login, workspace_with_owner
+
+PUBLIC = {
+    "static",
+    "system.index",
+    "system.healthz",
+    "system.readiness",
+    "system.metrics",
+    "system.mailbox",
+    "system.mailbox_message",
+    "accounts.signup",
+    "accounts.login",
+    "accounts.forgot_password",
+    "accounts.reset_password",
+    "accounts.verify_email",
+    "accounts.check_inbox",
+    "workspaces.invitation",
+    "api_docs.api_docs",
+    "api.openapi_document",
+    "api.issue_token",
+    "api.refresh_token",
+}
+LOGIN_REQUIRED = {
+    "accounts.logout",
+    "accounts.settings",
+    "accounts.resend_verification",
+    "workspaces.home",
+    "workspaces.create",
+    "workspaces.accept_invitation",
+}
+# The API's logout takes a bearer token but no permission; it is checked with the API class.
+API_NO_PERMISSION = {"api.logout", "api.get_me"}
+
+_PARAM = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
+
+
+@dataclass
+class Team:
+    workspace: object
+    users: dict
+    ids: dict
+    outsider: object
+    other_workspace: object
+
+
+def _team(db) -> Team:
+    workspace, owner = workspace_with_owner(name="Matrix Co")
+    users = {"owner": owner}
+    for role in ROLES:
+        if role != "owner":
+            users[role] = MembershipFactory(workspace=workspace, role=role).user
+    target = MembershipFactory(workspace=workspace, role="viewer")
+    key, _ = ws_service.create_api_key(workspace, owner, name="matrix", role="member")
+    invitation = ws_service.invite_member(workspace, owner, "matrix.invitee@example.com", "member")
+    other_workspace, outsider = workspace_with_owner(name="Elsewhere Inc")
+    db.session.flush()
+    ids = {
+        "membership_id": target.id,
+        "member_id": target.id,
+        "key_id": key.id,
+        "invitation_id": invitation.id,
+    }
+    ids.update(_table_ids(db, workspace, owner))
+    return Team(workspace, users, ids, outsider, other_workspace)
+
+
+def _table_ids(db, workspace, owner) -> dict[str, int]:
+    """Ids of a small table, its column, row and view, when the tables capability is present."""
+    try:
+        from morket.tables import service as tables
+    except ImportError:
+        return {}
+    table = tables.create_table(workspace, owner, "Matrix table", columns=[{"name": "Name", "type": "text"}])
+    column = table.columns[0] if getattr(table, "columns", None) else None
+    row_ids = tables.insert_rows(workspace, owner, table, [{"Name": "Ada"}])
+    view = tables.create_view(workspace, owner, table, "Matrix view")
+    db.session.flush()
+    found = {"table_id": table.id, "row_id": row_ids[0], "view_id": view.id}
+    if column is not None:
+        found["column_id"] = column.id
+    return found
+
+
+def _fill(rule: str, team: Team, slug: str | None = None) -> str:
+    def sub(match: re.Match) -> str:
+        name = match.group(1)
+        if name == "slug":
+            return slug or team.workspace.slug
+        if name not in team.ids:
+            pytest.fail(f"route {rule}: add a mapping for path parameter <{name}> to tests/test_route_matrix.py")
+        return str(team.ids[name])
+
+    return _PARAM.sub(sub, rule)
+
+
+def _rules(app):
+    return [r for r in app.url_map.iter_rules()]
+
+
+def _methods(rule) -> list[str]:
+    return sorted(m for m in rule.methods if m not in {"HEAD", "OPTIONS"})
+
+
+def _classify(rule) -> str:
+    if rule.endpoint in PUBLIC:
+        return "public"
+    if rule.endpoint in LOGIN_REQUIRED:
+        return "login"
+    if rule.rule.startswith("/w/<slug>"):
+        return "workspace"
+    if rule.rule.startswith("/api/v1/"):
+        return "api"
+    if rule.rule.startswith("/admin"):
+        return "admin"
+    return "unclassified"
+
+
+def test_every_route_is_classified(app):
+    loose = [f"{r.endpoint} {r.rule}" for r in _rules(app) if _classify(r) == "unclassified"]
+    assert not loose, f"routes missing from the role matrix: {loose}"
+
+
+def test_every_workspace_page_declares_its_permission(app):
+    missing = [
+        r.endpoint
+        for r in _rules(app)
+        if _classify(r) == "workspace" and not getattr(app.view_functions[r.endpoint], "morket_permission", None)
+    ]
+    assert not missing, f"workspace routes without workspace_page(permission): {missing}"
+
+
+def _cases(app, kind: str):
+    return [(r.endpoint, r.rule, m) for r in _rules(app) if _classify(r) == kind for m in _methods(r)]
+
+
+@pytest.fixture(scope="module")
+def route_cases(app):
+    return {kind: _cases(app, kind) for kind in ("workspace", "api", "admin", "login", "public")}
+
+
+def _request(client, method: str, path: str, *, csrf: str | None = None, headers=None, json=None):
+    headers = dict(headers or {})
+    if csrf:
+        headers["X-CSRFToken"] = csrf
+    return client.open(path, method=method, headers=headers, json=json)
+
+
+def test_workspace_pages_for_every_role(app, client, new_client, db, route_cases):
+    team = _team(db)
+    failures = []
+    for endpoint, rule, method in route_cases["workspace"]:
+        permission = app.view_functions[endpoint].morket_permission
+        anonymous = new_client()
+        resp = _request(anonymous, method, _fill(rule, team))
+        if method == "GET" and not (resp.status_code == 302 and "/login" in resp.headers["Location"]):
+            failures.append(f"{method} {rule} anonymous → {resp.status_code}")
+        if method != "GET" and resp.status_code not in {302, 400, 401}:
+            failures.append(f"{method} {rule} anonymous → {resp.status_code}")
+        outsider = new_client()
+        login(outsider, team.outsider)
+        token = csrf_token(outsider, "/w")
+        resp = _request(outsider, method, _fill(rule, team), csrf=token)
+        if resp.status_code != 404:
+            failures.append(f"{method} {rule} outsider → {resp.status_code}, expected 404")
+        for role in ROLES:
+            if method != "GET" and can(role, permission):
+                continue  # allowed writes are exercised by each domain's own tests (they change state)
+            browser = new_client()
+            login(browser, team.users[role])
+            token = csrf_token(browser, "/w")
+            resp = _request(browser, method, _fill(rule, team), csrf=token)
+            expected_forbidden = not can(role, permission)
+            if expected_forbidden and resp.status_code != 403:
+                failures.append(f"{method} {rule} as {role} → {resp.status_code}, expected 403")
+            if not expected_forbidden and (resp.status_code in {403, 404} or resp.status_code >= 500):
+                failures.append(f"{method} {rule} as {role} → {resp.status_code}, expected access")
+    assert not failures, "\n".join(failures)
+
+
+def _bearer(user, workspace, role) -> dict[str, str]:
+    return {"Authorization": f"Bearer {encode_access_token(user.id, workspace.id, role)}"}
+
+
+def test_api_operations_for_every_role(app, client, db, route_cases):
+    team = _team(db)
+    operations = {op.endpoint: op for op in OPERATIONS}
+    failures = []
+    for endpoint, rule, method in route_cases["api"]:
+        op = operations.get(endpoint)
+        if op is None:
+            failures.append(f"{endpoint} is an /api/v1 route that api_route did not register")
+            continue
+        if not op.authenticated:
+            continue
+        path = _fill(rule, team)
+        resp = _request(client, method, path, json={})
+        if resp.status_code != 401:
+            failures.append(f"{method} {rule} without a token → {resp.status_code}, expected 401")
+        if "<" in rule:
+            resp = _request(
+                client, method, path, json={}, headers=_bearer(team.outsider, team.other_workspace, "owner")
+            )
+            # A body refused before any lookup (422 for the owner too) reveals nothing about the id.
+            refused_alike = (
+                resp.status_code == 422
+                and _request(
+                    client, method, path, json={}, headers=_bearer(team.users["owner"], team.workspace, "owner")
+                ).status_code
+                == 422
+            )
+            if resp.status_code != 404 and not refused_alike:
+                failures.append(f"{method} {rule} with another workspace's token → {resp.status_code}, expected 404")
+        for role in ROLES:
+            if method != "GET" and (op.permission is None or can(role, op.permission)):
+                continue  # allowed writes are exercised by the API's own tests
+            user = team.users[role]
+            resp = _request(client, method, path, json={}, headers=_bearer(user, team.workspace, role))
+            forbidden = op.permission is not None and not can(role, op.permission)
+            if forbidden and resp.status_code != 403:
+                failures.append(f"{method} {rule} as {role} → {resp.status_code}, expected 403")
+            if not forbidden and (resp.status_code in {401, 403, 404} or resp.status_code >= 500):
+                failures.append(f"{method} {rule} as {role} → {resp.status_code}, expected access")
+    assert not failures, "\n".join(failures)
+
+
+def test_admin_console_is_invisible_to_workspace_owners(app, new_client, db, route_cases):
+    team = _team(db)
+    owner = new_client()
+    login(owner, team.users["owner"])
+    token = csrf_token(owner, "/w")
+    failures = []
+    for _endpoint, rule, method in route_cases["admin"]:
+        path = re.sub(r"<int:[a-z_]+>", str(team.users["owner"].id), rule)
+        resp = _request(owner, method, path, csrf=token)
+        if resp.status_code != 404:
+            failures.append(f"{method} {rule} as a workspace owner → {resp.status_code}, expected 404")
+    assert not failures, "\n".join(failures)
+
+
+def test_login_pages_send_visitors_to_log_in(app, new_client, db, route_cases):
+    failures = []
+    for endpoint, rule, method in route_cases["login"]:
+        path = re.sub(r"<[a-z_:]+>", "x", rule)
+        resp = _request(new_client(), method, path)
+        refused = resp.status_code in {400, 401} or (resp.status_code == 302 and "/login" in resp.headers["Location"])
+        if method == "GET" and endpoint != "workspaces.accept_invitation":
+            refused = resp.status_code == 302 and "/login" in resp.headers["Location"]
+        if not refused:
+            failures.append(f"{method} {rule} anonymous → {resp.status_code}")
+    assert not failures, "\n".join(failures)
+
+
+def test_public_pages_answer_without_a_login(app, new_client, db, route_cases):
+    failures = []
+    for _endpoint, rule, method in route_cases["public"]:
+        if method != "GET" or "<" in rule:
+            continue
+        resp = new_client().get(rule)
+        if resp.status_code >= 500 or resp.status_code in {401, 403}:
+            failures.append(f"GET {rule} → {resp.status_code}")
+    assert not failures, "\n".join(failures)
