@@ -6,6 +6,6 @@ bp = Blueprint("tables", __name__)
 
 
 def register(app: Flask) -> None:
-    from morket.tables import models  # noqa: F401 - register the tables with the metadata
+    from morket.tables import models, undo  # noqa: F401 - register the tables (and undo steps) with the metadata
 
     app.register_blueprint(bp)
