@@ -1,0 +1,330 @@
+"""Table pages: the list of tables, the grid page, its row windows, saved views and the row panel."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+from markupsafe import Markup, escape
+
+from morket.core.errors import MorketError, ValidationFailed
+from morket.core.ratelimit import GRID_LIMIT
+from morket.core.roles import can
+from morket.core.tenancy import workspace_page
+from morket.extensions import db, limiter
+from morket.tables import bp, service
+from morket.tables.models import Column, Table, View
+from morket.tables.search import search_window
+
+ROW_HEIGHT = 32
+DEFAULT_LIMIT = 120
+MAX_PAGE_LIMIT = 300
+IMPORT_RULE = "/w/<slug>/tables/<int:table_id>/import"
+
+
+# --- cell texts ------------------------------------------------------------------------------------
+
+
+def _number(value: Decimal) -> str:
+    """Plain digits without exponent or trailing zeros, e.g. Decimal('1E+2') -> '100'."""
+    text = format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def cell_raw(value: Any, column_type: str) -> str:
+    """Return the text an editor starts with for a stored value (what parse_cell reads back)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return _number(value)
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if column_type == "multi_select" and isinstance(value, list):
+        return ", ".join(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def cell_display(value: Any, column_type: str, config: dict[str, Any] | None = None) -> str:
+    """Return a stored value as the grid shows it (numbers grouped, dates short, checkboxes ticked)."""
+    if value is None:
+        return ""
+    if column_type == "checkbox":
+        return "✓" if value else ""
+    if isinstance(value, Decimal):
+        if column_type == "currency":
+            code = (config or {}).get("currency", "USD")
+            return f"{value:,.2f} {code}"
+        text = f"{value:,f}" if value == value.to_integral_value() else f"{value.normalize():,f}"
+        return f"{text}%" if column_type == "percent" else text
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return cell_raw(value, column_type)
+
+
+def cell_pretty(value: Any, column_type: str, config: dict[str, Any] | None = None) -> str:
+    """Return a value for the row panel: JSON indented, everything else as the grid shows it."""
+    if isinstance(value, dict | list) and column_type != "multi_select":
+        return json.dumps(value, ensure_ascii=False, indent=2)
+    return cell_display(value, column_type, config)
+
+
+@bp.app_template_filter("cell_raw")
+def _cell_raw_filter(value: Any, column_type: str) -> str:
+    return cell_raw(value, column_type)
+
+
+@bp.app_template_filter("cell_display")
+def _cell_display_filter(value: Any, column_type: str, config: dict[str, Any] | None = None) -> str:
+    return cell_display(value, column_type, config)
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _render(template: str, status: int = 200, **context: Any):
+    resp = make_response(render_template(template, can=can, **context), status)
+    resp.vary.add("HX-Request")
+    return resp
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name} must be a whole number.", fields={name: ["not a number"]}) from None
+    if not low <= value <= high:
+        raise ValidationFailed(f"{name} must be {low} to {high:,}.", fields={name: [f"{low} to {high}"]})
+    return value
+
+
+def _pick_view(workspace, table: Table, views: list[View] | None = None) -> View | None:  # noqa: ANN001
+    """Return the view named by ?view= (404 when not this table's), else the table's first view."""
+    raw = request.args.get("view") or request.form.get("view")
+    if raw:
+        if not raw.isdigit():
+            abort(404)
+        return service.get_view_or_404(workspace, table, int(raw))
+    if views is not None:
+        return views[0] if views else None
+    found = service.list_views(workspace, table)
+    return found[0] if found else None
+
+
+def _visible_columns(table: Table, view: View | None) -> list[Column]:
+    hidden = set(view.hidden_column_ids or []) if view is not None else set()
+    return [c for c in table.live_columns if c.id not in hidden and not c.hidden]
+
+
+def _width(column: Column, view: View | None) -> int:
+    if view is not None and view.widths:
+        return view.widths.get(str(column.id), column.width)
+    return column.width
+
+
+def _search_query() -> str | None:
+    query = (request.args.get("q") or "").strip()
+    return query or None
+
+
+# --- tables list -----------------------------------------------------------------------------------
+
+
+def _index(workspace, membership, status: int = 200, error: str | None = None, values=None):  # noqa: ANN001
+    tables = service.list_tables(workspace)
+    folders: dict[str | None, list[Table]] = {}
+    for table in tables:
+        folders.setdefault(table.folder, []).append(table)
+    return _render(
+        "tables/index.html",
+        status,
+        workspace=workspace,
+        membership=membership,
+        folders=folders,
+        import_url=lambda table_id: _import_url(workspace, table_id),
+        error=error,
+        values=values or {},
+    )
+
+
+def _import_url(workspace, table_id: int) -> str | None:  # noqa: ANN001
+    """Return the CSV import page of a table when that feature is installed."""
+    for rule in current_app.url_map.iter_rules():
+        if rule.rule == IMPORT_RULE and "GET" in (rule.methods or ()):
+            return url_for(rule.endpoint, slug=workspace.slug, table_id=table_id)
+    return None
+
+
+@bp.get("/w/<slug>/tables")
+@workspace_page("tables.view")
+def index(workspace, membership):  # noqa: ANN001
+    return _index(workspace, membership)
+
+
+@bp.post("/w/<slug>/tables")
+@workspace_page("tables.manage")
+def create(workspace, membership):  # noqa: ANN001
+    name, folder = request.form.get("name", ""), request.form.get("folder", "")
+    try:
+        table = service.create_table(
+            workspace, current_user, name, folder=folder, columns=[{"name": "Name", "type": "text"}]
+        )
+    except MorketError as exc:
+        db.session.rollback()
+        return _index(workspace, membership, exc.status, exc.message, {"name": name, "folder": folder})
+    db.session.commit()
+    flash(f"{table.name} is ready. Add columns and rows, or paste from a spreadsheet.", "success")
+    return _redirect(url_for("tables.grid", slug=workspace.slug, table_id=table.id))
+
+
+@bp.post("/w/<slug>/tables/<int:table_id>/rename")
+@workspace_page("tables.manage")
+def rename(workspace, membership, table_id: int):  # noqa: ANN001
+    table = service.get_table_or_404(workspace, table_id)
+    name = request.form.get("name", "")
+    try:
+        service.rename_table(workspace, current_user, table, name)
+    except MorketError as exc:
+        db.session.rollback()
+        return _index(workspace, membership, exc.status, exc.message)
+    db.session.commit()
+    flash("Table renamed.", "success")
+    return _redirect(
+        request.form.get("next") == "grid"
+        and url_for("tables.grid", slug=workspace.slug, table_id=table_id)
+        or url_for("tables.index", slug=workspace.slug)
+    )
+
+
+@bp.post("/w/<slug>/tables/<int:table_id>/delete")
+@workspace_page("tables.manage")
+def delete(workspace, membership, table_id: int):  # noqa: ANN001
+    table = service.get_table_or_404(workspace, table_id)
+    name = table.name
+    service.delete_table(workspace, current_user, table)
+    db.session.commit()
+    flash(f"{name} was deleted.", "success")
+    return _redirect(url_for("tables.index", slug=workspace.slug))
+
+
+def _redirect(location: str):
+    """Redirect a plain form post, or tell htmx to navigate."""
+    if request.headers.get("HX-Request") == "true":
+        resp = make_response("", 204)
+        resp.headers["HX-Redirect"] = location
+        return resp
+    return redirect(location, 303)
+
+
+# --- the grid --------------------------------------------------------------------------------------
+
+
+@bp.get("/w/<slug>/tables/<int:table_id>")
+@workspace_page("tables.view")
+def grid(workspace, membership, table_id: int):  # noqa: ANN001
+    table = service.get_table_or_404(workspace, table_id)
+    views = service.list_views(workspace, table)
+    view = _pick_view(workspace, table, views)
+    columns = _visible_columns(table, view)
+    # A stale sorted/filtered view is ordered by the first window request, which shows "Sorting…".
+    sorting = view is not None and view.is_ordered and view.order_stale
+    total = None if sorting else service.count_rows(workspace, current_user, table, view)
+    return _render(
+        "tables/grid.html",
+        workspace=workspace,
+        membership=membership,
+        table=table,
+        views=views,
+        view=view,
+        columns=columns,
+        widths={c.id: _width(c, view) for c in columns},
+        all_columns=table.live_columns,
+        total=total,
+        sorting=sorting,
+        row_height=ROW_HEIGHT,
+        can_edit=can(membership.role, "tables.edit"),
+        can_manage=can(membership.role, "tables.manage"),
+        import_url=_import_url(workspace, table.id),
+    )
+
+
+class _CellMarkup:
+    """The fixed markup around one column's cells, built once per window response."""
+
+    __slots__ = ("display", "head", "index", "type", "config")
+
+    def __init__(self, column: Column, index: int) -> None:
+        self.index = index
+        self.type = column.type
+        self.config = column.config
+        self.head = Markup(  # noqa: S704 - the type is escaped and the id is an integer
+            f'<div class="grid-cell t-{escape(column.type)}" data-col-id="{column.id}" '
+            f'data-type="{escape(column.type)}" tabindex="-1" data-raw="'
+        )
+
+
+@bp.get("/w/<slug>/tables/<int:table_id>/rows")
+@workspace_page("tables.view")
+@limiter.limit(GRID_LIMIT)
+def rows(workspace, membership, table_id: int):  # noqa: ANN001
+    table = service.get_table_or_404(workspace, table_id)
+    start = _int_arg("start", 0, 0, 10**12)
+    limit = _int_arg("limit", DEFAULT_LIMIT, 1, MAX_PAGE_LIMIT)
+    query = _search_query()
+    if query is not None:
+        window, total = search_window(workspace, current_user, table, query, start, limit)
+        view = None
+        if request.args.get("view"):
+            view = _pick_view(workspace, table)
+    else:
+        view = _pick_view(workspace, table)
+        window = service.read_window(workspace, current_user, table, view, start, limit)
+        total = service.count_rows(workspace, current_user, table, view)
+    db.session.commit()  # a first read of a stale view saves its freshly built order
+    columns = _visible_columns(table, view)
+    positions = {c.id: i for i, c in enumerate(table.live_columns)}
+    markup = [_CellMarkup(c, positions[c.id]) for c in columns]
+    body = [
+        (
+            row.id,
+            row.position,
+            [
+                (m.head, cell_raw(row.cells[m.index], m.type), cell_display(row.cells[m.index], m.type, m.config))
+                for m in markup
+            ],
+        )
+        for row in window
+    ]
+    resp = make_response(render_template("tables/_rows.html", rows=body))
+    resp.headers["X-Grid-Total"] = str(total)
+    resp.headers["X-Grid-Start"] = str(start)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.vary.add("HX-Request")
+    return resp
+
+
+@bp.get("/w/<slug>/tables/<int:table_id>/rows/<int:row_id>")
+@workspace_page("tables.view")
+@limiter.limit(GRID_LIMIT)
+def row_detail(workspace, membership, table_id: int, row_id: int):  # noqa: ANN001
+    table = service.get_table_or_404(workspace, table_id)
+    row = service.get_row(workspace, current_user, table, row_id)
+    fields = [
+        (c, cell_pretty(value, c.type, c.config), isinstance(value, dict | list) and c.type != "multi_select")
+        for c, value in zip(table.live_columns, row.cells, strict=True)
+    ]
+    return _render("tables/_row_detail.html", table=table, row=row, fields=fields, workspace=workspace)

@@ -1,0 +1,289 @@
+// The grid: a windowed, virtually scrolled list of rows. Only the rows near the viewport are in
+// the DOM (never more than MAX_ROWS); scrolling fetches the window partial for the new position.
+(function () {
+  "use strict";
+
+  var MAX_PX = 15000000;    // browsers cap element heights near 16.7M px; stay under it
+  var OVERSCAN = 40;        // rows fetched above and below the visible ones
+  var MARGIN = 10;          // refetch when fewer than this many loaded rows remain past the viewport
+  var MAX_ROWS = 300;
+  var DEBOUNCE_MS = 60;
+  var ROWNUM_WIDTH = 56;
+  var grids = new WeakMap();
+
+  function Grid(el) {
+    this.el = el;
+    this.rowHeight = parseInt(el.dataset.rowHeight, 10) || 32;
+    this.header = el.querySelector(".grid-header");
+    this.spacer = el.querySelector(".grid-spacer");
+    this.block = el.querySelector(".grid-rows");
+    this.total = el.dataset.total === "" ? null : parseInt(el.dataset.total, 10);
+    this.query = "";
+    this.loaded = null;       // {start, count} of the rows in the DOM
+    this.pending = null;      // {start, count, controller} of the request in flight
+    this.timer = null;
+    this.frame = null;
+    this.applyWidths();
+    this.layout();
+    var self = this;
+    el.addEventListener("scroll", function () { self.onScroll(); }, {passive: true});
+    window.addEventListener("resize", function () { self.onScroll(); });
+    el.addEventListener("click", function (e) { self.onClick(e); });
+    el.addEventListener("keydown", function (e) { self.onKey(e); });
+    this.fetchWindow(0, true);
+  }
+
+  // Column widths come from data-width (the view's widths); rows are CSS grids sharing --grid-cols.
+  // Frozen columns stick at left offsets --f1..--f10 (see grid.css).
+  Grid.prototype.applyWidths = function () {
+    var cells = this.header.children, cols = [], left = 0;
+    for (var i = 0; i < cells.length; i++) {
+      var w = parseInt(cells[i].dataset.width, 10) || (i === 0 ? ROWNUM_WIDTH : 180);
+      cols.push(w + "px");
+      if (i > 0) { this.el.style.setProperty("--f" + i, left + "px"); }
+      left += w;
+    }
+    this.el.style.setProperty("--grid-cols", cols.join(" "));
+    this.el.style.setProperty("--grid-width", left + "px");
+  };
+
+  Grid.prototype.headerHeight = function () { return this.header.offsetHeight; };
+
+  Grid.prototype.visibleRows = function () {
+    return Math.max(1, Math.floor((this.el.clientHeight - this.headerHeight()) / this.rowHeight));
+  };
+
+  // The spacer gives the scrollbar its range: total rows x row height, capped at MAX_PX.
+  Grid.prototype.layout = function () {
+    var total = this.total || 0;
+    var natural = total * this.rowHeight;
+    this.scaled = natural > MAX_PX;
+    this.spacer.style.height = Math.min(natural, MAX_PX) + "px";
+  };
+
+  // Position mapping (rows are numbered from 0):
+  //  - unscaled: first visible row = scrollTop / rowHeight, exactly one pixel per pixel;
+  //  - scaled (rows x rowHeight > MAX_PX): the spacer is capped, so the scrollbar's range maps
+  //    linearly onto the positions: first = scrollTop / (scrollHeight - clientHeight) x (total - visible).
+  //    The top and the bottom of the scrollbar are the first and the last rows exactly.
+  // Both return a fractional position; the rows block is then placed so that row `first` sits at
+  // the top of the viewport: top = header + scrollTop + (start - first) x rowHeight. Unscaled this
+  // is header + start x rowHeight, the natural place.
+  Grid.prototype.firstPosition = function () {
+    var total = this.total || 0, visible = this.visibleRows();
+    if (!this.scaled) { return Math.min(this.el.scrollTop / this.rowHeight, Math.max(0, total - visible)); }
+    var range = this.el.scrollHeight - this.el.clientHeight;
+    var ratio = range > 0 ? Math.min(1, this.el.scrollTop / range) : 0;
+    return ratio * Math.max(0, total - visible);
+  };
+
+  Grid.prototype.scrollTopFor = function (pos) {
+    var total = this.total || 0, visible = this.visibleRows();
+    if (!this.scaled) { return pos * this.rowHeight; }
+    var range = this.el.scrollHeight - this.el.clientHeight;
+    return total - visible > 0 ? Math.round(pos / (total - visible) * range) : 0;
+  };
+
+  Grid.prototype.place = function () {
+    if (!this.loaded) { return; }
+    var first = this.firstPosition();
+    var top = this.headerHeight() + this.el.scrollTop + (this.loaded.start - first) * this.rowHeight;
+    this.block.style.transform = "translateY(" + Math.round(top) + "px)";
+  };
+
+  Grid.prototype.wanted = function () {
+    var first = Math.floor(this.firstPosition()), visible = this.visibleRows();
+    var start = Math.max(0, first - OVERSCAN);
+    var count = Math.min(MAX_ROWS, visible + 2 * OVERSCAN + (first - start - OVERSCAN) + 1);
+    if (this.total !== null) { count = Math.max(1, Math.min(count, this.total - start)); }
+    return {first: first, visible: visible, start: start, count: Math.max(1, count)};
+  };
+
+  Grid.prototype.covered = function (w, range) {
+    if (!range) { return false; }
+    var lo = Math.max(0, w.first - MARGIN);
+    var hi = w.first + w.visible + MARGIN;
+    if (this.total !== null) { hi = Math.min(hi, this.total); }
+    return range.start <= lo && range.start + range.count >= hi;
+  };
+
+  Grid.prototype.onScroll = function () {
+    var self = this;
+    if (this.frame === null) {
+      this.frame = window.requestAnimationFrame(function () { self.frame = null; self.place(); });
+    }
+    var w = this.wanted();
+    if (this.covered(w, this.loaded) || this.covered(w, this.pending)) { return; }
+    // Debounce: a scrollbar drag fetches once, for where it stops.
+    window.clearTimeout(this.timer);
+    this.timer = window.setTimeout(function () { self.fetchWindow(); }, DEBOUNCE_MS);
+  };
+
+  Grid.prototype.url = function (start, count) {
+    var params = new URLSearchParams({start: String(start), limit: String(count)});
+    if (this.el.dataset.viewId) { params.set("view", this.el.dataset.viewId); }
+    if (this.query) { params.set("q", this.query); }
+    return this.el.dataset.rowsUrl + "?" + params.toString();
+  };
+
+  Grid.prototype.fetchWindow = function (start, first) {
+    var w = this.wanted();
+    if (typeof start === "number") { w.start = start; w.count = Math.min(MAX_ROWS, w.visible + 2 * OVERSCAN); }
+    if (this.pending) { this.pending.controller.abort(); }
+    var controller = new AbortController();
+    var req = {start: w.start, count: w.count, controller: controller};
+    this.pending = req;
+    this.el.classList.add("is-loading");
+    var self = this;
+    fetch(this.url(w.start, w.count), {
+      headers: {"HX-Request": "true"}, credentials: "same-origin", signal: controller.signal
+    }).then(function (resp) {
+      if (!resp.ok) { throw new Error("HTTP " + resp.status); }
+      return resp.text().then(function (html) { return {html: html, total: resp.headers.get("X-Grid-Total")}; });
+    }).then(function (got) {
+      if (self.pending !== req) { return; }
+      self.pending = null;
+      self.render(got.html, req.start, got.total);
+      if (first) { self.el.dispatchEvent(new CustomEvent("grid:ready", {bubbles: true})); }
+      self.onScroll();
+    }).catch(function (err) {
+      if (err.name === "AbortError") { return; }
+      if (self.pending === req) { self.pending = null; }
+      self.el.classList.remove("is-loading");
+      self.status("Could not load rows. Scroll to retry.", true);
+    });
+  };
+
+  // Swap in a window (the previous rows stay until this moment), then tell other scripts.
+  Grid.prototype.render = function (html, start, total) {
+    this.block.innerHTML = html;
+    var count = this.block.children.length;
+    this.loaded = {start: start, count: count};
+    this.el.classList.remove("is-loading");
+    if (total !== null && total !== undefined && total !== "") { this.setTotal(parseInt(total, 10)); }
+    if (window.htmx) { window.htmx.process(this.block); }
+    this.place();
+    this.el.dispatchEvent(new CustomEvent("grid:window-rendered", {bubbles: true, detail: {start: start, count: count}}));
+  };
+
+  Grid.prototype.setTotal = function (total) {
+    if (total === this.total) { this.status(); return; }
+    this.total = total;
+    this.el.dataset.total = String(total);
+    this.el.setAttribute("aria-rowcount", String(total));
+    this.layout();
+    var empty = this.el.querySelector(".grid-empty");
+    if (empty) { empty.hidden = total > 0; }
+    this.status();
+  };
+
+  Grid.prototype.status = function (message, isError) {
+    var bar = document.querySelector('[data-grid="' + this.el.id + '"] [data-grid-status]');
+    if (!bar) { return; }
+    var span = document.createElement("span");
+    if (message) {
+      span.className = isError ? "grid-error" : "grid-sorting";
+      span.textContent = message;
+    } else {
+      var n = this.total || 0;
+      span.className = "grid-count";
+      span.setAttribute("data-grid-count", "");
+      span.textContent = n.toLocaleString("en-US") + (n === 1 ? " row" : " rows") + (this.query ? " match" + (n === 1 ? "es" : "") : "");
+      if (this.query) { span.textContent = n.toLocaleString("en-US") + (n === 1 ? " match" : " matches"); }
+    }
+    bar.replaceChildren(span);
+  };
+
+  Grid.prototype.scrollToPos = function (pos) {
+    this.el.scrollTop = this.scrollTopFor(Math.max(0, pos));
+    this.onScroll();
+  };
+
+  Grid.prototype.refresh = function () {
+    this.fetchWindow(this.loaded ? this.loaded.start : 0);
+  };
+
+  Grid.prototype.setQuery = function (query, html, total) {
+    this.query = query;
+    this.el.scrollTop = 0;
+    this.loaded = null;
+    this.setTotal(parseInt(total, 10));
+    this.loaded = {start: 0, count: this.block.children.length};
+    if (window.htmx) { window.htmx.process(this.block); }
+    this.place();
+    this.el.dispatchEvent(new CustomEvent("grid:window-rendered", {bubbles: true, detail: {start: 0, count: this.loaded.count}}));
+  };
+
+  Grid.prototype.rowUrl = function (rowId) { return this.el.dataset.baseUrl + "/rows/" + encodeURIComponent(rowId); };
+
+  Grid.prototype.openRow = function (row) {
+    var panel = document.getElementById(this.el.id.replace(/-grid$/, "-panel"));
+    if (!panel || !window.htmx) { return; }
+    panel.hidden = false;
+    window.htmx.ajax("GET", this.rowUrl(row.dataset.rowId), {target: panel, swap: "innerHTML"});
+  };
+
+  Grid.prototype.onClick = function (e) {
+    var num = e.target.closest(".grid-rownum");
+    if (num && this.el.contains(num)) { this.openRow(num.parentElement); }
+  };
+
+  Grid.prototype.onKey = function (e) {
+    if (e.key !== " " || e.defaultPrevented) { return; }
+    var t = e.target;
+    if (t.classList && (t.classList.contains("grid-rownum") || t.classList.contains("grid-row"))) {
+      e.preventDefault();
+      this.openRow(t.closest(".grid-row"));
+    }
+  };
+
+  function get(el) { return grids.get(el) ? api(grids.get(el)) : null; }
+
+  function api(g) {
+    return {
+      scrollToPos: function (pos) { g.scrollToPos(pos); },
+      refresh: function () { g.refresh(); },
+      totalRows: function () { return g.total || 0; },
+      rowHeight: g.rowHeight
+    };
+  }
+
+  function init() {
+    document.querySelectorAll(".grid[data-rows-url]").forEach(function (el) {
+      if (!grids.has(el)) { grids.set(el, new Grid(el)); }
+    });
+  }
+
+  window.MorketGrid = {get: get};
+
+  // Quick search: htmx swaps the first matches into the rows block; the grid adopts them.
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var input = e.detail.requestConfig && e.detail.requestConfig.elt;
+    if (!input || !input.dataset || !input.dataset.gridSearch) { return; }
+    var el = document.getElementById(input.dataset.gridSearch);
+    var g = el && grids.get(el);
+    if (g) { g.setQuery(input.value.trim(), null, e.detail.xhr.getResponseHeader("X-Grid-Total")); }
+  });
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var input = e.detail.elt;
+    if (!input || !input.dataset || !input.dataset.gridSearch) { return; }
+    var el = document.getElementById(input.dataset.gridSearch);
+    var g = el && grids.get(el);
+    if (g && g.pending) { g.pending.controller.abort(); g.pending = null; }
+  });
+
+  // The view picker opens the chosen view; the row panel closes on its Close button or Escape.
+  document.addEventListener("change", function (e) {
+    if (e.target.matches("select[data-autosubmit]")) { e.target.form.submit(); }
+  });
+  document.addEventListener("click", function (e) {
+    var close = e.target.closest("[data-close-panel]");
+    if (close) { var panel = close.closest(".grid-panel"); panel.hidden = true; panel.replaceChildren(); }
+  });
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Escape") { return; }
+    document.querySelectorAll(".grid-panel:not([hidden])").forEach(function (p) { p.hidden = true; p.replaceChildren(); });
+  });
+
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); } else { init(); }
+})();
