@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from morket.core.db import IdMixin, TimestampMixin, WorkspaceScoped
@@ -50,6 +50,12 @@ class Table(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
     # Bumped on every change of the physical layout; keys the cached Core Table objects.
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     row_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    # Row positions: the row at position N has pos = pos_base + N + (gaps at or below that pos).
+    # Deleted positions are kept in this short sorted list until a compaction renumbers the rows.
+    pos_base: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default=text("0"))
+    pos_gaps: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), nullable=False, default=list, server_default=text("'{}'::bigint[]")
+    )
     created_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
 
     columns: Mapped[list[Column]] = relationship(
@@ -117,6 +123,10 @@ class View(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
     # Rows in the built order. Order tables are UNLOGGED (derived data, built fast); a crash empties
     # them, and an empty order where this says otherwise is rebuilt.
     order_size: Mapped[int | None] = mapped_column(BigInteger)
+    rank_base: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1, server_default=text("1"))
+    rank_gaps: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), nullable=False, default=list, server_default=text("'{}'::bigint[]")
+    )
 
     @property
     def is_ordered(self) -> bool:

@@ -294,6 +294,12 @@ def _lock_rows(table: Table) -> None:
     db.session.execute(select(Table.id).where(Table.id == table.id).with_for_update())
 
 
+def _next_pos(table: Table) -> int:
+    """Return the pos of a row appended now (call under ``_lock_rows``)."""
+    _, last = storage.sequence_bounds(table.storage_name, "pos")
+    return table.pos_base if last is None else last + 1
+
+
 def _resolve_key(table: Table, key: Any) -> Column | None:
     live = table.live_columns
     if isinstance(key, int) and not isinstance(key, bool) or isinstance(key, str) and key.isdigit():
@@ -346,8 +352,7 @@ def insert_rows(workspace, actor, table: Table, rows: Sequence[Mapping[Any, Any]
     parsed = _parse_rows(table, rows)
     store = storage.storage_for(table)
     _lock_rows(table)
-    _, last = storage.sequence_bounds(table.storage_name, "pos")
-    start = 0 if last is None else last + 1
+    start = _next_pos(table)
     names = [c.name for c in store.columns.values()]
     params = [{"pos": start + i, **{n: values.get(n) for n in names}} for i, values in enumerate(parsed)]
     ids = (
@@ -397,10 +402,16 @@ def delete_rows(workspace, actor, table: Table, row_ids: Sequence[int]) -> int: 
     )
     if not removed:
         return 0
-    storage.close_gaps(table.storage_name, "pos", removed)
+    table.pos_base, table.pos_gaps = storage.record_gaps(
+        table.storage_name, "pos", table.pos_base, table.pos_gaps, removed
+    )
     for view in list_views(workspace, table):
         if view.is_ordered and not view.order_stale and storage.order_exists(table.id, view.id):
-            view.order_size = max(0, (view.order_size or 0) - storage.remove_from_order(table.id, view.id, ids))
+            ranks = storage.remove_from_order(table.id, view.id, ids)
+            view.order_size = max(0, (view.order_size or 0) - len(ranks))
+            view.rank_base, view.rank_gaps = storage.record_gaps(
+                storage.order_name(table.id, view.id), "rank", view.rank_base, view.rank_gaps, ranks
+            )
     table.row_count = max(0, table.row_count - len(removed))
     db.session.flush()
     return len(removed)
@@ -522,6 +533,7 @@ def ensure_view_order(workspace, table: Table, view: View) -> None:  # noqa: ANN
     view.order_size = storage.build_order(
         table.id, view.id, compile_sort(view.sort or [], store), compile_filters(view.filters or {}, store), store.rows
     )
+    view.rank_base, view.rank_gaps = 1, []
     view.order_stale = False
     db.session.flush()
 
@@ -537,12 +549,18 @@ def _window_bounds(start: int, limit: int) -> tuple[int, int]:
     return start, limit
 
 
+def _window_keys(table: Table, view: View | None, start: int, limit: int) -> dict[str, int]:
+    """Map positions [start, start + limit) to the key range holding exactly those rows."""
+    base, gaps = (table.pos_base, table.pos_gaps) if view is None else (view.rank_base, view.rank_gaps)
+    return {"lo": storage.key_of(base, gaps, start), "hi": storage.key_of(base, gaps, start + limit)}
+
+
 def window_statement(table: Table, view: View | None, start: int, limit: int) -> sa.Select:
     """Return the one SELECT, with its bounds bound, that reads rows [start, start + limit)."""
+    ordered = view is not None and view.is_ordered
     store = storage.storage_for(table)
-    return store.window(table.id, view.id if view is not None and view.is_ordered else None).params(
-        lo=start, hi=start + limit
-    )
+    keys = _window_keys(table, view if ordered else None, start, limit)
+    return store.window(table.id, view.id if ordered else None).params(**keys)
 
 
 def read_window(workspace, actor, table: Table, view: View | None, start: int, limit: int) -> list[WindowRow]:  # noqa: ANN001
@@ -554,10 +572,11 @@ def read_window(workspace, actor, table: Table, view: View | None, start: int, l
         ensure_view_order(workspace, table, view)
     store = storage.storage_for(table)
     statement = store.window(table.id, view.id if ordered else None)
-    result = db.session.connection().execute(statement, {"lo": start, "hi": start + limit}).all()
+    keys = _window_keys(table, view if ordered else None, start, limit)
+    result = db.session.connection().execute(statement, keys).all()
     if not result and ordered and start < (view.order_size or 0):
         _rebuild_lost_order(workspace, table, view)
-        result = db.session.connection().execute(statement, {"lo": start, "hi": start + limit}).all()
+        result = db.session.connection().execute(statement, _window_keys(table, view, start, limit)).all()
     return [WindowRow(r[0], start + i, tuple(r[1:-1]), r[-1]) for i, r in enumerate(result)]
 
 
@@ -572,27 +591,22 @@ def get_row(workspace, actor, table: Table, row_id: int) -> WindowRow:  # noqa: 
     _check(workspace, table)
     store = storage.storage_for(table)
     rows = store.rows
-    base = select(sa.func.min(rows.c.pos)).scalar_subquery()
     found = db.session.execute(
-        select(rows.c.id, rows.c.pos - base, *store.columns.values(), rows.c.cell_state).where(rows.c.id == row_id)
+        select(rows.c.id, rows.c.pos, *store.columns.values(), rows.c.cell_state).where(rows.c.id == row_id)
     ).first()
     if found is None:
         raise NotFound("That row no longer exists.")
-    return WindowRow(found[0], found[1], tuple(found[2:-1]), found[-1])
+    position = storage.position_of(table.pos_base, table.pos_gaps, found[1])
+    return WindowRow(found[0], position, tuple(found[2:-1]), found[-1])
 
 
 def count_rows(workspace, actor, table: Table, view: View | None = None) -> int:  # noqa: ANN001
-    """Return the number of rows in the table, or in the view after its filters."""
+    """Return the number of rows in the table, or in the view after its filters (no scan: kept counts)."""
     _check(workspace, table, view)
     if view is None or not view.is_ordered:
-        first, last = storage.sequence_bounds(table.storage_name, "pos")
-    else:
-        ensure_view_order(workspace, table, view)
-        first, last = storage.sequence_bounds(storage.order_name(table.id, view.id), "rank")
-        if first is None and view.order_size:
-            _rebuild_lost_order(workspace, table, view)
-            first, last = storage.sequence_bounds(storage.order_name(table.id, view.id), "rank")
-    return 0 if first is None else last - first + 1
+        return table.row_count
+    ensure_view_order(workspace, table, view)
+    return view.order_size or 0
 
 
 def search_rows(workspace, actor, table: Table, query: str, *, limit: int = 100) -> tuple[list[WindowRow], int]:  # noqa: ANN001
@@ -606,15 +620,15 @@ def search_rows(workspace, actor, table: Table, query: str, *, limit: int = 100)
     store = storage.storage_for(table)
     rows = store.rows
     match = search_clause(query.strip(), store)
-    base = select(sa.func.min(rows.c.pos)).scalar_subquery()
     found = db.session.execute(
-        select(rows.c.id, rows.c.pos - base, *store.columns.values(), rows.c.cell_state)
+        select(rows.c.id, rows.c.pos, *store.columns.values(), rows.c.cell_state)
         .where(match)
         .order_by(rows.c.pos)
         .limit(limit)
     ).all()
     total = db.session.execute(select(sa.func.count()).select_from(rows).where(match)).scalar_one()
-    return [WindowRow(r[0], r[1], tuple(r[2:-1]), r[-1]) for r in found], total
+    base, gaps = table.pos_base, table.pos_gaps
+    return [WindowRow(r[0], storage.position_of(base, gaps, r[1]), tuple(r[2:-1]), r[-1]) for r in found], total
 
 
 # --- bulk load -------------------------------------------------------------------------------------
@@ -698,8 +712,7 @@ def seed_rows(
         raise ValidationFailed("Seed zero or more rows.")
     live = table.live_columns
     _lock_rows(table)
-    _, last = storage.sequence_bounds(table.storage_name, "pos")
-    start = 0 if last is None else last + 1
+    start = _next_pos(table)
     names = ", ".join(["pos", *(c.storage_name for c in live)])
     rng = random.Random(seed)
     source = values if values is not None else ([_synthetic(c, rng, start + i) for c in live] for i in range(n))

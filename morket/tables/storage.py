@@ -38,6 +38,7 @@ into a fresh table, then a swap) when the next column would pass ``REWRITE_AT_AT
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -112,9 +113,10 @@ class Storage:
     windows: dict[int | None, sa.Select] = field(default_factory=dict)
 
     def window(self, table_id: int, view_id: int | None) -> sa.Select:
-        """Return the cached SELECT of a window (bound ``lo``, ``hi``): the default order or a view's.
+        """Return the cached SELECT of a window between keys ``lo`` and ``hi`` (an index range).
 
-        Positions are offsets from the dense sequence's minimum, so the WHERE is an index range.
+        ``key_of`` turns the window's positions into those keys; the statement is the same for
+        the default order (``pos``) and for a view's order (``rank``).
         """
         found = self.windows.get(view_id)
         if found is not None:
@@ -123,15 +125,13 @@ class Storage:
         cols = [rows.c.id, *self.columns.values(), rows.c.cell_state]
         lo, hi = sa.bindparam("lo", type_=sa.BigInteger), sa.bindparam("hi", type_=sa.BigInteger)
         if view_id is None:
-            base = sa.select(sa.func.min(rows.c.pos)).scalar_subquery()
-            found = sa.select(*cols).where(rows.c.pos >= base + lo, rows.c.pos < base + hi).order_by(rows.c.pos)
+            found = sa.select(*cols).where(rows.c.pos >= lo, rows.c.pos < hi).order_by(rows.c.pos)
         else:
             order = order_table(table_id, view_id)
-            base = sa.select(sa.func.min(order.c.rank)).scalar_subquery()
             found = (
                 sa.select(*cols)
                 .select_from(order.join(rows, rows.c.id == order.c.row_id))
-                .where(order.c.rank >= base + lo, order.c.rank < base + hi)
+                .where(order.c.rank >= lo, order.c.rank < hi)
                 .order_by(order.c.rank)
             )
         self.windows[view_id] = found
@@ -268,7 +268,49 @@ def rewrite_rows_table(table: Table, *, adding: Column | None = None) -> None:
     _exec(f"ALTER TABLE {_q(name)} ADD CONSTRAINT {name}_pos_key UNIQUE (pos) DEFERRABLE INITIALLY IMMEDIATE")
 
 
-# --- dense sequences (pos of the rows table, rank of an order table) -------------------------------
+# --- position keys (pos of the rows table, rank of an order table) --------------------------------
+
+# Deleted keys are remembered (at most this many) instead of renumbering the rows at once.
+GAP_LIMIT = 1000
+
+
+def key_of(base: int, gaps: Sequence[int], position: int) -> int:
+    """Return the key of the row at ``position``: the smallest k with k - base - #gaps≤k = position."""
+    skipped = 0
+    while True:
+        key = base + position + skipped
+        now = bisect_right(gaps, key)
+        if now == skipped:
+            return key
+        skipped = now
+
+
+def position_of(base: int, gaps: Sequence[int], key: int) -> int:
+    """Return the position of the row whose key is ``key``."""
+    return key - base - bisect_left(gaps, key)
+
+
+def record_gaps(
+    relation: str, key: str, base: int, gaps: Sequence[int], removed: Sequence[int]
+) -> tuple[int, list[int]]:
+    """Return the (base, gaps) after the keys in ``removed`` were deleted from ``relation``.
+
+    Gaps at the head move the base; gaps past the last row are forgotten (the next row appended
+    takes the key after the last row); past ``GAP_LIMIT`` gaps, one UPDATE renumbers the rows.
+    """
+    merged = sorted(set(gaps).union(removed))
+    while merged and merged[0] == base:
+        merged.pop(0)
+        base += 1
+    first, last = sequence_bounds(relation, key)
+    if first is None:
+        return base, []
+    merged = [g for g in merged if g < last]
+    if len(merged) > GAP_LIMIT:
+        close_gaps(relation, key, merged)
+        first, _ = sequence_bounds(relation, key)
+        return int(first), []
+    return base, merged
 
 
 def close_gaps(relation: str, key: str, removed: Sequence[int]) -> None:
@@ -349,20 +391,16 @@ def order_exists(table_id: int, view_id: int) -> bool:
     return _exec("SELECT to_regclass(:rel) IS NOT NULL", {"rel": _q(order_name(table_id, view_id))}).scalar_one()
 
 
-def remove_from_order(table_id: int, view_id: int, row_ids: Sequence[int]) -> int:
-    """Remove deleted rows from a view's order and keep its ranks dense.
+def remove_from_order(table_id: int, view_id: int, row_ids: Sequence[int]) -> list[int]:
+    """Delete rows from a view's order; return the ranks they held (the view records them as gaps).
 
     There is no index on ``row_id``: it would add a second sort to every build, and a delete
     scanning the order table (tens of milliseconds at a million rows) is the cheaper trade.
     """
     name = order_name(table_id, view_id)
-    ranks = (
+    return list(
         _exec(
             f"DELETE FROM {_q(name)} WHERE row_id = ANY(:ids) RETURNING rank",  # noqa: S608 - generated names
             {"ids": list(row_ids)},
-        )
-        .scalars()
-        .all()
+        ).scalars()
     )
-    close_gaps(name, "rank", ranks)
-    return len(ranks)

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from morket.core.errors import ValidationFailed
-from morket.tables import service
+from morket.tables import service, storage
 
 
 def _ids(rows) -> list[int]:
@@ -119,9 +119,14 @@ def test_view_order_follows_inserts_edits_and_deletes(db, owner, seeded):
         assert _ids(service.read_window(workspace, user, seeded, view, start, 20)) == expected[start : start + 20]
 
 
+@pytest.mark.parametrize("gap_limit", [1000, 2])
 @pytest.mark.parametrize("where", ["head", "middle", "tail", "scattered"])
-def test_deletes_keep_default_positions_dense(db, owner, seeded, where):
+def test_deletes_keep_positions_right(db, owner, seeded, where, gap_limit, monkeypatch):
+    """Deleted positions are remembered as gaps, then compacted away past the limit; reads stay right."""
+    monkeypatch.setattr(storage, "GAP_LIMIT", gap_limit)
     workspace, user = owner
+    view = _sorted_filtered_view(workspace, user, seeded)
+    service.read_window(workspace, user, seeded, view, 0, 1)
     all_ids = _plain(db, f"SELECT id FROM ut.{seeded.storage_name} ORDER BY pos")
     doomed = {
         "head": all_ids[:3],
@@ -131,11 +136,34 @@ def test_deletes_keep_default_positions_dense(db, owner, seeded, where):
     }[where]
     assert service.delete_rows(workspace, user, seeded, doomed) == len(doomed)
     remaining = [i for i in all_ids if i not in set(doomed)]
-    assert service.count_rows(workspace, user, seeded) == len(remaining) == seeded.row_count
-    stats = db.session.execute(text(f"SELECT max(pos) - min(pos) + 1, count(*) FROM ut.{seeded.storage_name}")).one()
-    assert stats[0] == stats[1], "positions have gaps"
-    for start in (0, 400, len(remaining) - 50):
+    assert service.count_rows(workspace, user, seeded) == len(remaining)
+    for start in (0, 1, 400, len(remaining) - 50):
         assert _ids(service.read_window(workspace, user, seeded, None, start, 100)) == remaining[start : start + 100]
+    some = service.read_window(workspace, user, seeded, None, 600, 3)
+    assert [service.get_row(workspace, user, seeded, r.id).position for r in some] == [600, 601, 602]
+    expected = _expected_sorted(db, seeded)
+    assert service.count_rows(workspace, user, seeded, view) == len(expected)
+    for start in (0, 7, len(expected) - 40):
+        assert _ids(service.read_window(workspace, user, seeded, view, start, 60)) == expected[start : start + 60]
+    if gap_limit == 2 and len(doomed) > 2:
+        assert seeded.pos_gaps == []
+        stats = db.session.execute(
+            text(f"SELECT max(pos) - min(pos) + 1, count(*) FROM ut.{seeded.storage_name}")
+        ).one()
+        assert stats[0] == stats[1], "compaction left gaps"
+    ids = service.insert_rows(workspace, user, seeded, [{"Company": "After"}])
+    assert _ids(service.read_window(workspace, user, seeded, None, len(remaining), 5)) == ids
+
+
+def test_deleting_everything_then_inserting(db, owner, seeded):
+    workspace, user = owner
+    all_ids = _plain(db, f"SELECT id FROM ut.{seeded.storage_name} ORDER BY pos")
+    service.delete_rows(workspace, user, seeded, all_ids[:700])
+    service.delete_rows(workspace, user, seeded, all_ids[700:])
+    assert service.count_rows(workspace, user, seeded) == 0
+    assert service.read_window(workspace, user, seeded, None, 0, 10) == []
+    ids = service.insert_rows(workspace, user, seeded, [{"Company": "A"}, {"Company": "B"}])
+    assert _ids(service.read_window(workspace, user, seeded, None, 0, 10)) == ids
 
 
 def test_inserts_append_at_the_end(db, owner, seeded):
