@@ -100,5 +100,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     worker = build_worker(args.queues, simple=args.simple, hard_limit=args.job_timeout)
     log.info("worker starting", extra={"data": {"queues": args.queues, "simple": args.simple}})
-    worker.work(burst=args.burst, with_scheduler=False)
+    worker.work(burst=args.burst, with_scheduler=True)  # the scheduler re-queues retries when due
     return 0

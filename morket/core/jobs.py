@@ -16,7 +16,7 @@ from typing import Any
 from flask import current_app
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
+from rq import Queue, Retry
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,8 @@ QUEUES: tuple[str, ...] = (QUEUE_DEFAULT, QUEUE_IO, QUEUE_ENRICHMENT, QUEUE_SCRA
 
 JOB_TIMEOUT_SECONDS = 600
 RELAY_BATCH = 500
+# A failed job is retried after these delays (seconds) before it lands in the failed registry.
+RETRY_INTERVALS = (10, 60, 300)
 
 
 def redis_connection() -> Redis:
@@ -111,6 +113,7 @@ def relay_outbox(limit: int = RELAY_BATCH, ids: list[int] | None = None) -> int:
                     timeout=JOB_TIMEOUT_SECONDS,
                     result_ttl=3600,
                     failure_ttl=7 * 86400,
+                    retry=Retry(max=len(RETRY_INTERVALS), interval=list(RETRY_INTERVALS)),
                 )
         except RedisError as exc:
             log.warning("outbox relay could not reach Redis; will retry", extra={"data": {"error": str(exc)}})
