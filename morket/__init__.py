@@ -17,6 +17,7 @@ BLUEPRINT_MODULES = (
     "morket.admin",
     "morket.api",
     "morket.tables",
+    "morket.dataops",
 )
 
 

@@ -1,0 +1,1 @@
+"""JSON API of CSV import and export."""

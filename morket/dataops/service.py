@@ -1,0 +1,703 @@
+"""CSV import and export services: uploads, mapping, the all-or-nothing COPY load, streamed exports.
+
+An import's rows load inside one transaction with PostgreSQL COPY; a failure or a cancel rolls
+it back, new table and columns included (PostgreSQL DDL is transactional), so the target table
+is exactly as it was. Progress is written in separate short transactions on another connection
+so that the page can show it while the load is still uncommitted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy import select, update
+
+from morket.core.db import utcnow
+from morket.core.errors import Conflict, NotFound, ValidationFailed
+from morket.core.jobs import QUEUE_IO, enqueue_after_commit
+from morket.dataops import csvio
+from morket.dataops.models import DataRun
+from morket.extensions import db
+from morket.tables import service as tables
+from morket.tables import storage
+from morket.tables.cells import TEXT_MAX, CellError, parse_cell
+from morket.tables.models import COLUMN_TYPES, Column, Table, View
+
+PROGRESS_EVERY_ROWS = 5000
+PROGRESS_EVERY_SECONDS = 0.5
+UPLOAD_CHUNK = 1024 * 1024
+IMPORTABLE_TYPES = tuple(t for t in COLUMN_TYPES if t not in ("formula", "enrichment", "ai"))
+ON_DUPLICATE = ("skip", "update")
+EXPORT_CHUNK = 64 * 1024
+
+
+class ImportCancelledError(Exception):
+    """The user cancelled a running import."""
+
+
+# --- files ------------------------------------------------------------------------------------------
+
+
+def data_dir() -> Path:
+    """Return the folder holding uploaded CSV files and error files (created on first use)."""
+    path = Path(current_app.config["MORKET"]["DATAOPS_DIR"])
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def upload_path(run: DataRun) -> Path:
+    return data_dir() / f"import-{run.workspace_id}-{run.id}-{run.settings['token']}.csv"
+
+
+def errors_path(run: DataRun) -> Path:
+    return data_dir() / f"import-{run.workspace_id}-{run.id}-{run.settings['token']}.errors.csv"
+
+
+def _check(workspace, run: DataRun) -> None:  # noqa: ANN001
+    if run.workspace_id != workspace.id:
+        raise NotFound("That import does not exist.")
+
+
+def get_run_or_404(workspace, run_id: int, *, kind: str | None = None) -> DataRun:  # noqa: ANN001
+    """Return the workspace's import or export ``run_id``, or raise NotFound."""
+    stmt = select(DataRun).where(DataRun.id == run_id, DataRun.workspace_id == workspace.id)
+    if kind is not None:
+        stmt = stmt.where(DataRun.kind == kind)
+    run = db.session.scalars(stmt).one_or_none()
+    if run is None:
+        raise NotFound("That import or export does not exist.")
+    return run
+
+
+def list_runs(workspace, *, limit: int = 100) -> list[DataRun]:  # noqa: ANN001
+    """Return the workspace's latest imports and exports, newest first."""
+    return list(
+        db.session.scalars(
+            select(DataRun)
+            .where(DataRun.workspace_id == workspace.id)
+            .order_by(DataRun.created_at.desc(), DataRun.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+# --- upload and preview -----------------------------------------------------------------------------
+
+
+def upload_import(workspace, actor, stream: IO[bytes], file_name: str, *, max_bytes: int | None = None) -> DataRun:  # noqa: ANN001
+    """Stream an uploaded CSV to disk (never whole in memory), detect its format, record the run."""
+    cap = max_bytes if max_bytes is not None else int(current_app.config["MORKET"]["IMPORT_MAX_BYTES"])
+    name = os.path.basename((file_name or "").replace("\\", "/")).strip()[:255] or "upload.csv"
+    run = DataRun(
+        workspace_id=workspace.id,
+        kind="import",
+        status="uploaded",
+        created_by_id=getattr(actor, "id", None),
+        file_name=name.replace("\x00", ""),
+        settings={"token": uuid.uuid4().hex},
+    )
+    db.session.add(run)
+    db.session.flush()
+    path = upload_path(run)
+    size = 0
+    try:
+        with open(path, "wb") as out:
+            while chunk := stream.read(UPLOAD_CHUNK):
+                size += len(chunk)
+                if size > cap:
+                    raise ValidationFailed(
+                        f"The file is larger than the import limit of {cap / 1024 / 1024:,.0f} MB.",
+                        fields={"file": ["too large"]},
+                    )
+                out.write(chunk)
+        sniffed = csvio.sniff(path)
+    except csvio.CsvError as exc:
+        path.unlink(missing_ok=True)
+        raise ValidationFailed(str(exc), fields={"file": [str(exc)]}) from exc
+    except ValidationFailed:
+        path.unlink(missing_ok=True)
+        raise
+    run.size_bytes = size
+    run.settings = {**run.settings, **sniffed.as_settings(), "header": sniffed.header, "types": sniffed.types}
+    db.session.flush()
+    return run
+
+
+def preview_import(workspace, run: DataRun) -> csvio.Sniffed:  # noqa: ANN001
+    """Return the detected format, header, guessed types and first rows of an uploaded file."""
+    _check(workspace, run)
+    path = upload_path(run)
+    if not path.exists():
+        raise NotFound("The uploaded file is gone; upload it again.")
+    try:
+        return csvio.sniff(path)
+    except csvio.CsvError as exc:
+        raise ValidationFailed(str(exc)) from exc
+
+
+# --- mapping and start ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one CSV column goes: its source index and the table column (filled at load time)."""
+
+    source: int
+    column_id: int | None
+    name: str
+    type: str
+
+
+def _clean_mapping(
+    workspace,
+    run: DataRun,
+    table: Table | None,
+    mapping: Sequence[Mapping[str, Any]],  # noqa: ANN001
+) -> list[dict[str, Any]]:
+    header: list[str] = run.settings["header"]
+    if not isinstance(mapping, Sequence) or isinstance(mapping, str | bytes):
+        raise ValidationFailed("The mapping is a list of CSV columns and their targets.")
+    cleaned: list[dict[str, Any]] = []
+    used_columns: set[int] = set()
+    used_names: set[str] = set()
+    existing = {c.id: c for c in table.live_columns} if table is not None else {}
+    taken_names = {c.name.casefold() for c in existing.values()}
+    for item in mapping:
+        if not isinstance(item, Mapping):
+            raise ValidationFailed("Each mapping entry is an object.")
+        source = item.get("source")
+        if isinstance(source, bool) or not isinstance(source, int) or not 0 <= source < len(header):
+            raise ValidationFailed("A mapping entry names a CSV column that the file does not have.")
+        target = item.get("target", "skip")
+        label = header[source]
+        if target == "skip":
+            continue
+        if target == "new":
+            column_type = item.get("type") or "text"
+            if column_type not in IMPORTABLE_TYPES:
+                raise ValidationFailed(f"“{label}”: unknown column type “{column_type}”.", fields={label: ["type"]})
+            name = str(item.get("name") or label).strip()[:120] or label
+            if name.casefold() in taken_names or name.casefold() in used_names:
+                raise ValidationFailed(f"There is already a column named “{name}”.", fields={label: ["name taken"]})
+            used_names.add(name.casefold())
+            cleaned.append({"source": source, "column_id": None, "name": name, "type": column_type})
+            continue
+        try:
+            column_id = int(target)
+        except (TypeError, ValueError):
+            raise ValidationFailed(f"“{label}”: choose a new column, an existing column or skip.") from None
+        column = existing.get(column_id)
+        if column is None:
+            raise ValidationFailed(f"“{label}”: that column is not in the table.", fields={label: ["no such column"]})
+        if column.type not in IMPORTABLE_TYPES:
+            raise ValidationFailed(f"“{label}”: the column “{column.name}” is computed and cannot be imported into.")
+        if column_id in used_columns:
+            raise ValidationFailed(f"Two CSV columns map to “{column.name}”.", fields={label: ["mapped twice"]})
+        used_columns.add(column_id)
+        cleaned.append({"source": source, "column_id": column_id, "name": column.name, "type": column.type})
+    if not cleaned:
+        raise ValidationFailed("Map at least one CSV column to a table column.")
+    if table is None and len(cleaned) > storage.MAX_USER_COLUMNS:
+        raise ValidationFailed(
+            f"The file has {len(cleaned):,} mapped columns; a table holds at most {storage.MAX_USER_COLUMNS}. "
+            "Skip the columns you do not need."
+        )
+    if table is not None and len(table.live_columns) + sum(1 for c in cleaned if c["column_id"] is None) > (
+        storage.MAX_USER_COLUMNS
+    ):
+        raise ValidationFailed(f"A table holds at most {storage.MAX_USER_COLUMNS} columns; skip some new columns.")
+    return cleaned
+
+
+def start_import(
+    workspace,  # noqa: ANN001
+    actor,  # noqa: ANN001
+    run: DataRun,
+    *,
+    mapping: Sequence[Mapping[str, Any]],
+    table: Table | None = None,
+    table_name: str | None = None,
+    dedupe: Sequence[int] = (),
+    on_duplicate: str = "skip",
+    skip_errors: bool = False,
+) -> DataRun:
+    """Validate the mapping and queue the import job (new table when ``table`` is None)."""
+    _check(workspace, run)
+    if run.kind != "import" or run.status not in ("uploaded", "needs_review"):
+        raise Conflict("This import has already started.")
+    if table is not None and table.workspace_id != workspace.id:
+        raise NotFound("That table does not exist.")
+    if table is None:
+        table_name = (table_name or "").strip() or os.path.splitext(run.file_name)[0][:120] or "Imported table"
+    cleaned = _clean_mapping(workspace, run, table, mapping)
+    if on_duplicate not in ON_DUPLICATE:
+        raise ValidationFailed("On a duplicate, choose skip or update.")
+    mapped_sources = {m["source"] for m in cleaned}
+    keys = []
+    for source in dedupe or ():
+        if isinstance(source, bool) or not isinstance(source, int) or source not in mapped_sources:
+            raise ValidationFailed("The dedupe key must be made of mapped columns.", fields={"dedupe": ["not mapped"]})
+        if source not in keys:
+            keys.append(source)
+    run.table_id = table.id if table is not None else None
+    run.settings = {
+        **run.settings,
+        "mapping": cleaned,
+        "table_name": table_name,
+        "dedupe": keys,
+        "on_duplicate": on_duplicate,
+        "skip_errors": bool(skip_errors),
+    }
+    _queue(run)
+    return run
+
+
+def import_rest(workspace, actor, run: DataRun) -> DataRun:  # noqa: ANN001
+    """Import the rows that can be read, leaving out the listed error rows."""
+    _check(workspace, run)
+    if run.status != "needs_review":
+        raise Conflict("This import is not waiting for a decision.")
+    run.settings = {**run.settings, "skip_errors": True}
+    _queue(run)
+    return run
+
+
+def _queue(run: DataRun) -> None:
+    run.status = "queued"
+    run.cancel_requested = False
+    run.message = None
+    attempt = int(run.settings.get("attempt", 0)) + 1
+    run.settings = {**run.settings, "attempt": attempt}
+    db.session.flush()
+    enqueue_after_commit("morket.dataops.tasks.run_import", run.id, queue=QUEUE_IO, job_id=f"import-{run.id}-{attempt}")
+
+
+def cancel_run(workspace, actor, run: DataRun) -> DataRun:  # noqa: ANN001
+    """Ask a queued or running import to stop; one waiting for a decision is closed at once."""
+    _check(workspace, run)
+    if run.is_final:
+        raise Conflict("This import has already finished.")
+    run.cancel_requested = True
+    if run.status in ("uploaded", "needs_review", "queued"):
+        run.status = "cancelled"
+        run.finished_at = utcnow()
+        run.message = "Cancelled; the table was not changed."
+    db.session.flush()
+    return run
+
+
+# --- typing -----------------------------------------------------------------------------------------
+
+
+def _converter(column_type: str, config: dict[str, Any]) -> Callable[[str], Any]:
+    if column_type in ("text", "long_text"):
+        limit = TEXT_MAX if column_type == "text" else 200_000
+
+        def text(raw: str) -> Any:
+            if not raw or raw.isspace():
+                return None
+            if "\x00" in raw:
+                raise CellError("Text cannot contain a NUL character.")
+            if len(raw) > limit:
+                raise CellError(f"Text is longer than {limit:,} characters.")
+            return raw
+
+        return text
+    return lambda raw: parse_cell(column_type, config, raw)
+
+
+# --- the load ---------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """Write a run's progress and read its cancel flag in short transactions of their own."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.last = 0.0
+
+    def write(self, **values: Any) -> bool:
+        """Record ``values``; return whether the user asked to cancel."""
+        self.last = time.monotonic()
+        with db.engine.begin() as conn:
+            flag = conn.execute(
+                update(DataRun).where(DataRun.id == self.run_id).values(**values).returning(DataRun.cancel_requested)
+            ).scalar_one_or_none()
+        return bool(flag)
+
+    def due(self, rows: int) -> bool:
+        return rows % PROGRESS_EVERY_ROWS == 0 or time.monotonic() - self.last > PROGRESS_EVERY_SECONDS
+
+
+def _normalised(expr: str, column_type: str) -> str:
+    """Return SQL normalising a cell for dedupe: case, whitespace, emails, domains, URLs, phones."""
+    text = f"btrim(CAST({expr} AS text))"
+    if column_type == "email":
+        return f"lower({text})"
+    if column_type == "domain":
+        bare = rf"regexp_replace(lower({text}), '^[a-z][a-z0-9+.-]*://', '')"
+        return rf"regexp_replace({bare}, '^www\.|[/:?#].*$', '', 'g')"
+    if column_type == "url":
+        return rf"regexp_replace(regexp_replace(lower({text}), '^[a-z][a-z0-9+.-]*://(www\.)?', ''), '/+$', '')"
+    if column_type == "phone":
+        return f"regexp_replace({text}, '[^0-9]', '', 'g')"
+    return rf"lower(regexp_replace({text}, '\s+', ' ', 'g'))"
+
+
+def dedupe_key_sql(alias: str, columns: Sequence[Column]) -> str:
+    """Return the SQL of a row's normalised dedupe key (NULL when every key cell is blank)."""
+    parts = ", ".join(_normalised(f"{alias}.{c.storage_name}", c.type) for c in columns)
+    return f"NULLIF(concat_ws(chr(31), {parts}), '')"
+
+
+def _prepare_target(workspace, actor, run: DataRun) -> tuple[Table, list[tuple[int, Column]]]:  # noqa: ANN001
+    settings = run.settings
+    if run.table_id is None:
+        table = tables.create_table(workspace, actor, settings["table_name"])
+    else:
+        table = tables.get_table_or_404(workspace, run.table_id)
+    pairs: list[tuple[int, Column]] = []
+    by_id = {c.id: c for c in table.live_columns}
+    for item in settings["mapping"]:
+        if item["column_id"] is None:
+            column = tables.add_column(workspace, actor, table, item["name"], item["type"])
+        else:
+            column = by_id.get(item["column_id"])
+            if column is None:
+                raise ValidationFailed(f"The column “{item['name']}” was deleted; map the file again.")
+        pairs.append((item["source"], column))
+    return table, pairs
+
+
+def execute_import(run_id: int) -> DataRun | None:
+    """Load a queued import in one transaction; record errors, a decision to make, or the result."""
+    run = db.session.get(DataRun, run_id)
+    if run is None or run.status != "queued":
+        return run
+    from morket.accounts.models import User
+    from morket.workspaces.models import Workspace
+
+    workspace = db.session.get(Workspace, run.workspace_id)
+    actor = db.session.get(User, run.created_by_id) if run.created_by_id else None
+    progress = _Progress(run.id)
+    started = utcnow()
+    progress.write(status="running", started_at=started, bytes_done=0, rows_in=0, error_count=0)
+    outcome: dict[str, Any]
+    try:
+        outcome = _load(workspace, actor, run, progress)
+    except ImportCancelledError:
+        db.session.rollback()
+        outcome = {"status": "cancelled", "message": "Cancelled; the table was not changed."}
+    except (csvio.CsvError, ValidationFailed, NotFound) as exc:
+        db.session.rollback()
+        message = exc.message if isinstance(exc, ValidationFailed | NotFound) else str(exc)
+        outcome = {"status": "failed", "message": f"{message} Nothing was imported."}
+    run = db.session.get(DataRun, run_id, populate_existing=True)
+    for key, value in outcome.items():
+        setattr(run, key, value)
+    run.started_at = started
+    run.finished_at = utcnow() if outcome["status"] != "needs_review" else None
+    db.session.commit()
+    return run
+
+
+def _load(workspace, actor, run: DataRun, progress: _Progress) -> dict[str, Any]:  # noqa: ANN001
+    settings = run.settings
+    table, pairs = _prepare_target(workspace, actor, run)
+    run_table_id = table.id
+    converters = [(source, column, _converter(column.type, column.config)) for source, column in pairs]
+    width = len(settings["header"])
+    key_columns = [column for source, column in pairs if source in settings.get("dedupe", [])]
+    db.session.execute(select(Table.id).where(Table.id == table.id).with_for_update())
+    _, last = storage.sequence_bounds(table.storage_name, "pos")
+    start = 0 if last is None else last + 1
+    names = [column.storage_name for _, column, _ in converters]
+    raw = db.session.connection().connection.driver_connection
+    if key_columns:
+        staging = f"import_staging_{run.id}"
+        columns_sql = ", ".join(f"{c.storage_name} {storage.sql_type(c.type)}" for _, c in pairs)
+        db.session.execute(sa.text(f"CREATE TEMP TABLE {staging} (line bigint, {columns_sql}) ON COMMIT DROP"))
+        copy_sql = f"COPY {staging} (line, {', '.join(names)}) FROM STDIN"
+    else:
+        copy_sql = f"COPY ut.{table.storage_name} (pos, {', '.join(names)}) FROM STDIN"
+    reader = csvio.RecordReader(upload_path(run), settings["encoding"], settings["delimiter"], settings["has_header"])
+    error_file = errors_path(run)
+    error_file.unlink(missing_ok=True)
+    errors_out: IO[str] | None = None
+    rows_in = good = bad = 0
+    try:
+        with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for record in reader:
+                rows_in += 1
+                problem = None
+                values: list[Any] = []
+                if len(record.fields) != width:
+                    problem = f"Expected {width} values, found {len(record.fields)}."
+                else:
+                    for source, column, convert in converters:
+                        try:
+                            values.append(convert(record.fields[source]))
+                        except CellError as exc:
+                            problem = f"{column.name}: {exc}"
+                            break
+                if problem is None:
+                    copy.write_row((record.line if key_columns else start + good, *values))
+                    good += 1
+                else:
+                    bad += 1
+                    if errors_out is None:
+                        errors_out = open(error_file, "w", encoding="utf-8", newline="")  # noqa: SIM115
+                        csvio.write_csv_row(errors_out, ["line", "error", *settings["header"]])
+                    csvio.write_csv_row(errors_out, [record.line, problem, *(f[:1000] for f in record.fields)])
+                if progress.due(rows_in) and progress.write(
+                    rows_in=rows_in, error_count=bad, bytes_done=reader.bytes_read
+                ):
+                    raise ImportCancelledError()
+    finally:
+        if errors_out is not None:
+            errors_out.close()
+    if progress.write(rows_in=rows_in, error_count=bad, bytes_done=run.size_bytes):
+        raise ImportCancelledError()
+    if rows_in == 0:
+        raise csvio.CsvError("The file has a header but no rows of data.")
+    if bad and not settings.get("skip_errors"):
+        db.session.rollback()
+        return {
+            "status": "needs_review",
+            "rows_in": rows_in,
+            "error_count": bad,
+            "rows_out": 0,
+            "table_id": run.table_id,
+            "message": f"{bad:,} of {rows_in:,} rows cannot be imported. Download the error file, "
+            f"then import the other {good:,} rows or cancel.",
+        }
+    updated = 0
+    inserted = good
+    if key_columns:
+        inserted, updated = _merge(table, pairs, key_columns, staging, start, settings.get("on_duplicate", "skip"))
+    table.row_count += inserted
+    if inserted or updated:
+        tables._mark_views_stale(workspace, table, None)  # noqa: SLF001 - the tables package's own staleness rule
+    db.session.flush()
+    db.session.commit()
+    skipped = good - inserted - updated
+    parts = [f"{inserted:,} rows added"]
+    if updated:
+        parts.append(f"{updated:,} updated")
+    if skipped:
+        parts.append(f"{skipped:,} duplicates skipped")
+    if bad:
+        parts.append(f"{bad:,} rows with errors left out")
+    return {
+        "status": "done",
+        "table_id": run_table_id,
+        "rows_in": rows_in,
+        "rows_out": inserted,
+        "rows_updated": updated,
+        "rows_skipped": skipped,
+        "error_count": bad,
+        "message": ", ".join(parts) + ".",
+    }
+
+
+def _merge(
+    table: Table,
+    pairs: list[tuple[int, Column]],
+    key_columns: list[Column],
+    staging: str,
+    start: int,
+    on_duplicate: str,
+) -> tuple[int, int]:
+    """Fold the staged rows into the table by their dedupe key; return (inserted, updated)."""
+    rows = f"ut.{table.storage_name}"
+    staged_key = dedupe_key_sql("s", key_columns)
+    table_key = dedupe_key_sql("t", key_columns)
+    db.session.execute(sa.text(f"ALTER TABLE {staging} ADD COLUMN k text"))
+    db.session.execute(sa.text(f"UPDATE {staging} AS s SET k = {staged_key}"))  # noqa: S608 - generated names
+    # The first row of the file wins among its own duplicates.
+    db.session.execute(
+        sa.text(
+            f"DELETE FROM {staging} AS s USING {staging} AS f "  # noqa: S608 - generated names
+            "WHERE s.k IS NOT NULL AND s.k = f.k AND f.line < s.line"
+        )
+    )
+    db.session.execute(sa.text(f"CREATE INDEX ON {staging} (k)"))
+    db.session.execute(sa.text(f"ANALYZE {staging}"))
+    updated = 0
+    names = [c.storage_name for _, c in pairs]
+    if on_duplicate == "update":
+        others = [c.storage_name for _, c in pairs if c not in key_columns] or names
+        sets = ", ".join(f"{n} = COALESCE(s.{n}, t.{n})" for n in others)
+        updated = db.session.execute(
+            sa.text(f"UPDATE {rows} AS t SET {sets} FROM {staging} AS s WHERE s.k IS NOT NULL AND {table_key} = s.k")  # noqa: S608
+        ).rowcount
+    cols = ", ".join(names)
+    inserted = db.session.execute(
+        sa.text(
+            f"INSERT INTO {rows} (pos, {cols}) "  # noqa: S608 - generated names
+            f"SELECT :start + row_number() OVER (ORDER BY s.line) - 1, {', '.join('s.' + n for n in names)} "
+            f"FROM {staging} AS s WHERE s.k IS NULL OR NOT EXISTS "
+            f"(SELECT 1 FROM {rows} AS t WHERE {table_key} = s.k)"
+        ),
+        {"start": start},
+    ).rowcount
+    return inserted, updated
+
+
+# --- exports ----------------------------------------------------------------------------------------
+
+_NUMBERISH = r"^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def _cell_sql(column: Column, expr: sa.ColumnElement, *, raw: bool) -> sa.ColumnElement:
+    kind = column.type
+    if kind == "checkbox":
+        return sa.case((expr.is_(True), "true"), (expr.is_(False), "false"), else_=None)
+    if kind == "multi_select":
+        text = sa.func.array_to_string(expr, ", ")
+    elif kind == "datetime":
+        text = sa.func.to_char(sa.func.timezone("UTC", expr), 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+    else:
+        text = sa.cast(expr, sa.Text)
+    if raw or kind in ("number", "currency", "percent", "date", "datetime"):
+        return text
+    # OWASP CSV injection: a cell a spreadsheet would run as a formula gets a leading quote,
+    # unless it is a plain number such as -5 or +1.5.
+    risky = sa.and_(text.op("~")(r"^[=+\-@\t\r\n]"), text.op("!~")(_NUMBERISH))
+    return sa.case((risky, sa.literal("'") + text), else_=text)
+
+
+def neutralise_name(name: str) -> str:
+    """Neutralise a header cell the way the export SQL neutralises data cells."""
+    import re
+
+    if name[:1] in ("=", "+", "-", "@", "\t", "\r", "\n") and not re.fullmatch(_NUMBERISH, name):
+        return "'" + name
+    return name
+
+
+@dataclass
+class ExportPlan:
+    """What an export streams: its COPY statement, parameters, header and file name."""
+
+    sql: str
+    params: dict[str, Any]
+    header: list[str]
+    file_name: str
+    excel: bool
+
+
+def plan_export(
+    workspace,  # noqa: ANN001
+    actor,  # noqa: ANN001
+    table: Table,
+    view: View | None,
+    *,
+    excel: bool = False,
+    raw: bool = False,
+) -> ExportPlan:
+    """Build the COPY … TO STDOUT of a view (its filters, sort and hidden columns) or of the whole table."""
+    if table.workspace_id != workspace.id or (view is not None and view.workspace_id != workspace.id):
+        raise NotFound("That table does not exist.")
+    hidden = set(view.hidden_column_ids or []) if view is not None else set()
+    columns = [c for c in table.live_columns if c.id not in hidden]
+    if not columns:
+        raise ValidationFailed("This view shows no columns; show at least one to export it.")
+    store = storage.storage_for(table)
+    rows = store.rows
+    cells = [_cell_sql(c, store.columns[c.id], raw=raw).label(c.storage_name) for c in columns]
+    if view is not None and view.is_ordered:
+        tables.ensure_view_order(workspace, table, view)
+        order = storage.order_table(table.id, view.id)
+        stmt = sa.select(*cells).select_from(order.join(rows, rows.c.id == order.c.row_id)).order_by(order.c.rank)
+    else:
+        stmt = sa.select(*cells).order_by(rows.c.pos)
+    compiled = stmt.compile(dialect=db.engine.dialect)
+    header = [c.name if raw else neutralise_name(c.name) for c in columns]
+    safe = "".join(ch if ch.isalnum() or ch in " -_" else "_" for ch in table.name).strip() or "table"
+    suffix = f" - {view.name}" if view is not None and view.is_ordered else ""
+    safe_suffix = "".join(ch if ch.isalnum() or ch in " -_" else "_" for ch in suffix)
+    return ExportPlan(
+        sql=f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)",
+        params=dict(compiled.params),
+        header=header,
+        file_name=f"{safe}{safe_suffix}.csv"[:200],
+        excel=excel,
+    )
+
+
+def record_export(workspace, actor, table: Table, view: View | None, plan: ExportPlan) -> DataRun:  # noqa: ANN001
+    """Record an export as running; ``finish_export`` completes it when the last byte is sent."""
+    run = DataRun(
+        workspace_id=workspace.id,
+        kind="export",
+        status="running",
+        created_by_id=getattr(actor, "id", None),
+        table_id=table.id,
+        view_id=view.id if view is not None else None,
+        file_name=plan.file_name,
+        settings={"excel": plan.excel},
+        started_at=utcnow(),
+    )
+    db.session.add(run)
+    db.session.flush()
+    return run
+
+
+def stream_export(plan: ExportPlan, on_done: Callable[[int, int], None] | None = None) -> Iterator[bytes]:
+    """Yield the CSV bytes of ``plan`` from COPY in chunks; call ``on_done(rows, bytes)`` at the end."""
+    import io
+
+    head = io.StringIO()
+    csvio.write_csv_row(head, plan.header)
+    first = head.getvalue().encode("utf-8")
+    if plan.excel:
+        first = b"\xef\xbb\xbf" + first
+    yield first
+    total, rows = len(first), 0
+    buffer = bytearray()
+    raw = db.session.connection().connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(plan.sql, plan.params) as copy:
+        for data in copy:
+            rows += 1
+            buffer += data
+            if len(buffer) >= EXPORT_CHUNK:
+                total += len(buffer)
+                yield bytes(buffer)
+                buffer.clear()
+    if buffer:
+        total += len(buffer)
+        yield bytes(buffer)
+    if on_done is not None:
+        on_done(rows, total)
+
+
+def finish_export(run_id: int, rows: int, size: int) -> None:
+    """Mark an export done with its row count and size."""
+    db.session.execute(
+        update(DataRun)
+        .where(DataRun.id == run_id)
+        .values(status="done", rows_out=rows, size_bytes=size, finished_at=utcnow(), message=f"{rows:,} rows exported.")
+    )
+
+
+def read_errors(run: DataRun) -> Iterator[bytes]:
+    """Yield the error file of an import in chunks."""
+    path = errors_path(run)
+    if not path.exists():
+        raise NotFound("This import has no error file.")
+
+    def chunks() -> Iterator[bytes]:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(EXPORT_CHUNK):
+                yield chunk
+
+    return chunks()
