@@ -290,8 +290,15 @@ def restore_column(workspace, actor, table: Table, column_id: int) -> Column:  #
 
 
 def _lock_rows(table: Table) -> None:
-    """Serialise writes that change the number of rows of one table (they renumber ``pos``)."""
-    db.session.execute(select(Table.id).where(Table.id == table.id).with_for_update())
+    """Serialise writes that add or remove rows of one table, and reload its position keys.
+
+    The table was loaded before the lock: another writer may have changed ``pos_gaps`` and
+    ``row_count`` since, so they are read again under it.
+    """
+    db.session.flush()
+    db.session.execute(
+        select(Table).where(Table.id == table.id).with_for_update().execution_options(populate_existing=True)
+    )
 
 
 def _next_pos(table: Table) -> int:
@@ -405,7 +412,14 @@ def delete_rows(workspace, actor, table: Table, row_ids: Sequence[int]) -> int: 
     table.pos_base, table.pos_gaps = storage.record_gaps(
         table.storage_name, "pos", table.pos_base, table.pos_gaps, removed
     )
-    for view in list_views(workspace, table):
+    locked_views = db.session.scalars(
+        select(View)
+        .where(View.table_id == table.id, View.workspace_id == workspace.id)
+        .order_by(View.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    for view in locked_views:
         if view.is_ordered and not view.order_stale and storage.order_exists(table.id, view.id):
             ranks = storage.remove_from_order(table.id, view.id, ids)
             view.order_size = max(0, (view.order_size or 0) - len(ranks))

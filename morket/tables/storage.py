@@ -3,30 +3,31 @@
 Layout of ``ut.t_<table_id>``:
 
 - ``id bigint generated always as identity primary key``: the row's stable identity;
-- ``pos bigint not null`` with a unique (deferrable) constraint: the default order, kept **dense**
-  (consecutive integers without gaps) so that the row at position N is ``pos = min(pos) + N``, an
-  index range scan at any depth; the count is ``max(pos) - min(pos) + 1``, two index probes;
+- ``pos bigint not null`` with a unique (deferrable) constraint: the default order;
 - ``c_<column_id>``: one typed column per user column (never the user's name);
 - ``cell_state jsonb``: per-cell state of enrichment columns, added by later features.
 
-Deleting rows closes the gap in one UPDATE, renumbering whichever side of the deleted range is
-shorter (the rows before it move up, or the rows after it move down), so a delete near either end
-rewrites few rows and a delete in the middle of a million rows rewrites at most half of them
-(measured on 2 cores, ``python -m bench.grid --rows 1000000``: one row in the middle 8 s, near the
-end 1.3 s with one sorted view to patch; reads stay one index range scan). When that cost matters,
-the next step is a short list of gaps per table mapped to ``pos`` bounds in Python, compacted by a
-background job. The
-unique constraint on ``pos`` is ``DEFERRABLE INITIALLY IMMEDIATE`` so PostgreSQL checks it at the
-end of that statement rather than row by row. A sorted or filtered view keeps the same kind of
-dense sequence in its own order table ``ut.o_<table_id>_<view_id> (rank, row_id)``, built with one
-``INSERT … SELECT row_number() OVER (ORDER BY <sort keys>, id) … WHERE <filters>``; its window is a
-range scan on ``rank`` joined to the rows by id, its count ``max(rank) - min(rank) + 1``. Order
-tables are UNLOGGED: they are derived data, and a crash that empties one is detected (the view
-records its size) and repaired by a rebuild. Standbys cannot read unlogged tables, so sorted and
-filtered windows are read on the primary.
+Positions without OFFSET: ``pos`` values are consecutive from ``tables.pos_base`` except for the
+deleted ones, which the table remembers in ``tables.pos_gaps`` (sorted, at most ``GAP_LIMIT``).
+``key_of`` maps a window's positions [start, start + limit) to the ``pos`` range that holds
+exactly those rows (a bisect over the gaps, in Python), so every window is one index range scan
+``pos >= lo AND pos < hi`` at any depth, and the count is the table's kept ``row_count``. Appends
+take the key after the last row. Deleting is a DELETE plus a few gaps; once more than
+``GAP_LIMIT`` gaps pile up, one UPDATE renumbers whichever side of them is shorter (``close_gaps``;
+the unique constraint is ``DEFERRABLE INITIALLY IMMEDIATE`` so PostgreSQL checks it at the end of
+that statement rather than row by row). Measured with ``python -m bench.grid``: deleting one row
+in the middle of 100,000 rows took 0.63 s when every delete renumbered, 20 ms with gaps.
 
-Keeping a view's order right on writes (``service``): deleted rows are patched out of every built
-order with the same gap-closing UPDATE; inserted rows, and edits of a column that the view sorts,
+A sorted or filtered view keeps the same kind of keys in its own order table
+``ut.o_<table_id>_<view_id> (rank, row_id)`` with ``rank_base``, ``rank_gaps`` and ``order_size``
+on the view. It is built with one ``CREATE TABLE … AS SELECT row_number() OVER (ORDER BY <sort
+keys>, id) … WHERE <filters>``; its window is a range scan on ``rank`` joined to the rows by id.
+Order tables are UNLOGGED: they are derived data, and a crash that empties one is detected (the
+view records its size) and repaired by a rebuild. Standbys cannot read unlogged tables, so sorted
+and filtered windows are read on the primary.
+
+Keeping a view's order right on writes (``service``): deleted rows are removed from every built
+order and their ranks become the view's gaps; inserted rows, and edits of a column that the view sorts,
 filters or searches on, mark the order stale, and the next read rebuilds it (one builder at a time,
 under a row lock on the view). Edits of other columns leave orders alone: a window reads the cells
 through the join, so it always shows current values.
