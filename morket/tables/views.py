@@ -19,6 +19,7 @@ from morket.extensions import db, limiter
 from morket.tables import bp, service
 from morket.tables.models import Column, Table, View
 from morket.tables.search import search_window
+from morket.workspaces.forms import ROLE_LABELS
 
 ROW_HEIGHT = 32
 DEFAULT_LIMIT = 120
@@ -94,7 +95,7 @@ def _cell_display_filter(value: Any, column_type: str, config: dict[str, Any] | 
 
 
 def _render(template: str, status: int = 200, **context: Any):
-    resp = make_response(render_template(template, can=can, **context), status)
+    resp = make_response(render_template(template, can=can, role_labels=ROLE_LABELS, **context), status)
     resp.vary.add("HX-Request")
     return resp
 
