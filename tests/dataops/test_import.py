@@ -1,0 +1,263 @@
+"""CSV import: formats, typing, error rows and the user's decision, dedupe, all-or-nothing, tenancy."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from morket.core.errors import Conflict, NotFound, ValidationFailed
+from morket.dataops import service
+from morket.tables import service as tables
+from tests.dataops.conftest import default_mapping, export_rows, run_import
+
+GTM = 'Company;Domain;Employees\r\nAcme "Rockets" GmbH;acme.de;120\r\nZoë Café;zoe.fr;8\r\n'
+
+
+@pytest.mark.parametrize(
+    ("encoding", "prefix"),
+    [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("utf-16", b""), ("cp1252", b""), ("utf-16-le", b"")],
+)
+def test_encodings_and_semicolons_are_detected(db, owner, encoding, prefix):
+    workspace, user = owner
+    data = prefix + GTM.replace('"Rockets"', '""Rockets""').replace("Acme ", '"Acme ').replace(
+        "GmbH;", 'GmbH";'
+    ).encode(encoding)
+
+    run = run_import(db, workspace, user, data)
+
+    assert run.status == "done", run.message
+    assert run.settings["delimiter"] == ";"
+    table = tables.get_table_or_404(workspace, run.table_id)
+    assert [(c.name, c.type) for c in table.live_columns] == [
+        ("Company", "text"),
+        ("Domain", "text"),
+        ("Employees", "number"),
+    ]
+    assert export_rows(workspace, user, table) == [
+        {"Company": 'Acme "Rockets" GmbH', "Domain": "acme.de", "Employees": "120"},
+        {"Company": "Zoë Café", "Domain": "zoe.fr", "Employees": "8"},
+    ]
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t", "|", ";"])
+def test_delimiters(db, owner, delimiter):
+    workspace, user = owner
+    text = delimiter.join(["name", "city"]) + "\n" + delimiter.join(["Ann", "Oslo"]) + "\n"
+    run = run_import(db, workspace, user, text.encode())
+    assert run.status == "done", run.message
+    table = tables.get_table_or_404(workspace, run.table_id)
+    assert export_rows(workspace, user, table) == [{"name": "Ann", "city": "Oslo"}]
+
+
+def test_zip_codes_stay_text(db, owner):
+    workspace, user = owner
+    run = run_import(db, workspace, user, b"zip,n\n08123,1\n10115,2\n")
+    table = tables.get_table_or_404(workspace, run.table_id)
+    assert [c.type for c in table.live_columns] == ["text", "number"]
+    assert [r["zip"] for r in export_rows(workspace, user, table)] == ["08123", "10115"]
+
+
+def _bad_file() -> bytes:
+    return b"name,employees\nAcme,10\nBeta,lots\nGamma,30\nDelta\n"
+
+
+def _numbers_mapping():
+    return [
+        {"source": 0, "target": "new", "name": "name", "type": "text"},
+        {"source": 1, "target": "new", "name": "employees", "type": "number"},
+    ]
+
+
+def test_error_rows_wait_for_a_decision_and_leave_nothing_behind(db, owner):
+    workspace, user = owner
+    before = len(tables.list_tables(workspace))
+
+    run = run_import(db, workspace, user, _bad_file(), mapping=_numbers_mapping())
+
+    assert run.status == "needs_review"
+    assert run.error_count == 2 and run.rows_in == 4
+    assert "2 of 4 rows" in run.message
+    assert len(tables.list_tables(workspace)) == before  # the new table was rolled back too
+    errors = list(csv.reader(io.StringIO(b"".join(service.read_errors(run)).decode())))
+    assert errors[0] == ["line", "error", "name", "employees"]
+    assert errors[1][:2] == ["3", "employees: “lots” is not a number."]
+    assert errors[2][:2] == ["5", "Expected 2 values, found 1."]
+
+    service.import_rest(workspace, user, run)
+    db.session.commit()
+    run = service.execute_import(run.id)
+
+    assert run.status == "done" and run.rows_out == 2 and run.error_count == 2
+    table = tables.get_table_or_404(workspace, run.table_id)
+    assert export_rows(workspace, user, table) == [
+        {"name": "Acme", "employees": "10"},
+        {"name": "Gamma", "employees": "30"},
+    ]
+
+
+def test_skip_errors_up_front_imports_the_rest(db, owner):
+    workspace, user = owner
+    run = run_import(db, workspace, user, _bad_file(), mapping=_numbers_mapping(), skip_errors=True)
+    assert run.status == "done" and run.rows_out == 2
+    assert "2 rows with errors left out" in run.message
+
+
+def test_append_to_existing_table_maps_and_skips_columns(db, owner):
+    workspace, user = owner
+    table = tables.create_table(
+        workspace, user, "Leads", columns=[{"name": "Email", "type": "email"}, {"name": "Score", "type": "number"}]
+    )
+    tables.insert_rows(workspace, user, table, [{"Email": "old@acme.com", "Score": 1}])
+    email, score = (c.id for c in table.live_columns)
+    data = b"score,ignored,mail,city\n5,x,ann@beta.io,Oslo\n7,y,bob@gamma.io,Rome\n"
+    run = service.upload_import(workspace, user, io.BytesIO(data), "leads.csv")
+    service.start_import(
+        workspace,
+        user,
+        run,
+        table=table,
+        mapping=[
+            {"source": 0, "target": str(score)},
+            {"source": 1, "target": "skip"},
+            {"source": 2, "target": email},
+            {"source": 3, "target": "new", "name": "City", "type": "text"},
+        ],
+    )
+    db.session.commit()
+    run = service.execute_import(run.id)
+
+    assert run.status == "done", run.message
+    table = tables.get_table_or_404(workspace, table.id)
+    assert table.row_count == 3
+    assert export_rows(workspace, user, table) == [
+        {"Email": "old@acme.com", "Score": "1", "City": ""},
+        {"Email": "ann@beta.io", "Score": "5", "City": "Oslo"},
+        {"Email": "bob@gamma.io", "Score": "7", "City": "Rome"},
+    ]
+
+
+def _crm(db, workspace, user):
+    table = tables.create_table(
+        workspace,
+        user,
+        "CRM",
+        columns=[{"name": "Email", "type": "email"}, {"name": "Site", "type": "url"}, {"name": "Note", "type": "text"}],
+    )
+    tables.insert_rows(
+        workspace,
+        user,
+        table,
+        [
+            {"Email": "Ann@Acme.com", "Site": "https://www.acme.com/", "Note": "first"},
+            {"Email": "bob@beta.io", "Site": "https://beta.io", "Note": "keep"},
+        ],
+    )
+    return table
+
+
+@pytest.mark.parametrize(
+    ("on_duplicate", "notes"), [("skip", ["first", "keep", "new"]), ("update", ["changed", "keep", "new"])]
+)
+def test_dedupe_key_is_normalised_and_skips_or_updates(db, owner, on_duplicate, notes):
+    workspace, user = owner
+    table = _crm(db, workspace, user)
+    email, site, note = (c.id for c in table.live_columns)
+    data = (
+        b"email,site,note\n"
+        b"  ANN@acme.com ,HTTP://acme.com,changed\n"
+        b"carl@gamma.io,gamma.io,new\n"
+        b"CARL@gamma.io,gamma.io,duplicate in the file\n"
+    )
+    run = service.upload_import(workspace, user, io.BytesIO(data), "crm.csv")
+    mapping = [{"source": 0, "target": email}, {"source": 1, "target": site}, {"source": 2, "target": note}]
+    service.start_import(workspace, user, run, table=table, mapping=mapping, dedupe=[0, 1], on_duplicate=on_duplicate)
+    db.session.commit()
+    run = service.execute_import(run.id)
+
+    assert run.status == "done", run.message
+    assert run.rows_out == 1
+    assert run.rows_updated == (1 if on_duplicate == "update" else 0)
+    assert run.rows_skipped == (1 if on_duplicate == "update" else 2)  # the file's own duplicate, and Ann
+    table = tables.get_table_or_404(workspace, table.id)
+    assert [r["Note"] for r in export_rows(workspace, user, table)] == notes
+    assert table.row_count == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "The file is empty"),
+        (b"\xef\xbb\xbf\r\n\r\n", "The file is empty"),
+        (b"a,b,c\n", "header but no rows"),
+        (("a,b\n1,\xe9\n" + "x,y\n" * 20000).encode("utf-8") + b"\xff\xfe,z\n", "not valid UTF-8"),
+    ],
+)
+def test_unreadable_files_fail_clearly_at_upload_or_load(db, owner, data, message):
+    workspace, user = owner
+    before = len(tables.list_tables(workspace))
+    try:
+        run = run_import(db, workspace, user, data)
+    except ValidationFailed as exc:
+        assert message in exc.message
+    else:
+        assert run.status == "failed"
+        assert message in run.message and "Nothing was imported" in run.message
+    assert len(tables.list_tables(workspace)) == before
+
+
+def test_failed_append_leaves_existing_table_exactly_as_it_was(db, owner):
+    workspace, user = owner
+    table = _crm(db, workspace, user)
+    before = export_rows(workspace, user, table, raw=True)
+    email = table.live_columns[0].id
+    body = b"email\n" + b"".join(b"p%d@x.io\n" % i for i in range(20_000)) + b"\xff\n"
+    run = service.upload_import(workspace, user, io.BytesIO(body), "big.csv")
+    service.start_import(workspace, user, run, table=table, mapping=[{"source": 0, "target": email}])
+    db.session.commit()
+    run = service.execute_import(run.id)
+    assert run.status == "failed"
+    table = tables.get_table_or_404(workspace, table.id)
+    assert table.row_count == 2
+    assert export_rows(workspace, user, table, raw=True) == before
+
+
+def test_upload_cap_is_enforced_while_streaming(db, owner):
+    workspace, user = owner
+    with pytest.raises(ValidationFailed, match="larger than the import limit"):
+        service.upload_import(workspace, user, io.BytesIO(b"a\n" * 1000), "x.csv", max_bytes=100)
+
+
+def test_mapping_errors_are_clear(db, owner):
+    workspace, user = owner
+    run = service.upload_import(workspace, user, io.BytesIO(b"a,b\n1,2\n"), "x.csv")
+    with pytest.raises(ValidationFailed, match="at least one"):
+        service.start_import(workspace, user, run, mapping=[{"source": 0, "target": "skip"}])
+    with pytest.raises(ValidationFailed, match="does not have"):
+        service.start_import(workspace, user, run, mapping=[{"source": 9, "target": "new"}])
+    with pytest.raises(ValidationFailed, match="dedupe key"):
+        service.start_import(workspace, user, run, mapping=default_mapping(run)[:1], dedupe=[1])
+
+
+def test_another_workspace_cannot_reach_an_import(db, owner, stranger):
+    workspace, user = owner
+    other, intruder = stranger
+    run = service.upload_import(workspace, user, io.BytesIO(b"a\n1\n"), "x.csv")
+    with pytest.raises(NotFound):
+        service.get_run_or_404(other, run.id)
+    with pytest.raises(NotFound):
+        service.start_import(other, intruder, run, mapping=default_mapping(run))
+    with pytest.raises(NotFound):
+        service.cancel_run(other, intruder, run)
+
+
+def test_cancel_before_the_job_runs(db, owner):
+    workspace, user = owner
+    run = service.upload_import(workspace, user, io.BytesIO(b"a\n1\n"), "x.csv")
+    service.start_import(workspace, user, run, mapping=default_mapping(run))
+    service.cancel_run(workspace, user, run)
+    db.session.commit()
+    assert service.execute_import(run.id).status == "cancelled"
+    with pytest.raises(Conflict):
+        service.cancel_run(workspace, user, run)
