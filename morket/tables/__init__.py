@@ -6,7 +6,11 @@ bp = Blueprint("tables", __name__)
 
 
 def register(app: Flask) -> None:
-    from morket.tables import models, undo  # noqa: F401 - register the tables (and undo steps) with the metadata
-    from morket.tables import views  # noqa: F401 - the table pages
+    from morket.tables import (  # noqa: F401 - register the tables (and undo steps) with the metadata
+        edit_views,  # noqa: F401 - the grid edit endpoints
+        models,
+        undo,
+        views,  # noqa: F401 - the table pages
+    )
 
     app.register_blueprint(bp)

@@ -27,6 +27,7 @@ MAX_STEPS = 50
 
 ApplyFn = Callable[[Any, Any, Table, dict[str, Any]], None]
 _KINDS: dict[str, ApplyFn] = {}
+_LABELS: dict[str, str] = {}
 
 
 class UndoStep(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
@@ -48,9 +49,19 @@ class UndoConflict(Conflict):
     """Raised by an applier after applying what it could: someone else changed some of it since."""
 
 
-def register_undo_kind(kind: str, apply_fn: ApplyFn) -> None:
-    """Register the function that applies payloads of ``kind`` (for both undo and redo)."""
+def register_undo_kind(kind: str, apply_fn: ApplyFn, *, label: str | None = None) -> None:
+    """Register the function that applies payloads of ``kind`` (for both undo and redo).
+
+    ``label`` names the change in messages ("Undid the paste."), e.g. "the paste".
+    """
     _KINDS[kind] = apply_fn
+    if label:
+        _LABELS[kind] = label
+
+
+def describe(kind: str) -> str:
+    """Return the words that name a change of ``kind`` in a message."""
+    return _LABELS.get(kind, "the last change")
 
 
 def push_undo(workspace, actor, table: Table, kind: str, forward: dict, backward: dict) -> UndoStep:  # noqa: ANN001
