@@ -17,6 +17,7 @@ from morket.core.roles import can
 from morket.core.tenancy import workspace_page
 from morket.extensions import db, limiter
 from morket.tables import bp, service
+from morket.tables.filters import OPERATORS
 from morket.tables.models import Column, Table, View
 from morket.tables.search import search_window
 from morket.workspaces.forms import ROLE_LABELS
@@ -260,6 +261,7 @@ def grid(workspace, membership, table_id: int):  # noqa: ANN001
         can_edit=can(membership.role, "tables.edit"),
         can_manage=can(membership.role, "tables.manage"),
         import_url=_import_url(workspace, table.id),
+        editor=_editor(table, view) if view is not None else None,
     )
 
 
@@ -329,3 +331,178 @@ def row_detail(workspace, membership, table_id: int, row_id: int):  # noqa: ANN0
         for c, value in zip(table.live_columns, row.cells, strict=True)
     ]
     return _render("tables/_row_detail.html", table=table, row=row, fields=fields, workspace=workspace)
+
+
+# --- saved views -----------------------------------------------------------------------------------
+
+OPERATOR_LABELS = {
+    "equals": "is",
+    "not_equals": "is not",
+    "contains": "contains",
+    "not_contains": "does not contain",
+    "starts_with": "starts with",
+    "is_empty": "is empty",
+    "is_not_empty": "is not empty",
+    "any_of": "is any of",
+    "gt": ">",
+    "gte": "≥",
+    "lt": "<",
+    "lte": "≤",
+    "between": "is between",
+    "is_true": "is checked",
+    "is_false": "is not checked",
+}
+_SORT_LINES = 3
+_FILTER_LINES = 3
+
+
+def _operator_choices() -> list[tuple[str, str, str]]:
+    """Every operator with its label and the column types it applies to (for the editor's picker)."""
+    types: dict[str, list[str]] = {}
+    for column_type, names in OPERATORS.items():
+        for name in names:
+            types.setdefault(name, []).append(column_type)
+    return [(name, OPERATOR_LABELS.get(name, name), " ".join(types[name])) for name in OPERATOR_LABELS]
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _editor(table: Table, view: View, *, error: str | None = None, form=None) -> dict[str, Any]:  # noqa: ANN001
+    """The view editor's lines: the saved sort keys and conditions plus blank lines to add more."""
+    names = {c.id: c.name for c in table.live_columns}
+    if form is not None:
+        sort = [
+            {"column_id": int(c) if c.isdigit() else None, "dir": d}
+            for c, d in zip(form.getlist("s_col"), form.getlist("s_dir"), strict=False)
+        ]
+        conditions = [
+            {"column_id": int(c) if c.isdigit() else None, "operator": o, "value_text": v}
+            for c, o, v in zip(form.getlist("f_col"), form.getlist("f_operator"), form.getlist("f_value"), strict=False)
+        ]
+        op, nested = form.get("f_op", "and"), 0
+    else:
+        sort = list(view.sort or [])
+        group = view.filters or {}
+        flat = [c for c in group.get("conditions", []) if "conditions" not in c and c.get("operator") != "search"]
+        conditions = [{**c, "value_text": _value_text(c.get("value"))} for c in flat]
+        op, nested = group.get("op", "and"), len(group.get("conditions", [])) - len(flat)
+    sort += [{"column_id": None, "dir": "asc"}] * max(0, _SORT_LINES - len(sort))
+    conditions += [{"column_id": None, "operator": "contains", "value_text": ""}] * max(
+        0, _FILTER_LINES - len(conditions)
+    )
+    summary = []
+    if view.sort:
+        summary.append("sorted by " + ", ".join(names.get(k["column_id"], "?") for k in view.sort))
+    if view.filters and view.filters.get("conditions"):
+        count = len(view.filters["conditions"])
+        summary.append(f"{count} filter{'s' if count != 1 else ''}")
+    if view.hidden_column_ids:
+        summary.append(f"{len(view.hidden_column_ids)} hidden")
+    return {
+        "sort": sort,
+        "conditions": conditions,
+        "op": op,
+        "nested": nested,
+        "operators": _operator_choices(),
+        "summary": ", ".join(summary),
+        "error": error,
+        "open": form is not None,
+    }
+
+
+def _condition_value(operator: str, text: str) -> Any:
+    if operator in ("between", "any_of"):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
+
+
+def _view_fields(table: Table, view: View, form) -> dict[str, Any]:  # noqa: ANN001
+    """Read the editor's form into update_view fields (the services validate them)."""
+    live = {c.id for c in table.live_columns}
+
+    def column_id(raw: str) -> int | None:
+        return int(raw) if raw.isdigit() else None
+
+    sort = [
+        {"column_id": column_id(c), "dir": d}
+        for c, d in zip(form.getlist("s_col"), form.getlist("s_dir"), strict=False)
+        if c
+    ]
+    conditions: list[dict[str, Any]] = [
+        {"column_id": column_id(c), "operator": o, "value": _condition_value(o, v)}
+        for c, o, v in zip(form.getlist("f_col"), form.getlist("f_operator"), form.getlist("f_value"), strict=False)
+        if c
+    ]
+    kept = [c for c in (view.filters or {}).get("conditions", []) if "conditions" in c or c.get("operator") == "search"]
+    conditions += kept
+    shown = {int(v) for v in form.getlist("shown") if v.isdigit()}
+    raw_frozen = form.get("frozen_count", "1")
+    if not raw_frozen.isdigit():
+        raise ValidationFailed("Freeze 0 to 10 columns.", fields={"frozen_count": ["0 to 10"]})
+    widths: dict[str, int] = {}
+    for cid in live:
+        raw = form.get(f"width_{cid}", "")
+        if raw:
+            if not raw.isdigit():
+                raise ValidationFailed("Column widths are 40 to 1,200 pixels.", fields={"widths": ["bad width"]})
+            widths[str(cid)] = int(raw)
+    return {
+        "name": form.get("name", ""),
+        "sort": sort,
+        "filters": {"op": form.get("f_op", "and"), "conditions": conditions} if conditions else {},
+        "hidden_column_ids": sorted(live - shown),
+        "frozen_count": int(raw_frozen),
+        "widths": widths,
+    }
+
+
+@bp.post("/w/<slug>/tables/<int:table_id>/views/<int:view_id>")
+@workspace_page("tables.edit")
+def save_view(workspace, membership, table_id: int, view_id: int):  # noqa: ANN001
+    table = service.get_table_or_404(workspace, table_id)
+    view = service.get_view_or_404(workspace, table, view_id)
+    try:
+        fields = _view_fields(table, view, request.form)
+        if request.form.get("as_new"):
+            name = fields.pop("name")
+            if name.strip() == view.name:
+                name = f"{view.name} (copy)"
+            saved = service.create_view(workspace, current_user, table, name, **fields)
+        else:
+            saved = service.update_view(workspace, current_user, table, view, **fields)
+    except MorketError as exc:
+        db.session.rollback()
+        table = service.get_table_or_404(workspace, table_id)
+        view = service.get_view_or_404(workspace, table, view_id)
+        return _render(
+            "tables/_view_editor.html",
+            exc.status,
+            workspace=workspace,
+            table=table,
+            view=view,
+            views=service.list_views(workspace, table),
+            all_columns=table.live_columns,
+            can_edit=True,
+            editor=_editor(table, view, error=exc.message, form=request.form),
+        )
+    saved_id = saved.id
+    db.session.commit()
+    return _redirect(url_for("tables.grid", slug=workspace.slug, table_id=table_id, view=saved_id))
+
+
+@bp.post("/w/<slug>/tables/<int:table_id>/views/<int:view_id>/delete")
+@workspace_page("tables.edit")
+def delete_view(workspace, membership, table_id: int, view_id: int):  # noqa: ANN001
+    table = service.get_table_or_404(workspace, table_id)
+    view = service.get_view_or_404(workspace, table, view_id)
+    views = service.list_views(workspace, table)
+    if views and views[0].id == view.id:
+        raise ValidationFailed("The table's first view cannot be deleted.")
+    service.delete_view(workspace, current_user, table, view)
+    db.session.commit()
+    flash("View deleted.", "success")
+    return _redirect(url_for("tables.grid", slug=workspace.slug, table_id=table_id))

@@ -249,6 +249,7 @@
   }
 
   function init() {
+    fitAll(document);
     document.querySelectorAll(".grid[data-rows-url]").forEach(function (el) {
       if (!grids.has(el)) { grids.set(el, new Grid(el)); }
     });
@@ -271,6 +272,36 @@
     var g = el && grids.get(el);
     if (g && g.pending) { g.pending.controller.abort(); g.pending = null; }
   });
+
+  // A refused view change (422) swaps the editor back in with its message.
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var target = e.detail.target;
+    if (e.detail.xhr.status === 422 && target && target.id && target.id.indexOf("view-editor-") === 0) {
+      e.detail.shouldSwap = true;
+      e.detail.isError = false;
+    }
+  });
+
+  // In a filter line, offer only the operators that apply to the chosen column's type.
+  function fitOperators(line) {
+    var column = line.querySelector("[data-filter-column]");
+    var operator = line.querySelector("[data-filter-operator]");
+    var picked = column.options[column.selectedIndex];
+    var type = picked ? picked.getAttribute("data-type") : null;
+    var firstFit = null;
+    Array.prototype.forEach.call(operator.options, function (opt) {
+      var fits = !type || (" " + opt.getAttribute("data-types") + " ").indexOf(" " + type + " ") >= 0;
+      opt.hidden = !fits;
+      opt.disabled = !fits;
+      if (fits && firstFit === null) { firstFit = opt; }
+    });
+    if (operator.selectedOptions[0] && operator.selectedOptions[0].disabled && firstFit) { firstFit.selected = true; }
+  }
+  function fitAll(root) { root.querySelectorAll("[data-filter-line]").forEach(fitOperators); }
+  document.addEventListener("change", function (e) {
+    if (e.target.matches("[data-filter-column]")) { fitOperators(e.target.closest("[data-filter-line]")); }
+  });
+  document.addEventListener("htmx:afterSettle", function (e) { fitAll(e.detail.elt || document); });
 
   // The view picker opens the chosen view; the row panel closes on its Close button or Escape.
   document.addEventListener("change", function (e) {

@@ -255,3 +255,80 @@ def test_cell_macro_and_window_render_the_same_cell(app, db, owner):
     assert 'data-raw="a, b"' in cells[3]
     errored = str(macro(table.live_columns[0], None, {"status": "error", "message": "Not a number"}))
     assert "is-error" in errored and 'title="Not a number"' in errored
+
+
+def test_saving_a_view_sorts_filters_hides_and_shows_sorting_until_built(client, db, owner, seeded):
+    workspace, user = owner
+    col = {c.name: c for c in seeded.live_columns}
+    default = service.list_views(workspace, seeded)[0]
+    login(client, user)
+    page = f"/w/{workspace.slug}/tables/{seeded.id}"
+    token = csrf_token(client, page)
+    form = {
+        "csrf_token": token,
+        "name": "Churned by size",
+        "s_col": [str(col["Employees"].id), ""],
+        "s_dir": ["desc", "asc"],
+        "f_op": "and",
+        "f_col": [str(col["Stage"].id), ""],
+        "f_operator": ["any_of", "contains"],
+        "f_value": ["Churned", ""],
+        "shown": [str(col["Company"].id), str(col["Employees"].id), str(col["Stage"].id)],
+        "frozen_count": "2",
+        f"width_{col['Company'].id}": "240",
+        "as_new": "1",
+    }
+    resp = client.post(f"{page}/views/{default.id}", data=form, headers={"HX-Request": "true"})
+    assert resp.status_code == 204, resp.get_data(as_text=True)
+    view = service.list_views(workspace, seeded)[-1]
+    assert resp.headers["HX-Redirect"].endswith(f"/tables/{seeded.id}?view={view.id}")
+    assert view.name == "Churned by size" and view.frozen_count == 2 and view.widths[str(col["Company"].id)] == 240
+    assert set(view.hidden_column_ids) == {col["Founded"].id, col["Active"].id}
+    html = client.get(f"{page}?view={view.id}").get_data(as_text=True)
+    assert "Sorting…" in html and "frozen-ge-2" in html and 'data-width="240"' in html
+    assert f'data-col-id="{col["Founded"].id}"' not in html
+    emp, stage = col["Employees"].storage_name, col["Stage"].storage_name
+    expected = _plain(
+        db, f"SELECT id FROM ut.{seeded.storage_name} WHERE {stage} = 'Churned' ORDER BY {emp} DESC NULLS LAST, id"
+    )
+    ids, _, resp = _rows(client, workspace, seeded, start=0, limit=300, view=view.id)
+    assert ids == expected[:300] and resp.headers["X-Grid-Total"] == str(len(expected))
+    assert resp.get_data(as_text=True).count('class="grid-cell') == 3 * len(ids)
+    assert "Sorting…" not in client.get(f"{page}?view={view.id}").get_data(as_text=True)
+    # The default view is untouched, and the new one can be deleted (the first cannot).
+    assert service.list_views(workspace, seeded)[0].sort == []
+    assert client.post(f"{page}/views/{default.id}/delete", data={"csrf_token": token}).status_code == 422
+    assert client.post(f"{page}/views/{view.id}/delete", data={"csrf_token": token}).status_code == 303
+    assert [v.id for v in service.list_views(workspace, seeded)] == [default.id]
+
+
+def test_a_bad_filter_is_explained_in_the_editor(client, db, owner, seeded):
+    workspace, user = owner
+    col = {c.name: c for c in seeded.live_columns}
+    default = service.list_views(workspace, seeded)[0]
+    login(client, user)
+    page = f"/w/{workspace.slug}/tables/{seeded.id}"
+    token = csrf_token(client, page)
+    form = {"csrf_token": token, "name": "Default", "f_op": "and", "frozen_count": "1"}
+    bad_operator = {**form, "f_col": str(col["Active"].id), "f_operator": "gt", "f_value": "3"}
+    resp = client.post(f"{page}/views/{default.id}", data=bad_operator, headers={"HX-Request": "true"})
+    assert resp.status_code == 422
+    assert "does not apply to a checkbox column" in resp.get_data(as_text=True)
+    bad_value = {**form, "f_col": str(col["Employees"].id), "f_operator": "gt", "f_value": "many"}
+    body = client.post(f"{page}/views/{default.id}", data=bad_value).get_data(as_text=True)
+    assert "Filter value" in body and 'value="many"' in body
+    assert client.post(f"{page}/views/{default.id}", data={**form, "frozen_count": "x"}).status_code == 422
+    assert service.list_views(workspace, seeded)[0].filters == {}
+
+
+def test_viewer_reads_views_but_cannot_save_them(client, db, owner, seeded):
+    workspace, _ = owner
+    default = service.list_views(workspace, seeded)[0]
+    login(client, _member(db, workspace, "viewer"))
+    page = f"/w/{workspace.slug}/tables/{seeded.id}"
+    html = client.get(page).get_data(as_text=True)
+    assert "Save view" not in html and "ask an editor" in html
+    token = csrf_token(client, "/w")
+    resp = client.post(f"{page}/views/{default.id}", data={"csrf_token": token, "name": "Mine"})
+    assert resp.status_code == 403
+    assert service.list_views(workspace, seeded)[0].name == default.name
