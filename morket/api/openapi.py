@@ -81,7 +81,7 @@ class _Components:
         return self.ref(response, "serialization")
 
 
-def _success_envelope(data_schema: dict[str, Any]) -> dict[str, Any]:
+def _success_envelope(data_schema: dict[str, Any], meta_schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "type": "object",
         "required": ["success", "data", "error", "meta"],
@@ -89,9 +89,24 @@ def _success_envelope(data_schema: dict[str, Any]) -> dict[str, Any]:
             "success": {"const": True},
             "data": data_schema,
             "error": {"type": "null"},
-            "meta": {"type": "object"},
+            "meta": meta_schema or {"type": "object"},
         },
     }
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(ref_template=REF_TEMPLATE)
+    required = set(schema.get("required", []))
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "description": prop.get("description", ""),
+            "schema": {k: v for k, v in prop.items() if k not in {"title", "description"}},
+        }
+        for name, prop in schema.get("properties", {}).items()
+    ]
 
 
 def _operation(op: Operation, components: _Components) -> dict[str, Any]:
@@ -103,7 +118,14 @@ def _operation(op: Operation, components: _Components) -> dict[str, Any]:
         "responses": {
             str(op.status): {
                 "description": STATUS_TEXT.get(op.status, "OK"),
-                "content": {"application/json": {"schema": _success_envelope(components.response_data(op.response))}},
+                "content": {
+                    "application/json": {
+                        "schema": _success_envelope(
+                            components.response_data(op.response),
+                            components.ref(op.meta, "serialization") if op.meta is not None else None,
+                        )
+                    }
+                },
             }
         },
     }
@@ -120,6 +142,8 @@ def _operation(op: Operation, components: _Components) -> dict[str, Any]:
             }
             for name in op.path_params
         ]
+    if op.query is not None:
+        doc.setdefault("parameters", []).extend(_query_parameters(op.query))
     if op.body is not None:
         doc["requestBody"] = {
             "required": True,

@@ -67,6 +67,8 @@ class Operation:
     permission: str | None = None
     authenticated: bool = True
     body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    meta: type[BaseModel] | None = None
     response: Any = None
     status: int = 200
     path_params: list[str] = field(default_factory=list)
@@ -85,6 +87,8 @@ class Operation:
             statuses.add(403)
         if self.body is not None:
             statuses |= {400, 413, 422}
+        if self.query is not None:
+            statuses.add(422)
         if self.path_params:
             statuses.add(404)
         if self.method in {"POST", "PATCH", "DELETE"} and self.authenticated:
@@ -93,6 +97,14 @@ class Operation:
 
 
 OPERATIONS: list[Operation] = []
+
+
+@dataclass(frozen=True)
+class WithMeta:
+    """A view's result together with the envelope's ``meta`` (for example its pagination)."""
+
+    data: Any
+    meta: dict[str, Any]
 
 
 def user_actor(principal: Principal) -> User:
@@ -166,6 +178,14 @@ def _parse_body(model: type[BaseModel]) -> BaseModel:
         payload = json.loads(raw) if raw.strip() else {}
     except (ValueError, UnicodeDecodeError):
         raise _BodyError(api_error("invalid_json", "The request body is not valid JSON.", status=400)) from None
+    return _validate(model, payload)
+
+
+def _parse_query(model: type[BaseModel]) -> BaseModel:
+    return _validate(model, request.args.to_dict())
+
+
+def _validate(model: type[BaseModel], payload: Any) -> BaseModel:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
@@ -190,6 +210,8 @@ def api_route(
     tag: str,
     permission: str | None = None,
     body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    meta: type[BaseModel] | None = None,
     response: Any = None,
     status: int = 200,
     authenticated: bool = True,
@@ -200,9 +222,10 @@ def api_route(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an API endpoint on the api blueprint.
 
-    The view receives ``principal`` (when authenticated) and ``body`` (when a body model is
-    declared) plus its URL parameters, and returns an instance of ``response`` (or a list of
-    them); the helper wraps it in the envelope with ``status``.
+    The view receives ``principal`` (when authenticated), ``body`` and ``query`` (when their
+    models are declared) plus its URL parameters, and returns an instance of ``response`` (or a
+    list of them), or a ``WithMeta`` of one and the envelope's ``meta`` (documented by ``meta``);
+    the helper wraps it in the envelope with ``status``.
     """
     if permission is not None and (not authenticated or permission not in PERMISSIONS):
         raise ValueError(f"{rule}: permission {permission!r} needs an authenticated route and a declared permission")
@@ -225,11 +248,16 @@ def api_route(
             try:
                 if body is not None:
                     kwargs["body"] = _parse_body(body)
+                if query is not None:
+                    kwargs["query"] = _parse_query(query)
             except _BodyError as exc:
                 return exc.response
             result = view(**kwargs)
+            extra = None
+            if isinstance(result, WithMeta):
+                result, extra = result.data, result.meta
             data = adapter.dump_python(result, mode="json") if adapter is not None else result
-            return api_ok(data, status=status)
+            return api_ok(data, status=status, meta=extra)
 
         checked = limiter.limit(limit, key_func=limit_key or rate_limit_key)(limited)
 
@@ -262,6 +290,8 @@ def api_route(
                 permission=permission,
                 authenticated=authenticated,
                 body=body,
+                query=query,
+                meta=meta,
                 response=response,
                 status=status,
                 path_params=[name for _, name in _RULE_PARAM.findall(rule)],
