@@ -8,11 +8,14 @@ so that the page can show it while the load is still uncommitted.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,10 +31,11 @@ from morket.dataops.models import DataRun
 from morket.extensions import db
 from morket.tables import service as tables
 from morket.tables import storage
-from morket.tables.cells import TEXT_MAX, CellError, parse_cell
+from morket.tables.cells import LONG_TEXT_MAX, TEXT_MAX, CellError, parse_cell
 from morket.tables.models import COLUMN_TYPES, Column, Table, View
 
 PROGRESS_EVERY_ROWS = 5000
+COPY_BATCH_ROWS = 1000
 PROGRESS_EVERY_SECONDS = 0.5
 UPLOAD_CHUNK = 1024 * 1024
 IMPORTABLE_TYPES = tuple(t for t in COLUMN_TYPES if t not in ("formula", "enrichment", "ai"))
@@ -297,21 +301,76 @@ def cancel_run(workspace, actor, run: DataRun) -> DataRun:  # noqa: ANN001
 # --- typing -----------------------------------------------------------------------------------------
 
 
-def _converter(column_type: str, config: dict[str, Any]) -> Callable[[str], Any]:
-    if column_type in ("text", "long_text"):
-        limit = TEXT_MAX if column_type == "text" else 200_000
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_FAST_NUMBER = re.compile(r"-?\d{1,15}(?:\.\d{1,12})?")
+_FAST_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
-        def text(raw: str) -> Any:
+
+def _copy_text(value: str) -> str:
+    """Escape a value for COPY's text format (backslash, tab, newline, carriage return)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def _stored_text(column_type: str, value: Any) -> str:
+    """Render a value that parse_cell returned as PostgreSQL input text for the column's type."""
+    if column_type in ("json", "enrichment"):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if column_type == "multi_select":
+        items = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _converter(column: Column) -> Callable[[str], str]:
+    """Return a function from a CSV field to its COPY text (``\\N`` for blank); bad values raise CellError."""
+    column_type, config = column.type, column.config
+    if column_type in ("text", "long_text"):
+        limit = TEXT_MAX if column_type == "text" else LONG_TEXT_MAX
+
+        def text(raw: str) -> str:
             if not raw or raw.isspace():
-                return None
+                return "\\N"
             if "\x00" in raw:
                 raise CellError("Text cannot contain a NUL character.")
             if len(raw) > limit:
                 raise CellError(f"Text is longer than {limit:,} characters.")
-            return raw
+            return _copy_text(raw)
 
         return text
-    return lambda raw: parse_cell(column_type, config, raw)
+
+    def typed(raw: str) -> str:
+        value = parse_cell(column_type, config, raw)
+        return "\\N" if value is None else _copy_text(_stored_text(column_type, value))
+
+    if column_type == "number":
+
+        def number(raw: str) -> str:
+            # Plain numbers within the column's limits go to PostgreSQL as they are; the rest get
+            # the full parser (thousands separators, exponents, limits and its messages).
+            cleaned = raw.strip()
+            return cleaned if _FAST_NUMBER.fullmatch(cleaned) else typed(raw)
+
+        return number
+    if column_type == "date":
+
+        def iso_date(raw: str) -> str:
+            cleaned = raw.strip()
+            if _FAST_DATE.fullmatch(cleaned):
+                try:
+                    date.fromisoformat(cleaned)
+                except ValueError:
+                    return typed(raw)
+                return cleaned
+            return typed(raw)
+
+        return iso_date
+    return typed
 
 
 # --- the load ---------------------------------------------------------------------------------------
@@ -413,7 +472,7 @@ def _load(workspace, actor, run: DataRun, progress: _Progress) -> dict[str, Any]
     settings = run.settings
     table, pairs = _prepare_target(workspace, actor, run)
     run_table_id = table.id
-    converters = [(source, column, _converter(column.type, column.config)) for source, column in pairs]
+    converters = [(source, column, _converter(column)) for source, column in pairs]
     width = len(settings["header"])
     key_columns = [column for source, column in pairs if source in settings.get("dedupe", [])]
     db.session.execute(select(Table.id).where(Table.id == table.id).with_for_update())
@@ -433,34 +492,41 @@ def _load(workspace, actor, run: DataRun, progress: _Progress) -> dict[str, Any]
     error_file.unlink(missing_ok=True)
     errors_out: IO[str] | None = None
     rows_in = good = bad = 0
+    lines: list[str] = []
     try:
         with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
             for record in reader:
                 rows_in += 1
+                fields = record.fields
                 problem = None
-                values: list[Any] = []
-                if len(record.fields) != width:
-                    problem = f"Expected {width} values, found {len(record.fields)}."
+                values = [str(record.line if key_columns else start + good)]
+                if len(fields) != width:
+                    problem = f"Expected {width} values, found {len(fields)}."
                 else:
                     for source, column, convert in converters:
                         try:
-                            values.append(convert(record.fields[source]))
+                            values.append(convert(fields[source]))
                         except CellError as exc:
                             problem = f"{column.name}: {exc}"
                             break
                 if problem is None:
-                    copy.write_row((record.line if key_columns else start + good, *values))
+                    lines.append("\t".join(values))
                     good += 1
+                    if len(lines) >= COPY_BATCH_ROWS:
+                        copy.write(("\n".join(lines) + "\n").encode("utf-8"))
+                        lines.clear()
                 else:
                     bad += 1
                     if errors_out is None:
                         errors_out = open(error_file, "w", encoding="utf-8", newline="")  # noqa: SIM115
                         csvio.write_csv_row(errors_out, ["line", "error", *settings["header"]])
-                    csvio.write_csv_row(errors_out, [record.line, problem, *(f[:1000] for f in record.fields)])
+                    csvio.write_csv_row(errors_out, [record.line, problem, *(f[:1000] for f in fields)])
                 if progress.due(rows_in) and progress.write(
                     rows_in=rows_in, error_count=bad, bytes_done=reader.bytes_read
                 ):
                     raise ImportCancelledError()
+            if lines:
+                copy.write(("\n".join(lines) + "\n").encode("utf-8"))
     finally:
         if errors_out is not None:
             errors_out.close()

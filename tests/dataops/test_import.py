@@ -261,3 +261,38 @@ def test_cancel_before_the_job_runs(db, owner):
     assert service.execute_import(run.id).status == "cancelled"
     with pytest.raises(Conflict):
         service.cancel_run(workspace, user, run)
+
+
+def test_every_importable_type_loads_through_copy(db, owner):
+    workspace, user = owner
+    table = tables.create_table(
+        workspace,
+        user,
+        "Types",
+        columns=[
+            {"name": "Tags", "type": "multi_select", "config": {"options": ['A "x"', "B\\y"]}},
+            {"name": "Data", "type": "json"},
+            {"name": "Won", "type": "checkbox"},
+            {"name": "When", "type": "datetime"},
+            {"name": "Price", "type": "currency"},
+            {"name": "Count", "type": "number"},
+            {"name": "Day", "type": "date"},
+            {"name": "Note", "type": "long_text"},
+        ],
+    )
+    data = (
+        b'tags,data,won,when,price,count,day,note\n"A ""x"", B\\y","[""a"", 1]",yes,2024-05-01T10:00:00+02:00,'
+        b'"$1,200.50","1,000",2024-02-29,"tab\tand\\back"\n'
+    )
+    run = service.upload_import(workspace, user, io.BytesIO(data), "types.csv")
+    mapping = [{"source": i, "target": c.id} for i, c in enumerate(table.live_columns)]
+    service.start_import(workspace, user, run, table=table, mapping=mapping)
+    db.session.commit()
+    run = service.execute_import(run.id)
+    assert run.status == "done", run.message
+    row = tables.read_window(workspace, user, tables.get_table_or_404(workspace, table.id), None, 0, 1)[0]
+    tags, payload, won, when, price, count, day, note = row.cells
+    assert tags == ['A "x"', "B\\y"] and payload == ["a", 1] and won is True
+    assert when.isoformat() == "2024-05-01T08:00:00+00:00"
+    assert str(price) == "1200.50" and str(count) == "1000" and day.isoformat() == "2024-02-29"
+    assert note == "tab\tand\\back"
