@@ -369,6 +369,9 @@ def insert_rows(workspace, actor, table: Table, rows: Sequence[Mapping[Any, Any]
     )
     table.row_count += len(ids)
     _mark_views_stale(workspace, table, None)
+    from morket.tables.column_service import refresh_formula_rows
+
+    refresh_formula_rows(workspace, table, ids)
     db.session.flush()
     return list(ids)
 
@@ -389,6 +392,9 @@ def update_cell(workspace, actor, table: Table, row_id: int, column_id: int, raw
     if stored is None:
         raise NotFound("That row no longer exists.")
     _mark_views_stale(workspace, table, {column.id})
+    from morket.tables.column_service import refresh_formula_rows
+
+    refresh_formula_rows(workspace, table, [row_id], {column.id})
     return stored[0]
 
 
