@@ -620,6 +620,7 @@ def _merge(
 
 # --- exports ----------------------------------------------------------------------------------------
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 _NUMBERISH = r"^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$"
 
 
@@ -637,7 +638,8 @@ def _cell_sql(column: Column, expr: sa.ColumnElement, *, raw: bool) -> sa.Column
         return text
     # OWASP CSV injection: a cell a spreadsheet would run as a formula gets a leading quote,
     # unless it is a plain number such as -5 or +1.5.
-    risky = sa.and_(text.op("~")(r"^[=+\-@\t\r\n]"), text.op("!~")(_NUMBERISH))
+    first = sa.func.substr(text, 1, 1)
+    risky = sa.and_(first.in_(_FORMULA_STARTS), sa.not_(sa.and_(first.in_(("+", "-")), text.op("~")(_NUMBERISH))))
     return sa.case((risky, sa.literal("'") + text), else_=text)
 
 
@@ -686,7 +688,7 @@ def plan_export(
         stmt = sa.select(*cells).select_from(order.join(rows, rows.c.id == order.c.row_id)).order_by(order.c.rank)
     else:
         stmt = sa.select(*cells).order_by(rows.c.pos)
-    compiled = stmt.compile(dialect=db.engine.dialect)
+    compiled = stmt.compile(dialect=db.engine.dialect, compile_kwargs={"render_postcompile": True})
     header = [c.name if raw else neutralise_name(c.name) for c in columns]
     safe = "".join(ch if ch.isalnum() or ch in " -_" else "_" for ch in table.name).strip() or "table"
     suffix = f" - {view.name}" if view is not None and view.is_ordered else ""
