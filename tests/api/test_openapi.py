@@ -91,13 +91,14 @@ def fuzz_schema(app):
     return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
 
 
-def test_schemathesis_finds_no_server_errors_or_schema_drift(app, db, team, login_api, fuzz_schema):
+TABLES_PATH = "/api/v1/tables"
+
+
+def _fuzz(app, operations, headers, *, max_examples: int, prepare=None) -> None:
+    """Fuzz each operation; ``prepare(case)`` may point the case at real objects before it is sent."""
     from morket.core.jobs import redis_connection
 
-    headers = bearer(login_api(team.owner, team.workspace)["access_token"])
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-    operations = [result.ok() for result in fuzz_schema.get_all_operations()]
-    assert len(operations) >= 12
 
     def clear_limits() -> None:
         with app.app_context():
@@ -110,14 +111,69 @@ def test_schemathesis_finds_no_server_errors_or_schema_drift(app, db, team, logi
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=12,
+            max_examples=max_examples,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),
         )
         def run(case):
             clear_limits()
+            if prepare is not None:
+                prepare(case)
             response = case.call(headers=headers)
             case.validate_response(response, checks=checks)
 
         run()
+
+
+def test_schemathesis_finds_no_server_errors_or_schema_drift(app, db, team, login_api, fuzz_schema):
+    headers = bearer(login_api(team.owner, team.workspace)["access_token"])
+    operations = [result.ok() for result in fuzz_schema.get_all_operations()]
+    operations = [op for op in operations if not op.path.startswith(TABLES_PATH)]
+    assert len(operations) >= 12
+    _fuzz(app, operations, headers, max_examples=12)
+
+
+def test_schemathesis_fuzzes_the_tables_api_on_a_seeded_table(app, db, team, fuzz_schema):
+    from morket.api.tokens import encode_access_token
+    from morket.tables import service
+    from morket.tables.models import Table
+
+    workspace, owner = team.workspace, team.owner
+    headers = bearer(encode_access_token(owner.id, workspace.id, "owner"))
+    columns = [
+        {"name": "Company", "type": "text"},
+        {"name": "Employees", "type": "number"},
+        {"name": "Founded", "type": "date"},
+        {"name": "Tags", "type": "multi_select", "config": {"options": ["Lead", "Customer"]}},
+        {"name": "Payload", "type": "json"},
+    ]
+    seeded: dict[str, int] = {}
+
+    def targets() -> dict[str, int]:
+        """Ids of a seeded table, a column, a row and a view, recreated when a fuzzed DELETE removed them."""
+        table = db.session.get(Table, seeded["table_id"]) if seeded else None
+        if table is None:
+            table = service.create_table(workspace, owner, "Fuzzed", columns=columns)
+            service.seed_rows(workspace, owner, table, 20, seed=1)
+            seeded["table_id"] = table.id
+        db.session.refresh(table)
+        if not table.live_columns:
+            service.add_column(workspace, owner, table, "Company", "text")
+        if not service.read_window(workspace, owner, table, None, 0, 1):
+            service.insert_rows(workspace, owner, table, [{}])
+        views = service.list_views(workspace, table)
+        view = views[0] if views else service.create_view(workspace, owner, table, "Grid view")
+        db.session.flush()
+        row = service.read_window(workspace, owner, table, None, 0, 1)[0]
+        return {"table_id": table.id, "column_id": table.live_columns[0].id, "row_id": row.id, "view_id": view.id}
+
+    def prepare(case) -> None:
+        ids = targets()
+        for name in case.path_parameters or {}:
+            case.path_parameters[name] = ids[name]
+
+    operations = [result.ok() for result in fuzz_schema.get_all_operations()]
+    operations = [op for op in operations if op.path.startswith(TABLES_PATH)]
+    assert len(operations) >= 19
+    _fuzz(app, operations, headers, max_examples=25, prepare=prepare)
