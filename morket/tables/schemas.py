@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, RootModel, model_validator
+from pydantic import AfterValidator, Field, RootModel, model_validator
 
 from morket.api.schemas import Out, Request
 from morket.tables.models import COLUMN_TYPES
@@ -107,8 +107,6 @@ class RowsBulkCreate(Request):
 
 class RowsQuery(Request):
     """Read a window (``start``) or the page after a cursor (``after``), in a view's order if given."""
-
-    model_config = ConfigDict(extra="forbid")
 
     start: int = Omittable(ge=0, le=MAX_POSITION, description="Position of the first row (0-based). Default 0.")
     after: int = Omittable(
