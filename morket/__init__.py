@@ -89,10 +89,9 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 
-    import morket.core.models  # noqa: F401 - register tables with the metadata
     import morket.accounts.models  # noqa: F401
+    import morket.core.models  # noqa: F401 - register tables with the metadata
     import morket.workspaces.models  # noqa: F401
-
     from morket.accounts.service import load_user_from_session_id
 
     login_manager.user_loader(load_user_from_session_id)
