@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -265,19 +266,48 @@ def grid(workspace, membership, table_id: int):  # noqa: ANN001
     )
 
 
-class _CellMarkup:
-    """The fixed markup around one column's cells, built once per window response."""
+# Types whose stored value is its own text, in the editor and on screen.
+_PLAIN_TYPES = frozenset({"text", "long_text", "email", "url", "phone", "domain", "single_select", "ai", "formula"})
+# Types whose texts are digits, signs, dates, a tick or a three-letter currency code: nothing to escape.
+_SAFE_TYPES = frozenset({"number", "currency", "percent", "date", "datetime", "checkbox"})
 
-    __slots__ = ("display", "head", "index", "type", "config")
 
-    def __init__(self, column: Column, index: int) -> None:
-        self.index = index
-        self.type = column.type
-        self.config = column.config
-        self.head = Markup(  # noqa: S704 - the type is escaped and the id is an integer
-            f'<div class="grid-cell t-{escape(column.type)}" data-col-id="{column.id}" '
-            f'data-type="{escape(column.type)}" tabindex="-1" data-raw="'
-        )
+def _cell_renderer(column: Column) -> Callable[[Any], str]:
+    """Return a function from a stored value to this column's cell HTML (the window's hot path).
+
+    It writes what ``render_cell`` in tables/_cell.html writes, specialised once per column so that
+    a window of 300 rows costs one call and one or two escapes per cell.
+    """
+    kind, config = column.type, column.config
+    head = (
+        f'<div class="grid-cell t-{escape(kind)}" data-col-id="{int(column.id)}" '
+        f'data-type="{escape(kind)}" tabindex="-1" data-raw="'
+    )
+    empty = head + '"></div>'
+    if kind in _PLAIN_TYPES:
+
+        def plain(value: Any) -> str:
+            if value is None:
+                return empty
+            text = escape(value)
+            return f'{head}{text}">{text}</div>'
+
+        return plain
+    if kind in _SAFE_TYPES:
+
+        def safe(value: Any) -> str:
+            if value is None:
+                return empty
+            return f'{head}{cell_raw(value, kind)}">{cell_display(value, kind, config)}</div>'
+
+        return safe
+
+    def typed(value: Any) -> str:
+        if value is None:
+            return empty
+        return f'{head}{escape(cell_raw(value, kind))}">{escape(cell_display(value, kind, config))}</div>'
+
+    return typed
 
 
 @bp.get("/w/<slug>/tables/<int:table_id>/rows")
@@ -288,33 +318,23 @@ def rows(workspace, membership, table_id: int):  # noqa: ANN001
     start = _int_arg("start", 0, 0, 10**12)
     limit = _int_arg("limit", DEFAULT_LIMIT, 1, MAX_PAGE_LIMIT)
     query = _search_query()
+    view = _pick_view(workspace, table) if query is None or request.args.get("view") else None
+    order_state = (view.order_stale, view.order_size) if view is not None else None
     if query is not None:
         window, total = search_window(workspace, current_user, table, query, start, limit)
-        view = None
-        if request.args.get("view"):
-            view = _pick_view(workspace, table)
     else:
-        view = _pick_view(workspace, table)
         window = service.read_window(workspace, current_user, table, view, start, limit)
         total = service.count_rows(workspace, current_user, table, view)
-    db.session.commit()  # a first read of a stale view saves its freshly built order
-    columns = _visible_columns(table, view)
     positions = {c.id: i for i, c in enumerate(table.live_columns)}
-    markup = [_CellMarkup(c, positions[c.id]) for c in columns]
+    cells = [(positions[c.id], _cell_renderer(c)) for c in _visible_columns(table, view)]
     body = [
-        (
-            row.id,
-            row.position,
-            [
-                (m.head, cell_raw(row.cells[m.index], m.type), cell_display(row.cells[m.index], m.type, m.config))
-                for m in markup
-            ],
-        )
+        (row.id, row.position, Markup("".join([render(row.cells[i]) for i, render in cells])))  # noqa: S704 - built from escaped parts
         for row in window
     ]
+    if view is not None and (view.order_stale, view.order_size) != order_state:
+        db.session.commit()  # this read built the view's order: keep it for the next reads
     resp = make_response(render_template("tables/_rows.html", rows=body))
     resp.headers["X-Grid-Total"] = str(total)
-    resp.headers["X-Grid-Start"] = str(start)
     resp.headers["Cache-Control"] = "no-store"
     resp.vary.add("HX-Request")
     return resp
