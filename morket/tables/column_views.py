@@ -1,0 +1,224 @@
+"""Column endpoints of the grid: the header menu, add, rename, retype, formula, move, width, hide, freeze, delete.
+
+Each write parses its form, calls one service of ``column_service`` and commits once. htmx callers
+get either a refresh of the page (the header layout changed) or, for jobs, the progress partial;
+errors come back as a 422 partial with the message. Plain form posts are redirected to the grid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from morket.core.errors import MorketError
+from morket.core.htmx import wants_fragment
+from morket.core.ratelimit import GRID_LIMIT
+from morket.core.tenancy import workspace_page
+from morket.extensions import db, limiter
+from morket.tables import bp, column_service, service
+from morket.tables.models import COLUMN_TYPES, View
+
+BASE = "/w/<slug>/tables/<int:table_id>/columns"
+TYPE_LABELS = {t: t.replace("_", " ").capitalize() for t in COLUMN_TYPES if t not in ("enrichment", "ai")}
+
+
+def _view(workspace, table) -> View | None:  # noqa: ANN001
+    raw = request.values.get("view_id") or request.values.get("view") or ""
+    if not raw.strip():
+        return None
+    if not raw.isdigit():
+        raise MorketError("That view does not exist.")
+    return service.get_view_or_404(workspace, table, int(raw))
+
+
+def _int(name: str, label: str) -> int:
+    raw = (request.form.get(name) or "").strip()
+    if not raw.lstrip("-").isdigit() or len(raw) > 9:
+        raise MorketError(f"{label} must be a whole number.", fields={name: ["whole number"]})
+    return int(raw)
+
+
+def _done(workspace, table) -> Any:  # noqa: ANN001
+    """Commit and send the caller back to a refreshed grid."""
+    db.session.commit()
+    if wants_fragment():
+        response = make_response("", 204)
+        response.headers["HX-Refresh"] = "true"
+        return response
+    view = request.values.get("view_id")
+    return redirect(url_for("tables.grid", slug=workspace.slug, table_id=table.id, view=view or None))
+
+
+def _job_response(workspace, table, job) -> Any:  # noqa: ANN001
+    db.session.commit()
+    if wants_fragment():
+        return render_template("tables/_columns_job.html", workspace=workspace, table=table, job=job)
+    return redirect(url_for("tables.grid", slug=workspace.slug, table_id=table.id))
+
+
+def _error(exc: MorketError) -> Any:
+    db.session.rollback()
+    response = make_response(render_template("tables/_columns_error.html", message=exc.message), exc.status)
+    if not wants_fragment():
+        response.headers["Content-Type"] = "text/html; charset=utf-8"
+    return response
+
+
+def _run(workspace, table_id: int, action) -> Any:  # noqa: ANN001
+    try:
+        table = service.get_table_or_404(workspace, table_id)
+        return action(table)
+    except MorketError as exc:
+        return _error(exc)
+
+
+@bp.get(f"{BASE}/new")
+@workspace_page("tables.manage")
+def new_column(workspace, membership, table_id: int):  # noqa: ANN001
+    table = service.get_table_or_404(workspace, table_id)
+    return render_template("tables/_columns_add.html", workspace=workspace, table=table, types=TYPE_LABELS)
+
+
+@bp.post(BASE)
+@workspace_page("tables.manage")
+def add_column(workspace, membership, table_id: int):  # noqa: ANN001
+    def action(table):  # noqa: ANN001, ANN202
+        column_type = request.form.get("type", "text")
+        config: dict[str, Any] = {}
+        if column_type in ("single_select", "multi_select"):
+            config["options"] = [o.strip() for o in request.form.get("options", "").split(",") if o.strip()]
+        if column_type == "currency":
+            config["currency"] = request.form.get("currency") or "USD"
+        if column_type == "formula":
+            config["expression"] = request.form.get("expression", "")
+        _, job = column_service.add_table_column(
+            workspace, current_user, table, request.form.get("name", ""), column_type, config=config
+        )
+        return _job_response(workspace, table, job) if job is not None else _done(workspace, table)
+
+    return _run(workspace, table_id, action)
+
+
+@bp.get(f"{BASE}/<int:column_id>/menu")
+@workspace_page("tables.manage")
+def column_menu(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    table = service.get_table_or_404(workspace, table_id)
+    column = column_service.get_column_or_404(table, column_id)
+    view = _view(workspace, table) or column_service.default_view(workspace, table)
+    live = table.live_columns
+    return render_template(
+        "tables/_columns_menu.html",
+        workspace=workspace,
+        table=table,
+        column=column,
+        view=view,
+        index=live.index(column),
+        count=len(live),
+        types={t: label for t, label in TYPE_LABELS.items() if t in column_service.RETYPE_TARGETS},
+        hidden=column.id in (view.hidden_column_ids or []),
+    )
+
+
+@bp.post(f"{BASE}/<int:column_id>/rename")
+@workspace_page("tables.manage")
+def rename_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    def action(table):  # noqa: ANN001, ANN202
+        column_service.rename_table_column(workspace, current_user, table, column_id, request.form.get("name", ""))
+        return _done(workspace, table)
+
+    return _run(workspace, table_id, action)
+
+
+@bp.post(f"{BASE}/<int:column_id>/retype")
+@workspace_page("tables.manage")
+def retype_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    def action(table):  # noqa: ANN001, ANN202
+        new_type = request.form.get("type", "")
+        config: dict[str, Any] | None = None
+        options = request.form.get("options", "").strip()
+        if options:
+            config = {"options": [o.strip() for o in options.split(",") if o.strip()]}
+        job = column_service.start_retype(workspace, current_user, table, column_id, new_type, config=config)
+        return _job_response(workspace, table, job)
+
+    return _run(workspace, table_id, action)
+
+
+@bp.post(f"{BASE}/<int:column_id>/formula")
+@workspace_page("tables.manage")
+def change_formula(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    def action(table):  # noqa: ANN001, ANN202
+        job = column_service.set_formula(workspace, current_user, table, column_id, request.form.get("expression", ""))
+        return _job_response(workspace, table, job)
+
+    return _run(workspace, table_id, action)
+
+
+@bp.post(f"{BASE}/<int:column_id>/move")
+@workspace_page("tables.manage")
+def move_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    def action(table):  # noqa: ANN001, ANN202
+        position = _int("position", "Position")
+        column_service.move_column(workspace, current_user, table, column_id, position - 1)
+        return _done(workspace, table)
+
+    return _run(workspace, table_id, action)
+
+
+@bp.post(f"{BASE}/<int:column_id>/width")
+@workspace_page("tables.manage")
+@limiter.limit(GRID_LIMIT)
+def resize_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    def action(table):  # noqa: ANN001, ANN202
+        width = _int("width", "Width")
+        column_service.resize_column(workspace, current_user, table, _view(workspace, table), column_id, width)
+        return _done(workspace, table)
+
+    return _run(workspace, table_id, action)
+
+
+@bp.post(f"{BASE}/<int:column_id>/hide")
+@workspace_page("tables.manage")
+def hide_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    def action(table):  # noqa: ANN001, ANN202
+        hidden = request.form.get("hidden", "1") != "0"
+        column_service.set_column_hidden(workspace, current_user, table, _view(workspace, table), column_id, hidden)
+        return _done(workspace, table)
+
+    return _run(workspace, table_id, action)
+
+
+@bp.post(f"{BASE}/freeze")
+@workspace_page("tables.manage")
+def freeze_columns(workspace, membership, table_id: int):  # noqa: ANN001
+    def action(table):  # noqa: ANN001, ANN202
+        count = _int("count", "Frozen columns")
+        column_service.freeze_columns(workspace, current_user, table, _view(workspace, table), count)
+        return _done(workspace, table)
+
+    return _run(workspace, table_id, action)
+
+
+@bp.post(f"{BASE}/<int:column_id>/delete")
+@workspace_page("tables.manage")
+def delete_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    def action(table):  # noqa: ANN001, ANN202
+        column_service.delete_table_column(workspace, current_user, table, column_id)
+        return _done(workspace, table)
+
+    return _run(workspace, table_id, action)
+
+
+@bp.get(f"{BASE}/jobs/<int:job_id>")
+@workspace_page("tables.view")
+@limiter.limit(GRID_LIMIT)
+def column_job(workspace, membership, table_id: int, job_id: int):  # noqa: ANN001
+    table = service.get_table_or_404(workspace, table_id)
+    job = column_service.get_job_or_404(workspace, table, job_id)
+    body = render_template("tables/_columns_job.html", workspace=workspace, table=table, job=job)
+    # 286 tells htmx to stop polling: the job is over.
+    response = make_response(body, 286 if job.finished else 200)
+    response.headers["Vary"] = "HX-Request"
+    return response

@@ -1,0 +1,179 @@
+"""Column operations over HTTP: roles and tenancy, retype with unconvertible cells, undo, formula jobs."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from morket.core.models import OutboxMessage
+from morket.tables import column_service, service, undo
+from morket.tables.undo import UndoConflict
+from tests.factories import MembershipFactory, csrf_token, login, workspace_with_owner
+
+
+@pytest.fixture
+def setup(db):
+    workspace, owner = workspace_with_owner()
+    table = service.create_table(
+        workspace,
+        owner,
+        "Leads",
+        columns=[{"name": "Company", "type": "text"}, {"name": "Employees", "type": "text"}],
+    )
+    service.insert_rows(
+        workspace,
+        owner,
+        table,
+        [
+            {"Company": "Acme", "Employees": "120"},
+            {"Company": "Globex", "Employees": "about 40"},
+            {"Company": "Initech", "Employees": "7"},
+            {"Company": "Hooli", "Employees": "n/a"},
+        ],
+    )
+    return workspace, owner, table
+
+
+def _url(workspace, table, tail=""):
+    return f"/w/{workspace.slug}/tables/{table.id}/columns{tail}"
+
+
+def _post(client, workspace, table, tail, data, column):
+    token = csrf_token(client, _url(workspace, table, f"/{column.id}/menu"))
+    return client.post(_url(workspace, table, tail), data={"csrf_token": token, **data}, headers={"HX-Request": "true"})
+
+
+@pytest.mark.parametrize(("role", "allowed"), [("viewer", False), ("member", True), ("admin", True)])
+def test_column_operations_follow_roles(db, client, setup, role, allowed):
+    workspace, owner, table = setup
+    user = MembershipFactory(workspace=workspace, role=role).user
+    login(client, user)
+    column = table.live_columns[0]
+    menu = client.get(_url(workspace, table, f"/{column.id}/menu"))
+    assert menu.status_code == (200 if allowed else 403)
+    if not allowed:
+        login(client, owner)
+        token = csrf_token(client, _url(workspace, table, f"/{column.id}/menu"))
+        login(client, user)
+        resp = client.post(_url(workspace, table, f"/{column.id}/rename"), data={"csrf_token": token, "name": "X"})
+        assert resp.status_code == 403
+        db.session.expire_all()
+        assert service.get_table_or_404(workspace, table.id).live_columns[0].name == "Company"
+        return
+    resp = _post(client, workspace, table, f"/{column.id}/rename", {"name": "Account"}, column)
+    assert resp.status_code == 204 and resp.headers["HX-Refresh"] == "true"
+    db.session.expire_all()
+    assert service.get_table_or_404(workspace, table.id).live_columns[0].name == "Account"
+
+
+def test_another_workspace_gets_404(db, client, setup):
+    workspace, _, table = setup
+    other, stranger = workspace_with_owner()
+    login(client, stranger)
+    column = table.live_columns[0]
+    for path in (f"/{column.id}/menu", "/new"):
+        assert client.get(f"/w/{other.slug}/tables/{table.id}/columns{path}").status_code == 404
+        assert client.get(_url(workspace, table, path)).status_code == 404
+    resp = client.post(f"/w/{other.slug}/tables/{table.id}/columns/{column.id}/delete", headers={"HX-Request": "true"})
+    assert resp.status_code in (400, 404)
+    db.session.expire_all()
+    assert len(service.get_table_or_404(workspace, table.id).live_columns) == 2
+
+
+def test_bad_input_is_a_clear_error(db, client, setup):
+    workspace, owner, table = setup
+    login(client, owner)
+    column = table.live_columns[0]
+    resp = _post(client, workspace, table, "", {"name": "Score", "type": "formula", "expression": "{Nope} * 2"}, column)
+    assert resp.status_code == 422
+    assert "No column named “Nope”" in resp.get_data(as_text=True)
+    resp = _post(client, workspace, table, f"/{column.id}/move", {"position": "abc"}, column)
+    assert resp.status_code == 400 and "whole number" in resp.get_data(as_text=True)
+    resp = _post(client, workspace, table, f"/{column.id}/width", {"width": "5000"}, column)
+    assert resp.status_code == 422
+
+
+def test_retype_reports_and_keeps_unconvertible_cells(db, client, setup, run_jobs):
+    workspace, owner, table = setup
+    login(client, owner)
+    column = table.live_columns[1]
+    resp = _post(client, workspace, table, f"/{column.id}/retype", {"type": "number"}, column)
+    assert resp.status_code == 200 and 'hx-trigger="every 1s"' in resp.get_data(as_text=True)
+    job = db.session.scalars(select(column_service.ColumnJob)).one()
+    assert db.session.scalars(select(OutboxMessage.job_id)).all()[-1] == f"retype-{table.id}-{column.id}-{job.id}"
+    run_jobs()
+    progress = client.get(_url(workspace, table, f"/jobs/{job.id}"))
+    body = progress.get_data(as_text=True)
+    assert progress.status_code == 286
+    assert "2 cells" in body and "Row 2: “about 40”" in body and "Row 4: “n/a”" in body
+    db.session.expire_all()
+    table = service.get_table_or_404(workspace, table.id)
+    assert table.live_columns[1].type == "number"
+    rows = service.read_window(workspace, owner, table, None, 0, 10)
+    assert [r.cells[1] for r in rows] == [120, None, 7, None]
+    assert rows[1].cell_state[str(column.id)]["original"] == "about 40"
+    # Converting back to text restores the originals.
+    column_service.start_retype(workspace, owner, table, column.id, "text")
+    run_jobs()
+    db.session.expire_all()
+    table = service.get_table_or_404(workspace, table.id)
+    rows = service.read_window(workspace, owner, table, None, 0, 10)
+    assert [r.cells[1] for r in rows] == ["120", "about 40", "7", "n/a"]
+    assert all(not (r.cell_state or {}).get(str(column.id)) for r in rows)
+
+
+def test_undo_of_column_operations(db, setup):
+    workspace, owner, table = setup
+    first, second = table.live_columns
+    column_service.rename_table_column(workspace, owner, table, first.id, "Account")
+    column_service.move_column(workspace, owner, table, second.id, 0)
+    column_service.set_column_hidden(workspace, owner, table, None, first.id, True)
+    column_service.delete_table_column(workspace, owner, table, second.id)
+    assert [c.id for c in table.live_columns] == [first.id]
+    undo.undo_last(workspace, owner, table)
+    assert [c.id for c in table.live_columns] == [second.id, first.id]
+    undo.undo_last(workspace, owner, table)
+    assert column_service.default_view(workspace, table).hidden_column_ids == []
+    undo.undo_last(workspace, owner, table)
+    assert [c.id for c in table.live_columns] == [first.id, second.id]
+    undo.redo_next(workspace, owner, table)
+    assert [c.id for c in table.live_columns] == [second.id, first.id]
+    undo.undo_last(workspace, owner, table)
+    # Someone else renames the column: undoing my rename says so and keeps their name.
+    other = MembershipFactory(workspace=workspace, role="member").user
+    column_service.rename_table_column(workspace, other, table, first.id, "Theirs")
+    with pytest.raises(UndoConflict):
+        undo.undo_last(workspace, owner, table)
+    assert first.name == "Theirs"
+
+
+def test_formula_recompute_runs_as_a_job_and_reads_stay_available(db, client, setup, run_jobs):
+    workspace, owner, table = setup
+    number = column_service.add_table_column(workspace, owner, table, "Seats", "number")[0]
+    service.seed_rows(workspace, owner, table, 3000, seed=3)
+    login(client, owner)
+    column = table.live_columns[0]
+    resp = _post(
+        client, workspace, table, "", {"name": "Double", "type": "formula", "expression": "{Seats} * 2"}, column
+    )
+    assert resp.status_code == 200 and "Computing the formula" in resp.get_data(as_text=True)
+    job = db.session.scalars(select(column_service.ColumnJob)).one()
+    assert job.kind == "formula" and not job.finished
+    assert db.session.scalars(select(OutboxMessage.job_id)).all()[-1] == job.job_id
+    # The request returned before any formula cell was written; the grid still reads.
+    db.session.expire_all()
+    table = service.get_table_or_404(workspace, table.id)
+    window = client.get(f"/w/{workspace.slug}/tables/{table.id}/rows?start=2900&limit=50")
+    assert window.status_code == 200
+    formula_col = table.live_columns[-1]
+    before = service.read_window(workspace, owner, table, None, 2900, 50)
+    assert all(r.values(table)[formula_col.id] is None for r in before)
+    assert client.get(_url(workspace, table, f"/jobs/{job.id}")).status_code == 200
+    run_jobs()
+    db.session.expire_all()
+    table = service.get_table_or_404(workspace, table.id)
+    after = service.read_window(workspace, owner, table, None, 2900, 50)
+    for row in after:
+        values = row.values(table)
+        assert values[formula_col.id] == (None if values[number.id] is None else str(values[number.id] * 2))
+    assert client.get(_url(workspace, table, f"/jobs/{job.id}")).status_code == 286
