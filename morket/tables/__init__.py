@@ -7,6 +7,7 @@ bp = Blueprint("tables", __name__)
 
 def register(app: Flask) -> None:
     from morket.tables import (  # noqa: F401 - register the tables (and undo steps) with the metadata
+        column_views,  # noqa: F401 - the column endpoints
         edit_views,  # noqa: F401 - the grid edit endpoints
         models,
         undo,
