@@ -160,8 +160,16 @@ def change_formula(workspace, membership, table_id: int, column_id: int):  # noq
 @workspace_page("tables.manage")
 def move_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
     def action(table):  # noqa: ANN001, ANN202
-        position = _int("position", "Position")
-        column_service.move_column(workspace, current_user, table, column_id, position - 1)
+        target = (request.form.get("to_column") or "").strip()
+        if target:
+            # A drop on another header: take that column's place among all live columns.
+            ids = [c.id for c in table.live_columns]
+            if not target.isdigit() or int(target) not in ids:
+                raise MorketError("Drop the column onto another column of this table.")
+            index = ids.index(int(target))
+        else:
+            index = _int("position", "Position") - 1
+        column_service.move_column(workspace, current_user, table, column_id, index)
         return _done(workspace, table)
 
     return _run(workspace, table_id, action)

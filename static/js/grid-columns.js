@@ -1,0 +1,209 @@
+// Column operations on the grid header: a menu per column (▾ button, right-click, Enter or
+// Shift+F10 on a focused header), an "add column" button, drag to reorder, drag the right edge
+// to resize. The menu and forms are server-rendered partials posted with htmx; a change of the
+// header layout answers with HX-Refresh, a job with its progress partial.
+(function () {
+  "use strict";
+
+  var MIN_WIDTH = 40, MAX_WIDTH = 1200;
+
+  function csrf() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || ""; }
+    catch (e) { return ""; }
+  }
+
+  function post(url, fields) {
+    var body = new URLSearchParams(fields);
+    body.set("csrf_token", csrf());
+    return fetch(url, {method: "POST", body: body, credentials: "same-origin",
+                       headers: {"HX-Request": "true", "X-CSRFToken": csrf()}});
+  }
+
+  function Columns(grid) {
+    this.grid = grid;
+    this.base = grid.dataset.baseUrl + "/columns";
+    this.viewId = grid.dataset.viewId || "";
+    this.popover = document.createElement("div");
+    this.popover.className = "columns-popover";
+    this.popover.id = "table-" + grid.dataset.tableId + "-columns";
+    this.popover.hidden = true;
+    grid.parentNode.insertBefore(this.popover, grid);
+    this.opener = null;
+    this.decorate();
+    this.listen();
+  }
+
+  Columns.prototype.headers = function () {
+    return Array.prototype.slice.call(this.grid.querySelectorAll(".grid-col-header"));
+  };
+
+  Columns.prototype.decorate = function () {
+    var self = this;
+    this.headers().forEach(function (h) {
+      h.tabIndex = 0;
+      h.draggable = true;
+      h.setAttribute("aria-haspopup", "menu");
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "col-menu-btn";
+      button.tabIndex = -1;
+      button.setAttribute("aria-label", "Column actions");
+      button.textContent = "▾";
+      h.appendChild(button);
+      var handle = document.createElement("span");
+      handle.className = "col-resize";
+      handle.setAttribute("aria-hidden", "true");
+      h.appendChild(handle);
+    });
+    var header = this.grid.querySelector(".grid-header");
+    if (header) {
+      var add = document.createElement("button");
+      add.type = "button";
+      add.className = "col-add-btn";
+      add.textContent = "+";
+      add.title = "Add a column";
+      add.setAttribute("aria-label", "Add a column");
+      add.addEventListener("click", function () { self.open(self.base + "/new", add); });
+      header.parentNode.insertBefore(add, header);
+    }
+  };
+
+  Columns.prototype.open = function (url, opener) {
+    var self = this;
+    this.opener = opener;
+    var rect = opener.getBoundingClientRect();
+    this.popover.hidden = false;
+    this.popover.style.top = Math.round(rect.bottom + window.scrollY + 4) + "px";
+    this.popover.style.left = Math.round(Math.max(8, rect.left + window.scrollX)) + "px";
+    window.htmx.ajax("GET", url, {target: this.popover, swap: "innerHTML"}).then(function () {
+      var first = self.popover.querySelector("input:not([type=hidden]), select, textarea, button");
+      if (first) { first.focus(); }
+    });
+  };
+
+  Columns.prototype.close = function () {
+    if (this.popover.hidden) { return; }
+    this.popover.hidden = true;
+    this.popover.innerHTML = "";
+    if (this.opener && this.opener.focus) { this.opener.focus(); }
+  };
+
+  Columns.prototype.menuFor = function (header) {
+    var url = this.base + "/" + header.dataset.colId + "/menu" + (this.viewId ? "?view=" + this.viewId : "");
+    this.open(url, header);
+  };
+
+  Columns.prototype.listen = function () {
+    var self = this, grid = this.grid, dragged = null;
+    grid.addEventListener("click", function (e) {
+      var button = e.target.closest(".col-menu-btn");
+      if (button) { e.stopPropagation(); self.menuFor(button.closest(".grid-col-header")); }
+    });
+    grid.addEventListener("contextmenu", function (e) {
+      var header = e.target.closest(".grid-col-header");
+      if (header) { e.preventDefault(); self.menuFor(header); }
+    });
+    grid.addEventListener("keydown", function (e) {
+      var header = e.target.closest && e.target.closest(".grid-col-header");
+      if (!header || e.target !== header) { return; }
+      if (e.key === "Enter" || e.key === "ContextMenu" || (e.key === "F10" && e.shiftKey)) {
+        e.preventDefault();
+        e.stopPropagation();
+        self.menuFor(header);
+      }
+    });
+    document.addEventListener("keydown", function (e) {
+      if (e.key === "Escape" && !self.popover.hidden) { e.preventDefault(); self.close(); }
+    });
+    document.addEventListener("click", function (e) {
+      if (self.popover.hidden || self.popover.contains(e.target)) { return; }
+      if (e.target.closest(".col-menu-btn, .col-add-btn, .grid-col-header")) { return; }
+      self.close();
+    });
+    this.popover.addEventListener("click", function (e) {
+      if (e.target.closest(".columns-close")) { self.close(); }
+    });
+    this.popover.addEventListener("change", function (e) {
+      if (e.target.matches(".columns-type")) { self.popover.dataset.type = e.target.value; }
+    });
+    // Drag a header onto another to move it there.
+    grid.addEventListener("dragstart", function (e) {
+      var header = e.target.closest && e.target.closest(".grid-col-header");
+      if (!header || e.target.closest(".col-resize")) { return; }
+      dragged = header;
+      header.classList.add("is-dragging");
+      e.dataTransfer.effectAllowed = "move";
+      e.dataTransfer.setData("text/plain", header.dataset.colId);
+    });
+    grid.addEventListener("dragover", function (e) {
+      if (dragged && e.target.closest(".grid-col-header")) { e.preventDefault(); }
+    });
+    grid.addEventListener("drop", function (e) {
+      var target = e.target.closest(".grid-col-header");
+      if (!dragged || !target || target === dragged) { return; }
+      e.preventDefault();
+      post(self.base + "/" + dragged.dataset.colId + "/move", {to_column: target.dataset.colId})
+        .then(function (r) { self.after(r); });
+      dragged = null;
+    });
+    grid.addEventListener("dragend", function () {
+      if (dragged) { dragged.classList.remove("is-dragging"); }
+      dragged = null;
+    });
+    // Drag the right edge of a header to resize its column; the width is saved into the view.
+    grid.addEventListener("mousedown", function (e) {
+      var handle = e.target.closest(".col-resize");
+      if (!handle) { return; }
+      e.preventDefault();
+      var header = handle.closest(".grid-col-header");
+      var startX = e.clientX, startW = parseInt(header.dataset.width, 10) || header.offsetWidth;
+      function move(ev) {
+        var w = Math.max(MIN_WIDTH, Math.min(MAX_WIDTH, startW + ev.clientX - startX));
+        header.dataset.width = String(w);
+        self.applyWidths();
+      }
+      function up() {
+        document.removeEventListener("mousemove", move);
+        document.removeEventListener("mouseup", up);
+        post(self.base + "/" + header.dataset.colId + "/width", {width: header.dataset.width, view_id: self.viewId});
+      }
+      document.addEventListener("mousemove", move);
+      document.addEventListener("mouseup", up);
+    });
+  };
+
+  // The same layout as grid.js: one CSS grid column per header cell, frozen offsets.
+  Columns.prototype.applyWidths = function () {
+    var cells = this.grid.querySelector(".grid-header").children, cols = [], left = 0;
+    for (var i = 0; i < cells.length; i++) {
+      var w = parseInt(cells[i].dataset.width, 10) || (i === 0 ? 56 : 180);
+      cols.push(w + "px");
+      if (i > 0) { this.grid.style.setProperty("--f" + i, left + "px"); }
+      left += w;
+    }
+    this.grid.style.setProperty("--grid-cols", cols.join(" "));
+    this.grid.style.setProperty("--grid-width", left + "px");
+  };
+
+  Columns.prototype.after = function (response) {
+    if (response.headers.get("HX-Refresh") === "true") { window.location.reload(); return; }
+    var self = this;
+    response.text().then(function (html) {
+      self.popover.hidden = false;
+      self.popover.innerHTML = html;
+      if (window.htmx) { window.htmx.process(self.popover); }
+    });
+  };
+
+  function init() {
+    document.querySelectorAll(".grid[data-table-id]").forEach(function (grid) {
+      if (grid.dataset.canEdit === "true" && !grid.columnsReady) {
+        grid.columnsReady = true;
+        new Columns(grid);
+      }
+    });
+  }
+
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); }
+  else { init(); }
+})();
