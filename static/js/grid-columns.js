@@ -204,6 +204,15 @@
     });
   }
 
+  // A refused column change (400, 404, 409, 422) swaps its message into the menu's result area.
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var target = e.detail.target, status = e.detail.xhr.status;
+    if (status >= 400 && status < 500 && target && target.classList.contains("columns-result")) {
+      e.detail.shouldSwap = true;
+      e.detail.isError = false;
+    }
+  });
+
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); }
   else { init(); }
 })();
