@@ -372,8 +372,11 @@ def _html(table, views: dict[str, Any], raw: psycopg.Connection, args: argparse.
 
         got, want = morket(), bare.get(bare_url).data
         assert row_ids.findall(got.decode()) == row_ids.findall(want.decode()), "bare and Morket windows disagree"
-        ours = [_timed(morket) for _ in range(args.samples)]
-        theirs = [_timed(lambda u=bare_url: bare.get(u).data) for _ in range(args.samples)]
+        # Interleaved, so that whatever else the machine does weighs on both sides alike.
+        ours, theirs = [], []
+        for _ in range(args.samples):
+            ours.append(_timed(morket))
+            theirs.append(_timed(lambda u=bare_url: bare.get(u).data))
         html.setdefault(label, []).extend(ours)
         ratio = statistics.median(ours) / statistics.median(theirs)
         ratios[f"html_over_bare_{label}_{where}"] = round(ratio, 3)
