@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import make_response, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup, escape
 
 from morket.core.errors import MorketError
 from morket.core.htmx import wants_fragment
@@ -21,6 +22,7 @@ from morket.tables import bp, column_service, service
 from morket.tables.models import COLUMN_TYPES, View
 
 BASE = "/w/<slug>/tables/<int:table_id>/columns"
+CELL_STATUSES = frozenset({"error"})
 TYPE_LABELS = {t: t.replace("_", " ").capitalize() for t in COLUMN_TYPES if t not in ("enrichment", "ai")}
 
 
@@ -230,3 +232,20 @@ def column_job(workspace, membership, table_id: int, job_id: int):  # noqa: ANN0
     response = make_response(body, 286 if job.finished else 200)
     response.headers["Vary"] = "HX-Request"
     return response
+
+
+def mark_cell_states(cells: Markup, cell_state: dict[str, Any] | None) -> Markup:
+    """Mark the cells of one rendered row that have a state (a formula error, a value kept by a retype).
+
+    The window partial renders cells as fixed strings; a row without state passes through untouched.
+    """
+    if not cell_state:
+        return cells
+    html = str(cells)
+    for key, state in cell_state.items():
+        if not key.isdigit() or not isinstance(state, dict) or state.get("status") not in CELL_STATUSES:
+            continue
+        anchor = f'" data-col-id="{int(key)}" '
+        message = escape(str(state.get("message") or ""))
+        html = html.replace(anchor, f' is-{state["status"]}" data-col-id="{int(key)}" title="{message}" ', 1)
+    return Markup(html)  # noqa: S704 - rendered cells plus an escaped message

@@ -18,6 +18,7 @@ from morket.core.roles import can
 from morket.core.tenancy import workspace_page
 from morket.extensions import db, limiter
 from morket.tables import bp, service
+from morket.tables.column_views import mark_cell_states
 from morket.tables.filters import OPERATORS
 from morket.tables.models import Column, Table, View
 from morket.tables.search import search_window
@@ -331,6 +332,7 @@ def rows(workspace, membership, table_id: int):  # noqa: ANN001
         (row.id, row.position, Markup("".join([render(row.cells[i]) for i, render in cells])))  # noqa: S704 - built from escaped parts
         for row in window
     ]
+    body = [(i, p, mark_cell_states(html, row.cell_state)) for (i, p, html), row in zip(body, window, strict=True)]
     if view is not None and (view.order_stale, view.order_size) != order_state:
         db.session.commit()  # this read built the view's order: keep it for the next reads
     resp = make_response(render_template("tables/_rows.html", rows=body))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
+from morket.core.errors import ValidationFailed
 from morket.core.models import OutboxMessage
 from morket.tables import column_service, service, undo
 from morket.tables.undo import UndoConflict
@@ -177,3 +180,46 @@ def test_formula_recompute_runs_as_a_job_and_reads_stay_available(db, client, se
         values = row.values(table)
         assert values[formula_col.id] == (None if values[number.id] is None else str(values[number.id] * 2))
     assert client.get(_url(workspace, table, f"/jobs/{job.id}")).status_code == 286
+
+
+def test_the_grid_window_shows_formula_errors_in_their_cells(db, client, setup, run_jobs):
+    workspace, owner, table = setup
+    column, _ = column_service.add_table_column(
+        workspace, owner, table, "Per head", "formula", config={"expression": '100 / {Employees} & "x"'}
+    )
+    run_jobs()
+    login(client, owner)
+    body = client.get(f"/w/{workspace.slug}/tables/{table.id}/rows?start=0&limit=10").get_data(as_text=True)
+    cells = re.findall(rf'<div class="grid-cell[^"]*"[^>]*data-col-id="{column.id}"[^>]*>[^<]*</div>', body)
+    assert len(cells) == 4
+    assert "is-error" not in cells[0] and ">0.83333333333333333333x<" in cells[0]
+    assert 'is-error" ' in cells[1] and 'title="/: not a number"' in cells[1]
+    assert "is-error" not in cells[2]
+
+
+def test_rename_follows_formulas_and_delete_is_refused_while_used(db, setup, run_jobs):
+    workspace, owner, table = setup
+    employees = table.live_columns[1]
+    column, _ = column_service.add_table_column(
+        workspace, owner, table, "Label", "formula", config={"expression": 'CONCAT({Company}, " / ", {employees})'}
+    )
+    column_service.rename_table_column(workspace, owner, table, employees.id, "Headcount")
+    assert column.config["expression"] == 'CONCAT({Company}, " / ", {Headcount})'
+    with pytest.raises(ValidationFailed, match="used by the formula of Label"):
+        column_service.delete_table_column(workspace, owner, table, employees.id)
+    run_jobs()
+    db.session.expire_all()
+    table = service.get_table_or_404(workspace, table.id)
+    assert service.read_window(workspace, owner, table, None, 0, 1)[0].cells[-1] == "Acme / 120"
+
+
+def test_hostile_column_names_never_reach_sql(db, owner):
+    workspace, user = owner
+    evil = 'x"; DROP TABLE users; --'
+    table = service.create_table(workspace, user, "Evil", columns=[{"name": evil, "type": "number"}])
+    service.insert_rows(workspace, user, table, [{evil: "21"}])
+    column, _ = column_service.add_table_column(
+        workspace, user, table, "Twice", "formula", config={"expression": "{" + evil + "} * 2"}
+    )
+    column_service.recompute_formulas(workspace, table, lo=0, hi=10**12)
+    assert service.read_window(workspace, user, table, None, 0, 1)[0].values(table)[column.id] == "42"
