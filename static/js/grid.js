@@ -53,7 +53,8 @@
     return Math.max(1, Math.floor((this.el.clientHeight - this.headerHeight()) / this.rowHeight));
   };
 
-  // The spacer gives the scrollbar its range: total rows x row height, capped at MAX_PX.
+  // The spacer gives the scrollbar its range: total rows x row height, capped at MAX_PX. It holds
+  // the rows block and clips it (overflow-y: clip), so overscan never lengthens the range.
   Grid.prototype.layout = function () {
     var total = this.total || 0;
     var natural = total * this.rowHeight;
@@ -61,17 +62,24 @@
     this.spacer.style.height = Math.min(natural, MAX_PX) + "px";
   };
 
-  // Position mapping (rows are numbered from 0):
-  //  - unscaled: first visible row = scrollTop / rowHeight, exactly one pixel per pixel;
+  // Where row 0 starts in the scrolled content: the spacer follows the header (and anything other
+  // scripts put above it) in the normal flow.
+  Grid.prototype.origin = function () { return this.spacer.offsetTop; };
+
+  // Position mapping (rows are numbered from 0; O = origin, H = header height, the header sticks):
+  //  - unscaled: row i sits at O + i x rowHeight, one pixel per pixel; the first row under the
+  //    stuck header is (scrollTop + H - O) / rowHeight;
   //  - scaled (rows x rowHeight > MAX_PX): the spacer is capped, so the scrollbar's range maps
   //    linearly onto the positions: first = scrollTop / (scrollHeight - clientHeight) x (total - visible).
-  //    The top and the bottom of the scrollbar are the first and the last rows exactly.
-  // Both return a fractional position; the rows block is then placed so that row `first` sits at
-  // the top of the viewport: top = header + scrollTop + (start - first) x rowHeight. Unscaled this
-  // is header + start x rowHeight, the natural place.
+  //    The top and the bottom of the scrollbar are the first and the last rows exactly. The rows
+  //    block then follows the viewport: row `first` is drawn just under the header, at
+  //    max(O, scrollTop + H), and the loaded rows around it at whole row heights from there.
   Grid.prototype.firstPosition = function () {
     var total = this.total || 0, visible = this.visibleRows();
-    if (!this.scaled) { return Math.min(this.el.scrollTop / this.rowHeight, Math.max(0, total - visible)); }
+    if (!this.scaled) {
+      var raw = (this.el.scrollTop + this.headerHeight() - this.origin()) / this.rowHeight;
+      return Math.max(0, Math.min(raw, Math.max(0, total - visible)));
+    }
     var range = this.el.scrollHeight - this.el.clientHeight;
     var ratio = range > 0 ? Math.min(1, this.el.scrollTop / range) : 0;
     return ratio * Math.max(0, total - visible);
@@ -79,16 +87,22 @@
 
   Grid.prototype.scrollTopFor = function (pos) {
     var total = this.total || 0, visible = this.visibleRows();
-    if (!this.scaled) { return pos * this.rowHeight; }
+    if (!this.scaled) { return Math.max(0, this.origin() - this.headerHeight() + pos * this.rowHeight); }
     var range = this.el.scrollHeight - this.el.clientHeight;
-    return total - visible > 0 ? Math.round(pos / (total - visible) * range) : 0;
+    return total - visible > 0 ? Math.round(Math.min(pos, total - visible) / (total - visible) * range) : 0;
   };
 
   Grid.prototype.place = function () {
     if (!this.loaded) { return; }
-    var first = this.firstPosition();
-    var top = this.headerHeight() + this.el.scrollTop + (this.loaded.start - first) * this.rowHeight;
-    this.block.style.transform = "translateY(" + Math.round(top) + "px)";
+    var top;
+    if (!this.scaled) {
+      top = this.origin() + this.loaded.start * this.rowHeight;
+    } else {
+      var anchor = Math.max(this.origin(), this.el.scrollTop + this.headerHeight());
+      top = anchor + (this.loaded.start - this.firstPosition()) * this.rowHeight;
+    }
+    // The block lives in the spacer (which clips it to the scroll range), so offsets are from O.
+    this.block.style.transform = "translateY(" + Math.round(top - this.origin()) + "px)";
   };
 
   Grid.prototype.wanted = function () {

@@ -126,6 +126,18 @@ def _check_big_grid(app, page, base, info):
     expect(page.locator("[data-grid-count]")).to_have_text(f"{n:,} rows")
     first = _settle(page, grid)
     assert first["pos"] == 0 and first["num"] == "1"
+    # The row number opens the row's panel; Escape closes it; Space on a focused row number opens it again.
+    panel = page.locator(f"#table-{info['table_id']}-panel")
+    grid.locator(".grid-row").first.locator(".grid-rownum").click()
+    expect(panel).to_be_visible()
+    expect(panel).to_contain_text(first["company"])
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+    grid.locator(".grid-row").nth(1).locator(".grid-rownum").focus()
+    page.keyboard.press(" ")
+    expect(panel).to_contain_text("Row details")
+    panel.locator("[data-close-panel]").click()
+    expect(panel).to_be_hidden()
 
     aimed = _scroll_to_fraction(page, grid, 0.9)
     assert abs(aimed - 0.9 * n) < 0.01 * n
