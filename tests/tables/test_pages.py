@@ -332,3 +332,15 @@ def test_viewer_reads_views_but_cannot_save_them(client, db, owner, seeded):
     resp = client.post(f"{page}/views/{default.id}", data={"csrf_token": token, "name": "Mine"})
     assert resp.status_code == 403
     assert service.list_views(workspace, seeded)[0].name == default.name
+
+
+def test_grid_reads_use_the_grid_rate_limit(client, db, owner, seeded):
+    workspace, user = owner
+    login(client, user)
+    base = f"/w/{workspace.slug}/tables/{seeded.id}"
+    _, _, resp = _rows(client, workspace, seeded, limit=5)
+    assert resp.headers["X-RateLimit-Limit"] == "1200"
+    ids, _, _ = _rows(client, workspace, seeded, limit=1)
+    assert client.get(f"{base}/rows/{ids[0]}").headers["X-RateLimit-Limit"] == "1200"
+    statuses = {client.get(f"{base}/rows", query_string={"limit": 1}).status_code for _ in range(120)}
+    assert statuses == {200}
