@@ -247,7 +247,7 @@ def grid(workspace, membership, table_id: int):  # noqa: ANN001
     # A stale sorted/filtered view is ordered by the first window request, which shows "Sorting…".
     sorting = view is not None and view.is_ordered and view.order_stale
     total = None if sorting else service.count_rows(workspace, current_user, table, view)
-    return _render(
+    resp = _render(
         "tables/grid.html",
         workspace=workspace,
         membership=membership,
@@ -265,6 +265,9 @@ def grid(workspace, membership, table_id: int):  # noqa: ANN001
         import_url=_import_url(workspace, table.id),
         editor=_editor(table, view) if view is not None else None,
     )
+    if total is not None and view is not None and view.is_ordered:
+        db.session.commit()  # counting rebuilds an order a crash emptied: keep it
+    return resp
 
 
 # Types whose stored value is its own text, in the editor and on screen.
@@ -320,7 +323,6 @@ def rows(workspace, membership, table_id: int):  # noqa: ANN001
     limit = _int_arg("limit", DEFAULT_LIMIT, 1, MAX_PAGE_LIMIT)
     query = _search_query()
     view = _pick_view(workspace, table) if query is None or request.args.get("view") else None
-    order_state = (view.order_stale, view.order_size) if view is not None else None
     if query is not None:
         window, total = search_window(workspace, current_user, table, query, start, limit)
     else:
@@ -333,8 +335,8 @@ def rows(workspace, membership, table_id: int):  # noqa: ANN001
         for row in window
     ]
     body = [(i, p, mark_cell_states(html, row.cell_state)) for (i, p, html), row in zip(body, window, strict=True)]
-    if view is not None and (view.order_stale, view.order_size) != order_state:
-        db.session.commit()  # this read built the view's order: keep it for the next reads
+    if view is not None and view.is_ordered:
+        db.session.commit()  # a read may have (re)built the view's order: keep it for the next reads
     resp = make_response(render_template("tables/_rows.html", rows=body))
     resp.headers["X-Grid-Total"] = str(total)
     resp.headers["Cache-Control"] = "no-store"
