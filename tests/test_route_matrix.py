@@ -106,6 +106,12 @@ def _table_ids(db, workspace, owner) -> dict[str, int]:
     found = {"table_id": table.id, "row_id": row_ids[0], "view_id": view.id}
     if column is not None:
         found["column_id"] = column.id
+        from morket.tables.column_service import ColumnJob
+
+        job = ColumnJob(workspace_id=workspace.id, table_id=table.id, column_id=column.id, kind="formula", state="done")
+        db.session.add(job)
+        db.session.flush()
+        found["job_id"] = job.id
     return found
 
 
