@@ -186,8 +186,9 @@
     this.el.dataset.total = String(total);
     this.el.setAttribute("aria-rowcount", String(total));
     this.layout();
-    var empty = this.el.querySelector(".grid-empty");
-    if (empty) { empty.hidden = total > 0; }
+    var empty = this.el.querySelector(".grid-norows");
+    if (empty) { empty.hidden = total > 0 || !!this.query; }
+    this.noMatches(total === 0 && this.query);
     this.status();
   };
 
@@ -202,10 +203,22 @@
       var n = this.total || 0;
       span.className = "grid-count";
       span.setAttribute("data-grid-count", "");
-      span.textContent = n.toLocaleString("en-US") + (n === 1 ? " row" : " rows") + (this.query ? " match" + (n === 1 ? "es" : "") : "");
-      if (this.query) { span.textContent = n.toLocaleString("en-US") + (n === 1 ? " match" : " matches"); }
+      var noun = this.query ? (n === 1 ? " match" : " matches") : (n === 1 ? " row" : " rows");
+      span.textContent = n.toLocaleString("en-US") + noun;
     }
     bar.replaceChildren(span);
+  };
+
+  // A search that matches nothing says so where the rows would be.
+  Grid.prototype.noMatches = function (query) {
+    var note = this.el.querySelector(".grid-nomatch");
+    if (!query) { if (note) { note.remove(); } return; }
+    if (!note) {
+      note = document.createElement("div");
+      note.className = "grid-empty grid-nomatch";
+      this.el.appendChild(note);
+    }
+    note.textContent = "No rows contain “" + query + "”. Try fewer letters, or clear the search.";
   };
 
   Grid.prototype.scrollToPos = function (pos) {
@@ -217,10 +230,11 @@
     this.fetchWindow(this.loaded ? this.loaded.start : 0);
   };
 
-  Grid.prototype.setQuery = function (query, html, total) {
+  Grid.prototype.setQuery = function (query, total) {
     this.query = query;
     this.el.scrollTop = 0;
     this.loaded = null;
+    this.total = null;
     this.setTotal(parseInt(total, 10));
     this.loaded = {start: 0, count: this.block.children.length};
     if (window.htmx) { window.htmx.process(this.block); }
@@ -277,7 +291,7 @@
     if (!input || !input.dataset || !input.dataset.gridSearch) { return; }
     var el = document.getElementById(input.dataset.gridSearch);
     var g = el && grids.get(el);
-    if (g) { g.setQuery(input.value.trim(), null, e.detail.xhr.getResponseHeader("X-Grid-Total")); }
+    if (g) { g.setQuery(input.value.trim(), e.detail.xhr.getResponseHeader("X-Grid-Total")); }
   });
   document.addEventListener("htmx:beforeRequest", function (e) {
     var input = e.detail.elt;

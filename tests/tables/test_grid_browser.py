@@ -215,6 +215,13 @@ def _check_big_grid(app, page, base, info):
     expect(page.locator("[data-grid-count]")).to_have_text(f"{count:,} {'match' if count == 1 else 'matches'}")
     shown = _settle(page, grid)
     assert shown["pos"] == 0 and "hooli 12" in shown["company"].lower()
+    page.fill(f"#grid-search-{info['table_id']}", "no such company")
+    expect(page.locator("[data-grid-count]")).to_have_text("0 matches")
+    expect(grid.locator(".grid-nomatch")).to_contain_text("No rows contain “no such company”")
+    assert grid.locator(".grid-row").count() == 0
+    page.fill(f"#grid-search-{info['table_id']}", "")
+    expect(page.locator("[data-grid-count]")).to_have_text(f"{n:,} rows")
+    expect(grid.locator(".grid-nomatch")).to_have_count(0)
     assert page.problems == []
 
 
