@@ -322,9 +322,9 @@ def rows(workspace, membership, table_id: int):  # noqa: ANN001
     start = _int_arg("start", 0, 0, 10**12)
     limit = _int_arg("limit", DEFAULT_LIMIT, 1, MAX_PAGE_LIMIT)
     query = _search_query()
-    view = _pick_view(workspace, table) if query is None or request.args.get("view") else None
+    view = _pick_view(workspace, table)
     if query is not None:
-        window, total = search_window(workspace, current_user, table, query, start, limit)
+        window, total = search_window(workspace, current_user, table, view, query, start, limit)
     else:
         window = service.read_window(workspace, current_user, table, view, start, limit)
         total = service.count_rows(workspace, current_user, table, view)

@@ -168,6 +168,30 @@ def test_search_narrows_the_rows_and_the_count(client, db, owner, seeded):
     assert none == [] and resp.headers["X-Grid-Total"] == "0"
 
 
+def test_search_within_a_sorted_filtered_view(client, db, owner, seeded):
+    workspace, user = owner
+    col = {c.name: c for c in seeded.live_columns}
+    view = service.create_view(
+        workspace,
+        user,
+        seeded,
+        "Leads by size",
+        sort=[{"column_id": col["Employees"].id, "dir": "asc"}],
+        filters={"op": "and", "conditions": [{"column_id": col["Stage"].id, "operator": "equals", "value": "Lead"}]},
+    )
+    emp, comp, stage = (col[n].storage_name for n in ("Employees", "Company", "Stage"))
+    expected = _plain(
+        db,
+        f"SELECT id FROM ut.{seeded.storage_name} WHERE {stage} = 'Lead' AND {comp} ILIKE '%acme%' "
+        f"ORDER BY {emp} ASC NULLS LAST, id",
+    )
+    assert expected
+    login(client, user)
+    ids, positions, resp = _rows(client, workspace, seeded, start=0, limit=300, view=view.id, q="Acme")
+    assert ids == expected[:300] and positions == list(range(len(ids)))
+    assert resp.headers["X-Grid-Total"] == str(len(expected))
+
+
 def test_bad_window_parameters_are_clear_errors(client, db, owner, seeded):
     workspace, user = owner
     login(client, user)
