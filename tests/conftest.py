@@ -159,6 +159,8 @@ class BrowserClient(FlaskClient):
         outer = has_app_context()
         if outer:
             _db.session.flush()  # what the test set up is in the database before the "user" acts
+        # Buffered: a streamed body is read while the request's own context is still active.
+        kwargs.setdefault("buffered", True)
         with self.application.app_context():
             resp = super().open(*args, **kwargs)
         if outer:
