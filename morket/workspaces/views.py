@@ -77,8 +77,13 @@ def create():
 @bp.get("/w/<slug>/")
 @workspace_page("workspace.view")
 def dashboard(workspace, membership):
+    from morket.tables.service import list_tables
+
     members = service.list_members(workspace)
-    return _render("workspaces/dashboard.html", workspace=workspace, membership=membership, members=members)
+    tables = list_tables(workspace) if can(membership.role, "tables.view") else None
+    return _render(
+        "workspaces/dashboard.html", workspace=workspace, membership=membership, members=members, tables=tables
+    )
 
 
 def _settings(workspace, membership, rename=None, delete=None, status: int = 200):  # noqa: ANN001

@@ -265,3 +265,20 @@ def test_switcher_lists_your_workspaces_inside_a_workspace(client, db):
     switcher = page.split('id="workspace-switcher"', 1)[1].split("</details>", 1)[0]
     assert "Alpha Team" in switcher and f'href="/w/{second.workspace.slug}/"' in switcher
     assert "Gamma Team" not in switcher
+
+
+def test_dashboard_lists_tables_for_readers_and_not_for_billing(client, new_client, db):
+    from morket.tables import service as tables
+
+    workspace, owner = workspace_with_owner()
+    table = tables.create_table(workspace, owner, "Leads Q4", columns=[{"name": "Name", "type": "text"}])
+    tables.insert_rows(workspace, owner, table, [{"Name": "Ada"}, {"Name": "Grace"}])
+    login(client, owner)
+    page = client.get(f"/w/{workspace.slug}/").get_data(as_text=True)
+    assert f'href="/w/{workspace.slug}/tables/{table.id}"' in page and "Leads Q4" in page
+    assert "2 rows" in page and "No tables yet" not in page
+    billing = MembershipFactory(workspace=workspace, role="billing_admin")
+    other = new_client()
+    login(other, billing.user)
+    page = other.get(f"/w/{workspace.slug}/").get_data(as_text=True)
+    assert "Leads Q4" not in page and "billing and credits, not to tables" in page
