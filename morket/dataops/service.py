@@ -93,6 +93,16 @@ def list_runs(workspace, *, limit: int = 100) -> list[DataRun]:  # noqa: ANN001
     )
 
 
+def run_authors(workspace, runs: Sequence[DataRun]) -> dict[int, str]:  # noqa: ANN001
+    """Return the names of the people who ran ``runs`` (members of ``workspace``), by user id."""
+    from morket.accounts.models import User
+
+    ids = {r.created_by_id for r in runs if r.workspace_id == workspace.id and r.created_by_id is not None}
+    if not ids:
+        return {}
+    return {u.id: u.name or u.email for u in db.session.scalars(select(User).where(User.id.in_(ids)))}
+
+
 # --- upload and preview -----------------------------------------------------------------------------
 
 
