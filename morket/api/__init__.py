@@ -7,6 +7,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 def register(app: Flask) -> None:
     from morket.api import auth, openapi, views  # noqa: F401
+    from morket.dataops import api as dataops_api  # noqa: F401
     from morket.extensions import csrf
     from morket.tables import api as tables_api  # noqa: F401
 

@@ -10,7 +10,7 @@ DEFAULT_IMPORT_MAX_BYTES = 500 * 1024 * 1024
 def register(app: Flask) -> None:
     import os
 
-    from morket.dataops import api, models, views  # noqa: F401 - register the models and routes
+    from morket.dataops import models, views  # noqa: F401 - register the models and routes (api: see morket.api)
 
     settings = app.config["MORKET"]
     raw_cap = os.environ.get("MORKET_IMPORT_MAX_BYTES", "").strip()
