@@ -10,10 +10,12 @@ that finds its row already finished does nothing: running it twice is safe.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from morket.extensions import db
 from morket.tables import column_service, service, storage
@@ -23,11 +25,22 @@ from morket.tables.models import Table
 from morket.tables.undo import push_undo
 from morket.workspaces.models import Workspace
 
+log = logging.getLogger("morket.tables.jobs")
+
 
 def _report(job_id: int, **values: Any) -> None:
-    """Write progress on a separate connection so the page sees it before the job commits."""
-    with db.engine.begin() as connection:
-        connection.execute(sa.update(ColumnJob).where(ColumnJob.id == job_id).values(**values))
+    """Write progress on a separate connection so the page sees it before the job commits.
+
+    The job's own session must not write its job row until the end (``finish_job``): a row lock
+    taken there would make this connection wait for a commit that waits for it.
+    """
+    try:
+        with db.engine.begin() as connection:
+            connection.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+            connection.execute(sa.update(ColumnJob).where(ColumnJob.id == job_id).values(**values))
+    except OperationalError:
+        # Progress is a courtesy to the page; the job's result is written with its data at the end.
+        log.warning("column job progress not written", extra={"data": {"job_id": job_id}})
 
 
 def _load(job_id: int) -> tuple[ColumnJob, Workspace, Table] | None:
@@ -57,7 +70,6 @@ def recompute_formula(job_id: int) -> None:
     job, workspace, table = loaded
     rows = storage.storage_for(table).rows
     low, high = db.session.execute(select(sa.func.min(rows.c.id), sa.func.max(rows.c.id))).one()
-    job.state, job.total = "running", table.row_count
     _report(job.id, state="running", total=table.row_count)
     written = 0
     if low is not None:
@@ -119,7 +131,6 @@ def retype_column(job_id: int) -> None:
     key = str(column.id)
     if params.get("derive_options"):
         to_config["options"] = _derive_options(rows, source, from_type, to_type)
-    job.state = "running"
     _report(job.id, state="running", total=table.row_count)
     physical = f"{storage.USER_SCHEMA}.{storage.rows_name(table.id)}"
     target = column_service.next_column_name(column)

@@ -11,6 +11,7 @@ from morket.core.errors import ValidationFailed
 from morket.core.models import OutboxMessage
 from morket.tables import column_service, service, undo
 from morket.tables.undo import UndoConflict
+from tests.browser.conftest import browser_page, live_server  # noqa: F401 - fixtures shared with tests/browser
 from tests.factories import MembershipFactory, csrf_token, login, workspace_with_owner
 
 
@@ -223,3 +224,94 @@ def test_hostile_column_names_never_reach_sql(db, owner):
     )
     column_service.recompute_formulas(workspace, table, lo=0, hi=10**12)
     assert service.read_window(workspace, user, table, None, 0, 1)[0].values(table)[column.id] == "42"
+
+
+BROWSER_PASSWORD = "columns browser passphrase"
+
+
+@pytest.fixture
+def committed_table(app, live_server):  # noqa: F811
+    """A committed small table and its owner; its storage is dropped afterwards."""
+    from datetime import UTC, datetime
+
+    from morket.accounts.models import User
+    from morket.core.security import hash_password
+    from morket.extensions import db
+    from morket.workspaces.models import Membership, Workspace
+
+    with app.app_context():
+        user = User(
+            email="columns@example.com",
+            name="Cols",
+            password_hash=hash_password(BROWSER_PASSWORD),
+            email_verified_at=datetime.now(UTC),
+        )
+        workspace = Workspace(slug="columns-co", name="Columns Co")
+        db.session.add_all([user, workspace])
+        db.session.flush()
+        db.session.add(Membership(workspace_id=workspace.id, user_id=user.id, role="owner"))
+        table = service.create_table(
+            workspace,
+            user,
+            "Pipeline",
+            columns=[{"name": "Company", "type": "text"}, {"name": "Seats", "type": "number"}],
+        )
+        service.insert_rows(
+            workspace, user, table, [{"Company": "Acme", "Seats": "3"}, {"Company": "Hooli", "Seats": "0"}]
+        )
+        db.session.commit()
+        info = {"workspace_id": workspace.id, "slug": workspace.slug, "table_id": table.id}
+    try:
+        yield info
+    finally:
+        with app.app_context():
+            workspace = db.session.get(Workspace, info["workspace_id"])
+            service.delete_table(workspace, None, service.get_table_or_404(workspace, info["table_id"]))
+            db.session.commit()
+
+
+@pytest.mark.browser
+def test_header_menu_rename_and_formula_column_in_a_browser(app, live_server, browser_page, committed_table, run_jobs):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page, info = browser_page, committed_table
+    page.goto(f"{live_server}/login")
+    page.fill("#email", "columns@example.com")
+    page.fill("#password", BROWSER_PASSWORD)
+    page.click("form button[type=submit]")
+    page.goto(f"{live_server}/w/{info['slug']}/tables/{info['table_id']}")
+    grid = page.locator(f"#table-{info['table_id']}-grid")
+    expect(grid.locator(".grid-row")).to_have_count(2)
+    # Keyboard: Enter on a focused header opens its menu, Escape closes it.
+    seats = grid.locator(".grid-col-header").nth(1)
+    seats.focus()
+    page.keyboard.press("Enter")
+    menu = page.locator(".columns-popover .columns-menu")
+    expect(menu).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator(".columns-popover")).to_be_hidden()
+    # Right-click: rename the column; the page comes back with the new header.
+    seats.click(button="right")
+    menu.locator("input[name=name]").fill("Headcount")
+    menu.get_by_role("menuitem", name="Rename").click()
+    expect(grid.locator(".grid-col-header").nth(1)).to_contain_text("Headcount")
+    # Add a formula column: a bad formula is refused in place, a good one shows its progress.
+    page.locator(".col-add-btn").click()
+    form = page.locator(".columns-popover .columns-form")
+    form.locator("input[name=name]").fill("Per seat")
+    form.locator("select[name=type]").select_option("formula")
+    form.locator("textarea[name=expression]").fill("100 / {Nope}")
+    form.get_by_role("button", name="Add column").click()
+    expect(form.locator(".columns-error")).to_contain_text("No column named “Nope”")
+    form.locator("textarea[name=expression]").fill("100 / {Headcount}")
+    form.get_by_role("button", name="Add column").click()
+    expect(form.locator(".columns-job")).to_contain_text("Computing the formula")
+    run_jobs()
+    expect(form.locator(".columns-job")).to_contain_text("1 cell show an error", timeout=15_000)
+    form.get_by_role("link", name="Reload the grid").click()
+    cells = grid.locator(".grid-row .grid-cell:nth-child(4)")
+    expect(cells.nth(0)).to_have_text(re.compile(r"^33\.33333333"))
+    expect(cells.nth(1)).to_have_class(re.compile(r"\bis-error\b"))
+    expect(cells.nth(1)).to_have_attribute("title", "Division by zero")
+    # The refused formula is the one expected error response.
+    assert [p for p in page.problems if "422" not in p] == []
