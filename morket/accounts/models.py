@@ -57,9 +57,7 @@ class LoginFailure(IdMixin, db.Model):
     __tablename__ = "login_failures"
     __table_args__ = (Index("ix_login_failures_user_at", "user_id", "at"),)
 
-    user_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-    )
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     ip: Mapped[str] = mapped_column(String(64), nullable=False, default="")
 
@@ -70,9 +68,7 @@ class RefreshToken(IdMixin, TimestampMixin, db.Model):
     __tablename__ = "refresh_tokens"
     __table_args__ = (Index("ix_refresh_tokens_user_live", "user_id", "used_at", "revoked_at"),)
 
-    user_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-    )
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     workspace_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False, index=True
     )
