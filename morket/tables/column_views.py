@@ -221,6 +221,20 @@ def delete_column(workspace, membership, table_id: int, column_id: int):  # noqa
     return _run(workspace, table_id, action)
 
 
+@bp.get(f"{BASE}/jobs")
+@workspace_page("tables.view")
+@limiter.limit(GRID_LIMIT)
+def column_jobs(workspace, membership, table_id: int):  # noqa: ANN001
+    table = service.get_table_or_404(workspace, table_id)
+    jobs = [job for job in column_service.recent_jobs(workspace, table) if not job.finished]
+    body = "".join(
+        render_template("tables/_columns_job.html", workspace=workspace, table=table, job=job) for job in jobs
+    )
+    response = make_response(body)
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
 @bp.get(f"{BASE}/jobs/<int:job_id>")
 @workspace_page("tables.view")
 @limiter.limit(GRID_LIMIT)

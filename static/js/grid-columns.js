@@ -31,7 +31,17 @@
     this.opener = null;
     this.decorate();
     this.listen();
+    this.showRunningJobs();
   }
+
+  // Conversions and formula runs still going (started before this page load) show their progress.
+  Columns.prototype.showRunningJobs = function () {
+    var box = document.createElement("div");
+    box.className = "columns-running";
+    box.id = "table-" + this.grid.dataset.tableId + "-column-jobs";
+    this.grid.parentNode.insertBefore(box, this.grid);
+    window.htmx.ajax("GET", this.base + "/jobs", {target: box, swap: "innerHTML"});
+  };
 
   Columns.prototype.headers = function () {
     return Array.prototype.slice.call(this.grid.querySelectorAll(".grid-col-header"));

@@ -315,3 +315,39 @@ def test_header_menu_rename_and_formula_column_in_a_browser(app, live_server, br
     expect(cells.nth(1)).to_have_attribute("title", "Division by zero")
     # The refused formula is the one expected error response.
     assert [p for p in page.problems if "422" not in p] == []
+
+
+def test_running_jobs_are_listed_for_readers_until_they_finish(db, client, setup, run_jobs):
+    workspace, owner, table = setup
+    viewer = MembershipFactory(workspace=workspace, role="viewer").user
+    job = column_service.start_retype(workspace, owner, table, table.live_columns[1].id, "number")
+    login(client, viewer)
+    listed = client.get(_url(workspace, table, "/jobs")).get_data(as_text=True)
+    assert f'id="column-job-{job.id}"' in listed and "Converting the column to number" in listed
+    run_jobs()
+    assert client.get(_url(workspace, table, "/jobs")).get_data(as_text=True).strip() == ""
+
+
+def test_retype_to_a_select_takes_its_options_from_the_values_and_undo_converts_back(db, setup, run_jobs):
+    workspace, owner, table = setup
+    company = table.live_columns[0]
+    column_service.start_retype(workspace, owner, table, company.id, "single_select")
+    run_jobs()
+    db.session.expire_all()
+    table = service.get_table_or_404(workspace, table.id)
+    company = table.live_columns[0]
+    assert company.type == "single_select"
+    assert company.config["options"] == ["Acme", "Globex", "Hooli", "Initech"]
+    undo.undo_last(workspace, owner, table)
+    job = db.session.scalars(select(column_service.ColumnJob).order_by(column_service.ColumnJob.id.desc())).first()
+    assert job.params["to_type"] == "text" and not job.params["record"]
+    run_jobs()
+    db.session.expire_all()
+    table = service.get_table_or_404(workspace, table.id)
+    assert table.live_columns[0].type == "text"
+    assert [r.cells[0] for r in service.read_window(workspace, owner, table, None, 0, 10)] == [
+        "Acme",
+        "Globex",
+        "Initech",
+        "Hooli",
+    ]
