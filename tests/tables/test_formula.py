@@ -327,3 +327,41 @@ def test_cycles_between_formulas_are_refused(db, owner, run_jobs):
     column_service.recompute_formulas(workspace, table, lo=0, hi=10**12)
     row = service.read_window(workspace, user, table, None, 0, 1)[0].values(table)
     assert (row[a.id], row[b.id]) == ("6", "12")
+
+
+def test_dates_checkboxes_and_blanks(db, owner):
+    workspace, user = owner
+    table = service.create_table(
+        workspace,
+        user,
+        "Dated",
+        columns=[
+            {"name": "Signed", "type": "date"},
+            {"name": "Seen", "type": "datetime"},
+            {"name": "Won", "type": "checkbox"},
+            {"name": "Tags", "type": "multi_select", "config": {"options": ["vip", "eu"]}},
+        ],
+    )
+    service.insert_rows(
+        workspace,
+        user,
+        table,
+        [{"Signed": "2024-02-29", "Seen": "2025-12-31T23:30:00-02:00", "Won": "yes", "Tags": "vip, eu"}, {}],
+    )
+    cases = {
+        "YEAR({Signed}) * 100 + MONTH({Signed})": ["202402", None],
+        "DAY({Seen})": ["1", None],
+        'IF({Won}, "won", "open")': ["won", "open"],
+        "ISBLANK({Signed})": ["false", "true"],
+        '{Tags} & "!"': ["vip, eu!", "!"],
+        "YEAR(TODAY()) >= 2026": ["true", "true"],
+        "TODAY() > {Signed}": ["true", None],
+        'IF(ISBLANK({Signed}), 0, "dated")': ["dated", "0"],
+    }
+    for expression, expected in cases.items():
+        store = service.storage.storage_for(table)
+        sources, formulas = column_service._sources(table, store)
+        compiled = formula.compile_formula(expression, sources, formulas)
+        query = sa.select(compiled.value).select_from(store.rows).order_by(store.rows.c.pos)
+        got = db.session.execute(query).scalars().all()
+        assert got == expected, expression
