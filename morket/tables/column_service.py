@@ -163,14 +163,20 @@ def _formula_update(table: Table, where: Any) -> sa.Update | None:
     if not formulas:
         return None
     rows = store.rows
-    values: dict[str, Any] = {}
-    state: Any = rows.c.cell_state
+    computed: list[Any] = [rows.c.id]
     for column_id, expression in formulas.items():
         compiled = formula.compile_formula(expression, sources, formulas, self_id=column_id)
-        values[store.columns[column_id].name] = compiled.value
-        state = formula.error_state(column_id, compiled.error, state)
+        computed += [compiled.raw_value.label(f"v_{column_id}"), compiled.raw_error.label(f"e_{column_id}")]
+    # Each formula is evaluated once per row in the subquery; the outer UPDATE only files the results.
+    fresh = select(*computed).where(where).subquery("fresh")
+    values: dict[str, Any] = {}
+    state: Any = rows.c.cell_state
+    for column_id in formulas:
+        value, error = formula.finish(fresh.c[f"v_{column_id}"], fresh.c[f"e_{column_id}"])
+        values[store.columns[column_id].name] = value
+        state = formula.error_state(column_id, error, state)
     values["cell_state"] = state
-    return sa.update(rows).where(where).values(values)
+    return sa.update(rows).where(rows.c.id == fresh.c.id).values(values)
 
 
 def _formula_inputs(table: Table) -> set[int]:

@@ -677,12 +677,36 @@ class _Compiler:
 
 @dataclass(frozen=True)
 class CompiledFormula:
-    """A formula ready for an UPDATE: its value as stored text, its per-row error, its result type."""
+    """A compiled formula: its text and per-row error (``raw_*``), its result type and the columns it reads.
 
-    value: Any
-    error: Any
+    ``finish`` turns the raw pair into what is stored; ``value`` and ``error`` are that, ready to select.
+    """
+
+    raw_value: Any
+    raw_error: Any
     result_type: str
     used_column_ids: frozenset[int]
+
+    @property
+    def value(self) -> Any:
+        return finish(self.raw_value, self.raw_error)[0]
+
+    @property
+    def error(self) -> Any:
+        return finish(self.raw_value, self.raw_error)[1]
+
+
+def finish(value: Any, error: Any) -> tuple[Any, Any]:
+    """Return the stored (value, error) of a raw pair: blank where it failed or is too long.
+
+    The UPDATE computes the raw pair once per row in a subquery and applies this on its columns, so
+    PostgreSQL evaluates the formula once rather than once per reference here.
+    """
+    too_long = sa.func.char_length(value) > TEXT_LIMIT
+    error = sa.func.coalesce(
+        error, sa.case((too_long, _lit("Result is longer than 100,000 characters", sa.Text)), else_=sa.null())
+    )
+    return sa.case((error.is_not(None), sa.null()), else_=value), error
 
 
 def compile_formula(
@@ -698,17 +722,9 @@ def compile_formula(
     if self_id is not None:
         compiler.stack.append(self_id)
     result = compiler.node(tree)
-    kind = result.kind
     text = _as_text(result)
-    value = sa.case((sa.func.char_length(text.value) > TEXT_LIMIT, sa.null()), else_=text.value)
-    too_long = sa.case(
-        (sa.func.char_length(text.value) > TEXT_LIMIT, _lit("Result is longer than 100,000 characters", sa.Text)),
-        else_=sa.null(),
-    )
-    error = _err(text.error, too_long)
-    # Where the cell failed, its value is blank rather than a partial result.
-    value = sa.case((error.is_not(None), sa.null()), else_=value) if error is not _NO_ERROR else value
-    return CompiledFormula(value, error if error is not _NO_ERROR else sa.null(), kind, frozenset(compiler.used))
+    error = sa.cast(text.error, sa.Text) if text.error is not _NO_ERROR else sa.cast(sa.null(), sa.Text)
+    return CompiledFormula(text.value, error, result.kind, frozenset(compiler.used))
 
 
 def error_state(column_id: int, error: Any, cell_state: Any) -> Any:

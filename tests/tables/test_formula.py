@@ -118,7 +118,7 @@ safe_text = st.text(alphabet="abcdefghXYZ 019,.-", max_size=8)
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
+    return '"' + text.replace("\\", "\\\\").replace('"', '""') + '"'
 
 
 numbers = st.recursive(
