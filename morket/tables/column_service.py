@@ -200,7 +200,15 @@ def refresh_formula_rows(workspace, table: Table, row_ids: Sequence[int], change
         return 0
     store = storage.storage_for(table)
     statement = _formula_update(table, store.rows.c.id.in_([int(i) for i in row_ids]))
-    return db.session.execute(statement).rowcount if statement is not None else 0
+    written = db.session.execute(statement).rowcount if statement is not None else 0
+    if written:
+        _mark_formulas_stale(workspace, table)
+    return written
+
+
+def _mark_formulas_stale(workspace, table: Table) -> None:  # noqa: ANN001
+    """Views sorted or filtered on a formula column reorder after its values changed."""
+    service._mark_views_stale(workspace, table, {c.id for c in table.live_columns if c.type == "formula"})  # noqa: SLF001
 
 
 def recompute_formulas(workspace, table: Table, *, lo: int, hi: int) -> int:  # noqa: ANN001
@@ -208,7 +216,10 @@ def recompute_formulas(workspace, table: Table, *, lo: int, hi: int) -> int:  # 
     service._check(workspace, table)  # noqa: SLF001
     store = storage.storage_for(table)
     statement = _formula_update(table, sa.and_(store.rows.c.id > lo, store.rows.c.id <= hi))
-    return db.session.execute(statement).rowcount if statement is not None else 0
+    written = db.session.execute(statement).rowcount if statement is not None else 0
+    if written:
+        _mark_formulas_stale(workspace, table)
+    return written
 
 
 def _start_job(workspace, actor, table: Table, column: Column, kind: str, params: dict[str, Any]) -> ColumnJob:  # noqa: ANN001

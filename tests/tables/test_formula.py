@@ -365,3 +365,19 @@ def test_dates_checkboxes_and_blanks(db, owner):
         query = sa.select(compiled.value).select_from(store.rows).order_by(store.rows.c.pos)
         got = db.session.execute(query).scalars().all()
         assert got == expected, expression
+
+
+def test_a_view_sorted_on_a_formula_follows_recomputed_values(db, owner, run_jobs):
+    workspace, user = owner
+    table = service.create_table(workspace, user, "Ranked", columns=[{"name": "Name", "type": "text"}])
+    ids = service.insert_rows(workspace, user, table, [{"Name": "bb"}, {"Name": "a"}, {"Name": "ccc"}])
+    column, _ = column_service.add_table_column(
+        workspace, user, table, "Length", "formula", config={"expression": 'LEFT("000", 3 - LEN({Name})) & LEN({Name})'}
+    )
+    run_jobs()
+    view = service.create_view(workspace, user, table, "By length", sort=[{"column_id": column.id, "dir": "asc"}])
+    order = [r.id for r in service.read_window(workspace, user, table, view, 0, 10)]
+    assert order == [ids[1], ids[0], ids[2]]
+    service.update_cell(workspace, user, table, ids[2], table.live_columns[0].id, "z")
+    order = [r.id for r in service.read_window(workspace, user, table, view, 0, 10)]
+    assert order[0] in (ids[1], ids[2]) and order[-1] == ids[0]
