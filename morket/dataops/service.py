@@ -475,6 +475,8 @@ def execute_import(run_id: int) -> DataRun | None:
     run.started_at = started
     run.finished_at = utcnow() if outcome["status"] != "needs_review" else None
     db.session.commit()
+    if run.is_final:
+        upload_path(run).unlink(missing_ok=True)  # the error file stays for download
     return run
 
 
