@@ -27,7 +27,12 @@
     this.popover.className = "columns-popover";
     this.popover.id = "table-" + grid.dataset.tableId + "-columns";
     this.popover.hidden = true;
-    grid.parentNode.insertBefore(this.popover, grid);
+    document.body.appendChild(this.popover);
+    // A bar above the grid's layout holds the "add column" button and running column jobs.
+    this.bar = document.createElement("div");
+    this.bar.className = "columns-bar";
+    var layout = grid.closest(".grid-layout") || grid;
+    layout.parentNode.insertBefore(this.bar, layout);
     this.opener = null;
     this.decorate();
     this.listen();
@@ -39,7 +44,7 @@
     var box = document.createElement("div");
     box.className = "columns-running";
     box.id = "table-" + this.grid.dataset.tableId + "-column-jobs";
-    this.grid.parentNode.insertBefore(box, this.grid);
+    this.bar.appendChild(box);
     window.htmx.ajax("GET", this.base + "/jobs", {target: box, swap: "innerHTML"});
   };
 
@@ -65,17 +70,12 @@
       handle.setAttribute("aria-hidden", "true");
       h.appendChild(handle);
     });
-    var header = this.grid.querySelector(".grid-header");
-    if (header) {
-      var add = document.createElement("button");
-      add.type = "button";
-      add.className = "col-add-btn";
-      add.textContent = "+";
-      add.title = "Add a column";
-      add.setAttribute("aria-label", "Add a column");
-      add.addEventListener("click", function () { self.open(self.base + "/new", add); });
-      header.parentNode.insertBefore(add, header);
-    }
+    var add = document.createElement("button");
+    add.type = "button";
+    add.className = "col-add-btn";
+    add.textContent = "+ Add column";
+    add.addEventListener("click", function () { self.open(self.base + "/new", add); });
+    this.bar.appendChild(add);
   };
 
   Columns.prototype.open = function (url, opener) {

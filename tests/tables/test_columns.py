@@ -313,6 +313,9 @@ def test_header_menu_rename_and_formula_column_in_a_browser(app, live_server, br
     expect(cells.nth(0)).to_have_text(re.compile(r"^33\.33333333"))
     expect(cells.nth(1)).to_have_class(re.compile(r"\bis-error\b"))
     expect(cells.nth(1)).to_have_attribute("title", "Division by zero")
+    # Drag a header onto the first one: the column moves there.
+    grid.locator(".grid-col-header").nth(1).drag_to(grid.locator(".grid-col-header").nth(0))
+    expect(grid.locator(".grid-col-header").nth(0)).to_contain_text("Headcount")
     # The refused formula is the one expected error response.
     assert [p for p in page.problems if "422" not in p] == []
 
