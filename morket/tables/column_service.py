@@ -503,7 +503,11 @@ def start_retype(
         raise ValidationFailed(f"{column.name} is already of that type.", fields={"type": ["same type"]})
     running = db.session.scalars(
         select(ColumnJob.id).where(
-            ColumnJob.table_id == table.id, ColumnJob.column_id == column.id, ColumnJob.finished_at.is_(None)
+            ColumnJob.table_id == table.id,
+            ColumnJob.column_id == column.id,
+            ColumnJob.finished_at.is_(None),
+            # A job older than its time limit died with its worker; it no longer holds the column.
+            ColumnJob.created_at > sa.func.now() - sa.text("interval '1 hour'"),
         )
     ).first()
     if running is not None:

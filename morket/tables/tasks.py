@@ -62,8 +62,37 @@ def _actor(job: ColumnJob) -> Any:
     return db.session.get(User, job.created_by_id) if job.created_by_id else None
 
 
+def _failed(job_id: int, exc: BaseException) -> None:
+    """Record a job that raised: its data was rolled back, so nothing changed."""
+    db.session.rollback()
+    log.exception("column job failed", extra={"data": {"job_id": job_id}})
+    _report(
+        job_id,
+        state="failed",
+        message=f"The job stopped ({type(exc).__name__}); nothing was changed. Try again.",
+        finished_at=sa.func.now(),
+    )
+
+
 def recompute_formula(job_id: int) -> None:
     """Recompute every formula cell of the job's table, batch by batch, reporting progress."""
+    try:
+        _recompute_formula(job_id)
+    except Exception as exc:
+        _failed(job_id, exc)
+        raise
+
+
+def retype_column(job_id: int) -> None:
+    """Convert the job's column to its new type; cells that do not convert keep their original value."""
+    try:
+        _retype_column(job_id)
+    except Exception as exc:
+        _failed(job_id, exc)
+        raise
+
+
+def _recompute_formula(job_id: int) -> None:
     loaded = _load(job_id)
     if loaded is None:
         return
@@ -113,8 +142,7 @@ _FROM_JSON = {
 }
 
 
-def retype_column(job_id: int) -> None:
-    """Convert the job's column to its new type; cells that do not convert keep their original value."""
+def _retype_column(job_id: int) -> None:
     loaded = _load(job_id)
     if loaded is None:
         return
