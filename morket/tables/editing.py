@@ -138,7 +138,16 @@ def _write_cells(workspace, table: Table, changes: Mapping[int, Mapping[int, Any
             .values({store.columns[cid].name: sa.bindparam(f"v_{cid}", type_=store.columns[cid].type) for cid in key})
         )
         db.session.execute(statement, params)
-    service._mark_views_stale(workspace, table, {cid for cells in changes.values() for cid in cells})
+    changed = {cid for cells in changes.values() for cid in cells}
+    service._mark_views_stale(workspace, table, changed)
+    _refresh_formulas(workspace, table, list(changes), changed)
+
+
+def _refresh_formulas(workspace, table: Table, row_ids: Sequence[int], changed: set[int] | None) -> None:  # noqa: ANN001
+    """Recompute the formula cells of rows whose inputs were written by paste, fill, clear, undo or add."""
+    from morket.tables.column_service import refresh_formula_rows
+
+    refresh_formula_rows(workspace, table, row_ids, changed)
 
 
 def _cell_steps(table: Table, old: Mapping[int, Mapping[int, Any]], new: Mapping[int, Mapping[int, Any]]):
@@ -407,6 +416,7 @@ def _insert_snapshots(workspace, table: Table, snapshots: Sequence[Mapping[str, 
             params.append({"id": int(snap["id"]), "pos": pos + offset, **values})
         db.session.execute(_insert_with_ids(store), params)
     service._mark_views_stale(workspace, table, None)
+    _refresh_formulas(workspace, table, [int(s["id"]) for s in todo], None)
     db.session.flush()
     return sorted(present)
 
@@ -434,6 +444,7 @@ def add_rows(workspace, actor, table: Table, count: int = 1, *, after_row_id: in
     )
     table.row_count += count
     service._mark_views_stale(workspace, table, None)
+    _refresh_formulas(workspace, table, ids, None)
     db.session.flush()
     added = _snapshots(table, ids)
     push_undo(workspace, actor, table, "rows.add", {"insert": added}, {"delete": added})

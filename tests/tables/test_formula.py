@@ -381,3 +381,29 @@ def test_a_view_sorted_on_a_formula_follows_recomputed_values(db, owner, run_job
     service.update_cell(workspace, user, table, ids[2], table.live_columns[0].id, "z")
     order = [r.id for r in service.read_window(workspace, user, table, view, 0, 10)]
     assert order[0] in (ids[1], ids[2]) and order[-1] == ids[0]
+
+
+def test_fill_clear_and_undo_from_the_grid_recompute_formulas(db, owner, run_jobs):
+    from morket.tables import editing
+    from morket.tables.undo import undo_last
+
+    workspace, user = owner
+    table = service.create_table(workspace, user, "Deals", columns=[{"name": "Amount", "type": "number"}])
+    top, below = service.insert_rows(workspace, user, table, [{"Amount": "10"}, {"Amount": "3"}])
+    doubled, _ = column_service.add_table_column(
+        workspace, user, table, "Doubled", "formula", config={"expression": "{Amount} * 2"}
+    )
+    run_jobs()
+    amount = table.live_columns[0].id
+
+    def doubled_of(row_id):
+        return service.get_row(workspace, user, table, row_id).values(table)[doubled.id]
+
+    editing.fill_down(workspace, user, table, None, [top, below], [amount])
+    assert doubled_of(below) == "20"
+    editing.clear_cells(workspace, user, table, None, [top], [amount])
+    assert doubled_of(top) in (None, "")
+    undo_last(workspace, user, table)
+    assert doubled_of(top) == "20"
+    added = editing.add_rows(workspace, user, table, 1)
+    assert doubled_of(added[0]) in (None, "")
