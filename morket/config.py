@@ -94,6 +94,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SECURE_COOKIES", _bool, "", help="defaults to true in production"),
     Setting("MAX_JSON_BYTES", _int, "1048576"),
     Setting("MAX_UPLOAD_BYTES", _int, "10485760"),
+    Setting("IMPORT_MAX_BYTES", _int, "524288000", help="size cap of one CSV import (its own, above uploads)"),
+    Setting("DATAOPS_DIR", _str, "", help="folder for uploaded and exported files, shared by web and workers"),
     Setting("LOG_LEVEL", _str, "INFO"),
     Setting("SANDBOX_MODE", _bool, "false", help="label the UI as sandbox (demo providers)"),
 )
