@@ -28,6 +28,7 @@ from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.jobs import QUEUE_IO, enqueue_after_commit
 from morket.dataops import csvio
 from morket.dataops.models import DataRun
+from morket.dataops.normalise import normalised_sql
 from morket.extensions import db
 from morket.tables import service as tables
 from morket.tables import storage
@@ -406,24 +407,9 @@ class _Progress:
         return rows % PROGRESS_EVERY_ROWS == 0 or time.monotonic() - self.last > PROGRESS_EVERY_SECONDS
 
 
-def _normalised(expr: str, column_type: str) -> str:
-    """Return SQL normalising a cell for dedupe: case, whitespace, emails, domains, URLs, phones."""
-    text = f"btrim(CAST({expr} AS text))"
-    if column_type == "email":
-        return f"lower({text})"
-    if column_type == "domain":
-        bare = rf"regexp_replace(lower({text}), '^[a-z][a-z0-9+.-]*://', '')"
-        return rf"regexp_replace({bare}, '^www\.|[/:?#].*$', '', 'g')"
-    if column_type == "url":
-        return rf"regexp_replace(regexp_replace(lower({text}), '^[a-z][a-z0-9+.-]*://(www\.)?', ''), '/+$', '')"
-    if column_type == "phone":
-        return f"regexp_replace({text}, '[^0-9]', '', 'g')"
-    return rf"lower(regexp_replace({text}, '\s+', ' ', 'g'))"
-
-
 def dedupe_key_sql(alias: str, columns: Sequence[Column]) -> str:
     """Return the SQL of a row's normalised dedupe key (NULL when every key cell is blank)."""
-    parts = ", ".join(_normalised(f"{alias}.{c.storage_name}", c.type) for c in columns)
+    parts = ", ".join(normalised_sql(f"{alias}.{c.storage_name}", c.type) for c in columns)
     return f"NULLIF(concat_ws(chr(31), {parts}), '')"
 
 
