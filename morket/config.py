@@ -96,6 +96,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_UPLOAD_BYTES", _int, "10485760"),
     Setting("IMPORT_MAX_BYTES", _int, "524288000", help="size cap of one CSV import (its own, above uploads)"),
     Setting("DATAOPS_DIR", _str, "", help="folder for uploaded and exported files, shared by web and workers"),
+    Setting("EXPORT_BACKGROUND_ROWS", _int, "50000", help="exports of more rows run as a job and are emailed"),
     Setting("LOG_LEVEL", _str, "INFO"),
     Setting("SANDBOX_MODE", _bool, "false", help="label the UI as sandbox (demo providers)"),
 )

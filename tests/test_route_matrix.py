@@ -118,6 +118,22 @@ def _table_ids(db, workspace, owner) -> dict[str, int]:
     db.session.add(run)
     db.session.flush()
     found["run_id"] = run.id
+    from morket.core.db import utcnow
+    from morket.dataops import exports
+
+    export = DataRun(
+        workspace_id=workspace.id,
+        kind="export",
+        status="done",
+        table_id=table.id,
+        file_name="m.csv",
+        settings={"background": True, "token": "matrix"},
+        finished_at=utcnow(),
+    )
+    db.session.add(export)
+    db.session.flush()
+    found["export_id"] = export.id
+    found["token"] = exports.link_token(export)
     return found
 
 

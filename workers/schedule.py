@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from morket.core.jobs import QUEUE_DEFAULT
+from morket.core.jobs import QUEUE_DEFAULT, QUEUE_IO
 
 DAY = 24 * 3600
 
@@ -33,4 +33,5 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
         "morket.core.maintenance.delete_expired_refresh_tokens",
         QUEUE_DEFAULT,
     ),
+    PeriodicJob("delete-expired-exports", 3600, "morket.dataops.exports.delete_expired_exports", QUEUE_IO),
 )

@@ -23,6 +23,7 @@ STATUS_TEXT = {
     403: "Not allowed: your role, a disabled account, or an action that needs a user token.",
     404: "Not found, or not in your workspace.",
     409: "Conflicts with the current state.",
+    410: "Gone: the link or file expired and was deleted.",
     413: "The body is larger than the limit (1 MB by default).",
     422: "Some fields need fixing; see error.fields.",
     423: "The account is locked after too many failed attempts.",
@@ -129,6 +130,8 @@ def _operation(op: Operation, components: _Components) -> dict[str, Any]:
             }
         },
     }
+    if op.media_type != "application/json":
+        doc["responses"][str(op.status)]["content"] = {op.media_type: {"schema": {"type": "string"}}}
     if op.permission:
         doc["x-morket-permission"] = op.permission
     doc["security"] = [{"bearerAuth": []}, {"apiKey": []}] if op.authenticated else []

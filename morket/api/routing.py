@@ -14,7 +14,7 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any, Literal
 
-from flask import current_app, g, request
+from flask import Response, current_app, g, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import or_, select, update
 
@@ -73,6 +73,7 @@ class Operation:
     status: int = 200
     path_params: list[str] = field(default_factory=list)
     errors: tuple[int, ...] = ()
+    media_type: str = "application/json"
 
     @property
     def path(self) -> str:
@@ -219,13 +220,15 @@ def api_route(
     limit_key: Callable[[], str] | None = None,
     errors: tuple[int, ...] = (),
     description: str = "",
+    media_type: str = "application/json",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an API endpoint on the api blueprint.
 
     The view receives ``principal`` (when authenticated), ``body`` and ``query`` (when their
     models are declared) plus its URL parameters, and returns an instance of ``response`` (or a
     list of them), or a ``WithMeta`` of one and the envelope's ``meta`` (documented by ``meta``);
-    the helper wraps it in the envelope with ``status``.
+    the helper wraps it in the envelope with ``status``. A view declared with another ``media_type``
+    (a file download) returns its own Response, which is sent as it is.
     """
     if permission is not None and (not authenticated or permission not in PERMISSIONS):
         raise ValueError(f"{rule}: permission {permission!r} needs an authenticated route and a declared permission")
@@ -253,6 +256,8 @@ def api_route(
             except _BodyError as exc:
                 return exc.response
             result = view(**kwargs)
+            if isinstance(result, Response):
+                return result
             extra = None
             if isinstance(result, WithMeta):
                 result, extra = result.data, result.meta
@@ -296,6 +301,7 @@ def api_route(
                 status=status,
                 path_params=[name for _, name in _RULE_PARAM.findall(rule)],
                 errors=errors,
+                media_type=media_type,
             )
         )
         return handler

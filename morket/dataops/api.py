@@ -1,4 +1,4 @@
-"""CSV imports over the JSON API: upload a file, start it with a mapping, poll its status, cancel it.
+"""CSV imports and exports over the JSON API: upload, map, poll and cancel imports; queue and fetch exports.
 
 Uploads are multipart (a ``file`` field) under the import cap, not the JSON body limit. Every run is
 looked up inside the token's workspace, so another workspace's ids answer 404.
@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
+from urllib.parse import quote
 
-from flask import current_app, request
+from flask import Response, current_app, request, url_for
 from pydantic import Field
 
 from morket.api.routing import Principal, api_route
 from morket.api.schemas import Out, Request
 from morket.core.errors import ValidationFailed
-from morket.dataops import service
+from morket.dataops import exports, service
 from morket.dataops.models import DataRun
 from morket.extensions import db
 from morket.tables import service as tables
@@ -188,3 +189,106 @@ def cancel_import(principal: Principal, run_id: int) -> ImportOut:
     service.cancel_run(principal.workspace, principal.user, run)
     db.session.commit()
     return _out(run)
+
+
+# --- exports ----------------------------------------------------------------------------------------
+
+EXPORTS_TAG = "Exports"
+
+
+class ExportStart(Request):
+    """Export a table, or one of its views (filters, sort and hidden columns), to a CSV file."""
+
+    view_id: int | None = Field(default=None, ge=1, le=2**63 - 1, description="Export this view; omit for the table.")
+    excel: bool = Field(default=False, description="UTF-8 with a byte order mark, for Excel.")
+    raw: bool = Field(default=False, description="Keep values that start like formulas as they are (for re-importing).")
+
+
+class ExportOut(Out):
+    """A background export: its progress and, once ready, where to download it."""
+
+    id: int
+    state: Literal["queued", "running", "ready", "expired", "failed"]
+    file_name: str
+    table_id: int | None
+    view_id: int | None
+    rows_expected: int
+    rows_out: int
+    size_bytes: int
+    message: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    expires_at: datetime | None
+    status_url: str
+    download_url: str | None = Field(description="Present while the file can be downloaded (bearer auth).")
+
+
+def _export_out(run: DataRun) -> ExportOut:
+    state = exports.export_state(run)
+    return ExportOut(
+        id=run.id,
+        state=state,
+        file_name=run.file_name,
+        table_id=run.table_id,
+        view_id=run.view_id,
+        rows_expected=run.settings.get("rows_expected", 0),
+        rows_out=run.rows_out,
+        size_bytes=run.size_bytes,
+        message=run.message,
+        created_at=run.created_at,
+        finished_at=run.finished_at,
+        expires_at=exports.expires_at(run),
+        status_url=url_for("api.get_export", export_id=run.id, _external=True),
+        download_url=url_for("api.download_export", export_id=run.id, _external=True) if state == "ready" else None,
+    )
+
+
+@api_route(
+    "/tables/<int:table_id>/exports",
+    "POST",
+    summary="Export a table or view to CSV",
+    tag=EXPORTS_TAG,
+    permission="tables.view",
+    body=ExportStart,
+    response=ExportOut,
+    status=202,
+)
+def create_export(principal: Principal, body: ExportStart, table_id: int) -> ExportOut:
+    """Queue the export; poll ``status_url`` until ``state`` is ready, then fetch ``download_url``."""
+    table = tables.get_table_or_404(principal.workspace, table_id)
+    view = tables.get_view_or_404(principal.workspace, table, body.view_id) if body.view_id else None
+    run = exports.start_export(principal.workspace, principal.user, table, view, excel=body.excel, raw=body.raw)
+    db.session.commit()
+    return _export_out(run)
+
+
+@api_route(
+    "/exports/<int:export_id>",
+    "GET",
+    summary="An export's status",
+    tag=EXPORTS_TAG,
+    permission="tables.view",
+    response=ExportOut,
+)
+def get_export(principal: Principal, export_id: int) -> ExportOut:
+    """``state`` moves from queued to running to ready; the file stays downloadable for seven days."""
+    return _export_out(exports.get_export_or_404(principal.workspace, export_id))
+
+
+@api_route(
+    "/exports/<int:export_id>/download",
+    "GET",
+    summary="Download an export's CSV",
+    tag=EXPORTS_TAG,
+    permission="tables.view",
+    media_type="text/csv",
+    errors=(409, 410),
+)
+def download_export(principal: Principal, export_id: int) -> Response:
+    """The CSV file itself; 409 while it is still being written, 410 once it expired."""
+    run = exports.get_export_or_404(principal.workspace, export_id)
+    path = exports.open_export(principal.workspace, run)
+    resp = Response(exports.read_file(path), mimetype="text/csv")
+    resp.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(run.file_name)}"
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

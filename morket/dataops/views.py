@@ -20,7 +20,7 @@ from flask_login import current_user
 from morket.core.errors import MorketError, ValidationFailed
 from morket.core.roles import can
 from morket.core.tenancy import workspace_page
-from morket.dataops import bp, service
+from morket.dataops import bp, exports, service
 from morket.extensions import csrf, db
 from morket.tables import service as tables
 from morket.workspaces.forms import ROLE_LABELS
@@ -41,14 +41,13 @@ def export_csv(workspace, membership, table_id: int):  # noqa: ANN001
     table = tables.get_table_or_404(workspace, table_id)
     view_id = request.args.get("view", type=int)
     view = tables.get_view_or_404(workspace, table, view_id) if view_id is not None else None
-    plan = service.plan_export(
-        workspace,
-        current_user,
-        table,
-        view,
-        excel=request.args.get("excel") == "1",
-        raw=request.args.get("raw") == "1",
-    )
+    excel, raw = request.args.get("excel") == "1", request.args.get("raw") == "1"
+    if exports.runs_in_background(workspace, current_user, table, view):
+        exports.start_export(workspace, current_user, table, view, excel=excel, raw=raw)
+        db.session.commit()
+        flash("This export is large, so it runs in the background. We will email you a download link.", "info")
+        return redirect(url_for("dataops.exports_page", slug=workspace.slug))
+    plan = service.plan_export(workspace, current_user, table, view, excel=excel, raw=raw)
     run = service.record_export(workspace, current_user, table, view, plan)
     db.session.commit()
     run_id = run.id
@@ -315,3 +314,49 @@ def import_errors(workspace, membership, run_id: int):  # noqa: ANN001
     run = service.get_run_or_404(workspace, run_id, kind="import")
     stem = run.file_name.rsplit(".", 1)[0] or "import"
     return _download(service.read_errors(run), f"{stem} - errors.csv")
+
+
+# --- background exports -----------------------------------------------------------------------------
+
+
+def _exports_context(workspace, membership) -> dict:  # noqa: ANN001
+    runs = exports.list_exports(workspace)
+    return {
+        "workspace": workspace,
+        "membership": membership,
+        "runs": runs,
+        "states": {run.id: exports.export_state(run) for run in runs},
+        "links": {run.id: exports.link_token(run) for run in runs},
+        "authors": service.run_authors(workspace, runs),
+        "expires_at": exports.expires_at,
+    }
+
+
+@bp.get("/w/<slug>/exports")
+@workspace_page("tables.view")
+def exports_page(workspace, membership):  # noqa: ANN001
+    """Large exports running in the background, and their files until the links expire."""
+    return _render("dataops/exports.html", **_exports_context(workspace, membership))
+
+
+@bp.get("/w/<slug>/exports/list")
+@workspace_page("tables.view")
+def exports_list(workspace, membership):  # noqa: ANN001
+    """The exports table, polled by htmx while one runs; answers 286 once none is running."""
+    context = _exports_context(workspace, membership)
+    resp = _render("dataops/exports_table.html", **context)
+    if not any(state in ("queued", "running") for state in context["states"].values()):
+        resp.status_code = 286
+    return resp
+
+
+@bp.get("/w/<slug>/exports/download/<token>")
+@workspace_page("tables.view")
+def download_export(workspace, membership, token: str):  # noqa: ANN001
+    """Download a background export through its signed link; 410 with an explanation once it expired."""
+    try:
+        run = exports.get_export_or_404(workspace, exports.read_link(workspace, token))
+        path = exports.open_export(workspace, run)
+    except exports.ExportGone as exc:
+        return _render("dataops/exports_gone.html", 410, workspace=workspace, membership=membership, reason=exc.message)
+    return _download(exports.read_file(path), run.file_name)
