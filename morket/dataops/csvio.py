@@ -235,16 +235,8 @@ def sniff(path: Path) -> Sniffed:
     return Sniffed(encoding, delimiter, has_header, header, body[:PREVIEW_ROWS], types)
 
 
-@dataclass
-class Record:
-    """One CSV record: the line it starts on and its fields."""
-
-    line: int
-    fields: list[str]
-
-
 class RecordReader:
-    """Iterate the records of a file with their line numbers; ``bytes_read`` tracks progress."""
+    """Iterate the records of a file as (line it starts on, fields); ``bytes_read`` tracks progress."""
 
     def __init__(self, path: Path, encoding: str, delimiter: str, has_header: bool) -> None:
         self._path = path
@@ -259,7 +251,7 @@ class RecordReader:
             return 0
         return self._handle.buffer.tell()  # type: ignore[attr-defined]
 
-    def __iter__(self) -> Iterator[Record]:
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
         with open_text(self._path, self._encoding) as handle:
             self._handle = handle
             reader = _reader(handle, self._delimiter)
@@ -273,7 +265,7 @@ class RecordReader:
                     if header_pending:
                         header_pending = False
                         continue
-                    yield Record(start, fields)
+                    yield start, fields
             except UnicodeDecodeError as exc:
                 raise _decode_problem(exc, self._encoding) from exc
             except csv.Error as exc:

@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from morket.core.db import utcnow
 from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.jobs import QUEUE_IO, enqueue_after_commit
-from morket.dataops import csvio
+from morket.dataops import csvio, fastload
 from morket.dataops.models import DataRun
 from morket.dataops.normalise import normalised_sql
 from morket.extensions import db
@@ -36,6 +36,7 @@ from morket.tables.cells import LONG_TEXT_MAX, TEXT_MAX, CellError, parse_cell
 from morket.tables.models import COLUMN_TYPES, Column, Table, View
 
 PROGRESS_EVERY_ROWS = 5000
+PROGRESS_CHECK_ROWS = 1000
 COPY_BATCH_ROWS = 1000
 PROGRESS_EVERY_SECONDS = 0.5
 UPLOAD_CHUNK = 1024 * 1024
@@ -313,8 +314,8 @@ def cancel_run(workspace, actor, run: DataRun) -> DataRun:  # noqa: ANN001
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_FAST_NUMBER = re.compile(r"-?\d{1,15}(?:\.\d{1,12})?")
-_FAST_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_FAST_NUMBER = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,12})?")
+_FAST_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _copy_text(value: str) -> str:
@@ -339,14 +340,14 @@ def _stored_text(column_type: str, value: Any) -> str:
 
 
 def _converter(column: Column) -> Callable[[str], str]:
-    """Return a function from a CSV field to its COPY text (``\\N`` for blank); bad values raise CellError."""
+    """Return a function from a CSV field to its COPY text (empty for blank); bad values raise CellError."""
     column_type, config = column.type, column.config
     if column_type in ("text", "long_text"):
         limit = TEXT_MAX if column_type == "text" else LONG_TEXT_MAX
 
         def text(raw: str) -> str:
             if not raw or raw.isspace():
-                return "\\N"
+                return ""
             if "\x00" in raw:
                 raise CellError("Text cannot contain a NUL character.")
             if len(raw) > limit:
@@ -357,7 +358,7 @@ def _converter(column: Column) -> Callable[[str], str]:
 
     def typed(raw: str) -> str:
         value = parse_cell(column_type, config, raw)
-        return "\\N" if value is None else _copy_text(_stored_text(column_type, value))
+        return "" if value is None else _copy_text(_stored_text(column_type, value))
 
     if column_type == "number":
 
@@ -466,26 +467,41 @@ def execute_import(run_id: int) -> DataRun | None:
     return run
 
 
+Converters = list[tuple[int, Column, Callable[[str], str]]]
+
+
+def _convert_row(fields: list[str], converters: Converters) -> tuple[str, str | None]:
+    """Return a record's COPY line cell by cell, or the first bad cell's problem."""
+    values = []
+    for source, column, convert in converters:
+        try:
+            values.append(convert(fields[source]))
+        except CellError as exc:
+            return "", f"{column.name}: {exc}"
+    return "\t".join(values), None
+
+
 def _load(workspace, actor, run: DataRun, progress: _Progress) -> dict[str, Any]:  # noqa: ANN001
     settings = run.settings
     table, pairs = _prepare_target(workspace, actor, run)
     run_table_id = table.id
-    text_limits = {"text": TEXT_MAX, "long_text": LONG_TEXT_MAX}
-    converters = [(source, column, _converter(column), text_limits.get(column.type)) for source, column in pairs]
+    converters = [(source, column, _converter(column)) for source, column in pairs]
+    pick = fastload.picker([source for source, _ in pairs])
+    plain_row = fastload.row_matcher([column.type for _, column in pairs])
     width = len(settings["header"])
     key_columns = [column for source, column in pairs if source in settings.get("dedupe", [])]
     db.session.execute(select(Table.id).where(Table.id == table.id).with_for_update())
     _, last = storage.sequence_bounds(table.storage_name, "pos")
     start = 0 if last is None else last + 1
-    names = [column.storage_name for _, column, _, _ in converters]
+    names = ", ".join(column.storage_name for _, column in pairs)
     raw = db.session.connection().connection.driver_connection
     if key_columns:
         staging = f"import_staging_{run.id}"
         columns_sql = ", ".join(f"{c.storage_name} {storage.sql_type(c.type)}" for _, c in pairs)
         db.session.execute(sa.text(f"CREATE TEMP TABLE {staging} (line bigint, {columns_sql}) ON COMMIT DROP"))
-        copy_sql = f"COPY {staging} (line, {', '.join(names)}) FROM STDIN"
+        copy_sql = f"COPY {staging} (line, {names}) FROM STDIN WITH {fastload.COPY_OPTIONS}"
     else:
-        copy_sql = f"COPY ut.{table.storage_name} (pos, {', '.join(names)}) FROM STDIN"
+        copy_sql = f"COPY ut.{table.storage_name} (pos, {names}) FROM STDIN WITH {fastload.COPY_OPTIONS}"
     reader = csvio.RecordReader(upload_path(run), settings["encoding"], settings["delimiter"], settings["has_header"])
     error_file = errors_path(run)
     error_file.unlink(missing_ok=True)
@@ -494,48 +510,35 @@ def _load(workspace, actor, run: DataRun, progress: _Progress) -> dict[str, Any]
     lines: list[str] = []
     try:
         with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            for record in reader:
+            for line, fields in reader:
                 rows_in += 1
-                fields = record.fields
-                problem = None
-                values = [str(record.line if key_columns else start + good)]
                 if len(fields) != width:
                     problem = f"Expected {width} values, found {len(fields)}."
                 else:
-                    # One scan of the row decides whether its text cells need escaping or refusing;
-                    # most rows need neither, and their text cells skip the per-cell checks.
-                    joined = "".join(fields)
-                    plain = not (
-                        "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined or "\x00" in joined
-                    )
-                    for source, column, convert, limit in converters:
-                        raw = fields[source]
-                        if plain and limit and len(raw) <= limit:
-                            values.append(raw if raw and not raw.isspace() else "\\N")
-                            continue
-                        try:
-                            values.append(convert(raw))
-                        except CellError as exc:
-                            problem = f"{column.name}: {exc}"
-                            break
+                    joined = "\t".join(pick(fields))
+                    problem = None
+                    if plain_row is None or len(joined) > fastload.ROW_CHARS_MAX or not plain_row(joined):
+                        joined, problem = _convert_row(fields, converters)
                 if problem is None:
-                    lines.append("\t".join(values))
+                    lines.append(f"{line if key_columns else start + good}\t{joined}")
                     good += 1
                     if len(lines) >= COPY_BATCH_ROWS:
-                        copy.write(("\n".join(lines) + "\n").encode("utf-8"))
+                        copy.write("\n".join(lines) + "\n")
                         lines.clear()
                 else:
                     bad += 1
                     if errors_out is None:
                         errors_out = open(error_file, "w", encoding="utf-8", newline="")  # noqa: SIM115
                         csvio.write_csv_row(errors_out, ["line", "error", *settings["header"]])
-                    csvio.write_csv_row(errors_out, [record.line, problem, *(f[:1000] for f in fields)])
-                if progress.due(rows_in) and progress.write(
-                    rows_in=rows_in, error_count=bad, bytes_done=reader.bytes_read
+                    csvio.write_csv_row(errors_out, [line, problem, *(f[:1000] for f in fields)])
+                if (
+                    not rows_in % PROGRESS_CHECK_ROWS
+                    and progress.due(rows_in)
+                    and progress.write(rows_in=rows_in, error_count=bad, bytes_done=reader.bytes_read)
                 ):
                     raise ImportCancelledError()
             if lines:
-                copy.write(("\n".join(lines) + "\n").encode("utf-8"))
+                copy.write("\n".join(lines) + "\n")
     finally:
         if errors_out is not None:
             errors_out.close()
