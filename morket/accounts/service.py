@@ -33,13 +33,21 @@ LOCKOUT_DURATION = timedelta(minutes=15)
 BAD_CREDENTIALS = "Incorrect email or password."
 
 
-def load_user_from_session_id(session_id: str) -> User | None:
-    """flask-login loader: ``<id>:<session_version>``; a stale version logs the session out."""
-    user_id, _, version = session_id.partition(":")
+def parse_session_id(session_id: str | None) -> tuple[int, int] | None:
+    """Return (user id, session version) of a session id ``<id>:<session_version>``, or None."""
+    user_id, _, version = (session_id or "").partition(":")
     if not user_id.isdigit() or not version.isdigit():
         return None
-    user = db.session.get(User, int(user_id))
-    if user is None or user.session_version != int(version) or not user.is_active:
+    return int(user_id), int(version)
+
+
+def load_user_from_session_id(session_id: str) -> User | None:
+    """flask-login loader: ``<id>:<session_version>``; a stale version logs the session out."""
+    parsed = parse_session_id(session_id)
+    if parsed is None:
+        return None
+    user = db.session.get(User, parsed[0])
+    if user is None or user.session_version != parsed[1] or not user.is_active:
         return None
     return user
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import abort, g
+from flask import abort, g, session
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -16,15 +16,19 @@ from morket.extensions import db
 
 
 def load_membership(slug: str, user_id: int):
-    """Return the (workspace, membership) of ``user_id`` in the workspace ``slug``, or None."""
+    """Return the (workspace, membership) of ``user_id`` in the workspace ``slug``, or None.
+
+    One statement: the membership loads its workspace and user eagerly (see Membership).
+    """
     from morket.workspaces.models import Membership, Workspace
 
-    row = db.session.execute(
-        select(Workspace, Membership)
-        .join(Membership, Membership.workspace_id == Workspace.id)
-        .where(Workspace.slug == slug, Membership.user_id == user_id)
+    membership = db.session.scalars(
+        select(Membership).where(
+            Membership.user_id == user_id,
+            Membership.workspace_id == select(Workspace.id).where(Workspace.slug == slug).scalar_subquery(),
+        )
     ).first()
-    return (row[0], row[1]) if row else None
+    return (membership.workspace, membership) if membership is not None else None
 
 
 def workspace_page(permission: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -35,9 +39,22 @@ def workspace_page(permission: str) -> Callable[[Callable[..., Any]], Callable[.
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
-        @login_required
         def wrapper(slug: str, **kwargs: Any) -> Any:
-            found = load_membership(slug, current_user.id)
+            # The membership of the session's user is read before login_required loads that user:
+            # it brings the user along, so the user loader (which still checks the session version
+            # and that the account is active) finds it in the session instead of querying again.
+            from morket.accounts.service import parse_session_id
+
+            parsed = parse_session_id(session.get("_user_id"))
+            preloaded = (parsed[0], load_membership(slug, parsed[0])) if parsed is not None else None
+            return guarded(slug, preloaded, **kwargs)
+
+        @login_required
+        def guarded(slug: str, preloaded: tuple[int, Any] | None, **kwargs: Any) -> Any:
+            if preloaded is not None and preloaded[0] == current_user.id:
+                found = preloaded[1]
+            else:
+                found = load_membership(slug, current_user.id)
             if found is None:
                 abort(404)
             workspace, membership = found

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from morket.core.db import utcnow
 from morket.core.errors import NotFound, ValidationFailed
@@ -63,6 +63,35 @@ def get_table_or_404(workspace, table_id: int) -> Table:  # noqa: ANN001
     if table is None:
         raise NotFound("That table does not exist.")
     return table
+
+
+def get_table_and_view_or_404(workspace, table_id: int, view_id: int | None) -> tuple[Table, View | None]:  # noqa: ANN001
+    """Return the workspace's table with its columns and its view ``view_id`` (else its first view).
+
+    One statement, for the grid's window reads. Raises NotFound for a missing table, or for a
+    ``view_id`` that is not one of the table's views.
+    """
+    if view_id is None:
+        first = select(sa.func.min(View.id)).where(View.table_id == Table.id).correlate(Table).scalar_subquery()
+        which = View.id == first
+    else:
+        which = View.id == view_id
+    found = (
+        db.session.execute(
+            select(Table, View)
+            .outerjoin(View, sa.and_(View.table_id == Table.id, View.workspace_id == workspace.id, which))
+            .where(Table.id == table_id, Table.workspace_id == workspace.id)
+            .options(joinedload(Table.columns))
+        )
+        .unique()
+        .one_or_none()
+    )
+    if found is None:
+        raise NotFound("That table does not exist.")
+    table, view = found
+    if view is None and view_id is not None:
+        raise NotFound("That view does not exist.")
+    return table, view
 
 
 def list_tables(workspace) -> list[Table]:  # noqa: ANN001

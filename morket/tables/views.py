@@ -384,11 +384,13 @@ def _window_html(window: list[service.WindowRow], cells: list[tuple[int, Callabl
 @workspace_page("tables.view")
 @limiter.limit(GRID_LIMIT)
 def rows(workspace, membership, table_id: int):  # noqa: ANN001
-    table = service.get_table_or_404(workspace, table_id)
+    raw_view = request.args.get("view")
+    if raw_view and not raw_view.isdigit():
+        abort(404)
+    table, view = service.get_table_and_view_or_404(workspace, table_id, int(raw_view) if raw_view else None)
     start = _int_arg("start", 0, 0, 10**12)
     limit = _int_arg("limit", DEFAULT_LIMIT, 1, MAX_PAGE_LIMIT)
     query = _search_query()
-    view = _pick_view(workspace, table)
     if query is not None:
         window, total = search_window(workspace, current_user, table, view, query, start, limit)
     else:

@@ -247,11 +247,30 @@ def test_window_reads_a_constant_number_of_statements(client, db, owner, seeded,
     client.get(url, query_string={"limit": 1})  # warm the per-table-version caches
     counts = []
     for limit in (10, 300):
-        with query_budget(10) as statements:
+        with query_budget(3) as statements:  # membership with its user and workspace, table with view, window
             resp = client.get(url, query_string={"start": 200, "limit": limit})
         assert resp.get_data(as_text=True).count('class="grid-row"') == limit
         counts.append(len(statements))
     assert counts[0] == counts[1]
+
+
+@pytest.mark.parametrize("change", ["session_version", "disabled"])
+def test_window_refuses_a_stale_session_or_a_disabled_member(client, db, owner, seeded, change):
+    from morket.core.db import utcnow
+
+    workspace, user = owner
+    login(client, user)
+    url = f"/w/{workspace.slug}/tables/{seeded.id}/rows"
+    assert client.get(url, headers={"HX-Request": "true"}).status_code == 200
+    if change == "session_version":
+        user.session_version += 1
+    else:
+        user.disabled_at = utcnow()
+    db.session.flush()
+    db.session.expire_all()
+    resp = client.get(url, headers={"HX-Request": "true"})
+    assert resp.status_code in {302, 401}
+    assert 'class="grid-row"' not in resp.get_data(as_text=True)
 
 
 def test_cell_macro_and_window_render_the_same_cell(app, db, owner):
