@@ -261,7 +261,11 @@ def api_docs():
                 curl.append('  -H "Content-Type: application/json"')
                 curl.append(f"  -d '{json.dumps(_example_body(body_schema, components))}'")
             success = next(code for code in op["responses"] if code.startswith("2"))
-            data_schema = op["responses"][success]["content"]["application/json"]["schema"]["properties"]["data"]
+            content = op["responses"][success]["content"]
+            json_body = content.get("application/json")
+            # A file download documents its media type instead of an envelope.
+            file_body = next(iter(content.values()))
+            data_schema = json_body["schema"]["properties"]["data"] if json_body else file_body["schema"]
             groups.setdefault(op["tags"][0], []).append(
                 {
                     "id": f"op-{op['operationId'].replace('_', '-')}",
