@@ -6,7 +6,7 @@ bp = Blueprint("dataops", __name__)
 
 
 def register(app: Flask) -> None:
-    from morket.dataops import models, views  # noqa: F401 - register the models and routes (api: see morket.api)
+    from morket.dataops import dedupe_views, models, views  # noqa: F401 - register the models and routes (api: see morket.api)
 
     settings = app.config["MORKET"]
     if not settings.get("DATAOPS_DIR"):
