@@ -181,19 +181,23 @@ def start_export(workspace, actor, table: Table, view: View | None, *, excel: bo
 
 
 def run_export(run_id: int) -> None:
-    """Write a queued export's file with COPY, mark it done and email its link (a second run stops early)."""
+    """Write a queued export's file with COPY, mark it done and email its link (a finished run stops early).
+
+    A run left ``running`` by a worker that died is written again from the start when RQ retries it.
+    """
     run = db.session.get(DataRun, run_id)
-    if run is None or run.status != "queued":
+    if run is None or run.status not in ("queued", "running"):
         return
     progress = service._Progress(run.id)
     started = utcnow()
     progress.write(status="running", started_at=started, rows_out=0, size_bytes=0)
     try:
         rows, size = _write_file(run, progress)
-    except MorketError as exc:
+    except (MorketError, OSError) as exc:
         db.session.rollback()
+        message = exc.message if isinstance(exc, MorketError) else "The export file could not be written."
         run = db.session.get(DataRun, run_id, populate_existing=True)
-        run.status, run.message, run.started_at, run.finished_at = "failed", exc.message, started, utcnow()
+        run.status, run.message, run.started_at, run.finished_at = "failed", message, started, utcnow()
         return
     run = db.session.get(DataRun, run_id, populate_existing=True)
     run.status, run.rows_out, run.size_bytes = "done", rows, size

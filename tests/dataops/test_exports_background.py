@@ -268,3 +268,19 @@ def test_api_refuses_bad_export_requests_clearly(client, db, owner):
     db.session.add(imported)
     db.session.flush()
     assert client.get(f"/api/v1/exports/{imported.id}", headers=bearer(access)).status_code == 404
+
+
+def test_an_export_of_a_deleted_table_fails_with_a_message(client, db, owner, small_threshold, run_jobs):
+    workspace, user = owner
+    table, view = _table(workspace, user)
+    login(client, user)
+    _start(client, workspace, table, view)
+    run = _only_export(db, workspace)
+    run.table_id = None  # the table was deleted before a worker picked the job up
+    db.session.flush()
+    run_jobs()
+    db.session.refresh(run)
+    assert (run.status, exports.export_state(run)) == ("failed", "failed")
+    page = client.get(f"/w/{workspace.slug}/exports").get_data(as_text=True)
+    assert "That table does not exist." in page
+    assert client.get(f"/w/{workspace.slug}/exports/download/{exports.link_token(run)}").status_code == 410
