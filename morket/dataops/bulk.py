@@ -127,7 +127,7 @@ def replace_in_column(
         raise ValidationFailed("The replacement is too long.", fields={"replace": ["length"]})
     old, new, problems = _plan_replace(table, column, find, replacement, match_case=match_case, whole_cell=whole_cell)
     result = Replacement(len(new), len(problems), problems[0] if problems else None)
-    if preview or not new:
+    if preview:
         return result
     if problems:
         raise ValidationFailed(
@@ -135,6 +135,8 @@ def replace_in_column(
             f"(first: {problems[0]}); nothing was replaced.",
             fields={"replace": ["invalid for the column"]},
         )
+    if not new:
+        return result
     forward, backward, changes = _cell_steps(table, old, new)
     _write_cells(workspace, table, changes)
     push_undo(workspace, actor, table, "bulk.replace", {"cells": forward}, {"cells": backward})
