@@ -291,6 +291,8 @@ def test_pages_preview_groups_and_merge_as_one_undo_step(client, db, people):
     assert "No duplicates" in followed
     assert set(_by_id(table)) == {ids[1], ids[3], ids[4], ids[5]}
     assert undo.undo_depth(workspace, user, table) == (1, 0)
+    records = client.get(f"/w/{workspace.slug}/imports").get_data(as_text=True)
+    assert "Dedupe" in records
 
 
 def test_bad_input_is_a_clear_error_never_a_500(client, db, people):
