@@ -114,10 +114,21 @@ def _table_ids(db, workspace, owner) -> dict[str, int]:
         found["job_id"] = job.id
     from morket.dataops.models import DataRun
 
-    run = DataRun(workspace_id=workspace.id, kind="import", status="done", table_id=table.id, file_name="m.csv")
+    run = DataRun(
+        workspace_id=workspace.id,
+        kind="import",
+        status="done",
+        table_id=table.id,
+        file_name="m.csv",
+        settings={"token": "matrix"},
+    )
     db.session.add(run)
     db.session.flush()
     found["run_id"] = run.id
+    from morket.dataops.service import errors_path
+
+    errors_path(run).parent.mkdir(parents=True, exist_ok=True)
+    errors_path(run).write_text("line,reason\n2,not a number\n")
     from morket.core.db import utcnow
     from morket.dataops import exports
 
@@ -187,6 +198,12 @@ def test_every_workspace_page_declares_its_permission(app):
 
 def _cases(app, kind: str):
     return [(r.endpoint, r.rule, m) for r in _rules(app) if _classify(r) == kind for m in _methods(r)]
+
+
+@pytest.fixture(autouse=True)
+def _data_folder(app, tmp_path, monkeypatch):
+    """Imports and exports of the matrix write their files under the test's own folder."""
+    monkeypatch.setitem(app.config["MORKET"], "DATAOPS_DIR", str(tmp_path / "dataops"))
 
 
 @pytest.fixture(scope="module")
