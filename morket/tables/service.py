@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from morket.core.db import utcnow
 from morket.core.errors import NotFound, ValidationFailed
@@ -55,11 +55,15 @@ class WindowRow(NamedTuple):
 
 def get_table_or_404(workspace, table_id: int) -> Table:  # noqa: ANN001
     """Return the workspace's table ``table_id`` with its columns, or raise NotFound."""
-    table = db.session.scalars(
-        select(Table)
-        .where(Table.id == table_id, Table.workspace_id == workspace.id)
-        .options(selectinload(Table.columns))
-    ).one_or_none()
+    table = (
+        db.session.scalars(
+            select(Table)
+            .where(Table.id == table_id, Table.workspace_id == workspace.id)
+            .options(joinedload(Table.columns))
+        )
+        .unique()
+        .one_or_none()
+    )
     if table is None:
         raise NotFound("That table does not exist.")
     return table
