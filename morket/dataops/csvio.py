@@ -236,7 +236,7 @@ def sniff(path: Path) -> Sniffed:
 
 
 class RecordReader:
-    """Iterate the records of a file as (line it starts on, fields); ``bytes_read`` tracks progress."""
+    """Read the records of a file in batches, with the line each starts on; ``bytes_read`` tracks progress."""
 
     def __init__(self, path: Path, encoding: str, delimiter: str, has_header: bool) -> None:
         self._path = path
@@ -251,12 +251,15 @@ class RecordReader:
             return 0
         return self._handle.buffer.tell()  # type: ignore[attr-defined]
 
-    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+    def batches(self, size: int) -> Iterator[tuple[list[int], list[list[str]]]]:
+        """Yield up to ``size`` records at a time: the lines they start on and their fields."""
         with open_text(self._path, self._encoding) as handle:
             self._handle = handle
             reader = _reader(handle, self._delimiter)
             line = 1
             header_pending = self._has_header
+            lines: list[int] = []
+            rows: list[list[str]] = []
             try:
                 for fields in reader:
                     start, line = line, reader.line_num + 1
@@ -265,11 +268,17 @@ class RecordReader:
                     if header_pending:
                         header_pending = False
                         continue
-                    yield start, fields
+                    lines.append(start)
+                    rows.append(fields)
+                    if len(rows) == size:
+                        yield lines, rows
+                        lines, rows = [], []
             except UnicodeDecodeError as exc:
                 raise _decode_problem(exc, self._encoding) from exc
             except csv.Error as exc:
                 raise CsvError(f"Line {line:,}: the file could not be read as CSV ({exc}).") from exc
+            if rows:
+                yield lines, rows
 
 
 def write_csv_row(handle: IO[str], fields: list[object]) -> None:

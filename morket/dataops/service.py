@@ -36,8 +36,6 @@ from morket.tables.cells import LONG_TEXT_MAX, TEXT_MAX, CellError, parse_cell
 from morket.tables.models import COLUMN_TYPES, Column, Table, View
 
 PROGRESS_EVERY_ROWS = 5000
-PROGRESS_CHECK_ROWS = 1000
-COPY_BATCH_ROWS = 1000
 PROGRESS_EVERY_SECONDS = 0.5
 UPLOAD_CHUNK = 1024 * 1024
 IMPORTABLE_TYPES = tuple(t for t in COLUMN_TYPES if t not in ("formula", "enrichment", "ai"))
@@ -470,15 +468,40 @@ def execute_import(run_id: int) -> DataRun | None:
 Converters = list[tuple[int, Column, Callable[[str], str]]]
 
 
-def _convert_row(fields: list[str], converters: Converters) -> tuple[str, str | None]:
-    """Return a record's COPY line cell by cell, or the first bad cell's problem."""
-    values = []
-    for source, column, convert in converters:
-        try:
-            values.append(convert(fields[source]))
-        except CellError as exc:
-            return "", f"{column.name}: {exc}"
-    return "\t".join(values), None
+def _type_batch(
+    rows: list[list[str]], width: int, pick: Callable[[list[str]], Sequence[str]], converters: Converters
+) -> tuple[list[int], list[Sequence[str]], dict[int, str]]:
+    """Type a batch of records column by column.
+
+    Return the batch positions of the good records, their COPY text by column, and the problem of
+    each bad record (its first bad cell in mapping order) by batch position.
+    """
+    problems: dict[int, str] = {}
+    if set(map(len, rows)) == {width}:
+        kept = list(range(len(rows)))
+        columns: list[Sequence[str]] = list(zip(*map(pick, rows), strict=True))
+    else:
+        problems = {i: f"Expected {width} values, found {len(f)}." for i, f in enumerate(rows) if len(f) != width}
+        kept = [i for i in range(len(rows)) if i not in problems]
+        if not kept:
+            return [], [], problems
+        columns = list(zip(*(pick(rows[i]) for i in kept), strict=True))
+    for k, (_, column, convert) in enumerate(converters):
+        cells = columns[k]
+        if fastload.plain_cells(column.type, cells):
+            continue
+        typed = list(cells)
+        for j in fastload.irregular_cells(column.type, cells):
+            try:
+                typed[j] = convert(cells[j])
+            except CellError as exc:
+                problems.setdefault(kept[j], f"{column.name}: {exc}")
+        columns[k] = typed
+    if problems:
+        good = [i not in problems for i in kept]
+        kept = [i for i, ok in zip(kept, good, strict=True) if ok]
+        columns = [[cell for cell, ok in zip(cells, good, strict=True) if ok] for cells in columns]
+    return kept, columns, problems
 
 
 def _load(workspace, actor, run: DataRun, progress: _Progress) -> dict[str, Any]:  # noqa: ANN001
@@ -487,7 +510,6 @@ def _load(workspace, actor, run: DataRun, progress: _Progress) -> dict[str, Any]
     run_table_id = table.id
     converters = [(source, column, _converter(column)) for source, column in pairs]
     pick = fastload.picker([source for source, _ in pairs])
-    plain_row = fastload.row_matcher([column.type for _, column in pairs])
     width = len(settings["header"])
     key_columns = [column for source, column in pairs if source in settings.get("dedupe", [])]
     db.session.execute(select(Table.id).where(Table.id == table.id).with_for_update())
@@ -507,38 +529,29 @@ def _load(workspace, actor, run: DataRun, progress: _Progress) -> dict[str, Any]
     error_file.unlink(missing_ok=True)
     errors_out: IO[str] | None = None
     rows_in = good = bad = 0
-    lines: list[str] = []
     try:
-        with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            for line, fields in reader:
-                rows_in += 1
-                if len(fields) != width:
-                    problem = f"Expected {width} values, found {len(fields)}."
-                else:
-                    joined = "\t".join(pick(fields))
-                    problem = None
-                    if plain_row is None or len(joined) > fastload.ROW_CHARS_MAX or not plain_row(joined):
-                        joined, problem = _convert_row(fields, converters)
-                if problem is None:
-                    lines.append(f"{line if key_columns else start + good}\t{joined}")
-                    good += 1
-                    if len(lines) >= COPY_BATCH_ROWS:
-                        copy.write("\n".join(lines) + "\n")
-                        lines.clear()
-                else:
-                    bad += 1
+        with fastload.collector_paused(), raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for lines, rows in reader.batches(fastload.BATCH_ROWS):
+                rows_in += len(rows)
+                kept, columns, problems = _type_batch(rows, width, pick, converters)
+                if kept:
+                    if key_columns:
+                        keys: Iterator[str] = map(str, map(lines.__getitem__, kept))
+                    else:
+                        keys = map(str, range(start + good, start + good + len(kept)))
+                    copy.write("\n".join(map("\t".join, zip(keys, *columns, strict=True))) + "\n")
+                    good += len(kept)
+                if problems:
+                    bad += len(problems)
                     if errors_out is None:
                         errors_out = open(error_file, "w", encoding="utf-8", newline="")  # noqa: SIM115
                         csvio.write_csv_row(errors_out, ["line", "error", *settings["header"]])
-                    csvio.write_csv_row(errors_out, [line, problem, *(f[:1000] for f in fields)])
-                if (
-                    not rows_in % PROGRESS_CHECK_ROWS
-                    and progress.due(rows_in)
-                    and progress.write(rows_in=rows_in, error_count=bad, bytes_done=reader.bytes_read)
+                    for i in sorted(problems):
+                        csvio.write_csv_row(errors_out, [lines[i], problems[i], *(f[:1000] for f in rows[i])])
+                if progress.due(rows_in) and progress.write(
+                    rows_in=rows_in, error_count=bad, bytes_done=reader.bytes_read
                 ):
                     raise ImportCancelledError()
-            if lines:
-                copy.write("\n".join(lines) + "\n")
     finally:
         if errors_out is not None:
             errors_out.close()
@@ -771,8 +784,8 @@ def finish_export(run_id: int, rows: int, size: int) -> None:
 
 def read_errors(run: DataRun) -> Iterator[bytes]:
     """Yield the error file of an import in chunks."""
-    path = errors_path(run)
-    if not path.exists():
+    path = errors_path(run) if run.settings.get("token") else None
+    if path is None or not path.exists():
         raise NotFound("This import has no error file.")
 
     def chunks() -> Iterator[bytes]:
