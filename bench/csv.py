@@ -31,18 +31,16 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+
+from bench.common import bench_workspace, ensure_database, log
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/morket_bench_csv"
 HEADER = ["Company", "Domain", "Email", "Employees", "Revenue", "Founded", "Stage", "Score", "City", "Notes"]
 _WORDS = ("acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell", "cyberdyne", "soylent")
 _CITIES = ("Berlin", "Paris", "Oslo", "Lisbon", "Austin", "Toronto", "São Paulo", "Kraków", "Zürich", "Tokyo")
 _STAGES = ("Lead", "Qualified", "Customer", "Churned")
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def generate(path: Path, rows: int, seed: int = 1) -> None:
@@ -72,19 +70,6 @@ def generate(path: Path, rows: int, seed: int = 1) -> None:
             )
 
 
-def _ensure_database(url: str) -> None:
-    parsed = make_url(url)
-    admin = create_engine(
-        parsed.set(drivername="postgresql+psycopg", database="postgres").render_as_string(hide_password=False),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}).scalar():
-            _log(f"creating database {parsed.database}")
-            conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
-
-
 def _app(url: str):
     os.environ.setdefault("MORKET_ENV", "development")
     from morket import create_app
@@ -100,23 +85,6 @@ def _app(url: str):
     )
 
 
-def _bench_workspace():
-    from morket.accounts.models import User
-    from morket.extensions import db
-    from morket.workspaces.models import Membership, Workspace
-
-    workspace = db.session.scalars(select(Workspace).where(Workspace.slug == "bench-csv")).one_or_none()
-    user = db.session.scalars(select(User).where(User.email == "bench-csv@morket.invalid")).one_or_none()
-    if workspace is None or user is None:
-        user = User(email="bench-csv@morket.invalid", name="Bench", password_hash="!")  # noqa: S106 - matches no password
-        workspace = Workspace(slug="bench-csv", name="Bench CSV")
-        db.session.add_all([user, workspace])
-        db.session.flush()
-        db.session.add(Membership(workspace_id=workspace.id, user_id=user.id, role="owner"))
-        db.session.commit()
-    return workspace, user
-
-
 def child_import(url: str, path: Path) -> dict[str, Any]:
     """Run one import as the job would, in this process; report its time and peak memory."""
     from morket.dataops import service
@@ -125,7 +93,7 @@ def child_import(url: str, path: Path) -> dict[str, Any]:
     with app.app_context():
         from morket.extensions import db
 
-        workspace, user = _bench_workspace()
+        workspace, user = bench_workspace("bench-csv", "Bench CSV")
         with open(path, "rb") as handle:
             run = service.upload_import(workspace, user, handle, path.name)
         mapping = [
@@ -176,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return result
     if args.rows < 1:
         parser.error("--rows must be at least 1")
-    _ensure_database(sa_url)
+    ensure_database(sa_url)
     from flask_migrate import upgrade
 
     app = _app(sa_url)
@@ -190,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "generate_s": round(time.perf_counter() - began, 2),
             "file_mb": round(path.stat().st_size / 1e6, 1),
         }
-        _log(f"generated {path.stat().st_size / 1e6:.1f} MB; importing in a child process")
+        log(f"generated {path.stat().st_size / 1e6:.1f} MB; importing in a child process")
         child = subprocess.run(  # noqa: S603
             [sys.executable, "-m", "bench.csv", "--rows", str(args.rows), "--child-import", str(path)],
             check=True,
@@ -211,7 +179,7 @@ def _compare(app, url: str, path: Path, rows: int, imported: dict[str, Any], fig
     from morket.extensions import db
     from morket.tables import service as tables
 
-    workspace, user = _bench_workspace()
+    workspace, user = bench_workspace("bench-csv", "Bench CSV")
     table = tables.get_table_or_404(workspace, imported["table_id"])
     cols = [(c.storage_name, c.type) for c in table.live_columns]
     baseline = f"bench_copy_{os.getpid()}"

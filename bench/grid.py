@@ -33,14 +33,15 @@ import json
 import os
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
+
+from bench.common import bench_workspace, ensure_database, log
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/morket_bench"
 WINDOW = 100
@@ -56,24 +57,6 @@ COLUMNS = (
     {"name": "Score", "type": "percent"},
     {"name": "Notes", "type": "long_text"},
 )
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _ensure_database(url: str) -> None:
-    parsed = make_url(url)
-    admin = create_engine(
-        parsed.set(drivername="postgresql+psycopg", database="postgres").render_as_string(hide_password=False),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}).scalar()
-        if not exists:
-            _log(f"creating database {parsed.database}")
-            conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
 
 
 def _p95(samples: list[float]) -> float:
@@ -98,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error("--rows must be at least 1000")
 
     url = os.environ.get("MORKET_BENCH_DATABASE_URL", DEFAULT_URL)
-    _ensure_database(url)
+    ensure_database(url)
     os.environ.setdefault("MORKET_ENV", "development")
     from flask_migrate import upgrade
 
@@ -111,23 +94,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return _run(url, args)
 
 
-def _bench_workspace():
-    from morket.accounts.models import User
-    from morket.extensions import db
-    from morket.workspaces.models import Membership, Workspace
-
-    workspace = db.session.scalars(select(Workspace).where(Workspace.slug == "bench")).one_or_none()
-    user = db.session.scalars(select(User).where(User.email == "bench@morket.invalid")).one_or_none()
-    if workspace is None or user is None:
-        user = User(email="bench@morket.invalid", name="Bench", password_hash="!")  # noqa: S106 - matches no password
-        workspace = Workspace(slug="bench", name="Bench")
-        db.session.add_all([user, workspace])
-        db.session.flush()
-        db.session.add(Membership(workspace_id=workspace.id, user_id=user.id, role="owner"))
-        db.session.commit()
-    return workspace, user
-
-
 def _table(workspace, user, rows: int, figures: dict[str, Any]):  # noqa: ANN001
     from morket.extensions import db
     from morket.tables import service
@@ -137,11 +103,11 @@ def _table(workspace, user, rows: int, figures: dict[str, Any]):  # noqa: ANN001
     for found in db.session.scalars(select(Table).where(Table.workspace_id == workspace.id, Table.name == name)):
         table = service.get_table_or_404(workspace, found.id)
         if service.count_rows(workspace, user, table) == rows and len(table.live_columns) == len(COLUMNS):
-            _log(f"reusing table {table.id} ({rows} rows)")
+            log(f"reusing table {table.id} ({rows} rows)")
             return table
         service.delete_table(workspace, user, table)
         db.session.commit()
-    _log(f"seeding {rows} rows")
+    log(f"seeding {rows} rows")
     began = time.perf_counter()
     table = service.create_table(workspace, user, name, columns=COLUMNS)
     service.seed_rows(workspace, user, table, rows, seed=rows)
@@ -158,7 +124,7 @@ def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
     figures: dict[str, Any] = {}
     ratios: dict[str, Any] = {}
-    workspace, user = _bench_workspace()
+    workspace, user = bench_workspace("bench", "Bench")
     table = _table(workspace, user, args.rows, figures)
     by_name = {c.name: c for c in table.live_columns}
     raw = psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
@@ -202,7 +168,7 @@ def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 db.session.commit()
 
             builds[kind].append(_timed(build))
-            _log(f"sort build {kind}: {builds[kind][-1]:.2f} s")
+            log(f"sort build {kind}: {builds[kind][-1]:.2f} s")
     for kind, samples in builds.items():
         figures[f"sort_build_s_{kind}"] = round(statistics.median(samples), 3)
     figures["sort_build_s"] = max(figures["sort_build_s_sort"], figures["sort_build_s_sort_filter"])
@@ -251,7 +217,7 @@ def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         figures[f"sql_window_median_ms_{label}"] = {k: round(v, 3) for k, v in bare_med.items()}
         ratios[f"deep_over_start_{label}"] = round(med["deep"] / med["start"], 3)
         ratios[f"window_over_sql_{label}"] = round(max(med[k] / bare_med[k] for k in med), 3)
-        _log(f"{label}: {figures[f'window_median_ms_{label}']} ms vs sql {figures[f'sql_window_median_ms_{label}']}")
+        log(f"{label}: {figures[f'window_median_ms_{label}']} ms vs sql {figures[f'sql_window_median_ms_{label}']}")
     figures["load_table_and_view_median_ms"] = round(statistics.median(loads) * 1000, 3)
     figures["window_p95_ms"] = max(figures["window_p95_ms_unsorted"], figures["window_p95_ms_sorted_filtered"])
     ratios["deep_over_start"] = max(ratios["deep_over_start_unsorted"], ratios["deep_over_start_sorted_filtered"])
@@ -342,7 +308,7 @@ def _html(table, views: dict[str, Any], raw: psycopg.Connection, args: argparse.
     from morket.tables import service
 
     app = current_app._get_current_object()  # noqa: SLF001 - the bench's own app
-    workspace, user = _bench_workspace()
+    workspace, user = bench_workspace("bench", "Bench")
     row_ids = re.compile(r'data-row-id="(\d+)"')
     statements: dict[str, tuple[str, Any]] = {}
     plan: list[tuple[str, str, int]] = []
@@ -381,7 +347,7 @@ def _html(table, views: dict[str, Any], raw: psycopg.Connection, args: argparse.
         ratio = statistics.median(ours) / statistics.median(theirs)
         ratios[f"html_over_bare_{label}_{where}"] = round(ratio, 3)
         ours_ms, theirs_ms = statistics.median(ours) * 1000, statistics.median(theirs) * 1000
-        _log(f"html {label} {where}: {ours_ms:.2f} ms vs bare {theirs_ms:.2f} ms")
+        log(f"html {label} {where}: {ours_ms:.2f} ms vs bare {theirs_ms:.2f} ms")
     for label, samples in html.items():
         figures[f"window_html_p95_ms_{label}"] = round(_p95(samples) * 1000, 3)
     figures["window_html_p95_ms"] = max(figures[f"window_html_p95_ms_{label}"] for label in html)
