@@ -113,3 +113,23 @@ def browser_page(tmp_path: Path):
         finally:
             context.close()
             browser.close()
+
+
+def committed_owner(*, email: str, name: str, slug: str, workspace_name: str, password: str):
+    """Add a verified user who owns a new workspace to the current session; the caller commits.
+
+    Browser tests run against a live server, so their data must be committed (and is truncated
+    by ``live_server`` afterwards). Call inside an app context; returns (workspace, user).
+    """
+    from morket.accounts.models import User
+    from morket.core.db import utcnow
+    from morket.core.security import hash_password
+    from morket.extensions import db
+    from morket.workspaces.models import Membership, Workspace
+
+    user = User(email=email, name=name, password_hash=hash_password(password), email_verified_at=utcnow())
+    workspace = Workspace(slug=slug, name=workspace_name)
+    db.session.add_all([user, workspace])
+    db.session.flush()
+    db.session.add(Membership(workspace_id=workspace.id, user_id=user.id, role="owner"))
+    return workspace, user

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import create_engine, text
 
-from tests.browser.conftest import browser_page, live_server  # noqa: F401 - the browser fixtures
+from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - the browser fixtures
 from tests.factories import PASSWORD
 
 CSV = (
@@ -28,21 +28,13 @@ def dataops_env(app, tmp_path, monkeypatch):
 
 
 def _committed_team(app):
-    from morket.accounts.models import User
-    from morket.core.db import utcnow
-    from morket.core.security import hash_password
     from morket.extensions import db
     from morket.tables import service as tables
-    from morket.workspaces.models import Membership, Workspace
 
     with app.app_context():
-        user = User(
-            email="ivy@example.com", name="Ivy", password_hash=hash_password(PASSWORD), email_verified_at=utcnow()
+        workspace, user = committed_owner(
+            email="ivy@example.com", name="Ivy", slug="ivy-co", workspace_name="Ivy Co", password=PASSWORD
         )
-        workspace = Workspace(slug="ivy-co", name="Ivy Co")
-        db.session.add_all([user, workspace])
-        db.session.flush()
-        db.session.add(Membership(workspace_id=workspace.id, user_id=user.id, role="owner"))
         table = tables.create_table(
             workspace,
             user,

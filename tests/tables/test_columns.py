@@ -11,7 +11,7 @@ from morket.core.errors import ValidationFailed
 from morket.core.models import OutboxMessage
 from morket.tables import column_service, service, undo
 from morket.tables.undo import UndoConflict
-from tests.browser.conftest import browser_page, live_server  # noqa: F401 - fixtures shared with tests/browser
+from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - fixtures shared with tests/browser
 from tests.factories import MembershipFactory, csrf_token, login, workspace_with_owner
 
 
@@ -232,24 +232,18 @@ BROWSER_PASSWORD = "columns browser passphrase"
 @pytest.fixture
 def committed_table(app, live_server):  # noqa: F811
     """A committed small table and its owner; its storage is dropped afterwards."""
-    from datetime import UTC, datetime
 
-    from morket.accounts.models import User
-    from morket.core.security import hash_password
     from morket.extensions import db
-    from morket.workspaces.models import Membership, Workspace
+    from morket.workspaces.models import Workspace
 
     with app.app_context():
-        user = User(
+        workspace, user = committed_owner(
             email="columns@example.com",
             name="Cols",
-            password_hash=hash_password(BROWSER_PASSWORD),
-            email_verified_at=datetime.now(UTC),
+            slug="columns-co",
+            workspace_name="Columns Co",
+            password=BROWSER_PASSWORD,
         )
-        workspace = Workspace(slug="columns-co", name="Columns Co")
-        db.session.add_all([user, workspace])
-        db.session.flush()
-        db.session.add(Membership(workspace_id=workspace.id, user_id=user.id, role="owner"))
         table = service.create_table(
             workspace,
             user,

@@ -2,36 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import create_engine, text
 
-from tests.browser.conftest import browser_page, live_server  # noqa: F401 - the browser fixtures
+from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - the browser fixtures
 
 PASSWORD = "grid editing passphrase"
 
 
 def _committed_table(app) -> tuple[str, int]:
     """Commit a user, their workspace and a 3-row table with a text and a number column."""
-    from morket.accounts.models import User
-    from morket.core.security import hash_password
     from morket.extensions import db
     from morket.tables import service
-    from morket.workspaces.models import Membership, Workspace
 
     with app.app_context():
-        user = User(
-            email="ed@example.com",
-            name="Ed Editor",
-            password_hash=hash_password(PASSWORD),
-            email_verified_at=datetime.now(UTC),
+        workspace, user = committed_owner(
+            email="ed@example.com", name="Ed Editor", slug="edit-co", workspace_name="Edit Co", password=PASSWORD
         )
-        workspace = Workspace(slug="edit-co", name="Edit Co")
-        db.session.add_all([user, workspace])
-        db.session.flush()
-        db.session.add(Membership(workspace_id=workspace.id, user_id=user.id, role="owner"))
         table = service.create_table(
             workspace, user, "Leads", columns=[{"name": "Company", "type": "text"}, {"name": "Seats", "type": "number"}]
         )

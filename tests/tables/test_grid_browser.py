@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import text
 
-from tests.browser.conftest import browser_page, live_server  # noqa: F401 - fixtures shared with tests/browser
+from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - fixtures shared with tests/browser
 
 PASSWORD = "grid browser passphrase"
 MAX_ROWS_IN_DOM = 300
@@ -31,24 +30,15 @@ FIRST_VISIBLE = """(grid) => {
 @pytest.fixture
 def big_table(app, live_server, request):  # noqa: F811
     """A committed table of ``request.param`` rows (COPY), its owner, and cleanup of its storage."""
-    from morket.accounts.models import User
-    from morket.core.security import hash_password
     from morket.extensions import db
     from morket.tables import service
-    from morket.workspaces.models import Membership, Workspace
+    from morket.workspaces.models import Workspace
 
     n = request.param
     with app.app_context():
-        user = User(
-            email="grid@example.com",
-            name="Grid",
-            password_hash=hash_password(PASSWORD),
-            email_verified_at=datetime.now(UTC),
+        workspace, user = committed_owner(
+            email="grid@example.com", name="Grid", slug="grid-co", workspace_name="Grid Co", password=PASSWORD
         )
-        workspace = Workspace(slug="grid-co", name="Grid Co")
-        db.session.add_all([user, workspace])
-        db.session.flush()
-        db.session.add(Membership(workspace_id=workspace.id, user_id=user.id, role="owner"))
         table = service.create_table(
             workspace,
             user,
