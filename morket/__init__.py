@@ -18,6 +18,10 @@ BLUEPRINT_MODULES = (
     "morket.api",
     "morket.tables",
     "morket.dataops",
+    "morket.credentials",
+    "morket.credits",
+    "morket.enrichment",
+    "morket.scraping",
 )
 
 

@@ -40,6 +40,37 @@ def _list(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
+def _float(raw: str) -> float:
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {raw.strip()!r}") from None
+
+
+def _master_key(raw: str) -> bytes | None:
+    """The credentials master key: 32 bytes written as 64 hex digits or base64 (either alphabet)."""
+    import base64
+    import binascii
+
+    text = raw.strip()
+    if not text:
+        return None
+    key: bytes | None = None
+    if len(text) == 64:
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            key = None
+    if key is None:
+        try:
+            key = base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("expected 32 bytes as 64 hex digits or base64") from None
+    if len(key) != 32:
+        raise ValueError(f"the master key must be exactly 32 bytes, got {len(key)}")
+    return key
+
+
 def _db_url(raw: str) -> str:
     url = raw.strip()
     if not url:
@@ -99,6 +130,32 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EXPORT_BACKGROUND_ROWS", _int, "50000", help="exports of more rows run as a job and are emailed"),
     Setting("LOG_LEVEL", _str, "INFO"),
     Setting("SANDBOX_MODE", _bool, "false", help="label the UI as sandbox (demo providers)"),
+    # Credentials and enrichment.
+    Setting("MASTER_KEY", _master_key, "", secret=True, help="32-byte key (hex or base64) encrypting credentials"),
+    Setting("APOLLO_URL", _str, "", help="Apollo API base URL; empty means the real api.apollo.io"),
+    Setting("HUNTER_URL", _str, "", help="Hunter API base URL; empty means the real api.hunter.io"),
+    Setting("CLEARBIT_URL", _str, "", help="one base URL for every Clearbit API; empty means the real hosts"),
+    Setting("APOLLO_API_KEY", _str, "", secret=True, help="the platform's Apollo key (runs charge credits)"),
+    Setting("HUNTER_API_KEY", _str, "", secret=True, help="the platform's Hunter key (runs charge credits)"),
+    Setting("CLEARBIT_API_KEY", _str, "", secret=True, help="the platform's Clearbit key (runs charge credits)"),
+    Setting("PROVIDER_RATES", _list, "", help="per-provider request rates, e.g. hunter=15,apollo=50 (per second)"),
+    Setting("WELCOME_CREDITS", _int, "1000", help="credits granted to a new workspace"),
+    Setting("ENRICHMENT_CACHE_TTL", _int, "2592000", help="seconds a provider hit or not-found is reused"),
+    Setting("ENRICHMENT_CONFIRM_CREDITS", _int, "500", help="runs estimated above this ask for confirmation"),
+    Setting("ENRICHMENT_LEASE_SECONDS", _int, "120", help="how long a worker holds a batch of rows"),
+    Setting("ENRICHMENT_BATCH_ROWS", _int, "50", help="rows one worker claims at a time"),
+    Setting("ENRICHMENT_CONCURRENCY", _int, "8", help="provider calls in flight inside one job"),
+    Setting("ENRICHMENT_JOBS_PER_RUN", _int, "2", help="jobs working on one run at once"),
+    # Scraping.
+    Setting("CHROMIUM_PATH", _str, "", help="Chromium binary; empty tries /usr/bin/chromium, then Playwright's"),
+    Setting("SCRAPE_ALLOWLIST", _list, "", help="host:port pairs a scrape may reach despite being private"),
+    Setting("SCRAPE_RESPECT_ROBOTS", _bool, "true"),
+    Setting("SCRAPE_PROXIES", _list, "", help="proxy URLs used in rotation; empty means direct"),
+    Setting("SCRAPE_DOMAIN_RATE", _float, "1", help="pages per second per domain, shared by all workers"),
+    Setting("SCRAPE_MAX_BYTES", _int, "10485760", help="largest page a scrape reads"),
+    Setting("SCRAPE_PAGE_TIMEOUT", _float, "20", help="seconds one page may take"),
+    Setting("SCRAPE_RECYCLE_PAGES", _int, "200", help="pages before a browser context is recycled"),
+    Setting("SCRAPE_RECYCLE_MB", _int, "1024", help="browser memory growth (MB) that forces a relaunch"),
 )
 
 
@@ -124,8 +181,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
                 raise ConfigError(f"MORKET_{key} must be set in production")
         if len(values["SECRET_KEY"]) < 32:
             raise ConfigError("MORKET_SECRET_KEY must be at least 32 characters in production")
+    if values["ENV"] == "production" and values["MASTER_KEY"] is None:
+        raise ConfigError("MORKET_MASTER_KEY must be set in production (32 bytes, hex or base64)")
     if not values["SECRET_KEY"]:
         values["SECRET_KEY"] = "dev-insecure-secret-key-change-me-0123456789"  # noqa: S105 - refused in production
+    if values["MASTER_KEY"] is None:
+        # Development and tests only (refused in production above): a fixed key derived from SECRET_KEY.
+        import hashlib
+
+        values["MASTER_KEY"] = hashlib.sha256(b"morket-dev-master-key:" + values["SECRET_KEY"].encode()).digest()
     if not values["JWT_SECRET"]:
         values["JWT_SECRET"] = values["SECRET_KEY"]
     return values

@@ -40,6 +40,4 @@ class WorkspaceScoped:
 
     @declared_attr
     def workspace_id(cls) -> Mapped[int]:  # noqa: N805
-        return mapped_column(
-            BigInteger, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False, index=True
-        )
+        return mapped_column(BigInteger, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False, index=True)

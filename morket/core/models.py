@@ -17,9 +17,7 @@ class OutboxMessage(IdMixin, TimestampMixin, db.Model):
     """A job (or later a domain event) written in the caller's transaction, relayed after commit."""
 
     __tablename__ = "outbox"
-    __table_args__ = (
-        Index("ix_outbox_pending", "id", postgresql_where="relayed_at IS NULL"),
-    )
+    __table_args__ = (Index("ix_outbox_pending", "id", postgresql_where="relayed_at IS NULL"),)
 
     kind: Mapped[str] = mapped_column(String(32), nullable=False, default="job")
     queue: Mapped[str] = mapped_column(String(32), nullable=False)
@@ -52,9 +50,7 @@ class AuditEvent(IdMixin, TimestampMixin, db.Model):
     workspace_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
     )
-    actor_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("users.id", ondelete="SET NULL")
-    )
+    actor_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
     action: Mapped[str] = mapped_column(String(64), nullable=False)
     target: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)

@@ -9,6 +9,7 @@ PRODUCTION = {
     "MORKET_SECRET_KEY": "s" * 40,
     "MORKET_DATABASE_URL": "postgresql://db.internal/morket",
     "MORKET_REDIS_URL": "redis://cache.internal:6379/0",
+    "MORKET_MASTER_KEY": "ab" * 32,
 }
 
 
@@ -62,3 +63,24 @@ def test_development_defaults_start_without_any_variable():
     assert settings["ENV"] == "development"
     assert settings["SMTP_PORT"] == 587
     assert settings["SECURE_COOKIES"] is False
+
+
+def test_production_without_a_master_key_refuses_to_start():
+    settings = {k: v for k, v in PRODUCTION.items() if k != "MORKET_MASTER_KEY"}
+    with pytest.raises(ConfigError, match="MORKET_MASTER_KEY"):
+        load_settings(settings)
+
+
+@pytest.mark.parametrize("raw", ["ab" * 31, "c2hvcnQ=", "not base64 at all!", "ab" * 33])
+def test_a_master_key_that_is_not_32_bytes_names_the_variable(raw):
+    with pytest.raises(ConfigError, match="MORKET_MASTER_KEY"):
+        load_settings({"MORKET_MASTER_KEY": raw})
+
+
+def test_a_master_key_reads_as_hex_or_base64():
+    import base64
+
+    key = bytes(range(32))
+    assert load_settings({"MORKET_MASTER_KEY": key.hex()})["MASTER_KEY"] == key
+    assert load_settings({"MORKET_MASTER_KEY": base64.b64encode(key).decode()})["MASTER_KEY"] == key
+    assert load_settings({"MORKET_MASTER_KEY": base64.urlsafe_b64encode(key).decode().rstrip("=")})["MASTER_KEY"] == key

@@ -1,0 +1,1 @@
+"""api of credentials (filled in with the capability)."""

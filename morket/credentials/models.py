@@ -1,0 +1,1 @@
+"""models of credentials (filled in with the capability)."""

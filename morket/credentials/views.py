@@ -1,0 +1,1 @@
+"""views of credentials (filled in with the capability)."""

@@ -1,0 +1,1 @@
+"""api of credits (filled in with the capability)."""

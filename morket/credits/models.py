@@ -1,0 +1,1 @@
+"""models of credits (filled in with the capability)."""

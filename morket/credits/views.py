@@ -1,0 +1,1 @@
+"""views of credits (filled in with the capability)."""

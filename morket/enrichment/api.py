@@ -1,0 +1,1 @@
+"""api of enrichment (filled in with the capability)."""

@@ -1,0 +1,1 @@
+"""models of enrichment (filled in with the capability)."""

@@ -1,0 +1,1 @@
+"""views of enrichment (filled in with the capability)."""

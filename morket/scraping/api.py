@@ -1,0 +1,1 @@
+"""api of scraping (filled in with the capability)."""

@@ -1,0 +1,1 @@
+"""models of scraping (filled in with the capability)."""

@@ -1,0 +1,1 @@
+"""views of scraping (filled in with the capability)."""
