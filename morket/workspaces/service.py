@@ -22,6 +22,7 @@ from morket.core.db import utcnow
 from morket.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from morket.core.roles import ADMIN, MEMBER, OWNER, ROLES, VIEWER, can, outranks_or_equals
 from morket.core.security import hash_token, new_token
+from morket.credits import service as credits
 from morket.extensions import db
 from morket.workspaces.models import ApiKey, Invitation, Membership, Workspace
 
@@ -133,6 +134,7 @@ def create_workspace(actor: User, name: str) -> Workspace:
     if workspace is None:
         raise Conflict("Could not reserve an address for this workspace. Try again.")
     db.session.add(Membership(workspace_id=workspace.id, user_id=actor.id, role=OWNER))
+    credits.grant_welcome(workspace, actor)
     record_audit(workspace, actor, "workspace.created", workspace.slug, name=name)
     db.session.flush()
     return workspace

@@ -1,0 +1,351 @@
+"""Credits: charge, grant, refund and adjust a workspace's balance through its append-only ledger.
+
+Every change runs inside the caller's transaction (flush, never commit) and in a savepoint of its
+own, in this order: lock and change the balance row with one conditional UPDATE, then insert the
+ledger entry with ``ON CONFLICT DO NOTHING`` on its idempotency key. The UPDATE's row lock
+serialises changes per workspace, so the balance cannot go below zero however many workers charge
+at once (a CHECK constraint backs this up), and ledger ids follow the order of the changes. When
+the key was used already, the savepoint is rolled back and the call returns None: a replay changes
+nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from morket.core.audit import record_audit
+from morket.core.errors import MorketError, NotFound, ValidationFailed
+from morket.credits.models import IDEMPOTENCY_KEY_MAX, KEY_SOURCES, KINDS, NOTE_MAX, CreditBalance, LedgerEntry
+from morket.extensions import db
+
+MAX_AMOUNT = 1_000_000_000
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+
+
+class InsufficientCredits(MorketError):
+    """The balance is smaller than the charge; nothing was charged."""
+
+    status = 402
+    code = "insufficient_credits"
+
+    def __init__(self, *, balance: int, needed: int) -> None:
+        super().__init__(f"Not enough credits: this needs {needed:,} and the balance is {balance:,}.")
+        self.balance = balance
+        self.needed = needed
+
+
+class _Replay(Exception):
+    """The idempotency key was used already: roll the savepoint back and report None."""
+
+
+def _check_key(idempotency_key: str) -> str:
+    key = (idempotency_key or "").strip()
+    if not key or len(key) > IDEMPOTENCY_KEY_MAX:
+        raise ValidationFailed(
+            f"An idempotency key of 1 to {IDEMPOTENCY_KEY_MAX} characters is required.",
+            fields={"idempotency_key": ["invalid"]},
+        )
+    return key
+
+
+def _check_amount(amount: int, *, allow_negative: bool = False, allow_zero: bool = False) -> int:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise ValidationFailed("The amount must be a whole number of credits.", fields={"amount": ["not an integer"]})
+    if abs(amount) > MAX_AMOUNT:
+        raise ValidationFailed(f"The amount must be at most {MAX_AMOUNT:,} credits.", fields={"amount": ["too large"]})
+    if amount < 0 and not allow_negative:
+        raise ValidationFailed("The amount must not be negative.", fields={"amount": ["negative"]})
+    if amount == 0 and not allow_zero:
+        raise ValidationFailed("The amount must not be zero.", fields={"amount": ["zero"]})
+    return amount
+
+
+def _check_note(note: str | None) -> str:
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX or "\x00" in note:
+        raise ValidationFailed(f"The note must be at most {NOTE_MAX} characters.", fields={"note": ["too long"]})
+    return note
+
+
+def balance(workspace_id: int) -> int:
+    """Return the workspace's current balance (0 when it never had credits)."""
+    found = db.session.scalar(select(CreditBalance.balance).where(CreditBalance.workspace_id == workspace_id))
+    return int(found or 0)
+
+
+def _key_used(workspace_id: int, key: str) -> bool:
+    return (
+        db.session.scalar(
+            select(LedgerEntry.id).where(LedgerEntry.workspace_id == workspace_id, LedgerEntry.idempotency_key == key)
+        )
+        is not None
+    )
+
+
+def _add_to_balance(workspace_id: int, delta: int) -> int | None:
+    """Change the balance by ``delta`` unless it would fall below zero; return the new balance or None.
+
+    A positive change creates the balance row if needed. The statement takes the row lock that
+    serialises every change to this workspace's credits until the caller's transaction ends.
+    """
+    if delta >= 0:
+        stmt = (
+            pg_insert(CreditBalance)
+            .values(workspace_id=workspace_id, balance=delta, updated_at=func.now())
+            .on_conflict_do_update(
+                index_elements=[CreditBalance.workspace_id],
+                set_={"balance": CreditBalance.balance + delta, "updated_at": func.now()},
+            )
+            .returning(CreditBalance.balance)
+        )
+        return int(db.session.scalar(stmt))
+    found = db.session.scalar(
+        update(CreditBalance)
+        .where(CreditBalance.workspace_id == workspace_id, CreditBalance.balance >= -delta)
+        .values(balance=CreditBalance.balance + delta, updated_at=func.now())
+        .returning(CreditBalance.balance),
+        execution_options={"synchronize_session": False},
+    )
+    return None if found is None else int(found)
+
+
+def _insert_entry(values: dict[str, Any]) -> LedgerEntry | None:
+    """Insert a ledger entry and return it, or None when its idempotency key was used already."""
+    stmt = (
+        pg_insert(LedgerEntry)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[LedgerEntry.workspace_id, LedgerEntry.idempotency_key])
+        .returning(LedgerEntry)
+    )
+    return db.session.scalars(stmt).first()
+
+
+def _apply(workspace_id: int, delta: int, entry: dict[str, Any]) -> LedgerEntry | None:
+    """Change the balance and append the entry as one unit (a savepoint); None on a replayed key."""
+    key = entry["idempotency_key"]
+    try:
+        with db.session.begin_nested():
+            after = _add_to_balance(workspace_id, delta)
+            if after is None:
+                raise InsufficientCredits(balance=balance(workspace_id), needed=-delta)
+            created = _insert_entry({**entry, "workspace_id": workspace_id, "amount": delta, "balance_after": after})
+            if created is None:
+                raise _Replay
+    except _Replay:
+        return None
+    except InsufficientCredits:
+        # A replay of a charge that went through must answer "already charged", not "too poor".
+        if _key_used(workspace_id, key):
+            return None
+        raise
+    return created
+
+
+def charge(
+    workspace_id: int,
+    amount: int,
+    *,
+    idempotency_key: str,
+    run_id: int | None = None,
+    row_id: int | None = None,
+    column_id: int | None = None,
+    attempt_id: int | None = None,
+    provider: str | None = None,
+    operation: str | None = None,
+    key_source: str = "platform",
+) -> LedgerEntry | None:
+    """Debit ``amount`` credits for one provider hit, or record a free own-key use; None on a replay.
+
+    Raises InsufficientCredits (and charges nothing) when the balance is short. With ``key_source``
+    "own" (the workspace's own provider key) the entry is a zero "usage" record: it costs no platform
+    credits but the hit still appears in the history with what caused it.
+    """
+    key = _check_key(idempotency_key)
+    if key_source not in KEY_SOURCES:
+        raise ValidationFailed("Unknown key source.", fields={"key_source": ["invalid"]})
+    own = key_source == "own"
+    amount = 0 if own else _check_amount(amount, allow_zero=True)
+    entry = {
+        "kind": "usage" if own or amount == 0 else "debit",
+        "idempotency_key": key,
+        "run_id": run_id,
+        "row_id": row_id,
+        "column_id": column_id,
+        "attempt_id": attempt_id,
+        "provider": provider,
+        "operation": operation,
+        "key_source": key_source,
+        "note": "",
+    }
+    if amount == 0:
+        # Nothing to lock: a free use must not queue behind the workspace's paid charges.
+        return _insert_entry(
+            {**entry, "workspace_id": workspace_id, "amount": 0, "balance_after": balance(workspace_id)}
+        )
+    return _apply(workspace_id, -amount, entry)
+
+
+def grant(
+    workspace_id: int, amount: int, *, idempotency_key: str, actor_id: int | None = None, note: str = ""
+) -> LedgerEntry | None:
+    """Add ``amount`` credits (a plan, a purchase, a welcome gift); None when the key was used already."""
+    entry = {
+        "kind": "grant",
+        "idempotency_key": _check_key(idempotency_key),
+        "actor_id": actor_id,
+        "note": _check_note(note),
+    }
+    return _apply(workspace_id, _check_amount(amount), entry)
+
+
+def refund(
+    workspace_id: int,
+    amount: int,
+    *,
+    idempotency_key: str,
+    refers_to: int | None,
+    actor_id: int | None = None,
+    note: str = "",
+) -> LedgerEntry | None:
+    """Give back ``amount`` credits, naming the debit they came from; None when the key was used already.
+
+    A refund never gives back more than its debit cost, counting earlier refunds of it; the check
+    runs after the balance lock, so two refunds of one debit at once cannot both pass.
+    """
+    amount = _check_amount(amount)
+    key = _check_key(idempotency_key)
+    entry = {
+        "kind": "refund",
+        "idempotency_key": key,
+        "refers_to_id": refers_to,
+        "actor_id": actor_id,
+        "note": _check_note(note),
+    }
+    try:
+        with db.session.begin_nested():
+            after = _add_to_balance(workspace_id, amount)
+            if refers_to is not None:
+                _check_refundable(workspace_id, refers_to, amount, key)
+            created = _insert_entry({**entry, "workspace_id": workspace_id, "amount": amount, "balance_after": after})
+            if created is None:
+                raise _Replay
+    except _Replay:
+        return None
+    return created
+
+
+def _check_refundable(workspace_id: int, debit_id: int, amount: int, key: str) -> None:
+    debit = db.session.scalar(
+        select(LedgerEntry).where(LedgerEntry.id == debit_id, LedgerEntry.workspace_id == workspace_id)
+    )
+    if debit is None or debit.kind != "debit":
+        raise NotFound("There is no such charge to refund in this workspace.")
+    refunded = db.session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            LedgerEntry.workspace_id == workspace_id,
+            LedgerEntry.refers_to_id == debit_id,
+            LedgerEntry.kind == "refund",
+            LedgerEntry.idempotency_key != key,
+        )
+    )
+    if int(refunded) + amount > -debit.amount:
+        if _key_used(workspace_id, key):
+            raise _Replay
+        raise ValidationFailed(
+            f"That charge cost {-debit.amount:,} credits and {int(refunded):,} were refunded already.",
+            fields={"amount": ["more than the charge"]},
+        )
+
+
+def adjust(
+    workspace_id: int, amount: int, *, idempotency_key: str, actor_id: int | None, note: str
+) -> LedgerEntry | None:
+    """Add or remove credits by hand (support, corrections), with who did it and why; None on a replay."""
+    note = _check_note(note)
+    if not note:
+        raise ValidationFailed("Say why the credits change.", fields={"note": ["required"]})
+    entry = {
+        "kind": "adjustment",
+        "idempotency_key": _check_key(idempotency_key),
+        "actor_id": actor_id,
+        "note": note,
+    }
+    return _apply(workspace_id, _check_amount(amount, allow_negative=True), entry)
+
+
+def grant_welcome(workspace: Any, actor: Any) -> LedgerEntry | None:
+    """Grant a new workspace its WELCOME_CREDITS once (idempotency key ``welcome:<workspace id>``)."""
+    amount = int(current_app.config["MORKET"]["WELCOME_CREDITS"])
+    if amount <= 0:
+        return None
+    return grant(
+        workspace.id,
+        amount,
+        idempotency_key=f"welcome:{workspace.id}",
+        actor_id=actor.id if actor is not None else None,
+        note="Welcome credits",
+    )
+
+
+def admin_adjust(actor: Any, workspace: Any, amount: int, note: str, *, idempotency_key: str) -> LedgerEntry | None:
+    """Adjust a workspace's credits from the admin console: recorded with the admin and the note, and audited.
+
+    The caller checks that ``actor`` is a platform admin (the console answers 404 to everyone else).
+    """
+    entry = adjust(workspace.id, amount, idempotency_key=idempotency_key, actor_id=actor.id, note=note)
+    if entry is not None:
+        record_audit(
+            workspace,
+            actor,
+            "credits.adjusted",
+            f"credit_ledger:{entry.id}",
+            amount=amount,
+            balance_after=entry.balance_after,
+            note=entry.note,
+        )
+        db.session.flush()
+    return entry
+
+
+# Reading --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    """A page of entries, newest first, and the cursor (an entry id) of the next, older page."""
+
+    entries: list[LedgerEntry]
+    next_cursor: int | None
+
+
+def list_ledger(
+    workspace_id: int, *, kind: str | None = None, before: int | None = None, limit: int = DEFAULT_PAGE
+) -> LedgerPage:
+    """Return entries newest first, older than the entry ``before`` if given (keyset, never OFFSET)."""
+    if kind is not None and kind not in KINDS:
+        raise ValidationFailed("Unknown kind of entry.", fields={"kind": ["invalid"]})
+    limit = min(max(1, limit), MAX_PAGE)
+    stmt = select(LedgerEntry).where(LedgerEntry.workspace_id == workspace_id)
+    if kind is not None:
+        stmt = stmt.where(LedgerEntry.kind == kind)
+    if before is not None:
+        stmt = stmt.where(LedgerEntry.id < before)
+    rows = list(db.session.scalars(stmt.order_by(LedgerEntry.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return LedgerPage(entries=rows, next_cursor=rows[-1].id if more and rows else None)
+
+
+def ledger_total(workspace_id: int) -> int:
+    """Return the sum of every entry's amount; it equals ``balance`` (checked by the tests)."""
+    return int(
+        db.session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.workspace_id == workspace_id)
+        )
+    )
