@@ -234,3 +234,27 @@ def shared_corpus(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared corpus folder {path} is absent; these tests read ../shared/corpora/")
     return path
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    """The provider sandboxes (Hunter, Apollo, Clearbit) on a free loopback port for the session."""
+    from tests.support.sandbox import PROVIDERS, SandboxServer
+
+    server = SandboxServer().start()
+    server.providers = PROVIDERS
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox(app, sandbox_server):
+    """The sandboxes, with the test app pointed at them and given platform keys ("sandbox-<p>-key").
+
+    Session-wide: call ``sandbox.reset()`` (or ``configure``) in a test that changes its behaviour.
+    """
+    settings = app.config["MORKET"]
+    for name in sandbox_server.providers:
+        settings[f"{name.upper()}_URL"] = sandbox_server.url(name)
+        settings[f"{name.upper()}_API_KEY"] = f"sandbox-{name}-key"
+    return sandbox_server
