@@ -30,12 +30,12 @@ if TYPE_CHECKING:
     from morket.accounts.models import User
     from morket.workspaces.models import Workspace
 
-# The providers a workspace may store a key for, when the provider registry is not installed.
-FALLBACK_PROVIDERS: tuple[tuple[str, str], ...] = (
+# Providers a workspace may always store a key for; the registry adds any other keyed provider.
+BASE_PROVIDERS: tuple[tuple[str, str], ...] = (
     ("apollo", "Apollo"),
-    ("hunter", "Hunter"),
     ("clearbit", "Clearbit"),
     ("http", "HTTP API"),
+    ("hunter", "Hunter"),
 )
 SECRET_MIN = 8
 SECRET_MAX = 500
@@ -53,21 +53,20 @@ class CredentialUnreadable(MorketError):
 
 
 def provider_choices() -> list[tuple[str, str]]:
-    """Return the (name, label) of every provider a workspace may store a key for.
+    """Return the (name, label) of every provider a workspace may store a key for, by name.
 
-    The one place that decides it: the provider registry's keyed providers when it is
-    installed, else the built-in list.
+    The one place that decides it: the built-in list plus every provider of the registry that
+    needs a key, labelled as the registry labels them.
     """
+    found = dict(BASE_PROVIDERS)
     try:
         from morket.providers import registry
     except ImportError:
-        return list(FALLBACK_PROVIDERS)
-    found: dict[str, str] = {}
-    for operation in registry.all_operations():
-        provider = registry.get_provider(operation.provider)
-        if provider.requires_key or provider.name == "http":
-            found.setdefault(provider.name, provider.label)
-    return sorted(found.items()) or list(FALLBACK_PROVIDERS)
+        return sorted(found.items())
+    for provider in registry.all_providers():
+        if provider.requires_key or provider.name in found:
+            found[provider.name] = provider.label
+    return sorted(found.items())
 
 
 def provider_label(name: str) -> str:
@@ -100,7 +99,7 @@ def _clean_secret(secret: object) -> str:
         )
     if len(secret) < SECRET_MIN:
         raise ValidationFailed(
-            f"That is too short to be an API key (at least {SECRET_MIN} characters).",
+            f"An API key has at least {SECRET_MIN} characters; paste the whole key.",
             fields={"secret": [f"Use at least {SECRET_MIN} characters."]},
         )
     if len(secret) > SECRET_MAX:
@@ -151,9 +150,7 @@ def create_credential(
     )
     if existing is not None:
         raise Conflict(
-            f"This workspace already has a {names[provider]} key ({existing.masked}). "
-            "Delete it first to store another.",
-            fields={"provider": [f"A {names[provider]} key is already stored."]},
+            f"This workspace already has a {names[provider]} key ({existing.masked}). Delete it first to store another."
         )
     master = _master_key()
     credential = ProviderCredential(
@@ -172,8 +169,7 @@ def create_credential(
     except IntegrityError:
         # Another request stored a key for this provider between our check and our insert.
         raise Conflict(
-            f"This workspace already has a {names[provider]} key. Delete it first to store another.",
-            fields={"provider": [f"A {names[provider]} key is already stored."]},
+            f"This workspace already has a {names[provider]} key. Delete it first to store another."
         ) from None
     _verify_stored(credential, master, secret)
     record_audit(
