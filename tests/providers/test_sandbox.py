@@ -22,7 +22,8 @@ def test_quota_refuses_requests_past_it_with_hunters_usage_error(sb, http):
     refused = _search(http, sb)
     assert refused.json()["errors"][0]["id"] == "too_many_requests"
     assert int(refused.headers["Retry-After"]) >= 60
-    assert [e["status"] for e in sb.log("hunter")] == statuses + [429]
+    log = sb.log("hunter")
+    assert [e["status"] for e in log] == statuses + [429], log
 
 
 def test_rate_limit_lets_the_burst_through_then_refills_at_the_rate(sb, http):
