@@ -1,1 +1,360 @@
-"""views of enrichment (filled in with the capability)."""
+"""Enrichment pages: column setup, the estimate and start of a run, the runs list, a run's page and progress.
+
+Every write parses its form, calls one service and commits once. The run page polls its progress
+partial every second; the partial answers 286 once the run is over so that htmx stops polling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from morket.core.errors import MorketError, ValidationFailed
+from morket.core.htmx import wants_fragment
+from morket.core.ratelimit import GRID_LIMIT
+from morket.core.roles import can
+from morket.core.tenancy import workspace_page
+from morket.enrichment import bp, columns, forms
+from morket.enrichment.config import CELL_STATE_LABELS
+from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun
+from morket.extensions import db, limiter
+from morket.tables import service as tables
+from morket.tables.models import Column, Table
+from morket.workspaces.forms import ROLE_LABELS
+
+SETUP = "/w/<slug>/tables/<int:table_id>/enrichment"
+RUN_STATUS_LABELS = {
+    "queued": "Waiting for a worker",
+    "running": "Running",
+    "paused": "Paused",
+    "completed": "Completed",
+    "cancelled": "Cancelled",
+    "failed": "Failed",
+}
+SCOPE_LABELS = {"all": "all rows", "empty": "empty rows", "selected": "selected rows", "auto": "new and changed rows"}
+MAX_SELECTED = 10_000
+RUNS_PAGE = 100
+
+
+def _engine():  # noqa: ANN202 - the run engine's service module
+    from morket.enrichment import service
+
+    return service
+
+
+def _balance(workspace) -> int | None:  # noqa: ANN001
+    from morket.credits import service as credits
+
+    return credits.balance(workspace.id)
+
+
+def _render(template: str, status: int = 200, **context: Any):
+    resp = make_response(
+        render_template(
+            template,
+            can=can,
+            role_labels=ROLE_LABELS,
+            state_labels=CELL_STATE_LABELS,
+            status_labels=RUN_STATUS_LABELS,
+            scope_labels=SCOPE_LABELS,
+            **context,
+        ),
+        status,
+    )
+    resp.vary.add("HX-Request")
+    return resp
+
+
+def _go(location: str):
+    """Redirect a form post, or tell htmx to navigate there."""
+    if request.headers.get("HX-Request") == "true":
+        resp = make_response("", 204)
+        resp.headers["HX-Redirect"] = location
+        return resp
+    return redirect(location, 303)
+
+
+# --- column setup ------------------------------------------------------------------------------------
+
+
+def _setup_page(workspace, membership, table: Table, form: forms.SetupForm, *, column: Column | None, status=200):  # noqa: ANN001
+    return _render(
+        "enrichment/setup.html",
+        status,
+        workspace=workspace,
+        membership=membership,
+        table=table,
+        column=column,
+        form=form,
+        condition_operators=forms.CONDITION_OPERATORS,
+    )
+
+
+def _submit(workspace, membership, table: Table, column: Column | None):  # noqa: ANN001
+    catalogue = columns.operations()
+    self_id = column.id if column is not None else None
+    if request.form.get("refresh"):
+        form = forms.describe(table, catalogue, request.form, self_id=self_id)
+        return _setup_page(workspace, membership, table, form, column=column)
+    try:
+        setup = forms.setup_from_form(request.form, catalogue)
+        if column is None:
+            saved = columns.create_enrichment_column(workspace, current_user, table, setup)
+        else:
+            saved = columns.update_enrichment_column(workspace, current_user, table, column.id, setup)
+    except MorketError as exc:
+        db.session.rollback()
+        table = tables.get_table_or_404(workspace, table.id)
+        column = columns.get_enrichment_column_or_404(workspace, table, self_id) if self_id else None
+        form = forms.describe(table, catalogue, request.form, error=exc.message, errors=exc.fields, self_id=self_id)
+        return _setup_page(workspace, membership, table, form, column=column, status=exc.status)
+    saved_id = saved.id
+    db.session.commit()
+    return _go(url_for("tables.grid", slug=workspace.slug, table_id=table.id, enriched=saved_id))
+
+
+@bp.get(f"{SETUP}/new")
+@workspace_page("enrichment.run")
+def new_column(workspace, membership, table_id: int):  # noqa: ANN001
+    """The setup page of a new enrichment column (optionally started from a preset)."""
+    table = tables.get_table_or_404(workspace, table_id)
+    catalogue = columns.operations()
+    values = forms.values_from_preset(request.args.get("preset", ""), table, {op.key: op for op in catalogue})
+    return _setup_page(workspace, membership, table, forms.describe(table, catalogue, values), column=None)
+
+
+@bp.post(SETUP)
+@workspace_page("enrichment.run")
+def create_column(workspace, membership, table_id: int):  # noqa: ANN001
+    """Save a new enrichment column, or re-render the form for the chosen steps (``refresh``)."""
+    return _submit(workspace, membership, tables.get_table_or_404(workspace, table_id), None)
+
+
+@bp.get(f"{SETUP}/<int:column_id>")
+@workspace_page("enrichment.run")
+def edit_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    """The setup page of an existing enrichment column."""
+    table = tables.get_table_or_404(workspace, table_id)
+    column = columns.get_enrichment_column_or_404(workspace, table, column_id)
+    values = forms.values_from_column(column, columns.setup_of(column))
+    form = forms.describe(table, columns.operations(), values, self_id=column.id)
+    return _setup_page(workspace, membership, table, form, column=column)
+
+
+@bp.post(f"{SETUP}/<int:column_id>")
+@workspace_page("enrichment.run")
+def update_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    """Save an enrichment column's changed setup."""
+    table = tables.get_table_or_404(workspace, table_id)
+    return _submit(workspace, membership, table, columns.get_enrichment_column_or_404(workspace, table, column_id))
+
+
+# --- estimate and start ------------------------------------------------------------------------------
+
+
+def _row_ids(raw: str) -> list[int] | None:
+    parts = [p for p in raw.replace(" ", "").split(",") if p]
+    if not parts:
+        return None
+    if len(parts) > MAX_SELECTED or any(not p.isdigit() or len(p) > 18 for p in parts):
+        raise ValidationFailed(f"Select 1 to {MAX_SELECTED:,} rows.", fields={"row_ids": ["bad selection"]})
+    return sorted({int(p) for p in parts})
+
+
+def _scope() -> tuple[str, list[int] | None]:
+    scope = request.values.get("scope", "all")
+    if scope not in ("all", "empty", "selected"):
+        raise ValidationFailed("Run on all rows, empty rows or the selected rows.", fields={"scope": ["unknown"]})
+    row_ids = _row_ids(request.values.get("row_ids", "")) if scope == "selected" else None
+    if scope == "selected" and not row_ids:
+        raise ValidationFailed("Select the rows to enrich first.", fields={"row_ids": ["none selected"]})
+    return scope, row_ids
+
+
+def _estimate(workspace, membership, table_id: int, column_id: int, *, error: str | None = None, status: int = 200):  # noqa: ANN001
+    table = tables.get_table_or_404(workspace, table_id)
+    column = columns.get_enrichment_column_or_404(workspace, table, column_id)
+    scope, row_ids = _scope()
+    estimate = _engine().estimate_run(workspace, table, column, scope=scope, row_ids=row_ids)
+    return _render(
+        "enrichment/_estimate.html" if wants_fragment() else "enrichment/estimate.html",
+        status,
+        workspace=workspace,
+        membership=membership,
+        table=table,
+        column=column,
+        scope=scope,
+        row_ids=",".join(str(r) for r in row_ids or []),
+        estimate=estimate,
+        balance=_balance(workspace),
+        error=error,
+    )
+
+
+@bp.get(f"{SETUP}/<int:column_id>/estimate")
+@workspace_page("enrichment.run")
+def estimate(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    """What a run would cost (rows, credits at most, the balance) and the button that starts it."""
+    try:
+        return _estimate(workspace, membership, table_id, column_id)
+    except ValidationFailed as exc:
+        return _render("enrichment/_message.html", exc.status, message=exc.message)
+
+
+@bp.post(f"{SETUP}/<int:column_id>/runs")
+@workspace_page("enrichment.run")
+def start_run(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    """Start a run; above the confirmation threshold the form must carry ``confirm``."""
+    table = tables.get_table_or_404(workspace, table_id)
+    column = columns.get_enrichment_column_or_404(workspace, table, column_id)
+    try:
+        scope, row_ids = _scope()
+        run = _engine().start_run(
+            workspace,
+            current_user,
+            table,
+            column,
+            scope=scope,
+            row_ids=row_ids,
+            confirm=request.form.get("confirm") == "1",
+        )
+    except MorketError as exc:
+        db.session.rollback()
+        if exc.fields.get("scope") or exc.fields.get("row_ids"):
+            return _render("enrichment/_message.html", exc.status, message=exc.message)
+        return _estimate(workspace, membership, table_id, column_id, error=exc.message, status=exc.status)
+    run_id = run.id
+    db.session.commit()
+    return _go(url_for("enrichment.run_page", slug=workspace.slug, run_id=run_id))
+
+
+# --- runs ---------------------------------------------------------------------------------------------
+
+
+def _names(workspace, runs: list[EnrichmentRun]) -> dict[str, dict[int, str]]:  # noqa: ANN001
+    """Table and column names of the runs, in two small queries."""
+    table_ids = {r.table_id for r in runs}
+    column_ids = {r.column_id for r in runs}
+    found: dict[str, dict[int, str]] = {"tables": {}, "columns": {}}
+    if table_ids:
+        rows = db.session.execute(
+            select(Table.id, Table.name).where(Table.workspace_id == workspace.id, Table.id.in_(table_ids))
+        )
+        found["tables"] = {i: n for i, n in rows}
+    if column_ids:
+        rows = db.session.execute(
+            select(Column.id, Column.name).where(Column.workspace_id == workspace.id, Column.id.in_(column_ids))
+        )
+        found["columns"] = {i: n for i, n in rows}
+    return found
+
+
+def list_runs(workspace, *, table_id: int | None = None, column_id: int | None = None, limit: int = RUNS_PAGE):  # noqa: ANN001
+    """The workspace's latest runs, newest first (optionally of one table or column)."""
+    query = select(EnrichmentRun).where(EnrichmentRun.workspace_id == workspace.id)
+    if table_id is not None:
+        query = query.where(EnrichmentRun.table_id == table_id)
+    if column_id is not None:
+        query = query.where(EnrichmentRun.column_id == column_id)
+    return list(db.session.scalars(query.order_by(EnrichmentRun.id.desc()).limit(limit)))
+
+
+@bp.get("/w/<slug>/runs")
+@workspace_page("enrichment.view")
+def runs(workspace, membership):  # noqa: ANN001
+    """Every enrichment run of the workspace, newest first."""
+    found = list_runs(workspace)
+    return _render(
+        "enrichment/runs.html", workspace=workspace, membership=membership, runs=found, names=_names(workspace, found)
+    )
+
+
+def _run_context(workspace, run: EnrichmentRun) -> dict[str, Any]:  # noqa: ANN001
+    names = _names(workspace, [run])
+    return {
+        "run": run,
+        "progress": _engine().run_progress(run),
+        "table_name": names["tables"].get(run.table_id, "a deleted table"),
+        "column_name": names["columns"].get(run.column_id, "a deleted column"),
+    }
+
+
+@bp.get("/w/<slug>/runs/<int:run_id>")
+@workspace_page("enrichment.view")
+def run_page(workspace, membership, run_id: int):  # noqa: ANN001
+    """One run: its progress bar (live until it ends), counters, credits used and latest attempts."""
+    run = _engine().get_run_or_404(workspace, run_id)
+    attempts = list(
+        db.session.scalars(
+            select(EnrichmentAttempt)
+            .where(EnrichmentAttempt.workspace_id == workspace.id, EnrichmentAttempt.run_id == run.id)
+            .order_by(EnrichmentAttempt.id.desc())
+            .limit(50)
+        )
+    )
+    return _render(
+        "enrichment/run.html",
+        workspace=workspace,
+        membership=membership,
+        attempts=attempts,
+        **_run_context(workspace, run),
+    )
+
+
+@bp.get("/w/<slug>/runs/<int:run_id>/progress")
+@workspace_page("enrichment.view")
+@limiter.limit(GRID_LIMIT)
+def run_progress(workspace, membership, run_id: int):  # noqa: ANN001
+    """The progress partial; 286 once the run is over tells htmx to stop polling."""
+    run = _engine().get_run_or_404(workspace, run_id)
+    resp = _render(
+        "enrichment/_progress.html",
+        286 if run.finished else 200,
+        workspace=workspace,
+        membership=membership,
+        **_run_context(workspace, run),
+    )
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.post("/w/<slug>/runs/<int:run_id>/cancel")
+@workspace_page("enrichment.run")
+def cancel_run(workspace, membership, run_id: int):  # noqa: ANN001
+    """Cancel a run: rows not yet done are marked cancelled and cost nothing."""
+    engine = _engine()
+    run = engine.get_run_or_404(workspace, run_id)
+    try:
+        engine.cancel_run(workspace, current_user, run)
+    except MorketError as exc:
+        db.session.rollback()
+        return _render("enrichment/_message.html", exc.status, message=exc.message)
+    db.session.commit()
+    return _go(url_for("enrichment.run_page", slug=workspace.slug, run_id=run_id))
+
+
+# --- a cell's attempts ----------------------------------------------------------------------------------
+
+
+@bp.get(f"{SETUP}/<int:column_id>/rows/<int:row_id>/attempts")
+@workspace_page("enrichment.view")
+@limiter.limit(GRID_LIMIT)
+def cell_attempts(workspace, membership, table_id: int, column_id: int, row_id: int):  # noqa: ANN001
+    """Every provider attempt made for one cell, newest first (shown in the row panel)."""
+    table = tables.get_table_or_404(workspace, table_id)
+    column = columns.get_enrichment_column_or_404(workspace, table, column_id)
+    row = tables.get_row(workspace, current_user, table, row_id)
+    attempts = _engine().list_attempts(workspace, row_id=row.id, column_id=column.id)
+    state = (row.cell_state or {}).get(str(column.id)) or {}
+    return _render(
+        "enrichment/_attempts.html",
+        workspace=workspace,
+        table=table,
+        column=column,
+        row=row,
+        state=state,
+        attempts=attempts[:50],
+    )

@@ -17,12 +17,13 @@ from morket.core.errors import MorketError
 from morket.core.htmx import wants_fragment
 from morket.core.ratelimit import GRID_LIMIT
 from morket.core.tenancy import workspace_page
+from morket.enrichment.config import CELL_STATE_LABELS, CELL_STATES
 from morket.extensions import db, limiter
 from morket.tables import bp, column_service, service
 from morket.tables.models import COLUMN_TYPES, View
 
 BASE = "/w/<slug>/tables/<int:table_id>/columns"
-CELL_STATUSES = frozenset({"error"})
+CELL_STATUSES = frozenset({"error", *CELL_STATES})
 TYPE_LABELS = {t: t.replace("_", " ").capitalize() for t in COLUMN_TYPES if t not in ("enrichment", "ai")}
 
 
@@ -248,6 +249,17 @@ def column_job(workspace, membership, table_id: int, job_id: int):  # noqa: ANN0
     return response
 
 
+def _state_title(state: dict[str, Any]) -> str:
+    """The tooltip of a cell with state: an enrichment cell names its state and provider, else the message."""
+    message = str(state.get("message") or "")
+    if "run_id" not in state and "provider" not in state:
+        return message
+    title = CELL_STATE_LABELS.get(state["status"], state["status"])
+    if state.get("provider"):
+        title += f" · {state['provider']}"
+    return f"{title}: {message}" if message else title
+
+
 def mark_cell_states(cells: Markup, cell_state: dict[str, Any] | None) -> Markup:
     """Mark the cells of one rendered row that have a state (a formula error, a value kept by a retype).
 
@@ -260,6 +272,6 @@ def mark_cell_states(cells: Markup, cell_state: dict[str, Any] | None) -> Markup
         if not key.isdigit() or not isinstance(state, dict) or state.get("status") not in CELL_STATUSES:
             continue
         anchor = f'" data-col-id="{int(key)}" '
-        message = escape(str(state.get("message") or ""))
+        message = escape(_state_title(state))
         html = html.replace(anchor, f' is-{state["status"]}" data-col-id="{int(key)}" title="{message}" ', 1)
     return Markup(html)  # noqa: S704 - rendered cells plus an escaped message

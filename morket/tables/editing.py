@@ -141,6 +141,7 @@ def _write_cells(workspace, table: Table, changes: Mapping[int, Mapping[int, Any
     changed = {cid for cells in changes.values() for cid in cells}
     service._mark_views_stale(workspace, table, changed)
     _refresh_formulas(workspace, table, list(changes), changed)
+    _enrich_changed(table, list(changes))
 
 
 def _refresh_formulas(workspace, table: Table, row_ids: Sequence[int], changed: set[int] | None) -> None:  # noqa: ANN001
@@ -148,6 +149,16 @@ def _refresh_formulas(workspace, table: Table, row_ids: Sequence[int], changed: 
     from morket.tables.column_service import refresh_formula_rows
 
     refresh_formula_rows(workspace, table, row_ids, changed)
+
+
+def _enrich_changed(table: Table, row_ids: Sequence[int]) -> None:
+    """Hand new and changed rows to auto-run enrichment columns (no query when the table has none)."""
+    from morket.enrichment.columns import has_auto_run
+
+    if row_ids and has_auto_run(table):
+        from morket.enrichment.service import on_rows_changed
+
+        on_rows_changed(table, list(row_ids))
 
 
 def _cell_steps(table: Table, old: Mapping[int, Mapping[int, Any]], new: Mapping[int, Mapping[int, Any]]):
@@ -176,6 +187,7 @@ def save_cell(workspace, actor, table: Table, row_id: int, column_id: int, raw: 
         raise NotFound("That row no longer exists.")
     before = old[row_id][column.id]
     value = service.update_cell(workspace, actor, table, row_id, column.id, raw)
+    _enrich_changed(table, [row_id])
     was, now = dump_value(column.type, before), dump_value(column.type, value)
     if was != now:
         push_undo(
@@ -445,6 +457,7 @@ def add_rows(workspace, actor, table: Table, count: int = 1, *, after_row_id: in
     table.row_count += count
     service._mark_views_stale(workspace, table, None)
     _refresh_formulas(workspace, table, ids, None)
+    _enrich_changed(table, ids)
     db.session.flush()
     added = _snapshots(table, ids)
     push_undo(workspace, actor, table, "rows.add", {"insert": added}, {"delete": added})

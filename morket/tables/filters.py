@@ -34,7 +34,7 @@ OPERATORS: dict[str, tuple[str, ...]] = {
     "checkbox": ("is_true", "is_false"),
     "multi_select": ("contains", "any_of", *_EMPTINESS),
     "json": ("contains", *_EMPTINESS),
-    "enrichment": ("contains", *_EMPTINESS),
+    "enrichment": ("contains", "state_is", *_EMPTINESS),
     "formula": _EMPTINESS,
 }
 _NO_VALUE = frozenset({"is_empty", "is_not_empty", "is_true", "is_false"})
@@ -124,6 +124,9 @@ def _validate_condition(cond: Any, types, configs) -> dict[str, Any]:  # noqa: A
     if operator in _NO_VALUE:
         return clean
     raw = cond.get("value")
+    if operator == "state_is":
+        clean["value"] = _cell_state_value(raw)
+        return clean
     try:
         if operator == "between":
             if not isinstance(raw, list | tuple) or len(raw) != 2:
@@ -144,6 +147,18 @@ def _validate_condition(cond: Any, types, configs) -> dict[str, Any]:  # noqa: A
     except CellError as exc:
         raise ValidationFailed(f"Filter value: {exc}", fields={"filters": [str(exc)]}) from exc
     return clean
+
+
+def _cell_state_value(raw: Any) -> str:
+    """An enrichment cell state named by its key (no_data) or its label ("No data found")."""
+    from morket.enrichment.config import CELL_STATE_LABELS
+
+    text = raw.strip().casefold() if isinstance(raw, str) else ""
+    for state, label in CELL_STATE_LABELS.items():
+        if text in (state, state.replace("_", " "), label.casefold()):
+            return state
+    names = ", ".join(label.casefold() for label in CELL_STATE_LABELS.values())
+    raise ValidationFailed(f"Enrichment state is one of: {names}.", fields={"filters": ["unknown state"]})
 
 
 def _filter_value(column_type: str, config: dict[str, Any], raw: Any) -> Any:
@@ -218,6 +233,9 @@ def _compile_condition(cond: dict[str, Any], storage: Storage) -> Any:  # noqa: 
         if column_type in TEXT_LIKE:
             return sa.and_(column.is_not(None), column != "")
         return column.is_not(None)
+    if operator == "state_is":
+        state = sa.func.jsonb_extract_path_text(storage.rows.c.cell_state, str(cond["column_id"]), "status")
+        return state == sa.literal(value, sa.Text())
     if operator == "is_true":
         return column.is_(True)
     if operator == "is_false":

@@ -361,7 +361,22 @@ def _cell_renderer(column: Column) -> Callable[[Any], str]:
             return f'{head}{raw}">{shown}{suffix}</div>'
 
         return numeric
+    if kind == "enrichment":
+        return _enrichment_renderer(head, empty)
     return typed
+
+
+def _enrichment_renderer(head: str, empty: str) -> Callable[[Any], str]:
+    """An enrichment cell shows the value it found ({"value": ...}), not the JSON around it."""
+
+    def enriched(value: Any) -> str:
+        found = value.get("value") if isinstance(value, dict) else value
+        if found is None or found == "":
+            return empty
+        text = _escape_text(found if type(found) is str else cell_raw(found, "json"))
+        return f'{head}{text}">{text}</div>'
+
+    return enriched
 
 
 def _window_html(window: list[service.WindowRow], cells: list[tuple[int, Callable[[Any], str]]]) -> Markup:
@@ -439,6 +454,7 @@ OPERATOR_LABELS = {
     "between": "is between",
     "is_true": "is checked",
     "is_false": "is not checked",
+    "state_is": "enrichment state is",
 }
 _SORT_LINES = 3
 _FILTER_LINES = 3

@@ -76,6 +76,11 @@
     add.textContent = "+ Add column";
     add.addEventListener("click", function () { self.open(self.base + "/new", add); });
     this.bar.appendChild(add);
+    var enrich = document.createElement("a");
+    enrich.className = "col-enrich-btn";
+    enrich.href = this.grid.dataset.baseUrl + "/enrichment/new";
+    enrich.textContent = "+ Add enrichment column";
+    this.bar.appendChild(enrich);
   };
 
   Columns.prototype.open = function (url, opener) {
@@ -111,7 +116,9 @@
     });
     grid.addEventListener("contextmenu", function (e) {
       var header = e.target.closest(".grid-col-header");
-      if (header) { e.preventDefault(); self.menuFor(header); }
+      if (header) { e.preventDefault(); self.menuFor(header); return; }
+      var cell = e.target.closest(".grid-cell[data-type=enrichment]");
+      if (cell) { e.preventDefault(); self.enrichSelected(cell); }
     });
     grid.addEventListener("keydown", function (e) {
       var header = e.target.closest && e.target.closest(".grid-col-header");
@@ -180,6 +187,20 @@
       document.addEventListener("mousemove", move);
       document.addEventListener("mouseup", up);
     });
+  };
+
+  // "Enrich selected rows": the rows of the selected cells (or the clicked one), estimated first.
+  Columns.prototype.enrichSelected = function (cell) {
+    var ids = {}, list = [];
+    this.grid.querySelectorAll(".grid-cell.is-selected, .grid-cell.is-cursor").forEach(function (c) {
+      var row = c.closest(".grid-row");
+      if (row) { ids[row.dataset.rowId] = true; }
+    });
+    var own = cell.closest(".grid-row");
+    if (own && !ids[own.dataset.rowId]) { ids = {}; ids[own.dataset.rowId] = true; }
+    for (var id in ids) { if (Object.prototype.hasOwnProperty.call(ids, id)) { list.push(id); } }
+    var url = this.grid.dataset.baseUrl + "/enrichment/" + cell.dataset.colId + "/estimate?scope=selected&row_ids=" + list.join(",");
+    this.open(url, cell);
   };
 
   // The same layout as grid.js: one CSS grid column per header cell, frozen offsets.

@@ -1,0 +1,247 @@
+"""Setting up enrichment columns: check a setup against the provider registry and the table, then save it.
+
+A column's configuration (``EnrichmentConfig`` in ``Column.config``) is only ever written here, by the
+setup form and the API alike, after every reference in it was checked: the operations exist and each
+waterfall step delivers the target field, the mapped inputs cover what each step needs, the columns
+named exist in this table and can hold what is written into them, and the run condition is a valid
+filter of the table. Output columns the user asks for are created in the same transaction, through
+the grid's own column service (so they are undoable and typed like any other column).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from morket.core.audit import record_audit
+from morket.core.errors import NotFound, ValidationFailed
+from morket.enrichment.config import EnrichmentConfig, OutputMapping, read_config
+from morket.enrichment.schemas import ColumnSetup
+from morket.extensions import db
+from morket.providers.base import Operation
+from morket.tables import column_service, service
+from morket.tables.filters import validate_filters
+from morket.tables.models import Column, Table
+
+# Columns whose cells are computed: never an input of our own outputs' loop, never an output target.
+_COMPUTED = frozenset({"formula", "enrichment", "ai"})
+
+
+def _registry():  # noqa: ANN202 - the registry module; imported late so the package loads without providers
+    from morket.providers import registry
+
+    return registry
+
+
+def operations() -> list[Operation]:
+    """Every operation the registry offers, for the setup form's pickers."""
+    return sorted(_registry().all_operations(), key=lambda op: op.key)
+
+
+def operation(key: str) -> Operation:
+    """Return the operation ``key`` or raise ValidationFailed naming it."""
+    try:
+        return _registry().get_operation(key)
+    except (KeyError, LookupError, ValueError):
+        raise ValidationFailed(f"Unknown provider operation “{key}”.", fields={"steps": [f"unknown: {key}"]}) from None
+
+
+def enrichment_columns(table: Table) -> list[Column]:
+    """The table's live enrichment columns, in display order."""
+    return [c for c in table.live_columns if c.type == "enrichment"]
+
+
+def get_enrichment_column_or_404(workspace, table: Table, column_id: int) -> Column:  # noqa: ANN001
+    """Return the table's live enrichment column ``column_id`` or raise NotFound."""
+    service._check(workspace, table)  # noqa: SLF001 - the one tenant check of table services
+    column = column_service.get_column_or_404(table, column_id)
+    if column.type != "enrichment":
+        raise NotFound("That column is not an enrichment column.")
+    return column
+
+
+def column_config(column: Column) -> EnrichmentConfig | None:
+    """The column's parsed configuration, or None when it is not (or no longer) a valid one."""
+    try:
+        return read_config(column.config)
+    except ValueError:
+        return None
+
+
+def has_auto_run(table: Table) -> bool:
+    """Whether any enrichment column of the table runs on new and changed rows (cheap: no query)."""
+    return any(c.type == "enrichment" and (c.config or {}).get("auto_run") for c in table.live_columns)
+
+
+def _fail(message: str, field: str) -> ValidationFailed:
+    return ValidationFailed(message, fields={field: [message]})
+
+
+def _check_steps(setup: ColumnSetup) -> list[Operation]:
+    ops = [operation(step.operation) for step in setup.steps]
+    for op in ops:
+        if setup.target not in op.output_names:
+            raise _fail(f"{op.label} does not deliver the field “{setup.target}”.", "target")
+    if len({op.key for op in ops}) != len(ops):
+        raise _fail("Each provider operation appears once in a waterfall.", "steps")
+    return ops
+
+
+def _check_inputs(table: Table, setup: ColumnSetup, ops: Sequence[Operation], self_id: int | None) -> None:
+    live = {c.id: c for c in table.live_columns}
+    known = {spec.name for op in ops for spec in op.inputs}
+    for name, column_id in setup.inputs.items():
+        if name not in known:
+            raise _fail(f"No step of this waterfall reads an input named “{name}”.", "inputs")
+        column = live.get(column_id)
+        if column is None:
+            raise _fail(f"The input “{name}” names a column that is not in this table.", "inputs")
+        if column_id == self_id:
+            raise _fail("An enrichment column cannot read its own cells.", "inputs")
+    mapped = set(setup.inputs)
+    for op in ops:
+        missing = [spec.label for spec in op.inputs if spec.required and spec.name not in mapped]
+        if missing:
+            raise _fail(f"{op.label} needs a column for: {', '.join(missing)}.", "inputs")
+        if op.any_of and not mapped & set(op.any_of):
+            names = ", ".join(spec.label for spec in op.inputs if spec.name in op.any_of)
+            raise _fail(f"{op.label} needs at least one of: {names}.", "inputs")
+
+
+def _check_validation(setup: ColumnSetup) -> None:
+    check = setup.validation
+    if check is None:
+        return
+    op = operation(check.operation)
+    if not op.validates:
+        raise _fail(f"{op.label} cannot validate values; pick a verifier.", "validation")
+    if check.input not in {spec.name for spec in op.inputs}:
+        raise _fail(f"{op.label} has no input named “{check.input}”.", "validation")
+    if check.field not in op.output_names:
+        raise _fail(f"{op.label} has no field named “{check.field}”.", "validation")
+
+
+def _check_outputs(table: Table, setup: ColumnSetup, ops: Sequence[Operation], self_id: int | None) -> None:
+    live = {c.id: c for c in table.live_columns}
+    delivered = {name for op in ops for name in op.output_names}
+    targets: set[Any] = set()
+    for out in setup.outputs:
+        if out.field not in delivered:
+            raise _fail(f"No step of this waterfall delivers the field “{out.field}”.", "outputs")
+        if out.column_id is not None:
+            column = live.get(out.column_id)
+            if column is None:
+                raise _fail(f"The output “{out.field}” names a column that is not in this table.", "outputs")
+            if out.column_id == self_id or column.type in _COMPUTED:
+                raise _fail(f"“{column.name}” is computed; write “{out.field}” into another column.", "outputs")
+            key: Any = out.column_id
+        else:
+            key = (out.new_column or "").strip().casefold()
+            if any(c.name.casefold() == key for c in live.values()):
+                raise _fail(f"There is already a column named “{out.new_column}”.", "outputs")
+        if key in targets:
+            raise _fail("Two outputs write into the same column.", "outputs")
+        targets.add(key)
+
+
+def _check_condition(table: Table, setup: ColumnSetup) -> dict[str, Any] | None:
+    if not setup.condition:
+        return None
+    types = {c.id: c.type for c in table.live_columns}
+    configs = {c.id: c.config for c in table.live_columns}
+    try:
+        return validate_filters(setup.condition, types, configs) or None
+    except ValidationFailed as exc:
+        raise _fail(f"Run condition: {exc.message}", "condition") from exc
+
+
+def check_setup(table: Table, setup: ColumnSetup, *, column: Column | None = None) -> dict[str, Any] | None:
+    """Check ``setup`` against the registry and ``table``; return the cleaned run condition.
+
+    Raises ValidationFailed naming the first problem; nothing is written.
+    """
+    self_id = column.id if column is not None else None
+    ops = _check_steps(setup)
+    _check_inputs(table, setup, ops, self_id)
+    _check_validation(setup)
+    _check_outputs(table, setup, ops, self_id)
+    return _check_condition(table, setup)
+
+
+def _field_type(ops: Sequence[Operation], field: str) -> str:
+    for op in ops:
+        for spec in op.outputs:
+            if spec.name == field:
+                return spec.column_type
+    return "text"
+
+
+def _add_column(workspace, actor, table: Table, name: str, column_type: str) -> Column:  # noqa: ANN001
+    """Add a column; a person's change is undoable, an API key's (no person) is not."""
+    if actor is None:
+        return service.add_column(workspace, actor, table, name, column_type)
+    return column_service.add_table_column(workspace, actor, table, name, column_type)[0]
+
+
+def _build_config(
+    workspace,  # noqa: ANN001
+    actor,  # noqa: ANN001
+    table: Table,
+    setup: ColumnSetup,
+    condition: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Create the new output columns and return the configuration to store."""
+    ops = [operation(step.operation) for step in setup.steps]
+    mappings: list[OutputMapping] = []
+    for out in setup.outputs:
+        column_id = out.column_id
+        if column_id is None:
+            column_id = _add_column(
+                workspace, actor, table, out.new_column or out.field, _field_type(ops, out.field)
+            ).id
+        mappings.append(OutputMapping(field=out.field, column_id=column_id))
+    config = EnrichmentConfig(
+        steps=setup.steps,
+        target=setup.target,
+        inputs=dict(setup.inputs),
+        outputs=mappings,
+        validation=setup.validation,
+        condition=condition,
+        auto_run=setup.auto_run,
+        overwrite=setup.overwrite,
+    )
+    return config.model_dump(mode="json")
+
+
+def create_enrichment_column(workspace, actor, table: Table, setup: ColumnSetup) -> Column:  # noqa: ANN001
+    """Add an enrichment column (and the new output columns it writes into) at the end of the table."""
+    service._check(workspace, table)  # noqa: SLF001
+    condition = check_setup(table, setup)
+    # The enrichment column comes first so that it sits left of the columns it fills.
+    column = _add_column(workspace, actor, table, setup.name, "enrichment")
+    column.config = _build_config(workspace, actor, table, setup, condition)
+    db.session.flush()
+    record_audit(workspace, actor, "enrichment.column_created", f"column:{column.id}", table_id=table.id)
+    return column
+
+
+def update_enrichment_column(workspace, actor, table: Table, column_id: int, setup: ColumnSetup) -> Column:  # noqa: ANN001
+    """Replace an enrichment column's setup (name included); cells already filled are kept."""
+    column = get_enrichment_column_or_404(workspace, table, column_id)
+    condition = check_setup(table, setup, column=column)
+    if setup.name.strip() != column.name:
+        column_service.rename_table_column(workspace, actor, table, column.id, setup.name, record=actor is not None)
+    column.config = _build_config(workspace, actor, table, setup, condition)
+    # Views filtered on this column's state or value reorder on their next read.
+    service._mark_views_stale(workspace, table, {column.id})  # noqa: SLF001
+    db.session.flush()
+    record_audit(workspace, actor, "enrichment.column_updated", f"column:{column.id}", table_id=table.id)
+    return column
+
+
+def setup_of(column: Column) -> dict[str, Any]:
+    """The column's configuration as setup fields (for the edit form and the API)."""
+    config = column_config(column)
+    if config is None:
+        return {"name": column.name}
+    return {"name": column.name, **config.model_dump(mode="json")}

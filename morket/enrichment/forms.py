@@ -1,0 +1,247 @@
+"""The enrichment column setup form: read its fields into a ``ColumnSetup`` and describe it for the template.
+
+The form has a fixed set of fields so that it works without JavaScript: up to five waterfall steps
+(``step_1`` … ``step_5``), one column picker per provider input (``in_<input>``), one output picker
+per delivered field (``out_<field>``: blank, ``new`` or a column id, with ``outname_<field>`` for a
+new column's name), a validation step, a one-line run condition and two switches. Changing a step
+re-renders the form (htmx posts it with ``refresh``) so that only the inputs and fields of the
+chosen steps are offered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from werkzeug.datastructures import MultiDict
+
+from morket.core.errors import ValidationFailed
+from morket.enrichment.config import MAX_STEPS
+from morket.enrichment.schemas import ColumnSetup
+from morket.providers.base import Operation
+from morket.tables.models import Column, Table
+
+COMPUTED = frozenset({"formula", "enrichment", "ai"})
+CONDITION_OPERATORS = {
+    "is_not_empty": "is not empty",
+    "is_empty": "is empty",
+    "equals": "is",
+    "not_equals": "is not",
+    "contains": "contains",
+}
+# Starting points offered on the setup page: steps, target and validation of a common waterfall.
+PRESETS: dict[str, dict[str, Any]] = {
+    "email_waterfall": {
+        "label": "Work email waterfall (Hunter, then Apollo, verified by Hunter)",
+        "name": "Work email",
+        "steps": ["hunter.email_finder", "apollo.people_match"],
+        "target": "email",
+        "validation": "hunter.email_verifier",
+    },
+    "company": {
+        "label": "Company profile (Apollo, then Clearbit)",
+        "name": "Company",
+        "steps": ["apollo.organization_enrich", "clearbit.company"],
+        "target": "name",
+        "validation": "",
+    },
+}
+
+
+def _norm(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+@dataclass
+class SetupForm:
+    """What the setup template shows: the chosen values and the choices that follow from them."""
+
+    values: dict[str, str]
+    operations: list[Operation]
+    chosen: list[Operation]
+    inputs: list[tuple[str, str]]  # (input name, label) of the chosen steps
+    targets: list[tuple[str, str]]  # fields every chosen step delivers
+    fields: list[tuple[str, str, str]]  # (field, label, column type) any chosen step delivers
+    validators: list[Operation]
+    input_columns: list[Column]
+    output_columns: list[Column]
+    condition_columns: list[Column]
+    presets: dict[str, dict[str, Any]] = field(default_factory=lambda: PRESETS)
+    error: str | None = None
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def value(self, name: str, default: str = "") -> str:
+        return self.values.get(name, default)
+
+
+def _guess_column(columns: list[Column], name: str, label: str) -> str:
+    wanted = {_norm(name), _norm(label)}
+    short = _norm(label.split(" ")[-1]) if " " in label else ""
+    for column in columns:
+        if _norm(column.name) in wanted:
+            return str(column.id)
+    for column in columns:
+        if short and _norm(column.name) == short:
+            return str(column.id)
+    return ""
+
+
+def values_from_column(column: Column, setup: dict[str, Any]) -> dict[str, str]:
+    """Form values of a saved column (the edit form starts from these)."""
+    values: dict[str, str] = {"name": column.name, "target": setup.get("target", "")}
+    for i, step in enumerate(setup.get("steps", []), start=1):
+        values[f"step_{i}"] = step.get("operation", "")
+    for name, column_id in (setup.get("inputs") or {}).items():
+        values[f"in_{name}"] = str(column_id)
+    for out in setup.get("outputs") or []:
+        values[f"out_{out['field']}"] = str(out["column_id"])
+    validation = setup.get("validation") or None
+    if validation:
+        values["validation"] = validation.get("operation", "")
+        values["accept"] = ", ".join(validation.get("accept") or [])
+    conditions = (setup.get("condition") or {}).get("conditions") or []
+    if conditions and "column_id" in conditions[0]:
+        first = conditions[0]
+        values.update(
+            cond_col=str(first["column_id"]), cond_op=first.get("operator", ""), cond_value=str(first.get("value", ""))
+        )
+    if setup.get("auto_run"):
+        values["auto_run"] = "1"
+    if setup.get("overwrite"):
+        values["overwrite"] = "1"
+    return values
+
+
+def values_from_preset(key: str, table: Table, catalogue: dict[str, Operation]) -> dict[str, str]:
+    """Form values of a preset, with inputs matched to the table's columns by name."""
+    preset = PRESETS.get(key)
+    if preset is None:
+        return {}
+    steps = [s for s in preset["steps"] if s in catalogue]
+    values = {"name": preset["name"], "target": preset["target"], "validation": preset["validation"]}
+    values.update({f"step_{i}": key for i, key in enumerate(steps, start=1)})
+    if preset["validation"]:
+        values["accept"] = "valid"
+    names = {c.name.casefold() for c in table.live_columns}
+    if values["name"].casefold() in names:
+        values["name"] = f"{values['name']} (enriched)"
+    return values
+
+
+def describe(
+    table: Table,
+    catalogue: list[Operation],
+    values: MultiDict | dict[str, str],
+    *,
+    error: str | None = None,
+    errors: dict[str, list[str]] | None = None,
+    self_id: int | None = None,
+) -> SetupForm:
+    """Build the template's view of the form from the submitted (or saved) values."""
+    flat = {k: v for k, v in (values.items() if isinstance(values, dict) else values.items(multi=False))}
+    by_key = {op.key: op for op in catalogue}
+    chosen = [by_key[flat[f"step_{i}"]] for i in range(1, MAX_STEPS + 1) if flat.get(f"step_{i}") in by_key]
+    steps_pool = chosen or []
+    inputs: dict[str, str] = {}
+    for op in steps_pool:
+        for spec in op.inputs:
+            inputs.setdefault(spec.name, spec.label)
+    fields: dict[str, tuple[str, str]] = {}
+    for op in steps_pool:
+        for spec in op.outputs:
+            fields.setdefault(spec.name, (spec.label, spec.column_type))
+    common = [name for name in fields if all(name in op.output_names for op in steps_pool)]
+    live = [c for c in table.live_columns if c.id != self_id]
+    plain = [c for c in live if c.type not in COMPUTED]
+    # A fresh form guesses each input's column from the column names (First name → first_name).
+    for name, label in inputs.items():
+        key = f"in_{name}"
+        if key not in flat:
+            flat[key] = _guess_column(plain, name, label)
+    if "target" not in flat or flat["target"] not in common:
+        flat["target"] = common[0] if common else ""
+    return SetupForm(
+        values=flat,
+        operations=[op for op in catalogue if not op.validates or op.output_names],
+        chosen=chosen,
+        inputs=list(inputs.items()),
+        targets=[(name, fields[name][0]) for name in common],
+        fields=[(name, label, kind) for name, (label, kind) in fields.items()],
+        validators=[op for op in catalogue if op.validates],
+        input_columns=live,
+        output_columns=plain,
+        condition_columns=live,
+        error=error,
+        errors=errors or {},
+    )
+
+
+def _int(raw: str, label: str) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise ValidationFailed(f"{label}: pick a column.", fields={label: ["pick a column"]})
+    return int(raw)
+
+
+def setup_from_form(form: MultiDict, catalogue: list[Operation]) -> ColumnSetup:
+    """Read the submitted form into a ColumnSetup; pydantic's complaints become one ValidationFailed."""
+    by_key = {op.key: op for op in catalogue}
+    steps = [form.get(f"step_{i}", "").strip() for i in range(1, MAX_STEPS + 1)]
+    steps = [s for s in steps if s]
+    if not steps:
+        raise ValidationFailed("Pick at least one provider step.", fields={"steps": ["pick a provider"]})
+    wanted_inputs = {spec.name for key in steps if key in by_key for spec in by_key[key].inputs}
+    inputs = {
+        name: _int(form.get(f"in_{name}", "").strip(), name)
+        for name in sorted(wanted_inputs)
+        if form.get(f"in_{name}", "").strip()
+    }
+    delivered = {spec.name for key in steps if key in by_key for spec in by_key[key].outputs}
+    outputs: list[dict[str, Any]] = []
+    for name in sorted(delivered):
+        choice = form.get(f"out_{name}", "").strip()
+        if not choice:
+            continue
+        if choice == "new":
+            outputs.append({"field": name, "new_column": form.get(f"outname_{name}", "").strip() or name})
+        else:
+            outputs.append({"field": name, "column_id": _int(choice, name)})
+    validation = None
+    verifier = form.get("validation", "").strip()
+    if verifier:
+        op = by_key.get(verifier)
+        accept = [a.strip() for a in form.get("accept", "valid").split(",") if a.strip()] or ["valid"]
+        validation = {
+            "operation": verifier,
+            "input": op.inputs[0].name if op and op.inputs else "email",
+            "field": op.outputs[0].name if op and op.outputs else "status",
+            "accept": accept,
+        }
+    condition = None
+    cond_col = form.get("cond_col", "").strip()
+    if cond_col:
+        operator = form.get("cond_op", "is_not_empty")
+        cond: dict[str, Any] = {"column_id": _int(cond_col, "condition"), "operator": operator}
+        if operator not in ("is_empty", "is_not_empty"):
+            cond["value"] = form.get("cond_value", "")
+        condition = {"op": "and", "conditions": [cond]}
+    payload = {
+        "name": form.get("name", ""),
+        "steps": [{"operation": key} for key in steps],
+        "target": form.get("target", "").strip(),
+        "inputs": inputs,
+        "outputs": outputs,
+        "validation": validation,
+        "condition": condition,
+        "auto_run": form.get("auto_run") == "1",
+        "overwrite": form.get("overwrite") == "1",
+    }
+    try:
+        return ColumnSetup.model_validate(payload)
+    except ValidationError as exc:
+        fields: dict[str, list[str]] = {}
+        for error in exc.errors(include_url=False):
+            name = str(error["loc"][0]) if error["loc"] else "form"
+            fields.setdefault(name, []).append(error["msg"])
+        first = next(iter(fields.items()))
+        raise ValidationFailed(f"{first[0].capitalize()}: {first[1][0]}", fields=fields) from None
