@@ -84,7 +84,7 @@ def test_server_errors_are_retryable(sb, make_ctx):
 
 
 def test_a_timeout_is_retryable(sb, make_ctx):
-    sb.configure("hunter", latency_ms=800)
+    sb.configure("hunter", latency_ms=500)
     result = hunter.call(DOMAIN_SEARCH, {"domain": "acme.com"}, make_ctx("hunter", timeout=0.2))
     assert result.outcome == "retryable" and "0.2s" in result.message
 

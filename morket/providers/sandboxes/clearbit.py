@@ -136,4 +136,11 @@ class ClearbitSandbox(ProviderSandbox):
             answered = exc.code
         except OSError:
             answered = 0
-        call.sandbox.record(self.name, f"webhook:{call.operation}", url, call.key, answered)
+        call.sandbox.record(
+            self.name,
+            f"webhook:{call.operation}",
+            url,
+            call.key,
+            answered,
+            call.request.environ.get("sandbox.generation"),
+        )

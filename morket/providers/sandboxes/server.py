@@ -154,6 +154,9 @@ class SandboxApp:
             self.counts = dict.fromkeys(self.providers, 0)
             self.used = dict.fromkeys(self.providers, 0)
             self.entries: list[dict[str, Any]] = []
+            # A request still in flight across a reset (a slow one whose caller gave up) must
+            # not land in the fresh log: each request remembers the generation it started in.
+            self.generation = getattr(self, "generation", 0) + 1
 
     def configure(self, provider: str, values: dict[str, Any]) -> Settings:
         if provider not in self.providers:
@@ -168,7 +171,9 @@ class SandboxApp:
                 self.used[provider] = 0
             return trial
 
-    def record(self, provider: str, operation: str, path: str, key: str | None, status: int) -> None:
+    def record(
+        self, provider: str, operation: str, path: str, key: str | None, status: int, generation: int | None = None
+    ) -> None:
         entry = {
             "provider": provider,
             "operation": operation,
@@ -178,7 +183,8 @@ class SandboxApp:
             "at": time.time(),
         }
         with self.lock:
-            self.entries.append(entry)
+            if generation is None or generation == self.generation:
+                self.entries.append(entry)
 
     def _should_fail(self, provider: str, rate: float) -> bool:
         # Every request whose count crosses a multiple of 1/rate fails: exact and repeatable.
@@ -198,6 +204,7 @@ class SandboxApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         request = Request(environ)
+        request.environ["sandbox.generation"] = self.generation
         try:
             response = self.dispatch(request)
         except Exception as exc:  # noqa: BLE001 - a sandbox bug answers 500 like a real server would
@@ -217,11 +224,11 @@ class SandboxApp:
         key = sandbox.key_of(request)
         if operation is None:
             response = sandbox.error(404, "not_found", f"no route {request.method} {route}")
-            self.record(prefix, "unknown", route, key, response.status_code)
+            self.record(prefix, "unknown", route, key, response.status_code, request.environ["sandbox.generation"])
             return response
         settings = self.settings[prefix]
         response = self.answer(sandbox, operation, request, key, settings)
-        self.record(prefix, operation, route, key, response.status_code)
+        self.record(prefix, operation, route, key, response.status_code, request.environ["sandbox.generation"])
         return response
 
     def answer(
