@@ -20,7 +20,7 @@ from morket.core.errors import NotFound, Unauthorized, ValidationFailed
 from morket.core.logging import log_security_event
 from morket.core.ratelimit import client_ip
 from morket.enrichment import columns
-from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun, EnrichmentRunRow
+from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun
 from morket.enrichment.schemas import (
     AttemptOut,
     AttemptQuery,
@@ -294,9 +294,7 @@ def list_cells(principal: Principal, table_id: int, column_id: int, query: CellQ
 )
 def list_runs(principal: Principal, query: RunQuery) -> list[RunOut]:
     """The workspace's runs, newest first."""
-    from morket.enrichment.views import list_runs as latest
-
-    found = latest(principal.workspace, table_id=query.table_id, column_id=query.column_id, limit=query.limit)
+    found = _engine().list_runs(principal.workspace, table_id=query.table_id, limit=query.limit)
     return [_run_out(r) for r in found]
 
 
@@ -366,8 +364,8 @@ def _callback_id(payload: Any) -> str:
 
 def _verify_signature(provider: str, callback_id: str, raw: bytes) -> None:
     """Check X-Request-Signature (sha1=HMAC-SHA1 of the raw body) with the key of the workspace that asked."""
-    row = db.session.scalars(select(EnrichmentRunRow).where(EnrichmentRunRow.callback_id == callback_id)).first()
-    if row is None or row.status != "awaiting_callback":
+    row = _engine().find_callback_row(provider, callback_id)
+    if row is None:
         raise NotFound("No request is waiting for this callback.")
     from morket.credentials import service as credentials
 

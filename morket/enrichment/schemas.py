@@ -121,10 +121,9 @@ class RunOut(Out):
 
 
 class RunQuery(Request):
-    """Filter the runs list by table or column."""
+    """Filter the runs list by table."""
 
     table_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
-    column_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     limit: int = Field(default=50, ge=1, le=200)
 
 

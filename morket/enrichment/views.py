@@ -223,9 +223,10 @@ def start_run(workspace, membership, table_id: int, column_id: int):  # noqa: AN
         )
     except MorketError as exc:
         db.session.rollback()
-        if exc.fields.get("scope") or exc.fields.get("row_ids"):
-            return _render("enrichment/_message.html", exc.status, message=exc.message)
-        return _estimate(workspace, membership, table_id, column_id, error=exc.message, status=exc.status)
+        try:
+            return _estimate(workspace, membership, table_id, column_id, error=exc.message, status=exc.status)
+        except ValidationFailed as bad:
+            return _render("enrichment/_message.html", bad.status, message=bad.message)
     run_id = run.id
     db.session.commit()
     return _go(url_for("enrichment.run_page", slug=workspace.slug, run_id=run_id))
@@ -252,21 +253,11 @@ def _names(workspace, runs: list[EnrichmentRun]) -> dict[str, dict[int, str]]:  
     return found
 
 
-def list_runs(workspace, *, table_id: int | None = None, column_id: int | None = None, limit: int = RUNS_PAGE):  # noqa: ANN001
-    """The workspace's latest runs, newest first (optionally of one table or column)."""
-    query = select(EnrichmentRun).where(EnrichmentRun.workspace_id == workspace.id)
-    if table_id is not None:
-        query = query.where(EnrichmentRun.table_id == table_id)
-    if column_id is not None:
-        query = query.where(EnrichmentRun.column_id == column_id)
-    return list(db.session.scalars(query.order_by(EnrichmentRun.id.desc()).limit(limit)))
-
-
 @bp.get("/w/<slug>/runs")
 @workspace_page("enrichment.view")
 def runs(workspace, membership):  # noqa: ANN001
     """Every enrichment run of the workspace, newest first."""
-    found = list_runs(workspace)
+    found = _engine().list_runs(workspace, limit=RUNS_PAGE)
     return _render(
         "enrichment/runs.html", workspace=workspace, membership=membership, runs=found, names=_names(workspace, found)
     )
