@@ -15,6 +15,7 @@ from morket.admin.service import (
     set_user_disabled,
 )
 from morket.core.errors import MorketError
+from morket.credits import views as credits_views
 from morket.extensions import db
 
 
@@ -86,4 +87,17 @@ def workspaces():
 def workspace(workspace_id: int):
     """One workspace and its members with their roles."""
     found, members = get_workspace_with_members(current_user._get_current_object(), workspace_id)
-    return render_template("admin/workspace.html", workspace=found, members=members)
+    return render_template(
+        "admin/workspace.html", workspace=found, members=members, **credits_views.admin_context(found)
+    )
+
+
+@bp.post("/workspaces/<int:workspace_id>/credits")
+def adjust_credits(workspace_id: int):
+    """Add or remove a workspace's credits by hand, with a reason; recorded in its ledger and audited."""
+    found, members = get_workspace_with_members(current_user._get_current_object(), workspace_id)
+    form = credits_views.adjust_credits(current_user._get_current_object(), found)
+    if form is None:
+        return redirect(url_for("admin.workspace", workspace_id=found.id))
+    context = credits_views.admin_context(found, form)
+    return render_template("admin/workspace.html", workspace=found, members=members, **context), 422

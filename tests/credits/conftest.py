@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from morket.credits import service
+from tests.admin.conftest import admin_client, admin_user, make_user, make_workspace  # noqa: F401 - reused here
 from tests.factories import workspace_with_owner
 
 
