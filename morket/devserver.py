@@ -6,6 +6,10 @@ the database if missing, apply migrations, keep a generated secret key in var/se
 run web (gunicorn), a worker and the scheduler as children, each in its own process group so
 that Ctrl-C reaches this supervisor only and it stops them in order. Ctrl-C or SIGTERM stops
 every child and then the embedded servers; a child that dies on its own stops the rest.
+
+Sandbox mode (MORKET_SANDBOX_MODE; on by default when no provider URL or key is configured):
+the provider sandboxes run as one more child and web and worker get their URLs and demo keys,
+so a newcomer can enrich a table without any API key. The UI labels the mode.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from types import FrameType
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from morket.devservices import EmbeddedRedis, port_answers, start_embedded_postgres
+from morket.devservices import EmbeddedRedis, free_port, port_answers, start_embedded_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_NAME = "morket"
 STOP_TIMEOUT_SECONDS = 15
+SANDBOX_PROVIDERS = ("apollo", "hunter", "clearbit")
 PR_SET_PDEATHSIG = 1
 
 
@@ -107,6 +112,34 @@ class DevServer:
         subprocess.run(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=self.env, check=True
         )
+
+    # -- provider sandboxes ----------------------------------------------------------------
+
+    def sandbox_wanted(self) -> bool:
+        """MORKET_SANDBOX_MODE when set, else on when no provider URL or key is configured."""
+        raw = (self.env.get("MORKET_SANDBOX_MODE") or "").strip().lower()
+        if raw:
+            return raw in {"1", "true", "yes", "on"}
+        names = [f"MORKET_{p.upper()}_{suffix}" for p in SANDBOX_PROVIDERS for suffix in ("URL", "API_KEY")]
+        return not any(self.env.get(name) for name in names)
+
+    def start_sandbox(self, timeout: float = 20) -> bool:
+        """Run the sandboxes as a child and point web and worker at them; False if they never answer."""
+        port = int(self.env.get("MORKET_SANDBOX_PORT") or free_port())
+        self.spawn(
+            "sandbox", [sys.executable, "-m", "morket.providers.sandboxes", "--host", "127.0.0.1", "--port", str(port)]
+        )
+        deadline = time.monotonic() + timeout
+        while not port_answers("127.0.0.1", port):
+            if self.children["sandbox"].poll() is not None or time.monotonic() > deadline or self.stopping:
+                return False
+            time.sleep(0.1)
+        self.env["MORKET_SANDBOX_MODE"] = "true"
+        for provider in SANDBOX_PROVIDERS:
+            self.env[f"MORKET_{provider.upper()}_URL"] = f"http://127.0.0.1:{port}/{provider}"
+            self.env.setdefault(f"MORKET_{provider.upper()}_API_KEY", f"sandbox-{provider}-key")
+        say(f"sandbox mode: demo providers with synthetic data at http://127.0.0.1:{port}")
+        return True
 
     # -- Morket's processes ---------------------------------------------------------------
 
@@ -211,6 +244,9 @@ class DevServer:
             if self.stopping:
                 return 0
             self.migrate()
+            if self.sandbox_wanted() and not self.start_sandbox():
+                say("the provider sandboxes did not start; stopping")
+                return 1
             self.start_processes()
             if not self.wait_for_web():
                 if self.stopping:
