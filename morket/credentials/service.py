@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from morket.core.audit import record_audit
 from morket.core.crypto import DecryptionError, decrypt_secret, encrypt_secret, key_fingerprint
@@ -43,6 +45,7 @@ LABEL_MAX = 120
 # Only long keys show their last characters: on a short one, four characters are too much of it.
 HINT_MIN_LENGTH = 12
 HINT_CHARS = 4
+TOUCH_INTERVAL = timedelta(minutes=1)
 
 
 class CredentialUnreadable(MorketError):
@@ -279,7 +282,7 @@ def resolve_key(
                 )
             ) from None
         source = "own"
-        credential.last_used_at = utcnow()
+        _touch(credential)
         data.update(credential_id=credential.id, masked=credential.masked)
     else:
         secret = current_app.config["MORKET"].get(f"{provider.upper()}_API_KEY") or None
@@ -290,6 +293,27 @@ def resolve_key(
     )
     db.session.flush()
     return secret, source
+
+
+def _touch(credential: ProviderCredential) -> None:
+    """Record when the key was last used: at most once a minute, and never waiting for a row lock.
+
+    Jobs hold their transaction for a whole batch; a plain UPDATE would make every other job of
+    the workspace using this provider wait for that commit. SKIP LOCKED lets them go on: the job
+    holding the lock records the use.
+    """
+    now = utcnow()
+    if credential.last_used_at is not None and now - credential.last_used_at < TOUCH_INTERVAL:
+        return
+    lockable = (
+        select(ProviderCredential.id).where(ProviderCredential.id == credential.id).with_for_update(skip_locked=True)
+    )
+    result = db.session.execute(
+        update(ProviderCredential).where(ProviderCredential.id.in_(lockable)).values(last_used_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    if result.rowcount:
+        set_committed_value(credential, "last_used_at", now)
 
 
 # Master key rotation ---------------------------------------------------------------------------

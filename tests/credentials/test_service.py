@@ -159,3 +159,42 @@ def test_provider_choices_name_every_keyed_provider():
     assert {"apollo", "hunter", "clearbit", "http"} <= set(names)
     assert list(names) == sorted(names)
     assert service.provider_label("hunter") == "Hunter"
+
+
+@pytest.fixture
+def committed_credential(app):
+    """A workspace and its Hunter key committed by another connection (set up before ``db``, removed after it)."""
+    from morket.core.crypto import encrypt_secret
+    from morket.extensions import db as _db
+
+    master = app.config["MORKET"]["MASTER_KEY"]
+    with app.app_context():
+        engine = _db.engine
+        with engine.begin() as conn:
+            workspace_id = conn.execute(
+                text("INSERT INTO workspaces (slug, name) VALUES ('locked-key-co', 'Locked Key Co') RETURNING id")
+            ).scalar_one()
+            credential_id = conn.execute(
+                text(
+                    "INSERT INTO provider_credentials (workspace_id, provider, ciphertext, key_fingerprint, hint) "
+                    "VALUES (:w, 'hunter', :c, :f, '') RETURNING id"
+                ),
+                {"w": workspace_id, "c": encrypt_secret(master, workspace_id, "hunter", SECRET), "f": "x"},
+            ).scalar_one()
+        try:
+            yield engine, workspace_id, credential_id
+        finally:
+            with engine.begin() as conn:
+                conn.execute(text("DELETE FROM workspaces WHERE id = :w"), {"w": workspace_id})
+
+
+def test_resolve_key_does_not_wait_for_a_job_holding_the_key_row(committed_credential, db):
+    """Another job's open transaction holding the row must not stall this one: the use is still audited."""
+    engine, workspace_id, credential_id = committed_credential
+    with engine.connect() as other_job:
+        other_job.execute(text("SELECT id FROM provider_credentials WHERE id = :id FOR UPDATE"), {"id": credential_id})
+        db.session.execute(text("SET LOCAL lock_timeout = '2s'"))
+        assert service.resolve_key(workspace_id, "hunter", run_id=3) == (SECRET, "own")
+        other_job.rollback()
+    [event] = _audit(db, type("W", (), {"id": workspace_id})(), "credential.used")
+    assert event.data["credential_id"] == credential_id and event.data["source"] == "own"
