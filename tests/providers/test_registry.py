@@ -78,3 +78,11 @@ def test_the_sandbox_fixture_points_the_app_at_the_sandbox(app, sandbox):
         hunter = registry.get_provider("hunter")
         assert registry.base_url(hunter) == sandbox.url("hunter")
         assert registry.platform_key(hunter) == "sandbox-hunter-key"
+
+
+def test_a_second_provider_under_one_name_is_refused():
+    hunter = registry.get_provider("hunter")
+    clone = type(hunter)(hunter.name, "Another Hunter", hunter.operations, hunter.default_base_url)
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register(clone)
+    assert registry.get_provider("hunter") is hunter

@@ -40,6 +40,12 @@ class ApolloSandbox(ProviderSandbox):
         return json_response({"error": message, "error_code": codes.get(status, code.upper())}, status, headers)
 
     def handle(self, call: Call) -> Response:
+        response = self._answer(call)
+        # Apollo reports its windows on every answer; the sandbox has one (per second) to report.
+        response.headers.setdefault("x-rate-limit-minute", str(int(call.settings.rate * 60)))
+        return response
+
+    def _answer(self, call: Call) -> Response:
         request = call.request
         if call.operation == "organization_enrich":
             domain = (request.args.get("domain") or "").strip().lower()

@@ -17,6 +17,7 @@ import json
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -26,6 +27,7 @@ from werkzeug.wrappers import Request, Response
 
 VALID_KEY_PREFIXES = ("sandbox-", "sk-test-")
 QUOTA_RETRY_AFTER = 3600
+LOG_LIMIT = 200_000
 
 
 def key_is_valid(key: str | None) -> bool:
@@ -153,7 +155,8 @@ class SandboxApp:
             self.buckets = {name: Bucket(s.rate, s.burst) for name, s in self.settings.items()}
             self.counts = dict.fromkeys(self.providers, 0)
             self.used = dict.fromkeys(self.providers, 0)
-            self.entries: list[dict[str, Any]] = []
+            # Bounded, so a sandbox left running under make run does not grow without end.
+            self.entries: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
             # A request still in flight across a reset (a slow one whose caller gave up) must
             # not land in the fresh log: each request remembers the generation it started in.
             self.generation = getattr(self, "generation", 0) + 1
