@@ -1,7 +1,8 @@
 """The credit ledger (append-only, one row per grant, debit, refund, adjustment or own-key use) and balances.
 
 The balance row is the lock every change takes first, so changes to one workspace are serialised,
-ledger ids follow that order, and ``balance_after`` is the running sum of ``amount``. The ledger is
+their ledger ids follow that order, and ``balance_after`` is the running sum of ``amount`` (a free
+own-key use takes no lock and records the balance it saw). The ledger is
 never updated or deleted: a database trigger refuses it (see the credits migration), except for
 the cascade when the workspace itself is deleted.
 """

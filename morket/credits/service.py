@@ -12,7 +12,7 @@ nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -22,6 +22,10 @@ from morket.core.audit import record_audit
 from morket.core.errors import MorketError, NotFound, ValidationFailed
 from morket.credits.models import IDEMPOTENCY_KEY_MAX, KEY_SOURCES, KINDS, NOTE_MAX, CreditBalance, LedgerEntry
 from morket.extensions import db
+
+if TYPE_CHECKING:
+    from morket.accounts.models import User
+    from morket.workspaces.models import Workspace
 
 MAX_AMOUNT = 1_000_000_000
 DEFAULT_PAGE = 50
@@ -164,7 +168,8 @@ def charge(
 
     Raises InsufficientCredits (and charges nothing) when the balance is short. With ``key_source``
     "own" (the workspace's own provider key) the entry is a zero "usage" record: it costs no platform
-    credits but the hit still appears in the history with what caused it.
+    credits but the hit still appears in the history with what caused it. A paid charge keeps the
+    workspace's balance row locked until the caller's transaction ends, so commit soon after.
     """
     key = _check_key(idempotency_key)
     if key_source not in KEY_SOURCES:
@@ -279,7 +284,7 @@ def adjust(
     return _apply(workspace_id, _check_amount(amount, allow_negative=True), entry)
 
 
-def grant_welcome(workspace: Any, actor: Any) -> LedgerEntry | None:
+def grant_welcome(workspace: Workspace, actor: User | None) -> LedgerEntry | None:
     """Grant a new workspace its WELCOME_CREDITS once (idempotency key ``welcome:<workspace id>``)."""
     amount = int(current_app.config["MORKET"]["WELCOME_CREDITS"])
     if amount <= 0:
@@ -293,11 +298,13 @@ def grant_welcome(workspace: Any, actor: Any) -> LedgerEntry | None:
     )
 
 
-def admin_adjust(actor: Any, workspace: Any, amount: int, note: str, *, idempotency_key: str) -> LedgerEntry | None:
-    """Adjust a workspace's credits from the admin console: recorded with the admin and the note, and audited.
-
-    The caller checks that ``actor`` is a platform admin (the console answers 404 to everyone else).
-    """
+def admin_adjust(
+    actor: User, workspace: Workspace, amount: int, note: str, *, idempotency_key: str
+) -> LedgerEntry | None:
+    """Adjust a workspace's credits from the admin console: recorded with the admin and the note, and audited."""
+    # Defence in depth: the console hides itself from non-admins; a call from elsewhere must not leak.
+    if actor is None or not actor.is_active or not actor.is_platform_admin:
+        raise NotFound("Not found.")
     entry = adjust(workspace.id, amount, idempotency_key=idempotency_key, actor_id=actor.id, note=note)
     if entry is not None:
         record_audit(

@@ -212,3 +212,10 @@ def test_a_new_workspace_gets_its_welcome_credits_once(app, db, owner):
     assert service.grant_welcome(workspace, user) is None
     [entry] = _entries(db, workspace)
     assert (entry.kind, entry.amount, entry.idempotency_key) == ("grant", welcome, f"welcome:{workspace.id}")
+
+
+def test_only_platform_admins_may_adjust_through_the_console_service(db, owner):
+    workspace, user = owner
+    with pytest.raises(NotFound):
+        service.admin_adjust(user, workspace, 100, "self-service top-up", idempotency_key="sneaky")
+    assert service.balance(workspace.id) == 0
