@@ -61,11 +61,9 @@ def provider_choices() -> list[tuple[str, str]]:
     The one place that decides it: the built-in list plus every provider of the registry that
     needs a key, labelled as the registry labels them.
     """
+    from morket.providers import registry  # here: discovery imports every adapter module
+
     found = dict(BASE_PROVIDERS)
-    try:
-        from morket.providers import registry
-    except ImportError:
-        return sorted(found.items())
     for provider in registry.all_providers():
         if provider.requires_key or provider.name in found:
             found[provider.name] = provider.label
