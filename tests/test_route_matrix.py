@@ -89,6 +89,9 @@ def _team(db) -> Team:
         "invitation_id": invitation.id,
     }
     ids.update(_table_ids(db, workspace, owner))
+    from morket.credentials import service as credentials
+
+    ids["credential_id"] = credentials.create_credential(workspace, owner, "hunter", "sk-test-matrix-key-0001").id
     return Team(workspace, users, ids, outsider, other_workspace)
 
 

@@ -20,6 +20,7 @@ STATUS_TEXT = {
     201: "Created",
     400: "The body is not valid JSON.",
     401: "Missing, invalid, expired or revoked credentials.",
+    402: "Not enough credits for this operation.",
     403: "Not allowed: your role, a disabled account, or an action that needs a user token.",
     404: "Not found, or not in your workspace.",
     409: "Conflicts with the current state.",
@@ -28,6 +29,7 @@ STATUS_TEXT = {
     422: "Some fields need fixing; see error.fields.",
     423: "The account is locked after too many failed attempts.",
     429: "Rate limited; see Retry-After.",
+    502: "The provider answered with an error.",
     503: "A service Morket needs is unavailable.",
 }
 
