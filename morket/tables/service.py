@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -96,6 +98,171 @@ def get_table_and_view_or_404(workspace, table_id: int, view_id: int | None) -> 
     if view is None and view_id is not None:
         raise NotFound("That view does not exist.")
     return table, view
+
+
+# --- the grid's window read without the ORM ------------------------------------------------------
+#
+# A window request needs a handful of fields of the table, its view and its live columns. Loading
+# them as ORM objects (identity map, a Column instance per column, the view's JSON parsed once per
+# joined column row) cost more than reading and rendering the window itself, so the grid reads
+# them with one plain statement into the frozen records below. Columns arrive as one JSON text,
+# which keys a small cache of parsed columns: the same layout is parsed once, and any change to a
+# column (type, options, hidden, order, deletion) changes the text and so misses the cache.
+# Anything that writes (building a stale order, repairing a lost one) goes through the ORM objects.
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnMeta:
+    """The fields of a live column that reading and rendering a window use."""
+
+    id: int
+    type: str
+    config: dict[str, Any]
+    hidden: bool
+    width: int
+
+    @property
+    def storage_name(self) -> str:
+        return f"c_{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class TableMeta:
+    """A table as the window read sees it (same attribute names as ``Table`` for what it uses)."""
+
+    id: int
+    workspace_id: int
+    version: int
+    storage_name: str
+    row_count: int
+    pos_base: int
+    pos_gaps: list[int]
+    live_columns: tuple[ColumnMeta, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ViewMeta:
+    """A view as the window read sees it (same attribute names as ``View`` for what it uses)."""
+
+    id: int
+    table_id: int
+    workspace_id: int
+    is_ordered: bool
+    order_stale: bool
+    order_size: int | None
+    rank_base: int
+    rank_gaps: list[int]
+    hidden_column_ids: list[int]
+    widths: dict[str, int]
+
+
+class Window(NamedTuple):
+    """A window read for the grid: the table and view it was read from, its rows and the total."""
+
+    table: Table | TableMeta
+    view: View | ViewMeta | None
+    rows: list[WindowRow]
+    total: int
+    wrote: bool  # an order was (re)built: the caller commits to keep it
+
+
+_WINDOW_SOURCE_SQL = """
+SELECT t.version, t.storage_name, t.row_count, t.pos_base, t.pos_gaps,
+       (SELECT json_agg(json_build_array(c.id, c.type, c.config, c.hidden, c.width)
+                        ORDER BY c.position, c.id)::text
+          FROM table_columns c WHERE c.table_id = t.id AND c.deleted_at IS NULL) AS columns,
+       v.id, v.sort <> '[]'::jsonb OR coalesce(jsonb_array_length(
+                 CASE jsonb_typeof(v.filters -> 'conditions') WHEN 'array' THEN v.filters -> 'conditions' END
+             ), 0) > 0 AS is_ordered,
+       v.order_stale, v.order_size, v.rank_base, v.rank_gaps, v.hidden_column_ids, v.widths
+  FROM tables t
+  LEFT JOIN table_views v
+         ON v.table_id = t.id AND v.workspace_id = %(workspace_id)s
+        AND v.id = coalesce(%(view_id)s, (SELECT min(f.id) FROM table_views f WHERE f.table_id = t.id))
+ WHERE t.id = %(table_id)s AND t.workspace_id = %(workspace_id)s
+"""
+_COLUMN_SETS: OrderedDict[tuple[int, int, str], tuple[ColumnMeta, ...]] = OrderedDict()
+_COLUMN_SETS_SIZE = 512
+
+
+def _column_set(table_id: int, version: int, text: str | None) -> tuple[ColumnMeta, ...]:
+    """Return the parsed live columns of a table, parsed once per distinct column layout."""
+    key = (table_id, version, text or "")
+    found = _COLUMN_SETS.get(key)
+    if found is not None:
+        _COLUMN_SETS.move_to_end(key)
+        return found
+    found = tuple(ColumnMeta(int(i), t, c or {}, bool(h), int(w)) for i, t, c, h, w in json.loads(text or "[]"))
+    _COLUMN_SETS[key] = found
+    while len(_COLUMN_SETS) > _COLUMN_SETS_SIZE:
+        _COLUMN_SETS.popitem(last=False)
+    return found
+
+
+def window_source_or_404(workspace, table_id: int, view_id: int | None) -> tuple[TableMeta, ViewMeta | None]:  # noqa: ANN001
+    """Return the workspace's table and its view ``view_id`` (else its first view) as plain records.
+
+    One statement. Raises NotFound for a table of another workspace or a view of another table,
+    exactly as ``get_table_and_view_or_404`` does.
+    """
+    found = (
+        db.session.connection()
+        .exec_driver_sql(
+            _WINDOW_SOURCE_SQL, {"workspace_id": workspace.id, "table_id": int(table_id), "view_id": view_id}
+        )
+        .first()
+    )
+    if found is None:
+        raise NotFound("That table does not exist.")
+    version, storage_name, row_count, pos_base, pos_gaps, columns, vid = found[:7]
+    table = TableMeta(
+        int(table_id),
+        workspace.id,
+        version,
+        storage_name,
+        row_count,
+        pos_base,
+        pos_gaps,
+        _column_set(int(table_id), version, columns),
+    )
+    if vid is None:
+        if view_id is not None:
+            raise NotFound("That view does not exist.")
+        return table, None
+    is_ordered, stale, size, rank_base, rank_gaps, hidden, widths = found[7:]
+    view = ViewMeta(
+        vid, table.id, workspace.id, bool(is_ordered), stale, size, rank_base, rank_gaps, hidden or [], widths or {}
+    )
+    return table, view
+
+
+def read_grid_window(workspace, actor, table_id: int, view_id: int | None, start: int, limit: int) -> Window:  # noqa: ANN001
+    """Return the grid's window [start, start + limit) of a table's view and the view's row count.
+
+    Two statements when the view's order is built (the usual case): the table, view and columns,
+    then the rows. A stale order, or one a crash emptied, is rebuilt through the ORM objects, and
+    ``wrote`` tells the caller to commit.
+    """
+    start, limit = _window_bounds(start, limit)
+    table, view = window_source_or_404(workspace, table_id, view_id)
+    ordered = view is not None and view.is_ordered
+    if not (ordered and view.order_stale):
+        rows = _fetch_window(table, view if ordered else None, start, limit)
+        if rows or not ordered or start >= (view.order_size or 0):
+            total = (view.order_size or 0) if ordered else table.row_count
+            return Window(table, view, rows, total, False)
+    live_table, live_view = get_table_and_view_or_404(workspace, table_id, view.id)
+    rows = read_window(workspace, actor, live_table, live_view, start, limit)
+    return Window(live_table, live_view, rows, count_rows(workspace, actor, live_table, live_view), True)
+
+
+def _fetch_window(table: Table | TableMeta, view: View | ViewMeta | None, start: int, limit: int) -> list[WindowRow]:
+    """Run the window's precompiled SELECT on the session's connection (one statement)."""
+    store = storage.storage_for(table)
+    sql = store.window_sql(table.id, view.id if view is not None else None)
+    keys = _window_keys(table, view, start, limit)
+    result = db.session.connection().exec_driver_sql(sql, keys).all()
+    return [WindowRow(r[0], start + i, tuple(r[1:-1]), r[-1]) for i, r in enumerate(result)]
 
 
 def list_tables(workspace) -> list[Table]:  # noqa: ANN001
@@ -623,14 +790,11 @@ def read_window(workspace, actor, table: Table, view: View | None, start: int, l
     ordered = view is not None and view.is_ordered
     if ordered:
         ensure_view_order(workspace, table, view)
-    store = storage.storage_for(table)
-    statement = store.window(table.id, view.id if ordered else None)
-    keys = _window_keys(table, view if ordered else None, start, limit)
-    result = db.session.connection().execute(statement, keys).all()
-    if not result and ordered and start < (view.order_size or 0):
+    window = _fetch_window(table, view if ordered else None, start, limit)
+    if not window and ordered and start < (view.order_size or 0):
         _rebuild_lost_order(workspace, table, view)
-        result = db.session.connection().execute(statement, _window_keys(table, view, start, limit)).all()
-    return [WindowRow(r[0], start + i, tuple(r[1:-1]), r[-1]) for i, r in enumerate(result)]
+        window = _fetch_window(table, view, start, limit)
+    return window
 
 
 def _rebuild_lost_order(workspace, table: Table, view: View) -> None:  # noqa: ANN001

@@ -47,6 +47,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from morket.extensions import db
 from morket.tables.models import USER_SCHEMA, Column, Table
@@ -112,6 +113,7 @@ class Storage:
     columns: dict[int, sa.Column]
     types: dict[int, str]
     windows: dict[int | None, sa.Select] = field(default_factory=dict)
+    window_sqls: dict[int | None, str] = field(default_factory=dict)
 
     def window(self, table_id: int, view_id: int | None) -> sa.Select:
         """Return the cached SELECT of a window between keys ``lo`` and ``hi`` (an index range).
@@ -136,6 +138,18 @@ class Storage:
                 .order_by(order.c.rank)
             )
         self.windows[view_id] = found
+        return found
+
+    def window_sql(self, table_id: int, view_id: int | None) -> str:
+        """Return ``window`` compiled once to the driver's SQL (bound as ``lo`` and ``hi``).
+
+        The grid reads a window per scroll step; running the compiled text skips building the
+        statement's cache key and looking it up on every read.
+        """
+        found = self.window_sqls.get(view_id)
+        if found is None:
+            compiled = self.window(table_id, view_id).compile(dialect=db.engine.dialect)
+            found = self.window_sqls[view_id] = str(compiled)
         return found
 
 
@@ -356,12 +370,51 @@ def sequence_bounds(relation: str, key: str) -> tuple[int | None, int | None]:
 # --- view orders -----------------------------------------------------------------------------------
 
 
+# Collations whose order is the order of the UTF-8 bytes (code point order). PostgreSQL only takes
+# its fast path (memcmp and abbreviated keys) for "C" and "POSIX"; "C.UTF-8" sorts the same strings
+# in the same order through strcoll, several times slower.
+_BYTE_ORDER_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8"})
+_BYTEWISE: dict[str, bool] = {}
+# Memory for the one sort of a build: a million keys sort in memory instead of spilling to disk.
+BUILD_WORK_MEM = "128MB"
+
+
+def _sorts_bytewise() -> bool:
+    """Whether the database's default collation orders text by code point (checked once per database)."""
+    key = db.engine.url.render_as_string(hide_password=True)
+    found = _BYTEWISE.get(key)
+    if found is None:
+        collation = _exec("SELECT datcollate FROM pg_database WHERE datname = current_database()").scalar_one()
+        found = _BYTEWISE[key] = collation in _BYTE_ORDER_COLLATIONS
+    return found
+
+
+def _bytewise_text(order_by: Sequence[Any], rows: sa.Table) -> list[Any]:
+    """Sort text keys with the "C" collation when that is the same order as the database's collation.
+
+    Only when the two orders are identical, so the built order is exactly what ``ORDER BY`` on the
+    table gives; in a database with a linguistic collation the keys are left alone.
+    """
+    if not _sorts_bytewise():
+        return list(order_by)
+    text_columns = {c for c in rows.columns if isinstance(c.type, sa.Text)}
+
+    def collate(element: Any) -> Any:
+        return element.collate("C") if element in text_columns else None
+
+    return [replacement_traverse(key, {}, collate) for key in order_by]
+
+
 def build_order(table_id: int, view_id: int, order_by: Sequence[Any], where: Any | None, rows: sa.Table) -> int:
-    """(Re)build a view's order table with one CREATE TABLE … AS SELECT row_number() …; return its size."""
+    """(Re)build a view's order table with one CREATE TABLE … AS SELECT row_number() …; return its size.
+
+    Measured with ``python -m bench.grid --rows 1000000`` (see docs/PERFORMANCE.md): text keys in
+    byte order and the sort in memory halve the build; the primary key is built after the rows.
+    """
     name = order_name(table_id, view_id)
     drop_order(table_id, view_id)
     ranked = sa.select(
-        sa.func.row_number().over(order_by=[*order_by, rows.c.id]).label("rank"),
+        sa.func.row_number().over(order_by=[*_bytewise_text(order_by, rows), rows.c.id]).label("rank"),
         rows.c.id.label("row_id"),
     )
     if where is not None:
@@ -373,12 +426,20 @@ def build_order(table_id: int, view_id: int, order_by: Sequence[Any], where: Any
     # million-row build; a crash empties it and the service rebuilds it (see View.order_size).
     # parallel_workers = 0: the window's rank bounds are only known at run time, so the planner
     # guesses thousands of rows and would start parallel workers for a 100-row read.
-    built = connection.exec_driver_sql(
-        f"CREATE UNLOGGED TABLE {_q(name)} WITH (parallel_workers = 0) AS {compiled}", dict(compiled.params)
-    ).rowcount
-    _exec(f"ALTER TABLE {_q(name)} ADD CONSTRAINT {name}_pk PRIMARY KEY (rank)")
-    # Fresh tables have no statistics; without them the planner misjudges window reads.
-    _exec(f"ANALYZE {_q(name)}")
+    # The larger work_mem holds for this statement only (set_config(..., true) is SET LOCAL).
+    previous = _exec("SELECT current_setting('work_mem'), set_config('work_mem', :m, true)", {"m": BUILD_WORK_MEM})
+    before = previous.scalar_one()
+    try:
+        built = connection.exec_driver_sql(
+            f"CREATE UNLOGGED TABLE {_q(name)} WITH (parallel_workers = 0) AS {compiled}", dict(compiled.params)
+        ).rowcount
+    finally:
+        _exec("SELECT set_config('work_mem', :m, true)", {"m": before})
+    # Deferrable like the rows table's pos: close_gaps renumbers ranks in one UPDATE, whose rows may
+    # pass through each other's old values whatever plan the statement gets.
+    _exec(f"ALTER TABLE {_q(name)} ADD CONSTRAINT {name}_pk PRIMARY KEY (rank) DEFERRABLE INITIALLY IMMEDIATE")
+    # No ANALYZE (it took a tenth of a million-row build): a window reads a rank range through
+    # the primary key whatever the statistics, and autovacuum analyzes the table soon after.
     return int(built)
 
 
