@@ -108,3 +108,30 @@ def test_rate_limit_answers_429_with_retry_after(sb, make_ctx):
     assert (second.outcome, second.http_status) == ("rate_limited", 429)
     assert 1 <= second.retry_after <= 2
     assert [e["status"] for e in sb.log("hunter")][1] == 429
+
+
+def test_the_key_in_hunters_url_stays_out_of_the_logs(sb, make_ctx):
+    """httpx logs each request URL at INFO; Hunter's key is in that URL, and Morket's log format hides it."""
+    import logging
+
+    from morket.core.logging import JsonFormatter
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Collect()
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("httpx")
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        hunter.call(DOMAIN_SEARCH, {"domain": "acme.com"}, make_ctx("hunter"))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+    assert lines and "domain-search" in lines[0]
+    assert all(TEST_KEY not in line for line in lines)
