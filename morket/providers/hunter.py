@@ -6,7 +6,9 @@ The published contract this adapter follows:
   ``GET /v2/domain-search?domain=``, ``GET /v2/email-finder?domain=&first_name=&last_name=``
   and ``GET /v2/email-verifier?email=``.
 - Authentication: the ``api_key`` query parameter. It is therefore part of the URL, so every
-  message built from a request or an exception is redacted before it is stored.
+  message built from a request or an exception is redacted before it is stored (httpx's own
+  request log line carries the URL too; Morket's JSON log format redacts ``api_key=``).
+- 222 from the verifier (the remote mail server answered oddly) -> ``retryable``.
 - Answers: ``{"data": {...}, "meta": {...}}``; errors: ``{"errors": [{"id", "code", "details"}]}``.
 - Status codes: 400 wrong or missing parameters and 422 unprocessable input -> ``invalid_input``;
   401 no valid key -> ``auth_error``; 403 "rate limit reached" (requests per second) and 429
