@@ -88,3 +88,9 @@ def test_quota_exhausted_waits_long(sb, make_ctx):
     apollo.call(ORG, {"domain": "acme.com"}, ctx)
     limited = apollo.call(ORG, {"domain": "acme.com"}, ctx)
     assert limited.outcome == "rate_limited" and limited.retry_after >= 3600
+
+
+def test_a_key_without_access_to_the_endpoint_is_an_auth_error(sb, make_ctx):
+    sb.configure("apollo", error_rate=1.0, fail_status=403)
+    result = apollo.call(MATCH, {"email": "ada@acme.com"}, make_ctx("apollo"))
+    assert (result.outcome, result.http_status) == ("auth_error", 403)

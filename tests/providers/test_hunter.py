@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from morket.providers import registry
 from tests.providers.conftest import TEST_KEY
 
@@ -135,3 +137,14 @@ def test_the_key_in_hunters_url_stays_out_of_the_logs(sb, make_ctx):
         logger.setLevel(previous)
     assert lines and "domain-search" in lines[0]
     assert all(TEST_KEY not in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "retry_after"),
+    [(403, "rate_limited", 1.0), (429, "rate_limited", 60.0), (451, "not_found", None), (202, "retryable", 5.0),
+     (222, "retryable", None), (422, "invalid_input", None), (500, "retryable", None)],
+)  # fmt: skip
+def test_each_documented_status_is_classified(sb, make_ctx, status, outcome, retry_after):
+    sb.configure("hunter", error_rate=1.0, fail_status=status)
+    result = hunter.call(VERIFIER, {"email": "ada@acme.com"}, make_ctx("hunter"))
+    assert (result.outcome, result.http_status, result.retry_after) == (outcome, status, retry_after)
