@@ -107,11 +107,11 @@ def test_fifty_processes_spend_exactly_the_balance(app, database_url, committed_
         watcher.stop.set()
         watcher.join(30)
 
+    outcomes = [outcome for _, _, found in collected for outcome in found]
+    assert not [o for o in outcomes if o[1].startswith("error")]
     backends = {backend for _, backend, _ in collected}
     assert len(backends) == PROCESSES, "every charger used its own connection"
-    outcomes = [outcome for _, _, found in collected for outcome in found]
     assert len(outcomes) == 3 * PROCESSES
-    assert not [o for o in outcomes if o[1].startswith("error")]
     charged = [key for key, result, _ in outcomes if result == "charged"]
     refused = [key for key, result, _ in outcomes if result == "refused"]
     assert len(charged) == 100
@@ -137,6 +137,7 @@ def test_racing_replays_of_one_key_charge_once(app, database_url, committed_work
     collected = _run_chargers(database_url, workspace_id, [keys[i % 5 :] + keys[: i % 5] for i in range(10)])
 
     outcomes = [outcome for _, _, found in collected for outcome in found]
+    assert not [o for o in outcomes if o[1].startswith("error")]
     charged = sorted(key for key, result, _ in outcomes if result == "charged")
     assert charged == keys
     assert sum(1 for _, result, _ in outcomes if result == "replay") == 45
