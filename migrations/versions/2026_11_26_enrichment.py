@@ -68,6 +68,7 @@ def upgrade():
         sa.Column('callback_id', sa.String(length=64), nullable=True),
         sa.Column('provider', sa.String(length=40), nullable=True),
         sa.Column('message', sa.Text(), nullable=True),
+        sa.Column('result', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.ForeignKeyConstraint(['run_id'], ['enrichment_runs.id'], name=op.f('fk_enrichment_run_rows_run_id_enrichment_runs'), ondelete='CASCADE'),
         sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_enrichment_run_rows_workspace_id_workspaces'), ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('run_id', 'row_id', name='pk_enrichment_run_rows'),

@@ -124,6 +124,8 @@ class EnrichmentRunRow(WorkspaceScoped, db.Model):
     callback_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     provider: Mapped[str | None] = mapped_column(String(40))
     message: Mapped[str | None] = mapped_column(Text)
+    # An asynchronous provider's answer, kept by the callback until a worker continues the row.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class EnrichmentAttempt(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):

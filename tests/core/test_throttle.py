@@ -8,7 +8,9 @@ import uuid
 
 import pytest
 from redis import Redis
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 
 from morket.core.throttle import CircuitBreaker, TokenBucket
 
@@ -124,7 +126,7 @@ def test_breaker_probe_failure_opens_it_again(redis):
 
 
 def test_redis_errors_propagate():
-    dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     with pytest.raises(RedisConnectionError):
         TokenBucket(dead, _key(), rate=1).try_acquire()
     with pytest.raises(RedisConnectionError):

@@ -1,0 +1,124 @@
+"""The per-workspace cache of provider answers: hits and final not-founds, never transient errors.
+
+An entry is keyed by the operation and a hash of its normalised inputs and options, so two rows
+(or two runs, or two tables) of one workspace asking the same question pay for it once. Entries
+never cross workspaces: one workspace's paid-for answers, or its own key's answers, are not
+another's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from morket.core.db import utcnow
+from morket.enrichment.models import EnrichmentCacheEntry
+from morket.extensions import db
+from morket.providers.base import CACHEABLE_OUTCOMES
+
+CacheKey = tuple[str, str]  # (operation, input hash)
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """A provider's cached final answer."""
+
+    outcome: str
+    values: dict[str, Any]
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.strip().lower()
+    return value
+
+
+def input_hash(operation: str, inputs: Mapping[str, Any], options: Mapping[str, Any] | None = None) -> str:
+    """Hash what decides a provider's answer: the operation, its inputs (case-folded) and options."""
+    payload = {
+        "op": operation,
+        "in": {k: _normal(v) for k, v in sorted(inputs.items()) if v not in (None, "")},
+        "opt": options or {},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def lookup_many(workspace_id: int, keys: Iterable[CacheKey]) -> dict[CacheKey, CachedAnswer]:
+    """Return the live entries among ``keys`` in one query."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    table = EnrichmentCacheEntry.__table__
+    rows = db.session.execute(
+        sa.select(table.c.operation, table.c.input_hash, table.c.outcome, table.c["values"]).where(
+            table.c.workspace_id == workspace_id,
+            sa.tuple_(table.c.operation, table.c.input_hash).in_(wanted),
+            table.c.expires_at > sa.func.clock_timestamp(),
+        )
+    )
+    return {(r.operation, r.input_hash): CachedAnswer(r.outcome, r[3] or {}) for r in rows}
+
+
+def lookup_one(connection: sa.Connection, workspace_id: int, key: CacheKey) -> CachedAnswer | None:
+    """Look one entry up on ``connection`` (for callers outside the request's session, e.g. threads)."""
+    table = EnrichmentCacheEntry.__table__
+    row = connection.execute(
+        sa.select(table.c.outcome, table.c["values"]).where(
+            table.c.workspace_id == workspace_id,
+            table.c.operation == key[0],
+            table.c.input_hash == key[1],
+            table.c.expires_at > sa.func.clock_timestamp(),
+        )
+    ).first()
+    return None if row is None else CachedAnswer(row.outcome, row[1] or {})
+
+
+def store_many(workspace_id: int, answers: Mapping[CacheKey, CachedAnswer], ttl_seconds: int) -> int:
+    """Upsert final answers (hit, not_found) in the caller's transaction; others are ignored."""
+    expires: datetime = utcnow() + timedelta(seconds=max(int(ttl_seconds), 0))
+    rows = [
+        {
+            "workspace_id": workspace_id,
+            "operation": key[0],
+            "input_hash": key[1],
+            "outcome": answer.outcome,
+            "values": answer.values,
+            "expires_at": expires,
+        }
+        for key, answer in sorted(answers.items())
+        if answer.outcome in CACHEABLE_OUTCOMES
+    ]
+    if not rows or ttl_seconds <= 0:
+        return 0
+    stmt = pg_insert(EnrichmentCacheEntry.__table__).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        constraint="pk_enrichment_cache",
+        set_={
+            "outcome": stmt.excluded.outcome,
+            "values": stmt.excluded["values"],
+            "expires_at": stmt.excluded.expires_at,
+        },
+    )
+    db.session.execute(stmt)
+    return len(rows)
+
+
+def purge_expired(limit: int = 10_000) -> int:
+    """Delete up to ``limit`` expired entries; return how many."""
+    table = EnrichmentCacheEntry.__table__
+    victims = (
+        sa.select(table.c.workspace_id, table.c.operation, table.c.input_hash)
+        .where(table.c.expires_at <= sa.func.clock_timestamp())
+        .limit(limit)
+    )
+    result = db.session.execute(
+        sa.delete(table).where(sa.tuple_(table.c.workspace_id, table.c.operation, table.c.input_hash).in_(victims))
+    )
+    return result.rowcount or 0
