@@ -34,4 +34,7 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
         QUEUE_DEFAULT,
     ),
     PeriodicJob("delete-expired-exports", 3600, "morket.dataops.exports.delete_expired_exports", QUEUE_IO),
+    # Inline in the scheduler, not on a queue: it is what restarts enrichment after Redis comes back
+    # (re-queues expired leases, times out callbacks, resumes paused runs, starts jobs for idle runs).
+    PeriodicJob("reconcile-enrichment", 15, "morket.enrichment.tasks.reconcile_enrichment", None),
 )
