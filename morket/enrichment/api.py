@@ -16,7 +16,7 @@ from flask import request
 from sqlalchemy import select
 
 from morket.api.routing import Principal, api_route
-from morket.core.errors import NotFound, Unauthorized, ValidationFailed
+from morket.core.errors import MorketError, NotFound, Unauthorized, ValidationFailed
 from morket.core.logging import log_security_event
 from morket.core.ratelimit import client_ip
 from morket.enrichment import columns
@@ -320,7 +320,7 @@ def get_run(principal: Principal, run_id: int) -> RunOut:
     response=RunOut,
 )
 def cancel_run(principal: Principal, run_id: int) -> RunOut:
-    """Rows not yet done are cancelled and cost nothing; a finished run is answered as it is."""
+    """Rows not yet done are cancelled and cost nothing; a run already over answers 409."""
     engine = _engine()
     run = engine.get_run_or_404(principal.workspace, run_id)
     engine.cancel_run(principal.workspace, principal.user, run)
@@ -389,24 +389,22 @@ def _verify_signature(provider: str, callback_id: str, raw: bytes) -> None:
     limit_key=_callback_key,
     errors=(400, 401, 404, 422),
 )
-def receive_callback(provider: str) -> Any:
+def receive_callback(provider: str) -> CallbackOut:
     """Called by the provider, not by users: signed with the API key that made the request."""
-    from morket.core.api import api_error
-
     if provider not in SIGNED_PROVIDERS:
-        return api_error("not_found", "There is nothing here.", status=404)
+        raise NotFound("There is nothing here.")
     raw = request.get_data(cache=True)
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        return api_error("invalid_json", "The request body is not valid JSON.", status=400)
+        raise MorketError("The request body is not valid JSON.") from None
+    callback_id = _callback_id(payload)
     try:
-        callback_id = _callback_id(payload)
         _verify_signature(provider, callback_id, raw)
-    except Unauthorized as exc:
+    except Unauthorized:
         log_security_event("callback_signature_refused", provider=provider, ip=client_ip())
         db.session.rollback()
-        return api_error(exc.code, exc.message, status=exc.status)
+        raise
     _engine().complete_callback(provider, callback_id, payload)
     db.session.commit()
     return CallbackOut(accepted=True)

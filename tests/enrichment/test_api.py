@@ -1,0 +1,277 @@
+"""Enrichment over the JSON API: columns, runs, cells, attempts, roles, tenancy and signed callbacks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from morket.api.tokens import encode_access_token
+from morket.credits import service as credits
+from morket.enrichment import engine
+from morket.enrichment.models import EnrichmentRun, EnrichmentRunRow
+from morket.extensions import db as _db
+from morket.providers.sandboxes import data
+from morket.tables import service as tables
+from morket.workspaces import service as ws_service
+from morket.workspaces.models import Membership
+from tests.factories import UserFactory, workspace_with_owner
+
+PEOPLE = (
+    {"name": "First name", "type": "text"},
+    {"name": "Last name", "type": "text"},
+    {"name": "Domain", "type": "domain"},
+    {"name": "Email", "type": "email"},
+)
+FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara")
+
+
+@pytest.fixture
+def quick(app, sandbox):
+    settings = app.config["MORKET"]
+    saved = {k: settings.get(k) for k in ("ENRICHMENT_BACKOFF_SECONDS", "ENRICHMENT_CONFIRM_CREDITS")}
+    settings["ENRICHMENT_BACKOFF_SECONDS"] = 0.05
+    sandbox.reset()
+    yield settings
+    sandbox.reset()
+    settings.update(saved)
+
+
+@pytest.fixture
+def team(db, quick):
+    """A workspace with credits, its owner, a viewer, and a table of 8 people."""
+    workspace, owner = workspace_with_owner()
+    credits.grant(workspace.id, 500, idempotency_key=f"test-{workspace.id}")
+    viewer = UserFactory()
+    _db.session.add(Membership(workspace_id=workspace.id, user_id=viewer.id, role="viewer"))
+    table = tables.create_table(workspace, owner, "People", columns=PEOPLE)
+    rows = [{"First name": FIRST[i % 5], "Last name": f"Roe{i}", "Domain": f"corp{i}.example.org"} for i in range(8)]
+    row_ids = tables.insert_rows(workspace, owner, table, rows)
+    ids = {c.name: c.id for c in table.live_columns}
+    return workspace, owner, viewer, table, ids, rows, row_ids
+
+
+def _auth(user, workspace, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {encode_access_token(user.id, workspace.id, role)}"}
+
+
+def _body(ids, **extra):  # noqa: ANN003, ANN202
+    body = {
+        "name": "Work email",
+        "steps": [{"operation": "hunter.email_finder"}, {"operation": "apollo.people_match"}],
+        "target": "email",
+        "inputs": {"first_name": ids["First name"], "last_name": ids["Last name"], "domain": ids["Domain"]},
+        "outputs": [{"field": "title", "new_column": "Title"}],
+        "validation": {"operation": "hunter.email_verifier", "accept": ["valid", "accept_all"]},
+    }
+    body.update(extra)
+    return body
+
+
+def _finish(run_id: int) -> EnrichmentRun:
+    for _ in range(30):
+        engine.work(run_id, 0, budget=20)
+        _db.session.expire_all()
+        run = _db.session.get(EnrichmentRun, run_id)
+        if run.finished:
+            return run
+    raise AssertionError("the run did not finish")
+
+
+def test_columns_runs_cells_and_attempts(client, db, team):
+    workspace, owner, viewer, table, ids, rows, row_ids = team
+    auth = _auth(owner, workspace, "owner")
+    base = f"/api/v1/tables/{table.id}/enrichment-columns"
+    created = client.post(base, json=_body(ids), headers=auth)
+    assert created.status_code == 201, created.get_json()
+    column = created.get_json()["data"]
+    assert column["validation"]["operation"] == "hunter.email_verifier"
+    title_id = column["outputs"][0]["column_id"]
+    assert [c["id"] for c in client.get(base, headers=auth).get_json()["data"]] == [column["id"]]
+    assert client.get(f"{base}/{column['id']}", headers=auth).get_json()["data"]["name"] == "Work email"
+
+    estimate = client.post(f"{base}/{column['id']}/estimate", json={"scope": "all"}, headers=auth).get_json()["data"]
+    assert estimate["rows"] == 8 and estimate["balance"] == 500 and estimate["max_credits"] > 0
+    started = client.post(f"{base}/{column['id']}/runs", json={"scope": "all", "confirm": True}, headers=auth)
+    assert started.status_code == 202, started.get_json()
+    run_id = started.get_json()["data"]["id"]
+    run = _finish(run_id)
+    status = client.get(f"/api/v1/enrichment/runs/{run_id}", headers=auth).get_json()["data"]
+    assert status["status"] == "completed" and status["remaining"] == 0 and status["done"] == 8
+    assert status["credits_used"] == run.credits_used == 500 - credits.balance(workspace.id)
+    listed = client.get(f"/api/v1/enrichment/runs?table_id={table.id}", headers=auth).get_json()["data"]
+    assert [r["id"] for r in listed] == [run_id]
+
+    ids_param = ",".join(str(r) for r in row_ids)
+    cells = client.get(f"{base}/{column['id']}/cells?row_ids={ids_param}", headers=auth).get_json()["data"]
+    assert [c["row_id"] for c in cells] == row_ids
+    for cell in cells:
+        assert cell["status"] in {"success", "no_data"}
+        if cell["status"] == "success":
+            assert "@" in cell["value"] and cell["provider"] in {"hunter", "apollo"}
+    assert any(c["status"] == "success" for c in cells)
+    attempts = client.get(f"/api/v1/enrichment/runs/{run_id}/attempts", headers=auth).get_json()["data"]
+    assert {a["operation"] for a in attempts} >= {"hunter.email_finder"}
+    assert sum(a["cost"] for a in attempts) == run.credits_used
+    one = client.get(f"/api/v1/enrichment/runs/{run_id}/attempts?row_id={row_ids[0]}", headers=auth).get_json()
+    assert {a["row_id"] for a in one["data"]} == {row_ids[0]}
+    # The title output column was created and typed as text.
+    assert any(c.id == title_id for c in tables.get_table_or_404(workspace, table.id).live_columns)
+
+    updated = client.put(f"{base}/{column['id']}", json=_body(ids, name="Email (work)", outputs=[]), headers=auth)
+    assert updated.status_code == 200 and updated.get_json()["data"]["name"] == "Email (work)"
+    cancelled = client.post(f"/api/v1/enrichment/runs/{run_id}/cancel", headers=auth)
+    assert cancelled.status_code == 409 and run.status == "completed"
+
+
+def test_bad_bodies_are_422_with_a_reason(client, db, team):
+    workspace, owner, _viewer, table, ids, _rows, _ = team
+    auth = _auth(owner, workspace, "owner")
+    base = f"/api/v1/tables/{table.id}/enrichment-columns"
+    resp = client.post(base, json=_body(ids, target="organization"), headers=auth)
+    assert resp.status_code == 422 and "does not deliver" in resp.get_json()["error"]["message"]
+    resp = client.post(base, json={**_body(ids), "colour": "red"}, headers=auth)
+    assert resp.status_code == 422 and "colour" in resp.get_json()["error"]["fields"]
+    resp = client.post(base, data="{", headers={**auth, "Content-Type": "application/json"})
+    assert resp.status_code == 400
+    column_id = client.post(base, json=_body(ids), headers=auth).get_json()["data"]["id"]
+    resp = client.post(f"{base}/{column_id}/runs", json={"scope": "selected"}, headers=auth)
+    assert resp.status_code == 422
+    assert client.get(f"{base}/{column_id}/cells?row_ids=1;2", headers=auth).status_code == 422
+    # A plain column is not an enrichment column.
+    assert client.get(f"{base}/{ids['Domain']}", headers=auth).status_code == 404
+    assert len(tables.get_table_or_404(workspace, table.id).live_columns) == 6
+
+
+def test_confirmation_is_required_above_the_threshold(client, db, team, quick):
+    workspace, owner, _viewer, table, ids, _rows, _ = team
+    quick["ENRICHMENT_CONFIRM_CREDITS"] = 3
+    auth = _auth(owner, workspace, "owner")
+    base = f"/api/v1/tables/{table.id}/enrichment-columns"
+    column_id = client.post(base, json=_body(ids), headers=auth).get_json()["data"]["id"]
+    assert client.post(f"{base}/{column_id}/estimate", json={}, headers=auth).get_json()["data"]["needs_confirmation"]
+    resp = client.post(f"{base}/{column_id}/runs", json={"scope": "all"}, headers=auth)
+    assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "confirmation_required"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(EnrichmentRun)) == 0
+
+
+def test_viewers_read_but_cannot_configure_start_or_cancel(client, db, team):
+    workspace, owner, viewer, table, ids, _rows, _ = team
+    owner_auth, auth = _auth(owner, workspace, "owner"), _auth(viewer, workspace, "viewer")
+    base = f"/api/v1/tables/{table.id}/enrichment-columns"
+    column_id = client.post(base, json=_body(ids), headers=owner_auth).get_json()["data"]["id"]
+    started = client.post(f"{base}/{column_id}/runs", json={"confirm": True}, headers=owner_auth)
+    run_id = started.get_json()["data"]["id"]
+    assert client.get(base, headers=auth).status_code == 200
+    assert client.get(f"/api/v1/enrichment/runs/{run_id}", headers=auth).status_code == 200
+    assert client.post(base, json=_body(ids, name="Mine"), headers=auth).status_code == 403
+    assert client.put(f"{base}/{column_id}", json=_body(ids), headers=auth).status_code == 403
+    assert client.post(f"{base}/{column_id}/runs", json={"confirm": True}, headers=auth).status_code == 403
+    assert client.post(f"{base}/{column_id}/estimate", json={}, headers=auth).status_code == 403
+    assert client.post(f"/api/v1/enrichment/runs/{run_id}/cancel", headers=auth).status_code == 403
+    db.session.expire_all()
+    assert db.session.get(EnrichmentRun, run_id).status == "queued"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(EnrichmentRun)) == 1
+
+
+def test_another_workspace_gets_404(client, db, team):
+    workspace, owner, _viewer, table, ids, _rows, row_ids = team
+    owner_auth = _auth(owner, workspace, "owner")
+    base = f"/api/v1/tables/{table.id}/enrichment-columns"
+    column_id = client.post(base, json=_body(ids), headers=owner_auth).get_json()["data"]["id"]
+    started = client.post(f"{base}/{column_id}/runs", json={"confirm": True}, headers=owner_auth)
+    run_id = started.get_json()["data"]["id"]
+    other, stranger = workspace_with_owner()
+    auth = _auth(stranger, other, "owner")
+    for method, path, body in (
+        ("GET", base, None),
+        ("POST", base, _body(ids)),
+        ("GET", f"{base}/{column_id}", None),
+        ("PUT", f"{base}/{column_id}", _body(ids)),
+        ("POST", f"{base}/{column_id}/estimate", {}),
+        ("POST", f"{base}/{column_id}/runs", {"confirm": True}),
+        ("GET", f"{base}/{column_id}/cells?row_ids={row_ids[0]}", None),
+        ("GET", f"/api/v1/enrichment/runs/{run_id}", None),
+        ("POST", f"/api/v1/enrichment/runs/{run_id}/cancel", None),
+        ("GET", f"/api/v1/enrichment/runs/{run_id}/attempts", None),
+    ):
+        resp = client.open(path, method=method, json=body, headers=auth)
+        assert resp.status_code == 404, (method, path, resp.status_code)
+    assert client.get("/api/v1/enrichment/runs", headers=auth).get_json()["data"] == []
+    db.session.expire_all()
+    assert db.session.get(EnrichmentRun, run_id).status == "queued"
+
+
+def test_an_api_key_can_set_up_and_run(client, db, team):
+    workspace, owner, _viewer, table, ids, _rows, _ = team
+    _key, plaintext = ws_service.create_api_key(workspace, owner, name="ci", role="member")
+    auth = {"Authorization": f"Bearer {plaintext}"}
+    base = f"/api/v1/tables/{table.id}/enrichment-columns"
+    created = client.post(base, json=_body(ids), headers=auth)
+    assert created.status_code == 201, created.get_json()
+    started = client.post(f"{base}/{created.get_json()['data']['id']}/runs", json={"confirm": True}, headers=auth)
+    assert started.status_code == 202
+    assert _finish(started.get_json()["data"]["id"]).status == "completed"
+
+
+def _sign(key: str, body: bytes) -> str:
+    return "sha1=" + hmac.new(key.encode(), body, hashlib.sha1).hexdigest()
+
+
+def test_signed_callbacks_complete_asynchronous_lookups(client, db, team, sandbox):
+    workspace, owner, _viewer, table, ids, rows, row_ids = team
+    sandbox.configure("clearbit", async_=True)
+    email = data.person(rows[0]["First name"], rows[0]["Last name"], rows[0]["Domain"])["email"]
+    tables.update_cell(workspace, owner, table, row_ids[0], ids["Email"], email)
+    auth = _auth(owner, workspace, "owner")
+    body = {
+        "name": "Person",
+        "steps": [{"operation": "clearbit.person"}],
+        "target": "title",
+        "inputs": {"email": ids["Email"]},
+    }
+    column_id = client.post(f"/api/v1/tables/{table.id}/enrichment-columns", json=body, headers=auth).get_json()
+    column_id = column_id["data"]["id"]
+    run_id = client.post(
+        f"/api/v1/tables/{table.id}/enrichment-columns/{column_id}/runs",
+        json={"scope": "selected", "row_ids": [row_ids[0]], "confirm": True},
+        headers=auth,
+    ).get_json()["data"]["id"]
+    engine.work(run_id, 0, budget=10)
+    db.session.expire_all()
+    waiting = db.session.scalars(sa.select(EnrichmentRunRow).where(EnrichmentRunRow.run_id == run_id)).one()
+    assert waiting.status == "awaiting_callback" and waiting.callback_id
+    payload = json.dumps(
+        {
+            "id": waiting.callback_id,
+            "type": "person",
+            "status": 200,
+            # Clearbit's person shape: the title sits under employment.
+            "body": {"email": email, "name": {"fullName": "Ada Roe"}, "employment": {"title": "Engineer"}},
+        }
+    ).encode()
+    url = "/api/v1/enrichment/callbacks/clearbit"
+    json_type = {"Content-Type": "application/json"}
+    assert client.post(url, data=payload, headers=json_type).status_code == 401
+    forged = {**json_type, "X-Request-Signature": _sign("sk-test-someone-else", payload)}
+    assert client.post(url, data=payload, headers=forged).status_code == 401
+    unknown = json.dumps({"id": "nobody-waits-for-this", "status": 200, "body": {}}).encode()
+    signed_unknown = {**json_type, "X-Request-Signature": _sign("sandbox-clearbit-key", unknown)}
+    assert client.post(url, data=unknown, headers=signed_unknown).status_code == 404
+    assert client.post("/api/v1/enrichment/callbacks/hunter", data=payload, headers=json_type).status_code == 404
+    assert client.post(url, data=b"{", headers=json_type).status_code == 400
+    db.session.expire_all()
+    assert db.session.get(EnrichmentRunRow, (run_id, row_ids[0])).status == "awaiting_callback"
+
+    signed = {**json_type, "X-Request-Signature": _sign("sandbox-clearbit-key", payload)}
+    resp = client.post(url, data=payload, headers=signed)
+    assert resp.status_code == 200 and resp.get_json()["data"] == {"accepted": True}
+    run = _finish(run_id)
+    assert run.succeeded == 1
+    cells = client.get(
+        f"/api/v1/tables/{table.id}/enrichment-columns/{column_id}/cells?row_ids={row_ids[0]}", headers=auth
+    ).get_json()["data"]
+    assert cells[0]["value"] == "Engineer" and cells[0]["status"] == "success"
