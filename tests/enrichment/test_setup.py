@@ -170,3 +170,31 @@ def test_api_key_actor_creates_without_undo(db, people):
     column = columns.create_enrichment_column(workspace, None, table, waterfall(ids))
     assert column.type == "enrichment"
     assert [c.name for c in table.live_columns][-1] == "Job title"
+
+
+def test_auto_run_picks_up_saved_pasted_and_added_rows(db, people, app):
+    from sqlalchemy import func, select
+
+    from morket.enrichment.models import EnrichmentRun, EnrichmentRunRow
+    from morket.tables import editing
+
+    workspace, owner, table, ids = people
+
+    def runs() -> list[EnrichmentRun]:
+        return list(db.session.scalars(select(EnrichmentRun).where(EnrichmentRun.table_id == table.id)))
+
+    # Without an auto-run column nothing starts.
+    (row_id,) = db.session.scalars(select(storage.storage_for(table).rows.c.id)).all()
+    editing.save_cell(workspace, owner, table, row_id, ids["Domain"], "b.io")
+    assert runs() == []
+    columns.create_enrichment_column(workspace, owner, table, waterfall(ids, auto_run=True))
+    editing.save_cell(workspace, owner, table, row_id, ids["Domain"], "c.io")
+    assert [(r.scope, r.total) for r in runs()] == [("auto", 1)]
+    added = editing.add_rows(workspace, owner, table, 2)
+    pasted = editing.paste_block(workspace, owner, table, None, added, ids["First name"], [["Grace"], ["Alan"]])
+    assert pasted.changed == 2
+    covered = db.session.scalars(
+        select(EnrichmentRunRow.row_id).join(EnrichmentRun, EnrichmentRun.id == EnrichmentRunRow.run_id)
+    ).all()
+    assert set(added) <= set(covered)
+    assert db.session.scalar(select(func.count()).select_from(EnrichmentRun)) >= 2
