@@ -199,7 +199,7 @@ def update_enrichment_column(
     body=RunRequest,
     response=EstimateOut,
 )
-def estimate_run(principal: Principal, table_id: int, column_id: int, body: RunRequest) -> EstimateOut:
+def estimate_enrichment_run(principal: Principal, table_id: int, column_id: int, body: RunRequest) -> EstimateOut:
     """Rows a run would enrich and the most credits it could cost; nothing starts."""
     table, column = _table_column(principal, table_id, column_id)
     found = _engine().estimate_run(principal.workspace, table, column, scope=body.scope, row_ids=body.row_ids)
@@ -223,7 +223,7 @@ def estimate_run(principal: Principal, table_id: int, column_id: int, body: RunR
     response=RunOut,
     status=202,
 )
-def start_run(principal: Principal, table_id: int, column_id: int, body: RunRequest) -> RunOut:
+def start_enrichment_run(principal: Principal, table_id: int, column_id: int, body: RunRequest) -> RunOut:
     """Above the confirmation threshold the body must carry ``confirm: true``; poll the run for progress."""
     table, column = _table_column(principal, table_id, column_id)
     run = _engine().start_run(
@@ -249,7 +249,7 @@ def start_run(principal: Principal, table_id: int, column_id: int, body: RunRequ
     query=CellQuery,
     response=list[CellOut],
 )
-def list_cells(principal: Principal, table_id: int, column_id: int, query: CellQuery) -> list[CellOut]:
+def list_enrichment_cells(principal: Principal, table_id: int, column_id: int, query: CellQuery) -> list[CellOut]:
     """Each requested row's value, the provider that produced it and its cell state; unknown rows are left out."""
     table, column = _table_column(principal, table_id, column_id)
     row_ids = sorted({int(p) for p in query.row_ids.split(",")})
@@ -292,7 +292,7 @@ def list_cells(principal: Principal, table_id: int, column_id: int, query: CellQ
     query=RunQuery,
     response=list[RunOut],
 )
-def list_runs(principal: Principal, query: RunQuery) -> list[RunOut]:
+def list_enrichment_runs(principal: Principal, query: RunQuery) -> list[RunOut]:
     """The workspace's runs, newest first."""
     found = _engine().list_runs(principal.workspace, table_id=query.table_id, limit=query.limit)
     return [_run_out(r) for r in found]
@@ -306,7 +306,7 @@ def list_runs(principal: Principal, query: RunQuery) -> list[RunOut]:
     permission="enrichment.view",
     response=RunOut,
 )
-def get_run(principal: Principal, run_id: int) -> RunOut:
+def get_enrichment_run(principal: Principal, run_id: int) -> RunOut:
     """Status and counters: done, succeeded, no data, failed, skipped, remaining, credits used."""
     return _run_out(_engine().get_run_or_404(principal.workspace, run_id))
 
@@ -319,7 +319,7 @@ def get_run(principal: Principal, run_id: int) -> RunOut:
     permission="enrichment.run",
     response=RunOut,
 )
-def cancel_run(principal: Principal, run_id: int) -> RunOut:
+def cancel_enrichment_run(principal: Principal, run_id: int) -> RunOut:
     """Rows not yet done are cancelled and cost nothing; a run already over answers 409."""
     engine = _engine()
     run = engine.get_run_or_404(principal.workspace, run_id)
@@ -338,7 +338,7 @@ def cancel_run(principal: Principal, run_id: int) -> RunOut:
     query=AttemptQuery,
     response=list[AttemptOut],
 )
-def list_run_attempts(principal: Principal, run_id: int, query: AttemptQuery) -> list[AttemptOut]:
+def list_enrichment_run_attempts(principal: Principal, run_id: int, query: AttemptQuery) -> list[AttemptOut]:
     """Every provider call of the run (optionally of one row), newest first."""
     engine = _engine()
     run = engine.get_run_or_404(principal.workspace, run_id)
@@ -389,7 +389,7 @@ def _verify_signature(provider: str, callback_id: str, raw: bytes) -> None:
     limit_key=_callback_key,
     errors=(400, 401, 404, 422),
 )
-def receive_callback(provider: str) -> CallbackOut:
+def receive_enrichment_callback(provider: str) -> CallbackOut:
     """Called by the provider, not by users: signed with the API key that made the request."""
     if provider not in SIGNED_PROVIDERS:
         raise NotFound("There is nothing here.")
