@@ -327,6 +327,25 @@ def cancel_run(workspace, membership, run_id: int):  # noqa: ANN001
     return _go(url_for("enrichment.run_page", slug=workspace.slug, run_id=run_id))
 
 
+@bp.get(f"{SETUP}/active")
+@workspace_page("enrichment.view")
+@limiter.limit(GRID_LIMIT)
+def active_runs(workspace, membership, table_id: int):  # noqa: ANN001
+    """The table's unfinished runs above the grid; polled while any runs (286 once none is left)."""
+    table = tables.get_table_or_404(workspace, table_id)
+    active = [r for r in _engine().list_runs(workspace, table_id=table.id, limit=20) if not r.finished]
+    resp = _render(
+        "enrichment/_active.html",
+        200 if active else 286,
+        workspace=workspace,
+        table=table,
+        runs=active,
+        names=_names(workspace, active),
+    )
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
 # --- a cell's attempts ----------------------------------------------------------------------------------
 
 

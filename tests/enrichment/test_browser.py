@@ -97,6 +97,14 @@ def _ledger_spent(app, workspace_id: int, run_id: int) -> int:
     return int(spent)
 
 
+def _run_status(app, run_id: int) -> str:
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    with engine.connect() as conn:
+        status = conn.execute(text("SELECT status FROM enrichment_runs WHERE id = :r"), {"r": run_id}).scalar_one()
+    engine.dispose()
+    return str(status)
+
+
 def _runs(app, workspace_id: int) -> int:
     engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
     with engine.connect() as conn:
@@ -165,11 +173,26 @@ def test_email_waterfall_over_200_people(app, services, served, browser_page):  
         expect(progress.locator("[data-done]")).not_to_have_text("0 of 200", timeout=5_000)
         partly = _number(progress.locator("[data-done]"))
         assert 0 < partly < 200
+
+        # On the grid, the running run shows above the cells, and the cells fill while it works.
+        page.goto(f"{base}/w/{slug}/tables/{table_id}")
+        grid = page.locator(f"#table-{table_id}-grid")
+        strip = page.locator(f"#table-{table_id}-runs")
+        expect(strip.locator(f"[data-run-id='{run_id}']")).to_contain_text("Enriching Work email")
+        expect(grid.locator(".grid-row").first).to_be_visible()
+        states = grid.locator(".grid-cell.is-success, .grid-cell.is-no_data, .grid-cell.is-error")
+        settled = states.count()
+        assert settled < grid.locator(".grid-row").count()
         for _ in range(40):
             _work(app, run_id, budget=5.0)
-            if progress.get_attribute("data-status") == "completed":
+            if _run_status(app, run_id) == "completed":
                 break
-            page.wait_for_timeout(300)
+        # No reload: the strip's last poll empties it and refreshes the grid's window.
+        expect(strip.locator(f"[data-run-id='{run_id}']")).to_have_count(0, timeout=6_000)
+        expect(grid.locator(".grid-cell.is-queued, .grid-cell.is-running")).to_have_count(0, timeout=6_000)
+        assert states.count() > settled
+
+        page.goto(f"{base}/w/{slug}/runs/{run_id}")
         expect(progress).to_have_attribute("data-status", "completed", timeout=5_000)
         # Polling stopped: the finished partial no longer asks to be fetched again.
         expect(progress).not_to_have_attribute("hx-trigger", "every 1s")
@@ -180,7 +203,6 @@ def test_email_waterfall_over_200_people(app, services, served, browser_page):  
 
         # The cells show their values and states, with the provider in the tooltip.
         page.click("#run-open-table")
-        grid = page.locator(f"#table-{table_id}-grid")
         expect(grid.locator(".grid-cell.is-success").first).to_be_visible()
         expect(grid.locator(".grid-cell.is-no_data").first).to_be_visible()
         first = grid.locator(".grid-cell.is-success").first

@@ -229,3 +229,27 @@ def test_another_workspace_gets_404_everywhere(client, db, people):
         assert client.post(path, data={"csrf_token": token, "scope": "all"}).status_code == 404, path
     db.session.expire_all()
     assert db.session.get(EnrichmentRun, run_id).status == "queued"
+
+
+def test_grid_strip_of_running_runs_polls_until_none_is_left(client, db, people):
+    workspace, owner, table, column, _rows, _ = people
+    login(client, _member(workspace, "viewer"))
+    url = f"/w/{workspace.slug}/tables/{table.id}/enrichment/active"
+    grid = client.get(f"/w/{workspace.slug}/tables/{table.id}").get_data(as_text=True)
+    assert f'hx-get="{url}" hx-trigger="load"' in grid and "js/enrichment.js" in grid
+    idle = client.get(url)
+    assert idle.status_code == 286 and "hx-trigger" not in idle.get_data(as_text=True)
+    login(client, owner)
+    run_id = _start(client, workspace, table, column)
+    login(client, _member(workspace, "viewer"))
+    busy = client.get(url)
+    html = busy.get_data(as_text=True)
+    assert busy.status_code == 200 and 'hx-trigger="every 2s"' in html
+    assert f'data-run-id="{run_id}"' in html and "Enriching Work email: 0 of 12" in html
+    _finish(run_id)
+    done = client.get(url)
+    assert done.status_code == 286 and f'data-run-id="{run_id}"' not in done.get_data(as_text=True)
+    other, stranger = workspace_with_owner()
+    login(client, stranger)
+    assert client.get(url).status_code == 404
+    assert client.get(f"/w/{other.slug}/tables/{table.id}/enrichment/active").status_code == 404
