@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 
 from flask import abort, g, session
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from morket.core.logging import log_security_event
 from morket.core.roles import can
 from morket.extensions import db
+
+
+@cache
+def _membership_statement() -> Select:
+    """The membership lookup, built once: every page request runs it, so it is not rebuilt each time."""
+    from morket.workspaces.models import Membership, Workspace
+
+    return select(Membership).where(
+        Membership.user_id == bindparam("user_id"),
+        Membership.workspace_id == select(Workspace.id).where(Workspace.slug == bindparam("slug")).scalar_subquery(),
+    )
 
 
 def load_membership(slug: str, user_id: int):
@@ -20,14 +31,7 @@ def load_membership(slug: str, user_id: int):
 
     One statement: the membership loads its workspace and user eagerly (see Membership).
     """
-    from morket.workspaces.models import Membership, Workspace
-
-    membership = db.session.scalars(
-        select(Membership).where(
-            Membership.user_id == user_id,
-            Membership.workspace_id == select(Workspace.id).where(Workspace.slug == slug).scalar_subquery(),
-        )
-    ).first()
+    membership = db.session.scalars(_membership_statement(), {"user_id": user_id, "slug": slug}).first()
     return (membership.workspace, membership) if membership is not None else None
 
 

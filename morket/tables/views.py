@@ -359,6 +359,11 @@ def _cell_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
                     found = built[value] = plain(value)
                 return found
 
+            def repeating_column(values: Sequence[Any]) -> list[str]:
+                known = built.get
+                return [known(v) or repeating(v) for v in values]
+
+            repeating.column = repeating_column  # type: ignore[attr-defined]
             return repeating
         return plain
     if kind == "checkbox":
@@ -368,6 +373,10 @@ def _cell_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
             found = ticks.get(value) if value is None or type(value) is bool else None
             return typed(value) if found is None else found
 
+        def checkbox_column(values: Sequence[Any]) -> list[str]:
+            return [ticks[v] if v is None or type(v) is bool else checkbox(v) for v in values]
+
+        checkbox.column = checkbox_column  # type: ignore[attr-defined]
         return checkbox
     if kind == "date":
 
@@ -377,6 +386,10 @@ def _cell_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
             text = value.isoformat()
             return f'{head}{text}">{text}</div>'
 
+        def day_column(values: Sequence[Any]) -> list[str]:
+            return [f'{head}{(t := v.isoformat())}">{t}</div>' if type(v) is date else day(v) for v in values]
+
+        day.column = day_column  # type: ignore[attr-defined]
         return day
     if kind in {"number", "currency", "percent"}:
         suffix = "%" if kind == "percent" else ""
