@@ -98,7 +98,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a worker until SIGTERM/SIGINT (it finishes the current job first) or, with --burst, idle."""
     args = parse_args(argv)
-    worker = build_worker(args.queues, simple=args.simple, hard_limit=args.job_timeout)
-    log.info("worker starting", extra={"data": {"queues": args.queues, "simple": args.simple}})
+    # A scrape-only worker keeps its browser between jobs, which needs jobs in this process.
+    simple = args.simple or args.queues == [QUEUE_SCRAPE]
+    worker = build_worker(args.queues, simple=simple, hard_limit=args.job_timeout)
+    log.info("worker starting", extra={"data": {"queues": args.queues, "simple": simple}})
     worker.work(burst=args.burst, with_scheduler=True)  # the scheduler re-queues retries when due
     return 0

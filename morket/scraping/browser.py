@@ -1,0 +1,486 @@
+"""One Chromium per worker process, reused across jobs, with every request checked before it leaves.
+
+The pool keeps one browser, one context and one page. The context (and with it the fingerprint
+and proxy) is recycled after ``recycle_pages`` pages; the browser is relaunched when its
+processes grow by ``recycle_mb`` over their size after launch, when it crashes or disconnects,
+and when a page hangs past its deadline (a watchdog thread kills the browser's processes, which
+is the one thing that stops a renderer spinning in JavaScript; Playwright then fails the call
+and the next fetch relaunches).
+
+Request interception uses the DevTools Fetch domain on the page's own session, not Playwright's
+``route``: ``route`` does not see redirects, and every hop of a redirect chain must be checked.
+Site isolation is off so that cross-site iframes live in the page's renderer and their
+requests pass the same check; service workers are blocked (their requests would not).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from morket.scraping.netguard import RequestGuard
+from morket.scraping.politeness import Fingerprint, pick_fingerprint
+
+log = logging.getLogger("morket.scraping")
+
+SNAPSHOT_JS = (Path(__file__).parent / "extractors" / "snapshot.js").read_text()
+# Page APIs that open connections the request check cannot see (WebSocket, WebRTC's UDP,
+# WebTransport): removed before any page script runs.
+NO_RAW_SOCKETS_JS = (
+    "for (const n of ['WebSocket','RTCPeerConnection','webkitRTCPeerConnection','WebTransport'])"
+    " { try { delete window[n]; Object.defineProperty(window, n, {value: undefined}); } catch (e) {} }"
+)
+# Counts the page's own fetch and XHR calls still open, so the snapshot can wait for content a
+# script loads after the load event (JavaScript-rendered sites) without a fixed network-idle pause.
+PENDING_JS = """(() => {
+  let pending = 0;
+  const done = () => setTimeout(() => { pending -= 1; }, 50);
+  Object.defineProperty(window, '__morketPending', { get: () => pending });
+  const f = window.fetch;
+  if (f) window.fetch = function (...a) { pending += 1; const p = f.apply(this, a); p.then(done, done); return p; };
+  const send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function (...a) {
+    pending += 1; this.addEventListener('loadend', done, { once: true }); return send.apply(this, a);
+  };
+})();"""
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--no-first-run",
+    "--mute-audio",
+    "--disable-site-isolation-trials",
+    "--disable-features=IsolateOrigins,site-per-process,Translate,MediaRouter",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+]
+IDLE_WAIT_SECONDS = 2.0
+MEMORY_CHECK_EVERY = 20
+
+
+class FetchError(Exception):
+    """A page could not be read; ``kind`` classifies it (blocked, timeout, too_large, crashed, network, http)."""
+
+    def __init__(self, kind: str, message: str, *, status: int | None = None, transient: bool = False) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.transient = transient
+
+
+@dataclass
+class PoolSettings:
+    """What the pool needs from the MORKET_* settings."""
+
+    chromium_path: str = ""
+    host_rules: str = ""
+    allowlist: tuple[str, ...] = ()
+    page_timeout: float = 20.0
+    max_bytes: int = 10 * 1024 * 1024
+    recycle_pages: int = 200
+    recycle_mb: int = 1024
+    js_heap_mb: int = 512
+    proxies: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, settings: dict[str, Any]) -> PoolSettings:
+        return cls(
+            chromium_path=settings.get("CHROMIUM_PATH") or "",
+            host_rules=settings.get("SCRAPE_HOST_RESOLVER_RULES") or "",
+            allowlist=tuple(settings.get("SCRAPE_ALLOWLIST") or ()),
+            page_timeout=float(settings.get("SCRAPE_PAGE_TIMEOUT") or 20),
+            max_bytes=int(settings.get("SCRAPE_MAX_BYTES") or 10 * 1024 * 1024),
+            recycle_pages=int(settings.get("SCRAPE_RECYCLE_PAGES") or 200),
+            recycle_mb=int(settings.get("SCRAPE_RECYCLE_MB") or 1024),
+            proxies=tuple(settings.get("SCRAPE_PROXIES") or ()),
+        )
+
+
+@dataclass
+class PageResult:
+    """What one page load produced: where it ended, its status, the DOM snapshot and a screenshot."""
+
+    url: str
+    final_url: str
+    status: int
+    snapshot: dict[str, Any]
+    screenshot: bytes | None
+    redirects: list[str]
+    blocked: list[str]
+    bytes: int
+    elapsed_ms: int
+    proxy: str | None = None
+
+
+@dataclass
+class _PageState:
+    """Per-load bookkeeping filled by DevTools events."""
+
+    main_frame: str = ""
+    bytes: int = 0
+    too_large: bool = False
+    nav_blocked: str | None = None
+    blocked: list[str] = field(default_factory=list)
+    dom_ready: bool = False
+    documents: list[str] = field(default_factory=list)
+
+
+def chromium_executable(configured: str) -> str | None:
+    """Return the Chromium binary to launch: the setting, else Debian's, else Playwright's own."""
+    for candidate in (configured, "/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+class BrowserPool:
+    """A reusable browser for one process; not thread-safe (one job at a time, as RQ runs them)."""
+
+    def __init__(self, settings: PoolSettings, proxy_picker: Any = None) -> None:
+        self.settings = settings
+        self.guard = RequestGuard.from_settings(settings.allowlist, settings.host_rules)
+        self.proxy_picker = proxy_picker
+        self.launches = 0
+        self.pages = 0
+        self.context_pages = 0
+        self.peak_rss_mb = 0.0
+        self._baseline_mb: float | None = None
+        self._playwright: Any = None
+        self._browser: Any = None
+        self._context: Any = None
+        self._page: Any = None
+        self._cdp: Any = None
+        self._state = _PageState()
+        self._fingerprint: Fingerprint | None = None
+        self._proxy: str | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def _launch(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self.close()
+        self._playwright = sync_playwright().start()
+        args = [*CHROMIUM_ARGS, f"--js-flags=--max-old-space-size={self.settings.js_heap_mb}"]
+        if self.settings.host_rules:
+            args.append(f"--host-resolver-rules={self.settings.host_rules}")
+        executable = chromium_executable(self.settings.chromium_path)
+        self._browser = self._playwright.chromium.launch(executable_path=executable, args=args, headless=True)
+        self.launches += 1
+        self._baseline_mb = None
+        log.info("browser launched", extra={"data": {"launches": self.launches}})
+
+    def _new_page(self) -> None:
+        if self._context is None:
+            self._fingerprint = pick_fingerprint()
+            self._proxy = self.proxy_picker.pick() if self.proxy_picker is not None else None
+            options: dict[str, Any] = dict(
+                user_agent=self._fingerprint.user_agent,
+                viewport={"width": self._fingerprint.width, "height": self._fingerprint.height},
+                locale=self._fingerprint.locale,
+                timezone_id=self._fingerprint.timezone,
+                service_workers="block",
+                accept_downloads=False,
+                java_script_enabled=True,
+            )
+            if self._proxy:
+                options["proxy"] = {"server": self._proxy}
+            self._context = self._browser.new_context(**options)
+            self._context.add_init_script(NO_RAW_SOCKETS_JS + "\n" + PENDING_JS)
+            self.context_pages = 0
+        page = self._context.new_page()
+        cdp = self._context.new_cdp_session(page)
+        cdp.on("Fetch.requestPaused", self._on_paused)
+        # Bytes are counted as they arrive, so a page without a declared size is cut off at the cap.
+        cdp.on("Network.dataReceived", self._on_data)
+        cdp.send("Network.enable", {"maxTotalBufferSize": 0, "maxResourceBufferSize": 0})
+        page.on("domcontentloaded", self._on_dom_ready)
+        cdp.send(
+            "Fetch.enable",
+            {
+                "patterns": [
+                    {"urlPattern": "*", "requestStage": "Request"},
+                    {"urlPattern": "*", "resourceType": "Document", "requestStage": "Response"},
+                ]
+            },
+        )
+        self._state.main_frame = cdp.send("Page.getFrameTree")["frameTree"]["frame"]["id"]
+        self._page, self._cdp = page, cdp
+
+    def _drop_page(self) -> None:
+        page, self._page, self._cdp = self._page, None, None
+        if page is not None:
+            with contextlib.suppress(Exception):
+                page.close()
+
+    def _drop_context(self) -> None:
+        self._drop_page()
+        context, self._context = self._context, None
+        if context is not None:
+            with contextlib.suppress(Exception):
+                context.close()
+
+    def close(self) -> None:
+        """Close the page, context, browser and driver (safe to call on a dead browser)."""
+        self._drop_context()
+        for attr in ("_browser", "_playwright"):
+            thing = getattr(self, attr)
+            setattr(self, attr, None)
+            if thing is None:
+                continue
+            with contextlib.suppress(Exception):
+                thing.close() if attr == "_browser" else thing.stop()
+        if self._browser is None:
+            self._kill_browser_processes()
+
+    def _ready(self) -> None:
+        if self._browser is None or not self._browser.is_connected():
+            self._launch()
+        if self._page is None or self._page.is_closed():
+            self._new_page()
+
+    # --- DevTools events --------------------------------------------------------------------------
+
+    def _on_paused(self, event: dict[str, Any]) -> None:
+        cdp, request_id = self._cdp, event["requestId"]
+        if cdp is None:
+            return
+        try:
+            url = event["request"]["url"]
+            is_nav = event.get("resourceType") == "Document" and event.get("frameId") == self._state.main_frame
+            if "responseStatusCode" in event:
+                length = _header(event.get("responseHeaders"), "content-length")
+                if length is not None and length.isdigit() and int(length) > self.settings.max_bytes:
+                    self._state.too_large = True
+                    cdp.send("Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByResponse"})
+                    return
+                cdp.send("Fetch.continueResponse", {"requestId": request_id})
+                return
+            reason = self.guard.refusal(url)
+            if reason is None:
+                if is_nav:
+                    self._state.documents.append(url)
+                cdp.send("Fetch.continueRequest", {"requestId": request_id})
+                return
+            self._state.blocked.append(url)
+            if is_nav and self._state.nav_blocked is None:
+                self._state.nav_blocked = reason
+            cdp.send("Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByClient"})
+        except Exception:  # noqa: BLE001 - the page went away under us; the load reports it
+            log.debug("request interception failed", exc_info=True)
+
+    def _on_dom_ready(self, _page: Any) -> None:
+        self._state.dom_ready = True
+
+    def _on_data(self, event: dict[str, Any]) -> None:
+        state = self._state
+        state.bytes += int(event.get("encodedDataLength") or event.get("dataLength") or 0)
+        if state.bytes > self.settings.max_bytes and not state.too_large:
+            state.too_large = True
+            # Navigating away is what ends a load that is still streaming (stopLoading is not).
+            with contextlib.suppress(Exception):
+                if self._cdp is not None:
+                    self._cdp.send("Page.navigate", {"url": "about:blank"})
+
+    # --- watchdog and memory ---------------------------------------------------------------------
+
+    def _browser_processes(self) -> list[psutil.Process]:
+        try:
+            children = psutil.Process(os.getpid()).children(recursive=True)
+        except psutil.Error:
+            return []
+        return [p for p in children if _is_chromium(p)]
+
+    def _kill_browser_processes(self) -> None:
+        for proc in self._browser_processes():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+
+    def browser_rss_mb(self) -> float:
+        """Resident memory of this process's browser, in MB (all its processes)."""
+        total = 0
+        for proc in self._browser_processes():
+            with contextlib.suppress(psutil.Error):
+                total += proc.memory_info().rss
+        return total / (1024 * 1024)
+
+    def _after_page(self) -> None:
+        self.pages += 1
+        self.context_pages += 1
+        if self.context_pages >= self.settings.recycle_pages:
+            self._drop_context()
+        if self.pages % MEMORY_CHECK_EVERY == 1:
+            rss = self.browser_rss_mb()
+            self.peak_rss_mb = max(self.peak_rss_mb, rss)
+            if self._baseline_mb is None:
+                self._baseline_mb = rss
+            elif rss - self._baseline_mb > self.settings.recycle_mb:
+                log.info("browser grew; relaunching", extra={"data": {"rss_mb": round(rss)}})
+                self.close()
+
+    # --- the load ---------------------------------------------------------------------------------
+
+    def fetch(self, url: str, *, screenshot: bool = False, timeout: float | None = None) -> PageResult:
+        """Load ``url`` and snapshot its DOM; raise FetchError with a kind and a message a user can read."""
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        limit = float(timeout or self.settings.page_timeout)
+        self.guard.check(url)
+        self._ready()
+        self._state = _PageState(main_frame=self._state.main_frame)
+        page = self._page
+        started = time.monotonic()
+        # The hard stop: a renderer spinning in JavaScript ignores Playwright's timeouts.
+        watchdog = threading.Timer(limit + 10, self._kill_browser_processes)
+        watchdog.daemon = True
+        watchdog.start()
+        failed = True
+        try:
+            response = None
+            try:
+                response = page.goto(url, wait_until="load", timeout=limit * 1000)
+            except PlaywrightTimeout:
+                # The DOM may be there while a slow image or a stalled script holds the load event.
+                if self._state.too_large or not self._state.dom_ready:
+                    if self._state.too_large:
+                        raise FetchError("too_large", f"The page is larger than {self._mb()} MB.") from None
+                    raise FetchError("timeout", f"The page did not load within {limit:g} seconds.") from None
+                response = None
+            except PlaywrightError as exc:
+                raise self._classify(exc) from None
+            if self._state.too_large:
+                raise FetchError("too_large", f"The page is larger than {self._mb()} MB.")
+            status = response.status if response is not None else _navigation_status(page)
+            try:
+                snapshot = page.evaluate(SNAPSHOT_JS, IDLE_WAIT_SECONDS * 1000)
+                shot = page.screenshot(type="jpeg", quality=60, timeout=5000) if screenshot else None
+            except PlaywrightTimeout:
+                raise FetchError("timeout", "The page stopped answering while it was read.", transient=True) from None
+            except PlaywrightError as exc:
+                raise self._classify(exc) from None
+            if self._state.too_large:
+                raise FetchError("too_large", f"The page is larger than {self._mb()} MB.")
+            failed = False
+            return PageResult(
+                url=url,
+                final_url=page.url,
+                status=status,
+                snapshot=snapshot,
+                screenshot=shot,
+                redirects=list(self._state.documents[:-1]),
+                blocked=list(self._state.blocked),
+                bytes=self._state.bytes,
+                elapsed_ms=int((time.monotonic() - started) * 1000),
+                proxy=self._proxy,
+            )
+        finally:
+            watchdog.cancel()
+            if failed:
+                # A failed load leaves an error page or a half-loaded document behind: start clean.
+                self._drop_page()
+                if self._browser is not None and not self._browser.is_connected():
+                    self.close()
+            self._after_page()
+
+    def _mb(self) -> str:
+        return f"{self.settings.max_bytes / (1024 * 1024):g}"
+
+    def _classify(self, exc: Exception) -> FetchError:
+        text = str(exc)
+        if self._state.nav_blocked is not None:
+            return FetchError("blocked", self._state.nav_blocked)
+        if self._state.too_large:
+            return FetchError("too_large", f"The page is larger than {self._mb()} MB.")
+        if "crash" in text.lower():
+            return FetchError("crashed", "The page crashed the browser tab.")
+        if self._browser is None or not self._browser.is_connected() or "closed" in text.lower():
+            return FetchError("crashed", "The browser stopped while loading the page.", transient=True)
+        if "ERR_PROXY" in text or "ERR_TUNNEL" in text:
+            if self.proxy_picker is not None and self._proxy:
+                self.proxy_picker.mark_bad(self._proxy)
+                self._drop_context()
+            return FetchError("network", "The proxy failed.", transient=True)
+        for code, message, transient in _NET_ERRORS:
+            if code in text:
+                return FetchError("network", message, transient=transient)
+        if "Download is starting" in text:
+            return FetchError("network", "The URL is a file download, not a page.")
+        return FetchError("network", "The page could not be loaded.", transient=True)
+
+
+_NET_ERRORS = (
+    ("ERR_NAME_NOT_RESOLVED", "The site's name does not resolve.", False),
+    ("ERR_CONNECTION_REFUSED", "The site refused the connection.", True),
+    ("ERR_CONNECTION_RESET", "The site reset the connection.", True),
+    ("ERR_CONNECTION_CLOSED", "The site closed the connection.", True),
+    ("ERR_EMPTY_RESPONSE", "The site sent an empty response.", True),
+    ("ERR_TOO_MANY_REDIRECTS", "The page redirects too many times.", False),
+    ("ERR_CERT", "The site's TLS certificate is not valid.", False),
+    ("ERR_SSL", "The TLS connection failed.", True),
+    ("ERR_BLOCKED_BY_RESPONSE", "The page was refused.", False),
+    ("ERR_ABORTED", "The load was aborted.", True),
+    ("ERR_TIMED_OUT", "The site did not answer in time.", True),
+)
+
+
+def _navigation_status(page: Any) -> int:
+    """The document's HTTP status from Navigation Timing, when goto gave no response object."""
+    try:
+        return int(page.evaluate("(performance.getEntriesByType('navigation')[0] || {}).responseStatus || 0"))
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+def _header(headers: list[dict[str, str]] | None, name: str) -> str | None:
+    for entry in headers or []:
+        if entry.get("name", "").lower() == name:
+            return entry.get("value")
+    return None
+
+
+def _is_chromium(proc: psutil.Process) -> bool:
+    try:
+        name = proc.name().lower()
+    except psutil.Error:
+        return False
+    return "chrom" in name or "headless_shell" in name
+
+
+_POOL: BrowserPool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def get_pool(settings: PoolSettings, proxy_picker: Any = None) -> BrowserPool:
+    """Return this process's pool, creating it on first use (a new one when the settings changed)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL.settings != settings:
+            if _POOL is not None:
+                _POOL.close()
+            _POOL = BrowserPool(settings, proxy_picker)
+        elif proxy_picker is not None:
+            _POOL.proxy_picker = proxy_picker
+        return _POOL
+
+
+def shutdown_pool() -> None:
+    """Close this process's browser (tests and worker shutdown)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is not None:
+            _POOL.close()
+        _POOL = None

@@ -1,0 +1,206 @@
+"""Being a good guest: per-domain rate limits and breakers, robots.txt, proxies, browser fingerprints.
+
+Limits and breakers live in Redis (``morket.core.throttle``) so every scrape worker shares them.
+robots.txt is fetched once per origin per hour (RFC 9309: a 4xx means no rules, a 5xx or an
+unreachable server means "do not crawl" for now), over a connection to the address the SSRF
+check approved, never to a fresh DNS answer. Fingerprints are drawn per browser context, so a
+reused page keeps one coherent identity.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+from urllib.robotparser import RobotFileParser
+
+import httpx
+import tldextract
+from redis import Redis
+
+from morket.core.throttle import CircuitBreaker, TokenBucket
+from morket.core.urlsafety import UnsafeUrl, check_url, host_port
+
+ROBOTS_TTL = 3600
+ROBOTS_MAX_BYTES = 512 * 1024
+ROBOTS_AGENT = "MorketBot"
+PROXY_BAD_SECONDS = 60
+_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A coherent browser identity: user agent, screen, language and clock."""
+
+    user_agent: str
+    width: int
+    height: int
+    locale: str
+    timezone: str
+
+
+_CHROME = "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{} Safari/537.36"
+_AGENTS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) " + _CHROME.format("141.0.0.0"),
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) " + _CHROME.format("140.0.0.0"),
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) " + _CHROME.format("141.0.0.0"),
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) " + _CHROME.format("139.0.0.0"),
+    "Mozilla/5.0 (X11; Linux x86_64) " + _CHROME.format("141.0.0.0"),
+)
+_SCREENS = ((1920, 1080), (1536, 864), (1440, 900), (1366, 768), (1280, 800))
+# Locale and a time zone where people speaking it live: a German locale on a Tokyo clock stands out.
+_PLACES = (
+    ("en-US", "America/New_York"),
+    ("en-US", "America/Chicago"),
+    ("en-US", "America/Los_Angeles"),
+    ("en-GB", "Europe/London"),
+    ("de-DE", "Europe/Berlin"),
+    ("fr-FR", "Europe/Paris"),
+)
+
+
+def pick_fingerprint(rng: random.Random | None = None) -> Fingerprint:
+    """Draw one identity from the curated sets."""
+    rng = rng or random.SystemRandom()
+    width, height = rng.choice(_SCREENS)
+    locale, zone = rng.choice(_PLACES)
+    return Fingerprint(rng.choice(_AGENTS), width, height, locale, zone)
+
+
+def domain_of(url: str) -> str:
+    """Return the registrable domain of ``url`` (``www.shop.acme.co.uk`` → ``acme.co.uk``)."""
+    host = (urlsplit(url).hostname or "").lower()
+    parts = _EXTRACT(host)
+    return parts.top_domain_under_public_suffix or host
+
+
+class ProxyPicker:
+    """Rotate through the configured proxies, skipping ones that failed recently (state in Redis)."""
+
+    def __init__(self, redis: Redis, proxies: tuple[str, ...]) -> None:
+        self.redis = redis
+        self.proxies = proxies
+
+    def pick(self) -> str | None:
+        """Return the next healthy proxy, or None when none is configured (direct connections)."""
+        if not self.proxies:
+            return None
+        start = int(self.redis.incr("morket:scrape:proxy:turn"))
+        for i in range(len(self.proxies)):
+            proxy = self.proxies[(start + i) % len(self.proxies)]
+            if not self.redis.exists(self._bad_key(proxy)):
+                return proxy
+        return self.proxies[start % len(self.proxies)]  # all marked bad: try anyway rather than stop
+
+    def mark_bad(self, proxy: str) -> None:
+        """Take ``proxy`` out of rotation for a minute."""
+        self.redis.set(self._bad_key(proxy), "1", ex=PROXY_BAD_SECONDS)
+
+    def health_check(self, timeout: float = 3.0) -> dict[str, bool]:
+        """Open a TCP connection to each proxy; mark the ones that do not answer."""
+        import socket
+
+        health: dict[str, bool] = {}
+        for proxy in self.proxies:
+            parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            try:
+                with socket.create_connection((parts.hostname or "", parts.port or 8080), timeout=timeout):
+                    health[proxy] = True
+            except OSError:
+                health[proxy] = False
+                self.mark_bad(proxy)
+        return health
+
+    @staticmethod
+    def _bad_key(proxy: str) -> str:
+        return f"morket:scrape:proxy:bad:{proxy}"
+
+
+class DomainGate:
+    """The per-domain token bucket and circuit breaker shared by every worker."""
+
+    def __init__(self, redis: Redis, domain: str, rate: float) -> None:
+        self.domain = domain
+        self.bucket = TokenBucket(redis, f"scrape:{domain}", rate, burst=max(1.0, rate))
+        self.breaker = CircuitBreaker(redis, f"scrape:{domain}", fail_max=5, reset_timeout=60)
+
+    def wait_turn(self, timeout: float) -> bool:
+        """Wait for this domain's next slot; False when it did not come within ``timeout``."""
+        return self.bucket.acquire(timeout)
+
+    def allow(self) -> bool:
+        return self.breaker.allow()
+
+    def record(self, ok: bool) -> None:
+        if ok:
+            self.breaker.record_success()
+        else:
+            self.breaker.record_failure()
+
+
+class Robots:
+    """robots.txt rules per origin, cached in Redis and fetched through the SSRF check."""
+
+    def __init__(self, redis: Redis, *, allowlist: tuple[str, ...], resolver, timeout: float = 5.0) -> None:  # noqa: ANN001
+        self.redis = redis
+        self.allowlist = allowlist
+        self.resolver = resolver
+        self.timeout = timeout
+
+    def allowed(self, url: str, agent: str = ROBOTS_AGENT) -> bool:
+        """Whether robots.txt of ``url``'s origin lets ``agent`` fetch it."""
+        scheme, host, port = host_port(url)
+        origin = f"{scheme}://{host}:{port}"
+        key = f"morket:scrape:robots:{origin}"
+        cached = self.redis.get(key)
+        if cached is None:
+            text = self._download(origin)
+            cached = text.encode()
+            self.redis.set(key, cached, ex=ROBOTS_TTL)
+        body = cached.decode("utf-8", "replace")
+        if body == "\x00deny":
+            return False
+        parser = RobotFileParser()
+        parser.parse(body.splitlines())
+        return parser.can_fetch(agent, url)
+
+    def _download(self, origin: str) -> str:
+        url = f"{origin}/robots.txt"
+        for _hop in range(4):
+            try:
+                addresses = check_url(url, allowlist=self.allowlist, resolver=self.resolver)
+            except UnsafeUrl:
+                return ""  # a robots.txt that redirects inside the network gives no rules
+            response = self._get(url, addresses)
+            if response is None:
+                return "\x00deny"
+            if response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:
+                url = str(httpx.URL(url).join(response.headers["location"]))
+                continue
+            if response.status_code >= 500:
+                return "\x00deny"
+            if response.status_code >= 400:
+                return ""
+            return response.content[:ROBOTS_MAX_BYTES].decode("utf-8", "replace")
+        return ""
+
+    def _get(self, url: str, addresses: list) -> httpx.Response | None:  # noqa: ANN001
+        """GET ``url`` from the first approved address, sending the real Host (and SNI for https)."""
+        parsed = httpx.URL(url)
+        targets = [str(a) for a in addresses] or [parsed.host]
+        for address in targets:
+            host = f"[{address}]" if ":" in address else address
+            try:
+                with httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False) as client:
+                    response = client.get(
+                        parsed.copy_with(host=host.strip("[]")),
+                        headers={"Host": parsed.netloc.decode(), "User-Agent": ROBOTS_AGENT},
+                        extensions={"sni_hostname": parsed.host},
+                    )
+                    response.read()
+                    return response
+            except httpx.HTTPError:
+                time.sleep(0)
+                continue
+        return None

@@ -1,0 +1,10 @@
+"""Background jobs of scraping, on the scrape queue; they take ids only and are safe to run twice."""
+
+from __future__ import annotations
+
+from morket.scraping import service
+
+
+def run_scrape(scrape_id: int) -> None:
+    """Read a queued scrape request with this worker's browser."""
+    service.execute_scrape(scrape_id)
