@@ -11,20 +11,23 @@ the grid's own column service (so they are undoable and typed like any other col
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from morket.core.audit import record_audit
 from morket.core.errors import NotFound, ValidationFailed
-from morket.enrichment.config import EnrichmentConfig, OutputMapping, read_config
+from morket.enrichment.config import EnrichmentConfig, OutputMapping, Step, read_config
 from morket.enrichment.schemas import ColumnSetup
 from morket.extensions import db
-from morket.providers.base import Operation
+from morket.providers.base import InputSpec, Operation
 from morket.tables import column_service, service
 from morket.tables.filters import validate_filters
 from morket.tables.models import Column, Table
 
 # Columns whose cells are computed: never an input of our own outputs' loop, never an output target.
 _COMPUTED = frozenset({"formula", "enrichment", "ai"})
+# The generic HTTP step: its inputs and fields are named by the step's own options.
+HTTP_OPERATION = "http.request"
 
 
 def _registry():  # noqa: ANN202 - the registry module; imported late so the package loads without providers
@@ -77,17 +80,43 @@ def _fail(message: str, field: str) -> ValidationFailed:
     return ValidationFailed(message, fields={field: [message]})
 
 
-def _check_steps(setup: ColumnSetup) -> list[Operation]:
-    ops = [operation(step.operation) for step in setup.steps]
-    for op in ops:
-        if setup.target not in op.output_names:
-            raise _fail(f"{op.label} does not deliver the field “{setup.target}”.", "target")
-    if len({op.key for op in ops}) != len(ops):
+@dataclass(frozen=True)
+class StepShape:
+    """What one configured step reads and delivers: the operation's own, or what its options name."""
+
+    op: Operation
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[str, ...]
+
+
+def step_shape(step: Step) -> StepShape:
+    """The inputs and fields of ``step``; the generic HTTP step takes them from its templates and outputs."""
+    op = operation(step.operation)
+    if op.key != HTTP_OPERATION:
+        return StepShape(op, op.inputs, op.output_names)
+    from morket.providers import http_request
+
+    try:
+        http_request.check_options(step.options)
+    except http_request.OptionsError as exc:
+        raise _fail(f"{op.label}: {exc}.", "steps") from exc
+    names = http_request.template_inputs(step.options)
+    inputs = tuple(InputSpec(name, name.replace("_", " ").capitalize()) for name in names)
+    return StepShape(op, inputs, tuple(http_request.output_names(step.options)))
+
+
+def _check_steps(setup: ColumnSetup) -> list[StepShape]:
+    shapes = [step_shape(step) for step in setup.steps]
+    for shape in shapes:
+        if setup.target not in shape.outputs:
+            raise _fail(f"{shape.op.label} does not deliver the field “{setup.target}”.", "target")
+    keys = [s.op.key for s in shapes if s.op.key != HTTP_OPERATION]
+    if len(set(keys)) != len(keys):
         raise _fail("Each provider operation appears once in a waterfall.", "steps")
-    return ops
+    return shapes
 
 
-def _check_inputs(table: Table, setup: ColumnSetup, ops: Sequence[Operation], self_id: int | None) -> None:
+def _check_inputs(table: Table, setup: ColumnSetup, ops: Sequence[StepShape], self_id: int | None) -> None:
     live = {c.id: c for c in table.live_columns}
     known = {spec.name for op in ops for spec in op.inputs}
     for name, column_id in setup.inputs.items():
@@ -99,12 +128,13 @@ def _check_inputs(table: Table, setup: ColumnSetup, ops: Sequence[Operation], se
         if column_id == self_id:
             raise _fail("An enrichment column cannot read its own cells.", "inputs")
     mapped = set(setup.inputs)
-    for op in ops:
-        missing = [spec.label for spec in op.inputs if spec.required and spec.name not in mapped]
+    for shape in ops:
+        op = shape.op
+        missing = [spec.label for spec in shape.inputs if spec.required and spec.name not in mapped]
         if missing:
             raise _fail(f"{op.label} needs a column for: {', '.join(missing)}.", "inputs")
         if op.any_of and not mapped & set(op.any_of):
-            names = ", ".join(spec.label for spec in op.inputs if spec.name in op.any_of)
+            names = ", ".join(spec.label for spec in shape.inputs if spec.name in op.any_of)
             raise _fail(f"{op.label} needs at least one of: {names}.", "inputs")
 
 
@@ -121,9 +151,9 @@ def _check_validation(setup: ColumnSetup) -> None:
         raise _fail(f"{op.label} has no field named “{check.field}”.", "validation")
 
 
-def _check_outputs(table: Table, setup: ColumnSetup, ops: Sequence[Operation], self_id: int | None) -> None:
+def _check_outputs(table: Table, setup: ColumnSetup, ops: Sequence[StepShape], self_id: int | None) -> None:
     live = {c.id: c for c in table.live_columns}
-    delivered = {name for op in ops for name in op.output_names}
+    delivered = {name for shape in ops for name in shape.outputs}
     targets: set[Any] = set()
     for out in setup.outputs:
         if out.field not in delivered:
@@ -168,11 +198,12 @@ def check_setup(table: Table, setup: ColumnSetup, *, column: Column | None = Non
     return _check_condition(table, setup)
 
 
-def _field_type(ops: Sequence[Operation], field: str) -> str:
-    for op in ops:
-        for spec in op.outputs:
+def _field_type(ops: Sequence[StepShape], field: str) -> str:
+    for shape in ops:
+        for spec in shape.op.outputs:
             if spec.name == field:
                 return spec.column_type
+    # Fields a generic HTTP step names in its options hold whatever the API answers.
     return "text"
 
 
@@ -191,7 +222,7 @@ def _build_config(
     condition: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Create the new output columns and return the configuration to store."""
-    ops = [operation(step.operation) for step in setup.steps]
+    ops = [step_shape(step) for step in setup.steps]
     mappings: list[OutputMapping] = []
     for out in setup.outputs:
         column_id = out.column_id

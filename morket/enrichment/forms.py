@@ -19,10 +19,12 @@ from werkzeug.datastructures import MultiDict
 from morket.core.errors import ValidationFailed
 from morket.enrichment.config import MAX_STEPS
 from morket.enrichment.schemas import ColumnSetup
+from morket.providers import http_request
 from morket.providers.base import Operation
 from morket.tables.models import Column, Table
 
 COMPUTED = frozenset({"formula", "enrichment", "ai"})
+HTTP_OPERATION = "http.request"
 CONDITION_OPERATORS = {
     "is_not_empty": "is not empty",
     "is_empty": "is empty",
@@ -92,6 +94,12 @@ def values_from_column(column: Column, setup: dict[str, Any]) -> dict[str, str]:
     values: dict[str, str] = {"name": column.name, "target": setup.get("target", "")}
     for i, step in enumerate(setup.get("steps", []), start=1):
         values[f"step_{i}"] = step.get("operation", "")
+        options = step.get("options") or {}
+        if options:
+            values[f"http_method_{i}"] = str(options.get("method") or "GET")
+            values[f"http_url_{i}"] = str(options.get("url") or "")
+            values[f"http_body_{i}"] = str(options.get("body") or "")
+            values[f"http_outputs_{i}"] = "\n".join(f"{k} = {v}" for k, v in (options.get("outputs") or {}).items())
     for name, column_id in (setup.get("inputs") or {}).items():
         values[f"in_{name}"] = str(column_id)
     for out in setup.get("outputs") or []:
@@ -141,17 +149,27 @@ def describe(
     """Build the template's view of the form from the submitted (or saved) values."""
     flat = {k: v for k, v in (values.items() if isinstance(values, dict) else values.items(multi=False))}
     by_key = {op.key: op for op in catalogue}
-    chosen = [by_key[flat[f"step_{i}"]] for i in range(1, MAX_STEPS + 1) if flat.get(f"step_{i}") in by_key]
-    steps_pool = chosen or []
+    picked = [(i, by_key[flat[f"step_{i}"]]) for i in range(1, MAX_STEPS + 1) if flat.get(f"step_{i}") in by_key]
+    chosen = [op for _, op in picked]
     inputs: dict[str, str] = {}
-    for op in steps_pool:
+    fields: dict[str, tuple[str, str]] = {}
+    outputs_of: list[set[str]] = []
+    for i, op in picked:
+        if op.key == HTTP_OPERATION:
+            options = http_options(flat, i)
+            for name in http_request.template_inputs(options):
+                inputs.setdefault(name, name.replace("_", " ").capitalize())
+            names = http_request.output_names(options)
+            for name in names:
+                fields.setdefault(name, (name.replace("_", " ").capitalize(), "text"))
+            outputs_of.append(set(names))
+            continue
         for spec in op.inputs:
             inputs.setdefault(spec.name, spec.label)
-    fields: dict[str, tuple[str, str]] = {}
-    for op in steps_pool:
         for spec in op.outputs:
             fields.setdefault(spec.name, (spec.label, spec.column_type))
-    common = [name for name in fields if all(name in op.output_names for op in steps_pool)]
+        outputs_of.append(set(op.output_names))
+    common = [name for name in fields if all(name in names for names in outputs_of)]
     live = [c for c in table.live_columns if c.id != self_id]
     plain = [c for c in live if c.type not in COMPUTED]
     # A fresh form guesses each input's column from the column names (First name → first_name).
@@ -163,7 +181,7 @@ def describe(
         flat["target"] = common[0] if common else ""
     return SetupForm(
         values=flat,
-        operations=[op for op in catalogue if not op.validates or op.output_names],
+        operations=catalogue,
         chosen=chosen,
         inputs=list(inputs.items()),
         targets=[(name, fields[name][0]) for name in common],
@@ -177,6 +195,24 @@ def describe(
     )
 
 
+def http_options(form: MultiDict | dict[str, str], i: int) -> dict[str, Any]:
+    """The generic HTTP step ``i``'s options from its fields (outputs: one ``name = $.path`` a line)."""
+    outputs: dict[str, str] = {}
+    for line in (form.get(f"http_outputs_{i}") or "").splitlines():
+        name, sep, path = line.partition("=")
+        if sep and name.strip() and path.strip():
+            outputs[name.strip()] = path.strip()
+    options: dict[str, Any] = {
+        "method": (form.get(f"http_method_{i}") or "GET").strip().upper(),
+        "url": (form.get(f"http_url_{i}") or "").strip(),
+        "outputs": outputs,
+    }
+    body = (form.get(f"http_body_{i}") or "").strip()
+    if body:
+        options["body"] = body
+    return options
+
+
 def _int(raw: str, label: str) -> int:
     if not raw.isdigit() or len(raw) > 18:
         raise ValidationFailed(f"{label}: pick a column.", fields={label: ["pick a column"]})
@@ -186,17 +222,29 @@ def _int(raw: str, label: str) -> int:
 def setup_from_form(form: MultiDict, catalogue: list[Operation]) -> ColumnSetup:
     """Read the submitted form into a ColumnSetup; pydantic's complaints become one ValidationFailed."""
     by_key = {op.key: op for op in catalogue}
-    steps = [form.get(f"step_{i}", "").strip() for i in range(1, MAX_STEPS + 1)]
-    steps = [s for s in steps if s]
-    if not steps:
+    picked = [(i, form.get(f"step_{i}", "").strip()) for i in range(1, MAX_STEPS + 1)]
+    picked = [(i, key) for i, key in picked if key]
+    if not picked:
         raise ValidationFailed("Pick at least one provider step.", fields={"steps": ["pick a provider"]})
-    wanted_inputs = {spec.name for key in steps if key in by_key for spec in by_key[key].inputs}
+    step_models: list[dict[str, Any]] = []
+    wanted_inputs: set[str] = set()
+    delivered: set[str] = set()
+    for i, key in picked:
+        if key == HTTP_OPERATION:
+            options = http_options(form, i)
+            step_models.append({"operation": key, "options": options})
+            wanted_inputs |= set(http_request.template_inputs(options))
+            delivered |= set(http_request.output_names(options))
+            continue
+        step_models.append({"operation": key})
+        if key in by_key:
+            wanted_inputs |= {spec.name for spec in by_key[key].inputs}
+            delivered |= set(by_key[key].output_names)
     inputs = {
         name: _int(form.get(f"in_{name}", "").strip(), name)
         for name in sorted(wanted_inputs)
         if form.get(f"in_{name}", "").strip()
     }
-    delivered = {spec.name for key in steps if key in by_key for spec in by_key[key].outputs}
     outputs: list[dict[str, Any]] = []
     for name in sorted(delivered):
         choice = form.get(f"out_{name}", "").strip()
@@ -227,7 +275,7 @@ def setup_from_form(form: MultiDict, catalogue: list[Operation]) -> ColumnSetup:
         condition = {"op": "and", "conditions": [cond]}
     payload = {
         "name": form.get("name", ""),
-        "steps": [{"operation": key} for key in steps],
+        "steps": step_models,
         "target": form.get("target", "").strip(),
         "inputs": inputs,
         "outputs": outputs,

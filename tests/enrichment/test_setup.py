@@ -198,3 +198,23 @@ def test_auto_run_picks_up_saved_pasted_and_added_rows(db, people, app):
     ).all()
     assert set(added) <= set(covered)
     assert db.session.scalar(select(func.count()).select_from(EnrichmentRun)) >= 2
+
+
+def test_generic_http_step_takes_inputs_and_fields_from_its_options(db, people):
+    workspace, owner, table, ids = people
+    step = {
+        "operation": "http.request",
+        "options": {"url": "https://api.example.com/c?domain={{domain}}", "outputs": {"industry": "$.industry"}},
+    }
+    setup = {"name": "Industry", "steps": [step], "target": "industry", "inputs": {"domain": ids["Domain"]}}
+    column = columns.create_enrichment_column(workspace, owner, table, ColumnSetup.model_validate(setup))
+    assert columns.column_config(column).steps[0].options["outputs"] == {"industry": "$.industry"}
+    with pytest.raises(ValidationFailed, match="needs a column for: Domain"):
+        bad = {**setup, "name": "Again", "inputs": {}}
+        columns.create_enrichment_column(workspace, owner, table, ColumnSetup.model_validate(bad))
+    with pytest.raises(ValidationFailed, match="url is required"):
+        bad = {**setup, "name": "Again", "steps": [{"operation": "http.request", "options": {"outputs": {}}}]}
+        columns.create_enrichment_column(workspace, owner, table, ColumnSetup.model_validate(bad))
+    with pytest.raises(ValidationFailed, match="does not deliver"):
+        bad = {**setup, "name": "Again", "target": "size"}
+        columns.create_enrichment_column(workspace, owner, table, ColumnSetup.model_validate(bad))

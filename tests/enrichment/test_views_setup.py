@@ -243,3 +243,31 @@ def test_column_menu_offers_runs_and_edit(client, db, people):
     assert f"/enrichment/{column.id}/estimate?scope=empty" in menu
     plain = client.get(f"/w/{workspace.slug}/tables/{table.id}/columns/{ids['Domain']}/menu").get_data(as_text=True)
     assert "Run column" not in plain
+
+
+def test_a_generic_http_step_is_set_up_from_the_form(client, db, people):
+    workspace, owner, table, ids, _ = people
+    login(client, owner)
+    base = f"/w/{workspace.slug}/tables/{table.id}/enrichment"
+    token = csrf_token(client, f"{base}/new")
+    fields = {
+        "csrf_token": token,
+        "name": "Industry",
+        "step_1": "http.request",
+        "http_method_1": "GET",
+        "http_url_1": "https://api.example.com/companies?domain={{domain}}",
+        "http_outputs_1": "industry = $.company.industry\nsize = $.company.employees",
+    }
+    refreshed = client.post(base, data={**fields, "refresh": "1"}, headers={"HX-Request": "true"})
+    html = refreshed.get_data(as_text=True)
+    assert 'name="in_domain"' in html and 'name="out_size"' in html and 'value="industry" selected' in html
+    saved = client.post(base, data={**fields, "target": "industry", "in_domain": str(ids["Domain"])})
+    assert saved.status_code == 303
+    column = next(c for c in tables.get_table_or_404(workspace, table.id).live_columns if c.name == "Industry")
+    step = columns.column_config(column).steps[0]
+    assert step.options["url"].endswith("{{domain}}")
+    assert step.options["outputs"] == {"industry": "$.company.industry", "size": "$.company.employees"}
+    page = client.get(f"{base}/{column.id}").get_data(as_text=True)
+    assert "industry = $.company.industry" in page
+    bad = client.post(base, data={**fields, "name": "Other", "http_url_1": "ftp://x/{{domain}}", "target": "industry"})
+    assert bad.status_code == 422 and "url must start with http" in bad.get_data(as_text=True)
