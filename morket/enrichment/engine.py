@@ -271,6 +271,7 @@ class CallServices:
     engine: sa.Engine
     lease_deadline: float
     prefetched: dict[cache.CacheKey, cache.CachedAnswer]
+    lease_margin: float = LEASE_MARGIN_SECONDS
     stop: threading.Event = field(default_factory=threading.Event)
     redis_down: threading.Event = field(default_factory=threading.Event)
     config: Mapping[str, Any] = field(default_factory=dict)
@@ -541,7 +542,7 @@ class RowWorker:
             return Result(
                 outcome="retryable", message=f"{provider.label} is failing; calls are paused.", retry_after=wait
             ), record
-        left = self.s.lease_deadline - time.monotonic() - LEASE_MARGIN_SECONDS
+        left = self.s.lease_deadline - time.monotonic() - self.s.lease_margin
         if left <= 0 or not self.s.bucket(provider.name).acquire(timeout=left):
             raise _Release
         if self.s.stop.is_set():
@@ -1126,6 +1127,7 @@ def work(run_id: int, slot: int = 0, *, budget: float | None = None) -> dict[str
                 engine=engine,
                 lease_deadline=lease_deadline,
                 prefetched=prefetched,
+                lease_margin=min(LEASE_MARGIN_SECONDS, lease / 4),
                 config=settings(),
             )
             worker = RowWorker(services)
