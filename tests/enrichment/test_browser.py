@@ -208,6 +208,13 @@ def test_email_waterfall_over_200_people(app, services, served, browser_page):  
         first = grid.locator(".grid-cell.is-success").first
         assert "@" in first.inner_text()
         assert re.match(r"Found · (hunter|apollo)", first.get_attribute("title"))
+        # "Enrich selected rows": a right click on a cell of the column estimates just that row.
+        grid.locator(".grid-cell.is-no_data").first.click(button="right")
+        selected = page.locator(".columns-popover #enrichment-estimate")
+        expect(selected).to_contain_text("selected rows")
+        expect(selected.locator("[data-estimate-rows]")).to_have_text("1")
+        page.click(".columns-popover .columns-close")
+        expect(selected).to_have_count(0)
 
         # The balance dropped by exactly what the ledger shows for the run.
         spent = _ledger_spent(app, workspace_id, run_id)

@@ -253,3 +253,16 @@ def test_grid_strip_of_running_runs_polls_until_none_is_left(client, db, people)
     login(client, stranger)
     assert client.get(url).status_code == 404
     assert client.get(f"/w/{other.slug}/tables/{table.id}/enrichment/active").status_code == 404
+
+
+def test_row_panel_lists_a_cells_attempts(client, db, people):
+    workspace, owner, table, column, _rows, row_ids = people
+    login(client, owner)
+    run_id = _start(client, workspace, table, column)
+    _finish(run_id)
+    panel = client.get(f"/w/{workspace.slug}/tables/{table.id}/rows/{row_ids[0]}").get_data(as_text=True)
+    url = f"/w/{workspace.slug}/tables/{table.id}/enrichment/{column.id}/rows/{row_ids[0]}/attempts"
+    assert f'hx-get="{url}" hx-trigger="load"' in panel
+    attempts = client.get(url).get_data(as_text=True)
+    assert "hunter.email_finder:" in attempts and "State:" in attempts
+    assert client.get(url.replace(f"/rows/{row_ids[0]}/", "/rows/999999/")).status_code == 404
