@@ -375,8 +375,6 @@ def sequence_bounds(relation: str, key: str) -> tuple[int | None, int | None]:
 # in the same order through strcoll, several times slower.
 _BYTE_ORDER_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8"})
 _BYTEWISE: dict[str, bool] = {}
-# Memory for the one sort of a build: a million keys sort in memory instead of spilling to disk.
-BUILD_WORK_MEM = "128MB"
 
 
 def _sorts_bytewise() -> bool:
@@ -409,7 +407,7 @@ def build_order(table_id: int, view_id: int, order_by: Sequence[Any], where: Any
     """(Re)build a view's order table with one CREATE TABLE … AS SELECT row_number() …; return its size.
 
     Measured with ``python -m bench.grid --rows 1000000`` (see docs/PERFORMANCE.md): text keys in
-    byte order and the sort in memory halve the build; the primary key is built after the rows.
+    byte order and no ANALYZE take about a tenth off; the primary key is built after the rows.
     """
     name = order_name(table_id, view_id)
     drop_order(table_id, view_id)
@@ -426,15 +424,11 @@ def build_order(table_id: int, view_id: int, order_by: Sequence[Any], where: Any
     # million-row build; a crash empties it and the service rebuilds it (see View.order_size).
     # parallel_workers = 0: the window's rank bounds are only known at run time, so the planner
     # guesses thousands of rows and would start parallel workers for a 100-row read.
-    # The larger work_mem holds for this statement only (set_config(..., true) is SET LOCAL).
-    previous = _exec("SELECT current_setting('work_mem'), set_config('work_mem', :m, true)", {"m": BUILD_WORK_MEM})
-    before = previous.scalar_one()
-    try:
-        built = connection.exec_driver_sql(
-            f"CREATE UNLOGGED TABLE {_q(name)} WITH (parallel_workers = 0) AS {compiled}", dict(compiled.params)
-        ).rowcount
-    finally:
-        _exec("SELECT set_config('work_mem', :m, true)", {"m": before})
+    # work_mem stays as configured: with 128MB the one in-memory sort of a million keys took longer
+    # than the external merge of small sorted runs (see docs/PERFORMANCE.md).
+    built = connection.exec_driver_sql(
+        f"CREATE UNLOGGED TABLE {_q(name)} WITH (parallel_workers = 0) AS {compiled}", dict(compiled.params)
+    ).rowcount
     # Deferrable like the rows table's pos: close_gaps renumbers ranks in one UPDATE, whose rows may
     # pass through each other's old values whatever plan the statement gets.
     _exec(f"ALTER TABLE {_q(name)} ADD CONSTRAINT {name}_pk PRIMARY KEY (rank) DEFERRABLE INITIALLY IMMEDIATE")
