@@ -7,9 +7,9 @@ is accepted only with a valid signature made with the key of the workspace that 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import importlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import request
@@ -41,8 +41,6 @@ from morket.tables.models import Column
 TAG = "Enrichment"
 CALLBACK_LIMIT = "600/minute"
 MAX_CELLS = 500
-# Providers that answer later on the callback URL, and how each signs its request.
-SIGNED_PROVIDERS = frozenset({"clearbit"})
 
 
 def _engine():  # noqa: ANN202
@@ -362,20 +360,29 @@ def _callback_id(payload: Any) -> str:
     raise ValidationFailed("The callback carries no request id.", fields={"id": ["missing"]})
 
 
-def _verify_signature(provider: str, callback_id: str, raw: bytes) -> None:
-    """Check X-Request-Signature (sha1=HMAC-SHA1 of the raw body) with the key of the workspace that asked."""
+def _signature_check(provider: str) -> Callable[[str | None, bytes, str | None], bool] | None:
+    """The adapter's ``verify_signature(api_key, body, header)``; None for providers that send no callbacks."""
+    from morket.providers import registry
+
+    try:
+        registry.get_provider(provider)
+        module = importlib.import_module(f"{registry.PACKAGE}.{provider}")
+    except (registry.UnknownProvider, ImportError):
+        return None
+    check = getattr(module, "verify_signature", None)
+    return check if callable(check) else None
+
+
+def _verify_signature(provider: str, check: Callable[..., bool], callback_id: str, raw: bytes) -> None:
+    """Check the signature with the key of the workspace whose run row waits for this callback."""
     row = _engine().find_callback_row(provider, callback_id)
     if row is None:
         raise NotFound("No request is waiting for this callback.")
     from morket.credentials import service as credentials
 
     secret, _source = credentials.resolve_key(row.workspace_id, provider, run_id=row.run_id)
-    header = request.headers.get("X-Request-Signature", "")
-    if not secret or not header.startswith("sha1="):
-        raise Unauthorized("The callback is not signed.")
-    expected = hmac.new(secret.encode(), raw, hashlib.sha1).hexdigest()
-    if not hmac.compare_digest(expected, header[5:].strip().lower()):
-        raise Unauthorized("The callback signature does not match.")
+    if not secret or not check(secret, raw, request.headers.get("X-Request-Signature")):
+        raise Unauthorized("The callback signature is missing or does not match.")
 
 
 @api_route(
@@ -391,7 +398,8 @@ def _verify_signature(provider: str, callback_id: str, raw: bytes) -> None:
 )
 def receive_enrichment_callback(provider: str) -> CallbackOut:
     """Called by the provider, not by users: signed with the API key that made the request."""
-    if provider not in SIGNED_PROVIDERS:
+    check = _signature_check(provider)
+    if check is None:
         raise NotFound("There is nothing here.")
     raw = request.get_data(cache=True)
     try:
@@ -400,7 +408,7 @@ def receive_enrichment_callback(provider: str) -> CallbackOut:
         raise MorketError("The request body is not valid JSON.") from None
     callback_id = _callback_id(payload)
     try:
-        _verify_signature(provider, callback_id, raw)
+        _verify_signature(provider, check, callback_id, raw)
     except Unauthorized:
         log_security_event("callback_signature_refused", provider=provider, ip=client_ip())
         db.session.rollback()
