@@ -92,6 +92,7 @@ def _team(db) -> Team:
     from morket.credentials import service as credentials
 
     ids["credential_id"] = credentials.create_credential(workspace, owner, "hunter", "sk-test-matrix-key-0001").id
+    ids.update(_enrichment_ids(db, workspace, owner, ids["table_id"]))
     return Team(workspace, users, ids, outsider, other_workspace)
 
 
@@ -151,9 +152,50 @@ def _table_ids(db, workspace, owner) -> dict[str, int]:
     return found
 
 
-def _fill(rule: str, team: Team, slug: str | None = None) -> str:
+def _enrichment_ids(db, workspace, owner, table_id: int) -> dict[str, int]:
+    """An enrichment column with a finished run, and a finished scrape, of the matrix workspace."""
+    from morket.core.db import utcnow
+    from morket.enrichment.columns import create_enrichment_column
+    from morket.enrichment.models import EnrichmentRun
+    from morket.enrichment.schemas import ColumnSetup
+    from morket.scraping.models import ScrapeRequest
+    from morket.tables import service as tables
+
+    table = tables.get_table_or_404(workspace, table_id)
+    domain = tables.add_column(workspace, owner, table, "Domain", "domain")
+    setup = ColumnSetup(
+        name="Company", steps=[{"operation": "apollo.organization_enrich"}], target="name", inputs={"domain": domain.id}
+    )
+    column = create_enrichment_column(workspace, owner, table, setup)
+    run = EnrichmentRun(
+        workspace_id=workspace.id, table_id=table.id, column_id=column.id, scope="all", status="completed"
+    )
+    scrape = ScrapeRequest(
+        workspace_id=workspace.id,
+        url="https://example.com/",
+        extractor="generic",
+        status="done",
+        finished_at=utcnow(),
+        screenshot=b"\xff\xd8\xff\xd9",
+    )
+    db.session.add_all([run, scrape])
+    db.session.flush()
+    return {"enrichment_column_id": column.id, "enrichment_run_id": run.id, "scrape_id": scrape.id}
+
+
+# Parameters whose object depends on the domain of the route: an enrichment route's column_id names
+# an enrichment column, its run_id an enrichment run (elsewhere: a plain column, an import run).
+_DOMAIN_IDS = {"enrichment": {"column_id": "enrichment_column_id", "run_id": "enrichment_run_id"}}
+
+
+def _fill(rule: str, team: Team, slug: str | None = None, endpoint: str = "") -> str:
+    overrides: dict[str, str] = {}
+    for domain, names in _DOMAIN_IDS.items():
+        if domain in endpoint:
+            overrides = names
+
     def sub(match: re.Match) -> str:
-        name = match.group(1)
+        name = overrides.get(match.group(1), match.group(1))
         if name == "slug":
             return slug or team.workspace.slug
         if name not in team.ids:
@@ -227,7 +269,7 @@ def test_workspace_pages_for_every_role(app, client, new_client, db, route_cases
     for endpoint, rule, method in route_cases["workspace"]:
         permission = app.view_functions[endpoint].morket_permission
         anonymous = new_client()
-        resp = _request(anonymous, method, _fill(rule, team))
+        resp = _request(anonymous, method, _fill(rule, team, endpoint=endpoint))
         if method == "GET" and not (resp.status_code == 302 and "/login" in resp.headers["Location"]):
             failures.append(f"{method} {rule} anonymous → {resp.status_code}")
         if method != "GET" and resp.status_code not in {302, 400, 401}:
@@ -235,7 +277,7 @@ def test_workspace_pages_for_every_role(app, client, new_client, db, route_cases
         outsider = new_client()
         login(outsider, team.outsider)
         token = csrf_token(outsider, "/w")
-        resp = _request(outsider, method, _fill(rule, team), csrf=token)
+        resp = _request(outsider, method, _fill(rule, team, endpoint=endpoint), csrf=token)
         if resp.status_code != 404:
             failures.append(f"{method} {rule} outsider → {resp.status_code}, expected 404")
         for role in ROLES:
@@ -244,7 +286,7 @@ def test_workspace_pages_for_every_role(app, client, new_client, db, route_cases
             browser = new_client()
             login(browser, team.users[role])
             token = csrf_token(browser, "/w")
-            resp = _request(browser, method, _fill(rule, team), csrf=token)
+            resp = _request(browser, method, _fill(rule, team, endpoint=endpoint), csrf=token)
             expected_forbidden = not can(role, permission)
             if expected_forbidden and resp.status_code != 403:
                 failures.append(f"{method} {rule} as {role} → {resp.status_code}, expected 403")
@@ -270,7 +312,7 @@ def test_api_operations_for_every_role(app, client, db, route_cases):
             continue
         if not op.authenticated:
             continue
-        path = _fill(rule, team)
+        path = _fill(rule, team, endpoint=endpoint)
         resp = _request(client, method, path, json={})
         if resp.status_code != 401:
             failures.append(f"{method} {rule} without a token → {resp.status_code}, expected 401")

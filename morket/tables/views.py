@@ -415,9 +415,10 @@ def _enrichment_renderer(head: str, empty: str) -> Callable[[Any], str]:
     def enriched(value: Any) -> str:
         found = value.get("value") if isinstance(value, dict) else value
         if found is None or found == "":
-            return empty
+            return empty if value is None else f'{head}{_escape_text(cell_raw(value, "json"))}"></div>'
         text = _escape_text(found if type(found) is str else cell_raw(found, "json"))
-        return f'{head}{text}">{text}</div>'
+        # data-raw keeps the whole JSON so that editing the cell round-trips it.
+        return f'{head}{_escape_text(cell_raw(value, "json"))}">{text}</div>'
 
     return enriched
 
