@@ -208,6 +208,9 @@ def test_grid_shows_the_value_state_and_provider_of_enrichment_cells(client, db,
     assert cells[1] == ("is-no_data", "No data found", "")
     assert cells[2] == ("is-error", "Error · apollo: HTTP 500 from the provider", "")
     assert cells[3] == ("is-queued", "Queued", "")
+    # The editor starts from the whole stored JSON, so saving the cell keeps it.
+    html = resp.get_data(as_text=True)
+    assert 'data-raw="{&#34;value&#34;: &#34;p0@d0.io&#34;, ' in html and "&#34;provider&#34;: &#34;hunter&#34;" in html
     # The grid page loads the cell-state styles.
     page = client.get(f"/w/{workspace.slug}/tables/{table.id}").get_data(as_text=True)
     assert "css/enrichment.css" in page
