@@ -191,6 +191,7 @@ def _estimate(workspace, membership, table_id: int, column_id: int, *, error: st
         estimate=estimate,
         balance=_balance(workspace),
         error=error,
+        in_popover=wants_fragment(),
     )
 
 
