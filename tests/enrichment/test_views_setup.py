@@ -274,3 +274,29 @@ def test_a_generic_http_step_is_set_up_from_the_form(client, db, people):
     assert "industry = $.company.industry" in page
     bad = client.post(base, data={**fields, "name": "Other", "http_url_1": "ftp://x/{{domain}}", "target": "industry"})
     assert bad.status_code == 422 and "url must start with http" in bad.get_data(as_text=True)
+
+
+def test_enrichment_values_and_reasons_are_escaped(client, db, people):
+    workspace, owner, table, ids, row_ids = people
+    column = columns.create_enrichment_column(workspace, owner, table, _setup(ids))
+    store = storage.storage_for(table)
+    from morket.extensions import db as _db
+
+    hostile = '<img src=x onerror="alert(1)">'
+    state = {str(column.id): {"status": "error", "provider": "<b>p</b>", "message": hostile, "run_id": 1}}
+    _db.session.execute(
+        sa.update(store.rows)
+        .where(store.rows.c.id == row_ids[0])
+        .values(
+            {
+                store.columns[column.id].name: sa.bindparam(None, {"value": hostile}, type_=JSONB),
+                "cell_state": sa.bindparam(None, state, type_=JSONB),
+            }
+        )
+    )
+    login(client, owner)
+    html = client.get(f"/w/{workspace.slug}/tables/{table.id}/rows", headers={"HX-Request": "true"}).get_data(
+        as_text=True
+    )
+    assert "<img" not in html and "<b>" not in html
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
