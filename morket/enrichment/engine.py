@@ -33,7 +33,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -71,6 +71,7 @@ CALLBACK_TIMEOUT_SECONDS = 600
 BREAKER_FAIL_MAX = 5
 BREAKER_RESET_SECONDS = 30.0
 CALL_TIMEOUT_SECONDS = 15.0
+BURST_SECONDS = 0.5
 # Keep this much of a lease for writing the batch back.
 LEASE_MARGIN_SECONDS = 5.0
 ALIVE_PREFIX = "morket:enrich:alive"
@@ -144,6 +145,13 @@ class RunPlan:
     @property
     def input_column_ids(self) -> list[int]:
         return sorted(set(self.config.inputs.values()))
+
+    @property
+    def min_balance(self) -> int:
+        """The balance below which a hit cannot be paid for (the dearest billable operation)."""
+        ops = [s.operation for s in self.steps] + ([self.validation] if self.validation else [])
+        costs = [self.prices.get(op.key, 0) for op in ops if self.keys[op.provider].source == "platform"]
+        return max(costs, default=0)
 
     @property
     def needs_credits(self) -> bool:
@@ -255,6 +263,17 @@ class RowOutcome:
     next_attempt_at: datetime | None = None
     callback_id: str | None = None
     attempt_log: list[AttemptRecord] = field(default_factory=list)
+    # The run row's step and attempts before this try (what a release puts back).
+    origin: tuple[int, int] = (0, 0)
+
+    def release(self) -> None:
+        """Give the row back untouched: it is tried again from where it was."""
+        self.kind, self.state, self.message, self.attempt_log = "release", "queued", None, []
+        self.step_index, self.attempts, self.next_attempt_at = self.origin[0], self.origin[1], None
+
+
+class OutOfCredits(Exception):
+    """A charge found the balance short: the batch is written again with its billable rows released."""
 
 
 class _Release(Exception):
@@ -283,8 +302,11 @@ class CallServices:
         if found is None:
             rate = self.plan.rates.get(provider, 10.0)
             key = f"{provider}:{self.plan.keys[provider].limiter_id}"
-            # A small burst: a burst as large as the provider's own would meet its bucket half empty.
-            found = self.buckets[provider] = TokenBucket(self.redis, key, rate=rate, burst=max(1.0, rate / 10))
+            # Half a second of burst: enough to make up for moments when every job is writing its
+            # batch (so the achieved rate stays at the limit), small enough to stay inside the
+            # provider's own bucket while it is partly drained.
+            burst = max(1.0, rate * BURST_SECONDS)
+            found = self.buckets[provider] = TokenBucket(self.redis, key, rate=rate, burst=burst)
         return found
 
     def breaker(self, provider: str) -> CircuitBreaker:
@@ -358,7 +380,9 @@ class RowWorker:
 
     def __call__(self, row: RowInput) -> RowOutcome:
         try:
-            return self._waterfall(row)
+            outcome = self._waterfall(row)
+            outcome.origin = (row.step_index, row.attempts)
+            return outcome
         except _Release:
             return RowOutcome(row.row_id, "release", "queued", step_index=row.step_index, attempts=row.attempts)
         except RedisError as exc:
@@ -796,34 +820,7 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
     for record, attempt_id in zip(records, _allocate_attempt_ids(len(records)), strict=True):
         record.attempt_id = attempt_id
 
-    for o in outcomes:
-        billable = [a for a in o.attempt_log if a.record and a.charge is not None]
-        if not billable:
-            continue
-        try:
-            with db.session.begin_nested() if len(billable) > 1 else _nullcontext():
-                for a in billable:
-                    suffix = ":v" if a.validation else ""
-                    entry = charge(
-                        plan.workspace_id,
-                        a.charge or 0,
-                        idempotency_key=f"enrich:{plan.run_id}:{o.row_id}:{plan.column_id}:{a.step_index}{suffix}",
-                        run_id=plan.run_id,
-                        row_id=o.row_id,
-                        column_id=plan.column_id,
-                        attempt_id=a.attempt_id,
-                        provider=a.provider,
-                        operation=a.operation,
-                        key_source=a.key_source if a.key_source in ("own", "platform") else "platform",
-                    )
-                    # A replayed key was charged before: this attempt costs nothing more.
-                    a.charge = 0 if entry is None else -int(entry.amount)
-        except InsufficientCredits:
-            summary.out_of_credits = True
-            o.kind, o.state, o.attempt_log = "release", "queued", []
-            o.message = None
-
-    # Attempts (a released row's are dropped: the row will be asked again).
+    # Attempts, with what they will be charged (the charges themselves come last, see below).
     attempt_rows = [
         {
             "id": a.attempt_id,
@@ -935,19 +932,45 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
                 updated_at=sa.func.clock_timestamp(),
             )
         )
-    if summary.out_of_credits:
-        pause_run(plan.run_id, PAUSE_CREDITS)
+    # Charges last: each takes the workspace's balance row lock until the commit, so the shorter
+    # the stretch after the first charge, the less two workers' batches queue behind each other.
+    replayed: list[int] = []
+    refunded = 0
+    for o in outcomes:
+        for a in o.attempt_log:
+            if not a.record or a.charge is None:
+                continue
+            suffix = ":v" if a.validation else ""
+            try:
+                entry = charge(
+                    plan.workspace_id,
+                    a.charge or 0,
+                    idempotency_key=f"enrich:{plan.run_id}:{o.row_id}:{plan.column_id}:{a.step_index}{suffix}",
+                    run_id=plan.run_id,
+                    row_id=o.row_id,
+                    column_id=plan.column_id,
+                    attempt_id=a.attempt_id,
+                    provider=a.provider,
+                    operation=a.operation,
+                    key_source=a.key_source if a.key_source in ("own", "platform") else "platform",
+                )
+            except InsufficientCredits:
+                raise OutOfCredits from None
+            if entry is None and a.charge:
+                # The key was charged before (a replay): this attempt costs nothing more.
+                replayed.append(a.attempt_id)
+                refunded += a.charge
+                a.charge = 0
+    if replayed:
+        attempts_table = EnrichmentAttempt.__table__
+        db.session.execute(sa.update(attempts_table).where(attempts_table.c.id.in_(replayed)).values(cost=0))
+        db.session.execute(
+            sa.update(runs).where(runs.c.id == plan.run_id).values(credits_used=runs.c.credits_used - refunded)
+        )
+        summary.credits -= refunded
     summary.written = len(outcomes)
     summary.finals = len(finals)
     return summary
-
-
-class _nullcontext:  # noqa: N801 - a stand-in for contextlib.nullcontext that reads like a savepoint
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 # --- run status ------------------------------------------------------------------------------------
@@ -1031,6 +1054,13 @@ def ensure_jobs(run_id: int, tag: str) -> int:
 # --- the job ---------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Batch:
+    services: CallServices
+    futures: list[Future[RowOutcome]]
+    missing: list[int]
+
+
 def _worker_id(slot: int) -> str:
     return f"{socket.gethostname()[:24]}:{os.getpid()}:{slot}:{uuid.uuid4().hex[:8]}"
 
@@ -1072,31 +1102,82 @@ def work(run_id: int, slot: int = 0, *, budget: float | None = None) -> dict[str
     redis = redis_client()
     engine = db.engine
     more_left = False
+    redis_down = threading.Event()
+
+    def launch(claimed: list[tuple[int, int, int, str | None, Any]], pool: ThreadPoolExecutor) -> _Batch:
+        """Mark, read and prefetch a claimed batch, commit, and hand its rows to the pool."""
+        lease_deadline = time.monotonic() + lease
+        mark_cells(table, plan.column_id, run_id, [c[0] for c in claimed], "running")
+        rows = read_rows(table, plan, claimed)
+        missing = sorted({c[0] for c in claimed} - {r.row_id for r in rows})
+        prefetched = prefetch_cache(plan, rows)
+        _commit()
+        services = CallServices(
+            plan=plan,
+            client=client,
+            redis=redis,
+            engine=engine,
+            lease_deadline=lease_deadline,
+            prefetched=prefetched,
+            lease_margin=min(LEASE_MARGIN_SECONDS, lease / 4),
+            config=settings(),
+            redis_down=redis_down,
+        )
+        worker = RowWorker(services)
+        return _Batch(services, [pool.submit(worker, row) for row in rows], missing)
+
+    def file(batch: _Batch) -> bool:
+        """Write a batch's outcomes once its calls are done; False when the job must stop."""
+        outcomes = [future.result() for future in batch.futures]
+        outcomes += [RowOutcome(r, "final", "skipped", message="The row was deleted.") for r in batch.missing]
+        summary = _write_with_retry(table, plan, outcomes, owner)
+        if redis_down.is_set():
+            pause_run(run_id, PAUSE_REDIS)
+        _commit()
+        stats["batches"] += 1
+        stats["rows"] += summary.written
+        stats["finals"] += summary.finals
+        return not (redis_down.is_set() or summary.out_of_credits)
+
     limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
     with httpx.Client(timeout=CALL_TIMEOUT_SECONDS, limits=limits) as client, ThreadPoolExecutor(concurrency) as pool:
+        # Two batches overlap: the next one's provider calls run while this one is written.
+        inflight: _Batch | None = None
         while True:
+            halt = False
             if time.monotonic() >= deadline:
-                more_left = True
-                break
-            status = db.session.scalar(sa.select(EnrichmentRun.status).where(EnrichmentRun.id == run_id))
-            if status not in ACTIVE_RUN_STATUSES:
-                break
-            try:
-                redis.set(alive_key(run_id, slot), owner, ex=lease + 30)
-            except RedisError:
-                pause_run(run_id, PAUSE_REDIS)
-                _commit()
-                break
-            if plan.needs_credits:
+                more_left = halt = True
+            elif db.session.scalar(sa.select(EnrichmentRun.status).where(EnrichmentRun.id == run_id)) not in (
+                ACTIVE_RUN_STATUSES
+            ):
+                halt = True
+            if not halt:
+                try:
+                    redis.set(alive_key(run_id, slot), owner, ex=lease + 30)
+                except RedisError:
+                    redis_down.set()
+                    pause_run(run_id, PAUSE_REDIS)
+                    halt = True
+            if not halt and plan.needs_credits:
                 from morket.credits.service import balance
 
-                if balance(plan.workspace_id) <= 0:
+                if balance(plan.workspace_id) < max(plan.min_balance, 1):
                     pause_run(run_id, PAUSE_CREDITS)
-                    _commit()
-                    break
-            claimed = claim_rows(run_id, owner, batch_rows, lease)
-            lease_deadline = time.monotonic() + lease
-            if not claimed:
+                    halt = True
+            batch = None
+            if not halt:
+                claimed = claim_rows(run_id, owner, batch_rows, lease)
+                if claimed:
+                    batch = launch(claimed, pool)
+            _commit()
+            if inflight is not None and not file(inflight):
+                halt = True
+            if halt:
+                if batch is not None:
+                    batch.services.stop.set()  # rows not started yet go back untouched
+                    file(batch)
+                break
+            if batch is None and inflight is None:
                 finished = finish_if_done(run_id)
                 _commit()
                 if finished:
@@ -1114,34 +1195,7 @@ def work(run_id: int, slot: int = 0, *, budget: float | None = None) -> dict[str
                     more_left = True
                     break
                 time.sleep(min(max(wait, 0.05), 2.0))
-                continue
-            mark_cells(table, plan.column_id, run_id, [c[0] for c in claimed], "running")
-            rows = read_rows(table, plan, claimed)
-            missing = sorted({c[0] for c in claimed} - {r.row_id for r in rows})
-            prefetched = prefetch_cache(plan, rows)
-            _commit()
-            services = CallServices(
-                plan=plan,
-                client=client,
-                redis=redis,
-                engine=engine,
-                lease_deadline=lease_deadline,
-                prefetched=prefetched,
-                lease_margin=min(LEASE_MARGIN_SECONDS, lease / 4),
-                config=settings(),
-            )
-            worker = RowWorker(services)
-            outcomes = list(pool.map(worker, rows))
-            outcomes += [RowOutcome(row_id, "final", "skipped", message="The row was deleted.") for row_id in missing]
-            summary = _write_with_retry(table, plan, outcomes, owner)
-            if services.redis_down.is_set():
-                pause_run(run_id, PAUSE_REDIS)
-            _commit()
-            stats["batches"] += 1
-            stats["rows"] += summary.written
-            stats["finals"] += summary.finals
-            if services.redis_down.is_set() or summary.out_of_credits:
-                break
+            inflight = batch
     # Whatever this job still holds goes back (a pause or a budget end mid-way).
     release_leases(run_id, owner)
     finish_if_done(run_id)
@@ -1161,11 +1215,38 @@ def work(run_id: int, slot: int = 0, *, budget: float | None = None) -> dict[str
 
 
 def _write_with_retry(table: Table, plan: RunPlan, outcomes: Sequence[RowOutcome], owner: str) -> WriteSummary:
-    """Write the batch; a deadlock or serialisation failure is retried (the rows are still leased)."""
+    """Write the batch; a deadlock or serialisation failure is retried (the rows are still leased).
+
+    When the credits run out part-way, the whole batch is written again with every row that
+    needed a charge given back (its answer is not delivered, so nothing is owed), and the run
+    pauses until credits are added.
+    """
+    short = False
     for attempt in range(3):
         try:
             summary = write_outcomes(table, plan, outcomes, owner=owner)
+            if short:
+                summary.out_of_credits = True
+                pause_run(plan.run_id, PAUSE_CREDITS)
             return summary
+        except OutOfCredits:
+            db.session.rollback()
+            if attempt == 2:
+                raise
+            # First try: keep the rows the balance covers, in order; then: keep none.
+            from morket.credits.service import balance
+
+            left = balance(plan.workspace_id) if not short else 0
+            short = True
+            for o in sorted(outcomes, key=lambda o: o.row_id):
+                cost = sum(a.charge or 0 for a in o.attempt_log if a.record)
+                if cost <= 0:
+                    continue
+                if cost <= left:
+                    left -= cost
+                else:
+                    o.release()
+            continue
         except DBAPIError as exc:
             code = getattr(getattr(exc, "orig", None), "sqlstate", None)
             db.session.rollback()
@@ -1235,6 +1316,15 @@ def expire_callbacks() -> list[int]:
     return [r[0] for r in result]
 
 
+def _resume_balance(run_id: int) -> int:
+    """The balance a run paused for credits needs before it is worth resuming."""
+    run = db.session.get(EnrichmentRun, run_id)
+    try:
+        return max(build_plan(run, resolve_keys=False).min_balance, 1)
+    except Exception:  # noqa: BLE001 - a run whose settings no longer load resumes and fails with a reason
+        return 1
+
+
 def redis_answers() -> bool:
     try:
         return bool(redis_client().ping())
@@ -1262,7 +1352,7 @@ def reconcile() -> dict[str, int]:
             continue
         if not redis_ok:
             continue
-        if reason == PAUSE_CREDITS and balance(workspace_id) <= 0:
+        if reason == PAUSE_CREDITS and balance(workspace_id) < _resume_balance(run_id):
             continue
         db.session.execute(
             sa.update(runs)

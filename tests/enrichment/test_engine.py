@@ -416,3 +416,28 @@ def test_auto_run_starts_on_new_rows_only_for_auto_columns(db, people, sandbox):
     assert all(
         state["status"] in ("success", "no_data") for r, (_, state) in cells(table, column.id).items() if r in new
     )
+
+
+def test_running_out_of_credits_pauses_and_resumes_after_a_grant(db, fast, sandbox):
+    from morket.credits.service import balance
+
+    workspace, owner = workspace_with_owner()
+    grant(workspace, 10)
+    table, ids = people_table(workspace, owner, 30)
+    column = enrichment_column(workspace, owner, table, ids)
+    run = service.start_run(workspace, owner, table, column, scope="all", confirm=True)
+    engine.work(run.id, 0, budget=10)
+    paused = reload(run)
+    assert (paused.status, paused.pause_reason) == ("paused", engine.PAUSE_CREDITS)
+    assert balance(workspace.id) >= 0
+    # Only delivered values were paid for; rows whose hit could not be paid wait, none is lost.
+    charged = -sum(e.amount for e in ledger(workspace.id, run.id))
+    assert charged == paused.credits_used == 2 * paused.succeeded <= 10
+    assert {r.status for r in run_rows(run.id)} <= {"pending", "done"}
+    assert engine.reconcile()["resumed"] == 0
+    grant(workspace, 1000)
+    assert engine.reconcile()["resumed"] == 1
+    finish(run)
+    run = reload(run)
+    assert run.done == 30 and run.failed == 0
+    assert -sum(e.amount for e in ledger(workspace.id, run.id)) == run.credits_used == 2 * run.succeeded

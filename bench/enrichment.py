@@ -1,0 +1,281 @@
+"""Enrichment bench: two real workers against the Hunter sandbox, at its rate limit and at zero latency.
+
+Usage: ``python -m bench.enrichment --rows 1000``
+
+Starts the provider sandbox in this process and two ``python -m workers enrichment`` processes,
+then runs an email-finder column over N fresh rows twice, in the bench database
+(``MORKET_BENCH_DATABASE_URL``, else ``morket_bench_enrichment`` on 127.0.0.1:5432, created and
+migrated when missing) and on ``MORKET_REDIS_URL`` (else ``redis://127.0.0.1:6379/0``):
+
+- rate phase: the sandbox allows ``--allowed-rate`` requests per second (default 50, burst the
+  same) and Morket is configured with that rate. ``ratios.rate_over_allowed`` is the request rate
+  the sandbox saw (its own request log, first to last answered request) over the allowed rate;
+  ``figures.http_429_steady`` counts 429 answers after the first second (goal 0).
+- overhead phase: the sandbox answers at once with no rate limit. Everything the run takes is
+  Morket's own queueing and bookkeeping (claiming, reading rows, limiter and breaker round trips,
+  writing attempts, charges, cells and states): ``figures.overhead_ms_per_row`` is the run's wall
+  time (created to finished, two workers) over N.
+
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from bench.common import bench_workspace, ensure_database, log
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/morket_bench_enrichment"
+ROOT = Path(__file__).resolve().parent.parent
+WORKERS = 2
+PLATFORM_KEY = "sandbox-bench-key"
+
+
+class Sandbox:
+    """The provider sandboxes on a free loopback port in a thread, with their control API."""
+
+    def __init__(self) -> None:
+        import httpx
+
+        from morket.providers.sandboxes.server import serve
+
+        self.server = serve("127.0.0.1", 0)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="sandbox", daemon=True)
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{self.server.server_port}"
+        self.control = httpx.Client(timeout=30)
+
+    def configure(self, provider: str, **values: Any) -> None:
+        self.control.post(f"{self.base}/_sandbox/config", json={"provider": provider, **values}).raise_for_status()
+
+    def reset(self) -> None:
+        self.control.post(f"{self.base}/_sandbox/reset").raise_for_status()
+
+    def log(self, provider: str) -> list[dict[str, Any]]:
+        resp = self.control.get(f"{self.base}/_sandbox/log", params={"provider": provider})
+        resp.raise_for_status()
+        return resp.json()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.control.close()
+
+
+def _app(url: str, redis_url: str, settings: dict[str, Any]):  # noqa: ANN202
+    os.environ.setdefault("MORKET_ENV", "development")
+    from morket import create_app
+
+    return create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url, "TESTING": True, "MORKET": settings})
+
+
+def _workers(url: str, redis_url: str, env_settings: dict[str, str]) -> list[subprocess.Popen]:
+    env = {
+        **os.environ,
+        "MORKET_ENV": "development",
+        "MORKET_DATABASE_URL": url,
+        "MORKET_REDIS_URL": redis_url,
+        "MORKET_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+        **env_settings,
+    }
+    return [
+        subprocess.Popen(  # noqa: S603 - our own worker entry point
+            [sys.executable, "-m", "workers", "enrichment"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(WORKERS)
+    ]
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    import signal
+
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _wait_for_workers(redis_url: str, procs: list[subprocess.Popen], timeout: float = 60) -> None:
+    """Wait until each of ``procs`` is registered and listening (its start-up is not timed)."""
+    from redis import Redis
+    from rq import Worker
+
+    conn = Redis.from_url(redis_url)
+    pids = {p.pid for p in procs}
+    deadline = time.monotonic() + timeout
+    while len(pids & {w.pid for w in Worker.all(connection=conn)}) < len(pids):
+        if time.monotonic() > deadline:
+            raise SystemExit("the enrichment workers did not start")
+        time.sleep(0.2)
+    conn.close()
+
+
+def _phase(app, url: str, redis_url: str, rows: int, settings: dict[str, str], label: str) -> dict[str, Any]:  # noqa: ANN001
+    """Run one email-finder column over ``rows`` fresh rows with two workers; return run figures."""
+    import sqlalchemy as sa
+
+    from morket.core.jobs import relay_committed
+    from morket.credits.service import grant
+    from morket.enrichment import service
+    from morket.enrichment.config import EnrichmentConfig
+    from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun
+    from morket.extensions import db
+    from morket.tables import service as tables
+
+    procs = _workers(url, redis_url, settings)
+    try:
+        _wait_for_workers(redis_url, procs)
+        with app.app_context():
+            redis = app.extensions["morket_redis"]
+            for key in redis.scan_iter("morket:throttle:*hunter*"):
+                redis.delete(key)
+            workspace, owner = bench_workspace("bench-enrichment", "Bench enrichment")
+            grant(workspace.id, rows * 4, idempotency_key=f"bench:{uuid.uuid4().hex}")
+            salt = uuid.uuid4().hex[:8]
+            table = tables.create_table(
+                workspace,
+                owner,
+                f"bench {label} {salt}",
+                columns=[
+                    {"name": "First name", "type": "text"},
+                    {"name": "Last name", "type": "text"},
+                    {"name": "Domain", "type": "domain"},
+                    {"name": "Title", "type": "text"},
+                ],
+            )
+            ids = {c.name: c.id for c in table.live_columns}
+            for start in range(0, rows, 10_000):
+                batch = [
+                    {"First name": f"Person{i}", "Last name": f"Bench{i % 997}", "Domain": f"co{i}-{salt}.example.com"}
+                    for i in range(start, min(rows, start + 10_000))
+                ]
+                tables.insert_rows(workspace, owner, table, batch)
+            config = EnrichmentConfig.model_validate(
+                {
+                    "steps": [{"operation": "hunter.email_finder"}],
+                    "target": "email",
+                    "inputs": {"first_name": ids["First name"], "last_name": ids["Last name"], "domain": ids["Domain"]},
+                    "outputs": [{"field": "position", "column_id": ids["Title"]}],
+                }
+            )
+            column = tables.add_column(workspace, owner, table, "Email", "enrichment", config=config.model_dump())
+            db.session.commit()
+            run = service.start_run(workspace, owner, table, column, scope="all", confirm=True)
+            db.session.commit()
+            relay_committed()
+            run_id = run.id
+            log(f"{label}: run {run_id} over {rows} rows started")
+            deadline = time.monotonic() + max(600, rows / 10)
+            while True:
+                db.session.rollback()
+                run = db.session.get(EnrichmentRun, run_id)
+                if run.finished:
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{label}: the run did not finish: {service.run_progress(run)}")
+                time.sleep(0.05)
+            if run.status != "completed" or run.done != rows:
+                raise SystemExit(f"{label}: the run ended {run.status}: {service.run_progress(run)}")
+            latency = db.session.scalar(
+                sa.select(sa.func.avg(EnrichmentAttempt.latency_ms)).where(EnrichmentAttempt.run_id == run_id)
+            )
+            return {
+                "wall_s": (run.finished_at - run.created_at).total_seconds(),
+                "succeeded": run.succeeded,
+                "credits_used": run.credits_used,
+                "mean_call_ms": float(latency or 0),
+            }
+    finally:
+        _stop(procs)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the bench and print one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, required=True)
+    parser.add_argument("--allowed-rate", type=float, default=50.0, help="the sandbox's requests per second")
+    args = parser.parse_args(argv)
+    if args.rows < 1:
+        parser.error("--rows must be at least 1")
+    if args.allowed_rate < 1:
+        parser.error("--allowed-rate must be at least 1")
+    url = os.environ.get("MORKET_BENCH_DATABASE_URL", DEFAULT_URL)
+    sa_url = make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    redis_url = os.environ.get("MORKET_REDIS_URL") or "redis://127.0.0.1:6379/0"
+    ensure_database(sa_url)
+    sandbox = Sandbox()
+    hunter_url = f"{sandbox.base}/hunter"
+    common = {"MORKET_HUNTER_URL": hunter_url, "MORKET_HUNTER_API_KEY": PLATFORM_KEY}
+    from flask_migrate import upgrade
+
+    app = _app(sa_url, redis_url, {"HUNTER_URL": hunter_url, "HUNTER_API_KEY": PLATFORM_KEY})
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"), revision="heads")
+    figures: dict[str, Any] = {"allowed_rate": args.allowed_rate, "workers": WORKERS}
+    ratios: dict[str, Any] = {}
+    try:
+        # Rate phase: the sandbox's limit is the provider's; Morket is told the same rate.
+        sandbox.reset()
+        sandbox.configure("hunter", rate=args.allowed_rate, burst=args.allowed_rate, latency_ms=0)
+        rate = f"{args.allowed_rate:g}"
+        _phase(app, sa_url, redis_url, args.rows, {**common, "MORKET_PROVIDER_RATES": f"hunter={rate}"}, "rate")
+        entries = sandbox.log("hunter")
+        answered = sorted(e["at"] for e in entries if e["status"] == 200)
+        throttled = sorted(e["at"] for e in entries if e["status"] == 429)
+        span = answered[-1] - answered[0] if len(answered) > 1 else 0.0
+        achieved = (len(answered) - 1) / span if span > 0 else 0.0
+        steady_from = answered[0] + 1.0 if answered else 0.0
+        figures.update(
+            achieved_rate=round(achieved, 2),
+            requests=len(entries),
+            http_429=len(throttled),
+            http_429_steady=len([t for t in throttled if t >= steady_from]),
+            rate_phase_s=round(span, 2),
+        )
+        ratios["rate_over_allowed"] = round(achieved / args.allowed_rate, 3)
+        log(f"rate: {achieved:.1f} req/s of {args.allowed_rate:g} allowed, {len(throttled)} answers 429")
+
+        # Overhead phase: a provider that answers at once and never limits.
+        sandbox.reset()
+        sandbox.configure("hunter", rate=1_000_000, burst=1_000_000, latency_ms=0)
+        measured = _phase(
+            app, sa_url, redis_url, args.rows, {**common, "MORKET_PROVIDER_RATES": "hunter=1000000"}, "overhead"
+        )
+        figures.update(
+            overhead_ms_per_row=round(measured["wall_s"] * 1000 / args.rows, 3),
+            overhead_rows_per_s=round(args.rows / measured["wall_s"], 1),
+            overhead_mean_call_ms=round(measured["mean_call_ms"], 2),
+            overhead_wall_s=round(measured["wall_s"], 2),
+        )
+        log(f"overhead: {figures['overhead_ms_per_row']} ms per row ({figures['overhead_rows_per_s']} rows/s)")
+    finally:
+        sandbox.stop()
+    result = {"bench": "enrichment", "rows": args.rows, "figures": figures, "ratios": ratios}
+    print(json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()
