@@ -204,7 +204,9 @@ def flask_config(settings: Mapping[str, Any]) -> dict[str, Any]:
         "TESTING": settings["ENV"] == "test",
         "SECRET_KEY": settings["SECRET_KEY"],
         "SQLALCHEMY_DATABASE_URI": settings["DATABASE_URL"] or None,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Liveness of pooled connections is checked at checkout in morket.core.db (no round trip
+        # for a recently used connection), instead of pool_pre_ping's SELECT 1 on every checkout.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": False},
         "REDIS_URL": settings["REDIS_URL"],
         "SESSION_COOKIE_SECURE": cookie_secure,
         "SESSION_COOKIE_HTTPONLY": True,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import select
+import time
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, MetaData, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, MetaData, event, exc, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -41,3 +45,47 @@ class WorkspaceScoped:
     @declared_attr
     def workspace_id(cls) -> Mapped[int]:  # noqa: N805
         return mapped_column(BigInteger, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False, index=True)
+
+
+# --- pooled connections: checked without a round trip when recently used --------------------------
+#
+# pool_pre_ping sends SELECT 1 on every checkout: a round trip on every request, which for the grid's
+# window reads was one of six. A connection back in the pool for less than PING_AFTER_IDLE_S is
+# checked by looking at its socket instead: a server that ended the session (a restart, a
+# terminated backend) has sent its termination notice or closed the socket, and either makes the
+# socket readable. A readable socket, an older connection or a new one gets the real ping, and a
+# failed ping makes the pool replace the connection (DisconnectionError), as pool_pre_ping does.
+PING_AFTER_IDLE_S = 10.0
+_IDLE_SINCE = "morket_idle_since"
+
+
+@event.listens_for(Pool, "checkin")
+def _note_idle(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info[_IDLE_SINCE] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def _check_alive(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+    since = record.info.pop(_IDLE_SINCE, None)
+    if since is not None and time.monotonic() - since < PING_AFTER_IDLE_S and not _has_news(dbapi_connection):
+        return
+    autocommit = dbapi_connection.autocommit
+    try:
+        dbapi_connection.autocommit = True  # the ping must not open the request's transaction
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+        dbapi_connection.autocommit = autocommit
+    except Exception as error:  # noqa: BLE001 - any failure means this connection is unusable
+        raise exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
+
+
+def _has_news(dbapi_connection: Any) -> bool:
+    """Whether an idle connection's socket has something to read (the server spoke or hung up)."""
+    try:
+        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    except Exception:  # noqa: BLE001 - a closed driver connection raises its own error type
+        return True
+    return bool(readable)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from morket.tables import service
 from tests.factories import login
@@ -203,3 +205,36 @@ def test_bad_window_arguments_are_clear_errors(db, client, owner, seeded):
     assert client.get(f"{base}?limit=100000").status_code == 422
     assert client.get(f"{base}?view=abc").status_code == 404
     assert client.get(f"{base}?view=999999999").status_code == 404
+
+
+def test_pooled_connection_ended_by_the_server_is_replaced_without_a_ping_per_request(database_url):
+    """Checkout skips the SELECT 1 for a recently used connection, yet a terminated one is replaced."""
+    from sqlalchemy import create_engine, event
+
+    engine = create_engine(make_url(database_url).set(drivername="postgresql+psycopg"), pool_size=1, max_overflow=0)
+    admin = create_engine(make_url(database_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    statements: list[str] = []
+    try:
+        with engine.connect() as conn:
+            first = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        with engine.connect() as conn:  # recently used: no ping, the same backend
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() == first
+        assert statements == ["SELECT pg_backend_pid()"]
+        with admin.connect() as other:
+            assert other.exec_driver_sql("SELECT pg_terminate_backend(%(p)s)", {"p": first}).scalar_one()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the backend exits and closes its socket
+            with admin.connect() as other:
+                gone = not other.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = %(p)s", {"p": first}
+                ).scalar()
+            if gone:
+                break
+            time.sleep(0.05)
+        with engine.connect() as conn:  # the pool notices at checkout and hands out a new connection
+            second = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        assert second != first
+    finally:
+        engine.dispose()
+        admin.dispose()
