@@ -47,6 +47,7 @@ PUBLIC = {
     "api.openapi_document",
     "api.issue_token",
     "api.refresh_token",
+    "api.receive_enrichment_callback",
 }
 LOGIN_REQUIRED = {
     "accounts.logout",
