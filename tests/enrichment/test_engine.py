@@ -441,3 +441,41 @@ def test_running_out_of_credits_pauses_and_resumes_after_a_grant(db, fast, sandb
     run = reload(run)
     assert run.done == 30 and run.failed == 0
     assert -sum(e.amount for e in ledger(workspace.id, run.id)) == run.credits_used == 2 * run.succeeded
+
+
+def test_a_callback_that_never_comes_ends_the_cell_as_an_error(app, db, people, sandbox):
+    from tests.support.sandbox import WebhookSink
+
+    workspace, owner, table, ids = people
+    sink = WebhookSink(status=500).start()  # the answer is posted nowhere useful
+    app.config["MORKET"]["BASE_URL"] = sink.url("")
+    sandbox.configure("clearbit", async_=True)
+    try:
+        email_col = tables.add_column(workspace, owner, table, "Email", "email")
+        row_id = sorted(cells(table, ids["Title"]))[0]
+        tables.update_cell(workspace, owner, table, row_id, email_col.id, "ada@company0.example.com")
+        column = enrichment_column(
+            workspace,
+            owner,
+            table,
+            ids,
+            steps=[{"operation": "clearbit.person"}],
+            target="name",
+            inputs={"email": email_col.id},
+            outputs=[],
+        )
+        run = service.start_run(workspace, owner, table, column, scope="selected", row_ids=[row_id])
+        engine.work(run.id, 0, budget=3)
+        assert run_rows(run.id)[0].status == "awaiting_callback"
+        db.session.execute(
+            sa.update(EnrichmentRunRow)
+            .where(EnrichmentRunRow.run_id == run.id)
+            .values(lease_expires_at=sa.func.now() - sa.text("interval '1 second'"))
+        )
+        assert engine.reconcile()["callbacks"] == 1
+        finish(run)
+        value, state = cells(table, column.id)[row_id]
+        assert value is None and state["status"] == "error" and "callback" in state["message"]
+        assert reload(run).failed == 1 and ledger(workspace.id, run.id) == []
+    finally:
+        sink.stop()
