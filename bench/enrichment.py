@@ -132,6 +132,23 @@ def _wait_for_workers(redis_url: str, procs: list[subprocess.Popen], timeout: fl
     conn.close()
 
 
+def _job_times(redis, run_id: int) -> dict[str, float]:  # noqa: ANN001
+    """Sum what the run's jobs report (RQ keeps each job's return value): write, charge, wait seconds."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    totals = {"write_s": 0.0, "charge_s": 0.0, "wait_s": 0.0, "job_s": 0.0}
+    for slot in range(WORKERS):
+        try:
+            stats = Job.fetch(f"enrich-{run_id}-{slot}", connection=redis).return_value() or {}
+        except NoSuchJobError:
+            log(f"job enrich-{run_id}-{slot} left no result; its times are not counted")
+            continue
+        for key in totals:
+            totals[key] += float(stats.get(key, 0.0))
+    return totals
+
+
 def _phase(app, url: str, redis_url: str, rows: int, settings: dict[str, str], label: str) -> dict[str, Any]:  # noqa: ANN001
     """Run one email-finder column over ``rows`` fresh rows with two workers; return run figures."""
     import sqlalchemy as sa
@@ -206,6 +223,7 @@ def _phase(app, url: str, redis_url: str, rows: int, settings: dict[str, str], l
                 "succeeded": run.succeeded,
                 "credits_used": run.credits_used,
                 "mean_call_ms": float(latency or 0),
+                **_job_times(redis, run_id),
             }
     finally:
         _stop(procs)
@@ -264,6 +282,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             app, sa_url, redis_url, args.rows, {**common, "MORKET_PROVIDER_RATES": "hunter=1000000"}, "overhead"
         )
         figures.update(
+            # Summed over both workers: the database work per row, and the credit charges' share of it.
+            write_ms_per_row=round(measured["write_s"] * 1000 / args.rows, 3),
+            charge_ms_per_row=round(measured["charge_s"] * 1000 / args.rows, 3),
+            charge_share_of_write=round(measured["charge_s"] / measured["write_s"], 3) if measured["write_s"] else None,
             overhead_ms_per_row=round(measured["wall_s"] * 1000 / args.rows, 3),
             overhead_rows_per_s=round(args.rows / measured["wall_s"], 1),
             overhead_mean_call_ms=round(measured["mean_call_ms"], 2),

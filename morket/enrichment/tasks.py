@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from morket.enrichment import engine
 
 
-def run_enrichment(run_id: int, slot: int = 0) -> dict[str, int]:
+def run_enrichment(run_id: int, slot: int = 0) -> dict[str, Any]:
     """Work on a run's rows (one of ``ENRICHMENT_JOBS_PER_RUN`` slots) until none is claimable."""
     return engine.work(run_id, slot)
 
