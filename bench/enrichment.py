@@ -286,6 +286,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             write_ms_per_row=round(measured["write_s"] * 1000 / args.rows, 3),
             charge_ms_per_row=round(measured["charge_s"] * 1000 / args.rows, 3),
             charge_share_of_write=round(measured["charge_s"] / measured["write_s"], 3) if measured["write_s"] else None,
+            # Time a job waited for its batch's provider calls after its write, and the jobs' lives.
+            wait_ms_per_row=round(measured["wait_s"] * 1000 / args.rows, 3),
+            job_s_per_worker=round(measured["job_s"] / WORKERS, 2),
             overhead_ms_per_row=round(measured["wall_s"] * 1000 / args.rows, 3),
             overhead_rows_per_s=round(args.rows / measured["wall_s"], 1),
             overhead_mean_call_ms=round(measured["mean_call_ms"], 2),
