@@ -1,14 +1,24 @@
 """Website: scrape a company's own site for its name, contacts and technologies.
 
-The scraping work completes this adapter by running the scrape through its service; until it
-does, every call is a final, clearly worded failure rather than a retry that can never succeed.
+The enrichment engine calls providers from a pool of threads in the enrichment worker, while a
+browser belongs to one thread of one scrape worker. So this adapter is asynchronous: ``call``
+queues a scrape job on the scrape queue and answers ``pending`` with a callback id; the scrape
+worker reads the site (SSRF check, robots.txt, the domain's limit and breaker, the company
+extractor) and files the answer with ``enrichment.service.complete_callback``, as a webhook
+would. Cell states, progress, credits (charged on a hit) and the cache are the engine's.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from redis.exceptions import RedisError
+from rq import Queue
+
+from morket.core.jobs import JOB_TIMEOUT_SECONDS, QUEUE_SCRAPE
+from morket.core.urlsafety import UnsafeUrl
 from morket.providers.base import CallContext, FieldSpec, InputSpec, Operation, Provider, Result
 from morket.providers.registry import register
 
@@ -27,8 +37,22 @@ SCRAPE = Operation(
         FieldSpec("socials", "Social profiles", "json"),
         FieldSpec("address", "Address"),
         FieldSpec("technologies", "Technologies", "json"),
+        FieldSpec("logo", "Logo", "url"),
+        FieldSpec("careers_url", "Careers page", "url"),
     ),
+    asynchronous=True,
 )
+
+
+def result_from_webhook(payload: Mapping[str, Any]) -> Result:
+    """Turn the scrape worker's answer into a Result (the engine calls this for our callbacks)."""
+    outcome = payload.get("outcome")
+    if outcome == "hit":
+        values = payload.get("values") or {}
+        return Result("hit", values={k: values.get(k) for k in SCRAPE.output_names if k in values}, http_status=200)
+    if outcome in ("not_found", "invalid_input", "retryable", "rate_limited"):
+        return Result(outcome, http_status=payload.get("http_status"), message=payload.get("message"))
+    return Result("invalid_input", message="The scrape answer could not be read.")
 
 
 class WebsiteProvider(Provider):
@@ -37,8 +61,30 @@ class WebsiteProvider(Provider):
     def call(
         self, op: Operation, inputs: Mapping[str, Any], ctx: CallContext, options: Mapping[str, Any] | None = None
     ) -> Result:
-        """Not available yet: a final failure the user can read."""
-        return Result("invalid_input", message="website scraping is not available yet")
+        """Queue the scrape of ``inputs['domain']`` and wait for its answer on a callback id."""
+        from morket.scraping import app_for_threads
+        from morket.scraping.scraper import normalise_target
+
+        try:
+            url = normalise_target(str(inputs.get("domain") or ""))
+        except UnsafeUrl as exc:
+            return Result("invalid_input", message=exc.message)
+        callback_id = uuid.uuid4().hex
+        try:
+            queue = Queue(QUEUE_SCRAPE, connection=app_for_threads().extensions["morket_redis"])
+            # Straight to RQ, not the outbox: the call runs outside the engine's session, and a lost
+            # job only means the row's callback never comes (the engine then moves it on).
+            queue.enqueue_call(
+                "workers.runner.run_job",
+                args=("morket.scraping.tasks.scrape_for_enrichment", [callback_id, url]),
+                job_id=f"scrape-enrich-{callback_id}",
+                timeout=JOB_TIMEOUT_SECONDS,
+                result_ttl=600,
+                failure_ttl=86400,
+            )
+        except RedisError:
+            return Result("retryable", message="The scrape queue is unreachable.")
+        return Result("pending", callback_id=callback_id)
 
 
 PROVIDER = register(
@@ -47,7 +93,7 @@ PROVIDER = register(
         label="Website",
         operations=(SCRAPE,),
         default_base_url="",
-        default_rate=5.0,
+        default_rate=20.0,
         requires_key=False,
     )
 )

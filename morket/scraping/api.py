@@ -45,6 +45,16 @@ class ScrapeOut(Out):
     finished_at: datetime | None
 
 
+class ScrapeResultOut(Out):
+    """A finished scrape's extracted fields (their names depend on the extractor; see /extractors)."""
+
+    id: int
+    url: str
+    final_url: str | None
+    extractor: str
+    result: dict[str, Any]
+
+
 class ExtractorOut(Out):
     """One extractor and the fields it delivers."""
 
@@ -104,15 +114,17 @@ def get_scrape(principal: Principal, scrape_id: int) -> ScrapeOut:
     summary="A finished scrape's extracted fields",
     tag=TAG,
     permission="scrape.run",
-    response=dict[str, Any],
+    response=ScrapeResultOut,
     errors=(409,),
 )
-def get_scrape_result(principal: Principal, scrape_id: int) -> dict[str, Any]:
+def get_scrape_result(principal: Principal, scrape_id: int) -> ScrapeResultOut:
     """The extractor's JSON; 409 while the scrape is still running or when it failed."""
     scrape = service.get_scrape_or_404(principal.workspace, scrape_id)
     if scrape.status != "done":
         raise Conflict(scrape.message or f"The scrape is {scrape.status}; poll it until it is done.")
-    return scrape.result or {}
+    return ScrapeResultOut(
+        id=scrape.id, url=scrape.url, final_url=scrape.final_url, extractor=scrape.extractor, result=scrape.result or {}
+    )
 
 
 @api_route("/extractors", "GET", summary="Extractors", tag=TAG, permission="scrape.run", response=list[ExtractorOut])

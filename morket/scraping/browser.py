@@ -67,6 +67,27 @@ CHROMIUM_ARGS = [
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",
 ]
 IDLE_WAIT_SECONDS = 2.0
+MEDIA_PATTERNS = tuple(
+    f"*.{ext}*"
+    for ext in (
+        "png",
+        "jpg",
+        "jpeg",
+        "gif",
+        "webp",
+        "avif",
+        "svg",
+        "ico",
+        "woff",
+        "woff2",
+        "ttf",
+        "otf",
+        "mp4",
+        "webm",
+        "mp3",
+        "m4a",
+    )
+)
 MEMORY_CHECK_EVERY = 20
 
 
@@ -166,6 +187,8 @@ class BrowserPool:
         self._state = _PageState()
         self._fingerprint: Fingerprint | None = None
         self._proxy: str | None = None
+        self._media_blocked = False
+        self._driver_pids: list[int] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -173,7 +196,11 @@ class BrowserPool:
         from playwright.sync_api import sync_playwright
 
         self.close()
+        before = _child_pids()
         self._playwright = sync_playwright().start()
+        # The driver this start spawned: the browser is its child, and only its processes are ours
+        # to kill (the same process may run other browsers, a test's for one).
+        self._driver_pids = sorted(_child_pids() - before)
         args = [*CHROMIUM_ARGS, f"--js-flags=--max-old-space-size={self.settings.js_heap_mb}"]
         if self.settings.host_rules:
             args.append(f"--host-resolver-rules={self.settings.host_rules}")
@@ -206,6 +233,7 @@ class BrowserPool:
         cdp.on("Fetch.requestPaused", self._on_paused)
         # Bytes are counted as they arrive, so a page without a declared size is cut off at the cap.
         cdp.on("Network.dataReceived", self._on_data)
+        cdp.on("Network.responseReceived", self._on_response)
         cdp.send("Network.enable", {"maxTotalBufferSize": 0, "maxResourceBufferSize": 0})
         page.on("domcontentloaded", self._on_dom_ready)
         cdp.send(
@@ -213,12 +241,21 @@ class BrowserPool:
             {
                 "patterns": [
                     {"urlPattern": "*", "requestStage": "Request"},
-                    {"urlPattern": "*", "resourceType": "Document", "requestStage": "Response"},
                 ]
             },
         )
         self._state.main_frame = cdp.send("Page.getFrameTree")["frameTree"]["frame"]["id"]
         self._page, self._cdp = page, cdp
+        self._media_blocked = False
+
+    def _block_media(self, block: bool) -> None:
+        """Skip images, fonts and media unless a screenshot wants them: extraction reads the DOM only.
+
+        Blocked inside the browser by URL pattern, so they cost no interception round trip.
+        """
+        if block != self._media_blocked and self._cdp is not None:
+            self._cdp.send("Network.setBlockedURLs", {"urls": list(MEDIA_PATTERNS) if block else []})
+            self._media_blocked = block
 
     def _drop_page(self) -> None:
         page, self._page, self._cdp = self._page, None, None
@@ -236,6 +273,7 @@ class BrowserPool:
     def close(self) -> None:
         """Close the page, context, browser and driver (safe to call on a dead browser)."""
         self._drop_context()
+        leftovers = self._browser_processes()
         for attr in ("_browser", "_playwright"):
             thing = getattr(self, attr)
             setattr(self, attr, None)
@@ -243,8 +281,10 @@ class BrowserPool:
                 continue
             with contextlib.suppress(Exception):
                 thing.close() if attr == "_browser" else thing.stop()
-        if self._browser is None:
-            self._kill_browser_processes()
+        for proc in leftovers:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        self._driver_pids = []
 
     def _ready(self) -> None:
         if self._browser is None or not self._browser.is_connected():
@@ -261,14 +301,6 @@ class BrowserPool:
         try:
             url = event["request"]["url"]
             is_nav = event.get("resourceType") == "Document" and event.get("frameId") == self._state.main_frame
-            if "responseStatusCode" in event:
-                length = _header(event.get("responseHeaders"), "content-length")
-                if length is not None and length.isdigit() and int(length) > self.settings.max_bytes:
-                    self._state.too_large = True
-                    cdp.send("Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByResponse"})
-                    return
-                cdp.send("Fetch.continueResponse", {"requestId": request_id})
-                return
             reason = self.guard.refusal(url)
             if reason is None:
                 if is_nav:
@@ -285,24 +317,35 @@ class BrowserPool:
     def _on_dom_ready(self, _page: Any) -> None:
         self._state.dom_ready = True
 
+    def _on_response(self, event: dict[str, Any]) -> None:
+        headers = (event.get("response") or {}).get("headers") or {}
+        length = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
+        if isinstance(length, str) and length.isdigit() and int(length) > self.settings.max_bytes:
+            self._too_large()
+
+    def _too_large(self) -> None:
+        if self._state.too_large:
+            return
+        self._state.too_large = True
+        # Navigating away is what ends a load that is still streaming (stopLoading is not).
+        with contextlib.suppress(Exception):
+            if self._cdp is not None:
+                self._cdp.send("Page.navigate", {"url": "about:blank"})
+
     def _on_data(self, event: dict[str, Any]) -> None:
         state = self._state
         state.bytes += int(event.get("encodedDataLength") or event.get("dataLength") or 0)
-        if state.bytes > self.settings.max_bytes and not state.too_large:
-            state.too_large = True
-            # Navigating away is what ends a load that is still streaming (stopLoading is not).
-            with contextlib.suppress(Exception):
-                if self._cdp is not None:
-                    self._cdp.send("Page.navigate", {"url": "about:blank"})
+        if state.bytes > self.settings.max_bytes:
+            self._too_large()
 
     # --- watchdog and memory ---------------------------------------------------------------------
 
     def _browser_processes(self) -> list[psutil.Process]:
-        try:
-            children = psutil.Process(os.getpid()).children(recursive=True)
-        except psutil.Error:
-            return []
-        return [p for p in children if _is_chromium(p)]
+        found: list[psutil.Process] = []
+        for pid in self._driver_pids:
+            with contextlib.suppress(psutil.Error):
+                found.extend(p for p in psutil.Process(pid).children(recursive=True) if _is_chromium(p))
+        return found
 
     def _kill_browser_processes(self) -> None:
         for proc in self._browser_processes():
@@ -342,6 +385,7 @@ class BrowserPool:
         self.guard.check(url)
         self._ready()
         self._state = _PageState(main_frame=self._state.main_frame)
+        self._block_media(not screenshot)
         page = self._page
         started = time.monotonic()
         # The hard stop: a renderer spinning in JavaScript ignores Playwright's timeouts.
@@ -450,6 +494,13 @@ def _header(headers: list[dict[str, str]] | None, name: str) -> str | None:
         if entry.get("name", "").lower() == name:
             return entry.get("value")
     return None
+
+
+def _child_pids() -> set[int]:
+    try:
+        return {p.pid for p in psutil.Process(os.getpid()).children()}
+    except psutil.Error:
+        return set()
 
 
 def _is_chromium(proc: psutil.Process) -> bool:

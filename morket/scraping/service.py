@@ -101,3 +101,34 @@ def execute_scrape(scrape_id: int) -> None:
         scrape.screenshot = outcome.screenshot
     scrape.finished_at = utcnow()
     db.session.commit()
+
+
+# How long the answer waits for the engine to record that the row awaits it: the engine writes a
+# batch's outcomes after all of the batch's calls return, which can be after a fast scrape ends.
+CALLBACK_WAIT_SECONDS = 60.0
+
+
+def scrape_for_enrichment(callback_id: str, url: str) -> None:
+    """Scrape for an enrichment cell and hand the answer to the engine as an asynchronous provider would."""
+    import time
+
+    from morket.enrichment.service import complete_callback
+
+    outcome = scraper().scrape(url, "company")
+    if outcome.ok:
+        payload: dict = {"outcome": "hit", "values": outcome.data, "http_status": outcome.http_status}
+    elif outcome.error_kind in ("timeout", "network", "crashed", "circuit_open", "rate_limited") or (
+        outcome.error_kind == "http" and (outcome.http_status or 0) >= 500
+    ):
+        payload = {"outcome": "retryable", "message": outcome.message, "http_status": outcome.http_status}
+    elif outcome.error_kind == "http" and outcome.http_status == 404:
+        payload = {"outcome": "not_found", "message": outcome.message, "http_status": 404}
+    else:
+        payload = {"outcome": "invalid_input", "message": outcome.message, "http_status": outcome.http_status}
+    deadline = time.monotonic() + CALLBACK_WAIT_SECONDS
+    while True:
+        row = complete_callback("website", callback_id, payload)
+        db.session.commit()
+        if row is not None or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)

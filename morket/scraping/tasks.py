@@ -8,3 +8,8 @@ from morket.scraping import service
 def run_scrape(scrape_id: int) -> None:
     """Read a queued scrape request with this worker's browser."""
     service.execute_scrape(scrape_id)
+
+
+def scrape_for_enrichment(callback_id: str, url: str) -> None:
+    """Read ``url`` for the website enrichment provider and file the answer on its callback id."""
+    service.scrape_for_enrichment(callback_id, url)

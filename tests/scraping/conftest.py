@@ -33,7 +33,7 @@ def scrape_settings(app, sites: LocalSites) -> dict:
         {
             "SCRAPE_ALLOWLIST": sites.allowlist,
             "SCRAPE_HOST_RESOLVER_RULES": sites.host_rules,
-            "SCRAPE_PAGE_TIMEOUT": 5.0,
+            "SCRAPE_PAGE_TIMEOUT": 8.0,
             "SCRAPE_DOMAIN_RATE": 100.0,
             "SCRAPE_RESPECT_ROBOTS": True,
             "SCRAPE_MAX_BYTES": 10 * 1024 * 1024,

@@ -50,7 +50,8 @@ def test_api_start_poll_and_result(client, db, teams, token, run_jobs, sites):
     assert polled["status"] == "done" and polled["http_status"] == 200
     assert polled["result"]["name"] == "Apico"
     result = client.get(f"{status_url}/result", headers=bearer(access)).get_json()["data"]
-    assert result["emails"] == ["hello@apico.test"]
+    assert result["result"]["emails"] == ["hello@apico.test"]
+    assert result["final_url"] == sites.url("apico.test")
     assert sites.hits[("apico.test", "/")] == 1
 
 

@@ -137,8 +137,8 @@ def test_page_that_never_finishes_loading(scraper, sites):
     started = time.monotonic()
     outcome = scraper.scrape(sites.url("forever.test", "/hang"), "company")
     assert (outcome.ok, outcome.error_kind) == (False, "timeout")
-    assert outcome.message == "The page did not load within 5 seconds."
-    assert time.monotonic() - started < 9
+    assert outcome.message == "The page did not load within 8 seconds."
+    assert time.monotonic() - started < 12
     assert scraper.scrape(sites.url("after-hang.test"), "company").ok
 
 
