@@ -353,11 +353,16 @@ class BrowserPool:
                 proc.kill()
 
     def browser_rss_mb(self) -> float:
-        """Resident memory of this process's browser, in MB (all its processes)."""
+        """Memory of this process's browser in MB: the proportional set size of all its processes.
+
+        PSS splits shared pages between the processes that map them; a sum of plain RSS would
+        count Chromium's shared libraries once per process.
+        """
         total = 0
         for proc in self._browser_processes():
             with contextlib.suppress(psutil.Error):
-                total += proc.memory_info().rss
+                info = proc.memory_full_info()
+                total += getattr(info, "pss", info.rss)
         return total / (1024 * 1024)
 
     def _after_page(self) -> None:

@@ -71,7 +71,12 @@ def domain_of(url: str) -> str:
     """Return the registrable domain of ``url`` (``www.shop.acme.co.uk`` → ``acme.co.uk``)."""
     host = (urlsplit(url).hostname or "").lower()
     parts = _EXTRACT(host)
-    return parts.top_domain_under_public_suffix or host
+    if parts.top_domain_under_public_suffix:
+        return parts.top_domain_under_public_suffix
+    labels = host.split(".")
+    if parts.suffix or len(labels) < 2 or labels[-1].isdigit() or ":" in host:
+        return host  # an IP address, or a name with nothing above it
+    return ".".join(labels[-2:])  # a suffix the list does not know (.test, .internal)
 
 
 class ProxyPicker:

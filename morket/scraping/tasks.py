@@ -13,3 +13,14 @@ def run_scrape(scrape_id: int) -> None:
 def scrape_for_enrichment(callback_id: str, url: str) -> None:
     """Read ``url`` for the website enrichment provider and file the answer on its callback id."""
     service.scrape_for_enrichment(callback_id, url)
+
+
+def check_proxies() -> dict[str, bool]:
+    """Probe every configured proxy and take the dead ones out of rotation (a periodic job)."""
+    from flask import current_app
+
+    from morket.core.jobs import redis_connection
+    from morket.scraping.politeness import ProxyPicker
+
+    proxies = tuple(current_app.config["MORKET"].get("SCRAPE_PROXIES") or ())
+    return ProxyPicker(redis_connection(), proxies).health_check()
