@@ -146,6 +146,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ENRICHMENT_BATCH_ROWS", _int, "50", help="rows one worker claims at a time"),
     Setting("ENRICHMENT_CONCURRENCY", _int, "8", help="provider calls in flight inside one job"),
     Setting("ENRICHMENT_JOBS_PER_RUN", _int, "2", help="jobs working on one run at once"),
+    Setting("ENRICHMENT_BACKOFF_SECONDS", _float, "2", help="first retry delay; doubles per attempt, with jitter"),
+    Setting("ENRICHMENT_BREAKER_FAIL_MAX", _int, "5", help="failures in a row that open a provider's breaker"),
+    Setting("ENRICHMENT_BREAKER_RESET_SECONDS", _float, "30", help="seconds an open breaker waits to probe"),
     # Scraping.
     Setting("CHROMIUM_PATH", _str, "", help="Chromium binary; empty tries /usr/bin/chromium, then Playwright's"),
     Setting("SCRAPE_ALLOWLIST", _list, "", help="host:port pairs a scrape may reach despite being private"),
