@@ -12,7 +12,10 @@ names (so the per-domain limit does not bind). Each round runs, alternately:
 - the rate check: one host, a limit of ``--limit`` pages per second, one and two workers; the
   achieved rate is measured from the server's own arrival times, after the first burst.
 
-The last line of stdout is one JSON object; ratios hold the worst condition, suffixed keys the others.
+The last line of stdout is one JSON object; ratios hold the worst condition, suffixed keys the others
+(``rate_over_limit``: the worst condition in which the limit binds, i.e. the workers read more pages a
+second without it than the limit allows, seen as time spent waiting for it; ``figures.limit_binds_*``
+say which).
 """
 
 from __future__ import annotations
@@ -92,10 +95,12 @@ def worker_main(spec: dict[str, Any]) -> dict[str, Any]:
     me = psutil.Process(os.getpid())
     peak = 0.0
     failures = 0
+    waited_ms = 0
     started = time.perf_counter()
     for i, url in enumerate(spec["urls"]):
         outcome = scraper.scrape(url, "company")
         failures += not outcome.ok
+        waited_ms += outcome.waited_ms
         if i % 20 == 0:
             peak = max(peak, me.memory_info().rss / 2**20 + scraper.pool.browser_rss_mb())
     elapsed = time.perf_counter() - started
@@ -104,6 +109,7 @@ def worker_main(spec: dict[str, Any]) -> dict[str, Any]:
         "pages": len(spec["urls"]),
         "seconds": elapsed,
         "failures": failures,
+        "waited_s": waited_ms / 1000,
         "launches": scraper.pool.launches,
         "peak_rss_mb": peak,
     }
@@ -194,14 +200,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 host = f"limited-{run}-{r}-{n}.test"
                 sites.times.clear()
                 urls = [sites.url(host) for _ in range(args.rate_pages)]
-                run_workers(n, urls, sites, args.redis, rate=args.limit)
-                achieved = achieved_rate(sites, host, burst=int(max(1.0, args.limit)))
+                _, reports = run_workers(n, urls, sites, args.redis, rate=args.limit)
+                achieved = achieved_rate(sites, host, burst=1)
                 note(f"rate_over_limit_{n}w", achieved / args.limit)
+                # The share of the workers' time spent waiting for the limit: above 10%, it binds.
+                note(f"limit_wait_share_{n}w", sum(r["waited_s"] for r in reports) / sum(r["seconds"] for r in reports))
                 log(f"round {r + 1}: one host, {n} worker(s): {achieved:.2f} pages/s against a limit of {args.limit:g}")
     finally:
         sites.close()
 
     med = {key: statistics.median(values) for key, values in figures.items()}
+    # The limit binds only where the workers wait for it: on a slow machine one worker may read
+    # fewer pages a second than the limit allows, and that shortfall is not the limiter's. The key
+    # holds the worst condition where the limit binds.
+    binds = {n: med[f"limit_wait_share_{n}w"] >= 0.1 for n in (1, 2)}
+    bound = [med[f"rate_over_limit_{n}w"] for n in (1, 2) if binds[n]] or [med[f"rate_over_limit_{n}w"] for n in (1, 2)]
     result = {
         "bench": "scrape",
         "pages": args.pages,
@@ -212,13 +225,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "launches_per_500": round(max(launches_per_500), 2),
             "peak_rss_mb": round(max(peak_rss), 1),
             "domain_limit": args.limit,
+            "limit_binds_1w": binds[1],
+            "limit_binds_2w": binds[2],
+            "limit_wait_share_1w": round(med["limit_wait_share_1w"], 3),
+            "limit_wait_share_2w": round(med["limit_wait_share_2w"], 3),
             "rounds": args.rounds,
         },
         "ratios": {
             "pages_over_bare": round(min(med["pages_over_bare_1w"], med["pages_over_bare_2w"]), 3),
             "pages_over_bare_1w": round(med["pages_over_bare_1w"], 3),
             "pages_over_bare_2w": round(med["pages_over_bare_2w"], 3),
-            "rate_over_limit": round(min(med["rate_over_limit_1w"], med["rate_over_limit_2w"]), 3),
+            "rate_over_limit": round(min(bound), 3),
             "rate_over_limit_1w": round(med["rate_over_limit_1w"], 3),
             "rate_over_limit_2w": round(med["rate_over_limit_2w"], 3),
         },

@@ -36,6 +36,7 @@ class ScrapeOutcome:
     message: str | None = None
     attempts: int = 0
     elapsed_ms: int = 0
+    waited_ms: int = 0  # time spent waiting for the domain's rate limit
     screenshot: bytes | None = None
     blocked: list[str] = field(default_factory=list)
 
@@ -89,7 +90,10 @@ class Scraper:
                 outcome.error_kind = "circuit_open"
                 outcome.message = "The site failed repeatedly; Morket pauses reading it for a minute."
                 break
-            if not gate.wait_turn(timeout=max(timeout, 30.0)):
+            waiting = time.monotonic()
+            got_turn = gate.wait_turn(timeout=max(timeout, 30.0))
+            outcome.waited_ms += int((time.monotonic() - waiting) * 1000)
+            if not got_turn:
                 outcome.error_kind, outcome.message = "rate_limited", "The site's rate limit left no slot in time."
                 break
             try:
