@@ -11,11 +11,12 @@ nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from morket.core.audit import record_audit
@@ -194,6 +195,169 @@ def charge(
             {**entry, "workspace_id": workspace_id, "amount": 0, "balance_after": balance(workspace_id)}
         )
     return _apply(workspace_id, -amount, entry)
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One provider hit to charge in a batch: the arguments of ``charge`` after the workspace."""
+
+    amount: int
+    idempotency_key: str
+    run_id: int | None = None
+    row_id: int | None = None
+    column_id: int | None = None
+    attempt_id: int | None = None
+    provider: str | None = None
+    operation: str | None = None
+    key_source: str = "platform"
+
+
+# The batch in one statement: the conditional UPDATE takes the balance row lock first (the CTE is
+# read before any row is produced), so ledger ids are drawn under the lock and follow the order of
+# the changes like single charges; ``balance_after`` is the running sum down from the balance the
+# batch started from. When the balance does not cover the sum the UPDATE matches nothing and no
+# entry is written.
+_CHARGE_MANY_SQL = text(
+    "WITH batch AS ("
+    " SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:amounts AS bigint[]), CAST(:kinds AS text[]),"
+    " CAST(:run_ids AS bigint[]), CAST(:row_ids AS bigint[]), CAST(:column_ids AS bigint[]),"
+    " CAST(:attempt_ids AS bigint[]), CAST(:providers AS text[]), CAST(:operations AS text[]),"
+    " CAST(:key_sources AS text[])) WITH ORDINALITY"
+    " AS b(idempotency_key, amount, kind, run_id, row_id, column_id, attempt_id, provider, operation,"
+    " key_source, ord)),"
+    " debit AS (UPDATE credit_balances SET balance = balance - :total, updated_at = now()"
+    " WHERE workspace_id = :workspace_id AND balance >= :total RETURNING balance)"
+    " INSERT INTO credit_ledger (workspace_id, kind, amount, balance_after, idempotency_key, run_id, row_id,"
+    " column_id, attempt_id, provider, operation, key_source, note, created_at)"
+    " SELECT :workspace_id, b.kind, -b.amount, d.balance + :total - sum(b.amount) OVER (ORDER BY b.ord),"
+    " b.idempotency_key, b.run_id, b.row_id, b.column_id, b.attempt_id, b.provider, b.operation,"
+    " b.key_source, '', now()"
+    " FROM batch AS b CROSS JOIN debit AS d ORDER BY b.ord"
+    " ON CONFLICT (workspace_id, idempotency_key) DO NOTHING"
+    " RETURNING *"
+)
+
+
+class _Incomplete(Exception):
+    """Not every entry of the batch went in: roll the savepoint back and look at why."""
+
+
+def _charge_entry(item: Charge) -> tuple[int, dict[str, Any]]:
+    """Check one charge like ``charge`` does; return (amount to debit, entry values)."""
+    key = _check_key(item.idempotency_key)
+    if item.key_source not in KEY_SOURCES:
+        raise ValidationFailed("Unknown key source.", fields={"key_source": ["invalid"]})
+    own = item.key_source == "own"
+    amount = 0 if own else _check_amount(item.amount, allow_zero=True)
+    return amount, {
+        "kind": "usage" if own or amount == 0 else "debit",
+        "idempotency_key": key,
+        "run_id": item.run_id,
+        "row_id": item.row_id,
+        "column_id": item.column_id,
+        "attempt_id": item.attempt_id,
+        "provider": item.provider,
+        "operation": item.operation,
+        "key_source": item.key_source,
+        "note": "",
+    }
+
+
+def _charge_batch(workspace_id: int, batch: list[tuple[int, dict[str, Any]]]) -> dict[str, LedgerEntry] | None:
+    """Write every entry of ``batch`` and debit their sum at once; None (nothing written) otherwise."""
+    total = sum(amount for amount, _ in batch)
+    if total == 0:
+        # Free uses only: like single free uses, they take no lock and record the balance they saw.
+        after = balance(workspace_id)
+        stmt = (
+            pg_insert(LedgerEntry)
+            .values(
+                [{**entry, "workspace_id": workspace_id, "amount": 0, "balance_after": after} for _, entry in batch]
+            )
+            .on_conflict_do_nothing(index_elements=[LedgerEntry.workspace_id, LedgerEntry.idempotency_key])
+            .returning(LedgerEntry)
+        )
+        created = list(db.session.scalars(stmt))
+        if len(created) == len(batch):
+            return {entry.idempotency_key: entry for entry in created}
+        # Some keys were used already: this cannot be undone without a savepoint, so the caller's
+        # savepoint wraps this call too.
+        raise _Incomplete
+    params: dict[str, Any] = {"workspace_id": workspace_id, "total": total, "amounts": [a for a, _ in batch]}
+    for name, field_ in (
+        ("keys", "idempotency_key"),
+        ("kinds", "kind"),
+        ("run_ids", "run_id"),
+        ("row_ids", "row_id"),
+        ("column_ids", "column_id"),
+        ("attempt_ids", "attempt_id"),
+        ("providers", "provider"),
+        ("operations", "operation"),
+        ("key_sources", "key_source"),
+    ):
+        params[name] = [entry[field_] for _, entry in batch]
+    created = list(db.session.scalars(select(LedgerEntry).from_statement(_CHARGE_MANY_SQL), params))
+    if len(created) != len(batch):
+        raise _Incomplete
+    return {entry.idempotency_key: entry for entry in created}
+
+
+def _used_keys(workspace_id: int, keys: list[str]) -> set[str]:
+    return set(
+        db.session.scalars(
+            select(LedgerEntry.idempotency_key).where(
+                LedgerEntry.workspace_id == workspace_id, LedgerEntry.idempotency_key.in_(keys)
+            )
+        )
+    )
+
+
+def charge_many(workspace_id: int, charges: Sequence[Charge]) -> list[LedgerEntry | None]:
+    """Charge a batch of provider hits as ``charge`` would one after the other, in one or two statements.
+
+    Returns one result per charge, in order: the entry, or None for a key used already (earlier in
+    the batch or before). A batch costs one conditional UPDATE of the balance and one multi-row
+    INSERT instead of a lock, an update and an insert per hit, so a worker holds the balance lock
+    for one round trip per batch. When the balance does not cover the whole batch, the charges are
+    made one by one in order: those the balance covers go through (in the caller's transaction)
+    and InsufficientCredits is raised at the first it does not, exactly like a loop of ``charge``.
+    Every charge is checked before anything is written, so bad input writes nothing.
+    """
+    checked = [_charge_entry(item) for item in charges]
+    results: list[LedgerEntry | None] = [None] * len(checked)
+    first: dict[str, int] = {}
+    for index, (_, entry) in enumerate(checked):
+        first.setdefault(entry["idempotency_key"], index)
+    pending = sorted(first.values())
+    if not pending:
+        return results
+    # Keys used before the batch are found when the batch does not go in whole (the usual case is
+    # none); then it is tried once more without them before falling back to one by one.
+    for retry in (False, True):
+        batch = [checked[i] for i in pending]
+        try:
+            with db.session.begin_nested():
+                created = _charge_batch(workspace_id, batch)
+        except _Incomplete:
+            used = _used_keys(workspace_id, [entry["idempotency_key"] for _, entry in batch])
+            if not used or retry:
+                break
+            pending = [i for i in pending if checked[i][1]["idempotency_key"] not in used]
+            if not pending:
+                return results
+            continue
+        for i in pending:
+            results[i] = created[checked[i][1]["idempotency_key"]]
+        return results
+    for i in pending:
+        amount, entry = checked[i]
+        if amount == 0:
+            results[i] = _insert_entry(
+                {**entry, "workspace_id": workspace_id, "amount": 0, "balance_after": balance(workspace_id)}
+            )
+        else:
+            results[i] = _apply(workspace_id, -amount, entry)
+    return results
 
 
 def grant(

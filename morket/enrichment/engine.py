@@ -793,7 +793,7 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
     Rows whose lease was taken away (cancelled, or reclaimed by the reconciler) are skipped, so
     their results are dropped and nothing is charged for them.
     """
-    from morket.credits.service import InsufficientCredits, charge
+    from morket.credits.service import Charge, InsufficientCredits, charge_many
 
     summary = WriteSummary()
     rr = EnrichmentRunRow.__table__
@@ -937,21 +937,20 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
                 updated_at=sa.func.clock_timestamp(),
             )
         )
-    # Charges last: each takes the workspace's balance row lock until the commit, so the shorter
-    # the stretch after the first charge, the less two workers' batches queue behind each other.
+    # Charges last, all in one statement: the first takes the workspace's balance row lock until
+    # the commit, so the shorter the stretch after it, the less two workers' batches queue behind
+    # each other.
     replayed: list[int] = []
     refunded = 0
     charging_since = time.perf_counter()
-    for o in outcomes:
-        for a in o.attempt_log:
-            if not a.record or a.charge is None:
-                continue
-            suffix = ":v" if a.validation else ""
-            try:
-                entry = charge(
-                    plan.workspace_id,
+    billed = [(o, a) for o in outcomes for a in o.attempt_log if a.record and a.charge is not None]
+    try:
+        entries = charge_many(
+            plan.workspace_id,
+            [
+                Charge(
                     a.charge or 0,
-                    idempotency_key=f"enrich:{plan.run_id}:{o.row_id}:{plan.column_id}:{a.step_index}{suffix}",
+                    f"enrich:{plan.run_id}:{o.row_id}:{plan.column_id}:{a.step_index}{':v' if a.validation else ''}",
                     run_id=plan.run_id,
                     row_id=o.row_id,
                     column_id=plan.column_id,
@@ -960,13 +959,17 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
                     operation=a.operation,
                     key_source=a.key_source if a.key_source in ("own", "platform") else "platform",
                 )
-            except InsufficientCredits:
-                raise OutOfCredits from None
-            if entry is None and a.charge:
-                # The key was charged before (a replay): this attempt costs nothing more.
-                replayed.append(a.attempt_id)
-                refunded += a.charge
-                a.charge = 0
+                for o, a in billed
+            ],
+        )
+    except InsufficientCredits:
+        raise OutOfCredits from None
+    for (_, a), entry in zip(billed, entries, strict=True):
+        if entry is None and a.charge:
+            # The key was charged before (a replay): this attempt costs nothing more.
+            replayed.append(a.attempt_id)
+            refunded += a.charge
+            a.charge = 0
     summary.charge_s = time.perf_counter() - charging_since
     if replayed:
         attempts_table = EnrichmentAttempt.__table__
