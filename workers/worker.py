@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import time
 from collections.abc import Sequence
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
+from rq.exceptions import StopRequested
 from rq.job import Job
 
 from morket.core.jobs import JOB_TIMEOUT_SECONDS, QUEUE_SCRAPE, QUEUES
@@ -95,12 +99,46 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def wait_for_redis(connection: Redis, *, first_wait: float = 1.0, max_wait: float = 30.0) -> None:
+    """Block until ``connection`` answers a PING, backing off between tries."""
+    wait = first_wait
+    while True:
+        try:
+            connection.ping()
+            return
+        except RedisError:
+            time.sleep(wait)
+            wait = min(wait * 2, max_wait)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a worker until SIGTERM/SIGINT (it finishes the current job first) or, with --burst, idle."""
+    """Run a worker until SIGTERM/SIGINT (it finishes the current job first) or, with --burst, idle.
+
+    RQ's loop quits when Redis goes away in the middle of a job (it reconnects only while waiting
+    for one). The queue's state survives in Redis and ours in PostgreSQL, so this process waits for
+    Redis to answer and starts a fresh worker instead of leaving the queues without one.
+    """
     args = parse_args(argv)
     # A scrape-only worker keeps its browser between jobs, which needs jobs in this process.
     simple = args.simple or args.queues == [QUEUE_SCRAPE]
-    worker = build_worker(args.queues, simple=simple, hard_limit=args.job_timeout)
     log.info("worker starting", extra={"data": {"queues": args.queues, "simple": simple}})
-    worker.work(burst=args.burst, with_scheduler=True)  # the scheduler re-queues retries when due
-    return 0
+    while True:
+        worker = build_worker(args.queues, simple=simple, hard_limit=args.job_timeout)
+        try:
+            worker.work(burst=args.burst, with_scheduler=True)  # the scheduler re-queues retries when due
+        except RedisError as exc:
+            log.warning("worker lost Redis", extra={"data": {"error": str(exc)}})
+        except StopRequested:
+            return 0
+        # RQ notes the time of a SIGTERM/SIGINT on the worker, whether it was busy or idle.
+        if args.burst or worker._stop_requested or worker._shutdown_requested_date is not None:  # noqa: SLF001
+            return 0
+        log.warning("worker loop ended without a stop request; restarting when Redis answers")
+        # RQ's handlers would report a stop to Redis, which may be the thing that is down.
+        signal.signal(signal.SIGTERM, _exit_now)
+        signal.signal(signal.SIGINT, _exit_now)
+        wait_for_redis(worker.connection)
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    raise SystemExit(0)

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import time
 
-from rq import Queue
+from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import create_engine, select, text
 
@@ -103,3 +103,38 @@ def test_job_that_fails_after_writing_leaves_no_partial_writes(app, committed, p
     job = Queue(QUEUE_DEFAULT, connection=app.extensions["morket_redis"]).fetch_job("cleanup-worker-2")
     assert job.retries_left == 2, "the timed-out job should be waiting for its first of three retries"
     assert {first, second} <= token_ids(committed), "the failed job's delete of the first token was rolled back"
+
+
+def test_worker_process_outlives_a_redis_outage_and_works_after_it(app, committed, process_env, python, tmp_path):
+    from redis import Redis
+
+    from morket.devservices import EmbeddedRedis
+
+    redis_server = EmbeddedRedis(tmp_path / "redis").start()
+    env = dict(process_env, MORKET_REDIS_URL=redis_server.url)
+    worker = subprocess.Popen([python, "-m", "workers", "default"], env=env)
+    try:
+        queue = Queue(QUEUE_DEFAULT, connection=Redis.from_url(redis_server.url))
+        assert wait_until(lambda: bool(Worker.all(connection=queue.connection))), "the worker never registered"
+        # Redis goes away while a job runs: RQ's own loop gives up when the job ends.
+        queue.enqueue_call("time.sleep", args=(3,), job_id="sleeping-through-the-outage")
+        assert wait_until(lambda: queue.count == 0), "the worker never took the job"
+        redis_server.stop()
+        time.sleep(6)
+        assert worker.poll() is None, "the worker process quit when Redis went away"
+        redis_server.start()
+
+        user = committed.user()
+        expired = committed.user_token(user, expired=True)
+        queue = Queue(QUEUE_DEFAULT, connection=Redis.from_url(redis_server.url))
+        queue.enqueue_call("workers.runner.run_job", args=(TASK, []), job_id="cleanup-after-outage")
+        ran = wait_until(lambda: expired not in token_ids(committed), timeout=60)
+        assert ran, "no worker ran the job after Redis returned"
+
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=15) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        redis_server.stop()
