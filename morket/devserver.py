@@ -160,6 +160,8 @@ class DevServer:
             ],
         )  # fmt: skip
         self.spawn("worker", [python, "-m", "workers"])
+        # Scrapes have their own worker: one Chromium kept between jobs.
+        self.spawn("scrape-worker", [python, "-m", "workers", "scrape"])
         self.spawn("scheduler", [python, "-m", "workers.scheduler"])
 
     def wait_for_web(self, timeout: float = 60) -> bool:
