@@ -12,6 +12,7 @@ import json
 import random
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -190,12 +191,16 @@ def _column_set(table_id: int, version: int, text: str | None) -> tuple[ColumnMe
     key = (table_id, version, text or "")
     found = _COLUMN_SETS.get(key)
     if found is not None:
-        _COLUMN_SETS.move_to_end(key)
+        with suppress(KeyError):  # another thread evicted it meanwhile: the parsed columns are still good
+            _COLUMN_SETS.move_to_end(key)
         return found
     found = tuple(ColumnMeta(int(i), t, c or {}, bool(h), int(w)) for i, t, c, h, w in json.loads(text or "[]"))
     _COLUMN_SETS[key] = found
     while len(_COLUMN_SETS) > _COLUMN_SETS_SIZE:
-        _COLUMN_SETS.popitem(last=False)
+        try:
+            _COLUMN_SETS.popitem(last=False)
+        except KeyError:  # emptied by another thread
+            break
     return found
 
 
