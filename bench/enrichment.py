@@ -14,7 +14,10 @@ migrated when missing) and on ``MORKET_REDIS_URL`` (else ``redis://127.0.0.1:637
 - overhead phase: the sandbox answers at once with no rate limit. Everything the run takes is
   Morket's own queueing and bookkeeping (claiming, reading rows, limiter and breaker round trips,
   writing attempts, charges, cells and states): ``figures.overhead_ms_per_row`` is the run's wall
-  time (created to finished, two workers) over N.
+  time (created to finished, two workers) over N. On a shared machine wall time includes waiting
+  for a core, so the phase also reports CPU per row: ``worker_cpu_ms_per_row`` (the two worker
+  processes and their work horses) and ``db_cpu_ms_per_row`` (the database backends they opened,
+  sampled from /proc, so only when PostgreSQL runs on this machine).
 
 The last line printed is one JSON object.
 """
@@ -132,6 +135,85 @@ def _wait_for_workers(redis_url: str, procs: list[subprocess.Popen], timeout: fl
     conn.close()
 
 
+def _cpu_seconds(procs: list[subprocess.Popen]) -> float:
+    """CPU seconds (user + system) of the worker processes and their finished work horses.
+
+    A forking worker reaps each job's horse, so the horse's time lands in the worker's children
+    counters. Wall time on a shared, loaded machine includes waiting for a core; CPU time does not.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for proc in procs:
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime, stime, cutime, cstime are fields 14-17 of the line (11-14 after the command).
+        total += sum(int(v) for v in fields[11:15])
+    return total / ticks
+
+
+def _proc_cpu_ticks(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+class BackendCpu(threading.Thread):
+    """Sample the CPU of the database backends that connect to the bench database during a run.
+
+    Every 0.1 s it lists the backends started since ``start()`` (the workers' connections; the
+    bench's own connection is older) and reads their CPU counters from /proc, keeping the last
+    value seen per backend. What a backend spends after its last sample is missed, so the figure
+    is a slight underestimate; it is only read where the database runs on this machine.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(name="backend-cpu", daemon=True)
+        from sqlalchemy import create_engine
+
+        self.engine = create_engine(url)
+        self.halt = threading.Event()
+        self.started = threading.Event()
+        self.ticks: dict[int, int] = {}
+        self.since = None
+
+    def run(self) -> None:
+        from sqlalchemy import text
+
+        with self.engine.connect() as conn:
+            self.since = conn.execute(text("SELECT clock_timestamp()")).scalar()
+            self.started.set()
+            while not self.halt.is_set():
+                pids = conn.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND pid <> pg_backend_pid() AND backend_start >= :since"
+                    ),
+                    {"since": self.since},
+                ).scalars()
+                conn.rollback()
+                for pid in pids:
+                    found = _proc_cpu_ticks(pid)
+                    if found is not None:
+                        self.ticks[pid] = max(found, self.ticks.get(pid, 0))
+                self.halt.wait(0.1)
+        self.engine.dispose()
+
+    def begin(self) -> None:
+        """Start sampling once the start time is taken (backends older than it are not counted)."""
+        self.start()
+        self.started.wait(30)
+
+    def finish(self) -> float:
+        """Stop sampling; return the backends' CPU seconds."""
+        self.halt.set()
+        self.join(30)
+        return sum(self.ticks.values()) / os.sysconf("SC_CLK_TCK")
+
+
 def _job_times(redis, run_id: int) -> dict[str, float]:  # noqa: ANN001
     """Sum what the run's jobs report (RQ keeps each job's return value): write, charge, wait seconds."""
     from rq.exceptions import NoSuchJobError
@@ -164,6 +246,7 @@ def _phase(app, url: str, redis_url: str, rows: int, settings: dict[str, str], l
     procs = _workers(url, redis_url, settings)
     try:
         _wait_for_workers(redis_url, procs)
+        cpu_before = _cpu_seconds(procs)
         with app.app_context():
             redis = app.extensions["morket_redis"]
             for key in redis.scan_iter("morket:throttle:*hunter*"):
@@ -199,6 +282,8 @@ def _phase(app, url: str, redis_url: str, rows: int, settings: dict[str, str], l
             )
             column = tables.add_column(workspace, owner, table, "Email", "enrichment", config=config.model_dump())
             db.session.commit()
+            backends = BackendCpu(url)
+            backends.begin()
             run = service.start_run(workspace, owner, table, column, scope="all", confirm=True)
             db.session.commit()
             relay_committed()
@@ -215,6 +300,10 @@ def _phase(app, url: str, redis_url: str, rows: int, settings: dict[str, str], l
                 time.sleep(0.05)
             if run.status != "completed" or run.done != rows:
                 raise SystemExit(f"{label}: the run ended {run.status}: {service.run_progress(run)}")
+            times = _job_times(redis, run_id)
+            time.sleep(0.5)  # the workers reap their last horses
+            cpu_s = _cpu_seconds(procs) - cpu_before
+            db_cpu_s = backends.finish()
             latency = db.session.scalar(
                 sa.select(sa.func.avg(EnrichmentAttempt.latency_ms)).where(EnrichmentAttempt.run_id == run_id)
             )
@@ -223,7 +312,9 @@ def _phase(app, url: str, redis_url: str, rows: int, settings: dict[str, str], l
                 "succeeded": run.succeeded,
                 "credits_used": run.credits_used,
                 "mean_call_ms": float(latency or 0),
-                **_job_times(redis, run_id),
+                "cpu_s": cpu_s,
+                "db_cpu_s": db_cpu_s,
+                **times,
             }
     finally:
         _stop(procs)
@@ -290,6 +381,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             wait_ms_per_row=round(measured["wait_s"] * 1000 / args.rows, 3),
             job_s_per_worker=round(measured["job_s"] / WORKERS, 2),
             overhead_ms_per_row=round(measured["wall_s"] * 1000 / args.rows, 3),
+            # CPU the two worker processes spent per row (Python side; the database's is not counted).
+            worker_cpu_ms_per_row=round(measured["cpu_s"] * 1000 / args.rows, 3),
+            db_cpu_ms_per_row=round(measured["db_cpu_s"] * 1000 / args.rows, 3),
             overhead_rows_per_s=round(args.rows / measured["wall_s"], 1),
             overhead_mean_call_ms=round(measured["mean_call_ms"], 2),
             overhead_wall_s=round(measured["wall_s"], 2),

@@ -643,12 +643,6 @@ def _state_patch(column_id: int, status: str, run_id: int, provider: str | None 
     return {str(column_id): state}
 
 
-def _merge_state(rows: sa.Table) -> Any:
-    return sa.func.coalesce(rows.c.cell_state, sa.cast(sa.literal("{}"), pg.JSONB)).op("||")(
-        sa.bindparam("_state", type_=pg.JSONB)
-    )
-
-
 def mark_cells(table: Table, column_id: int, run_id: int, row_ids: Sequence[int], status: str) -> None:
     """Set the enrichment cell state of ``row_ids`` (queued, running …) in one statement."""
     if not row_ids:
@@ -873,11 +867,23 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
                 **{f"v_{cid}": cells[cid] for cid in key},
             }
         )
+    # One UPDATE ... FROM (VALUES ...) per set of written columns (an executemany would be one
+    # statement per row).
     for key, params in groups.items():
-        values: dict[str, Any] = {"cell_state": _merge_state(rows)}
+        given = sa.values(
+            sa.column("_row", sa.BigInteger),
+            sa.column("_state", pg.JSONB),
+            *(sa.column(f"v_{cid}", store.columns[cid].type) for cid in key),
+            name="v",
+        ).data([(p["_row"], p["_state"], *(p[f"v_{cid}"] for cid in key)) for p in params])
+        values: dict[str, Any] = {
+            "cell_state": sa.func.coalesce(rows.c.cell_state, sa.cast(sa.literal("{}"), pg.JSONB)).op("||")(
+                given.c["_state"]
+            )
+        }
         for cid in key:
-            values[store.columns[cid].name] = sa.bindparam(f"v_{cid}", type_=store.columns[cid].type)
-        db.session.execute(sa.update(rows).where(rows.c.id == sa.bindparam("_row")).values(values), params)
+            values[store.columns[cid].name] = given.c[f"v_{cid}"]
+        db.session.execute(sa.update(rows).where(rows.c.id == given.c["_row"]).values(values))
     from morket.tables import service as table_service
     from morket.workspaces.models import Workspace
 
