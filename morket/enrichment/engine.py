@@ -840,7 +840,8 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
         if a.record
     ]
     if attempt_rows:
-        db.session.execute(sa.insert(EnrichmentAttempt.__table__), attempt_rows)
+        # One multi-row INSERT (psycopg's executemany would send one statement per attempt).
+        db.session.execute(sa.insert(EnrichmentAttempt.__table__).values(attempt_rows))
     summary.credits = sum(r["cost"] for r in attempt_rows)
 
     fresh = {
