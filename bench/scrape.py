@@ -5,7 +5,8 @@
 Pages are company home pages served on loopback by the test suite's local sites, under 50 host
 names (so the per-domain limit does not bind). Each round runs, alternately:
 
-- bare: one Chromium, one reused page, ``goto`` + ``content()`` for every page;
+- bare: one Chromium, one reused page, ``goto`` + ``content()`` for every page, in a process of
+  its own as each Morket worker is;
 - Morket with one worker process, then with two: each worker is a separate process with its own
   browser pool, reading its share of the pages through ``Scraper.scrape`` (SSRF check of every
   request, robots.txt, the shared per-domain limit and breaker, extraction);
@@ -31,6 +32,7 @@ import uuid
 from typing import Any
 
 from bench.common import log
+from morket.scraping.politeness import BURST
 
 HOSTS = 50
 
@@ -75,6 +77,16 @@ def bare_loop(urls: list[str], host_rules: str) -> float:
         elapsed = time.perf_counter() - started
         browser.close()
     return len(urls) / elapsed
+
+
+def run_bare(urls: list[str], host_rules: str) -> float:
+    """The bare loop in its own process, like Morket's workers (the local sites' server threads
+    share this process's interpreter lock, which would slow a loop running here)."""
+    spec = json.dumps({"urls": urls, "host_rules": host_rules})
+    out = subprocess.run(  # noqa: S603 - our own module with a JSON spec
+        [sys.executable, "-m", "bench.scrape", "--bare", spec], capture_output=True, text=True, check=True, timeout=3600
+    ).stdout
+    return float(json.loads(out.strip().splitlines()[-1])["pages_per_s"])
 
 
 def worker_main(spec: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +175,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rate-pages", type=int, default=50, help="pages of the one-host rate check")
     parser.add_argument("--redis", default=os.environ.get("MORKET_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--bare", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.bare:
+        spec = json.loads(args.bare)
+        result = {"pages_per_s": bare_loop(spec["urls"], spec["host_rules"])}
+        print(json.dumps(result), flush=True)
+        return result
     if args.worker:
         result = worker_main(json.loads(args.worker))
         print(json.dumps(result), flush=True)
@@ -183,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         for r in range(args.rounds):
             urls = [sites.url(f"co-{run}-{r}-{i % HOSTS}.test") for i in range(args.pages)]
-            bare = bare_loop(urls, sites.host_rules)
+            bare = run_bare(urls, sites.host_rules)
             note("bare_pages_per_s", bare)
             log(f"round {r + 1}: bare {bare:.2f} pages/s")
             for n in (1, 2):
@@ -201,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 sites.times.clear()
                 urls = [sites.url(host) for _ in range(args.rate_pages)]
                 _, reports = run_workers(n, urls, sites, args.redis, rate=args.limit)
-                achieved = achieved_rate(sites, host, burst=1)
+                achieved = achieved_rate(sites, host, burst=int(BURST))
                 note(f"rate_over_limit_{n}w", achieved / args.limit)
                 # The share of the workers' time spent waiting for the limit: above 10%, it binds.
                 note(f"limit_wait_share_{n}w", sum(r["waited_s"] for r in reports) / sum(r["seconds"] for r in reports))

@@ -25,6 +25,7 @@ ROBOTS_TTL = 3600
 ROBOTS_MAX_BYTES = 512 * 1024
 ROBOTS_AGENT = "MorketBot"
 PROXY_BAD_SECONDS = 60
+BURST = 2.0
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
@@ -126,8 +127,9 @@ class DomainGate:
 
     def __init__(self, redis: Redis, domain: str, rate: float) -> None:
         self.domain = domain
-        # No bursts: a site sees evenly spaced requests, never ``rate`` at once.
-        self.bucket = TokenBucket(redis, f"scrape:{domain}", rate, burst=1.0)
+        # A site sees evenly spaced requests, never ``rate`` at once: the bucket holds at most
+        # two tokens, enough for a worker to catch up after one slow page without a burst.
+        self.bucket = TokenBucket(redis, f"scrape:{domain}", rate, burst=BURST)
         self.breaker = CircuitBreaker(redis, f"scrape:{domain}", fail_max=5, reset_timeout=60)
 
     def wait_turn(self, timeout: float) -> bool:

@@ -219,11 +219,11 @@ def test_per_domain_rate_limit(app, scraper, sites, monkeypatch):
         # Different hosts, one registrable domain: the limit is the domain's.
         assert limited.scrape(sites.url(f"p{i}.limited.test"), "company").ok
     elapsed = time.monotonic() - started
-    assert elapsed >= 1.9  # 5 per second, evenly spaced: 11 pages span at least 2 s less one interval
+    assert elapsed >= 1.75  # 5 per second with at most 2 at once: 11 pages span at least 9 intervals
     # The site's own clock: never more than 5 pages a second, from the first page on.
     arrivals = sorted(t for t, host, path in sites.times if host.endswith(".limited.test") and path == "/")
     assert len(arrivals) == 11
-    assert (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) <= 5.5  # browser latency jitters single gaps
+    assert (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) <= 5.6  # 10 gaps in at least 9 intervals
     other = time.monotonic()
     assert limited.scrape(sites.url("unlimited.test"), "company").ok
     assert time.monotonic() - other < 1.5
