@@ -56,7 +56,7 @@ format: deps-dev ## Apply ruff's formatting and safe fixes
 
 test: deps-dev chromium ## ruff check, then every test except those marked slow
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -m "not slow"
+	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadfile
 
 lock: deps-dev ## Re-pin requirements*.txt from requirements*.in
 	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.txt requirements.in

@@ -80,6 +80,8 @@ def _init_extensions(app: Flask) -> None:
     if app.config.get("RATELIMIT_STORAGE_URI", "memory://") == "memory://":
         app.config["RATELIMIT_STORAGE_URI"] = redis_url
     app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 2, "socket_timeout": 2})
+    # A moving window: "100 a minute" means any 60 seconds, not a clock minute that a burst can straddle.
+    app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
     # Redis down must not take the site down with it: limits fail open, and say so in the log.
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
 

@@ -3,7 +3,8 @@
 Servers: ``MORKET_TEST_DATABASE_URL`` / ``MORKET_TEST_REDIS_URL`` when set, else the machine's
 PostgreSQL and Redis on 127.0.0.1 when they answer, else embedded ones (see morket.devservices).
 The test database name can be set with ``MORKET_TEST_DB_NAME`` so that parallel runs on one
-server do not collide.
+server do not collide. Under pytest-xdist (``make test`` runs two workers) each worker takes its own
+database (the name plus ``_gw<N>``) and its own Redis database number.
 """
 
 from __future__ import annotations
@@ -27,6 +28,23 @@ SHARED = ROOT.parent / "shared"
 
 os.environ.setdefault("MORKET_ENV", "test")
 
+# pytest-xdist names its workers gw0, gw1 ...; a plain run has no worker name.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def _worker_index() -> int:
+    return int(XDIST_WORKER[2:]) if XDIST_WORKER.startswith("gw") and XDIST_WORKER[2:].isdigit() else 0
+
+
+def _redis_for_worker(url: str, index: int) -> str:
+    """The same Redis server, on a database number of this worker's own."""
+    if not index:
+        return url
+    base, _, db = url.rpartition("/")
+    if base.endswith("/") or not db.isdigit():
+        base, db = url.rstrip("/"), "0"
+    return f"{base}/{(int(db) - index) % 16}"
+
 
 def _recreate_database(admin_url: str, name: str) -> None:
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -46,12 +64,16 @@ def _recreate_database(admin_url: str, name: str) -> None:
 def services() -> Iterator[dict[str, str]]:
     """Resolve (or start) PostgreSQL, Redis and an SMTP server for this test session."""
     with resolve_test_services() as found:
+        found = dict(found)
+        found["redis"] = _redis_for_worker(found["redis"], _worker_index())
         yield found
 
 
 @pytest.fixture(scope="session")
 def database_url(services: dict[str, str]) -> str:
     name = os.environ.get("MORKET_TEST_DB_NAME", "morket_test")
+    if XDIST_WORKER:
+        name = f"{name}_{XDIST_WORKER.lower()}"
     if not re.fullmatch(r"[a-z0-9_]+", name):
         raise pytest.UsageError("MORKET_TEST_DB_NAME must be lowercase letters, digits and underscores")
     server = make_url(services["postgres"])

@@ -83,6 +83,7 @@ def start_production_app(make_app, monkeypatch, database_url, services):
     """
     monkeypatch.setenv("MORKET_ENV", "production")
     monkeypatch.setenv("MORKET_SECRET_KEY", "p" * 48)
+    monkeypatch.setenv("MORKET_MASTER_KEY", "5a" * 32)
     monkeypatch.setenv("MORKET_DATABASE_URL", database_url)
     monkeypatch.setenv("MORKET_REDIS_URL", services["redis"])
     root = logging.getLogger()

@@ -49,3 +49,12 @@ def scraper(app, db, scrape_settings, sites: LocalSites):
 
     sites.reset()
     return make()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_the_browser_after_each_module():
+    """Close the in-process browser so later tests can start Playwright of their own in this thread."""
+    yield
+    from morket.scraping.browser import shutdown_pool
+
+    shutdown_pool()
