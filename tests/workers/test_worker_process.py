@@ -132,7 +132,7 @@ def test_worker_process_outlives_a_redis_outage_and_works_after_it(app, committe
         assert ran, "no worker ran the job after Redis returned"
 
         worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=15) == 0
+        assert worker.wait(timeout=45) == 0
     finally:
         if worker.poll() is None:
             worker.kill()
