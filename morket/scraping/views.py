@@ -36,7 +36,7 @@ def try_page(workspace, membership):  # noqa: ANN001
 @bp.post("/w/<slug>/scrape")
 @workspace_page("scrape.run")
 def start(workspace, membership):  # noqa: ANN001
-    """Queue a scrape and show its result panel, which polls until the worker is done."""
+    """Queue a scrape and go to its page, whose result panel polls until the worker is done."""
     target = (request.form.get("url") or "").strip()
     extractor = request.form.get("extractor") or "company"
     try:
@@ -54,8 +54,6 @@ def start(workspace, membership):  # noqa: ANN001
             chosen=extractor,
         )
     db.session.commit()
-    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
-        return _render("scraping/_result.html", workspace=workspace, scrape=scrape, pretty=None)
     resp = make_response("", 303)
     resp.headers["Location"] = url_for("scraping.show", slug=workspace.slug, scrape_id=scrape.id)
     return resp
