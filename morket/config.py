@@ -158,6 +158,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCRAPE_MAX_BYTES", _int, "10485760", help="largest page a scrape reads"),
     Setting("SCRAPE_PAGE_TIMEOUT", _float, "20", help="seconds one page may take"),
     Setting("SCRAPE_RECYCLE_PAGES", _int, "200", help="pages before a browser context is recycled"),
+    Setting("SCRAPE_HOST_RESOLVER_RULES", _str, "", help="Chromium host resolver rules (local test sites only)"),
     Setting("SCRAPE_RECYCLE_MB", _int, "1024", help="browser memory growth (MB) that forces a relaunch"),
 )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from morket.core.jobs import QUEUE_DEFAULT, QUEUE_IO
+from morket.core.jobs import QUEUE_DEFAULT, QUEUE_IO, QUEUE_SCRAPE
 
 DAY = 24 * 3600
 
@@ -37,4 +37,7 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     # Inline in the scheduler, not on a queue: it is what restarts enrichment after Redis comes back
     # (re-queues expired leases, times out callbacks, resumes paused runs, starts jobs for idle runs).
     PeriodicJob("reconcile-enrichment", 15, "morket.enrichment.tasks.reconcile_enrichment", None),
+    PeriodicJob("purge-enrichment-cache", 3600, "morket.enrichment.cache.purge_expired", QUEUE_DEFAULT),
+    # Probes the configured scrape proxies and takes dead ones out of rotation (nothing without proxies).
+    PeriodicJob("check-scrape-proxies", 300, "morket.scraping.tasks.check_proxies", QUEUE_SCRAPE),
 )

@@ -35,6 +35,7 @@ def test_two_schedulers_run_each_period_once(app, committed):
     assert sorted(queue.job_ids) == [
         f"schedule-delete-expired-refresh-tokens-{period}",
         f"schedule-delete-expired-user-tokens-{period}",
+        f"schedule-purge-enrichment-cache-{int(NOW // 3600)}",
     ]
 
 
