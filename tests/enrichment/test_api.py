@@ -30,17 +30,6 @@ FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara")
 
 
 @pytest.fixture
-def quick(app, sandbox):
-    settings = app.config["MORKET"]
-    saved = {k: settings.get(k) for k in ("ENRICHMENT_BACKOFF_SECONDS", "ENRICHMENT_CONFIRM_CREDITS")}
-    settings["ENRICHMENT_BACKOFF_SECONDS"] = 0.05
-    sandbox.reset()
-    yield settings
-    sandbox.reset()
-    settings.update(saved)
-
-
-@pytest.fixture
 def team(db, quick):
     """A workspace with credits, its owner, a viewer, and a table of 8 people."""
     workspace, owner = workspace_with_owner()

@@ -29,18 +29,6 @@ RUN_URL = re.compile(r"/w/[^/]+/runs/(\d+)$")
 
 
 @pytest.fixture
-def quick(app, sandbox):
-    """Fast retries and a clean sandbox for each test."""
-    settings = app.config["MORKET"]
-    saved = {k: settings.get(k) for k in ("ENRICHMENT_BACKOFF_SECONDS", "ENRICHMENT_CONFIRM_CREDITS")}
-    settings["ENRICHMENT_BACKOFF_SECONDS"] = 0.05
-    sandbox.reset()
-    yield settings
-    sandbox.reset()
-    settings.update(saved)
-
-
-@pytest.fixture
 def people(db, quick):
     """A workspace with credits, its owner, a table of 12 people and an email column with a title output."""
     workspace, owner = workspace_with_owner()
