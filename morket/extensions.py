@@ -1,5 +1,6 @@
 """Flask extensions, created unbound; ``create_app`` binds them."""
 
+from flask import current_app, has_app_context
 from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -13,4 +14,32 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=rate_limit_key, default_limits=["100/minute"], headers_enabled=True)
+
+
+class AppBoundLimiter(Limiter):
+    """Flask-Limiter keeps one storage per ``Limiter``, so a second ``create_app`` in a process (a
+    test's live server, a CLI building its own app) would re-point every app's limits at its store.
+    Each app keeps the storage and strategy it was bound with; outside a request the last one
+    stands, as before."""
+
+    def init_app(self, app) -> None:  # noqa: ANN001
+        super().init_app(app)
+        app.extensions["morket_limiter"] = (self._storage, self._limiter)
+
+    def _bound(self):  # noqa: ANN202
+        return current_app.extensions.get("morket_limiter") if has_app_context() else None
+
+    @property
+    def storage(self):  # noqa: ANN201
+        bound = self._bound()
+        return bound[0] if bound else super().storage
+
+    @property
+    def limiter(self):  # noqa: ANN201
+        bound = self._bound()
+        if bound and not (self._storage_dead and self._in_memory_fallback_enabled):
+            return bound[1]
+        return super().limiter
+
+
+limiter = AppBoundLimiter(key_func=rate_limit_key, default_limits=["100/minute"], headers_enabled=True)

@@ -49,3 +49,12 @@ def test_the_general_api_limit_is_100_a_minute_per_principal_with_an_envelope(cl
     assert body["error"]["code"] == "rate_limited"
     # The limit belongs to the token, not to the address: the same IP without it is not throttled.
     assert client.get("/").status_code == 200
+
+
+def test_another_app_in_the_process_does_not_take_over_the_limits(client, make_app):
+    """A second app (a live test server, a CLI) bound to another store, here one that is down, must
+    not re-point this app's limits: they still count in this app's own Redis."""
+    make_app(RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0")
+    for _ in range(100):
+        assert client.get("/").status_code == 200
+    assert client.get("/").status_code == 429

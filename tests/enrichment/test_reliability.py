@@ -44,6 +44,8 @@ def wait_until(predicate, timeout: float, interval: float = 0.25) -> bool:  # no
 class Committed:
     """A workspace, owner and people table committed for real, for other processes to see."""
 
+    made: list[Committed] = []
+
     def __init__(self, rows: int) -> None:
         from morket.accounts.models import User
         from morket.workspaces.models import Membership, Workspace
@@ -57,6 +59,22 @@ class Committed:
         grant(self.workspace, 100_000)
         self.table, self.ids = people_table(self.workspace, self.user, rows)
         self.column = enrichment_column(self.workspace, self.user, self.table, self.ids)
+        db.session.commit()
+        Committed.made.append(self)
+
+    def remove(self) -> None:
+        """Drop the table and delete the workspace and owner (cascades take runs, ledger, members)."""
+        from morket.accounts.models import User
+        from morket.tables import service as tables
+        from morket.tables.models import Table
+        from morket.workspaces.models import Workspace
+
+        workspace = db.session.get(Workspace, self.workspace.id)
+        table = db.session.get(Table, self.table.id)
+        if table is not None:
+            tables.delete_table(workspace, None, table)
+        db.session.execute(sa.delete(Workspace).where(Workspace.id == self.workspace.id))
+        db.session.execute(sa.delete(User).where(User.id == self.user.id))
         db.session.commit()
 
     def start(self) -> int:
@@ -93,6 +111,9 @@ def committed_app(app) -> Iterator:
         )
         db.session.execute(sa.delete(OutboxMessage))
         db.session.commit()
+        # Nothing this module committed outlives it: later tests (an admin's user list) count rows.
+        while Committed.made:
+            Committed.made.pop().remove()
 
 
 def process_env(app, redis_url: str, sandbox) -> dict[str, str]:  # noqa: ANN001
