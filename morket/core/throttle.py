@@ -9,39 +9,66 @@ because limiting from a local guess would break the provider's limit once severa
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from redis import Redis
 
 KEY_PREFIX = "morket:throttle:"
 
-# KEYS[1] bucket hash; ARGV rate, burst, take (1 = consume when available, 0 = peek)
-# Returns the seconds to wait as a string: "0" when a token was taken.
-_BUCKET_TAKE = """
-local key = KEYS[1]
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
+# Lua shared by the scripts below: the server's clock, a bucket's take and a breaker's verdict.
+_NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', key, 'tokens', 'ts', 'blocked')
-local blocked = tonumber(state[3] or '0')
-if blocked > now then
-  return tostring(blocked - now)
-end
-local tokens = tonumber(state[1] or burst)
-local ts = tonumber(state[2] or now)
-if ts > now then ts = now end
-tokens = math.min(burst, tokens + (now - ts) * rate)
-local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-else
-  wait = (1 - tokens) / rate
-end
-redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', key, math.ceil((burst / rate + 60) * 1000))
-return tostring(wait)
 """
+
+# take(key, rate, burst): the seconds to wait, 0 when a token was taken.
+_TAKE = """
+local function take(key, rate, burst)
+  local state = redis.call('HMGET', key, 'tokens', 'ts', 'blocked')
+  local blocked = tonumber(state[3] or '0')
+  if blocked > now then
+    return blocked - now
+  end
+  local tokens = tonumber(state[1] or burst)
+  local ts = tonumber(state[2] or now)
+  if ts > now then ts = now end
+  tokens = math.min(burst, tokens + (now - ts) * rate)
+  local wait = 0
+  if tokens >= 1 then
+    tokens = tokens - 1
+  else
+    wait = (1 - tokens) / rate
+  end
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil((burst / rate + 60) * 1000))
+  return wait
+end
+"""
+
+# verdict(key, reset, probe): "closed", "open", "busy", "probe" (this caller holds the one half-open
+# probe; only when probe is true) or "half_open"; and whether the breaker holds no state at all
+# (no failures counted), in which case a success has nothing to reset.
+_VERDICT = """
+local function verdict(key, reset, probe)
+  local state = redis.call('HMGET', key, 'state', 'opened_at', 'probe_until', 'failures')
+  local clean = (not state[1]) and (not state[4])
+  local s = state[1] or 'closed'
+  if s == 'closed' then return 'closed', clean end
+  local opened_at = tonumber(state[2] or '0')
+  if now - opened_at < reset then return 'open', false end
+  local probe_until = tonumber(state[3] or '0')
+  if probe_until > now then return 'busy', false end
+  if probe then
+    -- One probe at a time; if it never reports back, another may probe after reset seconds.
+    redis.call('HSET', key, 'state', 'half_open', 'probe_until', tostring(now + reset))
+    return 'probe', false
+  end
+  return 'half_open', false
+end
+"""
+
+# KEYS[1] bucket hash; ARGV rate, burst. Returns the seconds to wait as a string: "0" when taken.
+_BUCKET_TAKE = _NOW + _TAKE + "return tostring(take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])))"
 
 # KEYS[1] bucket hash; ARGV seconds. Empties the bucket until now + seconds (never shortens a block).
 _BUCKET_BLOCK = """
@@ -57,27 +84,23 @@ redis.call('PEXPIRE', key, math.ceil((until_ts - now + 60) * 1000))
 return tostring(until_ts - now)
 """
 
-# KEYS[1] breaker hash; ARGV reset_timeout, probe (1 = may take the half-open probe)
-# Returns "closed", "open" or "probe" (this caller holds the one half-open probe).
-_BREAKER_ALLOW = """
-local key = KEYS[1]
-local reset = tonumber(ARGV[1])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', key, 'state', 'opened_at', 'probe_until')
-local s = state[1] or 'closed'
-if s == 'closed' then return 'closed' end
-local opened_at = tonumber(state[2] or '0')
-if now - opened_at < reset then return 'open' end
-local probe_until = tonumber(state[3] or '0')
-if probe_until > now then return 'busy' end
-if ARGV[2] == '1' then
-  -- One probe at a time; if it never reports back, another may probe after reset seconds.
-  redis.call('HSET', key, 'state', 'half_open', 'probe_until', tostring(now + reset))
-  return 'probe'
-end
-return 'half_open'
+# KEYS[1] breaker hash; ARGV reset_timeout, probe (1 = may take the half-open probe).
+_BREAKER_ALLOW = _NOW + _VERDICT + "local v = verdict(KEYS[1], tonumber(ARGV[1]), ARGV[2] == '1') return v"
+
+# KEYS[1] breaker hash, KEYS[2] bucket hash; ARGV reset_timeout, rate, burst. The breaker's verdict
+# (taking the probe when there is one) and, only when it lets the call through, a token: one round
+# trip for what a call needs before it goes out. Returns {verdict, wait, clean}.
+_ADMIT = (
+    _NOW
+    + _VERDICT
+    + _TAKE
+    + """
+local v, clean = verdict(KEYS[1], tonumber(ARGV[1]), true)
+local c = clean and '1' or '0'
+if v ~= 'closed' and v ~= 'probe' then return {v, '0', c} end
+return {v, tostring(take(KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))), c}
 """
+)
 
 # KEYS[1] breaker hash; ARGV ok (1|0), fail_max, ttl
 _BREAKER_RECORD = """
@@ -125,17 +148,22 @@ class TokenBucket:
         """Take a token if one is there: 0.0 when taken, else the seconds until one may be."""
         return float(self._take(keys=[self.key], args=[self.rate, self.burst]))
 
-    def acquire(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a token; False when none came in time."""
+    def acquire(self, timeout: float, *, wait: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for a token; False when none came in time.
+
+        ``wait``: what a try made just before (``CircuitBreaker.admit``) answered, so the first
+        round trip is not repeated."""
         deadline = time.monotonic() + timeout
         while True:
-            wait = self.try_acquire()
+            if wait is None:
+                wait = self.try_acquire()
             if wait <= 0:
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
             time.sleep(min(wait, left))
+            wait = None
 
     def block_for(self, seconds: float) -> float:
         """Stop every worker from taking tokens for ``seconds`` (a provider's Retry-After)."""
@@ -143,6 +171,14 @@ class TokenBucket:
 
 
 BreakerState = Literal["closed", "open", "half_open"]
+
+
+class Admission(NamedTuple):
+    """A breaker's and a bucket's answer for one call (``CircuitBreaker.admit``)."""
+
+    allowed: bool  # the breaker lets the call through (closed, or this caller holds the probe)
+    wait: float  # 0.0 when a token was taken, else the seconds until one may be
+    clean: bool  # the breaker held no state: a success need not be recorded
 
 
 class CircuitBreaker:
@@ -160,12 +196,25 @@ class CircuitBreaker:
         self.reset_timeout = float(reset_timeout)
         self._allow = redis.register_script(_BREAKER_ALLOW)
         self._record = redis.register_script(_BREAKER_RECORD)
+        self._admit = redis.register_script(_ADMIT)
         # Keep an open breaker's state long enough to outlive its timeout, then forget it.
         self._ttl_ms = int((self.reset_timeout * 4 + 600) * 1000)
 
     def allow(self) -> bool:
         """May a call go out now? In half_open only the one caller holding the probe gets True."""
         return self._decode(self._allow(keys=[self.key], args=[self.reset_timeout, 1])) in ("closed", "probe")
+
+    def admit(self, bucket: TokenBucket) -> Admission:
+        """May a call go out now, and did it get a token? One round trip for both.
+
+        As ``allow`` followed by ``bucket.try_acquire`` when allowed; the token is not taken when the
+        breaker refuses. ``Admission.clean`` says the breaker held no state (no failure counted), so
+        a success that follows has nothing to reset and need not be recorded."""
+        verdict, wait, clean = self._admit(
+            keys=[self.key, bucket.key], args=[self.reset_timeout, bucket.rate, bucket.burst]
+        )
+        allowed = self._decode(verdict) in ("closed", "probe")
+        return Admission(allowed, float(wait) if allowed else 0.0, self._decode(clean) == "1")
 
     def record_success(self) -> None:
         """A call succeeded (or failed for a reason that is not the provider's health)."""

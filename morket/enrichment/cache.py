@@ -17,7 +17,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from morket.core.db import utcnow
 from morket.enrichment.models import EnrichmentCacheEntry
@@ -89,31 +88,32 @@ def lookup_one(connection: sa.Connection, workspace_id: int, key: CacheKey) -> C
 def store_many(workspace_id: int, answers: Mapping[CacheKey, CachedAnswer], ttl_seconds: int) -> int:
     """Upsert final answers (hit, not_found) in the caller's transaction; others are ignored."""
     expires: datetime = utcnow() + timedelta(seconds=max(int(ttl_seconds), 0))
-    rows = [
+    entries = [(key, answer) for key, answer in sorted(answers.items()) if answer.outcome in CACHEABLE_OUTCOMES]
+    if not entries or ttl_seconds <= 0:
+        return 0
+    # Arrays in one statement whose text never changes (a multi-row VALUES is compiled per batch).
+    db.session.execute(
+        _UPSERT,
         {
             "workspace_id": workspace_id,
-            "operation": key[0],
-            "input_hash": key[1],
-            "outcome": answer.outcome,
-            "values": answer.values,
             "expires_at": expires,
-        }
-        for key, answer in sorted(answers.items())
-        if answer.outcome in CACHEABLE_OUTCOMES
-    ]
-    if not rows or ttl_seconds <= 0:
-        return 0
-    stmt = pg_insert(EnrichmentCacheEntry.__table__).values(rows)
-    stmt = stmt.on_conflict_do_update(
-        constraint="pk_enrichment_cache",
-        set_={
-            "outcome": stmt.excluded.outcome,
-            "values": stmt.excluded["values"],
-            "expires_at": stmt.excluded.expires_at,
+            "operation": [key[0] for key, _ in entries],
+            "input_hash": [key[1] for key, _ in entries],
+            "outcome": [answer.outcome for _, answer in entries],
+            "values": [json.dumps(answer.values or {}) for _, answer in entries],
         },
     )
-    db.session.execute(stmt)
-    return len(rows)
+    return len(entries)
+
+
+_UPSERT = sa.text(
+    'INSERT INTO enrichment_cache (workspace_id, operation, input_hash, outcome, "values", expires_at)'
+    " SELECT :workspace_id, v.operation, v.input_hash, v.outcome, v.vals::jsonb, :expires_at"
+    " FROM unnest(CAST(:operation AS text[]), CAST(:input_hash AS text[]), CAST(:outcome AS text[]),"
+    " CAST(:values AS text[])) AS v(operation, input_hash, outcome, vals)"
+    " ON CONFLICT ON CONSTRAINT pk_enrichment_cache DO UPDATE"
+    ' SET outcome = excluded.outcome, "values" = excluded."values", expires_at = excluded.expires_at'
+)
 
 
 def purge_expired(limit: int = 10_000) -> int:

@@ -558,17 +558,23 @@ class RowWorker:
             message = f"No {provider.label} API key: add one in Settings → Provider keys."
             record.outcome, record.message = "auth_error", message
             return Result(outcome="auth_error", message=message), record
-        breaker = self.s.breaker(provider.name)
-        if not breaker.allow():
+        left = self.s.lease_deadline - time.monotonic() - self.s.lease_margin
+        if left <= 0:
+            raise _Release
+        breaker, bucket = self.s.breaker(provider.name), self.s.bucket(provider.name)
+        # One round trip asks the breaker and takes a token; a wait means the bucket is empty.
+        admission = breaker.admit(bucket)
+        if not admission.allowed:
             record.outcome, record.record = "circuit_open", False
             # Come back when the breaker may let a probe through, not after the (shorter) backoff.
             wait = breaker.reset_timeout
             return Result(
                 outcome="retryable", message=f"{provider.label} is failing; calls are paused.", retry_after=wait
             ), record
-        left = self.s.lease_deadline - time.monotonic() - self.s.lease_margin
-        if left <= 0 or not self.s.bucket(provider.name).acquire(timeout=left):
-            raise _Release
+        if admission.wait > 0:
+            left = self.s.lease_deadline - time.monotonic() - self.s.lease_margin
+            if left <= 0 or not bucket.acquire(timeout=left, wait=admission.wait):
+                raise _Release
         if self.s.stop.is_set():
             raise _Release
         callback_url = f"{plan.callback_base}/{provider.name}" if op.asynchronous else None
@@ -588,10 +594,10 @@ class RowWorker:
         record.latency_ms = int((time.perf_counter() - started) * 1000)
         if result.outcome == "retryable":
             breaker.record_failure()
-        else:
-            breaker.record_success()
+        elif not admission.clean:
+            breaker.record_success()  # a clean breaker (no failure counted) has nothing to reset
         if result.outcome == "rate_limited":
-            self.s.bucket(provider.name).block_for(result.retry_after if result.retry_after is not None else 1.0)
+            bucket.block_for(result.retry_after if result.retry_after is not None else 1.0)
         if result.outcome == "pending" and not result.callback_id:
             result.callback_id = uuid.uuid4().hex
         record.outcome = result.outcome
@@ -753,6 +759,32 @@ def _cell_updates(table: Table, plan: RunPlan, outcomes: Sequence[RowOutcome]) -
     return changes
 
 
+# Columns of an attempt given as arrays (workspace, run and column are one value for the batch).
+_ATTEMPT_ARRAYS = {
+    "id": "bigint",
+    "row_id": "bigint",
+    "provider": "text",
+    "operation": "text",
+    "step_index": "int",
+    "outcome": "text",
+    "http_status": "int",
+    "latency_ms": "int",
+    "cost": "int",
+    "key_source": "text",
+    "cached": "boolean",
+    "message": "text",
+}
+_INSERT_ATTEMPTS = sa.text(
+    "INSERT INTO enrichment_attempts (workspace_id, run_id, column_id, "  # noqa: S608 - constant names above
+    + ", ".join(_ATTEMPT_ARRAYS)
+    + ") SELECT :workspace_id, :run_id, :column_id, v.* FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _ATTEMPT_ARRAYS.items())
+    + ") AS v("
+    + ", ".join(_ATTEMPT_ARRAYS)
+    + ")"
+)
+
+
 def _allocate_attempt_ids(count: int) -> list[int]:
     if count <= 0:
         return []
@@ -840,8 +872,14 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
         if a.record
     ]
     if attempt_rows:
-        # One multi-row INSERT (psycopg's executemany would send one statement per attempt).
-        db.session.execute(sa.insert(EnrichmentAttempt.__table__).values(attempt_rows))
+        # One INSERT over arrays: a single statement whatever the batch size, whose text never
+        # changes (a multi-row VALUES is compiled again for every batch; executemany sends one
+        # statement per attempt).
+        arrays = {name: [r[name] for r in attempt_rows] for name in _ATTEMPT_ARRAYS}
+        db.session.execute(
+            _INSERT_ATTEMPTS,
+            {"workspace_id": plan.workspace_id, "run_id": plan.run_id, "column_id": plan.column_id, **arrays},
+        )
     summary.credits = sum(r["cost"] for r in attempt_rows)
 
     fresh = {

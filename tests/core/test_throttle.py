@@ -125,9 +125,39 @@ def test_breaker_probe_failure_opens_it_again(redis):
     assert not breaker.allow()
 
 
+def test_admit_takes_a_token_only_when_the_breaker_lets_the_call_through(redis):
+    breaker = CircuitBreaker(redis, _key(), fail_max=1, reset_timeout=0.2)
+    bucket = TokenBucket(redis, _key(), rate=1, burst=2)
+    first = breaker.admit(bucket)
+    assert first.allowed and first.wait == 0.0 and first.clean
+    breaker.record_failure()
+    refused = breaker.admit(bucket)
+    assert not refused.allowed and not refused.clean
+    # The refusal took no token: the bucket still holds the second one.
+    assert bucket.try_acquire() == 0.0
+    assert bucket.try_acquire() > 0
+    time.sleep(0.25)
+    probe = breaker.admit(bucket)
+    assert probe.allowed and not probe.clean  # this caller holds the half-open probe
+    assert 0 < probe.wait <= 1.0  # ... and the empty bucket names its wait
+    assert not breaker.admit(bucket).allowed  # nobody else probes meanwhile
+
+
+def test_admit_reports_a_counted_failure_as_state_to_reset(redis):
+    breaker = CircuitBreaker(redis, _key(), fail_max=3, reset_timeout=30)
+    bucket = TokenBucket(redis, _key(), rate=100)
+    breaker.record_failure()
+    admission = breaker.admit(bucket)
+    assert admission.allowed and not admission.clean
+    breaker.record_success()
+    assert breaker.admit(bucket).clean
+
+
 def test_redis_errors_propagate():
     dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     with pytest.raises(RedisConnectionError):
         TokenBucket(dead, _key(), rate=1).try_acquire()
     with pytest.raises(RedisConnectionError):
         CircuitBreaker(dead, _key()).allow()
+    with pytest.raises(RedisConnectionError):
+        CircuitBreaker(dead, _key()).admit(TokenBucket(dead, _key(), rate=1))

@@ -23,6 +23,26 @@ def _search(client: httpx.Client, sb, domain: str = "acme.com", key: str = TEST_
     return client.get(sb.url("hunter") + "/v2/domain-search", params={"domain": domain, "api_key": key})
 
 
+def test_connections_stay_open_between_requests_as_the_real_apis_do(sb):
+    """One kept-alive connection carries GETs and a POST with a body; a client's close is obeyed."""
+    opened: list[str] = []
+    with httpx.Client() as client:
+        transport = client._transport  # noqa: SLF001 - counting the pool's connections
+        for _ in range(3):
+            assert _search(client, sb).status_code == 200
+            enriched = client.post(
+                sb.url("apollo") + "/api/v1/people/match",
+                json={"first_name": "Ada", "last_name": "Lovelace", "domain": "acme.com"},
+                headers={"X-Api-Key": TEST_KEY},
+            )
+            assert enriched.status_code == 200, enriched.text
+            opened.append(enriched.headers.get("Connection", ""))
+        assert len(transport._pool.connections) == 1  # noqa: SLF001
+    assert "close" not in opened
+    with httpx.Client(headers={"Connection": "close"}) as closing:
+        assert _search(closing, sb).headers["Connection"] == "close"
+
+
 def test_quota_refuses_requests_past_it_with_hunters_usage_error(sb, http):
     sb.configure("hunter", quota=3)
     statuses = [_search(http, sb).status_code for _ in range(5)]

@@ -13,6 +13,7 @@ Valid keys start ``sandbox-`` or ``sk-test-``; anything else is refused with a 4
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import threading
@@ -290,7 +291,44 @@ def build_app() -> SandboxApp:
     return SandboxApp([HunterSandbox(), ApolloSandbox(), ClearbitSandbox()])
 
 
-class QuietHandler(WSGIRequestHandler):
+class KeepAliveHandler(WSGIRequestHandler):
+    """Keep HTTP/1.1 connections open between requests, as the real provider APIs do.
+
+    Werkzeug's development server closes every connection because ``http.server`` cannot skip a
+    body the application left unread before the next request line. The sandbox reads each body in
+    full before the application runs (a ``Content-Length`` body; a chunked one or a client asking
+    to close still closes), so the next request starts where this one ended."""
+
+    timeout = 30  # an idle kept-alive connection gives its thread back after this many seconds
+    # Headers and body leave in separate writes; with Nagle's algorithm on a kept-alive connection
+    # the body would wait for the client's delayed ACK (about 40 ms a request).
+    disable_nagle_algorithm = True
+
+    def run_wsgi(self) -> None:
+        self._keep_alive = (
+            self.request_version == "HTTP/1.1"
+            and "chunked" not in self.headers.get("Transfer-Encoding", "").lower()
+            and self.headers.get("Connection", "").lower() != "close"
+        )
+        socket_file = self.rfile
+        length = self.headers.get("Content-Length", "0")
+        if self._keep_alive and length.isdigit():
+            # The body, or nothing: werkzeug's drain after the response reads this, not the socket.
+            self.rfile = io.BytesIO(socket_file.read(int(length)) if int(length) else b"")
+        else:
+            self._keep_alive = False  # a malformed length: answer and close, as before
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = socket_file
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection" and value.lower() == "close" and getattr(self, "_keep_alive", False):
+            return  # leave it open: http.server's loop reads the next request
+        super().send_header(keyword, value)
+
+
+class QuietHandler(KeepAliveHandler):
     """No access log line per request: the control API's log is the record, and printing slows us."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
@@ -299,7 +337,7 @@ class QuietHandler(WSGIRequestHandler):
 
 def serve(host: str = "127.0.0.1", port: int = 8900, *, quiet: bool = True) -> BaseWSGIServer:
     """A threaded werkzeug server for the sandbox (call ``serve_forever`` or run it in a thread)."""
-    handler = QuietHandler if quiet else WSGIRequestHandler
+    handler = QuietHandler if quiet else KeepAliveHandler
     server = make_server(host, port, build_app(), threaded=True, request_handler=handler)
     server.daemon_threads = True
     return server
