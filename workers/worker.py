@@ -11,6 +11,7 @@ process, which code stuck in C cannot notice).
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import time
@@ -63,6 +64,11 @@ def build_worker(
 ) -> Worker | SimpleWorker:
     """Return a worker on the app's Redis listening to ``queue_names`` in priority order."""
     app = worker_app()
+    # What is loaded now (the app, its modules and their caches) lives as long as the process:
+    # keep it out of the garbage collector's passes, here and in every work horse forked from
+    # here (a full pass otherwise walks all of it again and again inside each job).
+    gc.collect()
+    gc.freeze()
     # A connection of its own: RQ raises the socket timeout for its blocking dequeue, which
     # must not leak into the client that jobs use for rate limits and caches.
     connection = Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=5, health_check_interval=30)

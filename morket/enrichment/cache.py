@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
 
 from morket.core.db import utcnow
 from morket.enrichment.models import EnrichmentCacheEntry
@@ -55,20 +54,23 @@ def lookup_many(workspace_id: int, keys: Iterable[CacheKey]) -> dict[CacheKey, C
     wanted = sorted(set(keys))
     if not wanted:
         return {}
-    table = EnrichmentCacheEntry.__table__
-    # Operations as a list and hashes as one array: an index range per operation, and a statement
-    # that is the same whatever the batch size (a long tuple list is slow to plan).
+    # The keys as two arrays joined to the table: one primary-key probe per key whatever the
+    # table's statistics say (with stale statistics an `input_hash = ANY(...)` became a filter over
+    # every entry of the workspace), and a statement whose text never changes.
     rows = db.session.execute(
-        sa.select(table.c.operation, table.c.input_hash, table.c.outcome, table.c["values"]).where(
-            table.c.workspace_id == workspace_id,
-            table.c.operation.in_(sorted({op for op, _ in wanted})),
-            table.c.input_hash == sa.func.any(sa.cast(sa.literal([h for _, h in wanted]), pg.ARRAY(sa.String))),
-            table.c.expires_at > sa.func.clock_timestamp(),
-        )
+        _LOOKUP,
+        {"workspace_id": workspace_id, "operation": [op for op, _ in wanted], "input_hash": [h for _, h in wanted]},
     )
-    keys = set(wanted)
-    found = {(r.operation, r.input_hash): CachedAnswer(r.outcome, r[3] or {}) for r in rows}
-    return {key: answer for key, answer in found.items() if key in keys}
+    return {(r.operation, r.input_hash): CachedAnswer(r.outcome, r[3] or {}) for r in rows}
+
+
+_LOOKUP = sa.text(
+    'SELECT c.operation, c.input_hash, c.outcome, c."values"'
+    " FROM unnest(CAST(:operation AS text[]), CAST(:input_hash AS text[])) AS k(operation, input_hash)"
+    " JOIN enrichment_cache AS c ON c.workspace_id = :workspace_id AND c.operation = k.operation"
+    " AND c.input_hash = k.input_hash"
+    " WHERE c.expires_at > clock_timestamp()"
+)
 
 
 def lookup_one(connection: sa.Connection, workspace_id: int, key: CacheKey) -> CachedAnswer | None:

@@ -22,6 +22,7 @@ before, and everything it produced is written after.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -785,6 +786,44 @@ _INSERT_ATTEMPTS = sa.text(
 )
 
 
+def _array_item(kind: str, value: Any) -> Any:
+    """A cell value as one element of the array its column's values travel in (see _cells_update)."""
+    if kind == "jsonb":
+        return json.dumps(value)
+    if kind == "text[]":
+        return None if value is None else json.dumps(list(value))
+    return value
+
+
+@functools.lru_cache(maxsize=512)
+def _cells_update(schema: str, table: str, names: tuple[str, ...], kinds: tuple[str, ...]) -> sa.TextClause:
+    """UPDATE of a batch's cell states and the ``names`` columns from arrays, one element per row.
+
+    JSON values travel as text and array values (multi select) as JSON text: an array of arrays
+    cannot be unnested row by row.
+    """
+    sources, sets = ["CAST(:_row AS bigint[])", "CAST(:_state AS text[])"], []
+    for i, (name, kind) in enumerate(zip(names, kinds, strict=True)):
+        if kind == "jsonb":
+            sources.append(f"CAST(:v{i} AS text[])")
+            value = f"v.v{i}::jsonb"
+        elif kind == "text[]":
+            sources.append(f"CAST(:v{i} AS text[])")
+            elements = f"ARRAY(SELECT jsonb_array_elements_text(v.v{i}::jsonb))"
+            value = f"CASE WHEN v.v{i} IS NULL THEN NULL ELSE {elements} END"
+        else:
+            sources.append(f"CAST(:v{i} AS {kind}[])")
+            value = f"v.v{i}"
+        sets.append(f'"{name}" = {value}')
+    aliases = ", ".join(["_row", "_state", *(f"v{i}" for i in range(len(names)))])
+    return sa.text(
+        f'UPDATE "{schema}"."{table}" AS t'  # noqa: S608 - generated table and column names only
+        f" SET cell_state = coalesce(t.cell_state, '{{}}'::jsonb) || v._state::jsonb"
+        + "".join(f", {item}" for item in sets)
+        + f" FROM unnest({', '.join(sources)}) AS v({aliases}) WHERE t.id = v._row"
+    )
+
+
 def _allocate_attempt_ids(count: int) -> list[int]:
     if count <= 0:
         return []
@@ -831,12 +870,20 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
         guard = sa.and_(guard, rr.c.lease_owner == owner)
     if callback_id is not None:
         guard = sa.and_(rr.c.status == "awaiting_callback", rr.c.callback_id == callback_id)
+    # The batch's ids joined as an array: one primary-key probe per row, whatever the statistics
+    # (an IN list could be planned as a scan of the partial lease index over every run's rows).
+    batch = (
+        sa.func.unnest(sa.cast(sa.literal(ids), pg.ARRAY(sa.BigInteger)))
+        .table_valued("row_id")
+        .render_derived(name="batch")
+    )
     held = set(
         db.session.scalars(
             sa.select(rr.c.row_id)
-            .where(rr.c.run_id == plan.run_id, rr.c.row_id.in_(ids), guard)
+            .select_from(batch.join(rr, sa.and_(rr.c.run_id == plan.run_id, rr.c.row_id == batch.c.row_id)))
+            .where(guard)
             .order_by(rr.c.row_id)
-            .with_for_update()
+            .with_for_update(of=rr)
         )
     )
     outcomes = [o for o in sorted(outcomes, key=lambda o: o.row_id) if o.row_id in held]
@@ -906,23 +953,19 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
                 **{f"v_{cid}": cells[cid] for cid in key},
             }
         )
-    # One UPDATE ... FROM (VALUES ...) per set of written columns (an executemany would be one
-    # statement per row).
+    # One UPDATE over arrays per set of written columns: its text depends only on those columns, so
+    # it is built and compiled once (a VALUES list is compiled again for every batch; an
+    # executemany would be one statement per row).
     for key, params in groups.items():
-        given = sa.values(
-            sa.column("_row", sa.BigInteger),
-            sa.column("_state", pg.JSONB),
-            *(sa.column(f"v_{cid}", store.columns[cid].type) for cid in key),
-            name="v",
-        ).data([(p["_row"], p["_state"], *(p[f"v_{cid}"] for cid in key)) for p in params])
-        values: dict[str, Any] = {
-            "cell_state": sa.func.coalesce(rows.c.cell_state, sa.cast(sa.literal("{}"), pg.JSONB)).op("||")(
-                given.c["_state"]
-            )
+        kinds = tuple(storage.sql_type(store.types[cid]) for cid in key)
+        arrays: dict[str, list[Any]] = {
+            "_row": [p["_row"] for p in params],
+            "_state": [json.dumps(p["_state"]) for p in params],
         }
-        for cid in key:
-            values[store.columns[cid].name] = given.c[f"v_{cid}"]
-        db.session.execute(sa.update(rows).where(rows.c.id == given.c["_row"]).values(values))
+        for i, (cid, kind) in enumerate(zip(key, kinds, strict=True)):
+            arrays[f"v{i}"] = [_array_item(kind, p[f"v_{cid}"]) for p in params]
+        statement = _cells_update(rows.schema, rows.name, tuple(store.columns[cid].name for cid in key), kinds)
+        db.session.execute(statement, arrays)
     from morket.tables import service as table_service
     from morket.workspaces.models import Workspace
 

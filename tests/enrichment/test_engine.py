@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 import sqlalchemy as sa
 from redis import Redis
@@ -111,6 +113,47 @@ def test_run_fills_found_cells_and_charges_exactly_the_hits(db, people, sandbox)
     assert {e.attempt_id for e in debits} == {a.id for a in logged if a.outcome == "hit"}
     assert balance(workspace.id) == before - 2 * hits
     assert service.run_progress(run)["finished"] is True
+
+
+def test_fields_land_in_typed_columns_as_their_own_types(db, people, sandbox):
+    """One run writes a number, an email, a multi select and JSON: each stored as its column's type."""
+    from morket.providers.sandboxes.data import TITLES
+
+    workspace, owner, table, ids = people
+    typed = {
+        "Score": tables.add_column(workspace, owner, table, "Score", "number"),
+        "Work email": tables.add_column(workspace, owner, table, "Work email", "email"),
+        "Roles": tables.add_column(
+            workspace, owner, table, "Roles", "multi_select", config={"options": [t for t, _ in TITLES]}
+        ),
+        "Raw": tables.add_column(workspace, owner, table, "Raw", "json"),
+    }
+    column = enrichment_column(
+        workspace,
+        owner,
+        table,
+        ids,
+        outputs=[
+            {"field": "score", "column_id": typed["Score"].id},
+            {"field": "email", "column_id": typed["Work email"].id},
+            {"field": "position", "column_id": typed["Roles"].id},
+            {"field": "score", "column_id": typed["Raw"].id},
+        ],
+    )
+    finish(service.start_run(workspace, owner, table, column, scope="all"))
+    got = cells(table, column.id)
+    assert any(value for value, _ in got.values())
+    for row_id, (value, _) in got.items():
+        score, email = cells(table, typed["Score"].id)[row_id][0], cells(table, typed["Work email"].id)[row_id][0]
+        roles, raw = cells(table, typed["Roles"].id)[row_id][0], cells(table, typed["Raw"].id)[row_id][0]
+        if not value:
+            assert (score, email, roles, raw) == (None, None, None, None)
+            continue
+        fields = value["fields"]
+        assert isinstance(score, Decimal) and score == Decimal(str(fields["score"]))
+        assert email == fields["email"]
+        assert roles == [fields["position"]]  # a text[] of one option
+        assert raw == fields["score"] and not isinstance(raw, str)  # JSON: the number, not its text
 
 
 def test_second_run_is_served_from_the_cache_and_costs_nothing(db, people, sandbox):
