@@ -25,6 +25,7 @@ The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -225,10 +226,8 @@ def _job_times(redis, run_id: int) -> dict[str, float]:  # noqa: ANN001
         stats = None
         deadline = time.monotonic() + 10
         while stats is None and time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(NoSuchJobError):
                 stats = Job.fetch(f"enrich-{run_id}-{slot}", connection=redis).return_value()
-            except NoSuchJobError:
-                pass
             if stats is None:
                 time.sleep(0.05)
         if stats is None:
@@ -332,11 +331,76 @@ def _phase(app, url: str, redis_url: str, rows: int, settings: dict[str, str], l
         _stop(procs)
 
 
+def bare_calls(base_url: str, start: int, count: int, salt: str, start_at: float) -> float:
+    """The provider calls alone: ``count`` email-finder calls through the Hunter adapter with the
+    engine's HTTP client settings and concurrency, no queue, no database. Returns the seconds from
+    the first call to the last answer (the loop starts at ``start_at``, a ``time.time()``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from morket.enrichment.engine import CALL_TIMEOUT_SECONDS
+    from morket.providers.base import CallContext
+    from morket.providers.registry import get_operation, provider_for
+
+    concurrency = 8  # ENRICHMENT_CONCURRENCY's default, as the workers run it
+    op = get_operation("hunter.email_finder")
+    provider = provider_for(op.key)
+    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
+    with httpx.Client(timeout=CALL_TIMEOUT_SECONDS, limits=limits) as client, ThreadPoolExecutor(concurrency) as pool:
+        ctx = CallContext(client=client, api_key=PLATFORM_KEY, base_url=base_url, timeout=CALL_TIMEOUT_SECONDS)
+
+        def one(i: int) -> str:
+            inputs = {"first_name": f"Person{i}", "last_name": f"Bench{i % 997}", "domain": f"co{i}-{salt}.example.com"}
+            return provider.call(op, inputs, ctx).outcome
+
+        time.sleep(max(0.0, start_at - time.time()))
+        began = time.perf_counter()
+        outcomes = list(pool.map(one, range(start, start + count)))
+        elapsed = time.perf_counter() - began
+    if any(o not in ("hit", "not_found") for o in outcomes):
+        raise SystemExit(f"bare calls failed: {sorted(set(outcomes))}")
+    return elapsed
+
+
+def run_bare_calls(hunter_url: str, rows: int) -> float:
+    """Two processes (as many as workers) share the rows' calls, started together; the slower one's
+    time is the baseline's wall time."""
+    salt = uuid.uuid4().hex[:8]
+    start_at = time.time() + 3.0  # both processes have imported by then
+    share = -(-rows // WORKERS)
+    procs = []
+    for k in range(WORKERS):
+        count = max(0, min(share, rows - k * share))
+        spec = json.dumps({"url": hunter_url, "start": k * share, "count": count, "salt": salt, "at": start_at})
+        procs.append(
+            subprocess.Popen(  # noqa: S603 - this module
+                [sys.executable, "-m", "bench.enrichment", "--bare-calls", spec],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
+    times = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise SystemExit("the bare call loop failed")
+        times.append(json.loads(out.strip().splitlines()[-1])["elapsed_s"])
+    return max(times)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the bench and print one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, required=True)
     parser.add_argument("--allowed-rate", type=float, default=50.0, help="the sandbox's requests per second")
+    parser.add_argument("--bare-calls", help=argparse.SUPPRESS)
+    if argv is None and "--bare-calls" in sys.argv:
+        spec = json.loads(sys.argv[sys.argv.index("--bare-calls") + 1])
+        elapsed = bare_calls(spec["url"], spec["start"], spec["count"], spec["salt"], spec["at"])
+        print(json.dumps({"elapsed_s": elapsed}), flush=True)
+        return {"elapsed_s": elapsed}
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error("--rows must be at least 1")
@@ -384,6 +448,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         measured = _phase(
             app, sa_url, redis_url, args.rows, {**common, "MORKET_PROVIDER_RATES": "hunter=1000000"}, "overhead"
         )
+        sandbox.reset()  # a fresh log; the same answers at once, without a limit
+        sandbox.configure("hunter", rate=1_000_000, burst=1_000_000, latency_ms=0)
+        bare_s = run_bare_calls(hunter_url, args.rows)
+        log(f"bare calls: {bare_s:.2f} s for {args.rows} calls")
+        ratios["run_over_bare_calls"] = round(measured["wall_s"] / bare_s, 3) if bare_s else None
         figures.update(
             # Summed over both workers: the database work per row, and the credit charges' share of it.
             write_ms_per_row=round(measured["write_s"] * 1000 / args.rows, 3),
@@ -392,7 +461,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             # Time a job waited for its batch's provider calls after its write, and the jobs' lives.
             wait_ms_per_row=round(measured["wait_s"] * 1000 / args.rows, 3),
             job_s_per_worker=round(measured["job_s"] / WORKERS, 2),
-            overhead_ms_per_row=round(measured["wall_s"] * 1000 / args.rows, 3),
+            # The run's whole time per row, provider calls included.
+            run_ms_per_row=round(measured["wall_s"] * 1000 / args.rows, 3),
+            # The same calls alone (two processes, the engine's concurrency), in this run.
+            bare_calls_ms_per_row=round(bare_s * 1000 / args.rows, 3),
+            # Queueing and bookkeeping: what the run takes beyond its provider calls.
+            overhead_ms_per_row=round((measured["wall_s"] - bare_s) * 1000 / args.rows, 3),
             # CPU the two worker processes spent per row (Python side; the database's is not counted).
             worker_cpu_ms_per_row=round(measured["cpu_s"] * 1000 / args.rows, 3),
             sandbox_cpu_ms_per_row=round(measured["sandbox_cpu_s"] * 1000 / args.rows, 3),
@@ -401,7 +475,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             overhead_mean_call_ms=round(measured["mean_call_ms"], 2),
             overhead_wall_s=round(measured["wall_s"], 2),
         )
-        log(f"overhead: {figures['overhead_ms_per_row']} ms per row ({figures['overhead_rows_per_s']} rows/s)")
+        log(
+            f"overhead: {figures['overhead_ms_per_row']} ms per row beyond the calls"
+            f" (run {figures['run_ms_per_row']}, bare calls {figures['bare_calls_ms_per_row']} ms per row)"
+        )
     finally:
         sandbox.stop()
     result = {"bench": "enrichment", "rows": args.rows, "figures": figures, "ratios": ratios}
