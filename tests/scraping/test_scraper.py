@@ -223,7 +223,10 @@ def test_per_domain_rate_limit(app, scraper, sites, monkeypatch):
     # The site's own clock: never more than 5 pages a second, from the first page on.
     arrivals = sorted(t for t, host, path in sites.times if host.endswith(".limited.test") and path == "/")
     assert len(arrivals) == 11
-    assert (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) <= 5.6  # 10 gaps in at least 9 intervals
+    # 11 pages need 9 token intervals after the first two (1.8 s); a page's request reaches the
+    # site a little after its token was taken, by as much as a loaded machine delays it, so the
+    # site's span is allowed 0.3 s less. Without the limit the 11 pages arrive within half a second.
+    assert arrivals[-1] - arrivals[0] >= 1.5
     other = time.monotonic()
     assert limited.scrape(sites.url("unlimited.test"), "company").ok
     assert time.monotonic() - other < 1.5
