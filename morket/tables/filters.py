@@ -271,9 +271,15 @@ def _compile_condition(cond: dict[str, Any], storage: Storage) -> Any:  # noqa: 
 
 
 def search_clause(query: str, storage: Storage) -> Any:
-    """Match rows where any text-like column contains ``query`` (case-insensitive)."""
+    """Match rows where any text-like column, or the value an enrichment cell shows, contains
+    ``query`` (case-insensitive)."""
     pattern = "%" + _like_escape(query) + "%"
     parts = [
         storage.columns[cid].ilike(pattern, escape="\\") for cid, kind in storage.types.items() if kind in TEXT_LIKE
+    ]
+    parts += [
+        storage.columns[cid]["value"].astext.ilike(pattern, escape="\\")
+        for cid, kind in storage.types.items()
+        if kind == "enrichment"
     ]
     return sa.or_(*parts) if parts else sa.false()

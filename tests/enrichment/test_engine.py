@@ -156,6 +156,18 @@ def test_fields_land_in_typed_columns_as_their_own_types(db, people, sandbox):
         assert raw == fields["score"] and not isinstance(raw, str)  # JSON: the number, not its text
 
 
+def test_quick_search_finds_rows_by_what_their_enrichment_cells_show(db, people, sandbox):
+    workspace, owner, table, ids = people
+    column = enrichment_column(workspace, owner, table, ids, outputs=[])
+    finish(service.start_run(workspace, owner, table, column, scope="all"))
+    found = {row_id: value["value"] for row_id, (value, _) in cells(table, column.id).items() if value}
+    row_id, email = next(iter(found.items()))
+    rows, total = tables.search_rows(workspace, owner, table, email.upper())
+    assert total == 1 and [r.id for r in rows] == [row_id]  # the email is in no other column
+    _, none = tables.search_rows(workspace, owner, table, "provider")  # the cell's keys are not its text
+    assert none == 0
+
+
 def test_second_run_is_served_from_the_cache_and_costs_nothing(db, people, sandbox):
     workspace, owner, table, ids = people
     column = enrichment_column(workspace, owner, table, ids)
