@@ -264,3 +264,91 @@ def test_signed_callbacks_complete_asynchronous_lookups(client, db, team, sandbo
         f"/api/v1/tables/{table.id}/enrichment-columns/{column_id}/cells?row_ids={row_ids[0]}", headers=auth
     ).get_json()["data"]
     assert cells[0]["value"] == "Engineer" and cells[0]["status"] == "success"
+
+
+def _clear_rate_limits() -> None:
+    from morket.core.jobs import redis_connection
+
+    conn = redis_connection()
+    keys = list(conn.scan_iter("morket-rl*"))
+    if keys:
+        conn.delete(*keys)
+
+
+def test_any_column_setup_gets_a_clear_answer_and_a_refusal_writes_nothing(client, db, team):
+    """Hypothesis over enrichment column bodies (valid setups, then up to three fields replaced by
+    anything JSON can hold): 201 with a usable column, or 422 with the reason and the table
+    unchanged; never a server error."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    workspace, owner, viewer, table, ids, rows, row_ids = team
+    auth = _auth(owner, workspace, "owner")
+    base = f"/api/v1/tables/{table.id}/enrichment-columns"
+    anything = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+        max_leaves=6,
+    )
+    verifier = {"operation": "hunter.email_verifier", "accept": ["valid"]}
+    step_lists = [
+        [{"operation": "hunter.email_finder"}],
+        [{"operation": "hunter.email_finder"}, {"operation": "apollo.people_match"}],
+        [{"operation": "apollo.people_match"}],
+    ]
+    output_lists = [
+        [],
+        [{"field": "title", "new_column": "Job title"}],
+        [{"field": "email", "column_id": ids["Email"]}],
+        [{"field": "title", "column_id": ids["First name"]}, {"field": "email", "new_column": "Found email"}],
+    ]
+
+    def live_columns() -> dict[int, str]:
+        _db.session.expire_all()
+        return {c.id: c.type for c in tables.get_table_or_404(workspace, table.id).live_columns}
+
+    seen: set[int] = set()
+
+    @given(data=st.data())
+    @settings(
+        max_examples=80,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    def check(data):
+        body = _body(
+            ids,
+            name=data.draw(st.text(max_size=30), label="name"),
+            steps=data.draw(st.sampled_from(step_lists), label="steps"),
+            outputs=data.draw(st.sampled_from(output_lists), label="outputs"),
+            validation=data.draw(st.sampled_from([None, verifier]), label="validation"),
+        )
+        for _ in range(data.draw(st.integers(0, 3), label="mutations")):
+            key = data.draw(st.sampled_from([*sorted(body), "extra"]), label="key")
+            if data.draw(st.booleans(), label="delete"):
+                body.pop(key, None)
+            else:
+                body[key] = data.draw(anything, label="value")
+        _clear_rate_limits()
+        before = live_columns()
+        resp = client.post(base, json=body, headers=auth)
+        assert resp.status_code in (201, 422), (resp.status_code, body, resp.get_data(as_text=True)[:300])
+        seen.add(resp.status_code)
+        envelope = resp.get_json()
+        after = live_columns()
+        if resp.status_code == 422:
+            assert envelope["success"] is False and envelope["error"]["message"]
+            assert after == before  # nothing half-written: no column, no output column
+            return
+        created = envelope["data"]
+        assert after[created["id"]] == "enrichment"
+        for output in created["outputs"]:
+            assert output["column_id"] in after  # every output lands in a live column
+        # Leave the table as it was for the next example (the 100-column cap).
+        current = tables.get_table_or_404(workspace, table.id)
+        for column_id in sorted(set(after) - set(before)):
+            tables.delete_column(workspace, owner, current, column_id)
+
+    check()
+    assert seen == {201, 422}  # both answers were exercised

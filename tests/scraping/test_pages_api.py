@@ -159,3 +159,66 @@ def test_page_roles_and_tenancy(client, new_client, db, teams, sites, run_jobs):
     # Another workspace's id under one's own slug is not found either.
     scrape_id = location.rsplit("/", 1)[1]
     assert stranger.get(f"/w/{other.workspace.slug}/scrape/{scrape_id}").status_code == 404
+
+
+def test_api_any_body_gets_a_clear_answer_and_a_refusal_queues_nothing(client, db, teams, token, sites):
+    """Hypothesis over scrape bodies and URLs: 202 with one scrape recorded, or 4xx with the reason
+    and nothing recorded; never a server error."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from morket.core.jobs import redis_connection
+
+    team, _ = teams
+    headers = bearer(token(team.member, team.workspace))
+    hosts = st.sampled_from(
+        ["127.0.0.1", "[::1]", "169.254.169.254", "0", "10.0.0.1", "localhost", "example.invalid", "apico.test"]
+    ) | st.text(max_size=16)
+    urls = (
+        st.sampled_from([sites.url("apico.test"), sites.url("acme.test", "/about")])
+        | st.text(max_size=60)
+        | st.builds(
+            lambda scheme, host, port, path: f"{scheme}://{host}{port}{path}",
+            st.sampled_from(["http", "https", "HTTP", "ftp", "file", "javascript", "gopher", ""]),
+            hosts,
+            st.sampled_from(["", ":80", ":0", ":99999", ":abc", f":{sites.port}"]),
+            st.sampled_from(["", "/", "/?a=1", "/#x", "/%00", "/../../etc"]) | st.text(max_size=10),
+        )
+    )
+    scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=10)
+    bodies = (
+        st.fixed_dictionaries(
+            {"url": urls},
+            optional={"extractor": st.sampled_from(["company", "generic", "team"]) | scalars},
+        )
+        | st.dictionaries(st.text(max_size=6), scalars, max_size=3)
+        | st.lists(scalars, max_size=3)
+        | scalars
+    )
+    seen: set[int] = set()
+
+    @given(body=bodies)
+    @settings(
+        max_examples=80,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    def check(body):
+        conn = redis_connection()
+        keys = list(conn.scan_iter("morket-rl*"))
+        if keys:
+            conn.delete(*keys)
+        before = _count(db)
+        resp = client.post("/api/v1/scrapes", json=body, headers=headers)
+        assert resp.status_code in (202, 400, 422), (resp.status_code, body, resp.get_data(as_text=True)[:300])
+        seen.add(resp.status_code)
+        envelope = resp.get_json()
+        if resp.status_code == 202:
+            assert envelope["success"] is True and _count(db) == before + 1
+        else:
+            assert envelope["success"] is False and envelope["error"]["message"]
+            assert _count(db) == before
+
+    check()
+    assert seen >= {202, 422}  # accepted and refused bodies were both exercised
