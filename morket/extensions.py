@@ -6,9 +6,11 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from morket.core.db import Base
-from morket.core.ratelimit import rate_limit_key
+from morket.core.ratelimit import MovingWindowFromHit, rate_limit_key
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
@@ -20,10 +22,13 @@ class AppBoundLimiter(Limiter):
     """Flask-Limiter keeps one storage per ``Limiter``, so a second ``create_app`` in a process (a
     test's live server, a CLI building its own app) would re-point every app's limits at its store.
     Each app keeps the storage and strategy it was bound with; outside a request the last one
-    stands, as before."""
+    stands, as before. On Redis, the moving window's hit also brings back the window that the
+    X-RateLimit-* headers report (one round trip instead of two; see ``MovingWindowFromHit``)."""
 
     def init_app(self, app) -> None:  # noqa: ANN001
         super().init_app(app)
+        if type(self._limiter) is MovingWindowRateLimiter and isinstance(self._storage, RedisStorage):
+            self._limiter = MovingWindowFromHit(self._storage)
         app.extensions["morket_limiter"] = (self._storage, self._limiter)
 
     def _bound(self):  # noqa: ANN202

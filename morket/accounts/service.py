@@ -14,6 +14,7 @@ from morket.core.db import utcnow
 from morket.core.errors import Conflict, Forbidden, Locked, Unauthorized, ValidationFailed
 from morket.core.logging import log_security_event
 from morket.core.security import hash_password, hash_token, needs_rehash, new_token, verify_password
+from morket.core.tenancy import preloaded_session_user
 from morket.extensions import db
 from morket.mail.service import absolute_url, send_email
 
@@ -46,7 +47,7 @@ def load_user_from_session_id(session_id: str) -> User | None:
     parsed = parse_session_id(session_id)
     if parsed is None:
         return None
-    user = db.session.get(User, parsed[0])
+    user = preloaded_session_user(parsed[0]) or db.session.get(User, parsed[0])
     if user is None or user.session_version != parsed[1] or not user.is_active:
         return None
     return user

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache, wraps
 from typing import Any
 
 from flask import abort, g, session
-from flask_login import current_user, login_required
-from sqlalchemy import Select, bindparam, select
+from flask_login import UserMixin, current_user, login_required
+from sqlalchemy import Engine, Select, bindparam, select
 
 from morket.core.logging import log_security_event
 from morket.core.roles import can
@@ -35,10 +36,133 @@ def load_membership(slug: str, user_id: int):
     return (membership.workspace, membership) if membership is not None else None
 
 
-def workspace_page(permission: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+# --- the membership as plain records, for read-only hot paths ---------------------------------------
+#
+# A page that only reads (the grid's row windows) can read the membership, its user and workspace
+# in the same statement as its own data, as plain records, with no transaction around its reads:
+# ``workspace_page(..., member_source=...)``. The records carry what the guard, the user loader and
+# the rate-limit key use; any other attribute loads the ORM object once and answers from it, so code
+# that needs more (an error page, a fallback path) behaves as with the ORM objects.
+
+MEMBER_COLUMNS = "u.id, u.session_version, u.disabled_at IS NULL, w.id, w.slug, m.id, m.role"
+MEMBER_FROM = (
+    "workspaces w JOIN memberships m ON m.workspace_id = w.id AND m.user_id = %(user_id)s "
+    "JOIN users u ON u.id = m.user_id"
+)
+MEMBER_WHERE = "w.slug = %(slug)s"
+
+
+class _Lazy:
+    """A plain record that loads its ORM object for any attribute it does not carry."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        loaded = db.session.get(self._model_class(), self.id)
+        if loaded is None:
+            raise AttributeError(name)
+        return getattr(loaded, name)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SessionUser(_Lazy, UserMixin):
+    """The session's user as the guard and the user loader see it."""
+
+    id: int
+    session_version: int
+    active: bool
+
+    @staticmethod
+    def _model_class() -> Any:
+        from morket.accounts.models import User
+
+        return User
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceRecord(_Lazy):
+    id: int
+    slug: str
+
+    @staticmethod
+    def _model_class() -> Any:
+        from morket.workspaces.models import Workspace
+
+        return Workspace
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipRecord(_Lazy):
+    id: int
+    role: str
+    workspace_id: int
+    user_id: int
+
+    @staticmethod
+    def _model_class() -> Any:
+        from morket.workspaces.models import Membership
+
+        return Membership
+
+
+def member_records(row: Any) -> tuple[SessionUser, WorkspaceRecord, MembershipRecord]:
+    """Split the leading ``MEMBER_COLUMNS`` of a row into the user, workspace and membership."""
+    user_id, version, active, workspace_id, slug, membership_id, role = row[:7]
+    return (
+        SessionUser(user_id, version, bool(active)),
+        WorkspaceRecord(workspace_id, slug),
+        MembershipRecord(membership_id, role, workspace_id, user_id),
+    )
+
+
+def preloaded_session_user(user_id: int) -> SessionUser | None:
+    """The user a ``member_source`` read along with the membership in this request, if any."""
+    found = g.get("morket_session_user")
+    return found if found is not None and found.id == user_id else None
+
+
+def reads_without_transaction() -> bool:
+    """Run this request's next statements outside a transaction (each sees the latest commit).
+
+    For read-only requests: no BEGIN and ROLLBACK around their statements. Only at the start of
+    the session's work, and only on the engine's own connections (a session bound to a connection
+    that is already in a transaction keeps it); anything that will write calls
+    ``transaction_for_writes`` first.
+    """
+    session = db.session()
+    if session.in_transaction() or not isinstance(session.get_bind(), Engine):
+        return False
+    db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    g.morket_autocommit = True
+    return True
+
+
+def transaction_for_writes() -> None:
+    """Leave ``reads_without_transaction``: the next statement begins a transaction as usual."""
+    if g.pop("morket_autocommit", False):
+        db.session.rollback()  # nothing to undo: every statement so far committed on its own
+
+
+def workspace_page(
+    permission: str, *, member_source: Callable[..., Any] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Guard a ``/w/<slug>/...`` view: members only (404 to others), then ``permission`` (403).
 
     The view receives ``workspace`` and ``membership`` instead of ``slug``.
+
+    ``member_source(slug, user_id, **kwargs)``, for read-only views, runs one statement whose row
+    starts with ``MEMBER_COLUMNS`` (no row: not a member) and returns ``(row, extra)``; the view
+    gets plain records (see above) and finds ``extra`` in ``g.member_source``. The checks are the
+    same: the user loader still checks the session version and that the account is active.
     """
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -50,7 +174,19 @@ def workspace_page(permission: str) -> Callable[[Callable[..., Any]], Callable[.
             from morket.accounts.service import parse_session_id
 
             parsed = parse_session_id(session.get("_user_id"))
-            preloaded = (parsed[0], load_membership(slug, parsed[0])) if parsed is not None else None
+            if parsed is None:
+                preloaded = None
+            elif member_source is not None:
+                reads_without_transaction()
+                row, g.member_source = member_source(slug, parsed[0], **kwargs)
+                if row is None:
+                    preloaded = (parsed[0], None)
+                else:
+                    user, workspace, membership = member_records(row)
+                    g.morket_session_user = user
+                    preloaded = (parsed[0], (workspace, membership))
+            else:
+                preloaded = (parsed[0], load_membership(slug, parsed[0]))
             return guarded(slug, preloaded, **kwargs)
 
         @login_required

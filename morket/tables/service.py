@@ -23,6 +23,7 @@ from sqlalchemy.orm import joinedload
 
 from morket.core.db import utcnow
 from morket.core.errors import NotFound, ValidationFailed
+from morket.core.tenancy import MEMBER_COLUMNS, MEMBER_FROM, MEMBER_WHERE, transaction_for_writes
 from morket.extensions import db
 from morket.tables import storage
 from morket.tables.cells import CellError, check_characters, parse_cell, select_options
@@ -167,21 +168,32 @@ class Window(NamedTuple):
     wrote: bool  # an order was (re)built: the caller commits to keep it
 
 
-_WINDOW_SOURCE_SQL = """
-SELECT t.version, t.storage_name, t.row_count, t.pos_base, t.pos_gaps,
+_SOURCE_COLUMNS = """
+       t.version, t.storage_name, t.row_count, t.pos_base, t.pos_gaps,
        (SELECT json_agg(json_build_array(c.id, c.type, c.config, c.hidden, c.width)
                         ORDER BY c.position, c.id)::text
           FROM table_columns c WHERE c.table_id = t.id AND c.deleted_at IS NULL) AS columns,
        v.id, v.sort <> '[]'::jsonb OR coalesce(jsonb_array_length(
                  CASE jsonb_typeof(v.filters -> 'conditions') WHEN 'array' THEN v.filters -> 'conditions' END
              ), 0) > 0 AS is_ordered,
-       v.order_stale, v.order_size, v.rank_base, v.rank_gaps, v.hidden_column_ids, v.widths
-  FROM tables t
+       v.order_stale, v.order_size, v.rank_base, v.rank_gaps, v.hidden_column_ids, v.widths"""
+_VIEW_JOIN = """
   LEFT JOIN table_views v
-         ON v.table_id = t.id AND v.workspace_id = %(workspace_id)s
-        AND v.id = coalesce(%(view_id)s, (SELECT min(f.id) FROM table_views f WHERE f.table_id = t.id))
+         ON v.table_id = t.id AND v.workspace_id = t.workspace_id
+        AND v.id = coalesce(%(view_id)s, (SELECT min(f.id) FROM table_views f WHERE f.table_id = t.id))"""
+_WINDOW_SOURCE_SQL = f"""
+SELECT {_SOURCE_COLUMNS}
+  FROM tables t {_VIEW_JOIN}
  WHERE t.id = %(table_id)s AND t.workspace_id = %(workspace_id)s
-"""
+"""  # noqa: S608 - constant fragments; every value is bound
+# The same with the membership, its user and workspace in front (see ``core/tenancy.py``): the
+# window request's first statement. No row: not a member; a NULL version: no such table here.
+_MEMBER_AND_SOURCE_SQL = f"""
+SELECT {MEMBER_COLUMNS}, {_SOURCE_COLUMNS}
+  FROM {MEMBER_FROM}
+  LEFT JOIN tables t ON t.id = %(table_id)s AND t.workspace_id = w.id {_VIEW_JOIN}
+ WHERE {MEMBER_WHERE}
+"""  # noqa: S608 - constant fragments; every value is bound
 _COLUMN_SETS: OrderedDict[tuple[int, int, str], tuple[ColumnMeta, ...]] = OrderedDict()
 _COLUMN_SETS_SIZE = 512
 
@@ -217,18 +229,48 @@ def window_source_or_404(workspace, table_id: int, view_id: int | None) -> tuple
         )
         .first()
     )
+    return _window_source(workspace.id, int(table_id), view_id, found)
+
+
+def member_and_window_source(slug: str, user_id: int, table_id: int, view_id: int | None) -> tuple[Any, Any]:
+    """The membership of ``user_id`` in ``slug`` and a window's source, in one statement.
+
+    Returns the row (None when ``user_id`` is not a member of ``slug``), which starts with
+    ``MEMBER_COLUMNS``, and the (table id, view id, source) where source is what
+    ``window_source_or_404`` returns, or the NotFound it raises (to raise once the membership and
+    permission checks have passed).
+    """
+    found = (
+        db.session.connection()
+        .exec_driver_sql(
+            _MEMBER_AND_SOURCE_SQL, {"slug": slug, "user_id": user_id, "table_id": int(table_id), "view_id": view_id}
+        )
+        .first()
+    )
+    if found is None:
+        return None, None
+    try:
+        source: Any = _window_source(found[3], int(table_id), view_id, found[7:] if found[7] is not None else None)
+    except NotFound as error:
+        source = error
+    return found, (int(table_id), view_id, source)
+
+
+def _window_source(
+    workspace_id: int, table_id: int, view_id: int | None, found: Any
+) -> tuple[TableMeta, ViewMeta | None]:
     if found is None:
         raise NotFound("That table does not exist.")
     version, storage_name, row_count, pos_base, pos_gaps, columns, vid = found[:7]
     table = TableMeta(
-        int(table_id),
-        workspace.id,
+        table_id,
+        workspace_id,
         version,
         storage_name,
         row_count,
         pos_base,
         pos_gaps,
-        _column_set(int(table_id), version, columns),
+        _column_set(table_id, version, columns),
     )
     if vid is None:
         if view_id is not None:
@@ -236,26 +278,36 @@ def window_source_or_404(workspace, table_id: int, view_id: int | None) -> tuple
         return table, None
     is_ordered, stale, size, rank_base, rank_gaps, hidden, widths = found[7:]
     view = ViewMeta(
-        vid, table.id, workspace.id, bool(is_ordered), stale, size, rank_base, rank_gaps, hidden or [], widths or {}
+        vid, table.id, workspace_id, bool(is_ordered), stale, size, rank_base, rank_gaps, hidden or [], widths or {}
     )
     return table, view
 
 
-def read_grid_window(workspace, actor, table_id: int, view_id: int | None, start: int, limit: int) -> Window:  # noqa: ANN001
+def read_grid_window(  # noqa: PLR0913
+    workspace,  # noqa: ANN001
+    actor,  # noqa: ANN001
+    table_id: int,
+    view_id: int | None,
+    start: int,
+    limit: int,
+    source: tuple[TableMeta, ViewMeta | None] | None = None,
+) -> Window:
     """Return the grid's window [start, start + limit) of a table's view and the view's row count.
 
-    Two statements when the view's order is built (the usual case): the table, view and columns,
-    then the rows. A stale order, or one a crash emptied, is rebuilt through the ORM objects, and
+    Two statements when the view's order is built (the usual case): the table, view and columns
+    (unless ``source`` already holds them, read by ``member_and_window_source``), then the rows. A
+    stale order, or one a crash emptied, is rebuilt through the ORM objects in a transaction, and
     ``wrote`` tells the caller to commit.
     """
     start, limit = _window_bounds(start, limit)
-    table, view = window_source_or_404(workspace, table_id, view_id)
+    table, view = source if source is not None else window_source_or_404(workspace, table_id, view_id)
     ordered = view is not None and view.is_ordered
     if not (ordered and view.order_stale):
         rows = _fetch_window(table, view if ordered else None, start, limit)
         if rows or not ordered or start >= (view.order_size or 0):
             total = (view.order_size or 0) if ordered else table.row_count
             return Window(table, view, rows, total, False)
+    transaction_for_writes()
     live_table, live_view = get_table_and_view_or_404(workspace, table_id, view.id)
     rows = read_window(workspace, actor, live_table, live_view, start, limit)
     return Window(live_table, live_view, rows, count_rows(workspace, actor, live_table, live_view), True)

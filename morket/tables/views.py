@@ -8,14 +8,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import Markup, escape
 
-from morket.core.errors import MorketError, ValidationFailed
+from morket.core.errors import MorketError, NotFound, ValidationFailed
 from morket.core.ratelimit import GRID_LIMIT
 from morket.core.roles import can
-from morket.core.tenancy import workspace_page
+from morket.core.tenancy import transaction_for_writes, workspace_page
 from morket.extensions import db, limiter
 from morket.tables import bp, service
 from morket.tables.column_views import mark_cell_states
@@ -293,7 +293,7 @@ def _decimal_texts(value: Decimal) -> tuple[str, str]:
     whole, dot, fraction = str(value).partition(".")
     # At most 28 digits: the general path's normalize() rounds longer numbers to 28 digits.
     if whole.isdigit() and (not dot or fraction.isdigit()) and len(whole) + len(fraction) <= 28:
-        grouped = f"{int(whole):,}"
+        grouped = _grouped(whole)
         if not dot:
             return whole, grouped
         kept = fraction.rstrip("0")
@@ -301,6 +301,37 @@ def _decimal_texts(value: Decimal) -> tuple[str, str]:
             return whole, f"{grouped}.{fraction}"
         return f"{whole}.{kept}", f"{grouped}.{kept}"
     return _decimal_texts_general(value)
+
+
+def _grouped(digits: str) -> str:
+    """``f"{int(digits):,}"`` for a string of digits, by slicing when it is short (most numbers)."""
+    size = len(digits)
+    if size <= 3:  # noqa: PLR2004
+        return digits if size == 1 or digits[0] != "0" else f"{int(digits):,}"
+    if size <= 6 and digits[0] != "0":  # noqa: PLR2004
+        return f"{digits[:-3]},{digits[-3:]}"
+    return f"{int(digits):,}"
+
+
+def _money_texts(value: Decimal) -> tuple[str, str]:
+    """``cell_raw`` of a currency amount and its ``f"{value:,.2f}"``, from the digits when there is
+    nothing to round (at most two decimals, no sign or exponent), else by Decimal formatting."""
+    whole, dot, fraction = str(value).partition(".")
+    plain = whole.isdigit() and (not dot or fraction.isdigit()) and len(whole) + len(fraction) <= 28
+    if plain and len(fraction) <= 2:  # noqa: PLR2004
+        kept = fraction.rstrip("0")
+        return (f"{whole}.{kept}" if kept else whole), f"{_grouped(whole)}.{fraction:0<2}"
+    return _decimal_raw(value), f"{value:,.2f}"
+
+
+def _decimal_raw(value: Decimal) -> str:
+    """``cell_raw`` of a number: ``_decimal_texts`` without the grouped digits (currency cells show
+    their own two-decimal text)."""
+    whole, dot, fraction = str(value).partition(".")
+    if whole.isdigit() and (not dot or fraction.isdigit()) and len(whole) + len(fraction) <= 28:
+        kept = fraction.rstrip("0")
+        return f"{whole}.{kept}" if kept else whole
+    return _decimal_texts_general(value)[0]
 
 
 def _decimal_texts_general(value: Decimal) -> tuple[str, str]:
@@ -398,11 +429,25 @@ def _cell_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
         def numeric(value: Any) -> str:
             if type(value) is not Decimal:
                 return empty if value is None else typed(value)
-            raw, shown = _decimal_texts(value)
             if code:
-                shown = f"{value:,.2f} {code}"
+                raw, shown = _money_texts(value)
+                return f'{head}{raw}">{shown} {code}</div>'
+            raw, shown = _decimal_texts(value)
             return f'{head}{raw}">{shown}{suffix}</div>'
 
+        def numeric_column(values: Sequence[Any]) -> list[str]:
+            texts = _money_texts if code else _decimal_texts
+            if code:
+                return [
+                    f'{head}{(t := texts(v))[0]}">{t[1]} {code}</div>' if type(v) is Decimal else numeric(v)
+                    for v in values
+                ]
+            return [
+                f'{head}{(t := texts(v))[0]}">{t[1]}{suffix}</div>' if type(v) is Decimal else numeric(v)
+                for v in values
+            ]
+
+        numeric.column = numeric_column  # type: ignore[attr-defined]
         return numeric
     if kind == "enrichment":
         return _enrichment_renderer(head, empty)
@@ -453,11 +498,23 @@ def _window_html(window: list[service.WindowRow], cells: list[tuple[int, Callabl
     return Markup("".join(parts))  # noqa: S704 - built from escaped parts
 
 
+def _view_arg() -> int | None:
+    raw_view = request.args.get("view")
+    return int(raw_view) if raw_view and raw_view.isdigit() else None
+
+
+def _member_and_window_source(slug: str, user_id: int, table_id: int) -> tuple[Any, Any]:
+    return service.member_and_window_source(slug, user_id, table_id, _view_arg())
+
+
 @bp.get("/w/<slug>/tables/<int:table_id>/rows")
-@workspace_page("tables.view")
+@workspace_page("tables.view", member_source=_member_and_window_source)
 @limiter.limit(GRID_LIMIT)
 def rows(workspace, membership, table_id: int):  # noqa: ANN001
-    """A window of rows as HTML (the grid's hot path: two SQL statements after the membership)."""
+    """A window of rows as HTML (the grid's hot path: the membership with the table, then the rows).
+
+    Read without a transaction unless the view's order must be (re)built or a search runs.
+    """
     raw_view = request.args.get("view")
     if raw_view and not raw_view.isdigit():
         abort(404)
@@ -466,12 +523,19 @@ def rows(workspace, membership, table_id: int):  # noqa: ANN001
     limit = _int_arg("limit", DEFAULT_LIMIT, 1, MAX_PAGE_LIMIT)
     query = _search_query()
     if query is not None:
+        transaction_for_writes()
         table, view = service.get_table_and_view_or_404(workspace, table_id, view_id)
         window, total = search_window(workspace, current_user, table, view, query, start, limit)
         wrote = view is not None and view.is_ordered
     else:
+        read = g.get("member_source")
+        source = None
+        if read is not None and read[:2] == (table_id, view_id):
+            if isinstance(read[2], NotFound):
+                raise read[2]
+            source = read[2]
         table, view, window, total, wrote = service.read_grid_window(
-            workspace, current_user, table_id, view_id, start, limit
+            workspace, current_user, table_id, view_id, start, limit, source
         )
     positions = {c.id: i for i, c in enumerate(table.live_columns)}
     cells = [(positions[c.id], _cell_renderer(c)) for c in _visible_columns(table, view)]

@@ -58,3 +58,43 @@ def test_another_app_in_the_process_does_not_take_over_the_limits(client, make_a
     for _ in range(100):
         assert client.get("/").status_code == 200
     assert client.get("/").status_code == 429
+
+
+def test_headers_come_from_the_hit_and_match_a_separate_read(app):
+    """The moving window's hit brings back the window for the X-RateLimit-* headers: the same
+    figures as limits' own read just after it, accepted or refused."""
+    from flask import current_app
+    from limits import parse
+    from limits.strategies import MovingWindowRateLimiter
+
+    from morket.core.ratelimit import MovingWindowFromHit
+    from morket.extensions import limiter
+
+    item = parse("3/minute")
+    with app.test_request_context("/"):
+        strategy = limiter.limiter
+        assert isinstance(strategy, MovingWindowFromHit)
+        plain = MovingWindowRateLimiter(current_app.extensions["morket_limiter"][0])
+        results = []
+        for _ in range(4):
+            results.append(strategy.hit(item, "headers-test"))
+            ours, theirs = strategy.get_window_stats(item, "headers-test"), plain.get_window_stats(item, "headers-test")
+            assert ours.remaining == theirs.remaining
+            assert abs(ours.reset_time - theirs.reset_time) < 0.01
+        assert results == [True, True, True, False]
+        assert strategy.get_window_stats(item, "headers-test").remaining == 0
+    with app.test_request_context("/"):  # a request that did not hit reads the window from Redis
+        assert limiter.limiter.get_window_stats(item, "headers-test").remaining == 0
+
+
+def test_page_headers_count_down_and_the_429_keeps_them(client):
+    seen = [client.get("/") for _ in range(100)]
+    assert [r.headers["X-RateLimit-Remaining"] for r in seen[:3]] == ["99", "98", "97"]
+    assert seen[-1].headers["X-RateLimit-Remaining"] == "0"
+    assert len({r.headers["X-RateLimit-Reset"] for r in seen}) == 1
+    refused = client.get("/")
+    assert refused.status_code == 429
+    assert refused.headers["X-RateLimit-Limit"] == "100"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert refused.headers["X-RateLimit-Reset"] == seen[0].headers["X-RateLimit-Reset"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 61

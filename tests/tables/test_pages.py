@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from sqlalchemy import text
@@ -247,11 +248,47 @@ def test_window_reads_a_constant_number_of_statements(client, db, owner, seeded,
     client.get(url, query_string={"limit": 1})  # warm the per-table-version caches
     counts = []
     for limit in (10, 300):
-        with query_budget(3) as statements:  # membership with its user and workspace, table with view, window
+        with query_budget(2) as statements:  # membership with its user, workspace, table and view; window
             resp = client.get(url, query_string={"start": 200, "limit": limit})
         assert resp.get_data(as_text=True).count('class="grid-row"') == limit
         counts.append(len(statements))
     assert counts[0] == counts[1]
+
+
+def test_window_checks_membership_role_table_and_view_in_its_one_statement(client, db, owner, stranger, seeded):
+    workspace, user = owner
+    other_workspace, other_user = stranger
+    theirs = service.create_table(other_workspace, other_user, "Theirs", columns=[{"name": "A", "type": "text"}])
+    their_view = service.list_views(other_workspace, theirs)[0]
+    db.session.flush()
+    base = f"/w/{workspace.slug}/tables/{seeded.id}/rows"
+    login(client, _member(db, workspace, "billing_admin"))  # a member without tables.view
+    assert client.get(base).status_code == 403
+    login(client, _member(db, workspace, "viewer"))
+    assert client.get(base, query_string={"limit": 3}).get_data(as_text=True).count('class="grid-row"') == 3
+    assert client.get(f"/w/{workspace.slug}/tables/{theirs.id}/rows").status_code == 404
+    assert client.get(base, query_string={"view": their_view.id}).status_code == 404
+    assert client.get(base, query_string={"view": "x"}).status_code == 404
+    assert client.get(f"/w/{workspace.slug}/tables/{seeded.id + 10**6}/rows").status_code == 404
+    assert client.get(f"/w/{other_workspace.slug}/tables/{theirs.id}/rows").status_code == 404
+    assert client.get(f"/w/no-such-workspace/tables/{seeded.id}/rows").status_code == 404
+    login(client, user)
+    # The owner's window still answers after another user's: the records belong to one request.
+    assert client.get(base, query_string={"limit": 1}).status_code == 200
+
+
+def test_window_rate_limit_headers_count_each_request(client, db, owner, seeded):
+    workspace, user = owner
+    login(client, user)
+    url = f"/w/{workspace.slug}/tables/{seeded.id}/rows"
+    began = time.time()
+    seen = [client.get(url, query_string={"limit": 1}).headers for _ in range(3)]
+    assert [h["X-RateLimit-Limit"] for h in seen] == ["1200"] * 3
+    assert [h["X-RateLimit-Remaining"] for h in seen] == ["1199", "1198", "1197"]
+    # The window started with the first request: it resets a minute later, the same for all three.
+    assert len({h["X-RateLimit-Reset"] for h in seen}) == 1
+    assert int(began) + 60 <= int(seen[0]["X-RateLimit-Reset"]) <= int(time.time()) + 61
+    assert all(1 <= int(h["Retry-After"]) <= 61 for h in seen)
 
 
 @pytest.mark.parametrize("change", ["session_version", "disabled"])

@@ -169,12 +169,12 @@ def test_view_window_hides_columns_and_counts_its_rows(db, client, owner, seeded
         assert f'data-col-id="{cols["Founded"].id}"' not in body
 
 
-def test_fast_window_is_three_statements_with_the_membership(db, client, owner, seeded, query_budget):
+def test_fast_window_is_two_statements_with_the_membership(db, client, owner, seeded, query_budget):
     workspace, user = owner
     login(client, user)
     url = f"/w/{workspace.slug}/tables/{seeded.id}/rows?start=500&limit=100"
     client.get(url)
-    with query_budget(3) as statements:
+    with query_budget(2) as statements:
         body = client.get(url).get_data(as_text=True)
     assert body.count('class="grid-row"') == 100
     assert not any(s.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE", "CREATE")) for s in statements)
@@ -238,3 +238,26 @@ def test_pooled_connection_ended_by_the_server_is_replaced_without_a_ping_per_re
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def test_reads_without_a_transaction_until_a_write_needs_one(app):
+    """On the engine's own connections (as in production), the window's reads run outside a
+    transaction; a path that writes gets a transaction back before its first statement."""
+    from flask import g
+
+    from morket.core.tenancy import reads_without_transaction, transaction_for_writes
+    from morket.extensions import db as _db
+
+    with app.test_request_context("/"):
+        assert reads_without_transaction()
+        _db.session.execute(text("SELECT 1"))
+        driver = _db.session.connection().connection.dbapi_connection
+        assert driver.autocommit and driver.info.transaction_status == 0  # idle: no BEGIN was sent
+        transaction_for_writes()
+        assert "morket_autocommit" not in g
+        _db.session.execute(text("SELECT 1"))
+        driver = _db.session.connection().connection.dbapi_connection
+        assert not driver.autocommit and driver.info.transaction_status == 2  # in a transaction
+        assert not reads_without_transaction()  # too late once a transaction is open
+        _db.session.rollback()
+        _db.session.remove()
