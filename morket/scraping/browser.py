@@ -154,6 +154,8 @@ class _PageState:
     bytes: int = 0
     too_large: bool = False
     nav_blocked: str | None = None
+    # A response came from an address the guard refuses (DNS rebinding): the page is discarded.
+    rebound: str | None = None
     blocked: list[str] = field(default_factory=list)
     dom_ready: bool = False
     documents: list[str] = field(default_factory=list)
@@ -318,10 +320,26 @@ class BrowserPool:
         self._state.dom_ready = True
 
     def _on_response(self, event: dict[str, Any]) -> None:
-        headers = (event.get("response") or {}).get("headers") or {}
+        response = event.get("response") or {}
+        address = response.get("remoteIPAddress")
+        # Through a proxy the address is the proxy's, and the proxy resolved the name.
+        if address and not self._proxy:
+            reason = self.guard.answered_from(response.get("url") or "", address)
+            if reason is not None:
+                self._rebound(response.get("url") or "", reason)
+        headers = response.get("headers") or {}
         length = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
         if isinstance(length, str) and length.isdigit() and int(length) > self.settings.max_bytes:
             self._too_large()
+
+    def _rebound(self, url: str, reason: str) -> None:
+        state = self._state
+        state.blocked.append(url)
+        if state.rebound is None:
+            state.rebound = reason
+            with contextlib.suppress(Exception):
+                if self._cdp is not None:
+                    self._cdp.send("Page.navigate", {"url": "about:blank"})
 
     def _too_large(self) -> None:
         if self._state.too_large:
@@ -403,6 +421,8 @@ class BrowserPool:
             try:
                 response = page.goto(url, wait_until="load", timeout=limit * 1000)
             except PlaywrightTimeout:
+                if self._state.rebound is not None:
+                    raise FetchError("blocked", self._state.rebound) from None
                 # The DOM may be there while a slow image or a stalled script holds the load event.
                 if self._state.too_large or not self._state.dom_ready:
                     if self._state.too_large:
@@ -411,6 +431,8 @@ class BrowserPool:
                 response = None
             except PlaywrightError as exc:
                 raise self._classify(exc) from None
+            if self._state.rebound is not None:
+                raise FetchError("blocked", self._state.rebound)
             if self._state.too_large:
                 raise FetchError("too_large", f"The page is larger than {self._mb()} MB.")
             status = response.status if response is not None else _navigation_status(page)
@@ -421,6 +443,8 @@ class BrowserPool:
                 raise FetchError("timeout", "The page stopped answering while it was read.", transient=True) from None
             except PlaywrightError as exc:
                 raise self._classify(exc) from None
+            if self._state.rebound is not None:
+                raise FetchError("blocked", self._state.rebound)
             if self._state.too_large:
                 raise FetchError("too_large", f"The page is larger than {self._mb()} MB.")
             failed = False
@@ -450,6 +474,8 @@ class BrowserPool:
 
     def _classify(self, exc: Exception) -> FetchError:
         text = str(exc)
+        if self._state.rebound is not None:
+            return FetchError("blocked", self._state.rebound)
         if self._state.nav_blocked is not None:
             return FetchError("blocked", self._state.nav_blocked)
         if self._state.too_large:

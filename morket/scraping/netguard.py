@@ -5,16 +5,31 @@ check resolves names exactly as the browser will when a deployment (or the test 
 names no rule covers go to the system resolver. ``RequestGuard`` caches each host:port decision
 for a few seconds: a page asks for the same hosts dozens of times, and a short cache keeps the
 window in which a rebinding DNS answer could slip through no wider than that.
+
+The browser resolves a name again when it connects, so a DNS answer that changes between the
+check and the connection (rebinding) would pass the check. ``RequestGuard.answered_from`` closes
+that on the way back: every response carries the address the browser really connected to, and a
+page that got any response from an address the check refuses is discarded whole (its scripts may
+have copied that response into the page).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from morket.core.urlsafety import UnsafeUrl, check_url, host_port, parse_allowlist, system_resolver
+from morket.core.urlsafety import (
+    UnsafeUrl,
+    allowlisted,
+    blocked_reason,
+    check_url,
+    host_port,
+    parse_allowlist,
+    system_resolver,
+)
 
 # Schemes that never reach the network; everything else must be http(s) and pass the check.
 LOCAL_SCHEMES = frozenset({"data", "blob", "about"})
@@ -74,6 +89,24 @@ class RequestGuard:
             self._decisions.clear()
         self._decisions[key] = (now + DECISION_TTL, reason)
         return reason
+
+    def answered_from(self, url: str, address: str) -> str | None:
+        """Why a response for ``url`` that came from ``address`` must not be used, or None.
+
+        ``address`` is where the browser's connection went; an allowlisted host:port may answer
+        from anywhere, as in ``check_url``."""
+        try:
+            ip = ipaddress.ip_address(address.strip("[]").split("%")[0])
+            _, host, port = host_port(url)
+        except (ValueError, UnsafeUrl):
+            return None  # no network address (a cached or local response) or no http(s) URL
+        reason = blocked_reason(ip)
+        if reason is None or allowlisted(host, port, self.allowlist):
+            return None
+        return (
+            f"{host} was checked, then answered from {ip} ({reason}): its address changed after the"
+            " check (DNS rebinding), so the page was discarded."
+        )
 
     def check(self, url: str) -> None:
         """Raise UnsafeUrl when ``url`` may not be requested."""

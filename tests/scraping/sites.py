@@ -160,6 +160,12 @@ class SiteHandler(BaseHTTPRequestHandler):
                 f'<script>fetch("http://[::1]:{port}/").catch(() => {{}})</script></body>',
             )
             return self._send(200, body)
+        if path == "/reads-rebind":
+            # A script from a host whose DNS answer changes after the check (see test_scraper).
+            body = company_page(host).replace(
+                "</body>", f'<script src="http://rebind.test:{port}/app.js"></script></body>'
+            )
+            return self._send(200, body)
         if path == "/hang":
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
