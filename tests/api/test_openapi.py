@@ -16,6 +16,7 @@ from schemathesis.checks import (
 )
 
 from tests.api.conftest import bearer
+from tests.support.ratelimits import clear_rate_limits
 
 
 def _refs(node):
@@ -96,16 +97,11 @@ TABLES_PATH = "/api/v1/tables"
 
 def _fuzz(app, operations, headers, *, max_examples: int, prepare=None) -> None:
     """Fuzz each operation; ``prepare(case)`` may point the case at real objects before it is sent."""
-    from morket.core.jobs import redis_connection
-
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
     def clear_limits() -> None:
         with app.app_context():
-            conn = redis_connection()
-            keys = list(conn.scan_iter("morket-rl*"))
-            if keys:
-                conn.delete(*keys)
+            clear_rate_limits()
 
     for operation in operations:
 

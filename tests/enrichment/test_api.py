@@ -266,21 +266,14 @@ def test_signed_callbacks_complete_asynchronous_lookups(client, db, team, sandbo
     assert cells[0]["value"] == "Engineer" and cells[0]["status"] == "success"
 
 
-def _clear_rate_limits() -> None:
-    from morket.core.jobs import redis_connection
-
-    conn = redis_connection()
-    keys = list(conn.scan_iter("morket-rl*"))
-    if keys:
-        conn.delete(*keys)
-
-
 def test_any_column_setup_gets_a_clear_answer_and_a_refusal_writes_nothing(client, db, team):
     """Hypothesis over enrichment column bodies (valid setups, then up to three fields replaced by
     anything JSON can hold): 201 with a usable column, or 422 with the reason and the table
     unchanged; never a server error."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
+
+    from tests.support.ratelimits import clear_rate_limits
 
     workspace, owner, viewer, table, ids, rows, row_ids = team
     auth = _auth(owner, workspace, "owner")
@@ -330,7 +323,7 @@ def test_any_column_setup_gets_a_clear_answer_and_a_refusal_writes_nothing(clien
                 body.pop(key, None)
             else:
                 body[key] = data.draw(anything, label="value")
-        _clear_rate_limits()
+        clear_rate_limits()
         before = live_columns()
         resp = client.post(base, json=body, headers=auth)
         assert resp.status_code in (201, 422), (resp.status_code, body, resp.get_data(as_text=True)[:300])

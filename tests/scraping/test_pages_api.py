@@ -167,7 +167,7 @@ def test_api_any_body_gets_a_clear_answer_and_a_refusal_queues_nothing(client, d
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from morket.core.jobs import redis_connection
+    from tests.support.ratelimits import clear_rate_limits
 
     team, _ = teams
     headers = bearer(token(team.member, team.workspace))
@@ -205,10 +205,7 @@ def test_api_any_body_gets_a_clear_answer_and_a_refusal_queues_nothing(client, d
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     def check(body):
-        conn = redis_connection()
-        keys = list(conn.scan_iter("morket-rl*"))
-        if keys:
-            conn.delete(*keys)
+        clear_rate_limits()
         before = _count(db)
         resp = client.post("/api/v1/scrapes", json=body, headers=headers)
         assert resp.status_code in (202, 400, 422), (resp.status_code, body, resp.get_data(as_text=True)[:300])

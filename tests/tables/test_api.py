@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from morket.api.tokens import encode_access_token
-from morket.core.jobs import redis_connection
 from morket.tables import service, storage
 from tests.api.conftest import bearer, make_team
+from tests.support.ratelimits import clear_rate_limits
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -79,10 +79,7 @@ def _column_id(table, name: str) -> int:
 
 
 def _clear_limits() -> None:
-    conn = redis_connection()
-    keys = list(conn.scan_iter("morket-rl*"))
-    if keys:
-        conn.delete(*keys)
+    clear_rate_limits()
 
 
 def _db_rows(db, table) -> list[tuple]:
