@@ -421,20 +421,17 @@ class BrowserPool:
             try:
                 response = page.goto(url, wait_until="load", timeout=limit * 1000)
             except PlaywrightTimeout:
-                if self._state.rebound is not None:
-                    raise FetchError("blocked", self._state.rebound) from None
+                stopped = self._cut_short()
+                if stopped is not None:
+                    raise stopped from None
                 # The DOM may be there while a slow image or a stalled script holds the load event.
-                if self._state.too_large or not self._state.dom_ready:
-                    if self._state.too_large:
-                        raise FetchError("too_large", f"The page is larger than {self._mb()} MB.") from None
+                if not self._state.dom_ready:
                     raise FetchError("timeout", f"The page did not load within {limit:g} seconds.") from None
                 response = None
             except PlaywrightError as exc:
                 raise self._classify(exc) from None
-            if self._state.rebound is not None:
-                raise FetchError("blocked", self._state.rebound)
-            if self._state.too_large:
-                raise FetchError("too_large", f"The page is larger than {self._mb()} MB.")
+            if (stopped := self._cut_short()) is not None:
+                raise stopped
             status = response.status if response is not None else _navigation_status(page)
             try:
                 snapshot = page.evaluate(SNAPSHOT_JS, IDLE_WAIT_SECONDS * 1000)
@@ -443,10 +440,8 @@ class BrowserPool:
                 raise FetchError("timeout", "The page stopped answering while it was read.", transient=True) from None
             except PlaywrightError as exc:
                 raise self._classify(exc) from None
-            if self._state.rebound is not None:
-                raise FetchError("blocked", self._state.rebound)
-            if self._state.too_large:
-                raise FetchError("too_large", f"The page is larger than {self._mb()} MB.")
+            if (stopped := self._cut_short()) is not None:
+                raise stopped
             failed = False
             return PageResult(
                 url=url,
@@ -468,6 +463,15 @@ class BrowserPool:
                 if self._browser is not None and not self._browser.is_connected():
                     self.close()
             self._after_page()
+
+    def _cut_short(self) -> FetchError | None:
+        """The error of a load that the page's own events stopped (a rebound address, too many
+        bytes), or None."""
+        if self._state.rebound is not None:
+            return FetchError("blocked", self._state.rebound)
+        if self._state.too_large:
+            return FetchError("too_large", f"The page is larger than {self._mb()} MB.")
+        return None
 
     def _mb(self) -> str:
         return f"{self.settings.max_bytes / (1024 * 1024):g}"
