@@ -303,7 +303,7 @@ class BrowserPool:
         try:
             url = event["request"]["url"]
             is_nav = event.get("resourceType") == "Document" and event.get("frameId") == self._state.main_frame
-            reason = self.guard.refusal(url)
+            reason = self._state.rebound or self.guard.refusal(url)
             if reason is None:
                 if is_nav:
                     self._state.documents.append(url)
@@ -333,13 +333,13 @@ class BrowserPool:
             self._too_large()
 
     def _rebound(self, url: str, reason: str) -> None:
+        # Only noted here: a DevTools call from inside this event handler can wait forever for its
+        # answer. The interception refuses every later request of the page (``_on_paused``), so the
+        # load ends by itself, and ``fetch`` discards it.
         state = self._state
         state.blocked.append(url)
         if state.rebound is None:
             state.rebound = reason
-            with contextlib.suppress(Exception):
-                if self._cdp is not None:
-                    self._cdp.send("Page.navigate", {"url": "about:blank"})
 
     def _too_large(self) -> None:
         if self._state.too_large:
