@@ -18,6 +18,7 @@ from morket.providers.sandboxes import data
 from morket.tables import service as tables
 from morket.workspaces import service as ws_service
 from morket.workspaces.models import Membership
+from tests.enrichment.test_engine_support import finish_run
 from tests.factories import UserFactory, workspace_with_owner
 
 PEOPLE = (
@@ -60,16 +61,6 @@ def _body(ids, **extra):  # noqa: ANN003, ANN202
     return body
 
 
-def _finish(run_id: int) -> EnrichmentRun:
-    for _ in range(30):
-        engine.work(run_id, 0, budget=20)
-        _db.session.expire_all()
-        run = _db.session.get(EnrichmentRun, run_id)
-        if run.finished:
-            return run
-    raise AssertionError("the run did not finish")
-
-
 def test_columns_runs_cells_and_attempts(client, db, team):
     workspace, owner, viewer, table, ids, rows, row_ids = team
     auth = _auth(owner, workspace, "owner")
@@ -87,7 +78,7 @@ def test_columns_runs_cells_and_attempts(client, db, team):
     started = client.post(f"{base}/{column['id']}/runs", json={"scope": "all", "confirm": True}, headers=auth)
     assert started.status_code == 202, started.get_json()
     run_id = started.get_json()["data"]["id"]
-    run = _finish(run_id)
+    run = finish_run(run_id)
     status = client.get(f"/api/v1/enrichment/runs/{run_id}", headers=auth).get_json()["data"]
     assert status["status"] == "completed" and status["remaining"] == 0 and status["done"] == 8
     assert status["credits_used"] == run.credits_used == 500 - credits.balance(workspace.id)
@@ -203,7 +194,7 @@ def test_an_api_key_can_set_up_and_run(client, db, team):
     assert created.status_code == 201, created.get_json()
     started = client.post(f"{base}/{created.get_json()['data']['id']}/runs", json={"confirm": True}, headers=auth)
     assert started.status_code == 202
-    assert _finish(started.get_json()["data"]["id"]).status == "completed"
+    assert finish_run(started.get_json()["data"]["id"]).status == "completed"
 
 
 def _sign(key: str, body: bytes) -> str:
@@ -258,7 +249,7 @@ def test_signed_callbacks_complete_asynchronous_lookups(client, db, team, sandbo
     signed = {**json_type, "X-Request-Signature": _sign("sandbox-clearbit-key", payload)}
     resp = client.post(url, data=payload, headers=signed)
     assert resp.status_code == 200 and resp.get_json()["data"] == {"accepted": True}
-    run = _finish(run_id)
+    run = finish_run(run_id)
     assert run.succeeded == 1
     cells = client.get(
         f"/api/v1/tables/{table.id}/enrichment-columns/{column_id}/cells?row_ids={row_ids[0]}", headers=auth

@@ -20,6 +20,7 @@ from tests.enrichment.test_engine_support import (
     attempts,
     cells,
     enrichment_column,
+    finish_run,
     grant,
     ledger,
     people_rows,
@@ -52,11 +53,7 @@ def people(db, fast):
 
 def finish(run, *, rounds: int = 20) -> None:  # noqa: ANN001
     """Work the run in this process until it is over (as its jobs would)."""
-    for _ in range(rounds):
-        engine.work(run.id, 0, budget=20)
-        if reload(run).finished:
-            return
-    raise AssertionError(f"run {run.id} did not finish: {service.run_progress(reload(run))}")
+    finish_run(run.id, rounds=rounds)
 
 
 def expected_found(rows: list[dict]) -> list[bool]:

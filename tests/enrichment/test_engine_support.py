@@ -100,6 +100,19 @@ def reload(run: EnrichmentRun) -> EnrichmentRun:
     return db.session.get(EnrichmentRun, run.id)
 
 
+def finish_run(run_id: int, *, rounds: int = 30) -> EnrichmentRun:
+    """Work the run in this process until it is over (as its jobs would); return it."""
+    from morket.enrichment import engine, service
+
+    for _ in range(rounds):
+        engine.work(run_id, 0, budget=20)
+        db.session.expire_all()
+        run = db.session.get(EnrichmentRun, run_id)
+        if run.finished:
+            return run
+    raise AssertionError(f"run {run_id} did not finish: {service.run_progress(run)}")
+
+
 def ledger(workspace_id: int, run_id: int | None = None) -> list[Any]:
     from morket.credits.models import LedgerEntry
 

@@ -28,17 +28,9 @@ from morket.enrichment import service
 from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun, EnrichmentRunRow
 from morket.extensions import db
 from tests.enrichment.test_engine_support import enrichment_column, grant, people_table
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.25) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 class Committed:
@@ -232,11 +224,15 @@ def test_sigkill_mid_run_loses_no_row_and_charges_no_credit_twice(committed_app,
         procs.worker()
         procs.scheduler()
         run_id = setup.start()
-        assert wait_until(lambda: run_state(run_id).done >= 1200, timeout=180), "the run did not get going"
+        assert wait_until(lambda: run_state(run_id).done >= 1200, timeout=180, interval=0.25), (
+            "the run did not get going"
+        )
         leased = leased_rows(run_id)
         procs.kill(victim)
         assert leased > 0
-        assert wait_until(lambda: run_state(run_id).finished, timeout=300), service.run_progress(run_state(run_id))
+        assert wait_until(lambda: run_state(run_id).finished, timeout=300, interval=0.25), service.run_progress(
+            run_state(run_id)
+        )
     finally:
         procs.stop_all()
     assert_run_settled(run_id, setup.workspace.id, sandbox)
@@ -262,15 +258,17 @@ def test_redis_outage_pauses_the_run_and_it_completes_after_redis_returns(commit
         procs.worker()
         procs.scheduler()
         run_id = setup.start()
-        assert wait_until(lambda: run_state(run_id).done >= 300, timeout=120), "the run did not get going"
+        assert wait_until(lambda: run_state(run_id).done >= 300, timeout=120, interval=0.25), (
+            "the run did not get going"
+        )
         redis_server.stop()
         stopped = time.monotonic()
-        assert wait_until(lambda: run_state(run_id).status == "paused", timeout=60), service.run_progress(
-            run_state(run_id)
+        assert wait_until(lambda: run_state(run_id).status == "paused", timeout=60, interval=0.25), (
+            service.run_progress(run_state(run_id))
         )
         assert run_state(run_id).pause_reason
         # Batches in flight finish and give their rows back; then nothing moves until Redis returns.
-        assert wait_until(lambda: leased_rows(run_id) == 0, timeout=30)
+        assert wait_until(lambda: leased_rows(run_id) == 0, timeout=30, interval=0.25)
         paused_at = run_state(run_id).done
         assert paused_at < 2000
         time.sleep(max(0.0, 30 - (time.monotonic() - stopped)))
@@ -279,7 +277,9 @@ def test_redis_outage_pauses_the_run_and_it_completes_after_redis_returns(commit
         # RQ worker processes exit when Redis vanishes under a running job; like the process
         # manager in production, restart the ones that did.
         procs.revive_workers()
-        assert wait_until(lambda: run_state(run_id).finished, timeout=240), service.run_progress(run_state(run_id))
+        assert wait_until(lambda: run_state(run_id).finished, timeout=240, interval=0.25), service.run_progress(
+            run_state(run_id)
+        )
     finally:
         procs.stop_all()
         redis_server.stop()

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from morket.credits import service as credits
 from morket.credits.models import LedgerEntry
-from morket.enrichment import columns, engine
+from morket.enrichment import columns
 from morket.enrichment.models import EnrichmentRun
 from morket.enrichment.schemas import ColumnSetup
 from morket.extensions import db as _db
@@ -17,6 +17,7 @@ from morket.providers.sandboxes import data
 from morket.tables import service as tables
 from morket.tables import storage
 from morket.workspaces.models import Membership
+from tests.enrichment.test_engine_support import finish_run
 from tests.factories import UserFactory, csrf_token, login, workspace_with_owner
 
 PEOPLE = (
@@ -57,16 +58,6 @@ def _member(workspace, role: str):
     return user
 
 
-def _finish(run_id: int) -> EnrichmentRun:
-    for _ in range(30):
-        engine.work(run_id, 0, budget=20)
-        _db.session.expire_all()
-        run = _db.session.get(EnrichmentRun, run_id)
-        if run.finished:
-            return run
-    raise AssertionError("the run did not finish")
-
-
 def _start(client, workspace, table, column, **data) -> int:  # noqa: ANN003
     base = f"/w/{workspace.slug}/tables/{table.id}/enrichment/{column.id}"
     token = csrf_token(client, "/w")
@@ -91,7 +82,7 @@ def test_estimate_start_progress_and_the_balance_drop_by_the_ledger(client, db, 
     assert f'hx-get="/w/{workspace.slug}/runs/{run_id}/progress" hx-trigger="every 1s"' in page.get_data(as_text=True)
     assert client.get(f"/w/{workspace.slug}/runs/{run_id}/progress").status_code == 200
 
-    run = _finish(run_id)
+    run = finish_run(run_id)
     progress = client.get(f"/w/{workspace.slug}/runs/{run_id}/progress")
     body = progress.get_data(as_text=True)
     assert progress.status_code == 286 and "hx-trigger" not in body
@@ -136,7 +127,7 @@ def test_confirmation_above_the_threshold(client, db, people, quick):
 def test_empty_rows_and_selected_rows(client, db, people):
     workspace, owner, table, column, _rows, row_ids = people
     login(client, owner)
-    run = _finish(_start(client, workspace, table, column, scope="selected", row_ids=f"{row_ids[0]},{row_ids[1]}"))
+    run = finish_run(_start(client, workspace, table, column, scope="selected", row_ids=f"{row_ids[0]},{row_ids[1]}"))
     assert run.total == 2 and run.scope == "selected"
     base = f"/w/{workspace.slug}/tables/{table.id}/enrichment/{column.id}"
     html = client.get(f"{base}/estimate?scope=empty", headers={"HX-Request": "true"}).get_data(as_text=True)
@@ -234,7 +225,7 @@ def test_grid_strip_of_running_runs_polls_until_none_is_left(client, db, people)
     html = busy.get_data(as_text=True)
     assert busy.status_code == 200 and 'hx-trigger="every 2s"' in html
     assert f'data-run-id="{run_id}"' in html and "Enriching Work email: 0 of 12" in html
-    _finish(run_id)
+    finish_run(run_id)
     done = client.get(url)
     assert done.status_code == 286 and f'data-run-id="{run_id}"' not in done.get_data(as_text=True)
     other, stranger = workspace_with_owner()
@@ -247,7 +238,7 @@ def test_row_panel_lists_a_cells_attempts(client, db, people):
     workspace, owner, table, column, _rows, row_ids = people
     login(client, owner)
     run_id = _start(client, workspace, table, column)
-    _finish(run_id)
+    finish_run(run_id)
     panel = client.get(f"/w/{workspace.slug}/tables/{table.id}/rows/{row_ids[0]}").get_data(as_text=True)
     url = f"/w/{workspace.slug}/tables/{table.id}/enrichment/{column.id}/rows/{row_ids[0]}/attempts"
     assert f'hx-get="{url}" hx-trigger="load"' in panel

@@ -78,10 +78,6 @@ def _column_id(table, name: str) -> int:
     return next(c.id for c in table.live_columns if c.name == name)
 
 
-def _clear_limits() -> None:
-    clear_rate_limits()
-
-
 def _db_rows(db, table) -> list[tuple]:
     """The rows as PostgreSQL holds them, in the table's order: (id, *cells)."""
     store = storage.storage_for(table)
@@ -512,7 +508,7 @@ def test_row_payloads_for_every_column_type(client, db, headers, table, kind):
     )
     @given(good=good_rows, bad=bad_cells if kind == "mixed" else st.just({}), via_id=st.booleans())
     def check(good, bad, via_id):
-        _clear_limits()
+        clear_rate_limits()
         payload = {(ids[k] if via_id else k): v for k, v in good.items()}
         payload.update(bad)
         count_before = len(_db_rows(db, table))

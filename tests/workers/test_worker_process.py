@@ -12,17 +12,9 @@ from sqlalchemy import create_engine, select, text
 
 from morket.accounts.models import UserToken
 from morket.core.jobs import QUEUE_DEFAULT, enqueue_after_commit, relay_committed
+from tests.support.waiting import wait_until
 
 TASK = "morket.core.maintenance.delete_expired_user_tokens"
-
-
-def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def token_ids(committed) -> set[int]:  # noqa: ANN001
