@@ -24,6 +24,9 @@ as in production, against a bare Flask view that runs the same window SQL on a p
 connection and renders the same cells with a one-loop template: ``ratios.html_over_bare`` (worst
 median ratio over positions and views) and ``figures.window_html_p95_ms`` (worst of unsorted and
 sorted + filtered). The last line printed is one JSON object.
+
+Once the table is seeded the process freezes what it has loaded out of the garbage collector's
+passes, as a web worker does once gunicorn has loaded the app (``morket/gunicorn_config.py``).
 """
 
 from __future__ import annotations
@@ -120,6 +123,7 @@ def _table(workspace, user, rows: int, figures: dict[str, Any]):  # noqa: ANN001
 
 
 def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    from morket.core.runtime import freeze_loaded_objects
     from morket.extensions import db
     from morket.tables import service
 
@@ -130,6 +134,9 @@ def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     by_name = {c.name: c for c in table.live_columns}
     raw = psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
     raw.autocommit = True
+    # From here on this process serves as a web worker does once gunicorn has loaded the app
+    # (``morket/gunicorn_config.py``): what is loaded so far is frozen out of the GC's passes.
+    freeze_loaded_objects()
 
     view = next((v for v in service.list_views(workspace, table) if v.name == "bench sort"), None)
     if view is None:

@@ -8,6 +8,7 @@ case "${1:-web}" in
   web)
     echo web > "$role_file"
     exec gunicorn app:app \
+      --config python:morket.gunicorn_config \
       --worker-class gthread \
       --workers "${WEB_CONCURRENCY:-2}" \
       --threads "${GUNICORN_THREADS:-4}" \

@@ -153,7 +153,7 @@ class DevServer:
         self.spawn(
             "web",
             [
-                python, "-m", "gunicorn", "app:app",
+                python, "-m", "gunicorn", "app:app", "--config", "python:morket.gunicorn_config",
                 "--worker-class", "gthread", "--workers", "2", "--threads", "4",
                 "--bind", f"{self.host}:{self.port}",
                 "--graceful-timeout", "10", "--access-logfile", "-",

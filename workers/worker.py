@@ -11,7 +11,6 @@ process, which code stuck in C cannot notice).
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import signal
 import time
@@ -24,6 +23,7 @@ from rq.exceptions import StopRequested
 from rq.job import Job
 
 from morket.core.jobs import JOB_TIMEOUT_SECONDS, QUEUE_SCRAPE, QUEUES
+from morket.core.runtime import freeze_loaded_objects
 from workers.runner import worker_app
 
 log = logging.getLogger("morket.worker")
@@ -64,11 +64,9 @@ def build_worker(
 ) -> Worker | SimpleWorker:
     """Return a worker on the app's Redis listening to ``queue_names`` in priority order."""
     app = worker_app()
-    # What is loaded now (the app, its modules and their caches) lives as long as the process:
-    # keep it out of the garbage collector's passes, here and in every work horse forked from
-    # here (a full pass otherwise walks all of it again and again inside each job).
-    gc.collect()
-    gc.freeze()
+    # What is loaded now lives as long as the process, here and in every work horse forked from
+    # here: out of the garbage collector's passes with it.
+    freeze_loaded_objects()
     # A connection of its own: RQ raises the socket timeout for its blocking dequeue, which
     # must not leak into the client that jobs use for rate limits and caches.
     connection = Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=5, health_check_interval=30)

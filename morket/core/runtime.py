@@ -1,0 +1,19 @@
+"""Process-wide settings for Morket's long-running processes (web workers and job workers)."""
+
+from __future__ import annotations
+
+import gc
+
+
+def freeze_loaded_objects() -> None:
+    """Keep what is loaded now out of the garbage collector's passes for the life of the process.
+
+    Called once the app is loaded: its modules, SQLAlchemy's and Jinja's compiled objects and
+    the caches filled at start-up live as long as the process. Left in the collected
+    generations, each full pass walks all of them again; in a web worker that walk is paid by
+    whichever request triggers it, and was most of the time a grid window spends beyond its
+    own work (docs/PERFORMANCE.md). Objects created later are collected as usual. In a process
+    that forks (RQ's work horses), the frozen objects' pages also stay shared with the parent.
+    """
+    gc.collect()
+    gc.freeze()
