@@ -103,6 +103,14 @@ DRAG = """async (g, target) => {
 }"""
 
 
+# The row the scroll position points at (the scaled scroll range maps scrollTop to a row).
+AIMED = """(g) => {
+  const header = g.querySelector('.grid-header').offsetHeight;
+  const visible = Math.floor((g.clientHeight - header) / 32);
+  return Math.floor(g.scrollTop / (g.scrollHeight - g.clientHeight) * (Number(g.dataset.total) - visible));
+}"""
+
+
 def _scroll_to_fraction(page, grid, fraction: float) -> int:
     """Drag the scrollbar to ``fraction``: one window fetch, for where it stops; return the aimed position."""
     fetched = []
@@ -110,13 +118,7 @@ def _scroll_to_fraction(page, grid, fraction: float) -> int:
     page.on("request", listener)
     most = grid.evaluate(DRAG, fraction)
     assert most <= MAX_ROWS_IN_DOM
-    aimed = grid.evaluate(
-        """(g) => {
-          const header = g.querySelector('.grid-header').offsetHeight;
-          const visible = Math.floor((g.clientHeight - header) / 32);
-          return Math.floor(g.scrollTop / (g.scrollHeight - g.clientHeight) * (Number(g.dataset.total) - visible));
-        }"""
-    )
+    aimed = grid.evaluate(AIMED)
     _settle(page, grid, aimed)
     page.remove_listener("request", listener)
     # A frame can stall on a busy machine and let the debounce fire once mid-drag; never more.
@@ -158,8 +160,11 @@ def _check_big_grid(app, page, base, info):
     assert shown["company"] == company
 
     page.mouse.move(400, 400)
+    before_wheel = grid.evaluate("(g) => g.scrollTop")
     page.mouse.wheel(0, 32 * 50)
-    after_wheel = _settle(page, grid)
+    # The browser scrolls after the wheel event is dispatched: wait for it, then for the rows there.
+    page.wait_for_function("([g, top]) => g.scrollTop > top", arg=[grid.element_handle(), before_wheel])
+    after_wheel = _settle(page, grid, grid.evaluate(AIMED))
     assert after_wheel["pos"] > shown["pos"]
     company = _expected(
         app, f"SELECT {info['company']} FROM {info['rows']} ORDER BY pos OFFSET :p LIMIT 1", p=after_wheel["pos"]
