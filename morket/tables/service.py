@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from morket.core.db import utcnow
+from morket.core.db import driver_rows, utcnow
 from morket.core.errors import NotFound, ValidationFailed
 from morket.core.tenancy import MEMBER_COLUMNS, MEMBER_FROM, MEMBER_WHERE, transaction_for_writes
 from morket.extensions import db
@@ -240,15 +240,14 @@ def member_and_window_source(slug: str, user_id: int, table_id: int, view_id: in
     ``window_source_or_404`` returns, or the NotFound it raises (to raise once the membership and
     permission checks have passed).
     """
-    found = (
-        db.session.connection()
-        .exec_driver_sql(
-            _MEMBER_AND_SOURCE_SQL, {"slug": slug, "user_id": user_id, "table_id": int(table_id), "view_id": view_id}
-        )
-        .first()
+    rows = driver_rows(
+        db.session.connection(),
+        _MEMBER_AND_SOURCE_SQL,
+        {"slug": slug, "user_id": user_id, "table_id": int(table_id), "view_id": view_id},
     )
-    if found is None:
+    if not rows:
         return None, None
+    found = rows[0]
     try:
         source: Any = _window_source(found[3], int(table_id), view_id, found[7:] if found[7] is not None else None)
     except NotFound as error:
@@ -318,8 +317,8 @@ def _fetch_window(table: Table | TableMeta, view: View | ViewMeta | None, start:
     store = storage.storage_for(table)
     sql = store.window_sql(table.id, view.id if view is not None else None)
     keys = _window_keys(table, view, start, limit)
-    result = db.session.connection().exec_driver_sql(sql, keys).all()
-    return [WindowRow(r[0], start + i, tuple(r[1:-1]), r[-1]) for i, r in enumerate(result)]
+    result = driver_rows(db.session.connection(), sql, keys)
+    return [WindowRow(r[0], start + i, r[1:-1], r[-1]) for i, r in enumerate(result)]
 
 
 def list_tables(workspace) -> list[Table]:  # noqa: ANN001
