@@ -106,11 +106,9 @@ def driver_rows(connection: Connection, sql: str, params: Mapping[str, Any]) -> 
     """Run one read (``%(name)s`` parameters) on ``connection``'s driver cursor; return its rows."""
     fairy = connection.connection
     cursor = fairy.cursor()
-    listened = bool(connection.dispatch.before_cursor_execute or connection.dispatch.after_cursor_execute)
     try:
-        if listened:
-            for fn in connection.dispatch.before_cursor_execute:
-                fn(connection, cursor, sql, params, None, False)
+        for fn in connection.dispatch.before_cursor_execute:
+            fn(connection, cursor, sql, params, None, False)
         try:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
@@ -121,9 +119,8 @@ def driver_rows(connection: Connection, sql: str, params: Mapping[str, Any]) -> 
             raise exc.DBAPIError.instance(
                 sql, params, error, connection.dialect.loaded_dbapi.Error, connection_invalidated=disconnected
             ) from error
-        if listened:
-            for fn in connection.dispatch.after_cursor_execute:
-                fn(connection, cursor, sql, params, None, False)
+        for fn in connection.dispatch.after_cursor_execute:
+            fn(connection, cursor, sql, params, None, False)
         return rows
     finally:
         cursor.close()

@@ -572,10 +572,8 @@ class RowWorker:
             return Result(
                 outcome="retryable", message=f"{provider.label} is failing; calls are paused.", retry_after=wait
             ), record
-        if admission.wait > 0:
-            left = self.s.lease_deadline - time.monotonic() - self.s.lease_margin
-            if left <= 0 or not bucket.acquire(timeout=left, wait=admission.wait):
-                raise _Release
+        if admission.wait > 0 and not bucket.acquire(timeout=left, wait=admission.wait):
+            raise _Release
         if self.s.stop.is_set():
             raise _Release
         callback_url = f"{plan.callback_base}/{provider.name}" if op.asynchronous else None

@@ -283,24 +283,30 @@ def _escape_text(text: str) -> str:
     )
 
 
-def _decimal_texts(value: Decimal) -> tuple[str, str]:
-    """Return ``cell_raw`` and the grouped digits of ``cell_display`` for a number in one pass.
+def _plain_digits(value: Decimal) -> tuple[str, str] | None:
+    """The whole and fractional digits of a number that prints as plain digits (no sign, no
+    exponent, at most 28 digits: the general path's normalize() rounds longer numbers), else None.
 
-    Most stored numbers print as plain digits (no sign, no exponent): their texts come from the
-    digits directly, which is several times cheaper than Decimal arithmetic and gives the same
-    output; anything else takes the general path.
+    Most stored numbers are plain: their texts come from the digits directly, several times
+    cheaper than Decimal arithmetic and the same output.
     """
     whole, dot, fraction = str(value).partition(".")
-    # At most 28 digits: the general path's normalize() rounds longer numbers to 28 digits.
-    if whole.isdigit() and (not dot or fraction.isdigit()) and len(whole) + len(fraction) <= 28:
-        grouped = _grouped(whole)
-        if not dot:
-            return whole, grouped
-        kept = fraction.rstrip("0")
-        if not kept:
-            return whole, f"{grouped}.{fraction}"
-        return f"{whole}.{kept}", f"{grouped}.{kept}"
-    return _decimal_texts_general(value)
+    if whole.isdigit() and (not dot or fraction.isdigit()) and len(whole) + len(fraction) <= 28:  # noqa: PLR2004
+        return whole, fraction
+    return None
+
+
+def _decimal_texts(value: Decimal) -> tuple[str, str]:
+    """Return ``cell_raw`` and the grouped digits of ``cell_display`` for a number in one pass."""
+    digits = _plain_digits(value)
+    if digits is None:
+        return _decimal_texts_general(value)
+    whole, fraction = digits
+    grouped = _grouped(whole)
+    kept = fraction.rstrip("0")
+    if not kept:
+        return whole, f"{grouped}.{fraction}" if fraction else grouped
+    return f"{whole}.{kept}", f"{grouped}.{kept}"
 
 
 def _grouped(digits: str) -> str:
@@ -316,22 +322,12 @@ def _grouped(digits: str) -> str:
 def _money_texts(value: Decimal) -> tuple[str, str]:
     """``cell_raw`` of a currency amount and its ``f"{value:,.2f}"``, from the digits when there is
     nothing to round (at most two decimals, no sign or exponent), else by Decimal formatting."""
-    whole, dot, fraction = str(value).partition(".")
-    plain = whole.isdigit() and (not dot or fraction.isdigit()) and len(whole) + len(fraction) <= 28
-    if plain and len(fraction) <= 2:  # noqa: PLR2004
-        kept = fraction.rstrip("0")
-        return (f"{whole}.{kept}" if kept else whole), f"{_grouped(whole)}.{fraction:0<2}"
-    return _decimal_raw(value), f"{value:,.2f}"
-
-
-def _decimal_raw(value: Decimal) -> str:
-    """``cell_raw`` of a number: ``_decimal_texts`` without the grouped digits (currency cells show
-    their own two-decimal text)."""
-    whole, dot, fraction = str(value).partition(".")
-    if whole.isdigit() and (not dot or fraction.isdigit()) and len(whole) + len(fraction) <= 28:
-        kept = fraction.rstrip("0")
-        return f"{whole}.{kept}" if kept else whole
-    return _decimal_texts_general(value)[0]
+    digits = _plain_digits(value)
+    if digits is None or len(digits[1]) > 2:  # noqa: PLR2004
+        return _decimal_texts(value)[0], f"{value:,.2f}"
+    whole, fraction = digits
+    kept = fraction.rstrip("0")
+    return (f"{whole}.{kept}" if kept else whole), f"{_grouped(whole)}.{fraction:0<2}"
 
 
 def _decimal_texts_general(value: Decimal) -> tuple[str, str]:
@@ -426,25 +422,18 @@ def _cell_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
         suffix = "%" if kind == "percent" else ""
         code = str(escape((config or {}).get("currency", "USD"))) if kind == "currency" else ""
 
+        texts = _money_texts if code else _decimal_texts
+        tail = f" {code}" if code else suffix
+
         def numeric(value: Any) -> str:
             if type(value) is not Decimal:
                 return empty if value is None else typed(value)
-            if code:
-                raw, shown = _money_texts(value)
-                return f'{head}{raw}">{shown} {code}</div>'
-            raw, shown = _decimal_texts(value)
-            return f'{head}{raw}">{shown}{suffix}</div>'
+            raw, shown = texts(value)
+            return f'{head}{raw}">{shown}{tail}</div>'
 
         def numeric_column(values: Sequence[Any]) -> list[str]:
-            texts = _money_texts if code else _decimal_texts
-            if code:
-                return [
-                    f'{head}{(t := texts(v))[0]}">{t[1]} {code}</div>' if type(v) is Decimal else numeric(v)
-                    for v in values
-                ]
             return [
-                f'{head}{(t := texts(v))[0]}">{t[1]}{suffix}</div>' if type(v) is Decimal else numeric(v)
-                for v in values
+                f'{head}{(t := texts(v))[0]}">{t[1]}{tail}</div>' if type(v) is Decimal else numeric(v) for v in values
             ]
 
         numeric.column = numeric_column  # type: ignore[attr-defined]
