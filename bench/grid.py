@@ -312,6 +312,7 @@ def _html(table, views: dict[str, Any], raw: psycopg.Connection, args: argparse.
 
     from flask import current_app
 
+    from morket.core.ratelimit import clear_rate_limits
     from morket.extensions import db
     from morket.tables import service
 
@@ -327,7 +328,8 @@ def _html(table, views: dict[str, Any], raw: psycopg.Connection, args: argparse.
             statements[f"{label}-{where}"] = (str(compiled), compiled.params)
             plan.append((label, where, start))
     db.session.commit()
-    _clear_rate_limit(user)
+    # Runs a few seconds apart would meet the grid's per-minute limit: start the user's windows afresh.
+    clear_rate_limits(f"user:{int(user.id)}")
     client = app.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = user.get_id()
@@ -373,17 +375,6 @@ def _html(table, views: dict[str, Any], raw: psycopg.Connection, args: argparse.
     figures["window_html_p95_ms"] = max(figures[f"window_html_p95_ms_{label}"] for label in html)
     ratios["html_over_bare"] = max(v for k, v in ratios.items() if k.startswith("html_over_bare_"))
     ratios["html_cpu_over_bare"] = max(v for k, v in ratios.items() if k.startswith("html_cpu_over_bare_"))
-
-
-def _clear_rate_limit(user) -> None:  # noqa: ANN001
-    """Start the bench user's rate-limit windows afresh: runs a few seconds apart would meet the
-    grid's per-minute limit (each run makes a few hundred window requests)."""
-    from morket.core.jobs import redis_connection
-
-    conn = redis_connection()
-    keys = list(conn.scan_iter(f"*/morket-rl/user:{int(user.id)}/*"))
-    if keys:
-        conn.delete(*keys)
 
 
 @contextmanager

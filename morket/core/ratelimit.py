@@ -35,6 +35,25 @@ def rate_limit_key() -> str:
     return f"ip:{client_ip()}"
 
 
+def clear_rate_limits(principal: str | None = None) -> int:
+    """Delete the rate-limit counters of ``principal`` (``rate_limit_key``'s ``user:5``), or of
+    everyone; return how many there were. Needs an app context.
+
+    limits' Redis storage prefixes every key (``LIMITS:LIMITER/<app prefix>/<principal>/...``), so
+    the app's prefix is matched anywhere in the key, not at its start.
+    """
+    from flask import current_app
+
+    from morket.core.jobs import redis_connection
+
+    conn = redis_connection()
+    prefix = current_app.config["RATELIMIT_KEY_PREFIX"]
+    keys = list(conn.scan_iter(f"*/{prefix}/{principal}/*" if principal else f"*/{prefix}/*"))
+    if keys:
+        conn.delete(*keys)
+    return len(keys)
+
+
 # --- the rate-limit headers from the hit itself ----------------------------------------------------
 #
 # With headers enabled, flask-limiter hits the limit before the view and reads the moving window

@@ -15,8 +15,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from morket.core.ratelimit import clear_rate_limits
 from tests.api.conftest import bearer
-from tests.support.ratelimits import clear_rate_limits
 
 
 def _refs(node):

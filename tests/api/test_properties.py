@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from morket.core.ratelimit import clear_rate_limits
 from morket.workspaces.models import Membership
 from tests.api.conftest import bearer
 from tests.factories import PASSWORD
-from tests.support.ratelimits import clear_rate_limits
 
 SETTINGS = settings(
     max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -261,10 +261,11 @@ def test_any_column_setup_gets_a_clear_answer_and_a_refusal_writes_nothing(clien
     """Hypothesis over enrichment column bodies (valid setups, then up to three fields replaced by
     anything JSON can hold): 201 with a usable column, or 422 with the reason and the table
     unchanged; never a server error."""
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from tests.support.ratelimits import clear_rate_limits
+    from morket.core.ratelimit import clear_rate_limits
+    from tests.support.properties import THROUGH_THE_APP
 
     workspace, owner, viewer, table, ids, rows, row_ids = team
     auth = _auth(owner, workspace, "owner")
@@ -294,12 +295,7 @@ def test_any_column_setup_gets_a_clear_answer_and_a_refusal_writes_nothing(clien
     seen: set[int] = set()
 
     @given(data=st.data())
-    @settings(
-        max_examples=80,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
+    @settings(THROUGH_THE_APP, max_examples=80)
     def check(data):
         body = _body(
             ids,

@@ -164,10 +164,11 @@ def test_page_roles_and_tenancy(client, new_client, db, teams, sites, run_jobs):
 def test_api_any_body_gets_a_clear_answer_and_a_refusal_queues_nothing(client, db, teams, token, sites):
     """Hypothesis over scrape bodies and URLs: 202 with one scrape recorded, or 4xx with the reason
     and nothing recorded; never a server error."""
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from tests.support.ratelimits import clear_rate_limits
+    from morket.core.ratelimit import clear_rate_limits
+    from tests.support.properties import THROUGH_THE_APP
 
     team, _ = teams
     headers = bearer(token(team.member, team.workspace))
@@ -198,12 +199,7 @@ def test_api_any_body_gets_a_clear_answer_and_a_refusal_queues_nothing(client, d
     seen: set[int] = set()
 
     @given(body=bodies)
-    @settings(
-        max_examples=80,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
+    @settings(THROUGH_THE_APP, max_examples=80)
     def check(body):
         clear_rate_limits()
         before = _count(db)

@@ -8,13 +8,14 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from morket.api.tokens import encode_access_token
+from morket.core.ratelimit import clear_rate_limits
 from morket.tables import service, storage
 from tests.api.conftest import bearer, make_team
-from tests.support.ratelimits import clear_rate_limits
+from tests.support.properties import THROUGH_THE_APP
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -500,12 +501,7 @@ def test_row_payloads_for_every_column_type(client, db, headers, table, kind):
         lambda keys: st.fixed_dictionaries({k: BAD[k] for k in keys})
     )
 
-    @settings(
-        max_examples=100,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
+    @settings(THROUGH_THE_APP, max_examples=100)
     @given(good=good_rows, bad=bad_cells if kind == "mixed" else st.just({}), via_id=st.booleans())
     def check(good, bad, via_id):
         clear_rate_limits()
