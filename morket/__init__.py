@@ -8,7 +8,7 @@ from flask import Flask
 from redis import Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from morket.config import ConfigError, flask_config, load_settings
+from morket.config import ConfigError, flask_config, load_settings, missing_service_message
 
 BLUEPRINT_MODULES = (
     "morket.system",
@@ -43,9 +43,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["ENV_NAME"] = app.config["MORKET"]["ENV"]
         app.config.update(config)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
-        raise ConfigError("MORKET_DATABASE_URL is not set (make run starts an embedded PostgreSQL for you)")
+        raise ConfigError(missing_service_message("MORKET_DATABASE_URL"))
     if not app.config.get("REDIS_URL"):
-        raise ConfigError("MORKET_REDIS_URL is not set (make run starts an embedded Valkey for you)")
+        raise ConfigError(missing_service_message("MORKET_REDIS_URL"))
 
     from morket.core.logging import configure_logging
 

@@ -2,13 +2,19 @@
 
 Every setting is declared once in ``SETTINGS`` with its parser and default. A bad value
 stops the process at start with a message that names the variable, never later at first use.
+
+In development, a process started without MORKET_DATABASE_URL or MORKET_REDIS_URL (the
+``flask`` CLI in a second terminal) takes the settings a running ``make run`` chose from
+``var/env`` (see ``with_run_env``); a variable that is set always wins.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -154,18 +160,108 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCRAPE_ALLOWLIST", _list, "", help="host:port pairs a scrape may reach despite being private"),
     Setting("SCRAPE_RESPECT_ROBOTS", _bool, "true"),
     Setting("SCRAPE_PROXIES", _list, "", help="proxy URLs used in rotation; empty means direct"),
+    Setting(
+        "SCRAPE_EGRESS_PROXY",
+        _str,
+        "",
+        help="external egress proxy URL for the scrape browser; empty starts Morket's own per scrape worker",
+    ),
     Setting("SCRAPE_DOMAIN_RATE", _float, "1", help="pages per second per domain, shared by all workers"),
     Setting("SCRAPE_MAX_BYTES", _int, "10485760", help="largest page a scrape reads"),
     Setting("SCRAPE_PAGE_TIMEOUT", _float, "20", help="seconds one page may take"),
     Setting("SCRAPE_RECYCLE_PAGES", _int, "200", help="pages before a browser context is recycled"),
-    Setting("SCRAPE_HOST_RESOLVER_RULES", _str, "", help="Chromium host resolver rules (local test sites only)"),
+    Setting("SCRAPE_HOST_RESOLVER_RULES", _str, "", help="MAP rules for the egress proxy's resolver (test sites)"),
     Setting("SCRAPE_RECYCLE_MB", _int, "1024", help="browser memory growth (MB) that forces a relaunch"),
 )
 
 
+RUN_PID_KEY = "MORKET_RUN_PID"
+
+
+def var_dir(environ: Mapping[str, str]) -> Path:
+    """Where make run keeps its state: MORKET_VAR_DIR, else ``var`` in the checkout."""
+    return Path(environ.get("MORKET_VAR_DIR") or Path(__file__).resolve().parent.parent / "var").resolve()
+
+
+def run_env_path(environ: Mapping[str, str]) -> Path:
+    """The file in which a running make run lists the settings it chose (``var/env``)."""
+    return var_dir(environ) / "env"
+
+
+def write_run_env(path: Path, values: Mapping[str, str]) -> None:
+    """Write ``values`` and this process's id to ``path`` atomically, readable by its owner only."""
+    lines = ["# Written by make run while it runs (removed when it stops): the settings it chose."]
+    lines += [f"{key}={shlex.quote(value)}" for key, value in sorted({**values, RUN_PID_KEY: str(os.getpid())}.items())]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    os.replace(partial, path)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_run_env(path: Path) -> dict[str, str] | None:
+    """The settings in ``path``; None when there is no such file or the make run that wrote it is gone."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, quoted = line.strip().partition("=")
+        if sep and not key.startswith("#"):
+            values[key] = "".join(shlex.split(quoted))
+    pid = values.pop(RUN_PID_KEY, "")
+    if not pid.isdigit() or not _process_alive(int(pid)):
+        return None
+    return values
+
+
+def with_run_env(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """``environ`` completed from a running make run's ``var/env`` when a service URL is missing.
+
+    Development only: tests and production never read the file. Variables already set win.
+    """
+    if (environ.get("MORKET_ENV") or "development").strip().lower() != "development":
+        return environ
+    if all((environ.get(f"MORKET_{key}") or "").strip() for key in ("DATABASE_URL", "REDIS_URL")):
+        return environ
+    found = read_run_env(run_env_path(environ))
+    if not found:
+        return environ
+    merged = dict(environ)
+    for key, value in found.items():
+        if key.startswith("MORKET_") and not (merged.get(key) or "").strip():
+            merged[key] = value
+    return merged
+
+
+def missing_service_message(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """Say that the variable ``name`` is unset, and how to get it, for a process that needs it."""
+    path = run_env_path(os.environ if environ is None else environ)
+    if path.exists():
+        found = f"{path} was left by a make run that is no longer running"
+    else:
+        found = f"no make run is running (it lists its servers in {path})"
+    return f"{name} is not set and {found}: start `make run` (in another terminal), or set {name}"
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Parse every MORKET_* setting; raise ConfigError naming the first bad variable."""
-    environ = os.environ if environ is None else environ
+    """Parse every MORKET_* setting; raise ConfigError naming the first bad variable.
+
+    Without ``environ``: the process environment, completed by ``with_run_env``.
+    """
+    environ = with_run_env(os.environ) if environ is None else environ
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         name = f"MORKET_{setting.key}"

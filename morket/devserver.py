@@ -7,6 +7,10 @@ run web (gunicorn), a worker and the scheduler as children, each in its own proc
 that Ctrl-C reaches this supervisor only and it stops them in order. Ctrl-C or SIGTERM stops
 every child and then the embedded servers; a child that dies on its own stops the rest.
 
+While everything runs, ``var/env`` lists the settings this run chose (the embedded servers'
+URLs, the secret key, the sandbox URLs) with the supervisor's process id, so the ``flask`` CLI
+in another terminal finds them (``morket.config.with_run_env``); stopping removes the file.
+
 Sandbox mode (MORKET_SANDBOX_MODE; on by default when no provider URL or key is configured):
 the provider sandboxes run as one more child and web and worker get their URLs and demo keys,
 so a newcomer can enrich a table without any API key. The UI labels the mode.
@@ -29,6 +33,7 @@ from types import FrameType
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from morket.config import RUN_PID_KEY, run_env_path, var_dir, write_run_env
 from morket.devservices import EmbeddedRedis, free_port, port_answers, start_embedded_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +61,9 @@ class DevServer:
 
     def __init__(self, environ: dict[str, str]) -> None:
         self.env = dict(environ)
-        self.var_dir = Path(self.env.get("MORKET_VAR_DIR") or ROOT / "var").resolve()
+        self.given = dict(environ)
+        self.var_dir = var_dir(self.env)
+        self.run_env = run_env_path(self.env)
         self.host = self.env.get("MORKET_HOST") or "127.0.0.1"
         self.port = int(self.env.get("MORKET_PORT") or 5000)
         self.children: dict[str, subprocess.Popen[bytes]] = {}
@@ -179,12 +186,24 @@ class DevServer:
             time.sleep(0.2)
         return False
 
+    def publish_settings(self) -> None:
+        """List in var/env every MORKET_* setting this run chose, for the flask CLI elsewhere."""
+        chosen = {k: v for k, v in self.env.items() if k.startswith("MORKET_") and self.given.get(k) != v}
+        write_run_env(self.run_env, chosen)
+
+    def withdraw_settings(self) -> None:
+        """Remove var/env if this run wrote it (not a file another make run wrote since)."""
+        with contextlib.suppress(FileNotFoundError):
+            if f"{RUN_PID_KEY}={os.getpid()}" in self.run_env.read_text().splitlines():
+                self.run_env.unlink()
+
     def announce(self) -> None:
         base = self.env["MORKET_BASE_URL"]
         say(f"Morket is running at {base}/  (Ctrl-C stops everything)")
         say(f"Sign up at {base}/signup; emails such as the verification link land in the dev mailbox")
         say(f"at {base}/dev/mailbox")
-        say("make someone platform admin with `.venv/bin/flask --app app set-admin EMAIL`")
+        say("make someone platform admin with `.venv/bin/flask --app app set-admin EMAIL` in another")
+        say(f"terminal in this folder: the flask CLI finds this run's servers in {self.run_env}")
 
     # -- running and stopping -------------------------------------------------------------
 
@@ -255,6 +274,7 @@ class DevServer:
                     return 0
                 say("the web process did not answer /healthz; stopping")
                 return 1
+            self.publish_settings()
             self.announce()
             return self.supervise()
         except subprocess.CalledProcessError as exc:
@@ -262,6 +282,7 @@ class DevServer:
             return 1
         finally:
             say("stopping")
+            self.withdraw_settings()
             self.stop_children()
             self.stop_services()
             say("stopped")

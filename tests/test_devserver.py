@@ -62,11 +62,27 @@ def test_devserver_runs_everything_and_stops_every_process_on_ctrl_c(tmp_path):
             assert expected in commands, f"{expected} is not running"
         assert (var_dir / "secret_key").stat().st_mode & 0o077 == 0
 
+        # The flask CLI in a second terminal, with no URL set, finds this run's servers in var/env.
+        listed = (var_dir / "env").read_text()
+        assert (var_dir / "env").stat().st_mode & 0o077 == 0
+        assert "MORKET_DATABASE_URL=" in listed and "MORKET_REDIS_URL=redis://127.0.0.1:" in listed
+        cli_env = {k: v for k, v in env.items() if k not in {"MORKET_PORT", "MORKET_LOG_LEVEL"}}
+        cli = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "flask"), "--app", "app", "set-admin", "nobody@example.com"],
+            cwd=ROOT,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert "no user with email nobody@example.com" in cli.stderr, cli.stderr
+
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=40) == 0, log_path.read_text()
         gone, alive = psutil.wait_procs(processes, timeout=10)
         assert alive == [], f"left running: {[p.cmdline() for p in alive]}"
         assert "stopped" in log_path.read_text()
+        assert not (var_dir / "env").exists(), "var/env outlived the servers it lists"
     finally:
         if server.poll() is None:
             server.kill()
