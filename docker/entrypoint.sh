@@ -23,6 +23,10 @@ case "${1:-web}" in
     exec python -m workers "$@"
     ;;
   scrape-worker)
+    if ! python -c "import playwright" 2>/dev/null; then
+      echo "this image has no browser: run scrape-worker from the scrape-worker image (docker build --target scrape-worker)" >&2
+      exit 64
+    fi
     echo worker > "$role_file"
     exec python -m workers scrape
     ;;
