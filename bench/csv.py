@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def _compare(app, url: str, path: Path, rows: int, imported: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
+    from morket.accounts.service import start_session
     from morket.extensions import db
     from morket.tables import service as tables
 
@@ -207,8 +208,9 @@ def _compare(app, url: str, path: Path, rows: int, imported: dict[str, Any], fig
 
     client = app.test_client()
     with client.session_transaction() as session:
-        session["_user_id"] = user.get_id()
+        session["_user_id"] = start_session(user)
         session["_fresh"] = True
+    db.session.commit()
     began = time.perf_counter()
     resp = client.get(f"/w/{workspace.slug}/tables/{table.id}/export.csv", buffered=False)
     chunks = iter(resp.response)

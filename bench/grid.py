@@ -312,6 +312,7 @@ def _html(table, views: dict[str, Any], raw: psycopg.Connection, args: argparse.
 
     from flask import current_app
 
+    from morket.accounts.service import start_session
     from morket.core.ratelimit import clear_rate_limits
     from morket.extensions import db
     from morket.tables import service
@@ -332,8 +333,9 @@ def _html(table, views: dict[str, Any], raw: psycopg.Connection, args: argparse.
     clear_rate_limits(f"user:{int(user.id)}")
     client = app.test_client()
     with client.session_transaction() as session:
-        session["_user_id"] = user.get_id()
+        session["_user_id"] = start_session(user)
         session["_fresh"] = True
+    db.session.commit()
     bare = _bare_app(raw, statements).test_client()
     html: dict[str, list[float]] = {}
     for label, where, start in plan:

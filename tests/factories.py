@@ -79,10 +79,12 @@ def workspace_with_owner(**kwargs) -> tuple[Workspace, User]:
 
 
 def login(client, user: User, password: str = PASSWORD) -> None:
-    """Log ``user`` in on ``client`` by writing the flask-login session directly."""
+    """Log ``user`` in on ``client``: a server-side session, as the log-in page starts, in its cookie."""
+    from morket.accounts.service import start_session
+
     del password  # kept for call-site symmetry with the real form; the session needs no password
     with client.session_transaction() as session:
-        session["_user_id"] = user.get_id()
+        session["_user_id"] = start_session(user)
         session["_fresh"] = True
 
 

@@ -52,6 +52,7 @@ PUBLIC = {
 LOGIN_REQUIRED = {
     "accounts.logout",
     "accounts.settings",
+    "accounts.end_all_sessions",
     "accounts.resend_verification",
     "workspaces.home",
     "workspaces.create",

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import delete, func, select, update
+from flask import current_app
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from morket.accounts.models import LoginFailure, RefreshToken, User, UserToken
+from morket.accounts.models import LoginFailure, RefreshToken, User, UserSession, UserToken
 from morket.core.db import utcnow
 from morket.core.errors import Conflict, Forbidden, Locked, Unauthorized, ValidationFailed
 from morket.core.logging import log_security_event
@@ -33,24 +36,102 @@ LOCKOUT_DURATION = timedelta(minutes=15)
 
 BAD_CREDENTIALS = "Incorrect email or password."
 
+SESSION_KEY_BYTES = 32
+SESSION_KEY = re.compile(r"[A-Za-z0-9_-]{43}")
 
-def parse_session_id(session_id: str | None) -> tuple[int, int] | None:
-    """Return (user id, session version) of a session id ``<id>:<session_version>``, or None."""
-    user_id, _, version = (session_id or "").partition(":")
-    if not user_id.isdigit() or not version.isdigit():
+
+class SessionRef(NamedTuple):
+    """What a browser's session cookie names: the user and the random key of its server-side session."""
+
+    user_id: int
+    key: str
+
+
+def parse_session_id(session_id: str | None) -> SessionRef | None:
+    """Return the user id and session key of a session id ``<user id>:<session key>``, or None."""
+    user_id, _, key = (session_id or "").partition(":")
+    if not user_id.isdigit() or not SESSION_KEY.fullmatch(key):
         return None
-    return int(user_id), int(version)
+    return SessionRef(int(user_id), key)
+
+
+def _live_session_clause(key_hash: str):  # noqa: ANN202
+    return and_(UserSession.key_hash == key_hash, UserSession.ended_at.is_(None), UserSession.expires_at > func.now())
 
 
 def load_user_from_session_id(session_id: str) -> User | None:
-    """flask-login loader: ``<id>:<session_version>``; a stale version logs the session out."""
-    parsed = parse_session_id(session_id)
-    if parsed is None:
+    """flask-login loader: the user of a live server-side session; an ended or expired one logs the browser out."""
+    ref = parse_session_id(session_id)
+    if ref is None:
         return None
-    user = preloaded_session_user(parsed[0]) or db.session.get(User, parsed[0])
-    if user is None or user.session_version != parsed[1] or not user.is_active:
+    preloaded = preloaded_session_user(ref.user_id)
+    if preloaded is not None:  # read with the membership, the session's liveness included (core/tenancy.py)
+        return preloaded if preloaded.session_live and preloaded.is_active else None
+    user = db.session.scalar(
+        select(User)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(User.id == ref.user_id, _live_session_clause(hash_token(ref.key)))
+    )
+    if user is None or not user.is_active:
         return None
+    user.browser_session_id = session_id
     return user
+
+
+def start_session(user: User, *, ip: str = "", user_agent: str = "") -> str:
+    """Record a new browser session of ``user`` and return its id (what the cookie carries).
+
+    Also sets ``user.browser_session_id`` so that flask-login's ``login_user(user)`` stores it.
+    """
+    key = new_token(SESSION_KEY_BYTES)
+    db.session.add(
+        UserSession(
+            user_id=user.id,
+            key_hash=hash_token(key),
+            expires_at=utcnow() + current_app.permanent_session_lifetime,
+            ip=ip[:64],
+            user_agent=user_agent[:255],
+        )
+    )
+    db.session.flush()
+    user.browser_session_id = f"{user.id}:{key}"
+    return user.browser_session_id
+
+
+def end_session(session_id: str | None) -> bool:
+    """End the browser session ``session_id`` on the server; return whether a live one was ended."""
+    ref = parse_session_id(session_id)
+    if ref is None:
+        return False
+    result = db.session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == ref.user_id, _live_session_clause(hash_token(ref.key)))
+        .values(ended_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    return bool(result.rowcount)
+
+
+def end_all_sessions(user: User, *, keep: str | None = None) -> int:
+    """End every browser session of ``user`` but ``keep`` and revoke every API refresh token; return
+    how many browser sessions ended.
+
+    Revoking a token family also refuses the access tokens issued from it (``api/tokens.py``).
+    """
+    now = utcnow()
+    ending = update(UserSession).where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+    kept = parse_session_id(keep)
+    if kept is not None:
+        ending = ending.where(UserSession.key_hash != hash_token(kept.key))
+    ended = db.session.execute(ending.values(ended_at=now), execution_options={"synchronize_session": False})
+    db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.flush()
+    return ended.rowcount or 0
 
 
 def normalize_email(email: str) -> str:
@@ -252,19 +333,6 @@ def authenticate(email: str, password: str, ip: str = "") -> User:
     return user
 
 
-def _end_all_sessions(user: User) -> None:
-    """Log out every browser (session_version) and revoke every API refresh token of ``user``."""
-    user.session_version = User.session_version + 1
-    now = utcnow()
-    db.session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    db.session.flush()
-    db.session.refresh(user, ["session_version"])
-
-
 def _notify_password_changed(user: User) -> None:
     send_email(
         user.email,
@@ -323,23 +391,26 @@ def reset_password(token: str, new_password: str) -> User:
     user.password_hash = hash_password(new_password)
     # Proving control of the mailbox ends a lockout the owner may have been caught in.
     db.session.execute(delete(LoginFailure).where(LoginFailure.user_id == user.id))
-    _end_all_sessions(user)
+    ended = end_all_sessions(user)
     _notify_password_changed(user)
-    log_security_event("password_reset", user_id=user.id)
+    log_security_event("password_reset", user_id=user.id, sessions_ended=ended)
     return user
 
 
 def change_password(user: User, current_password: str, new_password: str) -> User:
-    """Change ``user``'s password after checking the current one; end every other session."""
+    """Change ``user``'s password after checking the current one; end every other session.
+
+    The browser session ``user`` was loaded through (``user.browser_session_id``) stays logged in.
+    """
     if not verify_password(user.password_hash, current_password):
         log_security_event("password_change_refused", user_id=user.id)
         message = "Your current password is not correct."
         raise ValidationFailed(message, fields={"current_password": [message]})
     check_password_policy(new_password, user.email)
     user.password_hash = hash_password(new_password)
-    _end_all_sessions(user)
+    ended = end_all_sessions(user, keep=user.browser_session_id)
     _notify_password_changed(user)
-    log_security_event("password_changed", user_id=user.id)
+    log_security_event("password_changed", user_id=user.id, sessions_ended=ended)
     return user
 
 

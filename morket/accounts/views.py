@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from morket.accounts import bp, service
@@ -17,6 +17,7 @@ from morket.accounts.forms import (
     ResetPasswordForm,
     SignupForm,
 )
+from morket.accounts.models import User
 from morket.core.errors import Conflict, Forbidden, Locked, Unauthorized, ValidationFailed
 from morket.core.ratelimit import AUTH_LIMIT, client_ip
 from morket.extensions import db, limiter
@@ -35,6 +36,13 @@ def safe_next(target: str | None) -> str | None:
     if parts.scheme or parts.netloc:
         return None
     return target
+
+
+def _log_in(user: User) -> None:
+    """Start a server-side session for ``user`` and give this browser its cookie (after the commit)."""
+    service.start_session(user, ip=client_ip(), user_agent=request.user_agent.string)
+    db.session.commit()
+    login_user(user)
 
 
 def _apply_field_errors(form, exc: ValidationFailed | Conflict) -> None:  # noqa: ANN001
@@ -61,8 +69,7 @@ def signup():
             db.session.rollback()
             _apply_field_errors(form, exc)
         else:
-            db.session.commit()
-            login_user(user)
+            _log_in(user)
             return redirect(url_for("accounts.check_inbox"))
     status = 422 if request.method == "POST" else 200
     return render_template("accounts/signup.html", form=form), status
@@ -94,8 +101,7 @@ def login():
             form.form_errors.append(exc.message)
             status = exc.status
         else:
-            db.session.commit()
-            login_user(user)
+            _log_in(user)
             return redirect(safe_next(form.next.data) or url_for("system.index"))
     elif request.method == "POST":
         status = 422
@@ -104,9 +110,28 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    # End the session on the server first: a copy of the cookie is refused from now on.
+    if service.end_session(session.get("_user_id")):
+        db.session.commit()
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("system.index"))
+
+
+@bp.post("/settings/sessions/end")
+@limiter.limit(AUTH_LIMIT)
+@login_required
+def end_all_sessions():
+    """Log out everywhere: every browser (this one too) and every API token of the account."""
+    ended = service.end_all_sessions(current_user)
+    db.session.commit()
+    logout_user()
+    flash(
+        f"You are logged out everywhere: {ended} browser session{'s' if ended != 1 else ''} (this one included)"
+        " and every API token of your account. Log in again to continue.",
+        "success",
+    )
+    return redirect(url_for("accounts.login"))
 
 
 @bp.get("/verify/<token>")
@@ -188,15 +213,13 @@ def settings():
     elif password.change_password.data:
         if password.validate():
             try:
-                user = service.change_password(current_user, password.current_password.data, password.new_password.data)
+                service.change_password(current_user, password.current_password.data, password.new_password.data)
             except ValidationFailed as exc:
                 db.session.rollback()
                 _apply_field_errors(password, exc)
                 status = 422
             else:
                 db.session.commit()
-                # The bumped session version logged out every session, this one included: log it back in.
-                login_user(user)
                 flash("Your password is changed. Every other browser and API session was logged out.", "success")
                 return redirect(url_for("accounts.settings"))
         else:

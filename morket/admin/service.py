@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, case, func, or_, select, update
+from sqlalchemy import Select, case, func, or_, select
 
-from morket.accounts.models import RefreshToken, User
+from morket.accounts.models import User
+from morket.accounts.service import end_all_sessions
 from morket.core.audit import record_audit
 from morket.core.db import utcnow
 from morket.core.errors import Conflict, NotFound
@@ -115,15 +116,11 @@ def set_user_disabled(actor: User, user_id: int, *, disabled: bool) -> User:
         raise Conflict("You cannot disable your own account.")
     if disabled == (user.disabled_at is not None):
         return user
-    now = utcnow()
-    user.disabled_at = now if disabled else None
+    user.disabled_at = utcnow() if disabled else None
     if disabled:
-        # Browser sessions stop at once because is_active turns false; API refresh tokens must stop too.
-        db.session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        # is_active turning false refuses the user's browsers and tokens already; ending the sessions
+        # and revoking the token families means enabling the account again does not bring them back.
+        end_all_sessions(user)
     record_audit(None, actor, "user.disabled" if disabled else "user.enabled", f"user:{user.id}", email=user.email)
     db.session.flush()
     return user

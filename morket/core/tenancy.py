@@ -44,12 +44,25 @@ def load_membership(slug: str, user_id: int):
 # the rate-limit key use; any other attribute loads the ORM object once and answers from it, so code
 # that needs more (an error page, a fallback path) behaves as with the ORM objects.
 
-MEMBER_COLUMNS = "u.id, u.session_version, u.disabled_at IS NULL, w.id, w.slug, m.id, m.role"
+# The second column says whether the browser session is live (not ended, not expired): the user
+# loader refuses an ended session here as it does when it queries (``accounts.service``).
+MEMBER_COLUMNS = (
+    "u.id, EXISTS (SELECT 1 FROM user_sessions s WHERE s.key_hash = %(session_key_hash)s AND s.user_id = u.id"
+    " AND s.ended_at IS NULL AND s.expires_at > now()), u.disabled_at IS NULL, w.id, w.slug, m.id, m.role"
+)
 MEMBER_FROM = (
     "workspaces w JOIN memberships m ON m.workspace_id = w.id AND m.user_id = %(user_id)s "
     "JOIN users u ON u.id = m.user_id"
 )
 MEMBER_WHERE = "w.slug = %(slug)s"
+
+
+def member_params(session_ref: Any) -> dict[str, Any]:
+    """The bound values ``MEMBER_FROM`` and ``MEMBER_COLUMNS`` use, from the browser's session
+    (``accounts.service.SessionRef``)."""
+    from morket.core.security import hash_token
+
+    return {"user_id": session_ref.user_id, "session_key_hash": hash_token(session_ref.key)}
 
 
 class _Lazy:
@@ -71,7 +84,8 @@ class SessionUser(_Lazy, UserMixin):
     """The session's user as the guard and the user loader see it."""
 
     id: int
-    session_version: int
+    browser_session_id: str
+    session_live: bool
     active: bool
 
     @staticmethod
@@ -81,7 +95,7 @@ class SessionUser(_Lazy, UserMixin):
         return User
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+        return self.browser_session_id
 
     @property
     def is_active(self) -> bool:
@@ -114,11 +128,11 @@ class MembershipRecord(_Lazy):
         return Membership
 
 
-def member_records(row: Any) -> tuple[SessionUser, WorkspaceRecord, MembershipRecord]:
+def member_records(row: Any, session_id: str) -> tuple[SessionUser, WorkspaceRecord, MembershipRecord]:
     """Split the leading ``MEMBER_COLUMNS`` of a row into the user, workspace and membership."""
-    user_id, version, active, workspace_id, slug, membership_id, role = row[:7]
+    user_id, session_live, active, workspace_id, slug, membership_id, role = row[:7]
     return (
-        SessionUser(user_id, version, bool(active)),
+        SessionUser(user_id, session_id, bool(session_live), bool(active)),
         WorkspaceRecord(workspace_id, slug),
         MembershipRecord(membership_id, role, workspace_id, user_id),
     )
@@ -159,30 +173,32 @@ def workspace_page(
 
     The view receives ``workspace`` and ``membership`` instead of ``slug``.
 
-    ``member_source(slug, user_id, **kwargs)``, for read-only views, runs one statement whose row
-    starts with ``MEMBER_COLUMNS`` (no row: not a member) and returns ``(row, extra)``; the view
-    gets plain records (see above) and finds ``extra`` in ``g.member_source``. The checks are the
-    same: the user loader still checks the session version and that the account is active.
+    ``member_source(slug, session_ref, **kwargs)``, for read-only views, runs one statement (bound
+    values from ``member_params(session_ref)``) whose row starts with ``MEMBER_COLUMNS`` (no row:
+    not a member) and returns ``(row, extra)``; the view gets plain records (see above) and finds
+    ``extra`` in ``g.member_source``. The checks are the same: the user loader still checks that
+    the browser session is live and that the account is active.
     """
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def wrapper(slug: str, **kwargs: Any) -> Any:
             # The membership of the session's user is read before login_required loads that user:
-            # it brings the user along, so the user loader (which still checks the session version
-            # and that the account is active) finds it in the session instead of querying again.
+            # it brings the user along, so the user loader (which still checks that the session is
+            # live and the account active) finds it in the session instead of querying again.
             from morket.accounts.service import parse_session_id
 
-            parsed = parse_session_id(session.get("_user_id"))
+            session_id = session.get("_user_id")
+            parsed = parse_session_id(session_id)
             if parsed is None:
                 preloaded = None
             elif member_source is not None:
                 reads_without_transaction()
-                row, g.member_source = member_source(slug, parsed[0], **kwargs)
+                row, g.member_source = member_source(slug, parsed, **kwargs)
                 if row is None:
                     preloaded = (parsed[0], None)
                 else:
-                    user, workspace, membership = member_records(row)
+                    user, workspace, membership = member_records(row, session_id)
                     g.morket_session_user = user
                     preloaded = (parsed[0], (workspace, membership))
             else:

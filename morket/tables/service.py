@@ -23,7 +23,7 @@ from sqlalchemy.orm import joinedload
 
 from morket.core.db import driver_rows, utcnow
 from morket.core.errors import NotFound, ValidationFailed
-from morket.core.tenancy import MEMBER_COLUMNS, MEMBER_FROM, MEMBER_WHERE, transaction_for_writes
+from morket.core.tenancy import MEMBER_COLUMNS, MEMBER_FROM, MEMBER_WHERE, member_params, transaction_for_writes
 from morket.extensions import db
 from morket.tables import storage
 from morket.tables.cells import CellError, check_characters, parse_cell, select_options
@@ -232,10 +232,10 @@ def window_source_or_404(workspace, table_id: int, view_id: int | None) -> tuple
     return _window_source(workspace.id, int(table_id), view_id, found)
 
 
-def member_and_window_source(slug: str, user_id: int, table_id: int, view_id: int | None) -> tuple[Any, Any]:
-    """The membership of ``user_id`` in ``slug`` and a window's source, in one statement.
+def member_and_window_source(slug: str, session_ref: Any, table_id: int, view_id: int | None) -> tuple[Any, Any]:
+    """The membership of the browser session's user in ``slug`` and a window's source, in one statement.
 
-    Returns the row (None when ``user_id`` is not a member of ``slug``), which starts with
+    Returns the row (None when that user is not a member of ``slug``), which starts with
     ``MEMBER_COLUMNS``, and the (table id, view id, source) where source is what
     ``window_source_or_404`` returns, or the NotFound it raises (to raise once the membership and
     permission checks have passed).
@@ -243,7 +243,7 @@ def member_and_window_source(slug: str, user_id: int, table_id: int, view_id: in
     rows = driver_rows(
         db.session.connection(),
         _MEMBER_AND_SOURCE_SQL,
-        {"slug": slug, "user_id": user_id, "table_id": int(table_id), "view_id": view_id},
+        {"slug": slug, **member_params(session_ref), "table_id": int(table_id), "view_id": view_id},
     )
     if not rows:
         return None, None

@@ -492,8 +492,8 @@ def _view_arg() -> int | None:
     return int(raw_view) if raw_view and raw_view.isdigit() else None
 
 
-def _member_and_window_source(slug: str, user_id: int, table_id: int) -> tuple[Any, Any]:
-    return service.member_and_window_source(slug, user_id, table_id, _view_arg())
+def _member_and_window_source(slug: str, session_ref: Any, table_id: int) -> tuple[Any, Any]:
+    return service.member_and_window_source(slug, session_ref, table_id, _view_arg())
 
 
 @bp.get("/w/<slug>/tables/<int:table_id>/rows")

@@ -148,15 +148,12 @@ def test_changing_the_password_logs_out_other_sessions_but_not_this_one(client, 
     assert log_in(client, user.email, PASSWORD).status_code == 302
     assert log_in(other, user.email, PASSWORD).status_code == 302
     assert other.get("/settings").status_code == 200
-    version = user.session_version
 
     resp = _change(client, PASSWORD, NEW_PASSWORD)
     assert resp.status_code == 302
     assert client.get("/settings").status_code == 200
     assert other.get("/settings").status_code == 302
-    db.session.refresh(user)
     db.session.refresh(refresh)
-    assert user.session_version == version + 1
     assert refresh.revoked_at is not None
 
     run_jobs()

@@ -48,8 +48,10 @@ def make_workspace(db):
 
 def log_in(client, user: User) -> None:
     """Give ``client`` a browser session for ``user``, as the log-in page would."""
+    from morket.accounts.service import start_session
+
     with client.session_transaction() as session:
-        session["_user_id"] = user.get_id()
+        session["_user_id"] = start_session(user)
         session["_fresh"] = True
 
 

@@ -147,6 +147,9 @@ def test_disabling_a_user_ends_their_session_at_once_and_is_audited(app, admin_c
 
     resp = admin_client.post(f"/admin/users/{victim.id}/enable", data={"csrf_token": _csrf(admin_client)})
     assert resp.status_code == 302
+    # Enabling again does not bring the old session back (it may be what got the account disabled).
+    assert victim_client.get("/w").status_code == 302
+    log_in(victim_client, victim)
     assert victim_client.get("/w").status_code == 200
     actions = db.session.scalars(
         select(AuditEvent.action).where(AuditEvent.target == f"user:{victim.id}").order_by(AuditEvent.id)

@@ -291,16 +291,17 @@ def test_window_rate_limit_headers_count_each_request(client, db, owner, seeded)
     assert all(1 <= int(h["Retry-After"]) <= 61 for h in seen)
 
 
-@pytest.mark.parametrize("change", ["session_version", "disabled"])
+@pytest.mark.parametrize("change", ["ended_session", "disabled"])
 def test_window_refuses_a_stale_session_or_a_disabled_member(client, db, owner, seeded, change):
+    from morket.accounts.service import end_all_sessions
     from morket.core.db import utcnow
 
     workspace, user = owner
     login(client, user)
     url = f"/w/{workspace.slug}/tables/{seeded.id}/rows"
     assert client.get(url, headers={"HX-Request": "true"}).status_code == 200
-    if change == "session_version":
-        user.session_version += 1
+    if change == "ended_session":
+        end_all_sessions(user)
     else:
         user.disabled_at = utcnow()
     db.session.flush()
