@@ -90,7 +90,7 @@ def refresh_token(body: schemas.RefreshRequest) -> schemas.TokenPairOut:
 @api_route(
     "/auth/logout",
     "POST",
-    summary="Log out: revoke the refresh token's family and the bearer access token",
+    summary="Log out: revoke the refresh token's family (its access tokens included) and the bearer access token",
     tag=TAG,
     body=schemas.LogoutRequest,
     response=schemas.LogoutOut,
@@ -98,7 +98,7 @@ def refresh_token(body: schemas.RefreshRequest) -> schemas.TokenPairOut:
     limit_key=_by_ip,
 )
 def logout(principal: Principal, body: schemas.LogoutRequest) -> schemas.LogoutOut:
-    """Revoke the refresh family and deny-list the access token until it expires."""
+    """Revoke the refresh family (which refuses its access tokens) and deny-list the bearer token until it expires."""
     if principal.user is None or principal.jti is None:
         raise ValidationFailed("API keys do not log out; revoke the key instead.")
     family_id = find_refresh_family(principal.user.id, body.refresh_token)

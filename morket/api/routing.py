@@ -20,7 +20,7 @@ from sqlalchemy import or_, select, update
 
 from morket.accounts.models import User
 from morket.api import bp
-from morket.api.tokens import decode_access_token, is_jti_denied, load_active_membership
+from morket.api.tokens import decode_access_token, is_jti_denied, load_token_membership
 from morket.core.api import api_error, api_ok
 from morket.core.db import utcnow
 from morket.core.errors import Forbidden, Unauthorized
@@ -130,7 +130,7 @@ def authenticate_bearer() -> Principal:
     claims = decode_access_token(credential)
     if is_jti_denied(claims.jti):
         raise Unauthorized("The access token was revoked; sign in again.")
-    membership = load_active_membership(claims.user_id, claims.workspace_id)
+    membership = load_token_membership(claims)  # also refuses a token whose refresh family was revoked
     if membership is None:
         raise Unauthorized("The access token is no longer valid for this workspace.")
     # The role comes from the membership, not the token, so a demotion takes effect at once.

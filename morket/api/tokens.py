@@ -4,6 +4,10 @@ An access token (HS256, 15 minutes) names one user in one workspace. A refresh t
 random string stored hashed; each use consumes it and issues the next one of its family, whose
 life slides forward by 7 days up to the family's 30-day cap. Using a consumed token again means it
 was stolen or replayed: the whole family is revoked.
+
+Every access token names its family (claim ``fam``) and never outlives it. Each API request reads
+the membership and whether the family was revoked in one statement, so revoking a family (a
+replay, a logout, a password change, "log out everywhere") refuses its access tokens at once.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ ACCESS_TTL = timedelta(minutes=15)
 REFRESH_TTL = timedelta(days=7)
 FAMILY_TTL = timedelta(days=30)
 MAX_LIVE_REFRESH_TOKENS = 10
+FAMILY_ID_MAX = 36  # RefreshToken.family_id
 DENY_LIST_PREFIX = "morket:api:denied-jti:"
 
 _CLAIMS = jwt.JWTClaimsRegistry(
@@ -45,6 +50,7 @@ _CLAIMS = jwt.JWTClaimsRegistry(
     iat={"essential": True},
     sub={"essential": True},
     jti={"essential": True},
+    fam={"essential": True},
 )
 
 
@@ -73,15 +79,29 @@ class AccessClaims:
     workspace_id: int
     role: str
     exp: int
+    family_id: str
 
 
 def _signing_key() -> OctKey:
     return OctKey.import_key(current_app.config["MORKET"]["JWT_SECRET"])
 
 
-def encode_access_token(user_id: int, workspace_id: int, role: str, *, now: datetime | None = None) -> str:
-    """Return a signed access token for ``user_id`` in ``workspace_id``."""
+def encode_access_token(
+    user_id: int,
+    workspace_id: int,
+    role: str,
+    *,
+    family_id: str | None = None,
+    not_after: datetime | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Return a signed access token for ``user_id`` in ``workspace_id``, of the refresh family
+    ``family_id`` (a family of its own when None: only its ``jti`` can revoke it), expiring in 15
+    minutes or at ``not_after`` if sooner."""
     issued = int((now or utcnow()).timestamp())
+    expires = issued + int(ACCESS_TTL.total_seconds())
+    if not_after is not None:
+        expires = min(expires, int(not_after.timestamp()))
     claims = {
         "iss": ISSUER,
         "aud": AUDIENCE,
@@ -89,8 +109,9 @@ def encode_access_token(user_id: int, workspace_id: int, role: str, *, now: date
         "sub": str(user_id),
         "role": role,
         "workspace_id": workspace_id,
+        "fam": family_id or str(uuid.uuid4()),
         "iat": issued,
-        "exp": issued + int(ACCESS_TTL.total_seconds()),
+        "exp": expires,
     }
     return jwt.encode({"alg": ALGORITHM, "typ": "JWT"}, claims, _signing_key(), algorithms=[ALGORITHM])
 
@@ -101,8 +122,14 @@ def decode_access_token(token: str) -> AccessClaims:
         decoded = jwt.decode(token, _signing_key(), algorithms=[ALGORITHM])
         _CLAIMS.validate(decoded.claims)
         claims: dict[str, Any] = decoded.claims
-        sub, workspace_id = claims["sub"], claims.get("workspace_id")
-        if not (isinstance(sub, str) and sub.isdecimal() and isinstance(workspace_id, int)):
+        sub, workspace_id, family_id = claims["sub"], claims.get("workspace_id"), claims["fam"]
+        if not (
+            isinstance(sub, str)
+            and sub.isdecimal()
+            and isinstance(workspace_id, int)
+            and isinstance(family_id, str)
+            and 0 < len(family_id) <= FAMILY_ID_MAX
+        ):
             raise Unauthorized("The access token is malformed.")
         return AccessClaims(
             jti=str(claims["jti"]),
@@ -110,6 +137,7 @@ def decode_access_token(token: str) -> AccessClaims:
             workspace_id=workspace_id,
             role=str(claims.get("role", "")),
             exp=int(claims["exp"]),
+            family_id=family_id,
         )
     except (JoseError, ValueError, TypeError, KeyError, UnicodeError) as exc:
         message = "The access token has expired." if "expired" in str(exc) else "The access token is not valid."
@@ -142,6 +170,31 @@ def load_active_membership(user_id: int, workspace_id: int) -> Membership | None
     )
 
 
+def load_token_membership(claims: AccessClaims) -> Membership | None:
+    """Return the membership an access token acts through (None when it is gone or the user is
+    disabled); raise Unauthorized when the token's refresh family was revoked. One statement."""
+    revoked = (
+        select(RefreshToken.id)
+        .where(RefreshToken.family_id == claims.family_id, RefreshToken.revoked_at.is_not(None))
+        .exists()
+    )
+    found = db.session.execute(
+        select(Membership, revoked)
+        .join(User, User.id == Membership.user_id)
+        .where(
+            Membership.user_id == claims.user_id,
+            Membership.workspace_id == claims.workspace_id,
+            User.disabled_at.is_(None),
+        )
+    ).first()
+    if found is None:
+        return None
+    if found[1]:
+        log_security_event("access_token_of_revoked_family", user_id=claims.user_id, workspace_id=claims.workspace_id)
+        raise Unauthorized("The access token was revoked; sign in again.")
+    return found[0]
+
+
 def issue_token_pair(membership: Membership, *, family_id: str | None = None, family_expires_at=None) -> IssuedTokens:
     """Issue an access token and a refresh token for ``membership`` (a new family unless given)."""
     now = utcnow()
@@ -160,10 +213,18 @@ def issue_token_pair(membership: Membership, *, family_id: str | None = None, fa
     )
     db.session.flush()
     _cap_live_refresh_tokens(membership.user_id, now)
+    access_token = encode_access_token(
+        membership.user_id,
+        membership.workspace_id,
+        membership.role,
+        family_id=family_id,
+        not_after=family_expires_at,
+        now=now,
+    )
     return IssuedTokens(
-        access_token=encode_access_token(membership.user_id, membership.workspace_id, membership.role, now=now),
+        access_token=access_token,
         refresh_token=refresh_plain,
-        expires_in=int(ACCESS_TTL.total_seconds()),
+        expires_in=min(int(ACCESS_TTL.total_seconds()), int((family_expires_at - now).total_seconds())),
         workspace=membership.workspace,
         role=membership.role,
     )

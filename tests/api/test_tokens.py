@@ -6,7 +6,7 @@ import time
 
 from joserfc import jwt
 from joserfc.jwk import OctKey
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from morket.accounts.models import RefreshToken
 from morket.api.tokens import MAX_LIVE_REFRESH_TOKENS
@@ -25,10 +25,12 @@ def _craft(app, **overrides) -> str:
         "sub": "1",
         "role": "owner",
         "workspace_id": 1,
+        "fam": "crafted-family",
         "iat": now,
         "exp": now + 900,
     }
     claims.update(overrides)
+    claims = {name: value for name, value in claims.items() if value is not None}  # None leaves a claim out
     key = OctKey.import_key(app.config["MORKET"]["JWT_SECRET"])
     return jwt.encode({"alg": "HS256"}, claims, key)
 
@@ -157,6 +159,50 @@ def test_replayed_refresh_token_revokes_the_whole_family(client, db, team, login
     db.session.expire_all()
     rows = db.session.scalars(select(RefreshToken).where(RefreshToken.user_id == team.member.id)).all()
     assert rows and all(row.revoked_at is not None for row in rows)
+
+
+def test_a_replayed_refresh_token_refuses_the_access_tokens_already_issued_from_its_family(
+    client, db, team, login_api
+):
+    pair = login_api(team.member, team.workspace)
+    second = client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).get_json()["data"]
+    other_family = login_api(team.member, team.workspace, ip="10.9.8.1")
+    for access in (pair["access_token"], second["access_token"], other_family["access_token"]):
+        assert client.get("/api/v1/me", headers=bearer(access)).status_code == 200
+
+    replay = client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}, environ_base={"REMOTE_ADDR": "10.9.8.2"}
+    )
+    assert replay.status_code == 401
+
+    # At once, not when they expire 15 minutes later: both access tokens of the family are refused.
+    for access in (pair["access_token"], second["access_token"]):
+        resp = client.get("/api/v1/me", headers=bearer(access))
+        assert resp.status_code == 401
+        assert resp.get_json()["error"]["message"] == "The access token was revoked; sign in again."
+    # Another sign-in of the same user is another family and keeps working.
+    assert client.get("/api/v1/me", headers=bearer(other_family["access_token"])).status_code == 200
+
+
+def test_an_access_token_without_a_family_is_refused(app, client, team):
+    token = _craft(app, sub=str(team.owner.id), workspace_id=team.workspace.id, fam=None)
+    assert client.get("/api/v1/me", headers=bearer(token)).status_code == 401
+
+
+def test_an_access_token_never_outlives_its_family(client, db, team, login_api):
+    from datetime import timedelta
+
+    from morket.core.db import utcnow
+
+    pair = login_api(team.member, team.workspace)
+    db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == team.member.id)
+        .values(family_expires_at=utcnow() + timedelta(seconds=120))
+    )
+    db.session.flush()
+    second = client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).get_json()["data"]
+    assert 100 <= second["expires_in"] <= 120
 
 
 def test_refresh_can_switch_to_another_workspace_of_the_user(client, team, other_team, login_api):
