@@ -46,6 +46,19 @@ def _list(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
+def _networks(raw: str) -> list[Any]:
+    """Comma-separated networks in CIDR form (a bare address is one host), IPv4 or IPv6."""
+    import ipaddress
+
+    networks = []
+    for part in _list(raw):
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"expected networks like 10.0.0.0/8 or ::1, got {part!r}") from None
+    return networks
+
+
 def _float(raw: str) -> float:
     try:
         return float(raw.strip())
@@ -135,6 +148,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATAOPS_DIR", _str, "", help="folder for uploaded and exported files, shared by web and workers"),
     Setting("EXPORT_BACKGROUND_ROWS", _int, "50000", help="exports of more rows run as a job and are emailed"),
     Setting("LOG_LEVEL", _str, "INFO"),
+    Setting("METRICS_TOKEN", _str, "", secret=True, help="bearer token a Prometheus scraper sends to /metrics"),
+    Setting("METRICS_ALLOW", _networks, "", help="networks (CIDRs) whose scrapers /metrics answers without a token"),
     Setting("SANDBOX_MODE", _bool, "false", help="label the UI as sandbox (demo providers)"),
     # Credentials and enrichment.
     Setting("MASTER_KEY", _master_key, "", secret=True, help="32-byte key (hex or base64) encrypting credentials"),

@@ -204,6 +204,8 @@ class DevServer:
         say(f"at {base}/dev/mailbox")
         say("make someone platform admin with `.venv/bin/flask --app app set-admin EMAIL` in another")
         say(f"terminal in this folder: the flask CLI finds this run's servers in {self.run_env}")
+        scraping = "on" if self.env.get("MORKET_METRICS_TOKEN") or self.env.get("MORKET_METRICS_ALLOW") else "off"
+        say(f"{base}/metrics is {scraping}: it answers a bearer MORKET_METRICS_TOKEN or MORKET_METRICS_ALLOW networks")
 
     # -- running and stopping -------------------------------------------------------------
 

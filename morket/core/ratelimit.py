@@ -16,6 +16,7 @@ AUTH_LIMIT = "5/minute"
 ADMIN_LIMIT = "10/minute"
 GENERAL_LIMIT = "100/minute"
 GRID_LIMIT = "1200/minute"
+METRICS_LIMIT = "60/minute"
 
 
 def client_ip() -> str:

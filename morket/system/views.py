@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify, redirect, render_template, url_for
+from flask import Response, abort, jsonify, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import text
 
 from morket.core.jobs import redis_connection
-from morket.core.metrics import render_metrics
+from morket.core.metrics import metrics_refusal, render_metrics
+from morket.core.ratelimit import METRICS_LIMIT, client_ip
 from morket.extensions import db, limiter
 from morket.system import bp
 
@@ -46,8 +47,23 @@ def readiness():
     return jsonify({"status": "ready" if ready else "unavailable", "checks": checks}), 200 if ready else 503
 
 
+def _metrics_caller() -> str:
+    return f"metrics:{client_ip()}"
+
+
 @bp.get("/metrics")
-@limiter.exempt
+@limiter.limit(METRICS_LIMIT, key_func=_metrics_caller)
 def metrics():
+    """Prometheus exposition, for a scraper with the token or on an allowed network (core/metrics.py)."""
+    refused = metrics_refusal()
+    if refused == 401:
+        return Response(
+            "Send Authorization: Bearer <MORKET_METRICS_TOKEN>.\n",
+            401,
+            mimetype="text/plain",
+            headers={"WWW-Authenticate": 'Bearer realm="morket-metrics"'},
+        )
+    if refused is not None:
+        abort(refused)
     body, content_type = render_metrics()
     return Response(body, mimetype=content_type.split(";")[0], content_type=content_type)

@@ -27,6 +27,7 @@ def test_a_non_numeric_port_names_the_variable():
         ("MORKET_REDIS_URL", "http://localhost:6379"),
         ("MORKET_RATELIMIT_ENABLED", "maybe"),
         ("MORKET_MAX_JSON_BYTES", "1MB"),
+        ("MORKET_METRICS_ALLOW", "10.0.0.0/8, prometheus.internal"),
     ],
 )
 def test_each_bad_value_names_its_variable(name, value):
