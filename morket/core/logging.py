@@ -1,4 +1,4 @@
-"""Structured JSON logs with request id, user and workspace, and secrets redacted."""
+"""Structured JSON logs with request id, user and workspace; secrets and URL query strings redacted."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ _INLINE_SECRETS = (
     re.compile(r"(://[^/\s:@]+:)[^/\s@]+(?=@)"),
 )
 REDACTED = "[redacted]"
+# A URL's query string: provider calls carry people's names, emails and keys there (Hunter's
+# email finder, for one), so log lines keep a URL's path but never its query.
+_URL_QUERY = re.compile(r"((?:https?|wss?)://[^\s?#\"'<>]+)\?[^\s#\"'<>]*")
+# Client libraries that log every request's full URL (httpx at INFO, httpcore and urllib3 at DEBUG).
+URL_LOGGERS = ("httpx", "httpcore", "urllib3", "hpack")
 
 
 def redact(value: Any) -> Any:
@@ -39,6 +44,18 @@ def redact(value: Any) -> Any:
         for pattern in _INLINE_SECRETS:
             value = pattern.sub(lambda m: m.group(1) + REDACTED, value)
         return value
+    return value
+
+
+def redact_for_log(value: Any) -> Any:
+    """``redact``, and every URL's query string replaced too (for log lines, not stored data)."""
+    value = redact(value)
+    if isinstance(value, dict):
+        return {k: redact_for_log(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_for_log(v) for v in value]
+    if isinstance(value, str):
+        return _URL_QUERY.sub(lambda m: m.group(1) + "?" + REDACTED, value)
     return value
 
 
@@ -59,7 +76,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": redact(record.getMessage()),
+            "msg": redact_for_log(record.getMessage()),
         }
         if has_request_context():
             entry["request_id"] = getattr(g, "request_id", None)
@@ -68,9 +85,9 @@ class JsonFormatter(logging.Formatter):
             entry["path"] = request.path
         extra = getattr(record, "data", None)
         if extra:
-            entry["data"] = redact(extra)
+            entry["data"] = redact_for_log(extra)
         if record.exc_info:
-            entry["exc"] = redact(self.formatException(record.exc_info))
+            entry["exc"] = redact_for_log(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
 
@@ -83,6 +100,9 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
     logging.getLogger("werkzeug").setLevel("WARNING")
     logging.getLogger("alembic.runtime.plugins").setLevel("WARNING")
+    # Whatever LOG_LEVEL says: their request lines name every URL with its query string.
+    for name in URL_LOGGERS:
+        logging.getLogger(name).setLevel("WARNING")
 
 
 security_log = logging.getLogger("morket.security")

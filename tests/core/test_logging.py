@@ -1,9 +1,11 @@
 """Structured JSON logs carry the request's ids and never a secret."""
 
 import base64
+import io
 import json
 import logging
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -133,3 +135,85 @@ def test_security_events_go_to_the_security_logger_with_their_data(caplog):
     entry = json.loads(JsonFormatter().format(record))
     assert entry["msg"] == "login_failed"
     assert entry["data"] == {"event": "login_failed", "email": "ann@example.com", "password": REDACTED}
+
+
+# --- personal data through a real enrichment run -------------------------------------------------
+
+
+@pytest.fixture
+def production_logs(app):
+    """Every log line written during the test as production writes them (configure_logging at
+    INFO, JSON lines), into a StringIO; the root logger and the levels it sets are restored after."""
+    from morket.core.logging import URL_LOGGERS, configure_logging
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    named = ("werkzeug", "alembic.runtime.plugins", *URL_LOGGERS)
+    saved_levels = {name: logging.getLogger(name).level for name in named}
+    configure_logging("INFO")
+    stream = io.StringIO()
+    root.handlers[0].setStream(stream)
+    yield stream
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)
+    for name, level in saved_levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def _findable_person() -> tuple[str, str, str]:
+    """A person the sandbox's email finder finds (its answers derive from a hash of the inputs)."""
+    from morket.providers.sandboxes import data
+
+    for first in ("Philippa", "Ottoline", "Wilhelmina", "Cordelia", "Leopoldine", "Theodora"):
+        for last in ("Quenneville", "Abernathy", "Marchetti", "Oyelaran"):
+            domain = f"{last.lower()}-holdings.com"
+            if data.person_found(first, last, domain):
+                return first, last, domain
+    raise AssertionError("the sandbox finds none of the candidates")
+
+
+def test_an_enrichment_run_logs_no_personal_data_and_no_query_strings(app, db, sandbox, production_logs):
+    from morket.enrichment import service
+    from morket.tables import service as tables
+    from tests.enrichment.test_engine_support import PEOPLE_COLUMNS, cells, enrichment_column, finish_run, grant
+    from tests.factories import workspace_with_owner
+
+    sandbox.reset()
+    first, last, domain = _findable_person()
+    workspace, owner = workspace_with_owner()
+    grant(workspace, 100)
+    table = tables.create_table(workspace, owner, "Prospects", columns=PEOPLE_COLUMNS)
+    tables.insert_rows(workspace, owner, table, [{"First name": first, "Last name": last, "Domain": domain}])
+    column = enrichment_column(workspace, owner, table, {c.name: c.id for c in table.live_columns})
+    logging.getLogger("morket.enrichment").info("personal-data test: run starting")
+    run = service.start_run(workspace, owner, table, column, scope="all")
+    finish_run(run.id)
+
+    [(cell, state)] = cells(table, column.id).values()
+    assert state["status"] == "success"
+    email = cell["value"]
+    assert "@" in email
+    # The provider really was sent the person's name (in the query string, as Hunter wants it).
+    assert any(first in json.dumps(entry) for entry in sandbox.log("hunter"))
+    lines = production_logs.getvalue().splitlines()
+    assert any("personal-data test: run starting" in line for line in lines), "the capture sees nothing"
+    for line in lines:
+        for personal in (first, last, email, email.split("@")[0]):
+            assert personal.lower() not in line.lower(), f"{personal!r} in a log line: {line}"
+        assert "first_name=" not in line and "api_key=" not in line, line
+
+
+def test_log_lines_keep_a_urls_path_but_not_its_query():
+    record = logging.LogRecord(
+        "httpx",
+        logging.WARNING,
+        __file__,
+        1,
+        "HTTP Request: GET %s",
+        ("https://api.hunter.io/v2/email-finder?first_name=Ada&last_name=Lovelace",),
+        None,
+    )
+    record.data = {"url": "https://example.com/team?email=ada%40example.com#top"}
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["msg"] == f"HTTP Request: GET https://api.hunter.io/v2/email-finder?{REDACTED}"
+    assert entry["data"] == {"url": f"https://example.com/team?{REDACTED}#top"}
