@@ -73,6 +73,8 @@ class ApolloSandbox(ProviderSandbox):
             person = data.person_by_email(email)
         elif first and last and domain and data.person_found(first, last, domain):
             person = data.person(first, last, domain)
+            if data.outdated(self.name, call.settings.invalid_emails, first, last, domain):
+                person["email"] = data.outdated_email(person["email"])
         else:
             return json_response({"person": None})
         org = _organization(person["domain"])

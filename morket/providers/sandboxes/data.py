@@ -3,7 +3,8 @@
 Everything derives from a SHA-256 of the normalised inputs, so a test (or a demo) can rely on
 the data without a fixture file. About 70% of people and 80% of companies are "found"; names
 containing ``nobody`` and domains starting ``nodata`` are never found, and those starting
-``always`` always are, so tests can pick either case on purpose.
+``always`` always are, so tests can pick either case on purpose. ``outdated`` picks the people
+for whom a provider's finder answers an address the verifier rejects (``invalid_emails``).
 """
 
 from __future__ import annotations
@@ -51,6 +52,16 @@ def person_found(*parts: object) -> bool:
     if "always" in joined:
         return True
     return seed("person", *parts) % 100 < 70
+
+
+def outdated(provider: str, share: float, *parts: object) -> bool:
+    """Whether ``provider``'s finder answers an outdated address for this person (``share`` of people)."""
+    return share > 0 and seed("outdated", provider, *parts) % 1000 < round(share * 1000)
+
+
+def outdated_email(email: str) -> str:
+    """The address a finder answers when its record is outdated: the verifier always rejects it."""
+    return f"invalid.{email}"
 
 
 def company_name(domain: str) -> str:

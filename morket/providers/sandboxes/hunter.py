@@ -62,6 +62,8 @@ class HunterSandbox(ProviderSandbox):
         if not data.person_found(first, last, domain):
             return json_response({"data": empty, "meta": {"params": params}})
         person = data.person(first, last, domain)
+        if data.outdated(self.name, call.settings.invalid_emails, first, last, domain):
+            person["email"] = data.outdated_email(person["email"])
         found = {**empty, "email": person["email"], "score": person["score"], "position": person["title"],
                  "company": person["organization_name"], "twitter": person["twitter"],
                  "linkedin_url": "https://www." + person["linkedin"],

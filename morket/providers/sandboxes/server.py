@@ -4,9 +4,12 @@ Each provider lives under its own prefix (``/hunter``, ``/apollo``, ``/clearbit`
 as the real API does (see each module). Per provider, ``POST /_sandbox/config`` sets the
 latency, an error rate (every n-th request fails with ``fail_status``, deterministically), a
 token-bucket rate limit (``rate`` per second, ``burst``; over it: 429 with Retry-After), a
-quota of answered requests and Clearbit's asynchronous mode. ``GET /_sandbox/log`` lists every
-request received (the independent record tests compare with); ``POST /_sandbox/reset`` clears
-the log, counters and settings.
+quota of answered requests, Clearbit's asynchronous mode, and ``invalid_emails``: the share of
+people for whom an email finder answers an outdated address that the verifier rejects (chosen
+per person and provider by ``data.outdated``, so a test can work out which). ``GET
+/_sandbox/log`` lists every request received with its query parameters (never the key): the
+independent record tests compare with; ``POST /_sandbox/reset`` clears the log, counters and
+settings.
 
 Valid keys start ``sandbox-`` or ``sk-test-``; anything else is refused with a 401.
 """
@@ -55,6 +58,7 @@ class Settings:
     burst: float = 50.0
     quota: int | None = None
     async_: bool = False
+    invalid_emails: float = 0.0
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in fields(self)}
@@ -73,6 +77,8 @@ class Settings:
             setattr(self, name, value)
         if not 0 <= self.error_rate <= 1 or self.rate <= 0 or self.burst < 1 or self.latency_ms < 0:
             raise ValueError("error_rate must be 0..1, rate > 0, burst >= 1, latency_ms >= 0")
+        if not 0 <= self.invalid_emails <= 1:
+            raise ValueError("invalid_emails must be 0..1")
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -176,7 +182,14 @@ class SandboxApp:
             return trial
 
     def record(
-        self, provider: str, operation: str, path: str, key: str | None, status: int, generation: int | None = None
+        self,
+        provider: str,
+        operation: str,
+        path: str,
+        key: str | None,
+        status: int,
+        generation: int | None = None,
+        params: dict[str, str] | None = None,
     ) -> None:
         entry = {
             "provider": provider,
@@ -184,6 +197,7 @@ class SandboxApp:
             "path": path,
             "key_hint": key_hint(key),
             "status": status,
+            "params": params or {},
             "at": time.time(),
         }
         with self.lock:
@@ -232,7 +246,9 @@ class SandboxApp:
             return response
         settings = self.settings[prefix]
         response = self.answer(sandbox, operation, request, key, settings)
-        self.record(prefix, operation, route, key, response.status_code, request.environ["sandbox.generation"])
+        # The query without its key (Hunter sends the key as ``api_key``): what was asked about.
+        params = {k: v for k, v in request.args.items() if k != "api_key"}
+        self.record(prefix, operation, route, key, response.status_code, request.environ["sandbox.generation"], params)
         return response
 
     def answer(
