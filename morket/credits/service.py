@@ -59,14 +59,14 @@ def _check_key(idempotency_key: str) -> str:
     return key
 
 
-def _check_amount(amount: int, *, allow_negative: bool = False, allow_zero: bool = False) -> int:
+def _check_amount(amount: int, *, allow_negative: bool = False) -> int:
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise ValidationFailed("The amount must be a whole number of credits.", fields={"amount": ["not an integer"]})
     if abs(amount) > MAX_AMOUNT:
         raise ValidationFailed(f"The amount must be at most {MAX_AMOUNT:,} credits.", fields={"amount": ["too large"]})
     if amount < 0 and not allow_negative:
         raise ValidationFailed("The amount must not be negative.", fields={"amount": ["negative"]})
-    if amount == 0 and not allow_zero:
+    if amount == 0:
         raise ValidationFailed("The amount must not be zero.", fields={"amount": ["zero"]})
     return amount
 
@@ -165,20 +165,21 @@ def charge(
     operation: str | None = None,
     key_source: str = "platform",
 ) -> LedgerEntry | None:
-    """Debit ``amount`` credits for one provider hit, or record a free own-key use; None on a replay.
+    """Debit ``amount`` credits for one delivered value, or record a free own-key use; None on a replay.
 
     Raises InsufficientCredits (and charges nothing) when the balance is short. With ``key_source``
     "own" (the workspace's own provider key) the entry is a zero "usage" record: it costs no platform
-    credits but the hit still appears in the history with what caused it. A paid charge keeps the
-    workspace's balance row locked until the caller's transaction ends, so commit soon after.
+    credits but the value still appears in the history with what caused it. That is the only entry
+    of 0 credits: a debit of 0 is refused. A paid charge keeps the workspace's balance row locked
+    until the caller's transaction ends, so commit soon after.
     """
     key = _check_key(idempotency_key)
     if key_source not in KEY_SOURCES:
         raise ValidationFailed("Unknown key source.", fields={"key_source": ["invalid"]})
     own = key_source == "own"
-    amount = 0 if own else _check_amount(amount, allow_zero=True)
+    amount = 0 if own else _check_amount(amount)
     entry = {
-        "kind": "usage" if own or amount == 0 else "debit",
+        "kind": "usage" if own else "debit",
         "idempotency_key": key,
         "run_id": run_id,
         "row_id": row_id,
@@ -199,7 +200,7 @@ def charge(
 
 @dataclass(frozen=True)
 class Charge:
-    """One provider hit to charge in a batch: the arguments of ``charge`` after the workspace."""
+    """One delivered value to charge in a batch: the arguments of ``charge`` after the workspace."""
 
     amount: int
     idempotency_key: str
@@ -248,9 +249,9 @@ def _charge_entry(item: Charge) -> tuple[int, dict[str, Any]]:
     if item.key_source not in KEY_SOURCES:
         raise ValidationFailed("Unknown key source.", fields={"key_source": ["invalid"]})
     own = item.key_source == "own"
-    amount = 0 if own else _check_amount(item.amount, allow_zero=True)
+    amount = 0 if own else _check_amount(item.amount)
     return amount, {
-        "kind": "usage" if own or amount == 0 else "debit",
+        "kind": "usage" if own else "debit",
         "idempotency_key": key,
         "run_id": item.run_id,
         "row_id": item.row_id,
@@ -313,7 +314,7 @@ def _used_keys(workspace_id: int, keys: list[str]) -> set[str]:
 
 
 def charge_many(workspace_id: int, charges: Sequence[Charge]) -> list[LedgerEntry | None]:
-    """Charge a batch of provider hits as ``charge`` would one after the other, in one or two statements.
+    """Charge a batch of delivered values as ``charge`` would one after the other, in one or two statements.
 
     Returns one result per charge, in order: the entry, or None for a key used already (earlier in
     the batch or before). A batch costs one conditional UPDATE of the balance and one multi-row

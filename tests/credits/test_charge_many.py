@@ -100,11 +100,22 @@ def test_partial_coverage_charges_in_order_then_refuses(db, fund):
 
 def test_a_workspace_without_credits_is_refused_but_free_uses_are_recorded(db):
     workspace = WorkspaceFactory()
-    found = service.charge_many(workspace.id, [Charge(0, "f:1", key_source="own"), Charge(0, "f:2")])
-    assert [e.balance_after for e in found] == [0, 0]
+    found = service.charge_many(workspace.id, [Charge(0, "f:1", key_source="own"), Charge(2, "f:2", key_source="own")])
+    assert [(e.kind, e.amount, e.balance_after) for e in found] == [("usage", 0, 0), ("usage", 0, 0)]
     with pytest.raises(InsufficientCredits):
         service.charge_many(workspace.id, [Charge(1, "f:3")])
     assert len(_entries(workspace.id)) == 2
+
+
+def test_a_charge_of_zero_credits_is_refused_unless_it_records_an_own_key_use(db):
+    """The only entries of 0 in the ledger are own-key uses: a free platform charge writes nothing."""
+    workspace = WorkspaceFactory()
+    for source in ("platform", "none"):
+        with pytest.raises(ValidationFailed):
+            service.charge_many(workspace.id, [Charge(0, f"z:{source}", key_source=source)])
+        with pytest.raises(ValidationFailed):
+            service.charge(workspace.id, 0, idempotency_key=f"z1:{source}", key_source=source)
+    assert _entries(workspace.id) == []
 
 
 @pytest.mark.parametrize(
@@ -129,7 +140,7 @@ def test_an_empty_batch_is_nothing(db):
 
 _charge = st.builds(
     lambda amount, key, own: Charge(amount, f"k{key}", row_id=key, key_source="own" if own else "platform"),
-    st.integers(0, 5),
+    st.integers(1, 5),
     st.integers(0, 9),
     st.booleans(),
 )
