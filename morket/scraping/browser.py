@@ -1,4 +1,4 @@
-"""One Chromium per worker process, reused across jobs, with every request checked before it leaves.
+"""One Chromium per worker process, reused across jobs, behind an egress proxy that checks every connection.
 
 The pool keeps one browser, one context and one page. The context (and with it the fingerprint
 and proxy) is recycled after ``recycle_pages`` pages; the browser is relaunched when its
@@ -7,10 +7,14 @@ and when a page hangs past its deadline (a watchdog thread kills the browser's p
 is the one thing that stops a renderer spinning in JavaScript; Playwright then fails the call
 and the next fetch relaunches).
 
-Request interception uses the DevTools Fetch domain on the page's own session, not Playwright's
-``route``: ``route`` does not see redirects, and every hop of a redirect chain must be checked.
-Site isolation is off so that cross-site iframes live in the page's renderer and their
-requests pass the same check; service workers are blocked (their requests would not).
+Every connection the browser opens goes through the egress proxy (``egress.py``), which resolves
+and checks the destination itself and is the boundary: nothing the page runs can reach an
+address the guard refuses. In front of it, request interception uses the DevTools Fetch domain
+on the page's own session, not Playwright's ``route``: ``route`` does not see redirects, and
+every hop of a redirect chain is checked. This second layer names what was refused and lets a
+refused navigation end the load as ``blocked``; it does not see workers, which is why the
+proxy is the boundary. Site isolation is off so that cross-site iframes live in the page's
+renderer and pass the same check; service workers are blocked.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +31,8 @@ from typing import Any
 
 import psutil
 
+from morket.core.urlsafety import UnsafeUrl, host_port
+from morket.scraping.egress import EgressProxy, chromium_proxy_args
 from morket.scraping.netguard import RequestGuard
 from morket.scraping.politeness import Fingerprint, pick_fingerprint
 
@@ -63,8 +70,6 @@ CHROMIUM_ARGS = [
     "--mute-audio",
     "--disable-site-isolation-trials",
     "--disable-features=IsolateOrigins,site-per-process,Translate,MediaRouter",
-    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
-    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
 ]
 IDLE_WAIT_SECONDS = 2.0
 MEDIA_PATTERNS = tuple(
@@ -115,6 +120,7 @@ class PoolSettings:
     recycle_mb: int = 1024
     js_heap_mb: int = 512
     proxies: tuple[str, ...] = ()
+    egress_proxy: str = ""
 
     @classmethod
     def from_config(cls, settings: dict[str, Any]) -> PoolSettings:
@@ -127,6 +133,7 @@ class PoolSettings:
             recycle_pages=int(settings.get("SCRAPE_RECYCLE_PAGES") or 200),
             recycle_mb=int(settings.get("SCRAPE_RECYCLE_MB") or 1024),
             proxies=tuple(settings.get("SCRAPE_PROXIES") or ()),
+            egress_proxy=settings.get("SCRAPE_EGRESS_PROXY") or "",
         )
 
 
@@ -154,9 +161,9 @@ class _PageState:
     bytes: int = 0
     too_large: bool = False
     nav_blocked: str | None = None
-    # A response came from an address the guard refuses (DNS rebinding): the page is discarded.
-    rebound: str | None = None
     blocked: list[str] = field(default_factory=list)
+    # Where the egress proxy's refusal record stood when the load began.
+    egress_mark: int = 0
     dom_ready: bool = False
     documents: list[str] = field(default_factory=list)
 
@@ -191,21 +198,57 @@ class BrowserPool:
         self._proxy: str | None = None
         self._media_blocked = False
         self._driver_pids: list[int] = []
+        self._egress: EgressProxy | None = None
+        # One egress proxy per upstream proxy of SCRAPE_PROXIES: it checks, then forwards to that proxy.
+        self._upstream_egresses: dict[str, EgressProxy] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
+
+    def _egress_url(self) -> str:
+        """The proxy every browser connection goes through: the configured one, else ours (started here)."""
+        if self.settings.egress_proxy:
+            return self.settings.egress_proxy
+        if self._egress is None:
+            self._egress = EgressProxy(self.settings.allowlist, self.settings.host_rules)
+        if not self._egress.alive():
+            self._egress.start()
+        return self._egress.url
+
+    def _upstream_egress(self, upstream: str) -> str:
+        """The egress proxy a context that uses ``upstream`` goes through (never the upstream directly)."""
+        if self.settings.egress_proxy:
+            return self.settings.egress_proxy  # the external egress chooses its own way out
+        egress = self._upstream_egresses.get(upstream)
+        if egress is None:
+            egress = self._upstream_egresses[upstream] = EgressProxy(
+                self.settings.allowlist, self.settings.host_rules, upstream=upstream
+            )
+        if not egress.alive():
+            egress.start()
+        return egress.url
+
+    def _context_egress(self) -> EgressProxy | None:
+        """Our egress proxy that the current context's connections go through (None for an external one)."""
+        if self.settings.egress_proxy:
+            return None
+        return self._upstream_egresses.get(self._proxy) if self._proxy else self._egress
 
     def _launch(self) -> None:
         from playwright.sync_api import sync_playwright
 
-        self.close()
+        self._close_browser()
+        egress = self._egress_url()
         before = _child_pids()
         self._playwright = sync_playwright().start()
         # The driver this start spawned: the browser is its child, and only its processes are ours
         # to kill (the same process may run other browsers, a test's for one).
         self._driver_pids = sorted(_child_pids() - before)
-        args = [*CHROMIUM_ARGS, f"--js-flags=--max-old-space-size={self.settings.js_heap_mb}"]
-        if self.settings.host_rules:
-            args.append(f"--host-resolver-rules={self.settings.host_rules}")
+        # The host rules are the egress proxy's: the browser resolves no name itself.
+        args = [
+            *CHROMIUM_ARGS,
+            *chromium_proxy_args(egress),
+            f"--js-flags=--max-old-space-size={self.settings.js_heap_mb}",
+        ]
         executable = chromium_executable(self.settings.chromium_path)
         self._browser = self._playwright.chromium.launch(executable_path=executable, args=args, headless=True)
         self.launches += 1
@@ -217,7 +260,7 @@ class BrowserPool:
             self._fingerprint = pick_fingerprint()
             self._proxy = self.proxy_picker.pick() if self.proxy_picker is not None else None
             options: dict[str, Any] = dict(
-                user_agent=self._fingerprint.user_agent,
+                user_agent=matching_user_agent(self._fingerprint.user_agent, self._browser.version),
                 viewport={"width": self._fingerprint.width, "height": self._fingerprint.height},
                 locale=self._fingerprint.locale,
                 timezone_id=self._fingerprint.timezone,
@@ -226,7 +269,7 @@ class BrowserPool:
                 java_script_enabled=True,
             )
             if self._proxy:
-                options["proxy"] = {"server": self._proxy}
+                options["proxy"] = {"server": self._upstream_egress(self._proxy), "bypass": "<-loopback>"}
             self._context = self._browser.new_context(**options)
             self._context.add_init_script(NO_RAW_SOCKETS_JS + "\n" + PENDING_JS)
             self.context_pages = 0
@@ -273,7 +316,13 @@ class BrowserPool:
                 context.close()
 
     def close(self) -> None:
-        """Close the page, context, browser and driver (safe to call on a dead browser)."""
+        """Close the page, context, browser, driver and egress proxy (safe to call on a dead browser)."""
+        self._close_browser()
+        for egress in (self._egress, *self._upstream_egresses.values()):
+            if egress is not None:
+                egress.stop()
+
+    def _close_browser(self) -> None:
         self._drop_context()
         leftovers = self._browser_processes()
         for attr in ("_browser", "_playwright"):
@@ -289,7 +338,9 @@ class BrowserPool:
         self._driver_pids = []
 
     def _ready(self) -> None:
-        if self._browser is None or not self._browser.is_connected():
+        # A browser whose egress proxy died is relaunched with a new one (it cannot connect anywhere).
+        egress_lost = self._egress is not None and not self.settings.egress_proxy and not self._egress.alive()
+        if self._browser is None or not self._browser.is_connected() or egress_lost:
             self._launch()
         if self._page is None or self._page.is_closed():
             self._new_page()
@@ -303,7 +354,7 @@ class BrowserPool:
         try:
             url = event["request"]["url"]
             is_nav = event.get("resourceType") == "Document" and event.get("frameId") == self._state.main_frame
-            reason = self._state.rebound or self.guard.refusal(url)
+            reason = self.guard.refusal(url)
             if reason is None:
                 if is_nav:
                     self._state.documents.append(url)
@@ -321,25 +372,10 @@ class BrowserPool:
 
     def _on_response(self, event: dict[str, Any]) -> None:
         response = event.get("response") or {}
-        address = response.get("remoteIPAddress")
-        # Through a proxy the address is the proxy's, and the proxy resolved the name.
-        if address and not self._proxy:
-            reason = self.guard.answered_from(response.get("url") or "", address)
-            if reason is not None:
-                self._rebound(response.get("url") or "", reason)
         headers = response.get("headers") or {}
         length = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
         if isinstance(length, str) and length.isdigit() and int(length) > self.settings.max_bytes:
             self._too_large()
-
-    def _rebound(self, url: str, reason: str) -> None:
-        # Only noted here: a DevTools call from inside this event handler can wait forever for its
-        # answer. The interception refuses every later request of the page (``_on_paused``), so the
-        # load ends by itself, and ``fetch`` discards it.
-        state = self._state
-        state.blocked.append(url)
-        if state.rebound is None:
-            state.rebound = reason
 
     def _too_large(self) -> None:
         if self._state.too_large:
@@ -395,7 +431,7 @@ class BrowserPool:
                 self._baseline_mb = rss
             elif rss - self._baseline_mb > self.settings.recycle_mb:
                 log.info("browser grew; relaunching", extra={"data": {"rss_mb": round(rss)}})
-                self.close()
+                self._close_browser()
 
     # --- the load ---------------------------------------------------------------------------------
 
@@ -407,7 +443,8 @@ class BrowserPool:
         limit = float(timeout or self.settings.page_timeout)
         self.guard.check(url)
         self._ready()
-        self._state = _PageState(main_frame=self._state.main_frame)
+        egress = self._context_egress()
+        self._state = _PageState(main_frame=self._state.main_frame, egress_mark=egress.mark() if egress else 0)
         self._block_media(not screenshot)
         page = self._page
         started = time.monotonic()
@@ -430,9 +467,10 @@ class BrowserPool:
                 response = None
             except PlaywrightError as exc:
                 raise self._classify(exc) from None
-            if (stopped := self._cut_short()) is not None:
-                raise stopped
             status = response.status if response is not None else _navigation_status(page)
+            # The egress proxy answers a refused plain-HTTP request with a 403 of its own.
+            if (stopped := self._cut_short(egress_wait=0.5 if status == 403 else 0.0)) is not None:
+                raise stopped
             try:
                 snapshot = page.evaluate(SNAPSHOT_JS, IDLE_WAIT_SECONDS * 1000)
                 shot = page.screenshot(type="jpeg", quality=60, timeout=5000) if screenshot else None
@@ -461,14 +499,16 @@ class BrowserPool:
                 # A failed load leaves an error page or a half-loaded document behind: start clean.
                 self._drop_page()
                 if self._browser is not None and not self._browser.is_connected():
-                    self.close()
+                    self._close_browser()
             self._after_page()
 
-    def _cut_short(self) -> FetchError | None:
-        """The error of a load that the page's own events stopped (a rebound address, too many
-        bytes), or None."""
-        if self._state.rebound is not None:
-            return FetchError("blocked", self._state.rebound)
+    def _cut_short(self, egress_wait: float = 0.0) -> FetchError | None:
+        """The error of a load that was stopped on its way (a navigation refused by the request check
+        or the egress proxy, too many bytes), or None."""
+        if self._state.nav_blocked is not None:
+            return FetchError("blocked", self._state.nav_blocked)
+        if (refused := self._egress_refused_navigation(egress_wait)) is not None:
+            return FetchError("blocked", refused)
         if self._state.too_large:
             return FetchError("too_large", f"The page is larger than {self._mb()} MB.")
         return None
@@ -476,19 +516,35 @@ class BrowserPool:
     def _mb(self) -> str:
         return f"{self.settings.max_bytes / (1024 * 1024):g}"
 
+    def _egress_refused_navigation(self, wait: float) -> str | None:
+        """Why the egress proxy refused one of this load's page navigations, or None.
+
+        The proxy reports a refusal before it answers, so by the time the browser reports the
+        failed navigation the report is on its way; ``wait`` covers the hand-over."""
+        egress = self._context_egress()
+        if egress is None:
+            return None
+        for url in self._state.documents:
+            try:
+                _, host, port = host_port(url)
+            except UnsafeUrl:
+                continue
+            reason = egress.refusal(host, port, since=self._state.egress_mark, wait=wait)
+            if reason is not None:
+                self._state.blocked.append(url)
+                return reason
+        return None
+
     def _classify(self, exc: Exception) -> FetchError:
         text = str(exc)
-        if self._state.rebound is not None:
-            return FetchError("blocked", self._state.rebound)
-        if self._state.nav_blocked is not None:
-            return FetchError("blocked", self._state.nav_blocked)
-        if self._state.too_large:
-            return FetchError("too_large", f"The page is larger than {self._mb()} MB.")
+        tunnel_failed = "ERR_TUNNEL" in text or "ERR_PROXY" in text
+        if (stopped := self._cut_short(egress_wait=0.5 if tunnel_failed else 0.0)) is not None:
+            return stopped
         if "crash" in text.lower():
             return FetchError("crashed", "The page crashed the browser tab.")
         if self._browser is None or not self._browser.is_connected() or "closed" in text.lower():
             return FetchError("crashed", "The browser stopped while loading the page.", transient=True)
-        if "ERR_PROXY" in text or "ERR_TUNNEL" in text:
+        if tunnel_failed:
             if self.proxy_picker is not None and self._proxy:
                 self.proxy_picker.mark_bad(self._proxy)
                 self._drop_context()
@@ -514,6 +570,15 @@ _NET_ERRORS = (
     ("ERR_ABORTED", "The load was aborted.", True),
     ("ERR_TIMED_OUT", "The site did not answer in time.", True),
 )
+
+
+def matching_user_agent(user_agent: str, browser_version: str) -> str:
+    """``user_agent`` with the browser's own major version (``Chrome/156.0.0.0``, Chrome's reduced form).
+
+    A user agent that names another version than the one the browser reports elsewhere (client
+    hints, JavaScript features) marks the visitor as a bot."""
+    major = browser_version.split(".")[0]
+    return re.sub(r"Chrome/[\d.]+", f"Chrome/{major}.0.0.0", user_agent) if major.isdigit() else user_agent
 
 
 def _navigation_status(page: Any) -> int:

@@ -1,30 +1,27 @@
 """The checks every browser request goes through before it leaves: scheme, resolved address, allowlist.
 
-``HostRules`` parses Chromium's ``--host-resolver-rules`` ("MAP *.test 127.0.0.1") so that the SSRF
-check resolves names exactly as the browser will when a deployment (or the test suite) maps them;
+``HostRules`` parses Chromium-style host resolver rules ("MAP *.test 127.0.0.1") so that the
+request check and the egress proxy resolve names as a deployment (or the test suite) maps them;
 names no rule covers go to the system resolver. ``RequestGuard`` caches each host:port decision
 for a few seconds: a page asks for the same hosts dozens of times, and a short cache keeps the
 window in which a rebinding DNS answer could slip through no wider than that.
 
-The browser resolves a name again when it connects, so a DNS answer that changes between the
-check and the connection (rebinding) would pass the check. ``RequestGuard.answered_from`` closes
-that on the way back: every response carries the address the browser really connected to, and a
-page that got any response from an address the check refuses is discarded whole (its scripts may
-have copied that response into the page).
+The same guard is the policy of the browser's egress proxy (``morket.scraping.egress``): there
+``RequestGuard.addresses`` resolves a destination once and the proxy connects to the address it
+returned, so a DNS answer that changes between the check and the connection (rebinding) changes
+nothing. The request check in the browser is the second layer in front of it.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from morket.core.urlsafety import (
+    IPAddress,
     UnsafeUrl,
-    allowlisted,
-    blocked_reason,
     check_url,
     host_port,
     parse_allowlist,
@@ -90,23 +87,16 @@ class RequestGuard:
         self._decisions[key] = (now + DECISION_TTL, reason)
         return reason
 
-    def answered_from(self, url: str, address: str) -> str | None:
-        """Why a response for ``url`` that came from ``address`` must not be used, or None.
+    def addresses(self, host: str, port: int) -> list[IPAddress]:
+        """Resolve ``host`` once and return the addresses a connection to host:port may go to.
 
-        ``address`` is where the browser's connection went; an allowlisted host:port may answer
-        from anywhere, as in ``check_url``."""
-        try:
-            ip = ipaddress.ip_address(address.strip("[]").split("%")[0])
-            _, host, port = host_port(url)
-        except (ValueError, UnsafeUrl):
-            return None  # no network address (a cached or local response) or no http(s) URL
-        reason = blocked_reason(ip)
-        if reason is None or allowlisted(host, port, self.allowlist):
-            return None
-        return (
-            f"{host} was checked, then answered from {ip} ({reason}): its address changed after the"
-            " check (DNS rebinding), so the page was discarded."
-        )
+        Raise UnsafeUrl when any address is refused or the name does not resolve. The egress proxy
+        connects to the first address returned, so what was checked is what is reached."""
+        netloc = f"[{host}]" if ":" in host else host
+        found = check_url(f"http://{netloc}:{port}/", allowlist=self.allowlist, resolver=self.rules.resolve)
+        if not found:
+            raise UnsafeUrl(f"The host {host} could not be resolved.")
+        return found
 
     def check(self, url: str) -> None:
         """Raise UnsafeUrl when ``url`` may not be requested."""

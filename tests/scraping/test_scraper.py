@@ -124,33 +124,6 @@ def test_sub_requests_into_the_network_are_refused(scraper, sites):
     assert [h for h, _ in sites.log if not h.startswith("sneaky.test")] == []
 
 
-def _rebinding(scraper, monkeypatch, host: str, allowed: set) -> None:  # noqa: ANN001
-    """Make the guard resolve ``host`` to a public address while the browser reaches the local site
-    (the answer a rebinding DNS server gives the check, then the connection), and allowlist only
-    ``allowed``."""
-    guard = scraper.pool.guard
-    resolve = guard.rules.resolve
-    monkeypatch.setattr(guard.rules, "resolve", lambda h, p: ["93.184.216.34"] if h == host else resolve(h, p))
-    monkeypatch.setattr(guard, "allowlist", frozenset(allowed))
-    guard._decisions.clear()  # noqa: SLF001 - decisions cached by earlier tests
-
-
-def test_a_page_whose_address_changes_after_the_check_is_discarded(scraper, sites, monkeypatch):
-    _rebinding(scraper, monkeypatch, "rebind.test", set())
-    outcome = scraper.scrape(sites.url("rebind.test"), "company")
-    assert (outcome.ok, outcome.error_kind) == (False, "blocked")
-    assert "DNS rebinding" in outcome.message and "127.0.0.1" in outcome.message
-    assert outcome.data == {} and outcome.screenshot is None  # nothing of the page is kept
-
-
-def test_a_sub_request_whose_address_changes_discards_the_page(scraper, sites, monkeypatch):
-    # The page itself is allowlisted; a script on it reads a host that rebinds into the network.
-    _rebinding(scraper, monkeypatch, "rebind.test", {("reader.test", sites.port)})
-    outcome = scraper.scrape(sites.url("reader.test", "/reads-rebind"), "generic")
-    assert (outcome.ok, outcome.error_kind) == (False, "blocked"), outcome
-    assert "DNS rebinding" in outcome.message
-
-
 def test_direct_private_urls_are_refused_before_the_browser(scraper, sites):
     outcome = scraper.scrape(f"http://127.0.0.1:{sites.port}/", "company")
     assert (outcome.error_kind, outcome.attempts) == ("blocked", 0)
