@@ -2,9 +2,9 @@
 
 Durability rests on PostgreSQL. A worker leases a batch (``UPDATE … FOR UPDATE SKIP LOCKED``)
 and commits the lease before it calls anyone. After the calls, one transaction writes, for every
-row it still holds, the attempts, the credit charges (idempotency key
-``enrich:<run>:<row>:<column>:<step>``), the cell value, the output cells, the cell state and
-the run row's status, and bumps the run's counters. A worker killed in between leaves its rows
+row it still holds, the attempts, the credit charges (one per delivered value, decided by
+``delivery_charge``; idempotency key ``enrich:<run>:<row>:<column>``), the cell value, the output
+cells, the cell state and the run row's status, and bumps the run's counters. A worker killed in between leaves its rows
 leased; the reconciler hands them out again once the lease has expired, and a replayed charge
 key charges nothing. So no row is lost and no credit is taken twice.
 
@@ -38,7 +38,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import sqlalchemy as sa
@@ -49,16 +49,20 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.exc import DBAPIError
 
 from morket.core.db import utcnow
+from morket.core.errors import MorketError
 from morket.core.jobs import QUEUE_ENRICHMENT, enqueue_after_commit
 from morket.core.throttle import CircuitBreaker, TokenBucket
 from morket.enrichment import cache
 from morket.enrichment.config import EnrichmentConfig, read_config
-from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun, EnrichmentRunRow
+from morket.enrichment.models import EnrichmentRun, EnrichmentRunRow
 from morket.extensions import db
 from morket.providers.base import CallContext, Operation, Provider, Result
 from morket.tables import storage
 from morket.tables.cells import CellError, parse_cell
 from morket.tables.models import Column, Table
+
+if TYPE_CHECKING:
+    from morket.credits.service import Charge
 
 log = logging.getLogger("morket.enrichment")
 
@@ -148,16 +152,25 @@ class RunPlan:
         return sorted(set(self.config.inputs.values()))
 
     @property
+    def own_providers(self) -> set[str]:
+        """Providers this run reaches with the workspace's own key (their parts cost no credits)."""
+        return {name for name, key in self.keys.items() if key.source == "own"}
+
+    def value_price(self, step: StepPlan) -> int:
+        """Credits a value delivered by ``step`` costs (``credits.prices.delivery_price``)."""
+        from morket.credits.prices import delivery_price
+
+        validation = self.validation.key if self.validation is not None else None
+        return delivery_price(step.operation.key, validation, own=self.own_providers)
+
+    @property
     def min_balance(self) -> int:
-        """The balance below which a hit cannot be paid for (the dearest billable operation)."""
-        ops = [s.operation for s in self.steps] + ([self.validation] if self.validation else [])
-        costs = [self.prices.get(op.key, 0) for op in ops if self.keys[op.provider].source == "platform"]
-        return max(costs, default=0)
+        """The balance below which a delivered value cannot be paid for (the dearest one)."""
+        return max((self.value_price(s) for s in self.steps), default=0)
 
     @property
     def needs_credits(self) -> bool:
-        ops = [s.operation for s in self.steps] + ([self.validation] if self.validation else [])
-        return any(self.prices.get(op.key, 0) > 0 and self.keys[op.provider].source == "platform" for op in ops)
+        return self.min_balance > 0
 
 
 def _price(operation_key: str) -> int:
@@ -241,8 +254,9 @@ class AttemptRecord:
     message: str | None = None
     validation: bool = False
     key_source: str = "none"
-    # What the credits ledger is charged for this attempt (None: no ledger entry).
-    charge: int | None = None
+    # What the call cost at the provider, in credits at list price (analytics: whoever paid it).
+    # What the workspace pays is decided per delivered value by ``delivery_charge``.
+    cost: int = 0
     # A fresh final answer to remember in the cache.
     cache_key: cache.CacheKey | None = None
     cache_values: dict[str, Any] | None = None
@@ -266,6 +280,8 @@ class RowOutcome:
     attempt_log: list[AttemptRecord] = field(default_factory=list)
     # The run row's step and attempts before this try (what a release puts back).
     origin: tuple[int, int] = (0, 0)
+    # The attempt whose value the row delivered (a success's ledger entry points at it).
+    delivered_by: AttemptRecord | None = None
 
     def release(self) -> None:
         """Give the row back untouched: it is tried again from where it was."""
@@ -400,6 +416,9 @@ class RowWorker:
         not_found = False
         error = row.message
         last_provider: str | None = None
+        # One verification per distinct value of the row: a later step returning the same value
+        # reuses the verdict instead of asking (and paying) the verifier again.
+        verdicts: dict[str, bool] = {}
         for step in plan.steps[row.step_index :]:
             if self.s.stop.is_set() or self.s.redis_down.is_set():
                 raise _Release
@@ -422,7 +441,7 @@ class RowWorker:
                 if _is_empty(value):
                     not_found = True
                     continue
-                verdict = self._validate(step, value, log_)
+                verdict = self._validate(step, value, log_, verdicts, record)
                 if verdict is None:
                     return self._retry(
                         row, step, attempts, log_, "retrying", "The validation step did not answer; retrying."
@@ -440,6 +459,7 @@ class RowWorker:
                     fields=dict(result.values),
                     step_index=step.index,
                     attempt_log=log_,
+                    delivered_by=record,
                 )
             if outcome == "not_found":
                 not_found = True
@@ -507,20 +527,39 @@ class RowWorker:
             attempt_log=log_,
         )
 
-    def _validate(self, step: StepPlan, value: Any, log_: list[AttemptRecord]) -> bool | None:
+    def _validate(
+        self,
+        step: StepPlan,
+        value: Any,
+        log_: list[AttemptRecord],
+        verdicts: dict[str, bool],
+        candidate: AttemptRecord,
+    ) -> bool | None:
         """True: accept; False: reject and move on; None: the verifier could not answer now."""
         plan = self.plan
         rule = plan.config.validation
         if rule is None or plan.validation is None or plan.validation_provider is None:
             return True
-        inputs = {rule.input: cell_input(value)}
-        result, record = self._call(plan.validation_provider, plan.validation, step.index, inputs, {}, None, True)
+        checked = cell_input(value)
+        seen = json.dumps(checked, sort_keys=True, default=str)
+        if seen in verdicts:
+            verdict = verdicts[seen]
+            candidate.message = "The same value as an earlier step: its verdict ({}) was reused.".format(
+                "accepted" if verdict else "rejected"
+            )
+            return verdict
+        result, record = self._call(
+            plan.validation_provider, plan.validation, step.index, {rule.input: checked}, {}, None, True
+        )
         log_.append(record)
+        verdict: bool | None = None
         if result.outcome == "hit":
-            return str(result.values.get(rule.field)) in rule.accept
-        if result.outcome in ("not_found", "invalid_input", "auth_error"):
-            return False
-        return None
+            verdict = str(result.values.get(rule.field)) in rule.accept
+        elif result.outcome in ("not_found", "invalid_input", "auth_error"):
+            verdict = False
+        if verdict is not None:
+            verdicts[seen] = verdict
+        return verdict
 
     def _call(
         self,
@@ -537,7 +576,7 @@ class RowWorker:
         key = (op.key, cache.input_hash(op.key, inputs, options))
         record = AttemptRecord(provider.name, op.key, step_index, "", validation=validation, key_source=key_info.source)
         if stored is not None:
-            # A callback already logged and charged this answer; only remember it in the cache.
+            # A callback already logged this answer; only remember it in the cache.
             result = Result(
                 outcome=stored.get("outcome", "retryable"),
                 values=stored.get("values") or {},
@@ -545,6 +584,7 @@ class RowWorker:
                 message=stored.get("message"),
             )
             record.outcome, record.record = result.outcome, False
+            record.attempt_id = stored.get("attempt_id")
             if result.outcome in ("hit", "not_found"):
                 record.cache_key, record.cache_values = key, dict(result.values)
             return result, record
@@ -603,7 +643,7 @@ class RowWorker:
         record.http_status = result.http_status
         record.message = result.message
         if result.outcome == "hit":
-            record.charge = plan.prices.get(op.key, 0) if key_info.source == "platform" else 0
+            record.cost = plan.prices.get(op.key, 0)
         if result.outcome in ("hit", "not_found"):
             record.cache_key, record.cache_values = key, dict(result.values)
         return result, record
@@ -648,12 +688,14 @@ def _state_patch(column_id: int, status: str, run_id: int, provider: str | None 
     return {str(column_id): state}
 
 
-def mark_cells(table: Table, column_id: int, run_id: int, row_ids: Sequence[int], status: str) -> None:
-    """Set the enrichment cell state of ``row_ids`` (queued, running …) in one statement."""
+def mark_cells(
+    table: Table, column_id: int, run_id: int, row_ids: Sequence[int], status: str, *, message: str | None = None
+) -> None:
+    """Set the enrichment cell state of ``row_ids`` (queued, running, error …) in one statement."""
     if not row_ids:
         return
     rows = storage.storage_for(table).rows
-    patch = json.dumps(_state_patch(column_id, status, run_id))
+    patch = json.dumps(_state_patch(column_id, status, run_id, message=message))
     db.session.execute(
         sa.update(rows)
         .where(rows.c.id == sa.func.any(sa.cast(sa.literal(list(row_ids)), pg.ARRAY(sa.BigInteger))))
@@ -833,6 +875,48 @@ def _allocate_attempt_ids(count: int) -> list[int]:
     )
 
 
+def delivery_charge(plan: RunPlan, outcome: RowOutcome) -> Charge | None:
+    """The charging rule, decided here and nowhere else: what a row's outcome costs the workspace.
+
+    A row pays once per value it delivers (a final success): the price of the step that delivered
+    it plus the column's validation (``RunPlan.value_price``), under the key
+    ``enrich:<run>:<row>:<column>`` so that a replayed batch or a second worker charges nothing
+    more. Rejected, not-found, failed and unfinished rows cost nothing (their attempts are still
+    logged with the provider's cost). A value the workspace's cache answered costs nothing: it was
+    paid for when a provider first delivered it. A value delivered entirely on the workspace's own
+    keys is recorded as a free "usage" entry; a free operation on no own key writes no entry.
+    """
+    from morket.credits.service import Charge
+
+    if outcome.kind != "final" or outcome.state != "success" or outcome.step_index >= len(plan.steps):
+        return None
+    delivered_by = outcome.delivered_by
+    if delivered_by is not None and delivered_by.cached:
+        return None
+    step = plan.steps[outcome.step_index]
+    amount = plan.value_price(step)
+    parts = [step.operation] + ([plan.validation] if plan.validation is not None else [])
+    own = plan.own_providers
+    if amount == 0:
+        if not any(op.provider in own for op in parts):
+            return None
+        key_source = "own"
+    else:
+        paid = [plan.keys[op.provider].source for op in parts if op.provider not in own and plan.prices.get(op.key)]
+        key_source = "platform" if "platform" in paid else "none"
+    return Charge(
+        amount,
+        f"enrich:{plan.run_id}:{outcome.row_id}:{plan.column_id}",
+        run_id=plan.run_id,
+        row_id=outcome.row_id,
+        column_id=plan.column_id,
+        attempt_id=delivered_by.attempt_id if delivered_by is not None else None,
+        provider=step.provider.name,
+        operation=step.operation.key,
+        key_source=key_source,
+    )
+
+
 @dataclass
 class WriteSummary:
     written: int = 0
@@ -856,7 +940,7 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
     Rows whose lease was taken away (cancelled, or reclaimed by the reconciler) are skipped, so
     their results are dropped and nothing is charged for them.
     """
-    from morket.credits.service import Charge, InsufficientCredits, charge_many
+    from morket.credits.service import InsufficientCredits, charge_many
 
     summary = WriteSummary()
     rr = EnrichmentRunRow.__table__
@@ -893,7 +977,7 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
     for record, attempt_id in zip(records, _allocate_attempt_ids(len(records)), strict=True):
         record.attempt_id = attempt_id
 
-    # Attempts, with what they will be charged (the charges themselves come last, see below).
+    # Attempts, with what each call cost at the provider (the workspace's charges come last).
     attempt_rows = [
         {
             "id": a.attempt_id,
@@ -907,7 +991,7 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
             "outcome": a.outcome,
             "http_status": a.http_status,
             "latency_ms": a.latency_ms,
-            "cost": max(a.charge or 0, 0),
+            "cost": max(a.cost, 0),
             "key_source": a.key_source,
             "cached": a.cached,
             "message": (a.message or None) and str(a.message)[:1000],
@@ -925,7 +1009,9 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
             _INSERT_ATTEMPTS,
             {"workspace_id": plan.workspace_id, "run_id": plan.run_id, "column_id": plan.column_id, **arrays},
         )
-    summary.credits = sum(r["cost"] for r in attempt_rows)
+    # What the workspace pays: one charge per delivered value (the charging rule).
+    billed = [(o, c) for o in outcomes if (c := delivery_charge(plan, o)) is not None]
+    summary.credits = sum(c.amount for _, c in billed)
 
     fresh = {
         a.cache_key: cache.CachedAnswer(a.outcome, a.cache_values or {})
@@ -988,18 +1074,21 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
         columns["callback_id"].append(o.callback_id if o.kind == "await" else None)
         columns["provider"].append(o.provider)
         columns["message"].append((o.message or None) and str(o.message)[:1000])
+        # A row given back keeps an asynchronous answer it holds: it is continued, not asked again.
+        columns["keep_result"].append(o.kind == "release")
     db.session.execute(
         sa.text(
             "UPDATE enrichment_run_rows AS rr SET status = v.status, state = v.state,"
             " step_index = v.step_index, attempts = v.attempts, next_attempt_at = v.next_attempt_at,"
             " lease_owner = NULL, lease_expires_at = v.lease_expires_at, callback_id = v.callback_id,"
-            " provider = v.provider, message = v.message, result = NULL"
+            " provider = v.provider, message = v.message,"
+            " result = CASE WHEN v.keep_result THEN rr.result END"
             " FROM unnest(CAST(:row_id AS bigint[]), CAST(:status AS text[]), CAST(:state AS text[]),"
             " CAST(:step_index AS int[]), CAST(:attempts AS int[]), CAST(:next_attempt_at AS timestamptz[]),"
             " CAST(:lease_expires_at AS timestamptz[]), CAST(:callback_id AS text[]), CAST(:provider AS text[]),"
-            " CAST(:message AS text[]))"
+            " CAST(:message AS text[]), CAST(:keep_result AS boolean[]))"
             " AS v(row_id, status, state, step_index, attempts, next_attempt_at, lease_expires_at, callback_id,"
-            " provider, message)"
+            " provider, message, keep_result)"
             " WHERE rr.run_id = :run_id AND rr.row_id = v.row_id"
         ),
         {"run_id": plan.run_id, **columns},
@@ -1026,40 +1115,18 @@ def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
     # Charges last, all in one statement: the first takes the workspace's balance row lock until
     # the commit, so the shorter the stretch after it, the less two workers' batches queue behind
     # each other.
-    replayed: list[int] = []
     refunded = 0
     charging_since = time.perf_counter()
-    billed = [(o, a) for o in outcomes for a in o.attempt_log if a.record and a.charge is not None]
     try:
-        entries = charge_many(
-            plan.workspace_id,
-            [
-                Charge(
-                    a.charge or 0,
-                    f"enrich:{plan.run_id}:{o.row_id}:{plan.column_id}:{a.step_index}{':v' if a.validation else ''}",
-                    run_id=plan.run_id,
-                    row_id=o.row_id,
-                    column_id=plan.column_id,
-                    attempt_id=a.attempt_id,
-                    provider=a.provider,
-                    operation=a.operation,
-                    key_source=a.key_source if a.key_source in ("own", "platform") else "platform",
-                )
-                for o, a in billed
-            ],
-        )
+        entries = charge_many(plan.workspace_id, [c for _, c in billed])
     except InsufficientCredits:
         raise OutOfCredits from None
-    for (_, a), entry in zip(billed, entries, strict=True):
-        if entry is None and a.charge:
-            # The key was charged before (a replay): this attempt costs nothing more.
-            replayed.append(a.attempt_id)
-            refunded += a.charge
-            a.charge = 0
+    for (_, c), entry in zip(billed, entries, strict=True):
+        if entry is None:
+            # The row's value was paid for before (a replayed batch): it costs nothing more.
+            refunded += c.amount
     summary.charge_s = time.perf_counter() - charging_since
-    if replayed:
-        attempts_table = EnrichmentAttempt.__table__
-        db.session.execute(sa.update(attempts_table).where(attempts_table.c.id.in_(replayed)).values(cost=0))
+    if refunded:
         db.session.execute(
             sa.update(runs).where(runs.c.id == plan.run_id).values(credits_used=runs.c.credits_used - refunded)
         )
@@ -1176,15 +1243,17 @@ def work(run_id: int, slot: int = 0, *, budget: float | None = None) -> dict[str
     table = db.session.get(Table, run.table_id)
     column = db.session.get(Column, run.column_id)
     if table is None or column is None or column.deleted_at is not None:
-        _fail(run, "The table or the enrichment column was deleted.")
+        _fail(run, "The table or the enrichment column was deleted.", None)
         return stats
     try:
         plan = build_plan(run)
-    except Exception as exc:  # noqa: BLE001 - a broken configuration fails the run with a reason
+    except Exception as exc:  # noqa: BLE001 - a broken configuration or an unreadable key fails the run
         log.exception("enrichment run cannot start", extra={"data": {"run_id": run_id}})
         db.session.rollback()
         run = db.session.get(EnrichmentRun, run_id)
-        _fail(run, f"The column's enrichment settings cannot be used: {exc}")
+        table = db.session.get(Table, run.table_id) if run is not None else None
+        reason = exc.message if isinstance(exc, MorketError) else f"The column's settings cannot be used: {exc}"
+        _fail(run, f"The run could not start: {reason}", table)
         return stats
     if run.status == "queued":
         run.status = "running"
@@ -1341,7 +1410,8 @@ def _write_with_retry(table: Table, plan: RunPlan, outcomes: Sequence[RowOutcome
             left = balance(plan.workspace_id) if not short else 0
             short = True
             for o in sorted(outcomes, key=lambda o: o.row_id):
-                cost = sum(a.charge or 0 for a in o.attempt_log if a.record)
+                owed = delivery_charge(plan, o)
+                cost = owed.amount if owed is not None else 0
                 if cost <= 0:
                     continue
                 if cost <= left:
@@ -1356,30 +1426,52 @@ def _write_with_retry(table: Table, plan: RunPlan, outcomes: Sequence[RowOutcome
                 raise
             for o in outcomes:
                 for a in o.attempt_log:
-                    a.attempt_id = None
+                    if a.record:
+                        a.attempt_id = None
     raise AssertionError("unreachable")
 
 
-def _fail(run: EnrichmentRun | None, message: str) -> None:
+def _fail(run: EnrichmentRun | None, message: str, table: Table | None) -> None:
+    """End a run that cannot go on: every open row, and its cell, ends as an error with the reason.
+
+    Nothing of such a run was delivered, so nothing is charged. Without ``table`` (it was
+    deleted) there are no cells left to mark.
+    """
     if run is None:
         return
     runs = EnrichmentRun.__table__
+    rr = EnrichmentRunRow.__table__
+    reason = message[:1000]
+    ended = list(
+        db.session.scalars(
+            sa.update(rr)
+            .where(rr.c.run_id == run.id, rr.c.status.in_(OPEN_ROW_STATUSES))
+            .values(
+                status="done",
+                state="error",
+                message=reason,
+                lease_owner=None,
+                lease_expires_at=None,
+                callback_id=None,
+                result=None,
+            )
+            .returning(rr.c.row_id)
+        )
+    )
     db.session.execute(
         sa.update(runs)
         .where(runs.c.id == run.id, runs.c.status.in_((*ACTIVE_RUN_STATUSES, "paused")))
         .values(
             status="failed",
-            pause_reason=message[:1000],
+            pause_reason=reason,
+            done=runs.c.done + len(ended),
+            failed=runs.c.failed + len(ended),
             finished_at=sa.func.clock_timestamp(),
             updated_at=sa.func.clock_timestamp(),
         )
     )
-    rr = EnrichmentRunRow.__table__
-    db.session.execute(
-        sa.update(rr)
-        .where(rr.c.run_id == run.id, rr.c.status.in_(OPEN_ROW_STATUSES))
-        .values(status="cancelled", state="cancelled", lease_owner=None, lease_expires_at=None)
-    )
+    if table is not None and ended:
+        mark_cells(table, run.column_id, run.id, ended, "error", message=reason)
     _commit()
 
 

@@ -91,7 +91,10 @@ class EstimateOut(Out):
     """What a run would cost at most, before it starts."""
 
     rows: int
-    max_credits: int
+    max_credits: int = Field(
+        description="An upper bound: every row delivering a value at its dearest price. "
+        "Rows that deliver nothing cost nothing."
+    )
     needs_confirmation: bool
     balance: int | None
 
@@ -113,7 +116,7 @@ class RunOut(Out):
     skipped: int
     cancelled: int
     remaining: int
-    credits_used: int
+    credits_used: int = Field(description="Credits charged so far: one price per value delivered (succeeded).")
     estimate_credits: int
     created_at: datetime
     started_at: datetime | None
@@ -140,7 +143,10 @@ class AttemptOut(Out):
     outcome: str
     http_status: int | None
     latency_ms: int | None
-    cost: int
+    cost: int = Field(
+        description="What the call cost at the provider (credits at list price), whoever paid; the workspace is "
+        "charged per delivered value, in the ledger."
+    )
     key_source: str
     cached: bool
     message: str | None
@@ -156,7 +162,8 @@ class AttemptQuery(Request):
 class CellQuery(Request):
     """Which rows' cells to return (comma-separated ids), at most 500."""
 
-    row_ids: str = Field(min_length=1, max_length=10_000, pattern=r"^\d+(,\d+)*$", examples=["1,2,3"])
+    # 4,000 characters (commas sent as %2C included) keep the request line under the web server's limit.
+    row_ids: str = Field(min_length=1, max_length=4_000, pattern=r"^\d+(,\d+)*$", examples=["1,2,3"])
 
 
 class CellOut(Out):

@@ -48,13 +48,19 @@ class ConfirmationRequired(MorketError):
 
 @dataclass(frozen=True)
 class Estimate:
-    """What a run would cover and cost at most (every step billed; own-key providers free)."""
+    """What a run would cover and cost at most: every row delivering a value at its dearest price.
+
+    A row pays only for a value it delivers (the charging rule, ``credits.prices``), so
+    ``max_credits`` is an upper bound; ``per_row`` is the dearest price of a value and
+    ``min_per_value`` the cheapest (they differ when the steps are priced differently).
+    """
 
     rows: int
     max_credits: int
     needs_confirmation: bool
     skipped: int = 0
     per_row: int = 0
+    min_per_value: int = 0
 
 
 # --- checks and loaders ----------------------------------------------------------------------------
@@ -141,25 +147,21 @@ def _own_key_providers(workspace) -> set[str]:  # noqa: ANN001
     return {c.provider for c in list_credentials(workspace)}
 
 
-def _per_row_max(workspace, config: EnrichmentConfig) -> int:  # noqa: ANN001
-    from morket.credits.prices import price
+def value_prices(workspace, config: EnrichmentConfig) -> list[int]:  # noqa: ANN001
+    """Credits one delivered value costs when each step delivers it (its price plus the validation's)."""
+    from morket.credits.prices import delivery_price
     from morket.providers import registry
 
-    own = _own_key_providers(workspace)
-
-    def cost(key: str) -> int:
+    for key in config.operation_keys:
         try:
-            provider = registry.get_operation(key).provider
+            registry.get_operation(key)
         except KeyError:
             raise ValidationFailed(
                 f"Unknown provider operation {key!r}.", fields={"config": ["unknown operation"]}
             ) from None
-        return 0 if provider in own else int(price(key))
-
-    total = sum(cost(step.operation) for step in config.steps)
-    if config.validation is not None:
-        total += cost(config.validation.operation) * len(config.steps)
-    return total
+    own = _own_key_providers(workspace)
+    validation = config.validation.operation if config.validation is not None else None
+    return [delivery_price(step.operation, validation, own=own) for step in config.steps]
 
 
 def _check_scope(scope: str) -> str:
@@ -180,7 +182,8 @@ def estimate_run(
     if condition is not None:
         matched = sa.func.count().filter(condition)
     total, rows = db.session.execute(sa.select(sa.func.count(), matched).select_from(store.rows).where(where)).one()
-    per_row = _per_row_max(workspace, config)
+    prices = value_prices(workspace, config)
+    per_row = max(prices)
     max_credits = int(rows) * per_row
     threshold = int(engine._setting("ENRICHMENT_CONFIRM_CREDITS", 500))  # noqa: SLF001
     return Estimate(
@@ -189,6 +192,7 @@ def estimate_run(
         needs_confirmation=max_credits > threshold,
         skipped=int(total) - int(rows),
         per_row=per_row,
+        min_per_value=min(prices),
     )
 
 
@@ -484,12 +488,12 @@ def _callback_result(provider_name: str, operation_key: str, payload: Mapping[st
 def complete_callback(provider: str, callback_id: str, payload: Mapping[str, Any]) -> EnrichmentRunRow | None:
     """File an asynchronous provider's answer for the row waiting on ``callback_id``; None if none waits.
 
-    The attempt and its charge are written now; the row goes back to pending with the answer kept
-    on it, and a worker continues the waterfall from there (validation, next steps, output cells).
-    The caller verifies the signature first and commits.
+    The attempt is written now; the row goes back to pending with the answer kept on it, and a
+    worker continues the waterfall from there (validation, next steps, output cells) and charges
+    the value if the row delivers it (``engine.delivery_charge``). The caller verifies the
+    signature first and commits.
     """
     from morket.credits.prices import price
-    from morket.credits.service import InsufficientCredits, charge
 
     row = db.session.scalar(
         sa.select(EnrichmentRunRow)
@@ -532,47 +536,21 @@ def complete_callback(provider: str, callback_id: str, payload: Mapping[str, Any
         outcome=result.outcome,
         http_status=result.http_status,
         latency_ms=max(0, int((utcnow() - started).total_seconds() * 1000)),
-        cost=0,
+        # What the call cost at the provider; the workspace pays only if the row delivers the value.
+        cost=price(operation) if result.outcome == "hit" else 0,
         key_source=key_source,
         cached=False,
         message=result.message,
     )
     db.session.add(attempt)
     db.session.flush()
-    if result.outcome == "hit":
-        amount = int(price(operation)) if key_source == "platform" else 0
-        try:
-            entry = charge(
-                run.workspace_id,
-                amount,
-                idempotency_key=f"enrich:{run.id}:{row.row_id}:{run.column_id}:{row.step_index}",
-                run_id=run.id,
-                row_id=row.row_id,
-                column_id=run.column_id,
-                attempt_id=attempt.id,
-                provider=provider,
-                operation=operation,
-                key_source=key_source if key_source in ("own", "platform") else "platform",
-            )
-        except InsufficientCredits:
-            # The answer is kept but not delivered: the row is asked again once credits are back.
-            db.session.delete(attempt)
-            _requeue(row, run, None, step_index=row.step_index, message=None)
-            engine.pause_run(run.id, engine.PAUSE_CREDITS)
-            db.session.flush()
-            return row
-        attempt.cost = 0 if entry is None else -int(entry.amount)
-        if attempt.cost:
-            db.session.execute(
-                sa.update(EnrichmentRun.__table__)
-                .where(EnrichmentRun.__table__.c.id == run.id)
-                .values(credits_used=EnrichmentRun.__table__.c.credits_used + attempt.cost)
-            )
     stored = {
         "outcome": result.outcome,
         "values": result.values,
         "http_status": result.http_status,
         "message": result.message,
+        # The delivered value's ledger entry points at this attempt.
+        "attempt_id": attempt.id,
     }
     if result.outcome in ("hit", "not_found"):
         _requeue(row, run, stored, step_index=row.step_index, message=None)

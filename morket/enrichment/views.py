@@ -18,7 +18,7 @@ from morket.core.ratelimit import GRID_LIMIT
 from morket.core.roles import can
 from morket.core.tenancy import workspace_page
 from morket.enrichment import bp, columns, forms
-from morket.enrichment.config import CELL_STATE_LABELS
+from morket.enrichment.config import CELL_STATE_LABELS, read_config
 from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun
 from morket.extensions import db, limiter
 from morket.tables import service as tables
@@ -264,10 +264,21 @@ def runs(workspace, membership):  # noqa: ANN001
     )
 
 
+def _value_price(workspace, run: EnrichmentRun) -> str | None:  # noqa: ANN001
+    """What one delivered value of the run costs ("3", or "2–3" when steps differ), for the page."""
+    try:
+        prices = _engine().value_prices(workspace, read_config(run.config))
+    except (MorketError, ValueError):
+        return None
+    low, high = min(prices), max(prices)
+    return str(low) if low == high else f"{low}–{high}"
+
+
 def _run_context(workspace, run: EnrichmentRun) -> dict[str, Any]:  # noqa: ANN001
     names = _names(workspace, [run])
     return {
         "run": run,
+        "value_price": _value_price(workspace, run),
         "progress": _engine().run_progress(run),
         "table_name": names["tables"].get(run.table_id, "a deleted table"),
         "column_name": names["columns"].get(run.column_id, "a deleted column"),

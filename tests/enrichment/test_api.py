@@ -95,7 +95,10 @@ def test_columns_runs_cells_and_attempts(client, db, team):
     assert any(c["status"] == "success" for c in cells)
     attempts = client.get(f"/api/v1/enrichment/runs/{run_id}/attempts", headers=auth).get_json()["data"]
     assert {a["operation"] for a in attempts} >= {"hunter.email_finder"}
-    assert sum(a["cost"] for a in attempts) == run.credits_used
+    # The workspace pays once per delivered value (finder + verifier); attempts keep what each call
+    # cost at the provider, rejected values included, so they add up to at least that.
+    delivered = sum(1 for c in cells if c["status"] == "success")
+    assert run.credits_used == 3 * delivered <= sum(a["cost"] for a in attempts)
     one = client.get(f"/api/v1/enrichment/runs/{run_id}/attempts?row_id={row_ids[0]}", headers=auth).get_json()
     assert {a["row_id"] for a in one["data"]} == {row_ids[0]}
     # The title output column was created and typed as text.

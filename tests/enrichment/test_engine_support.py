@@ -26,14 +26,14 @@ _n = itertools.count(1)
 
 
 def people_rows(count: int, *, offset: int = 0) -> list[dict[str, Any]]:
-    """Deterministic people at distinct domains (the sandbox finds about 70% of them)."""
+    """Deterministic people at distinct registrable domains (the sandbox finds about 70% of them)."""
     rows = []
     for i in range(offset, offset + count):
         rows.append(
             {
                 "First name": FIRST[i % len(FIRST)],
                 "Last name": LAST[(i // len(FIRST)) % len(LAST)],
-                "Domain": f"company{i}.example.com",
+                "Domain": f"company{i}.com",
             }
         )
     return rows

@@ -1,7 +1,8 @@
 """Enrichment under failure, with real worker and scheduler processes and committed data.
 
 - A worker killed with SIGKILL in the middle of a 5,000-row run: after the reconciler every row
-  has a final state, the credits charged equal the billable attempts, no idempotency key repeats.
+  has a final state, the credits charged equal the price once per delivered value, no
+  idempotency key repeats.
 - Redis (our own embedded server, never the shared one) stopped for 30 s mid-run: the run
   pauses, nothing moves while Redis is away, and the run completes after Redis returns. RQ's
   worker process exits when Redis disappears under a running job, so the test restarts exited
@@ -175,7 +176,7 @@ class Processes:
 
 
 def assert_run_settled(run_id: int, workspace_id: int, sandbox) -> None:  # noqa: ANN001
-    """Every row final; credits charged == billable attempts; no idempotency key twice."""
+    """Every row final; credits charged == the price once per delivered value; no idempotency key twice."""
     from morket.credits.models import LedgerEntry
 
     db.session.rollback()
@@ -188,7 +189,8 @@ def assert_run_settled(run_id: int, workspace_id: int, sandbox) -> None:  # noqa
     ).all()
     assert {(status, state) for status, state, _ in rows} <= {("done", "success"), ("done", "no_data")}, rows
     assert sum(n for *_, n in rows) == run.total == run.done
-    billable = db.session.scalar(
+    # What the provider calls cost (the attempt log's analytics): one finder hit per delivered value here.
+    provider_cost = db.session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(EnrichmentAttempt.cost), 0)).where(EnrichmentAttempt.run_id == run_id)
     )
     hits = db.session.scalar(
@@ -203,9 +205,9 @@ def assert_run_settled(run_id: int, workspace_id: int, sandbox) -> None:  # noqa
     ).all()
     keys = [e.idempotency_key for e in entries]
     assert len(keys) == len(set(keys)), "an idempotency key was used twice"
-    assert -sum(e.amount for e in entries) == billable == run.credits_used == 2 * hits
-    # One hit per successful row, each charged once and linked to its attempt.
     succeeded = sum(n for status, state, n in rows if state == "success")
+    assert -sum(e.amount for e in entries) == run.credits_used == 2 * succeeded == provider_cost
+    # One hit per successful row, each charged once and linked to its attempt.
     assert hits == succeeded == run.succeeded == len(entries)
     hit_attempts = sa.select(EnrichmentAttempt.id).where(
         EnrichmentAttempt.run_id == run_id, EnrichmentAttempt.outcome == "hit"

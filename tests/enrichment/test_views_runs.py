@@ -35,7 +35,7 @@ def people(db, quick):
     workspace, owner = workspace_with_owner()
     credits.grant(workspace.id, 1000, idempotency_key=f"test-{workspace.id}")
     table = tables.create_table(workspace, owner, "People", columns=PEOPLE)
-    rows = [{"First name": FIRST[i % 7], "Last name": f"Doe{i}", "Domain": f"firm{i}.example.com"} for i in range(12)]
+    rows = [{"First name": FIRST[i % 7], "Last name": f"Doe{i}", "Domain": f"firm{i}.com"} for i in range(12)]
     row_ids = tables.insert_rows(workspace, owner, table, rows)
     ids = {c.name: c.id for c in table.live_columns}
     setup = ColumnSetup.model_validate(
