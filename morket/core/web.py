@@ -16,6 +16,7 @@ from morket.core.api import api_error
 from morket.core.errors import MorketError
 from morket.core.logging import log_security_event
 from morket.core.metrics import observe_request
+from morket.core.text import plural
 
 log = logging.getLogger("morket.web")
 
@@ -73,6 +74,7 @@ def install_web(app: Flask) -> None:
     cors_origins = set(app.config["MORKET"]["CORS_ORIGINS"])
     max_json = app.config["MORKET"]["MAX_JSON_BYTES"]
     production = app.config["ENV_NAME"] == "production"
+    app.add_template_filter(plural, "plural")
 
     @app.before_request
     def _start() -> Response | None:

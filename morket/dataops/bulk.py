@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 
 from morket.core.errors import ValidationFailed
+from morket.core.text import plural
 from morket.extensions import db
 from morket.tables import service, storage
 from morket.tables.cells import TEXT_MAX, CellError, check_characters, parse_cell
@@ -131,7 +132,7 @@ def replace_in_column(
         return result
     if problems:
         raise ValidationFailed(
-            f"{len(problems):,} replaced value{'s' if len(problems) != 1 else ''} would not fit {column.name} "
+            f"{plural(len(problems), 'replaced value')} would not fit {column.name} "
             f"(first: {problems[0]}); nothing was replaced.",
             fields={"replace": ["invalid for the column"]},
         )

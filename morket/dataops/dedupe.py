@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from morket.core.db import utcnow
 from morket.core.errors import Conflict, ValidationFailed
+from morket.core.text import plural
 from morket.dataops.models import DataRun
 from morket.dataops.normalise import MATCH_KINDS, normalised_sql
 from morket.extensions import db
@@ -233,9 +234,8 @@ def merge_duplicates(
         workspace, actor, table, UNDO_KIND, {"cells": forward, "delete": gone}, {"insert": gone, "cells": backward}
     )
     message = (
-        f"Merged {len(groups):,} group{'s' if len(groups) != 1 else ''} of duplicates: "
-        f"{deleted:,} row{'s' if deleted != 1 else ''} deleted, {len(forward):,} empty cell"
-        f"{'s' if len(forward) != 1 else ''} filled."
+        f"Merged {plural(len(groups), 'group')} of duplicates: "
+        f"{plural(deleted, 'row')} deleted, {plural(len(forward), 'empty cell')} filled."
     )
     now = utcnow()
     run = DataRun(

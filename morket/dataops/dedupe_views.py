@@ -10,6 +10,7 @@ from flask_login import current_user
 from morket.core.errors import MorketError, ValidationFailed
 from morket.core.roles import can
 from morket.core.tenancy import workspace_page
+from morket.core.text import plural
 from morket.dataops import bp, bulk, dedupe
 from morket.dataops.normalise import MATCH_KINDS
 from morket.extensions import db
@@ -171,8 +172,7 @@ def bulk_replace(workspace, membership, table_id: int):  # noqa: ANN001
         return _bulk_page(workspace, membership, table, replace_preview=result)
     db.session.commit()
     flash(
-        f"Replaced {result.changed:,} cell{'s' if result.changed != 1 else ''}. "
-        "Undo in the table's toolbar puts them back.",
+        f"Replaced {plural(result.changed, 'cell')}. Undo in the table's toolbar puts them back.",
         "success",
     )
     return redirect(url_for("dataops.bulk_page", slug=workspace.slug, table_id=table.id))
@@ -214,7 +214,5 @@ def bulk_delete(workspace, membership, table_id: int):  # noqa: ANN001
         db.session.rollback()
         return _bulk_page(workspace, membership, table, status=exc.status, delete_error=exc.message)
     db.session.commit()
-    flash(
-        f"Deleted {deleted:,} row{'s' if deleted != 1 else ''}. Undo in the table's toolbar puts them back.", "success"
-    )
+    flash(f"Deleted {plural(deleted, 'row')}. Undo in the table's toolbar puts them back.", "success")
     return redirect(url_for("dataops.bulk_page", slug=workspace.slug, table_id=table.id))
