@@ -8,7 +8,6 @@ deletes the files once their links have expired.
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from datetime import datetime, timedelta
@@ -22,7 +21,8 @@ from morket.core.db import utcnow
 from morket.core.errors import Conflict, MorketError, NotFound
 from morket.core.jobs import QUEUE_IO, enqueue_after_commit
 from morket.core.security import new_token
-from morket.dataops import csvio, service
+from morket.core.text import plural
+from morket.dataops import service
 from morket.dataops.models import DataRun
 from morket.extensions import db
 from morket.tables import service as tables
@@ -202,7 +202,7 @@ def run_export(run_id: int) -> None:
     run = db.session.get(DataRun, run_id, populate_existing=True)
     run.status, run.rows_out, run.size_bytes = "done", rows, size
     run.started_at, run.finished_at = started, utcnow()
-    run.message = f"{rows:,} rows exported."
+    run.message = f"{plural(rows, 'row')} exported."
     db.session.flush()
     _email_link(run)
 
@@ -218,22 +218,16 @@ def _write_file(run: DataRun, progress: service._Progress) -> tuple[int, int]:
     plan = service.plan_export(
         workspace, actor, table, view, excel=run.settings.get("excel", False), raw=run.settings.get("raw", False)
     )
-    head = io.StringIO()
-    csvio.write_csv_row(head, plan.header)
-    first = head.getvalue().encode("utf-8")
-    if plan.excel:
-        first = b"\xef\xbb\xbf" + first
+    first = service.export_head(plan)
     path = export_path(run)
     partial = path.with_suffix(".part")
     rows, size = 0, len(first)
-    raw = db.session.connection().connection.driver_connection
     try:
-        with open(partial, "wb") as handle, raw.cursor() as cursor, cursor.copy(plan.sql, plan.params) as copy:
+        with open(partial, "wb") as handle:
             handle.write(first)
-            for data in copy:
-                handle.write(data)
-                rows += 1
-                size += len(data)
+            for chunk, rows in service.export_body(plan):
+                handle.write(chunk)
+                size += len(chunk)
                 if progress.due(rows):
                     progress.write(rows_out=rows, size_bytes=size)
         # A reader never sees a half-written file under the final name.

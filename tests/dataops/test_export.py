@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from sqlalchemy import select
 
 from morket.dataops.models import DataRun
@@ -93,3 +94,28 @@ def test_another_workspace_gets_404(client, db, owner, stranger):
     login(client, intruder)
     assert _get(client, workspace, table).status_code == 404
     assert client.get(f"/w/{other.slug}/tables/{table.id}/export.csv").status_code == 404
+
+
+def _plain_table(workspace, user):
+    table = tables.create_table(
+        workspace, user, "Plain", columns=[{"name": "Company", "type": "text"}, {"name": "Seats", "type": "number"}]
+    )
+    rows = [{"Company": f"Company {i}", "Seats": i} for i in range(5)] + [{"Company": "Two\nlines", "Seats": 9}]
+    tables.insert_rows(workspace, user, table, rows)
+    return table
+
+
+@pytest.mark.parametrize("query", ["", "?excel=1", "?raw=1"])
+def test_every_line_of_an_export_ends_in_crlf(client, db, owner, query):
+    workspace, user = owner
+    table = _plain_table(workspace, user)
+    login(client, user)
+
+    body = _get(client, workspace, table, query).get_data()
+
+    body = body.removeprefix(b"\xef\xbb\xbf")
+    records = body.split(b"\r\n")
+    assert records[-1] == b""  # the last line ends in CRLF too
+    assert records[:-1] == [b"Company,Seats", *(b"Company %d,%d" % (i, i) for i in range(5)), b'"Two\nlines",9']
+    rows = list(csv.reader(io.StringIO(body.decode(), newline="")))
+    assert rows[-1] == ["Two\nlines", "9"]  # a line break inside a cell is the cell's own

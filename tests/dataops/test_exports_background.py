@@ -112,6 +112,23 @@ def test_job_writes_the_view_and_the_emailed_link_downloads_the_same_bytes(
     assert f'id="export-{run.id}-download"' in listing.get_data(as_text=True)
 
 
+def test_the_job_writes_crlf_on_every_line_of_the_file(client, db, owner, small_threshold, run_jobs):
+    workspace, user = owner
+    table, view = _table(workspace, user)
+    login(client, user)
+    _start(client, workspace, table, view, "&excel=1")
+    run_jobs()
+    run = _only_export(db, workspace)
+    db.session.refresh(run)
+
+    on_disk = exports.export_path(run).read_bytes()
+
+    assert on_disk.startswith(b"\xef\xbb\xbfCompany,Amount\r\n")
+    assert on_disk.endswith(b"\r\n")
+    assert on_disk.count(b"\n") == on_disk.count(b"\r\n") == ROWS // 2 + 1
+    assert run.message == f"{ROWS // 2} rows exported."
+
+
 def test_small_exports_still_stream_at_once(client, db, owner, app, monkeypatch):
     workspace, user = owner
     table, view = _table(workspace, user)
