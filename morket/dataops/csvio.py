@@ -10,11 +10,17 @@ import codecs
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import IO
+
+from charset_normalizer import from_bytes
+
+from morket.core.text import plural
+from morket.tables.cells import CellError, parse_cell
 
 SAMPLE_BYTES = 64 * 1024
 PREVIEW_ROWS = 20
@@ -24,14 +30,51 @@ DELIMITERS = ",;\t|"
 # but the reader must get past them to report the line rather than stop.
 MAX_FIELD_CHARS = 16 * 1024 * 1024
 MAX_COLUMNS = 1000
+# Ragged lines named in a warning; the error file lists every one of them.
+RAGGED_SHOWN = 10
+# The encodings a CSV file is read in, by Python codec name: what detection may pick and what the
+# user may choose instead. Older and rarer code pages (Latin-3, Latin-4, Nordic …) are left out on
+# purpose: on a short sample they decode Polish or Czech as plausibly as Latin-2 does, wrongly.
 ENCODING_LABELS = {
     "utf-8": "UTF-8",
     "utf-8-sig": "UTF-8 (with BOM)",
     "utf-16": "UTF-16",
     "utf-16-le": "UTF-16 LE",
     "utf-16-be": "UTF-16 BE",
-    "cp1252": "Windows-1252",
+    "cp1252": "Windows-1252 (Western European)",
+    "iso8859_15": "ISO-8859-15 (Latin-9)",
+    "cp1250": "Windows-1250 (Central European)",
+    "iso8859_2": "ISO-8859-2 (Latin-2, Central European)",
+    "cp1251": "Windows-1251 (Cyrillic)",
+    "koi8_r": "KOI8-R (Russian)",
+    "koi8_u": "KOI8-U (Ukrainian)",
+    "iso8859_5": "ISO-8859-5 (Cyrillic)",
+    "cp866": "DOS 866 (Cyrillic)",
+    "cp1253": "Windows-1253 (Greek)",
+    "iso8859_7": "ISO-8859-7 (Greek)",
+    "cp1254": "Windows-1254 (Turkish)",
+    "iso8859_9": "ISO-8859-9 (Turkish)",
+    "cp1255": "Windows-1255 (Hebrew)",
+    "cp1256": "Windows-1256 (Arabic)",
+    "cp1257": "Windows-1257 (Baltic)",
+    "iso8859_13": "ISO-8859-13 (Baltic)",
+    "cp1258": "Windows-1258 (Vietnamese)",
+    "cp874": "Windows-874 (Thai)",
+    "mac_roman": "Mac Roman",
+    "cp437": "DOS 437 (US)",
+    "cp850": "DOS 850 (Western European)",
+    "cp932": "Shift-JIS (Japanese, Windows)",
+    "shift_jis": "Shift-JIS (Japanese)",
+    "euc_jp": "EUC-JP (Japanese)",
+    "gb18030": "GB18030 (Chinese, simplified)",
+    "gbk": "GBK (Chinese, simplified)",
+    "big5": "Big5 (Chinese, traditional)",
+    "cp949": "Windows-949 (Korean)",
+    "euc_kr": "EUC-KR (Korean)",
 }
+_DETECTABLE = [name for name in ENCODING_LABELS if not name.startswith(("utf-8", "utf-16"))]
+# Characters that sit next to letters in real text although they are not letters themselves.
+_WORD_PUNCTUATION = frozenset("’‘·'´`-")
 
 # Only plain forms count as numbers and dates: a zip code like 08123 or a value like 1,000 stays
 # text, so what goes in comes back out unchanged.
@@ -53,8 +96,46 @@ def _latin1_fallback(exc: UnicodeError) -> tuple[str, int]:
 codecs.register_error("morket-latin1", _latin1_fallback)
 
 
+def _oddities(text: str) -> int:
+    """Count what a wrong code page leaves in words: C1 controls, and symbols touching a letter."""
+    count = 0
+    last = len(text) - 1
+    for i, ch in enumerate(text):
+        if ch < "\x80":
+            continue
+        category = unicodedata.category(ch)
+        if category == "Cc" or (
+            category[0] not in "LM"
+            and ch not in _WORD_PUNCTUATION
+            and ((i > 0 and text[i - 1].isalpha()) or (i < last and text[i + 1].isalpha()))
+        ):
+            count += 1
+    return count
+
+
+def _guess_legacy_encoding(sample: bytes) -> str:
+    """Return the most likely legacy code page of a sample that is not UTF-8 (cp1252 when unsure).
+
+    charset-normalizer ranks the candidates; on short samples it can rank a code page that turns
+    Polish "ś" into "¶" first, so the candidate that leaves the fewest symbols inside words wins,
+    and among candidates that read the sample identically the more common code page is named.
+    """
+    # A cut multi-byte character at the end would rule its encoding out: end at a line break
+    # (0x0A is never the second byte of a Shift-JIS, EUC, GBK or Big5 character).
+    cut = sample.rfind(b"\n")
+    if cut > 0:
+        sample = sample[: cut + 1]
+    matches = list(from_bytes(sample, cp_isolation=_DETECTABLE))
+    if not matches:
+        return "cp1252"
+    texts = [str(m) for m in matches]
+    best = min(range(len(matches)), key=lambda k: (_oddities(texts[k]), k))
+    same = [matches[k].encoding for k in range(len(matches)) if texts[k] == texts[best]]
+    return min(same, key=_DETECTABLE.index)
+
+
 def detect_encoding(sample: bytes) -> str:
-    """Return the codec of a file from its first bytes: BOMs first, then UTF-8, UTF-16 by NULs, cp1252."""
+    """Return the codec of a file from its first bytes: BOMs, UTF-16 by NULs, UTF-8, else a legacy code page."""
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -68,7 +149,7 @@ def detect_encoding(sample: bytes) -> str:
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
     except UnicodeDecodeError:
-        return "cp1252"
+        return _guess_legacy_encoding(sample)
     return "utf-8"
 
 
@@ -88,10 +169,21 @@ class Sniffed:
     header: list[str]
     rows: list[list[str]] = field(default_factory=list)
     types: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    ragged: list[tuple[int, int]] = field(default_factory=list)
+    rows_checked: int = 0
+    more_rows: bool = False
 
     @property
     def encoding_label(self) -> str:
         return ENCODING_LABELS.get(self.encoding, self.encoding)
+
+    @property
+    def warning(self) -> str | None:
+        """The preview's warning about rows with more or fewer values than the header."""
+        lines = [line for line, _ in self.ragged]
+        checked = self.rows_checked if self.more_rows else None
+        return ragged_warning(len(self.header), lines, len(lines), checked_rows=checked)
 
     @property
     def delimiter_label(self) -> str:
@@ -169,8 +261,23 @@ def clean_header(raw: list[str]) -> list[str]:
     return names
 
 
+def _all_parse(column_type: str, values: list[str]) -> bool:
+    try:
+        for value in values:
+            parse_cell(column_type, {}, value)
+    except CellError:
+        return False
+    return True
+
+
 def guess_type(values: list[str]) -> str:
-    """Return number, date or text for a column from sample values (blanks ignored)."""
+    """Return the type of a column from sample values (blanks ignored), else text.
+
+    Numbers and dates only in their plain forms; checkbox, email, domain and URL when every value
+    passes that type's own parser (``tables.cells``), the one that types cells in the grid. Bare
+    host names are domains, unless one starts with ``www.`` (the domain type would drop it):
+    anything with a scheme, a path or a ``www.`` is a URL.
+    """
     filled = [v.strip() for v in values if v.strip()]
     if not filled:
         return "text"
@@ -183,6 +290,15 @@ def guess_type(values: list[str]) -> str:
         except ValueError:
             return "text"
         return "date"
+    if _all_parse("checkbox", filled):
+        return "checkbox"
+    if all("@" in v for v in filled):
+        return "email" if _all_parse("email", filled) else "text"
+    bare = not any("/" in v or ":" in v or v.lower().startswith("www.") for v in filled)
+    if bare and _all_parse("domain", filled):
+        return "domain"
+    if _all_parse("url", filled):
+        return "url"
     return "text"
 
 
@@ -199,13 +315,17 @@ def _decode_problem(exc: UnicodeDecodeError, encoding: str) -> CsvError:
     )
 
 
-def sniff(path: Path) -> Sniffed:
-    """Detect encoding, delimiter and header, and read the first rows with guessed column types."""
+def sniff(path: Path, encoding: str | None = None) -> Sniffed:
+    """Detect encoding (unless given), delimiter and header; read the first rows with guessed types.
+
+    Rows whose number of values differs from the header's are listed with their lines (``ragged``)
+    and shown cut or padded to the header's width.
+    """
     with open(path, "rb") as raw:
         sample = raw.read(SAMPLE_BYTES)
     if not sample.strip(b"\x00\r\n\t \xef\xbb\xbf\xff\xfe"):
         raise CsvError("The file is empty. Upload a CSV with a header row and at least one row of data.")
-    encoding = detect_encoding(sample)
+    encoding = encoding or detect_encoding(sample)
     try:
         with open_text(path, encoding) as handle:
             text = handle.read(SAMPLE_BYTES)
@@ -213,13 +333,20 @@ def sniff(path: Path) -> Sniffed:
         raise _decode_problem(exc, encoding) from exc
     delimiter = detect_delimiter(text)
     rows: list[list[str]] = []
+    lines: list[int] = []
+    more_rows = False
     try:
         with open_text(path, encoding) as handle:
-            for row in _reader(handle, delimiter):
-                if row:
-                    rows.append(row)
+            reader = _reader(handle, delimiter)
+            line = 1
+            for row in reader:
+                start, line = line, reader.line_num + 1
                 if len(rows) > TYPE_SAMPLE_ROWS:
+                    more_rows = True
                     break
+                if row and not (len(row) == 1 and not row[0]):
+                    rows.append(row)
+                    lines.append(start)
     except UnicodeDecodeError as exc:
         raise _decode_problem(exc, encoding) from exc
     except csv.Error as exc:
@@ -230,9 +357,42 @@ def sniff(path: Path) -> Sniffed:
         raise CsvError(f"The file has {len(rows[0]):,} columns; Morket reads at most {MAX_COLUMNS:,}.")
     has_header = detect_header(text, rows[0])
     header = clean_header(rows[0]) if has_header else [f"Column {i}" for i in range(1, len(rows[0]) + 1)]
-    body = rows[1:] if has_header else rows
-    types = [guess_type([r[i] for r in body if i < len(r)]) for i in range(len(header))]
-    return Sniffed(encoding, delimiter, has_header, header, body[:PREVIEW_ROWS], types)
+    body, body_lines = (rows[1:], lines[1:]) if has_header else (rows, lines)
+    width = len(header)
+    ragged = [(line, len(row)) for line, row in zip(body_lines, body, strict=True) if len(row) != width]
+    types = [guess_type([r[i] for r in body if len(r) == width]) for i in range(width)]
+    shown = [(row + [""] * width)[:width] for row in body[:PREVIEW_ROWS]]
+    return Sniffed(
+        encoding,
+        delimiter,
+        has_header,
+        header,
+        shown,
+        types,
+        lines=body_lines[:PREVIEW_ROWS],
+        ragged=ragged,
+        rows_checked=len(body),
+        more_rows=more_rows,
+    )
+
+
+def ragged_warning(width: int, lines: list[int], total: int, *, checked_rows: int | None = None) -> str | None:
+    """Say which lines do not have the header's number of values (None when none).
+
+    ``lines`` are the first such lines, ``total`` how many there are; ``checked_rows`` says that
+    only that many rows of a longer file were looked at.
+    """
+    if not total:
+        return None
+    shown = [f"{line:,}" for line in lines[:RAGGED_SHOWN]]
+    named = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    if total > len(shown):
+        named += f" (and {plural(total - len(shown), 'more line')})"
+    subject = f"Line {named} does" if total == 1 else f"Lines {named} do"
+    message = f"{subject} not have {plural(width, 'value')} like the header row."
+    if checked_rows is not None:
+        message += f" Only the first {plural(checked_rows, 'row')} were checked here; the import checks every line."
+    return message
 
 
 class RecordReader:

@@ -39,10 +39,24 @@ _DATE = (
     r"|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
     rf"|{_LEAP_YEAR}-02-29)?"
 )
+# Emails and domains already in the form their parsers store (``tables.cells``): a plain ASCII
+# local part, a lower-case host of letters, digits and hyphens, no ``www.`` or ``xn--`` label to
+# rewrite, within the parsers' length limits. Anything else goes through the parser.
+_LABEL = r"(?!xn--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = rf"(?:{_LABEL}\.)+[a-z]{{2,63}}"
+_EMAIL = rf"(?:(?=[^\t]{{6,320}}(?![^\t]))[A-Za-z0-9._%+!#$&'*/=?^`{{|}}~-]{{1,64}}@{_HOST})?"
+_DOMAIN = rf"(?:(?=[^\t]{{4,253}}(?![^\t]))(?!www\.){_HOST})?"
 # Each pattern matches a whole column of cells, each preceded by a tab, without backtracking.
 _COLUMN_MATCHERS = {
     kind: re.compile(rf"(?:\t(?>{pattern}))*+").fullmatch
-    for kind, pattern in (("number", _NUMBER), ("currency", _NUMBER), ("percent", _NUMBER), ("date", _DATE))
+    for kind, pattern in (
+        ("number", _NUMBER),
+        ("currency", _NUMBER),
+        ("percent", _NUMBER),
+        ("date", _DATE),
+        ("email", _EMAIL),
+        ("domain", _DOMAIN),
+    )
 }
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 from morket.core.db import utcnow
 from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.jobs import QUEUE_IO, enqueue_after_commit
+from morket.core.text import plural
 from morket.dataops import csvio, fastload
 from morket.dataops.models import DataRun
 from morket.dataops.normalise import normalised_sql
@@ -41,6 +42,10 @@ UPLOAD_CHUNK = 1024 * 1024
 IMPORTABLE_TYPES = tuple(t for t in COLUMN_TYPES if t not in ("formula", "enrichment", "ai"))
 ON_DUPLICATE = ("skip", "update")
 EXPORT_CHUNK = 64 * 1024
+# Error rows listed on the review page; the error file has them all.
+ERROR_SAMPLE = 20
+# A cell of the error file longer than this is cut, with a note of how much was left out.
+ERROR_CELL_CHARS = 1000
 
 
 class ImportCancelledError(Exception):
@@ -146,15 +151,34 @@ def upload_import(workspace, actor, stream: IO[bytes], file_name: str, *, max_by
 
 
 def preview_import(workspace, run: DataRun) -> csvio.Sniffed:  # noqa: ANN001
-    """Return the detected format, header, guessed types and first rows of an uploaded file."""
+    """Return the format, header, guessed types and first rows of an uploaded file, in its chosen encoding."""
     _check(workspace, run)
     path = upload_path(run)
     if not path.exists():
         raise NotFound("The uploaded file is gone; upload it again.")
     try:
-        return csvio.sniff(path)
+        return csvio.sniff(path, run.settings.get("encoding"))
     except csvio.CsvError as exc:
         raise ValidationFailed(str(exc)) from exc
+
+
+def change_import_encoding(workspace, actor, run: DataRun, encoding: str) -> csvio.Sniffed:
+    """Read an uploaded file again in ``encoding``, the user's choice over the detected one."""
+    _check(workspace, run)
+    if run.kind != "import" or run.status != "uploaded":
+        raise Conflict("The encoding can only be changed before the import starts.")
+    if encoding not in csvio.ENCODING_LABELS:
+        raise ValidationFailed("Choose one of the listed encodings.", fields={"encoding": ["unknown encoding"]})
+    path = upload_path(run)
+    if not path.exists():
+        raise NotFound("The uploaded file is gone; upload it again.")
+    try:
+        sniffed = csvio.sniff(path, encoding)
+    except csvio.CsvError as exc:
+        raise ValidationFailed(str(exc), fields={"encoding": [str(exc)]}) from exc
+    run.settings = {**run.settings, **sniffed.as_settings(), "header": sniffed.header, "types": sniffed.types}
+    db.session.flush()
+    return sniffed
 
 
 # --- mapping and start ------------------------------------------------------------------------------
@@ -445,8 +469,9 @@ def execute_import(run_id: int) -> DataRun | None:
     started = utcnow()
     progress.write(status="running", started_at=started, bytes_done=0, rows_in=0, error_count=0)
     outcome: dict[str, Any]
+    report: dict[str, Any] = {"error_sample": [], "ragged_lines": [], "ragged_count": 0}
     try:
-        outcome = _load(workspace, actor, run, progress)
+        outcome = _load(workspace, actor, run, progress, report)
     except ImportCancelledError:
         db.session.rollback()
         outcome = {"status": "cancelled", "message": "Cancelled; the table was not changed."}
@@ -457,12 +482,31 @@ def execute_import(run_id: int) -> DataRun | None:
     run = db.session.get(DataRun, run_id, populate_existing=True)
     for key, value in outcome.items():
         setattr(run, key, value)
+    run.settings = {**run.settings, **report}
     run.started_at = started
     run.finished_at = utcnow() if outcome["status"] != "needs_review" else None
     db.session.commit()
     if run.is_final:
         upload_path(run).unlink(missing_ok=True)  # the error file stays for download
     return run
+
+
+def error_cell(value: str) -> str:
+    """Return a cell as the error file shows it: NUL as a visible ␀, a long value cut with a note."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\u2400")
+    if len(value) > ERROR_CELL_CHARS:
+        left_out = len(value) - ERROR_CELL_CHARS
+        value = f"{value[:ERROR_CELL_CHARS]}… [cut: {plural(left_out, 'more character')} not shown]"
+    return value
+
+
+def import_warning(run: DataRun) -> str | None:
+    """Name the lines of an import whose number of values differs from the header's."""
+    settings = run.settings
+    return csvio.ragged_warning(
+        len(settings.get("header", [])), settings.get("ragged_lines", []), settings.get("ragged_count", 0)
+    )
 
 
 Converters = list[tuple[int, Column, Callable[[str], str]]]
@@ -504,7 +548,8 @@ def _type_batch(
     return kept, columns, problems
 
 
-def _load(workspace, actor, run: DataRun, progress: _Progress) -> dict[str, Any]:  # noqa: ANN001
+def _load(workspace, actor, run: DataRun, progress: _Progress, report: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
+    """Load the file; fill ``report`` with the first error rows and the lines of the wrong width."""
     settings = run.settings
     table, pairs = _prepare_target(workspace, actor, run)
     run_table_id = table.id
@@ -547,7 +592,8 @@ def _load(workspace, actor, run: DataRun, progress: _Progress) -> dict[str, Any]
                         errors_out = open(error_file, "w", encoding="utf-8", newline="")  # noqa: SIM115
                         csvio.write_csv_row(errors_out, ["line", "error", *settings["header"]])
                     for i in sorted(problems):
-                        csvio.write_csv_row(errors_out, [lines[i], problems[i], *(f[:1000] for f in rows[i])])
+                        _report_problem(report, lines[i], problems[i], len(rows[i]) != width)
+                        csvio.write_csv_row(errors_out, [lines[i], problems[i], *map(error_cell, rows[i])])
                 if progress.due(rows_in) and progress.write(
                     rows_in=rows_in, error_count=bad, bytes_done=reader.bytes_read
                 ):
@@ -561,14 +607,21 @@ def _load(workspace, actor, run: DataRun, progress: _Progress) -> dict[str, Any]
         raise csvio.CsvError("The file has a header but no rows of data.")
     if bad and not settings.get("skip_errors"):
         db.session.rollback()
+        if good:
+            message = (
+                f"{bad:,} of {plural(rows_in, 'row')} cannot be imported. Download the error file, "
+                f"then import the other {plural(good, 'row')} or cancel."
+            )
+        else:
+            none = "The file's only row cannot" if rows_in == 1 else f"None of the {rows_in:,} rows can"
+            message = f"{none} be imported. Download the error file to see why, then fix the file and upload it again."
         return {
             "status": "needs_review",
             "rows_in": rows_in,
             "error_count": bad,
             "rows_out": 0,
             "table_id": run.table_id,
-            "message": f"{bad:,} of {rows_in:,} rows cannot be imported. Download the error file, "
-            f"then import the other {good:,} rows or cancel.",
+            "message": message,
         }
     updated = 0
     inserted = good
@@ -580,13 +633,13 @@ def _load(workspace, actor, run: DataRun, progress: _Progress) -> dict[str, Any]
     db.session.flush()
     db.session.commit()
     skipped = good - inserted - updated
-    parts = [f"{inserted:,} rows added"]
+    parts = [f"{plural(inserted, 'row')} added"]
     if updated:
         parts.append(f"{updated:,} updated")
     if skipped:
-        parts.append(f"{skipped:,} duplicates skipped")
+        parts.append(f"{plural(skipped, 'duplicate')} skipped")
     if bad:
-        parts.append(f"{bad:,} rows with errors left out")
+        parts.append(f"{plural(bad, 'row')} with errors left out")
     return {
         "status": "done",
         "table_id": run_table_id,
@@ -597,6 +650,15 @@ def _load(workspace, actor, run: DataRun, progress: _Progress) -> dict[str, Any]
         "error_count": bad,
         "message": ", ".join(parts) + ".",
     }
+
+
+def _report_problem(report: dict[str, Any], line: int, message: str, ragged: bool) -> None:
+    if len(report["error_sample"]) < ERROR_SAMPLE:
+        report["error_sample"].append([line, error_cell(message)])  # JSONB refuses NUL
+    if ragged:
+        report["ragged_count"] += 1
+        if len(report["ragged_lines"]) < csvio.RAGGED_SHOWN:
+            report["ragged_lines"].append(line)
 
 
 def _merge(
@@ -750,30 +812,46 @@ def record_export(workspace, actor, table: Table, view: View | None, plan: Expor
     return run
 
 
-def stream_export(plan: ExportPlan, on_done: Callable[[int, int], None] | None = None) -> Iterator[bytes]:
-    """Yield the CSV bytes of ``plan`` from COPY in chunks; call ``on_done(rows, bytes)`` at the end."""
+def export_head(plan: ExportPlan) -> bytes:
+    """Return the first bytes of an export: the BOM for Excel when asked for, then the header row."""
     import io
 
     head = io.StringIO()
     csvio.write_csv_row(head, plan.header)
     first = head.getvalue().encode("utf-8")
-    if plan.excel:
-        first = b"\xef\xbb\xbf" + first
-    yield first
-    total, rows = len(first), 0
+    return b"\xef\xbb\xbf" + first if plan.excel else first
+
+
+def export_body(plan: ExportPlan) -> Iterator[tuple[bytes, int]]:
+    """Yield the rows of ``plan`` from COPY in chunks of about EXPORT_CHUNK bytes, with the rows so far.
+
+    COPY ends every row with a bare LF; RFC 4180, and spreadsheets that check, want CRLF on every
+    line, as the header has. COPY hands over exactly one row per read, so a row's last byte is its
+    LF (a line break inside a quoted cell is the cell's own and stays as it is).
+    """
+    rows = 0
     buffer = bytearray()
     raw = db.session.connection().connection.driver_connection
     with raw.cursor() as cursor, cursor.copy(plan.sql, plan.params) as copy:
         for data in copy:
             rows += 1
-            buffer += data
+            buffer += data[:-1]
+            buffer += b"\r\n"
             if len(buffer) >= EXPORT_CHUNK:
-                total += len(buffer)
-                yield bytes(buffer)
+                yield bytes(buffer), rows
                 buffer.clear()
     if buffer:
-        total += len(buffer)
-        yield bytes(buffer)
+        yield bytes(buffer), rows
+
+
+def stream_export(plan: ExportPlan, on_done: Callable[[int, int], None] | None = None) -> Iterator[bytes]:
+    """Yield the CSV bytes of ``plan`` from COPY in chunks; call ``on_done(rows, bytes)`` at the end."""
+    first = export_head(plan)
+    yield first
+    total, rows = len(first), 0
+    for chunk, rows_so_far in export_body(plan):
+        total, rows = total + len(chunk), rows_so_far
+        yield chunk
     if on_done is not None:
         on_done(rows, total)
 
@@ -783,7 +861,13 @@ def finish_export(run_id: int, rows: int, size: int) -> None:
     db.session.execute(
         update(DataRun)
         .where(DataRun.id == run_id)
-        .values(status="done", rows_out=rows, size_bytes=size, finished_at=utcnow(), message=f"{rows:,} rows exported.")
+        .values(
+            status="done",
+            rows_out=rows,
+            size_bytes=size,
+            finished_at=utcnow(),
+            message=f"{plural(rows, 'row')} exported.",
+        )
     )
 
 

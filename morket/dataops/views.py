@@ -20,7 +20,7 @@ from flask_login import current_user
 from morket.core.errors import MorketError, ValidationFailed
 from morket.core.roles import can
 from morket.core.tenancy import workspace_page
-from morket.dataops import bp, exports, service
+from morket.dataops import bp, csvio, exports, service
 from morket.extensions import csrf, db
 from morket.tables import service as tables
 from morket.workspaces.forms import ROLE_LABELS
@@ -193,10 +193,21 @@ def _run_page(workspace, membership, run, *, error: str | None = None, status: i
             tables=tables.list_tables(workspace),
             auto_target=lambda name: _auto_target(name, table),
             importable_types=[t for t in service.IMPORTABLE_TYPES if t in TYPE_LABELS],
+            encodings=csvio.ENCODING_LABELS,
         )
     else:
-        context.update(table_url=_table_url(workspace, run.table_id), progress=_progress(run))
+        context.update(_outcome_context(workspace, run))
     return _render("dataops/import_run.html", status, **context)
+
+
+def _outcome_context(workspace, run) -> dict:
+    """What the progress panel shows: progress, the table's link, and the lines that could not be read."""
+    return {
+        "progress": _progress(run),
+        "table_url": _table_url(workspace, run.table_id),
+        "warning": service.import_warning(run),
+        "error_sample": run.settings.get("error_sample", []),
+    }
 
 
 def _table_url(workspace, table_id: int | None) -> str | None:  # noqa: ANN001
@@ -232,14 +243,8 @@ def import_run(workspace, membership, run_id: int):  # noqa: ANN001
 def import_progress(workspace, membership, run_id: int):  # noqa: ANN001
     """The progress panel, polled by htmx; answers 286 (stop polling) once nothing more will change."""
     run = service.get_run_or_404(workspace, run_id, kind="import")
-    resp = _render(
-        "dataops/_progress.html",
-        workspace=workspace,
-        membership=membership,
-        run=run,
-        progress=_progress(run),
-        table_url=_table_url(workspace, run.table_id),
-    )
+    context = _outcome_context(workspace, run)
+    resp = _render("dataops/_progress.html", workspace=workspace, membership=membership, run=run, **context)
     if run.status not in ("queued", "running"):
         resp.status_code = 286
     return resp
@@ -257,6 +262,22 @@ def _mapping_from_form(run) -> list[dict]:  # noqa: ANN001
             }
         )
     return mapping
+
+
+@bp.post("/w/<slug>/imports/<int:run_id>/encoding")
+@workspace_page("tables.edit")
+def change_encoding(workspace, membership, run_id: int):
+    """Read the uploaded file again in the encoding the user chose over the detected one."""
+    run = service.get_run_or_404(workspace, run_id, kind="import")
+    try:
+        service.change_import_encoding(workspace, current_user, run, request.form.get("encoding", ""))
+    except MorketError as exc:
+        db.session.rollback()
+        run = service.get_run_or_404(workspace, run_id, kind="import")
+        return _run_page(workspace, membership, run, error=exc.message, status=exc.status)
+    db.session.commit()
+    table_id = request.form.get("table", type=int)
+    return redirect(url_for("dataops.import_run", slug=workspace.slug, run_id=run.id, table=table_id))
 
 
 @bp.post("/w/<slug>/imports/<int:run_id>/start")

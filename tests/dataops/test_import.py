@@ -32,7 +32,7 @@ def test_encodings_and_semicolons_are_detected(db, owner, encoding, prefix):
     table = tables.get_table_or_404(workspace, run.table_id)
     assert [(c.name, c.type) for c in table.live_columns] == [
         ("Company", "text"),
-        ("Domain", "text"),
+        ("Domain", "domain"),
         ("Employees", "number"),
     ]
     assert export_rows(workspace, user, table) == [
@@ -296,3 +296,99 @@ def test_every_importable_type_loads_through_copy(db, owner):
     assert when.isoformat() == "2024-05-01T08:00:00+00:00"
     assert str(price) == "1200.50" and str(count) == "1000" and day.isoformat() == "2024-02-29"
     assert note == "tab\tand\\back"
+
+
+POLISH = (
+    "Firma;Miasto;Pracownicy\r\nZakład Usług Leśnych Świątek;Łódź;12\r\nPrzedsiębiorstwo Żółć Spółka;Gdańsk;340\r\n"
+)
+JAPANESE = (
+    "会社名,都市,従業員数\r\n"
+    "株式会社トヨタ自動車,豊田市,70000\r\n"
+    "ソニーグループ株式会社,東京,110000\r\n"
+    "任天堂株式会社,京都,7000\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "detected"),
+    [(POLISH, "iso8859_2", "iso8859_2"), (POLISH, "cp1250", "cp1250"), (JAPANESE, "shift_jis", "cp932")],
+)
+def test_legacy_code_pages_are_detected_and_read_correctly(db, owner, text, encoding, detected):
+    workspace, user = owner
+
+    run = run_import(db, workspace, user, text.encode(encoding))
+
+    assert run.status == "done", run.message
+    assert run.settings["encoding"] == detected
+    table = tables.get_table_or_404(workspace, run.table_id)
+    header, *lines = [line.split(run.settings["delimiter"]) for line in text.strip().split("\r\n")]
+    assert [c.name for c in table.live_columns] == header
+    assert export_rows(workspace, user, table) == [dict(zip(header, line, strict=True)) for line in lines]
+
+
+def test_email_url_domain_and_yes_no_columns_are_typed(db, owner):
+    workspace, user = owner
+    data = (
+        b"Email,Website,Domain,Customer,Note\n"
+        b"ann@acme.com,https://acme.com/about,acme.com,yes,first\n"
+        b"Bob@Beta.IO,www.beta.io,beta.io,no,second\n"
+        b",,,,\n"
+    )
+
+    run = run_import(db, workspace, user, data)
+
+    assert run.status == "done", run.message
+    table = tables.get_table_or_404(workspace, run.table_id)
+    assert [c.type for c in table.live_columns] == ["email", "url", "domain", "checkbox", "text"]
+    assert [list(r.values()) for r in export_rows(workspace, user, table)[:2]] == [
+        ["ann@acme.com", "https://acme.com/about", "acme.com", "true", "first"],
+        ["Bob@beta.io", "https://www.beta.io", "beta.io", "false", "second"],
+    ]
+
+
+def test_dedupe_on_an_imported_email_column_compares_emails(db, owner):
+    from morket.dataops import dedupe
+
+    workspace, user = owner
+    run = run_import(db, workspace, user, b"name,email\nAnn,ann@acme.com\nAnn B,ANN@acme.com\nBob,bob@beta.io\n")
+    table = tables.get_table_or_404(workspace, run.table_id)
+    email = table.live_columns[1]
+
+    (part,) = dedupe.dedupe_key(table, [email.id])
+
+    assert part.kind == "email"
+    found = dedupe.find_duplicates(workspace, user, table, [part])
+    assert found.group_count == 1 and found.row_count == 2
+
+
+def test_error_file_shows_nul_bytes_and_says_how_much_of_a_long_value_was_cut(db, owner):
+    workspace, user = owner
+    long_value = "x" * 2_000_000
+    data = f'name,n\nfine,1\n"nul\x00here",2\n"{long_value}",3\n'.encode()
+
+    run = run_import(db, workspace, user, data, mapping=_numbers_mapping())
+
+    assert run.status == "needs_review" and run.error_count == 2
+    raw = b"".join(service.read_errors(run))
+    assert b"\x00" not in raw
+    errors = list(csv.reader(io.StringIO(raw.decode(), newline="")))
+    assert errors[1][:3] == ["3", "name: Text cannot contain a NUL character.", "nul\u2400here"]
+    assert errors[2][:2] == ["4", "name: Text is longer than 10,000 characters."]
+    cut = errors[2][2]
+    assert cut.startswith("x" * 1000) and cut.endswith("… [cut: 1,999,000 more characters not shown]")
+    assert len(cut) < 1100
+
+
+def test_ragged_lines_are_named_for_the_review(db, owner):
+    workspace, user = owner
+    data = b"name,employees\nAcme,10\nBeta,20,extra\nGamma,30\nDelta\n"
+
+    run = run_import(db, workspace, user, data, mapping=_numbers_mapping())
+
+    assert run.status == "needs_review"
+    assert run.settings["ragged_lines"] == [3, 5] and run.settings["ragged_count"] == 2
+    assert service.import_warning(run) == "Lines 3 and 5 do not have 2 values like the header row."
+    assert run.settings["error_sample"] == [[3, "Expected 2 values, found 3."], [5, "Expected 2 values, found 1."]]
+    assert run.message == (
+        "2 of 4 rows cannot be imported. Download the error file, then import the other 2 rows or cancel."
+    )

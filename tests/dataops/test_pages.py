@@ -84,14 +84,16 @@ def test_bad_rows_offer_the_error_file_and_a_choice(client, db, owner, run_jobs)
     client.post(run_url + "/start", data=form)
     run_jobs()
     panel = client.get(run_url + "/progress").get_data(as_text=True)
-    assert "1 of 2 rows cannot be imported" in panel and "Import the other 1 rows" in panel
+    assert "1 of 2 rows cannot be imported" in panel and "import the other 1 row or cancel" in panel
+    assert "Import the other 1 row</button>" in panel and "1 rows" not in panel
     errors = client.get(run_url + "/errors.csv")
     assert errors.status_code == 200 and b"3,n: \xe2\x80\x9cx\xe2\x80\x9d is not a number." in errors.get_data()
     assert len(tables.list_tables(workspace)) == 0
 
     client.post(run_url + "/continue", data={"csrf_token": csrf_token(client, run_url)})
     run_jobs()
-    assert "1 rows added" in client.get(run_url + "/progress").get_data(as_text=True)
+    done = client.get(run_url + "/progress").get_data(as_text=True)
+    assert "1 row added, 1 row with errors left out." in done and "Download the 1 row left out" in done
 
 
 def test_mapping_errors_come_back_on_the_form(client, db, owner):
@@ -155,3 +157,65 @@ def test_viewers_cannot_import_and_strangers_get_404(client, new_client, db, own
     for url in (run_url, run_url + "/progress", run_url + "/errors.csv", f"/w/{workspace.slug}/imports"):
         assert outsider.get(url).status_code == 404
     assert outsider.get(f"/w/{stranger[0].slug}/imports/{run_url.rsplit('/', 1)[1]}").status_code == 404
+
+
+def _start_form(client, run_url, types):
+    form = {"csrf_token": csrf_token(client, run_url), "table_name": "T"}
+    for i, kind in enumerate(types):
+        form.update({f"target_{i}": "new", f"type_{i}": kind, f"name_{i}": f"c{i}"})
+    return form
+
+
+def test_ragged_lines_are_named_in_the_preview_and_the_review(client, db, owner, run_jobs):
+    workspace, user = owner
+    login(client, user)
+    run_url = _upload(client, workspace, b"name,n\nA,1\nB,2,EXTRA\nC,3\nD\n").headers["Location"]
+
+    page = client.get(run_url).get_data(as_text=True)
+
+    assert "Lines 3 and 5 do not have 2 values like the header row." in page
+    preview = page[page.index('id="import-preview"') : page.index("</table>", page.index('id="import-preview"'))]
+    assert "EXTRA" not in preview  # no unlabeled column for the extra value
+    assert len(re.findall(r"<th[ >]", preview)) == 3  # Line, name, n
+    assert 'id="import-preview-line-3"' in preview and "3 values" in preview
+    assert 'id="import-preview-line-5"' in preview and "1 value<" in preview
+
+    client.post(run_url + "/start", data=_start_form(client, run_url, ["text", "number"]))
+    run_jobs()
+    panel = client.get(run_url + "/progress").get_data(as_text=True)
+
+    assert "Lines 3 and 5 do not have 2 values like the header row." in panel
+    assert "Expected 2 values, found 3." in panel and "Expected 2 values, found 1." in panel
+    assert "Import the other 2 rows</button>" in panel
+
+
+def test_the_encoding_can_be_chosen_over_the_detected_one(client, db, owner):
+    workspace, user = owner
+    login(client, user)
+    data = "Firma,Miasto\nZakład Świątek,Łódź\n".encode("iso8859_2")
+    run_url = _upload(client, workspace, data).headers["Location"]
+    page = client.get(run_url).get_data(as_text=True)
+    assert "ISO-8859-2" in page and "Zakład Świątek" in page
+
+    resp = client.post(run_url + "/encoding", data={"csrf_token": csrf_token(client, run_url), "encoding": "cp1252"})
+    assert resp.status_code == 302
+    page = client.get(run_url).get_data(as_text=True)
+    assert '<span id="import-encoding">Windows-1252' in page and "Zak³ad" in page
+    assert db.session.get(DataRun, int(run_url.rsplit("/", 1)[1])).settings["encoding"] == "cp1252"
+
+    resp = client.post(run_url + "/encoding", data={"csrf_token": csrf_token(client, run_url), "encoding": "utf-8"})
+    assert resp.status_code == 422 and "not valid UTF-8" in resp.get_data(as_text=True)
+    resp = client.post(run_url + "/encoding", data={"csrf_token": csrf_token(client, run_url), "encoding": "rot13"})
+    assert resp.status_code == 422 and "Choose one of the listed encodings" in resp.get_data(as_text=True)
+    assert db.session.get(DataRun, int(run_url.rsplit("/", 1)[1])).settings["encoding"] == "cp1252"
+
+
+def test_a_file_with_no_good_row_offers_no_import_of_the_others(client, db, owner, run_jobs):
+    workspace, user = owner
+    login(client, user)
+    run_url = _upload(client, workspace, b"name,n\nA,x\n").headers["Location"]
+    client.post(run_url + "/start", data=_start_form(client, run_url, ["text", "number"]))
+    run_jobs()
+    panel = client.get(run_url + "/progress").get_data(as_text=True)
+    assert "The file&#39;s only row cannot be imported." in panel
+    assert "Import the other" not in panel
