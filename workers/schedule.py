@@ -33,6 +33,7 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
         "morket.core.maintenance.delete_expired_refresh_tokens",
         QUEUE_DEFAULT,
     ),
+    PeriodicJob("delete-expired-sessions", DAY, "morket.core.maintenance.delete_expired_sessions", QUEUE_DEFAULT),
     PeriodicJob("delete-expired-exports", 3600, "morket.dataops.exports.delete_expired_exports", QUEUE_IO),
     # Inline in the scheduler, not on a queue: it is what restarts enrichment after Redis comes back
     # (re-queues expired leases, times out callbacks, resumes paused runs, starts jobs for idle runs).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, or_
 
-from morket.accounts.models import RefreshToken, UserToken
+from morket.accounts.models import RefreshToken, UserSession, UserToken
 from morket.core.db import utcnow
 from morket.extensions import db
 
@@ -30,6 +30,19 @@ def delete_expired_refresh_tokens() -> int:
             RefreshToken.expires_at < now,
             or_(RefreshToken.used_at.is_(None), RefreshToken.family_expires_at < now),
         ),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount or 0
+
+
+def delete_expired_sessions() -> int:
+    """Delete browser sessions past their expiry; return how many.
+
+    An ended session is kept until then: its row is what refuses a saved copy of its cookie, and
+    the cookie is accepted (its signature carries its age) until the same moment.
+    """
+    result = db.session.execute(
+        delete(UserSession).where(UserSession.expires_at < utcnow()),
         execution_options={"synchronize_session": False},
     )
     return result.rowcount or 0

@@ -159,3 +159,25 @@ def test_the_admin_console_refuses_a_saved_cookie_after_logging_out(app, client,
     assert resp.status_code == 404
     db.session.expire_all()
     assert db.session.get(User, victim.id).disabled_at is None
+
+
+def test_the_daily_clean_up_keeps_an_ended_session_until_its_cookie_expires(app, client, db):
+    from datetime import timedelta
+
+    from morket.core.db import utcnow
+    from morket.core.maintenance import delete_expired_sessions
+
+    user = UserFactory()
+    assert log_in(client, user.email, PASSWORD).status_code == 302
+    stolen = _cookie(client)
+    post_form(client, "/logout", {}, csrf_from="/settings")
+    other = browser(app)
+    assert log_in(other, user.email, PASSWORD).status_code == 302
+    stale = UserSession(user_id=user.id, key_hash="0" * 64, expires_at=utcnow() - timedelta(minutes=1))
+    db.session.add(stale)
+    db.session.flush()
+
+    assert delete_expired_sessions() == 1
+    assert db.session.scalar(select(func.count()).select_from(UserSession).where(UserSession.user_id == user.id)) == 2
+    assert _replaying(app, stolen).get("/settings").status_code == 302
+    assert other.get("/settings").status_code == 200

@@ -34,6 +34,7 @@ def test_two_schedulers_run_each_period_once(app, committed):
     period = int(NOW // 86400)
     assert sorted(queue.job_ids) == [
         f"schedule-delete-expired-refresh-tokens-{period}",
+        f"schedule-delete-expired-sessions-{period}",
         f"schedule-delete-expired-user-tokens-{period}",
         f"schedule-purge-enrichment-cache-{int(NOW // 3600)}",
     ]
