@@ -129,19 +129,3 @@ def as_int(value: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return int(number) if math.isfinite(number) else None
-
-
-def domain_of(value: Any) -> str | None:
-    """A bare host name from what a user typed: 'https://www.Acme.com/about' -> 'acme.com'."""
-    raw = text(value)
-    if raw is None:
-        return None
-    raw = raw.lower()
-    if "@" in raw and "/" not in raw:
-        raw = raw.rsplit("@", 1)[1]
-    if "://" in raw:
-        raw = raw.split("://", 1)[1]
-    raw = raw.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].split(":", 1)[0].strip(".")
-    if raw.startswith("www."):
-        raw = raw[4:]
-    return raw or None

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from morket.core.domains import registrable_domain
 from morket.providers import _http
 from morket.providers.base import CallContext, FieldSpec, InputSpec, Operation, Provider, Result
 from morket.providers.registry import register
@@ -104,7 +105,7 @@ class ApolloProvider(Provider):
             return Result("auth_error", message="no Apollo API key is configured")
         headers = {"X-Api-Key": ctx.api_key, "Cache-Control": "no-cache", "Accept": "application/json"}
         if op.key == "apollo.organization_enrich":
-            domain = _http.domain_of(inputs.get("domain"))
+            domain = registrable_domain(inputs.get("domain"))
             if not domain:
                 return Result("invalid_input", message="missing input: domain")
             url = ctx.base_url + "/api/v1/organizations/enrich"
@@ -122,7 +123,7 @@ class ApolloProvider(Provider):
     def _person_query(inputs: Mapping[str, Any]) -> tuple[dict[str, str], Result | None]:
         body = {name: value for name in PERSON_INPUTS if (value := _http.text(inputs.get(name)))}
         if "domain" in body:
-            body["domain"] = _http.domain_of(body["domain"]) or body["domain"]
+            body["domain"] = registrable_domain(body["domain"]) or body["domain"]
         named = "first_name" in body and "last_name" in body and ("domain" in body or "organization_name" in body)
         if not ("email" in body or "linkedin_url" in body or named):
             return body, Result(

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from morket.core.domains import registrable_domain
 from morket.providers import _http
 from morket.providers.base import CallContext, FieldSpec, InputSpec, Operation, Provider, Result
 from morket.providers.registry import register
@@ -212,7 +213,7 @@ class ClearbitProvider(Provider):
         if not ctx.api_key:
             return Result("auth_error", message="no Clearbit API key is configured")
         if op.key == "clearbit.company":
-            domain = _http.domain_of(inputs.get("domain"))
+            domain = registrable_domain(inputs.get("domain"))
             if not domain:
                 return Result("invalid_input", message="missing input: domain")
             params: dict[str, Any] = {"domain": domain}

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from morket.core.domains import registrable_domain
 from morket.providers import _http
 from morket.providers.base import CallContext, FieldSpec, InputSpec, Operation, Provider, Result
 from morket.providers.registry import register
@@ -108,7 +109,7 @@ class HunterProvider(Provider):
             if not email or "@" not in email:
                 return {}, Result("invalid_input", message="Hunter's email verifier needs an email address")
             return {"email": email}, None
-        domain = _http.domain_of(inputs.get("domain"))
+        domain = registrable_domain(inputs.get("domain"))
         if not domain:
             return {}, Result("invalid_input", message="missing input: domain")
         if op.key == "hunter.domain_search":

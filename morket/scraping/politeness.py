@@ -1,6 +1,7 @@
 """Being a good guest: per-domain rate limits and breakers, robots.txt, proxies, browser fingerprints.
 
-Limits and breakers live in Redis (``morket.core.throttle``) so every scrape worker shares them.
+Limits and breakers live in Redis (``morket.core.throttle``) so every scrape worker shares them,
+keyed by the registrable domain (``morket.core.domains``).
 robots.txt is fetched once per origin per hour (RFC 9309: a 4xx means no rules, a 5xx or an
 unreachable server means "do not crawl" for now), over a connection to the address the SSRF
 check approved, never to a fresh DNS answer. Fingerprints are drawn per browser context, so a
@@ -15,7 +16,6 @@ from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
 
 import httpx
-import tldextract
 from redis import Redis
 
 from morket.core.throttle import CircuitBreaker, TokenBucket
@@ -26,7 +26,6 @@ ROBOTS_MAX_BYTES = 512 * 1024
 ROBOTS_AGENT = "MorketBot"
 PROXY_BAD_SECONDS = 60
 BURST = 2.0
-_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
 @dataclass(frozen=True)
@@ -66,18 +65,6 @@ def pick_fingerprint(rng: random.Random | None = None) -> Fingerprint:
     width, height = rng.choice(_SCREENS)
     locale, zone = rng.choice(_PLACES)
     return Fingerprint(rng.choice(_AGENTS), width, height, locale, zone)
-
-
-def domain_of(url: str) -> str:
-    """Return the registrable domain of ``url`` (``www.shop.acme.co.uk`` → ``acme.co.uk``)."""
-    host = (urlsplit(url).hostname or "").lower()
-    parts = _EXTRACT(host)
-    if parts.top_domain_under_public_suffix:
-        return parts.top_domain_under_public_suffix
-    labels = host.split(".")
-    if parts.suffix or len(labels) < 2 or labels[-1].isdigit() or ":" in host:
-        return host  # an IP address, or a name with nothing above it
-    return ".".join(labels[-2:])  # a suffix the list does not know (.test, .internal)
 
 
 class ProxyPicker:

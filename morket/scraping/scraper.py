@@ -14,11 +14,12 @@ from typing import Any
 
 from redis import Redis
 
+from morket.core.domains import registrable_domain
 from morket.core.urlsafety import UnsafeUrl
 from morket.scraping.browser import FetchError, PageResult, PoolSettings, get_pool
 from morket.scraping.extractors import get_extractor
 from morket.scraping.extractors.normalise import normalise_url
-from morket.scraping.politeness import DomainGate, ProxyPicker, Robots, domain_of
+from morket.scraping.politeness import DomainGate, ProxyPicker, Robots
 
 RETRY_DELAYS = (0.5, 2.0)
 
@@ -82,7 +83,7 @@ class Scraper:
         if self.respect_robots and not self.robots.allowed(url):
             outcome.error_kind, outcome.message = "robots", "The site's robots.txt does not allow reading this page."
             return outcome
-        gate = DomainGate(self.redis, domain_of(url), self.rate)
+        gate = DomainGate(self.redis, registrable_domain(url) or url, self.rate)
         timeout = float(self.settings.get("SCRAPE_PAGE_TIMEOUT") or 20)
         for attempt in range(len(RETRY_DELAYS) + 1):
             outcome.attempts = attempt + 1

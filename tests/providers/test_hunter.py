@@ -67,10 +67,11 @@ def test_missing_key_fails_without_calling_hunter(sb, make_ctx):
 
 def test_bad_input_is_final(sb, make_ctx):
     ctx = make_ctx("hunter")
-    refused = hunter.call(DOMAIN_SEARCH, {"domain": "not a domain"}, ctx)
+    refused = hunter.call(DOMAIN_SEARCH, {"domain": "localhost"}, ctx)
     assert (refused.outcome, refused.http_status) == ("invalid_input", 400)
     assert "domain" in refused.message
-    # Missing inputs never reach Hunter (no request, nothing billed by them).
+    # Missing inputs and text that is no domain never reach Hunter (no request, nothing billed by them).
+    assert hunter.call(DOMAIN_SEARCH, {"domain": "not a domain"}, ctx).outcome == "invalid_input"
     missing = hunter.call(FINDER, {"domain": "acme.com", "first_name": "Ada"}, ctx)
     assert missing.outcome == "invalid_input" and "last_name" in missing.message
     not_email = hunter.call(VERIFIER, {"email": "nobody-at-all"}, ctx)

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from morket.core.domains import registrable_domain
 from morket.core.errors import ValidationFailed
 from morket.scraping.extractors import all_extractors, get_extractor
 from morket.scraping.extractors.normalise import (
@@ -15,7 +16,7 @@ from morket.scraping.extractors.normalise import (
     normalise_url,
     social_profile,
 )
-from morket.scraping.politeness import ProxyPicker, domain_of, pick_fingerprint
+from morket.scraping.politeness import ProxyPicker, pick_fingerprint
 
 
 def test_registry_finds_every_module():
@@ -102,8 +103,8 @@ def test_company_from_a_snapshot():
 
 
 def test_domains_and_fingerprints():
-    assert domain_of("https://www.shop.acme.co.uk/x") == "acme.co.uk"
-    assert domain_of("http://p3.limited.test:8080/") == "limited.test"
+    assert registrable_domain("https://www.shop.acme.co.uk/x") == "acme.co.uk"
+    assert registrable_domain("http://p3.limited.test:8080/") == "limited.test"
     prints = {pick_fingerprint() for _ in range(50)}
     assert len(prints) > 5
     for fp in prints:
