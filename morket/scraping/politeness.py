@@ -1,11 +1,13 @@
 """Being a good guest: per-domain rate limits and breakers, robots.txt, proxies, browser fingerprints.
 
 Limits and breakers live in Redis (``morket.core.throttle``) so every scrape worker shares them,
-keyed by the registrable domain (``morket.core.domains``).
-robots.txt is fetched once per origin per hour (RFC 9309: a 4xx means no rules, a 5xx or an
-unreachable server means "do not crawl" for now), over a connection to the address the SSRF
-check approved, never to a fresh DNS answer. Fingerprints are drawn per browser context, so a
-reused page keeps one coherent identity.
+keyed by the registrable domain (``morket.core.domains``). robots.txt is fetched once per origin
+per hour (RFC 9309: a 4xx means no rules, a 5xx or an unreachable server means "do not crawl"
+for now), over a connection to the address the SSRF check approved, never to a fresh DNS
+answer, and read by Protego: the longest matching rule wins (``Allow: /private/public`` after
+``Disallow: /private``), ``*`` and ``$`` patterns work, and ``Crawl-delay`` / ``Request-rate``
+slow the domain's limit down (up to ``MAX_CRAWL_DELAY``). Fingerprints are drawn per browser
+context, so a reused page keeps one coherent identity.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-from urllib.robotparser import RobotFileParser
 
 import httpx
+from protego import Protego
 from redis import Redis
 
 from morket.core.throttle import CircuitBreaker, TokenBucket
@@ -26,6 +28,10 @@ ROBOTS_MAX_BYTES = 512 * 1024
 ROBOTS_AGENT = "MorketBot"
 PROXY_BAD_SECONDS = 60
 BURST = 2.0
+# A site may ask for at most this many seconds between pages: a larger Crawl-delay would hold a
+# worker (and every page queued behind it for the domain) longer than a page's own deadline.
+MAX_CRAWL_DELAY = 10.0
+_DENY = "\x00deny"  # the cached marker for "robots.txt could not be read: do not crawl for now"
 
 
 @dataclass(frozen=True)
@@ -112,11 +118,15 @@ class ProxyPicker:
 class DomainGate:
     """The per-domain token bucket and circuit breaker shared by every worker."""
 
-    def __init__(self, redis: Redis, domain: str, rate: float) -> None:
+    def __init__(self, redis: Redis, domain: str, rate: float, crawl_delay: float | None = None) -> None:
         self.domain = domain
         # A site sees evenly spaced requests, never ``rate`` at once: the bucket holds at most
         # two tokens, enough for a worker to catch up after one slow page without a burst.
-        self.bucket = TokenBucket(redis, f"scrape:{domain}", rate, burst=BURST)
+        burst = BURST
+        if crawl_delay:
+            # The site asked for this many seconds between pages: never faster, and no catching up.
+            rate, burst = min(rate, 1.0 / crawl_delay), 1.0
+        self.bucket = TokenBucket(redis, f"scrape:{domain}", rate, burst=burst)
         self.breaker = CircuitBreaker(redis, f"scrape:{domain}", fail_max=5, reset_timeout=60)
 
     def wait_turn(self, timeout: float) -> bool:
@@ -133,6 +143,28 @@ class DomainGate:
             self.breaker.record_failure()
 
 
+class RobotsRules:
+    """One origin's robots.txt as Protego reads it; a file that could not be read allows nothing."""
+
+    def __init__(self, body: str) -> None:
+        self._parser = None if body == _DENY else Protego.parse(body)
+
+    def allows(self, url: str, agent: str = ROBOTS_AGENT) -> bool:
+        """Whether ``agent`` may fetch ``url``."""
+        return self._parser is not None and self._parser.can_fetch(url, agent)
+
+    def crawl_delay(self, agent: str = ROBOTS_AGENT) -> float | None:
+        """Seconds the site asks between pages (Crawl-delay or Request-rate), at most MAX_CRAWL_DELAY."""
+        if self._parser is None:
+            return None
+        delays = [self._parser.crawl_delay(agent) or 0.0]
+        rate = self._parser.request_rate(agent)
+        if rate is not None and rate.requests > 0:
+            delays.append(rate.seconds / rate.requests)
+        delay = max(delays)
+        return min(float(delay), MAX_CRAWL_DELAY) if delay > 0 else None
+
+
 class Robots:
     """robots.txt rules per origin, cached in Redis and fetched through the SSRF check."""
 
@@ -142,8 +174,8 @@ class Robots:
         self.resolver = resolver
         self.timeout = timeout
 
-    def allowed(self, url: str, agent: str = ROBOTS_AGENT) -> bool:
-        """Whether robots.txt of ``url``'s origin lets ``agent`` fetch it."""
+    def rules(self, url: str) -> RobotsRules:
+        """The robots.txt rules of ``url``'s origin (downloaded at most once an hour)."""
         scheme, host, port = host_port(url)
         origin = f"{scheme}://{host}:{port}"
         key = f"morket:scrape:robots:{origin}"
@@ -152,12 +184,7 @@ class Robots:
             text = self._download(origin)
             cached = text.encode()
             self.redis.set(key, cached, ex=ROBOTS_TTL)
-        body = cached.decode("utf-8", "replace")
-        if body == "\x00deny":
-            return False
-        parser = RobotFileParser()
-        parser.parse(body.splitlines())
-        return parser.can_fetch(agent, url)
+        return RobotsRules(cached.decode("utf-8", "replace"))
 
     def _download(self, origin: str) -> str:
         url = f"{origin}/robots.txt"
@@ -168,12 +195,12 @@ class Robots:
                 return ""  # a robots.txt that redirects inside the network gives no rules
             response = self._get(url, addresses)
             if response is None:
-                return "\x00deny"
+                return _DENY
             if response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:
                 url = str(httpx.URL(url).join(response.headers["location"]))
                 continue
             if response.status_code >= 500:
-                return "\x00deny"
+                return _DENY
             if response.status_code >= 400:
                 return ""
             return response.content[:ROBOTS_MAX_BYTES].decode("utf-8", "replace")

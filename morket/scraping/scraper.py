@@ -80,10 +80,12 @@ class Scraper:
         except UnsafeUrl as exc:
             return ScrapeOutcome(target, False, error_kind="blocked", message=exc.message)
         outcome = ScrapeOutcome(url, False)
-        if self.respect_robots and not self.robots.allowed(url):
+        rules = self.robots.rules(url) if self.respect_robots else None
+        if rules is not None and not rules.allows(url):
             outcome.error_kind, outcome.message = "robots", "The site's robots.txt does not allow reading this page."
             return outcome
-        gate = DomainGate(self.redis, registrable_domain(url) or url, self.rate)
+        crawl_delay = rules.crawl_delay() if rules is not None else None
+        gate = DomainGate(self.redis, registrable_domain(url) or url, self.rate, crawl_delay)
         timeout = float(self.settings.get("SCRAPE_PAGE_TIMEOUT") or 20)
         for attempt in range(len(RETRY_DELAYS) + 1):
             outcome.attempts = attempt + 1

@@ -115,6 +115,9 @@ class SiteHandler(BaseHTTPRequestHandler):
 
     def _route(self, sites: LocalSites, host: str, path: str) -> None:  # noqa: C901
         port = self.server.server_port  # type: ignore[attr-defined]
+        if (host.split(":")[0], path) in sites.pages:
+            content_type, body = sites.pages[(host.split(":")[0], path)]
+            return self._send(200, body, content_type)
         if path == "/robots.txt":
             return self._send(200, ROBOTS, "text/plain")
         if path in ("/", "/private", "/careers"):
@@ -217,6 +220,7 @@ class LocalSites:
         self.hits: Counter = Counter()
         self.log: list[tuple[str, str]] = []
         self.times: list[tuple[float, str, str]] = []
+        self.pages: dict[tuple[str, str], tuple[str, str]] = {}  # (host, path) → (type, body), per test
         self.stop = threading.Event()
         self.closed_port = _closed_port()
         self.thread = threading.Thread(target=self.server.serve_forever, name="local-sites", daemon=True)
@@ -241,7 +245,13 @@ class LocalSites:
     def allowlist(self) -> list[str]:
         return [f"*.test:{self.port}"]
 
+    def serve(self, host: str, path: str, body: str, content_type: str = "text/html; charset=utf-8") -> str:
+        """Answer ``path`` on ``host`` with ``body`` until the next reset; return its URL."""
+        self.pages[(host, path)] = (content_type, body)
+        return self.url(host, path)
+
     def reset(self) -> None:
+        self.pages.clear()
         self.hits.clear()
         self.log.clear()
         self.times.clear()
