@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
+from morket.core.domains import registrable_domain
 from morket.scraping.extractors.normalise import (
     EMAIL_RE,
     clean_text,
     normalise_email,
     normalise_phone,
-    normalise_url,
+    page_url,
     region_for,
     social_profile,
 )
@@ -78,20 +78,22 @@ def socials(snapshot: dict[str, Any]) -> dict[str, str]:
         same = node.get("sameAs")
         candidates.extend(same if isinstance(same, list) else [same] if isinstance(same, str) else [])
     for href in candidates:
-        profile = social_profile(href) if isinstance(href, str) else None
+        url = clean_url(href, snapshot.get("url") or "")
+        profile = social_profile(url) if url else None
         if profile is not None and profile[0] not in found:
             found[profile[0]] = profile[2]
     return found
 
 
-def same_site(url: str, page_url: str) -> bool:
-    a, b = urlsplit(url).hostname or "", urlsplit(page_url).hostname or ""
-    strip = lambda h: h[4:] if h.startswith("www.") else h  # noqa: E731
-    return strip(a) == strip(b)
+def same_site(url: str, other: str) -> bool:
+    """Whether two URLs belong to one registrable domain (``jobs.acme.com`` and ``www.acme.com``)."""
+    domain = registrable_domain(url)
+    return domain is not None and domain == registrable_domain(other)
 
 
-def clean_url(value: Any) -> str:
-    return normalise_url(value) or "" if isinstance(value, str) else ""
+def clean_url(value: Any, page: str) -> str:
+    """A URL found on ``page`` as an absolute http(s) URL, or "" (``javascript:``, ``data:`` ...)."""
+    return page_url(value, page) or ""
 
 
 def _unique(values: Any) -> list[str]:

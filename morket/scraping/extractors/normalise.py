@@ -6,7 +6,7 @@ Text goes through nh3 with no tags allowed, so markup in a scraped value can nev
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import nh3
 import phonenumbers
@@ -16,6 +16,12 @@ EMAIL_RE = re.compile(
 )
 # A scheme, unless what follows the colon is a port (``acme.com:8080``).
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):(?!\d)", re.I)
+# What a browser removes from a URL before reading it (WHATWG URL): ``java\tscript:`` is ``javascript:``.
+_URL_NOISE = re.compile(r"[\t\n\r]")
+_URL_EDGES = "".join(chr(c) for c in range(0x21))
+# Characters a URL may carry as they are (RFC 3986 reserved and unreserved, and ``%`` so escapes
+# stay escapes); quotes, angle brackets and spaces are percent-encoded.
+_URL_SAFE = "/?#[]@!$&'()*+,;=-._~:%"
 _IMAGE_SUFFIX = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
 _PLACEHOLDER_EMAILS = {"example.com", "domain.com", "email.com", "yourdomain.com", "sentry.io", "wixpress.com"}
 
@@ -88,8 +94,38 @@ def normalise_url(url: str, base_scheme: str = "https") -> str | None:
         return None
     host = parts.hostname.lower()
     netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
-    path = parts.path or "/"
-    return urlunsplit((parts.scheme.lower(), netloc, path, parts.query, ""))
+    path = quote(parts.path or "/", safe=_URL_SAFE)
+    return urlunsplit((parts.scheme.lower(), netloc, path, quote(parts.query, safe=_URL_SAFE), ""))
+
+
+def page_url(value: object, base: str) -> str | None:
+    """Return a URL found on the page at ``base`` as an absolute http(s) URL, or None.
+
+    Relative references resolve against the page (``/img/logo.png``, ``//cdn.acme.com/x``);
+    any other scheme (``javascript:``, ``data:``, ``mailto:``) gives None.
+    """
+    if not isinstance(value, str):
+        return None
+    value = _URL_NOISE.sub("", value).strip(_URL_EDGES)
+    if not value:
+        return None
+    try:
+        absolute = urljoin(base, value) if base else value
+    except ValueError:
+        return None
+    if not absolute.lower().startswith(("http://", "https://")):
+        return None
+    return normalise_url(absolute)
+
+
+def clip_words(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary, never inside a word."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    if not text[limit].isspace() and " " in head:
+        head = head.rsplit(None, 1)[0]  # the limit falls inside a word: leave that word out
+    return head.rstrip(" ,;:-–—")
 
 
 def normalise_email(value: str) -> str | None:
@@ -126,6 +162,8 @@ def social_profile(url: str) -> tuple[str, str, str] | None:
     try:
         parts = urlsplit(url)
     except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https"):
         return None
     host = (parts.hostname or "").lower()
     for network, (hosts, pattern, fmt) in SOCIAL.items():

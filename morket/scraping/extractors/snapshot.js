@@ -24,11 +24,20 @@ async (idleMs) => {
   for (const l of document.querySelectorAll('link[rel~="icon"], link[rel="apple-touch-icon"]')) {
     const href = abs(l.getAttribute('href')); if (href) icons.push(href);
   }
+  // Logo candidates: images that say "logo" (in their own or their link's names) or link to a
+  // home page. Which one is the site's own logo is decided in Python (company.py).
   const images = [];
   for (const img of document.querySelectorAll('img')) {
-    const hint = [img.id, img.className, img.alt, img.getAttribute('src')].join(' ').toLowerCase();
-    if (hint.includes('logo')) { const src = abs(img.getAttribute('src')); if (src) images.push(src); }
-    if (images.length > 10) break;
+    const link = img.closest('a[href]');
+    const href = link ? abs(link.getAttribute('href')) : null;
+    const hint = [img.id, img.className, img.alt, img.title, img.getAttribute('src'),
+      link ? [link.id, link.className, link.title, link.getAttribute('aria-label')].join(' ') : ''].join(' ');
+    let toHome = false;
+    try { toHome = !!href && new URL(href).pathname === '/'; } catch (e) {}
+    if (!hint.toLowerCase().includes('logo') && !toHome) continue;
+    const src = abs(img.getAttribute('src'));
+    if (src) images.push({src, hint: clip(hint, 500), link: href || '', header: !!img.closest('header, nav, [role="banner"]')});
+    if (images.length > 20) break;
   }
   const jsonld = [];
   for (const s of document.querySelectorAll('script[type="application/ld+json"]')) {
@@ -47,14 +56,39 @@ async (idleMs) => {
     if (name) people.push({name, title, linkedin: a ? abs(a.getAttribute('href')) : ''});
     if (people.length > 200) break;
   }
+  // Addresses as their lines (a <br> or a block element ends a line, whether or not the block
+  // is on screen: innerText of a hidden element runs its lines together), plus any schema.org
+  // parts they mark up.
+  const linesOf = (root) => {
+    const lines = [''];
+    const walk = (node) => {
+      for (const child of node.childNodes) {
+        if (child.nodeType === Node.TEXT_NODE) { lines[lines.length - 1] += child.nodeValue; continue; }
+        if (child.nodeType !== Node.ELEMENT_NODE || ['SCRIPT', 'STYLE', 'TEMPLATE', 'NOSCRIPT'].includes(child.tagName)) continue;
+        const display = getComputedStyle(child).display;
+        if (display === 'none') continue;
+        const block = child.tagName === 'BR' || !(display.startsWith('inline') || display === 'contents');
+        if (block) lines.push('');
+        walk(child);
+        if (block) lines.push('');
+      }
+    };
+    walk(root);
+    return lines.map((line) => clip(line, 300)).filter(Boolean).slice(0, 20);
+  };
   const addresses = [];
   for (const el of document.querySelectorAll('address, [itemprop="address"], .address')) {
-    addresses.push(clip(el.innerText, 500)); if (addresses.length > 5) break;
+    const parts = {};
+    for (const key of ['streetAddress', 'addressLocality', 'addressRegion', 'postalCode', 'addressCountry']) {
+      const node = el.querySelector(`[itemprop="${key}"]`);
+      if (node) parts[key] = clip(node.getAttribute('content') || node.textContent, 200);
+    }
+    addresses.push({lines: linesOf(el), parts}); if (addresses.length > 5) break;
   }
   const tel = [];
   for (const a of document.querySelectorAll('a[href^="tel:"]')) { tel.push(a.getAttribute('href').slice(4)); if (tel.length > 20) break; }
   const globals = {};
-  for (const g of ['React', 'jQuery', 'Vue', 'angular', 'ng', 'Shopify', 'wp', 'dataLayer', 'ga', 'gtag', 'Intercom', 'HubSpotConversations', '_hsq', 'analytics', 'Stripe', 'Sentry', 'next', '__NEXT_DATA__', '__NUXT__', 'Webflow', 'Squarespace', 'drift', 'Calendly']) {
+  for (const g of ['React', 'jQuery', 'Vue', 'angular', 'ng', 'Shopify', 'wp', 'dataLayer', 'ga', 'gtag', 'Intercom', 'HubSpotConversations', '_hsq', 'analytics', 'Stripe', 'Sentry', '__NEXT_DATA__', '__next_f', '__NUXT__', 'Webflow', 'Squarespace', 'drift', 'Calendly']) {
     try { if (typeof window[g] !== 'undefined') globals[g] = true; } catch (e) {}
   }
   const html = document.documentElement;

@@ -9,8 +9,8 @@ from morket.scraping.extractors._common import clean_url, emails, has_type, json
 from morket.scraping.extractors.normalise import clean_text, social_profile
 
 
-def _linkedin(value: Any) -> str:
-    url = clean_url(value)
+def _linkedin(value: Any, page: str) -> str:
+    url = clean_url(value, page)
     profile = social_profile(url) if url else None
     return profile[2] if profile is not None and profile[0] == "linkedin" else ""
 
@@ -18,6 +18,7 @@ def _linkedin(value: Any) -> str:
 def people(snapshot: dict[str, Any]) -> list[dict[str, str]]:
     """People from JSON-LD Person nodes and schema.org or class-marked HTML, de-duplicated by name."""
     found: dict[str, dict[str, str]] = {}
+    page = snapshot.get("url") or ""
     for node in jsonld_nodes(snapshot):
         if has_type(node, "Person") and isinstance(node.get("name"), str):
             same = node.get("sameAs")
@@ -25,7 +26,7 @@ def people(snapshot: dict[str, Any]) -> list[dict[str, str]]:
             entry = {
                 "name": clean_text(node["name"], 200),
                 "title": clean_text(node.get("jobTitle"), 200) if isinstance(node.get("jobTitle"), str) else "",
-                "linkedin": next((_linkedin(u) for u in links if _linkedin(u)), ""),
+                "linkedin": next((_linkedin(u, page) for u in links if _linkedin(u, page)), ""),
             }
             found.setdefault(entry["name"].lower(), entry)
     for person in snapshot.get("people") or []:
@@ -35,7 +36,7 @@ def people(snapshot: dict[str, Any]) -> list[dict[str, str]]:
         entry = {
             "name": name,
             "title": clean_text(person.get("title"), 200),
-            "linkedin": _linkedin(person.get("linkedin")),
+            "linkedin": _linkedin(person.get("linkedin"), page),
         }
         found.setdefault(name.lower(), entry)
     return list(found.values())[:200]

@@ -12,7 +12,8 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], t
     "Squarespace": (("squarespace",), ("squarespace",), ("Squarespace",), ()),
     "Wix": (("wixstatic", "parastorage"), ("wix.com",), (), ()),
     "React": (("react.production", "react-dom"), (), ("React",), ("reactRoot",)),
-    "Next.js": (("/_next/",), ("next.js",), ("next", "__NEXT_DATA__"), ()),
+    # Not ``window.next`` alone: carousels and routers of every kind use that name too.
+    "Next.js": (("/_next/",), ("next.js",), ("__NEXT_DATA__", "__next_f"), ()),
     "Vue.js": (("vue.global", "vue.min.js", "vue.runtime"), (), ("Vue",), ("vueApp",)),
     "Nuxt": (("/_nuxt/",), (), ("__NUXT__",), ()),
     "Angular": (("angular",), (), ("angular", "ng"), ()),
