@@ -96,11 +96,12 @@ def refresh_token(body: schemas.RefreshRequest) -> schemas.TokenPairOut:
     response=schemas.LogoutOut,
     limit=AUTH_LIMIT,
     limit_key=_by_ip,
+    errors=(403,),
 )
 def logout(principal: Principal, body: schemas.LogoutRequest) -> schemas.LogoutOut:
     """Revoke the refresh family (which refuses its access tokens) and deny-list the bearer token until it expires."""
     if principal.user is None or principal.jti is None:
-        raise ValidationFailed("API keys do not log out; revoke the key instead.")
+        raise Forbidden("API keys do not log out; revoke the key instead.")
     family_id = find_refresh_family(principal.user.id, body.refresh_token)
     if family_id is None:
         raise ValidationFailed("Unknown refresh token.", fields={"refresh_token": ["Unknown refresh token."]})

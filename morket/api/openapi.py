@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template
 from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema
 
 from morket.api import bp
 from morket.api.routing import API_KEY_PREFIX, OPERATIONS, Operation
@@ -24,7 +25,7 @@ STATUS_TEXT = {
     403: "Not allowed: your role, a disabled account, or an action that needs a user token.",
     404: "Not found, or not in your workspace.",
     409: "Conflicts with the current state.",
-    410: "Gone: the link or file expired and was deleted.",
+    410: "Gone: the file expired and was deleted, or the export failed and never wrote one.",
     413: "The body is larger than the limit (1 MB by default).",
     422: "Some fields need fixing; see error.fields.",
     423: "The account is locked after too many failed attempts.",
@@ -36,6 +37,22 @@ STATUS_TEXT = {
 TAG_ORDER = ("Authentication", "Account", "Workspace", "Members", "API keys")
 
 docs_bp = Blueprint("api_docs", __name__)
+# PostgreSQL text cannot hold NUL, and the API refuses it in every string it reads (api.routing).
+NO_NUL = r"^[^\u0000]*$"
+
+
+class RequestSchema(GenerateJsonSchema):
+    """JSON schema of what requests may send: every string and object key also refuses NUL."""
+
+    def str_schema(self, schema: Any) -> dict[str, Any]:
+        generated = super().str_schema(schema)
+        generated.setdefault("pattern", NO_NUL)
+        return generated
+
+    def dict_schema(self, schema: Any) -> dict[str, Any]:
+        generated = super().dict_schema(schema)
+        generated.setdefault("propertyNames", {}).setdefault("pattern", NO_NUL)
+        return generated
 
 
 def _error_envelope() -> dict[str, Any]:
@@ -69,7 +86,8 @@ class _Components:
     def ref(self, model: type[BaseModel], mode: typing.Literal["validation", "serialization"]) -> dict[str, str]:
         name = model.__name__
         if name not in self.schemas:
-            schema = model.model_json_schema(ref_template=REF_TEMPLATE, mode=mode)
+            generator = RequestSchema if mode == "validation" else GenerateJsonSchema
+            schema = model.model_json_schema(ref_template=REF_TEMPLATE, mode=mode, schema_generator=generator)
             for sub_name, sub_schema in schema.pop("$defs", {}).items():
                 self.schemas.setdefault(sub_name, sub_schema)
             self.schemas[name] = schema
@@ -98,7 +116,7 @@ def _success_envelope(data_schema: dict[str, Any], meta_schema: dict[str, Any] |
 
 
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    schema = model.model_json_schema(ref_template=REF_TEMPLATE)
+    schema = model.model_json_schema(ref_template=REF_TEMPLATE, schema_generator=RequestSchema)
     required = set(schema.get("required", []))
     return [
         {

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from flask import Response, current_app, g, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import DBAPIError
 
 from morket.accounts.models import User
 from morket.api import bp
@@ -29,11 +30,13 @@ from morket.core.ratelimit import GENERAL_LIMIT, client_ip, rate_limit_key
 from morket.core.roles import PERMISSIONS, can
 from morket.core.security import hash_token
 from morket.extensions import db, limiter
+from morket.tables.models import USER_SCHEMA
 from morket.workspaces.models import ApiKey, Workspace
 
 API_KEY_PREFIX = "mk_live_"
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
 BIGINT_MAX = 2**63 - 1
+UNDEFINED_TABLE = "42P01"
 _RULE_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 
 
@@ -175,8 +178,12 @@ def _parse_body(model: type[BaseModel]) -> BaseModel:
         from werkzeug.exceptions import RequestEntityTooLarge
 
         raise RequestEntityTooLarge()
+    if not raw.strip():
+        # The document marks every declared body required: an empty one is refused, never read as {}.
+        fields = {"body": ["A JSON body is required."]}
+        raise _BodyError(api_error("validation_error", "Send a JSON body.", status=422, fields=fields))
     try:
-        payload = json.loads(raw) if raw.strip() else {}
+        payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise _BodyError(api_error("invalid_json", "The request body is not valid JSON.", status=400)) from None
     return _validate(model, payload)
@@ -186,7 +193,28 @@ def _parse_query(model: type[BaseModel]) -> BaseModel:
     return _validate(model, request.args.to_dict())
 
 
+def _nul_paths(value: Any, path: str) -> list[str]:
+    """Where ``value`` holds a NUL character (in a string or an object key)."""
+    if isinstance(value, str):
+        return [path or "body"] if "\x00" in value else []
+    if isinstance(value, dict):
+        found = [f"{path}.{key}".lstrip(".") for key in value if isinstance(key, str) and "\x00" in key]
+        for key, item in value.items():
+            found += _nul_paths(item, f"{path}.{key}".lstrip("."))
+        return found
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _nul_paths(item, f"{path}.{i}".lstrip("."))]
+    return []
+
+
 def _validate(model: type[BaseModel], payload: Any) -> BaseModel:
+    # PostgreSQL text and jsonb cannot hold NUL: every string the API takes refuses it (the document
+    # says so with a pattern on each string), wherever it sits in the body.
+    # Cell maps skip it: each cell is parsed for its column, which refuses NUL and names every bad cell at once.
+    nul = [] if getattr(model, "cells_checked_per_column", False) else _nul_paths(payload, "")
+    if nul:
+        fields = {name: ["must not contain NUL characters"] for name in nul[:50]}
+        raise _BodyError(api_error("validation_error", "Some fields need fixing.", status=422, fields=fields))
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
@@ -195,6 +223,11 @@ def _validate(model: type[BaseModel], payload: Any) -> BaseModel:
             name = ".".join(str(part) for part in error["loc"]) or "body"
             fields.setdefault(name, []).append(error["msg"])
         raise _BodyError(api_error("validation_error", "Some fields need fixing.", status=422, fields=fields)) from None
+
+
+def _user_table_dropped(exc: DBAPIError) -> bool:
+    """Whether a statement failed because a user table's storage (``ut.*``) was dropped under it."""
+    return getattr(exc.orig, "sqlstate", None) == UNDEFINED_TABLE and f'relation "{USER_SCHEMA}.' in str(exc.orig)
 
 
 class _BodyError(Exception):
@@ -255,7 +288,14 @@ def api_route(
                     kwargs["query"] = _parse_query(query)
             except _BodyError as exc:
                 return exc.response
-            result = view(**kwargs)
+            try:
+                result = view(**kwargs)
+            except DBAPIError as exc:
+                if not _user_table_dropped(exc):
+                    raise
+                # The table was deleted by another request between our lookup and our statement.
+                db.session.rollback()
+                return api_error("not_found", "That table no longer exists.", status=404)
             if isinstance(result, Response):
                 return result
             extra = None

@@ -285,7 +285,7 @@ def get_export(principal: Principal, export_id: int) -> ExportOut:
     errors=(409, 410),
 )
 def download_export(principal: Principal, export_id: int) -> Response:
-    """The CSV file itself; 409 while it is still being written, 410 once it expired."""
+    """The CSV file itself; 409 while it is still being written, 410 once it expired or when it failed."""
     run = exports.get_export_or_404(principal.workspace, export_id)
     path = exports.open_export(principal.workspace, run)
     resp = Response(exports.read_file(path), mimetype="text/csv")

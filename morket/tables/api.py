@@ -11,13 +11,13 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from morket.api.routing import Principal, WithMeta, api_route
 from morket.api.schemas import DeletedOut
 from morket.core.errors import NotFound, ValidationFailed
 from morket.extensions import db
-from morket.tables import schemas, service
+from morket.tables import column_service, schemas, service
 from morket.tables.cells import CellError, parse_cell
 from morket.tables.models import Column, Table, View
 from morket.tables.service import MAX_REPORTED_CELL_ERRORS, WindowRow
@@ -28,8 +28,8 @@ _MAX_ID_DIGITS = 19
 _JSON_TYPES = frozenset({"json", "enrichment"})
 
 
-def _table(principal: Principal, table_id: int) -> Table:
-    return service.get_table_or_404(principal.workspace, table_id)
+def _table(principal: Principal, table_id: int, lock: Literal["share", "update"] | None = None) -> Table:
+    return service.get_table_or_404(principal.workspace, table_id, lock=lock)
 
 
 def _table_out(table: Table) -> schemas.TableOut:
@@ -142,8 +142,9 @@ def create_table(principal: Principal, body: schemas.TableCreate) -> schemas.Tab
         folder=body.folder,
         columns=[c.model_dump() for c in body.columns],
     )
+    out = _table_out(table)
     db.session.commit()
-    return _table_out(table)
+    return out
 
 
 @api_route(
@@ -170,9 +171,10 @@ def get_table(principal: Principal, table_id: int) -> schemas.TableOut:
 )
 def rename_table(principal: Principal, body: schemas.TableUpdate, table_id: int) -> schemas.TableOut:
     """Give the table a new name."""
-    table = service.rename_table(principal.workspace, principal.user, _table(principal, table_id), body.name)
+    table = service.rename_table(principal.workspace, principal.user, _table(principal, table_id, "update"), body.name)
+    out = _table_out(table)
     db.session.commit()
-    return _table_out(table)
+    return out
 
 
 @api_route(
@@ -186,8 +188,9 @@ def rename_table(principal: Principal, body: schemas.TableUpdate, table_id: int)
 def delete_table(principal: Principal, table_id: int) -> DeletedOut:
     """Delete the table with its rows, columns and views. This cannot be undone."""
     service.delete_table(principal.workspace, principal.user, _table(principal, table_id))
+    out = DeletedOut(id=table_id)
     db.session.commit()
-    return DeletedOut(id=table_id)
+    return out
 
 
 # --- columns ---------------------------------------------------------------------------------------
@@ -217,12 +220,20 @@ def list_columns(principal: Principal, table_id: int) -> list[schemas.ColumnOut]
     status=201,
 )
 def add_column(principal: Principal, body: schemas.ColumnCreate, table_id: int) -> schemas.ColumnOut:
-    """Add a typed column at the end; names are unique in a table, ignoring case."""
-    column = service.add_column(
-        principal.workspace, principal.user, _table(principal, table_id), body.name, body.type, config=body.config
+    """Add a typed column at the end; names are unique in a table, ignoring case. A formula is computed in a job."""
+    actor = principal.user
+    column, _ = column_service.add_table_column(
+        principal.workspace,
+        actor,
+        _table(principal, table_id, "update"),
+        body.name,
+        body.type,
+        config=body.config,
+        record=actor is not None,
     )
+    out = schemas.ColumnOut.model_validate(column)
     db.session.commit()
-    return schemas.ColumnOut.model_validate(column)
+    return out
 
 
 @api_route(
@@ -237,10 +248,11 @@ def add_column(principal: Principal, body: schemas.ColumnCreate, table_id: int) 
 def rename_column(principal: Principal, body: schemas.ColumnUpdate, table_id: int, column_id: int) -> schemas.ColumnOut:
     """Give the column a new name; its cells and id stay the same."""
     column = service.rename_column(
-        principal.workspace, principal.user, _table(principal, table_id), column_id, body.name
+        principal.workspace, principal.user, _table(principal, table_id, "update"), column_id, body.name
     )
+    out = schemas.ColumnOut.model_validate(column)
     db.session.commit()
-    return schemas.ColumnOut.model_validate(column)
+    return out
 
 
 @api_route(
@@ -253,9 +265,10 @@ def rename_column(principal: Principal, body: schemas.ColumnUpdate, table_id: in
 )
 def delete_column(principal: Principal, table_id: int, column_id: int) -> DeletedOut:
     """Delete the column and its cells from every view."""
-    service.delete_column(principal.workspace, principal.user, _table(principal, table_id), column_id)
+    service.delete_column(principal.workspace, principal.user, _table(principal, table_id, "update"), column_id)
+    out = DeletedOut(id=column_id)
     db.session.commit()
-    return DeletedOut(id=column_id)
+    return out
 
 
 # --- rows ------------------------------------------------------------------------------------------
@@ -285,8 +298,6 @@ def list_rows(principal: Principal, query: schemas.RowsQuery, table_id: int) -> 
     start = query.after + 1 if query.after is not None else query.start or 0
     rows = service.read_window(workspace, actor, table, view, start, query.limit)
     total = service.count_rows(workspace, actor, table, view)
-    # A sorted or filtered view's order may have been built by this read: keep it for the next one.
-    db.session.commit()
     last = rows[-1].position if rows else None
     pagination = schemas.Pagination(
         total=total,
@@ -294,7 +305,11 @@ def list_rows(principal: Principal, query: schemas.RowsQuery, table_id: int) -> 
         limit=query.limit,
         next_cursor=last if last is not None and last + 1 < total else None,
     )
-    return WithMeta([_row_out(table, r) for r in rows], {"pagination": pagination.model_dump()})
+    # Built before the commit, which expires the table: it may be gone or changed by then.
+    out = WithMeta([_row_out(table, r) for r in rows], {"pagination": pagination.model_dump()})
+    # A sorted or filtered view's order may have been built by this read: keep it for the next one.
+    db.session.commit()
+    return out
 
 
 @api_route(
@@ -324,15 +339,16 @@ def get_row(principal: Principal, table_id: int, row_id: int) -> schemas.RowOut:
 def create_row(principal: Principal, body: schemas.RowCreate, table_id: int) -> schemas.RowOut:
     """Append a row; cells are keyed by column id or name, and every bad cell is named in ``error.fields``."""
     workspace, actor = principal.workspace, principal.user
-    table = _table(principal, table_id)
+    table = _table(principal, table_id, "update")
     errors: dict[str, list[str]] = {}
     cells = _check_cells(table, body.root, "", errors)
     if errors:
         raise _refuse(errors, "the row was not added")
     (row_id,) = service.insert_rows(workspace, actor, table, [cells])
     row = service.get_row(workspace, actor, table, row_id)
+    out = _row_out(table, row)
     db.session.commit()
-    return _row_out(table, row)
+    return out
 
 
 @api_route(
@@ -352,14 +368,15 @@ def create_row(principal: Principal, body: schemas.RowCreate, table_id: int) -> 
 )
 def bulk_create_rows(principal: Principal, body: schemas.RowsBulkCreate, table_id: int) -> schemas.RowsCreatedOut:
     """Append many rows at once, all or nothing."""
-    table = _table(principal, table_id)
+    table = _table(principal, table_id, "update")
     errors: dict[str, list[str]] = {}
     rows = [_check_cells(table, values, f"rows[{i}].", errors) for i, values in enumerate(body.rows)]
     if errors:
         raise _refuse(errors, "no rows were added")
     ids = service.insert_rows(principal.workspace, principal.user, table, rows)
+    out = schemas.RowsCreatedOut(count=len(ids), ids=ids)
     db.session.commit()
-    return schemas.RowsCreatedOut(count=len(ids), ids=ids)
+    return out
 
 
 @api_route(
@@ -374,7 +391,7 @@ def bulk_create_rows(principal: Principal, body: schemas.RowsBulkCreate, table_i
 def update_row(principal: Principal, body: schemas.RowValues, table_id: int, row_id: int) -> schemas.RowOut:
     """Set the cells sent (keyed by column id or name) and leave the others; all are saved or none."""
     workspace, actor = principal.workspace, principal.user
-    table = _table(principal, table_id)
+    table = _table(principal, table_id, "share")
     service.get_row(workspace, actor, table, row_id)
     errors: dict[str, list[str]] = {}
     cells = _check_cells(table, body.root, "", errors)
@@ -383,8 +400,9 @@ def update_row(principal: Principal, body: schemas.RowValues, table_id: int, row
     for column_id, raw in cells.items():
         service.update_cell(workspace, actor, table, row_id, column_id, raw)
     row = service.get_row(workspace, actor, table, row_id)
+    out = _row_out(table, row)
     db.session.commit()
-    return _row_out(table, row)
+    return out
 
 
 @api_route(
@@ -397,10 +415,11 @@ def update_row(principal: Principal, body: schemas.RowValues, table_id: int, row
 )
 def delete_row(principal: Principal, table_id: int, row_id: int) -> DeletedOut:
     """Delete the row; the rows after it move up one position."""
-    if not service.delete_rows(principal.workspace, principal.user, _table(principal, table_id), [row_id]):
+    if not service.delete_rows(principal.workspace, principal.user, _table(principal, table_id, "update"), [row_id]):
         raise NotFound("That row no longer exists.")
+    out = DeletedOut(id=row_id)
     db.session.commit()
-    return DeletedOut(id=row_id)
+    return out
 
 
 # --- views -----------------------------------------------------------------------------------------
@@ -433,9 +452,11 @@ def list_views(principal: Principal, table_id: int) -> list[schemas.ViewOut]:
 def create_view(principal: Principal, body: schemas.ViewCreate, table_id: int) -> schemas.ViewOut:
     """Save a sort (column_id, dir), a filter group, hidden columns, frozen columns and widths under a name."""
     fields = body.model_dump(exclude_unset=True, exclude={"name"})
-    view = service.create_view(principal.workspace, principal.user, _table(principal, table_id), body.name, **fields)
+    table = _table(principal, table_id, "share")
+    view = service.create_view(principal.workspace, principal.user, table, body.name, **fields)
+    out = schemas.ViewOut.model_validate(view)
     db.session.commit()
-    return schemas.ViewOut.model_validate(view)
+    return out
 
 
 @api_route(
@@ -450,11 +471,12 @@ def create_view(principal: Principal, body: schemas.ViewCreate, table_id: int) -
 def update_view(principal: Principal, body: schemas.ViewUpdate, table_id: int, view_id: int) -> schemas.ViewOut:
     """Change the fields sent and leave the others; a new sort or filter reorders the view on its next read."""
     workspace, actor = principal.workspace, principal.user
-    table = _table(principal, table_id)
+    table = _table(principal, table_id, "share")
     view = service.get_view_or_404(workspace, table, view_id)
     view = service.update_view(workspace, actor, table, view, **body.model_dump(exclude_unset=True))
+    out = schemas.ViewOut.model_validate(view)
     db.session.commit()
-    return schemas.ViewOut.model_validate(view)
+    return out
 
 
 @api_route(
@@ -468,7 +490,8 @@ def update_view(principal: Principal, body: schemas.ViewUpdate, table_id: int, v
 def delete_view(principal: Principal, table_id: int, view_id: int) -> DeletedOut:
     """Delete the saved view; rows are not touched."""
     workspace = principal.workspace
-    table = _table(principal, table_id)
+    table = _table(principal, table_id, "share")
     service.delete_view(workspace, principal.user, table, service.get_view_or_404(workspace, table, view_id))
+    out = DeletedOut(id=view_id)
     db.session.commit()
-    return DeletedOut(id=view_id)
+    return out

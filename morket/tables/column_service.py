@@ -35,6 +35,7 @@ from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.jobs import QUEUE_DEFAULT, enqueue_after_commit
 from morket.extensions import db
 from morket.tables import formula, service, storage
+from morket.tables.column_configs import clean_config
 from morket.tables.models import COLUMN_TYPES, Column, Table, View
 from morket.tables.undo import UndoConflict, push_undo, register_undo_kind
 
@@ -280,26 +281,22 @@ def add_table_column(
     column_type: str,
     *,
     config: Mapping[str, Any] | None = None,
+    record: bool = True,
 ) -> tuple[Column, ColumnJob | None]:
-    """Add a column at the end; a formula column is checked first and computed in a job."""
-    config = dict(config or {})
-    expression = None
-    if column_type == "formula":
-        expression = str(config.get("expression") or "").strip()
-        config["result_type"] = check_formula(table, expression)
-        config["expression"] = expression
+    """Add a column at the end (its config checked for its type); a formula column is computed in a job."""
     column = service.add_column(workspace, actor, table, name, column_type, config=config)
-    push_undo(
-        workspace,
-        actor,
-        table,
-        "column.lifecycle",
-        {"column_id": column.id, "deleted": False},
-        {"column_id": column.id, "deleted": True},
-    )
+    if record:
+        push_undo(
+            workspace,
+            actor,
+            table,
+            "column.lifecycle",
+            {"column_id": column.id, "deleted": False},
+            {"column_id": column.id, "deleted": True},
+        )
     job = None
-    if expression is not None:
-        job = _start_job(workspace, actor, table, column, "formula", {"expression": expression})
+    if column_type == "formula":
+        job = _start_job(workspace, actor, table, column, "formula", {"expression": column.config["expression"]})
     return column, job
 
 
@@ -512,7 +509,7 @@ def start_retype(
     ).first()
     if running is not None:
         raise Conflict(f"{column.name} is still being converted; wait for that to finish.")
-    clean = service._clean_config(new_type, config or {})  # noqa: SLF001
+    clean = clean_config(table, new_type, config or {})
     for other in _users_of(table, column):
         check_formula(table, other.config.get("expression", ""), column_id=other.id, types={column.id: new_type})
     next_name = next_column_name(column)

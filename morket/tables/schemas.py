@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, RootModel, model_validator
 
@@ -17,7 +17,8 @@ MAX_POSITION = 2**62
 BIGINT_MAX = 2**63 - 1
 MAX_JSON_DEPTH = 32
 
-ColumnType = Literal[COLUMN_TYPES]  # type: ignore[valid-type]
+# Enrichment columns are added with their setup (POST /tables/{id}/enrichment-columns), which checks it.
+ColumnType = Literal[tuple(t for t in COLUMN_TYPES if t != "enrichment")]  # type: ignore[valid-type]
 Id = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 
 
@@ -65,7 +66,10 @@ class ColumnCreate(Request):
     type: ColumnType = Field(default="text", examples=["text"])
     config: JsonObject | None = Field(
         default=None,
-        description="Options of select columns ({options: [...]}), currency code ({currency: 'EUR'}), ...",
+        description=(
+            "Settings of the type: select options ({options: [...]}), a currency code ({currency: 'EUR'}), "
+            "a formula ({expression: '...'}, required for formula columns). AI columns take none."
+        ),
         examples=[{}],
     )
 
@@ -87,16 +91,21 @@ class TableUpdate(Request):
 class RowValues(RootModel[dict[str, CellValue]]):
     """Cells of one row, keyed by column id or column name: ``{"Company": "Acme", "12": 250}``."""
 
+    cells_checked_per_column: ClassVar[bool] = True
+
     root: dict[str, CellValue] = Field(min_length=1, max_length=200, examples=[{"Company": "Acme"}])
 
 
 class RowCreate(RootModel[dict[str, CellValue]]):
     """Cells of a new row, keyed by column id or column name; columns left out start empty."""
 
+    cells_checked_per_column: ClassVar[bool] = True
+
     root: dict[str, CellValue] = Field(max_length=200, examples=[{"Company": "Acme", "Employees": 250}])
 
 
 class RowsBulkCreate(Request):
+    cells_checked_per_column: ClassVar[bool] = True
     rows: list[dict[str, CellValue]] = Field(
         min_length=1,
         max_length=MAX_BULK_ROWS,

@@ -15,18 +15,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from morket.core.db import driver_rows, utcnow
-from morket.core.errors import NotFound, ValidationFailed
+from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.tenancy import MEMBER_COLUMNS, MEMBER_FROM, MEMBER_WHERE, member_params, transaction_for_writes
 from morket.extensions import db
 from morket.tables import storage
 from morket.tables.cells import CellError, check_characters, parse_cell, select_options
+from morket.tables.column_configs import clean_config
 from morket.tables.filters import TEXT_LIKE, compile_filters, compile_sort, validate_filters, validate_sort
 from morket.tables.models import COLUMN_TYPES, Column, Table, View
 
@@ -34,8 +35,10 @@ MAX_WINDOW = 500
 MAX_INSERT_ROWS = 10_000
 MAX_DELETE_ROWS = 10_000
 MAX_RETAINED_DELETED_COLUMNS = 50
-MAX_SELECT_OPTIONS = 500
 MAX_REPORTED_CELL_ERRORS = 50
+# How long a table delete waits for the requests writing to it before it answers Conflict.
+DELETE_LOCK_TIMEOUT = "5s"
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 class WindowRow(NamedTuple):
@@ -57,17 +60,21 @@ class WindowRow(NamedTuple):
 # --- loaders ---------------------------------------------------------------------------------------
 
 
-def get_table_or_404(workspace, table_id: int) -> Table:  # noqa: ANN001
-    """Return the workspace's table ``table_id`` with its columns, or raise NotFound."""
-    table = (
-        db.session.scalars(
-            select(Table)
-            .where(Table.id == table_id, Table.workspace_id == workspace.id)
-            .options(joinedload(Table.columns))
-        )
-        .unique()
-        .one_or_none()
+def get_table_or_404(workspace, table_id: int, *, lock: Literal["share", "update"] | None = None) -> Table:  # noqa: ANN001
+    """Return the workspace's table ``table_id`` with its columns, or raise NotFound.
+
+    A request that writes takes the table's row lock here, before it touches the rows table:
+    ``share`` for cell edits and views (many at once), ``update`` for what changes the table's own
+    row (rows added or removed, columns, the name). ``delete_table`` takes it ``FOR UPDATE`` before
+    it drops anything, so a writer waits for a delete in progress and then finds no table (404),
+    and a delete waits for the writers holding it; everyone takes it first, so none waits in a circle.
+    """
+    statement = (
+        select(Table).where(Table.id == table_id, Table.workspace_id == workspace.id).options(joinedload(Table.columns))
     )
+    if lock is not None:
+        statement = statement.with_for_update(read=lock == "share", of=Table).execution_options(populate_existing=True)
+    table = db.session.scalars(statement).unique().one_or_none()
     if table is None:
         raise NotFound("That table does not exist.")
     return table
@@ -411,46 +418,32 @@ def rename_table(workspace, actor, table: Table, name: str) -> Table:  # noqa: A
 
 
 def delete_table(workspace, actor, table: Table) -> None:  # noqa: ANN001
-    """Delete a table, its rows, columns, views and view orders."""
+    """Delete a table, its rows, columns, views and view orders.
+
+    The table's row lock comes first (see ``get_table_or_404``): a second delete waits and then
+    finds nothing (NotFound); writers in progress are waited for at most ``DELETE_LOCK_TIMEOUT``,
+    after which the delete answers Conflict and leaves the table as it was.
+    """
     _check(workspace, table)
-    view_ids = db.session.scalars(select(View.id).where(View.table_id == table.id)).all()
-    storage.drop_table_storage(table.id, view_ids)
+    db.session.flush()
+    previous = db.session.scalar(sa.text("SELECT current_setting('lock_timeout')"))
+    db.session.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": DELETE_LOCK_TIMEOUT})
+    try:
+        locked = db.session.scalar(select(Table.id).where(Table.id == table.id).with_for_update())
+        if locked is None:
+            raise NotFound("That table does not exist.")
+        view_ids = db.session.scalars(select(View.id).where(View.table_id == table.id).order_by(View.id)).all()
+        storage.drop_table_storage(table.id, view_ids)
+    except sa.exc.OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        raise Conflict("The table is being changed right now; try deleting it again in a moment.") from None
+    db.session.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": previous})
     db.session.delete(table)
     db.session.flush()
 
 
 # --- columns ---------------------------------------------------------------------------------------
-
-
-def _clean_config(column_type: str, config: Any) -> dict[str, Any]:
-    if config is not None and not isinstance(config, Mapping):
-        raise ValidationFailed("Column settings must be an object.", fields={"config": ["not an object"]})
-    config = dict(config or {})
-    if column_type in ("single_select", "multi_select"):
-        options = config.get("options") or []
-        if not isinstance(options, list):
-            raise ValidationFailed("Options must be a list.", fields={"config": ["options not a list"]})
-        names = [o.get("name") if isinstance(o, dict) else o for o in options]
-        names = [n.strip() if isinstance(n, str) else "" for n in names]
-        if any(not n or len(n) > 100 or "," in n or not _storable(n) for n in names):
-            raise ValidationFailed(
-                "Options are 1 to 100 characters, without commas.", fields={"config": ["bad option"]}
-            )
-        if len({n.casefold() for n in names}) != len(names) or len(names) > MAX_SELECT_OPTIONS:
-            raise ValidationFailed(
-                f"Options must be distinct, at most {MAX_SELECT_OPTIONS}.", fields={"config": ["bad options"]}
-            )
-        config["options"] = names
-    if column_type == "currency":
-        code = str(config.get("currency", "USD")).upper()
-        if len(code) != 3 or not code.isalpha():
-            raise ValidationFailed("Currency is a three-letter code such as USD.", fields={"config": ["bad currency"]})
-        config["currency"] = code
-    if column_type == "formula":
-        expression = config.get("expression", "")
-        if not isinstance(expression, str) or len(expression) > 2000:
-            raise ValidationFailed("A formula is at most 2,000 characters.", fields={"config": ["bad formula"]})
-    return config
 
 
 def _storable(text: str) -> bool:
@@ -475,6 +468,7 @@ def add_column(
     if column_type not in COLUMN_TYPES:
         raise ValidationFailed(f"Unknown column type “{column_type}”.", fields={"type": ["unknown type"]})
     name = _clean_name(name, "Column")
+    config = clean_config(table, column_type, config)
     live = table.live_columns
     if len(live) >= storage.MAX_USER_COLUMNS:
         raise ValidationFailed(
@@ -487,7 +481,7 @@ def add_column(
         table_id=table.id,
         name=name,
         type=column_type,
-        config=_clean_config(column_type, config),
+        config=config,
         position=max((c.position for c in table.columns), default=-1) + 1,
         hidden=False,
         width=180,
@@ -535,6 +529,8 @@ def restore_column(workspace, actor, table: Table, column_id: int) -> Column:  #
         raise ValidationFailed(f"A table holds at most {storage.MAX_USER_COLUMNS} columns.")
     if any(c.name.casefold() == column.name.casefold() for c in table.live_columns):
         column.name = f"{column.name} (restored)"[:120]
+    # The table changed while the column was away: its settings (a formula's references) must still hold.
+    column.config = clean_config(table, column.type, column.config, column_id=column.id)
     column.deleted_at = None
     table.version += 1
     _mark_views_stale(workspace, table, {column.id})

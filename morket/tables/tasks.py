@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from morket.extensions import db
 from morket.tables import column_service, service, storage
 from morket.tables.cells import CellError, parse_cell
+from morket.tables.column_configs import MAX_SELECT_OPTIONS
 from morket.tables.column_service import ColumnJob
 from morket.tables.models import Table
 from morket.tables.undo import push_undo
@@ -238,4 +239,4 @@ def _derive_options(rows: sa.Table, source: Any, from_type: str, to_type: str) -
             if name and "," not in name and len(name) <= 100 and name.casefold() not in seen:
                 seen.add(name.casefold())
                 options.append(name)
-    return sorted(options)[: service.MAX_SELECT_OPTIONS]
+    return sorted(options)[:MAX_SELECT_OPTIONS]

@@ -296,7 +296,7 @@ def test_bad_cells_name_every_field_and_nothing_is_written(client, db, team, hea
     resp = client.post(base, json={"Company": "Twice", "company": "Again"}, headers=headers["member"])
     assert resp.status_code == 422 and "given twice" in resp.get_json()["error"]["fields"]["company"][0]
     assert _db_rows(db, table) == before
-    formula = service.add_column(team.workspace, team.owner, table, "Score", "formula")
+    formula = service.add_column(team.workspace, team.owner, table, "Score", "formula", config={"expression": "1 + 1"})
     db.session.flush()
     resp = client.post(base, json={str(formula.id): "=1"}, headers=headers["member"])
     assert resp.status_code == 422 and "computed" in resp.get_json()["error"]["fields"][str(formula.id)][0]

@@ -1,0 +1,102 @@
+"""Column settings (``Column.config``): one validator per column type, used wherever a config is written.
+
+Adding a column (API, pages, table creation, CSV import, enrichment outputs), converting one
+(retype) and restoring one (undo) all pass through ``clean_config``, so a column whose settings
+would break later reads or writes (a formula without a formula, select options with commas, an
+AI column with settings nothing reads) is refused with a 422 naming the problem and never saved.
+The enrichment type's setup is checked by ``morket.enrichment.columns.check_setup`` before it is
+stored; here its config only has to be an object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from morket.core.errors import ValidationFailed
+from morket.tables.cells import CellError, check_characters
+from morket.tables.models import COLUMN_TYPES, Table
+
+MAX_SELECT_OPTIONS = 500
+MAX_FORMULA_CHARS = 2000
+
+
+def _refuse(message: str, detail: str, field: str = "config") -> ValidationFailed:
+    return ValidationFailed(message, fields={field: [detail]})
+
+
+def _storable(text: str) -> bool:
+    try:
+        check_characters(text)
+    except CellError:
+        return False
+    return True
+
+
+def _select(table: Table, config: dict[str, Any], column_id: int | None) -> dict[str, Any]:
+    options = config.get("options") or []
+    if not isinstance(options, list):
+        raise _refuse("Options must be a list.", "options not a list")
+    names = [o.get("name") if isinstance(o, dict) else o for o in options]
+    names = [n.strip() if isinstance(n, str) else "" for n in names]
+    if any(not n or len(n) > 100 or "," in n or not _storable(n) for n in names):
+        raise _refuse("Options are 1 to 100 characters, without commas.", "bad option")
+    if len({n.casefold() for n in names}) != len(names) or len(names) > MAX_SELECT_OPTIONS:
+        raise _refuse(f"Options must be distinct, at most {MAX_SELECT_OPTIONS}.", "bad options")
+    return {**config, "options": names}
+
+
+def _currency(table: Table, config: dict[str, Any], column_id: int | None) -> dict[str, Any]:
+    code = str(config.get("currency", "USD")).upper()
+    if len(code) != 3 or not code.isalpha():
+        raise _refuse("Currency is a three-letter code such as USD.", "bad currency")
+    return {**config, "currency": code}
+
+
+def _formula(table: Table, config: dict[str, Any], column_id: int | None) -> dict[str, Any]:
+    from morket.tables.column_service import check_formula
+
+    expression = config.get("expression")
+    if not isinstance(expression, str) or not expression.strip():
+        raise _refuse("A formula column needs a formula (config.expression).", "expression is required")
+    expression = expression.strip()
+    if len(expression) > MAX_FORMULA_CHARS:
+        raise _refuse(f"A formula is at most {MAX_FORMULA_CHARS:,} characters.", "bad formula")
+    # Compiled against the table as it is now, so every later row write can compute it.
+    result_type = check_formula(table, expression, column_id=column_id)
+    return {"expression": expression, "result_type": result_type}
+
+
+def _no_settings(table: Table, config: dict[str, Any], column_id: int | None) -> dict[str, Any]:
+    if config:
+        raise _refuse("AI columns take no settings yet; send no config.", "must be empty")
+    return {}
+
+
+def _any_object(table: Table, config: dict[str, Any], column_id: int | None) -> dict[str, Any]:
+    return config
+
+
+Validator = Callable[[Table, dict[str, Any], int | None], dict[str, Any]]
+VALIDATORS: dict[str, Validator] = {
+    **dict.fromkeys(COLUMN_TYPES, _any_object),
+    "single_select": _select,
+    "multi_select": _select,
+    "currency": _currency,
+    "formula": _formula,
+    "ai": _no_settings,
+}
+
+
+def clean_config(table: Table, column_type: str, config: Any, *, column_id: int | None = None) -> dict[str, Any]:
+    """Return ``config`` checked and normalised for ``column_type`` on ``table``, or raise ValidationFailed.
+
+    ``column_id`` names the column the config belongs to when it already exists (a restore), so
+    that a formula may be checked against the rest of the table.
+    """
+    if config is not None and not isinstance(config, Mapping):
+        raise _refuse("Column settings must be an object.", "not an object")
+    validator = VALIDATORS.get(column_type)
+    if validator is None:
+        raise _refuse(f"Unknown column type “{column_type}”.", "unknown type", field="type")
+    return validator(table, dict(config or {}), column_id)
