@@ -211,7 +211,13 @@ def local_sites(app, services):
     if chromium_executable("") is None:
         pytest.skip("no Chromium at /usr/bin/chromium; run `make chromium`")
     settings = app.config["MORKET"]
-    names = ("SCRAPE_ALLOWLIST", "SCRAPE_HOST_RESOLVER_RULES", "SCRAPE_PAGE_TIMEOUT", "SCRAPE_DOMAIN_RATE")
+    names = (
+        "SCRAPE_ALLOWLIST",
+        "SCRAPE_HOST_RESOLVER_RULES",
+        "SCRAPE_PAGE_TIMEOUT",
+        "SCRAPE_DOMAIN_RATE",
+        "SCRAPE_RESPECT_ROBOTS",
+    )
     saved = {name: settings.get(name) for name in names}
     sites = LocalSites().start()
     settings.update(
@@ -219,6 +225,8 @@ def local_sites(app, services):
         SCRAPE_HOST_RESOLVER_RULES=sites.host_rules,
         SCRAPE_PAGE_TIMEOUT=8.0,
         SCRAPE_DOMAIN_RATE=100.0,
+        # robots.txt is the scraping tests' subject; its kept-alive client would outlive these sites.
+        SCRAPE_RESPECT_ROBOTS=False,
     )
     yield sites
     shutdown_pool()
