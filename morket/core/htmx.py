@@ -1,10 +1,39 @@
-"""htmx helpers: decide page or fragment the way ARCHITECTURE.md §7 says."""
+"""htmx helpers: decide page or fragment (docs/ARCHITECTURE.md §3) and render the answer."""
 
 from __future__ import annotations
 
-from flask import request
+from typing import Any
+
+from flask import Response, make_response, render_template, request
 
 
-def wants_fragment() -> bool:
-    """True for an htmx request that is not boosted (boosted requests get whole pages)."""
-    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+def wants_fragment(target: str | None = None) -> bool:
+    """True for an htmx request that is not boosted (boosted requests get whole pages).
+
+    With ``target``, only when the request swaps the element of that id (``HX-Target``): a page
+    whose parts are swapped separately answers each part only to the request that asked for it.
+    """
+    if request.headers.get("HX-Request") != "true" or request.headers.get("HX-Boosted") == "true":
+        return False
+    return target is None or request.headers.get("HX-Target") == target
+
+
+def render_page_or_fragment(
+    page: str, status: int = 200, *, fragment: str | None = None, target: str | None = None, **context: Any
+) -> Response:
+    """Render the template ``page``, or ``fragment`` instead for a fragment request (``wants_fragment(target)``).
+
+    Without ``fragment`` the template is rendered as it is (an endpoint that only htmx calls names
+    its partial as the page). The answer varies on ``HX-Request`` always, and on the other headers
+    that chose it, so that no cache hands a page to a swap or a fragment to a browser.
+    """
+    template = page
+    if fragment is not None and wants_fragment(target):
+        template = fragment
+    response = make_response(render_template(template, **context), status)
+    response.vary.add("HX-Request")
+    if fragment is not None:
+        response.vary.add("HX-Boosted")
+        if target is not None:
+            response.vary.add("HX-Target")
+    return response
