@@ -14,7 +14,6 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from morket.core.api import api_error
 from morket.core.errors import MorketError
-from morket.core.htmx import wants_fragment
 from morket.core.logging import log_security_event
 from morket.core.metrics import observe_request
 from morket.core.roles import can
@@ -46,7 +45,6 @@ ERROR_TITLES = {
     401: ("Please log in", "You need to log in to see this page."),
     403: ("Not allowed", "Your role in this workspace does not allow this."),
     404: ("Not found", "There is nothing here, or you do not have access to it."),
-    410: ("No longer available", "This link has expired, or what it pointed to was removed."),
     405: ("Method not allowed", "This page does not accept that kind of request."),
     413: ("Too large", "What you sent is larger than Morket accepts."),
     422: ("Check your input", "Some of what you entered needs fixing."),
@@ -65,16 +63,7 @@ def _error_response(status: int, code: str, message: str, fields=None, headers=N
     if is_api_request():
         return api_error(code, message, status=status, fields=fields, headers=headers)
     title, text = ERROR_TITLES.get(status, ERROR_TITLES[500])
-    # An htmx request gets the message as a fragment its page can place (or show as a toast); a 5xx
-    # page draws the shell without the sidebar's queries, since the database may be what failed.
-    body = render_template(
-        "errors/_fragment.html" if wants_fragment() else "errors/error.html",
-        status=status,
-        title=title,
-        text=message or text,
-        retry_after=(headers or {}).get("Retry-After"),
-        bare_shell=status >= 500,
-    )
+    body = render_template("errors/error.html", status=status, title=title, text=message or text)
     resp = Response(body, status=status, mimetype="text/html")
     for key, value in (headers or {}).items():
         resp.headers[key] = value
@@ -163,13 +152,10 @@ def install_web(app: Flask) -> None:
         code = {413: "payload_too_large", 404: "not_found", 405: "method_not_allowed"}.get(
             status, (exc.name or "error").lower().replace(" ", "_")
         )
-        # Werkzeug's own descriptions ("You don't have the permission to access the requested
-        # resource...") are not Morket's voice: only a description the code wrote itself is shown.
-        own = exc.description if exc.description and exc.description != type(exc).description else ""
         message = (
             ERROR_TITLES.get(status, (exc.name, exc.description))[1]
-            if production or status == 404 or not own
-            else own
+            if production or status == 404
+            else (exc.description or "")
         )
         if status == 413:
             message = "The request body is larger than Morket accepts."
