@@ -30,7 +30,6 @@ from morket.core.ratelimit import GENERAL_LIMIT, client_ip, rate_limit_key
 from morket.core.roles import PERMISSIONS, can
 from morket.core.security import hash_token
 from morket.extensions import db, limiter
-from morket.tables.models import USER_SCHEMA
 from morket.workspaces.models import ApiKey, Workspace
 
 API_KEY_PREFIX = "mk_live_"
@@ -38,6 +37,9 @@ API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
 BIGINT_MAX = 2**63 - 1
 UNDEFINED_TABLE = "42P01"
 _RULE_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
+# Schemas whose tables are dropped while requests may be using them: the tables domain registers
+# its user tables' (``register_droppable_schema``), since this package knows no domain's storage.
+_DROPPABLE_SCHEMAS: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,8 @@ def _parse_body(model: type[BaseModel]) -> BaseModel:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise _BodyError(api_error("invalid_json", "The request body is not valid JSON.", status=400)) from None
-    return _validate(model, payload)
+    # Strict: JSON says what it means, so false is not 0 and 0 is not false (the document's types hold).
+    return _validate(model, payload, strict_json=raw)
 
 
 def _parse_query(model: type[BaseModel]) -> BaseModel:
@@ -207,7 +210,7 @@ def _nul_paths(value: Any, path: str) -> list[str]:
     return []
 
 
-def _validate(model: type[BaseModel], payload: Any) -> BaseModel:
+def _validate(model: type[BaseModel], payload: Any, strict_json: bytes | None = None) -> BaseModel:
     # PostgreSQL text and jsonb cannot hold NUL: every string the API takes refuses it (the document
     # says so with a pattern on each string), wherever it sits in the body.
     # Cell maps skip it: each cell is parsed for its column, which refuses NUL and names every bad cell at once.
@@ -216,6 +219,8 @@ def _validate(model: type[BaseModel], payload: Any) -> BaseModel:
         fields = {name: ["must not contain NUL characters"] for name in nul[:50]}
         raise _BodyError(api_error("validation_error", "Some fields need fixing.", status=422, fields=fields))
     try:
+        if strict_json is not None:
+            return model.model_validate_json(strict_json, strict=True)
         return model.model_validate(payload)
     except ValidationError as exc:
         fields: dict[str, list[str]] = {}
@@ -225,9 +230,17 @@ def _validate(model: type[BaseModel], payload: Any) -> BaseModel:
         raise _BodyError(api_error("validation_error", "Some fields need fixing.", status=422, fields=fields)) from None
 
 
+def register_droppable_schema(schema: str) -> None:
+    """Answer 404 when a statement fails because a table of ``schema`` was dropped under it."""
+    _DROPPABLE_SCHEMAS.add(schema)
+
+
 def _user_table_dropped(exc: DBAPIError) -> bool:
     """Whether a statement failed because a user table's storage (``ut.*``) was dropped under it."""
-    return getattr(exc.orig, "sqlstate", None) == UNDEFINED_TABLE and f'relation "{USER_SCHEMA}.' in str(exc.orig)
+    if getattr(exc.orig, "sqlstate", None) != UNDEFINED_TABLE:
+        return False
+    message = str(exc.orig)
+    return any(f'relation "{schema}.' in message for schema in _DROPPABLE_SCHEMAS)
 
 
 class _BodyError(Exception):
