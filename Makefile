@@ -63,6 +63,9 @@ test: deps-dev chromium ## ruff check, then every test except those marked slow
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadfile
 
+schemathesis: deps-dev ## Fuzz the whole API against its OpenAPI document, every check (also part of make test)
+	$(VENV)/bin/pytest tests/api/test_schemathesis.py -p no:randomly -q
+
 # In this order: each lock is a constraint of the next, so every pin is the same in all three.
 lock: deps-dev ## Re-pin requirements*.txt from requirements*.in
 	@for name in requirements requirements-scrape requirements-dev; do \
