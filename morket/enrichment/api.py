@@ -60,6 +60,7 @@ def _column_out(column: Column) -> EnrichmentColumnOut:
         steps=config.steps,
         target=config.target,
         inputs=config.inputs,
+        derive=config.derive,
         outputs=[{"field": o.field, "column_id": o.column_id} for o in config.outputs],
         validation=config.validation,
         condition=config.condition,

@@ -127,6 +127,9 @@ def _check_inputs(table: Table, setup: ColumnSetup, ops: Sequence[StepShape], se
             raise _fail(f"The input “{name}” names a column that is not in this table.", "inputs")
         if column_id == self_id:
             raise _fail("An enrichment column cannot read its own cells.", "inputs")
+    for name in setup.derive:
+        if name not in setup.inputs:
+            raise _fail(f"The input “{name}” is derived from no column; map it to one first.", "derive")
     mapped = set(setup.inputs)
     for shape in ops:
         op = shape.op
@@ -235,6 +238,7 @@ def _build_config(
         steps=setup.steps,
         target=setup.target,
         inputs=dict(setup.inputs),
+        derive=dict(setup.derive),
         outputs=mappings,
         validation=setup.validation,
         condition=condition,

@@ -7,7 +7,7 @@ saved by any of them runs the same way. Checking it against the table and the pr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,6 +80,9 @@ class EnrichmentConfig(_Strict):
     target: str = Field(min_length=1, max_length=80)
     # Operation input name -> the column of this table that feeds it.
     inputs: dict[str, int] = Field(default_factory=dict)
+    # Inputs made from a part of their column (``mapping.derive_input``): a first or last name from
+    # a full name, a domain from an email or URL. Inputs not named here take the cell as it is.
+    derive: dict[str, Literal["first_name", "last_name", "domain"]] = Field(default_factory=dict)
     outputs: list[OutputMapping] = Field(default_factory=list)
     validation: Validation | None = None
     # Rows that do not match this filter tree (the views' filter JSON) are skipped by condition.

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from werkzeug.datastructures import MultiDict
 
 from morket.core.errors import ValidationFailed
+from morket.enrichment import mapping
 from morket.enrichment.config import MAX_STEPS
 from morket.enrichment.schemas import ColumnSetup
 from morket.providers import http_request
@@ -63,6 +64,7 @@ class SetupForm:
     operations: list[Operation]
     chosen: list[Operation]
     inputs: list[tuple[str, str]]  # (input name, label) of the chosen steps
+    input_choices: dict[str, list[tuple[str, str]]]  # input name -> (value, label): columns and derived parts
     targets: list[tuple[str, str]]  # fields every chosen step delivers
     fields: list[tuple[str, str, str]]  # (field, label, column type) any chosen step delivers
     validators: list[Operation]
@@ -77,16 +79,25 @@ class SetupForm:
         return self.values.get(name, default)
 
 
-def _guess_column(columns: list[Column], name: str, label: str) -> str:
-    wanted = {_norm(name), _norm(label)}
-    short = _norm(label.split(" ")[-1]) if " " in label else ""
-    for column in columns:
-        if _norm(column.name) in wanted:
-            return str(column.id)
-    for column in columns:
-        if short and _norm(column.name) == short:
-            return str(column.id)
-    return ""
+def input_value(resolved: mapping.ResolvedInput) -> str:
+    """The form value of a resolved input: "12" (column 12) or "12:first_name" (a part of it), or blank."""
+    if resolved.column_id is None:
+        return ""
+    return f"{resolved.column_id}:{resolved.derive}" if resolved.derive else str(resolved.column_id)
+
+
+def input_choices(
+    name: str, kind: str, columns: list[Column], roles: dict[int, str], current: str = ""
+) -> list[tuple[str, str]]:
+    """What can feed input ``name``: every column, and the parts of columns it can be derived from."""
+    choices = [(str(c.id), c.name) for c in columns]
+    wanted = mapping.role_of_input(name, kind)
+    for source_role, derivation in mapping.DERIVED_FROM.get(wanted or "", ()):
+        for c in columns:
+            value = f"{c.id}:{derivation}"
+            if roles.get(c.id) == source_role or value == current:
+                choices.append((value, f"{mapping.DERIVATION_LABELS[derivation]} {c.name}"))
+    return choices
 
 
 def values_from_column(column: Column, setup: dict[str, Any]) -> dict[str, str]:
@@ -100,8 +111,9 @@ def values_from_column(column: Column, setup: dict[str, Any]) -> dict[str, str]:
             values[f"http_url_{i}"] = str(options.get("url") or "")
             values[f"http_body_{i}"] = str(options.get("body") or "")
             values[f"http_outputs_{i}"] = "\n".join(f"{k} = {v}" for k, v in (options.get("outputs") or {}).items())
+    derive = setup.get("derive") or {}
     for name, column_id in (setup.get("inputs") or {}).items():
-        values[f"in_{name}"] = str(column_id)
+        values[f"in_{name}"] = f"{column_id}:{derive[name]}" if name in derive else str(column_id)
     for out in setup.get("outputs") or []:
         values[f"out_{out['field']}"] = str(out["column_id"])
     validation = setup.get("validation") or None
@@ -145,6 +157,7 @@ def describe(
     error: str | None = None,
     errors: dict[str, list[str]] | None = None,
     self_id: int | None = None,
+    roles: dict[int, str] | None = None,
 ) -> SetupForm:
     """Build the template's view of the form from the submitted (or saved) values."""
     flat = {k: v for k, v in (values.items() if isinstance(values, dict) else values.items(multi=False))}
@@ -152,6 +165,7 @@ def describe(
     picked = [(i, by_key[flat[f"step_{i}"]]) for i in range(1, MAX_STEPS + 1) if flat.get(f"step_{i}") in by_key]
     chosen = [op for _, op in picked]
     inputs: dict[str, str] = {}
+    kinds: dict[str, str] = {}
     fields: dict[str, tuple[str, str]] = {}
     outputs_of: list[set[str]] = []
     for i, op in picked:
@@ -166,17 +180,24 @@ def describe(
             continue
         for spec in op.inputs:
             inputs.setdefault(spec.name, spec.label)
+            kinds.setdefault(spec.name, spec.kind)
         for spec in op.outputs:
             fields.setdefault(spec.name, (spec.label, spec.column_type))
         outputs_of.append(set(op.output_names))
     common = [name for name in fields if all(name in names for names in outputs_of)]
     live = [c for c in table.live_columns if c.id != self_id]
     plain = [c for c in live if c.type not in COMPUTED]
-    # A fresh form guesses each input's column from the column names (First name → first_name).
-    for name, label in inputs.items():
-        key = f"in_{name}"
+    # A fresh form maps each input by meaning (mapping.py): a full name feeds first and last names,
+    # never a company name.
+    if roles is None:
+        roles = mapping.detect_roles([mapping.ColumnInfo(c.id, c.name, c.type) for c in plain])
+    for resolved in mapping.resolve_inputs([(n, kinds.get(n, "text")) for n in inputs], roles):
+        key = f"in_{resolved.input}"
         if key not in flat:
-            flat[key] = _guess_column(plain, name, label)
+            flat[key] = input_value(resolved)
+    choices = {
+        name: input_choices(name, kinds.get(name, "text"), live, roles, flat.get(f"in_{name}", "")) for name in inputs
+    }
     if "target" not in flat or flat["target"] not in common:
         flat["target"] = common[0] if common else ""
     return SetupForm(
@@ -184,6 +205,7 @@ def describe(
         operations=catalogue,
         chosen=chosen,
         inputs=list(inputs.items()),
+        input_choices=choices,
         targets=[(name, fields[name][0]) for name in common],
         fields=[(name, label, kind) for name, (label, kind) in fields.items()],
         validators=[op for op in catalogue if op.validates],
@@ -240,11 +262,17 @@ def setup_from_form(form: MultiDict, catalogue: list[Operation]) -> ColumnSetup:
         if key in by_key:
             wanted_inputs |= {spec.name for spec in by_key[key].inputs}
             delivered |= set(by_key[key].output_names)
-    inputs = {
-        name: _int(form.get(f"in_{name}", "").strip(), name)
-        for name in sorted(wanted_inputs)
-        if form.get(f"in_{name}", "").strip()
-    }
+    inputs: dict[str, int] = {}
+    derive: dict[str, str] = {}
+    for name in sorted(wanted_inputs):
+        raw = form.get(f"in_{name}", "").strip()
+        if not raw:
+            continue
+        # "12" feeds the input with column 12's cells, "12:first_name" with a part of them.
+        column_raw, _, derivation = raw.partition(":")
+        inputs[name] = _int(column_raw, name)
+        if derivation:
+            derive[name] = derivation
     outputs: list[dict[str, Any]] = []
     for name in sorted(delivered):
         choice = form.get(f"out_{name}", "").strip()
@@ -278,6 +306,7 @@ def setup_from_form(form: MultiDict, catalogue: list[Operation]) -> ColumnSetup:
         "steps": step_models,
         "target": form.get("target", "").strip(),
         "inputs": inputs,
+        "derive": derive,
         "outputs": outputs,
         "validation": validation,
         "condition": condition,

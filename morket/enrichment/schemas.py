@@ -43,6 +43,12 @@ class ColumnSetup(Request):
     inputs: dict[str, int] = Field(
         default_factory=dict, description="Operation input name → the column id that feeds it."
     )
+    derive: dict[str, Literal["first_name", "last_name", "domain"]] = Field(
+        default_factory=dict,
+        description="Inputs made from a part of their column: a first or last name of a full name, "
+        "the domain of an email or URL.",
+        examples=[{"first_name": "first_name", "last_name": "last_name"}],
+    )
     outputs: list[OutputRequest] = Field(default_factory=list, max_length=40)
     validation: Validation | None = Field(default=None, description="A verifier that must accept a step's value.")
     condition: dict[str, Any] | None = Field(default=None, description="Run only on rows matching this filter tree.")
@@ -64,6 +70,7 @@ class EnrichmentColumnOut(Out):
     steps: list[Step]
     target: str
     inputs: dict[str, int]
+    derive: dict[str, str] = {}
     outputs: list[OutputOut]
     validation: Validation | None
     condition: dict[str, Any] | None
