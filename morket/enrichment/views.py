@@ -17,7 +17,7 @@ from morket.core.htmx import wants_fragment
 from morket.core.ratelimit import GRID_LIMIT
 from morket.core.roles import can
 from morket.core.tenancy import workspace_page
-from morket.enrichment import bp, columns, forms
+from morket.enrichment import bp, catalogue, columns, forms, mapping, panel_service
 from morket.enrichment.config import CELL_STATE_LABELS, read_config
 from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun
 from morket.extensions import db, limiter
@@ -380,3 +380,210 @@ def cell_attempts(workspace, membership, table_id: int, column_id: int, row_id: 
         state=state,
         attempts=attempts[:50],
     )
+
+
+# --- the panel beside the grid ----------------------------------------------------------------------
+# An htmx-loaded drawer over the grid (static/js/enrichment.js opens it from the toolbar's Enrich
+# button, a column header's run control or menu, and enrichment cells); without JavaScript every
+# panel URL answers a whole page.
+
+PANEL = f"{SETUP}/panel"
+RUN_CHOICES = {"first": "the first 10 rows", "rest": "the rest of the rows", "empty": "only empty rows"}
+
+
+def _panel(fragment: str, status: int = 200, **context: Any):
+    """The panel fragment for the drawer, or the same fragment inside a page."""
+    if wants_fragment():
+        return _render(fragment, status, **context)
+    return _render("enrichment/panel.html", status, fragment=fragment, **context)
+
+
+def _panel_base(workspace, membership, table: Table) -> dict[str, Any]:  # noqa: ANN001
+    return {
+        "workspace": workspace,
+        "membership": membership,
+        "table": table,
+        "categories": catalogue.CATEGORIES,
+        "role_labels_by_role": mapping.ROLE_LABELS,
+    }
+
+
+@bp.get(PANEL)
+@workspace_page("enrichment.run")
+def panel(workspace, membership, table_id: int):  # noqa: ANN001
+    """The catalogue: every enrichment with what it needs, returns and costs, searchable by category."""
+    table = tables.get_table_or_404(workspace, table_id)
+    query, category = request.args.get("q", "")[:100], request.args.get("category", "")
+    if category not in catalogue.CATEGORIES:
+        category = ""
+    found = catalogue.filter_cards(panel_service.cards(workspace), query, category)
+    template = "enrichment/_panel_cards.html" if request.args.get("cards") == "1" else "enrichment/_panel.html"
+    return _panel(template, cards=found, query=query, category=category, **_panel_base(workspace, membership, table))
+
+
+def _chosen(form, card, roles: dict[int, str], table: Table) -> dict[str, tuple[int, str | None]]:  # noqa: ANN001
+    """The inputs the form maps (``in_<input>``: "12" or "12:first_name"), else those mapped by meaning."""
+    live = {c.id for c in table.live_columns}
+    chosen: dict[str, tuple[int, str | None]] = {}
+    resolved = {r.input: r for r in panel_service.resolve_card(card, roles)}
+    for spec in card.needs:
+        key = f"in_{spec.name}"
+        if key in form:
+            raw = form.get(key, "").strip()
+        else:
+            raw = forms.input_value(resolved[spec.name])
+        if not raw:
+            continue
+        column_raw, _, derivation = raw.partition(":")
+        if not column_raw.isdigit() or int(column_raw) not in live or derivation not in ("", *mapping.DERIVATIONS):
+            raise ValidationFailed(f"{spec.label}: pick a column of this table.", fields={key: ["unknown column"]})
+        chosen[spec.name] = (int(column_raw), derivation or None)
+    return chosen
+
+
+def _panel_setup(workspace, membership, table: Table, card, form, *, error: str | None = None, status: int = 200):  # noqa: ANN001
+    sample = panel_service.sample_table(workspace, current_user, table)
+    try:
+        chosen = _chosen(form, card, sample.roles, table)
+    except ValidationFailed as exc:
+        chosen, error, status = {}, exc.message, exc.status
+    live = [c for c in table.live_columns if c.type not in ("formula", "enrichment", "ai")]
+    names = {c.id: c.name for c in table.live_columns}
+    picked = {name: (f"{cid}:{d}" if d else str(cid)) for name, (cid, d) in chosen.items()}
+    choices = {
+        spec.name: forms.input_choices(spec.name, spec.kind, live, sample.roles, picked.get(spec.name, ""))
+        for spec in card.needs
+    }
+    fields = form.getlist("field") if hasattr(form, "getlist") else []
+    return _panel(
+        "enrichment/_panel_setup.html",
+        status,
+        card=card,
+        chosen=chosen,
+        picked=picked,
+        choices=choices,
+        column_names=names,
+        preview=panel_service.preview_inputs(sample, chosen),
+        sample_count=min(len(sample.rows), panel_service.PREVIEW_ROWS),
+        missing=panel_service.missing_inputs(card, chosen),
+        name=form.get("name") or panel_service.free_name(table, card.name),
+        target_column=form.get("target_column") == "1" if request.method == "POST" else True,
+        extra_fields=set(fields),
+        error=error,
+        **_panel_base(workspace, membership, table),
+    )
+
+
+@bp.get(f"{PANEL}/setup")
+@workspace_page("enrichment.run")
+def panel_setup(workspace, membership, table_id: int):  # noqa: ANN001
+    """One card set up for this table: its inputs mapped by meaning, shown for the first rows, and its outputs."""
+    table = tables.get_table_or_404(workspace, table_id)
+    card = panel_service.get_card_or_404(workspace, request.args.get("card", ""))
+    return _panel_setup(workspace, membership, table, card, request.args)
+
+
+@bp.post(f"{PANEL}/setup")
+@workspace_page("enrichment.run")
+def panel_save(workspace, membership, table_id: int):  # noqa: ANN001
+    """Save the card as a column (``refresh`` re-renders the setup for a changed mapping instead)."""
+    table = tables.get_table_or_404(workspace, table_id)
+    card = panel_service.get_card_or_404(workspace, request.form.get("card", ""))
+    if request.form.get("refresh"):
+        return _panel_setup(workspace, membership, table, card, request.form)
+    try:
+        sample = panel_service.sample_table(workspace, current_user, table)
+        column = panel_service.create_from_card(
+            workspace,
+            current_user,
+            table,
+            card,
+            name=request.form.get("name", "")[:120],
+            chosen=_chosen(request.form, card, sample.roles, table),
+            extra_fields=request.form.getlist("field"),
+            target_column=request.form.get("target_column") == "1",
+        )
+    except MorketError as exc:
+        db.session.rollback()
+        table = tables.get_table_or_404(workspace, table_id)
+        return _panel_setup(workspace, membership, table, card, request.form, error=exc.message, status=exc.status)
+    column_id = column.id
+    db.session.commit()
+    if request.headers.get("HX-Request") == "true":
+        # The grid reloads to show the new columns, with the drawer open on the run choices.
+        return _go(url_for("tables.grid", slug=workspace.slug, table_id=table.id, enrich=column_id))
+    return _go(url_for("enrichment.panel_column", slug=workspace.slug, table_id=table.id, column_id=column_id))
+
+
+def _panel_column(workspace, membership, table: Table, column: Column, *, run=None, error=None, status=200):  # noqa: ANN001
+    estimates = {}
+    for which in RUN_CHOICES:
+        try:
+            estimates[which] = panel_service.estimate(workspace, current_user, table, column, which)
+        except ValidationFailed:
+            estimates[which] = None
+    return _panel(
+        "enrichment/_panel_column.html",
+        status,
+        column=column,
+        estimates=estimates,
+        choices=RUN_CHOICES,
+        balance=_balance(workspace),
+        fields=panel_service.returned_fields(column),
+        column_names={c.id: c.name for c in table.live_columns},
+        run=run,
+        progress=_engine().run_progress(run) if run is not None else None,
+        value_price=_value_price(workspace, run) if run is not None else None,
+        error=error,
+        **_panel_base(workspace, membership, table),
+    )
+
+
+@bp.get(f"{SETUP}/<int:column_id>/panel")
+@workspace_page("enrichment.run")
+def panel_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    """An enrichment column in the panel: run it on the first 10 rows, the rest or the empty rows; add fields."""
+    table = tables.get_table_or_404(workspace, table_id)
+    column = columns.get_enrichment_column_or_404(workspace, table, column_id)
+    return _panel_column(workspace, membership, table, column)
+
+
+@bp.post(f"{SETUP}/<int:column_id>/panel/runs")
+@workspace_page("enrichment.run")
+def panel_run(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    """Start a run on the first 10 rows, the rest or the empty rows; the panel then shows its progress."""
+    table = tables.get_table_or_404(workspace, table_id)
+    column = columns.get_enrichment_column_or_404(workspace, table, column_id)
+    which = request.form.get("rows", "")
+    try:
+        run = panel_service.start(
+            workspace, current_user, table, column, which, confirm=request.form.get("confirm") == "1"
+        )
+    except MorketError as exc:
+        db.session.rollback()
+        table = tables.get_table_or_404(workspace, table_id)
+        column = columns.get_enrichment_column_or_404(workspace, table, column_id)
+        return _panel_column(workspace, membership, table, column, error=exc.message, status=exc.status)
+    db.session.commit()
+    resp = _panel_column(workspace, membership, table, column, run=run)
+    resp.headers["HX-Trigger"] = "enrichment-run-started"
+    return resp
+
+
+@bp.post(f"{SETUP}/<int:column_id>/panel/fields")
+@workspace_page("enrichment.run")
+def panel_add_field(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+    """Write one more returned field of the column into a typed column of its own."""
+    table = tables.get_table_or_404(workspace, table_id)
+    column = columns.get_enrichment_column_or_404(workspace, table, column_id)
+    try:
+        panel_service.add_output_column(workspace, current_user, table, column, request.form.get("field", "")[:80])
+    except MorketError as exc:
+        db.session.rollback()
+        table = tables.get_table_or_404(workspace, table_id)
+        column = columns.get_enrichment_column_or_404(workspace, table, column_id)
+        return _panel_column(workspace, membership, table, column, error=exc.message, status=exc.status)
+    db.session.commit()
+    if request.headers.get("HX-Request") == "true":
+        return _go(url_for("tables.grid", slug=workspace.slug, table_id=table_id, enrich=column_id))
+    return _go(url_for("enrichment.panel_column", slug=workspace.slug, table_id=table_id, column_id=column_id))
