@@ -102,6 +102,7 @@ def _table(workspace, user, rows: int, figures: dict[str, Any]):  # noqa: ANN001
     from morket.extensions import db
     from morket.tables import service
     from morket.tables.models import Table
+    from tests.support.seeding import seed_rows
 
     name = f"grid-{rows}"
     for found in db.session.scalars(select(Table).where(Table.workspace_id == workspace.id, Table.name == name)):
@@ -114,7 +115,7 @@ def _table(workspace, user, rows: int, figures: dict[str, Any]):  # noqa: ANN001
     log(f"seeding {rows} rows")
     began = time.perf_counter()
     table = service.create_table(workspace, user, name, columns=COLUMNS)
-    service.seed_rows(workspace, user, table, rows, seed=rows)
+    seed_rows(workspace, user, table, rows, seed=rows)
     db.session.commit()
     figures["seed_s"] = round(time.perf_counter() - began, 2)
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

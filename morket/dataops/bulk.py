@@ -17,7 +17,6 @@ from morket.core.text import plural
 from morket.extensions import db
 from morket.tables import service, storage
 from morket.tables.cells import TEXT_MAX, CellError, check_characters, parse_cell
-from morket.tables.editing import _cell_steps, _snapshots, _write_cells, apply_grid_change
 from morket.tables.filters import compile_filters, validate_filters
 from morket.tables.models import Column, Table
 from morket.tables.undo import push_undo, register_undo_kind
@@ -120,7 +119,7 @@ def replace_in_column(
 
     All or nothing: when a replaced value would not be valid for the column, nothing changes.
     """
-    service._check(workspace, table)  # noqa: SLF001 - the tables package's tenant check
+    service.check_owned(workspace, table)
     column = _replace_column(table, column_id)
     find = _text_input(find, "find", required=True)
     replacement = _text_input(replacement, "replace", required=False)
@@ -138,8 +137,8 @@ def replace_in_column(
         )
     if not new:
         return result
-    forward, backward, changes = _cell_steps(table, old, new)
-    _write_cells(workspace, table, changes)
+    forward, backward, changes = service.cell_steps(table, old, new)
+    service.write_cells(workspace, table, changes)
     push_undo(workspace, actor, table, "bulk.replace", {"cells": forward}, {"cells": backward})
     return result
 
@@ -155,16 +154,16 @@ def _where(table: Table, filters: Mapping[str, Any]) -> Any:
 
 def count_matching_rows(workspace, actor, table: Table, filters: Mapping[str, Any]) -> int:  # noqa: ANN001
     """Return how many rows match ``filters`` (a filter group as views store them)."""
-    service._check(workspace, table)  # noqa: SLF001 - the tables package's tenant check
+    service.check_owned(workspace, table)
     rows = storage.storage_for(table).rows
     return db.session.execute(sa.select(sa.func.count()).select_from(rows).where(_where(table, filters))).scalar_one()
 
 
 def delete_matching_rows(workspace, actor, table: Table, filters: Mapping[str, Any]) -> int:  # noqa: ANN001
     """Delete the rows that match ``filters`` as one undo step; return how many were deleted."""
-    service._check(workspace, table)  # noqa: SLF001 - the tables package's tenant check
+    service.check_owned(workspace, table)
     where = _where(table, filters)
-    service._lock_rows(table)  # noqa: SLF001 - deletes run under the table's row lock
+    service.lock_rows(table)
     rows = storage.storage_for(table).rows
     ids = list(db.session.scalars(sa.select(rows.c.id).where(where).limit(MAX_DELETE_ROWS + 1)))
     if len(ids) > MAX_DELETE_ROWS:
@@ -174,11 +173,11 @@ def delete_matching_rows(workspace, actor, table: Table, filters: Mapping[str, A
         )
     if not ids:
         return 0
-    gone = _snapshots(table, ids)
+    gone = service.row_snapshots(table, ids)
     deleted = service.delete_rows(workspace, actor, table, ids)
     push_undo(workspace, actor, table, "bulk.delete", {"delete": gone}, {"insert": gone})
     return deleted
 
 
-register_undo_kind("bulk.replace", apply_grid_change, label="the find and replace")
-register_undo_kind("bulk.delete", apply_grid_change, label="the delete of matching rows")
+register_undo_kind("bulk.replace", service.apply_grid_change, label="the find and replace")
+register_undo_kind("bulk.delete", service.apply_grid_change, label="the delete of matching rows")

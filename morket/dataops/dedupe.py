@@ -23,7 +23,6 @@ from morket.dataops.models import DataRun
 from morket.dataops.normalise import MATCH_KINDS, normalised_sql
 from morket.extensions import db
 from morket.tables import service, storage
-from morket.tables.editing import _cell_steps, _current_cells, _snapshots, _write_cells, apply_grid_change
 from morket.tables.models import Column, Table
 from morket.tables.undo import push_undo, register_undo_kind
 
@@ -138,7 +137,7 @@ def _rows(table: Table, row_ids: Sequence[int]) -> dict[int, DuplicateRow]:
 
 def find_duplicates(workspace, actor, table: Table, parts: Sequence[KeyPart], *, page: int = 1) -> DuplicatePage:  # noqa: ANN001
     """Return one page of duplicate groups (first row's order), with the counts over all groups."""
-    service._check(workspace, table)  # noqa: SLF001 - the tables package's tenant check
+    service.check_owned(workspace, table)
     ctes, keys = _groups_cte(table, parts)
     totals = ctes + "SELECT count(*), coalesce(sum(n), 0) FROM dups"  # noqa: S608 - generated names
     group_count, row_count = db.session.execute(sa.text(totals)).one()
@@ -190,10 +189,10 @@ def merge_duplicates(
     chosen: Sequence[int] = (),
 ) -> MergeResult:
     """Merge every duplicate group into one row (``keep`` rule unless a row was chosen) as one undo step."""
-    service._check(workspace, table)  # noqa: SLF001 - the tables package's tenant check
+    service.check_owned(workspace, table)
     if keep not in KEEP_RULES:
         raise ValidationFailed("Keep the first or the most complete row.", fields={"keep": ["unknown rule"]})
-    service._lock_rows(table)  # noqa: SLF001 - merges add and remove rows under the table's row lock
+    service.lock_rows(table)
     rows_before = table.row_count
     groups = _all_groups(table, parts)
     if not groups:
@@ -210,7 +209,7 @@ def merge_duplicates(
             fields={"columns": ["too many duplicates"]},
         )
     fillable = {c.id for c in table.live_columns if c.type != "formula"}
-    current = _current_cells(table, list(grouped), lock=True)
+    current = service.read_cells(table, list(grouped), lock=True)
     cells = {rid: {cid: v for cid, v in row.items() if cid in fillable} for rid, row in current.items()}
     new: dict[int, dict[int, Any]] = {}
     doomed: list[int] = []
@@ -226,9 +225,9 @@ def merge_duplicates(
                     fills[cid] = donor
         if fills:
             new[kept] = fills
-    forward, backward, changes = _cell_steps(table, current, new)
-    gone = _snapshots(table, doomed)
-    _write_cells(workspace, table, changes)
+    forward, backward, changes = service.cell_steps(table, current, new)
+    gone = service.row_snapshots(table, doomed)
+    service.write_cells(workspace, table, changes)
     deleted = service.delete_rows(workspace, actor, table, doomed)
     push_undo(
         workspace, actor, table, UNDO_KIND, {"cells": forward, "delete": gone}, {"insert": gone, "cells": backward}
@@ -258,4 +257,4 @@ def merge_duplicates(
     return MergeResult(len(groups), deleted, len(forward), run)
 
 
-register_undo_kind(UNDO_KIND, apply_grid_change, label="the merge of duplicates")
+register_undo_kind(UNDO_KIND, service.apply_grid_change, label="the merge of duplicates")

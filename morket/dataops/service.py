@@ -629,7 +629,7 @@ def _load(workspace, actor, run: DataRun, progress: _Progress, report: dict[str,
         inserted, updated = _merge(table, pairs, key_columns, staging, start, settings.get("on_duplicate", "skip"))
     table.row_count += inserted
     if inserted or updated:
-        tables._mark_views_stale(workspace, table, None)  # noqa: SLF001 - the tables package's own staleness rule
+        tables.mark_views_stale(workspace, table, None)
     db.session.flush()
     db.session.commit()
     skipped = good - inserted - updated

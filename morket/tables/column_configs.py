@@ -15,6 +15,7 @@ from typing import Any
 
 from morket.core.errors import ValidationFailed
 from morket.tables.cells import CellError, check_characters
+from morket.tables.formula_rows import check_formula
 from morket.tables.models import COLUMN_TYPES, Table
 
 MAX_SELECT_OPTIONS = 500
@@ -54,8 +55,6 @@ def _currency(table: Table, config: dict[str, Any], column_id: int | None) -> di
 
 
 def _formula(table: Table, config: dict[str, Any], column_id: int | None) -> dict[str, Any]:
-    from morket.tables.column_service import check_formula
-
     expression = config.get("expression")
     if not isinstance(expression, str) or not expression.strip():
         raise _refuse("A formula column needs a formula (config.expression).", "expression is required")

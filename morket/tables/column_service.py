@@ -20,7 +20,7 @@ batch inside one transaction, so readers keep reading the previous values until 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -35,7 +35,9 @@ from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.jobs import QUEUE_DEFAULT, enqueue_after_commit
 from morket.extensions import db
 from morket.tables import formula, service, storage
+from morket.tables.access import check_owned, list_views, mark_views_stale
 from morket.tables.column_configs import clean_config
+from morket.tables.formula_rows import check_formula, formula_sources
 from morket.tables.models import COLUMN_TYPES, Column, Table, View
 from morket.tables.undo import UndoConflict, push_undo, register_undo_kind
 
@@ -122,105 +124,10 @@ def recent_jobs(workspace, table: Table, limit: int = 5) -> list[ColumnJob]:  # 
 
 def default_view(workspace, table: Table) -> View:  # noqa: ANN001
     """Return the table's first view (every table has one)."""
-    return service.list_views(workspace, table)[0]
+    return list_views(workspace, table)[0]
 
 
 # --- formulas --------------------------------------------------------------------------------------
-
-
-def _sources(table: Table, store: storage.Storage) -> tuple[dict[str, formula.Source], dict[int, str]]:
-    live = table.live_columns
-    sources = {c.name: formula.Source(c.id, c.name, c.type, c.config, store.columns[c.id]) for c in live}
-    formulas = {c.id: c.config.get("expression", "") for c in live if c.type == "formula"}
-    return sources, formulas
-
-
-def check_formula(table: Table, expression: str, *, column_id: int | None = None, types: Mapping[int, str] = {}) -> str:  # noqa: B006
-    """Return the formula's result type or raise ValidationFailed with the position of the problem.
-
-    ``types`` overrides column types (to check a retype before it happens).
-    """
-    store = storage.storage_for(table)
-    sources, formulas = _sources(table, store)
-    if types:
-        sources = {n: _with_type(s, types) for n, s in sources.items()}
-    if column_id is not None:
-        formulas[column_id] = expression
-    try:
-        return formula.compile_formula(expression, sources, formulas, self_id=column_id).result_type
-    except formula.FormulaError as exc:
-        raise ValidationFailed(f"Formula: {exc}", fields={"expression": [str(exc)]}) from exc
-
-
-def _with_type(source: formula.Source, types: Mapping[int, str]) -> formula.Source:
-    if source.id not in types:
-        return source
-    return formula.Source(source.id, source.name, types[source.id], source.config, source.column)
-
-
-def _formula_update(table: Table, where: Any) -> sa.Update | None:
-    store = storage.storage_for(table)
-    sources, formulas = _sources(table, store)
-    if not formulas:
-        return None
-    rows = store.rows
-    computed: list[Any] = [rows.c.id]
-    for column_id, expression in formulas.items():
-        compiled = formula.compile_formula(expression, sources, formulas, self_id=column_id)
-        computed += [compiled.raw_value.label(f"v_{column_id}"), compiled.raw_error.label(f"e_{column_id}")]
-    # Each formula is evaluated once per row in the subquery; the outer UPDATE only files the results.
-    fresh = select(*computed).where(where).subquery("fresh")
-    values: dict[str, Any] = {}
-    state: Any = rows.c.cell_state
-    for column_id in formulas:
-        value, error = formula.finish(fresh.c[f"v_{column_id}"], fresh.c[f"e_{column_id}"])
-        values[store.columns[column_id].name] = value
-        state = formula.error_state(column_id, error, state)
-    values["cell_state"] = state
-    return sa.update(rows).where(rows.c.id == fresh.c.id).values(values)
-
-
-def _formula_inputs(table: Table) -> set[int]:
-    store = storage.storage_for(table)
-    sources, formulas = _sources(table, store)
-    used: set[int] = set()
-    for column_id, expression in formulas.items():
-        try:
-            used |= formula.compile_formula(expression, sources, formulas, self_id=column_id).used_column_ids
-        except formula.FormulaError:
-            continue
-    return used
-
-
-def refresh_formula_rows(workspace, table: Table, row_ids: Sequence[int], changed: set[int] | None = None) -> int:  # noqa: ANN001
-    """Recompute the formula cells of ``row_ids`` when a formula reads a changed column; return rows written."""
-    service._check(workspace, table)  # noqa: SLF001 - the one tenant check of table services
-    if not row_ids or not any(c.type == "formula" for c in table.live_columns):
-        return 0
-    if changed is not None and not changed & _formula_inputs(table):
-        return 0
-    store = storage.storage_for(table)
-    statement = _formula_update(table, store.rows.c.id.in_([int(i) for i in row_ids]))
-    written = db.session.execute(statement).rowcount if statement is not None else 0
-    if written:
-        _mark_formulas_stale(workspace, table)
-    return written
-
-
-def _mark_formulas_stale(workspace, table: Table) -> None:  # noqa: ANN001
-    """Views sorted or filtered on a formula column reorder after its values changed."""
-    service._mark_views_stale(workspace, table, {c.id for c in table.live_columns if c.type == "formula"})  # noqa: SLF001
-
-
-def recompute_formulas(workspace, table: Table, *, lo: int, hi: int) -> int:  # noqa: ANN001
-    """Recompute every formula cell of the rows whose id is in (lo, hi]; return rows written."""
-    service._check(workspace, table)  # noqa: SLF001
-    store = storage.storage_for(table)
-    statement = _formula_update(table, sa.and_(store.rows.c.id > lo, store.rows.c.id <= hi))
-    written = db.session.execute(statement).rowcount if statement is not None else 0
-    if written:
-        _mark_formulas_stale(workspace, table)
-    return written
 
 
 def _start_job(workspace, actor, table: Table, column: Column, kind: str, params: dict[str, Any]) -> ColumnJob:  # noqa: ANN001
@@ -248,7 +155,7 @@ def _start_job(workspace, actor, table: Table, column: Column, kind: str, params
 
 def set_formula(workspace, actor, table: Table, column_id: int, expression: str, *, record: bool = True) -> ColumnJob:  # noqa: ANN001
     """Change a formula column's expression and recompute every row in a job."""
-    service._check(workspace, table)  # noqa: SLF001
+    check_owned(workspace, table)
     column = get_column_or_404(table, column_id)
     if column.type != "formula":
         raise ValidationFailed(f"{column.name} is not a formula column.")
@@ -326,7 +233,7 @@ def rename_table_column(workspace, actor, table: Table, column_id: int, name: st
 
 def _users_of(table: Table, column: Column) -> list[Column]:
     store = storage.storage_for(table)
-    sources, formulas = _sources(table, store)
+    sources, formulas = formula_sources(table, store)
     users = []
     for other in table.live_columns:
         if other.type == "formula" and other.id != column.id:
@@ -365,7 +272,7 @@ def delete_table_column(workspace, actor, table: Table, column_id: int, *, recor
 
 def move_column(workspace, actor, table: Table, column_id: int, to_index: int, *, record: bool = True) -> Column:  # noqa: ANN001
     """Move a column to ``to_index`` among the live columns (0 is first); positions stay dense."""
-    service._check(workspace, table)  # noqa: SLF001
+    check_owned(workspace, table)
     column = get_column_or_404(table, column_id)
     live = table.live_columns
     if isinstance(to_index, bool) or not isinstance(to_index, int) or not 0 <= to_index < len(live):
@@ -401,7 +308,7 @@ def _apply_order(table: Table, ids: list[int]) -> None:
 def _view_for(workspace, table: Table, view: View | None) -> View:  # noqa: ANN001
     if view is None:
         return default_view(workspace, table)
-    service._check(workspace, table, view)  # noqa: SLF001
+    check_owned(workspace, table, view)
     if view.table_id != table.id:
         raise NotFound("That view does not exist.")
     return view
@@ -488,7 +395,7 @@ def start_retype(
     record: bool = True,
 ) -> ColumnJob:
     """Check a type change and start the job that converts the column's cells."""
-    service._check(workspace, table)  # noqa: SLF001
+    check_owned(workspace, table)
     column = get_column_or_404(table, column_id)
     if new_type not in RETYPE_TARGETS:
         raise ValidationFailed(
@@ -555,7 +462,7 @@ def json_value(value: Any) -> Any:
 
 
 def _mark_views_stale(workspace, table: Table, column: Column) -> None:  # noqa: ANN001
-    service._mark_views_stale(workspace, table, {column.id})  # noqa: SLF001
+    mark_views_stale(workspace, table, {column.id})
 
 
 def drop_column_from_views(workspace, table: Table, column: Column) -> None:  # noqa: ANN001
@@ -572,7 +479,7 @@ def drop_column_from_views(workspace, table: Table, column: Column) -> None:  # 
                 kept.append(cond)
         return {**group, "conditions": kept}
 
-    for view in service.list_views(workspace, table):
+    for view in list_views(workspace, table):
         sort = [k for k in view.sort or [] if k.get("column_id") != column.id]
         filters = prune(view.filters) if view.filters else view.filters
         if sort != (view.sort or []) or filters != view.filters:

@@ -24,11 +24,16 @@ import sqlalchemy as sa
 from sqlalchemy import select
 
 from morket.core.errors import Conflict, NotFound, ValidationFailed
+from morket.core.types import Workspace
 from morket.extensions import db
-from morket.tables import service, storage
+from morket.tables import storage
+from morket.tables.access import check_owned, find_column, lock_rows, mark_views_stale, next_pos
 from morket.tables.cells import CellError, parse_cell
+from morket.tables.formula_rows import refresh_formula_rows
 from morket.tables.models import Column, Table, View
+from morket.tables.rows import MAX_DELETE_ROWS, delete_rows, insert_rows, update_cell
 from morket.tables.undo import UndoConflict, dump_value, load_value, push_undo, register_undo_kind
+from morket.tables.windows import MAX_WINDOW, read_window
 
 MAX_ADD_ROWS = 1000
 MAX_SELECTION_ROWS = 10_000
@@ -61,8 +66,11 @@ def visible_columns(table: Table, view: View | None) -> list[Column]:
 # --- reading rows ----------------------------------------------------------------------------------
 
 
-def _current_cells(table: Table, row_ids: Sequence[int], *, lock: bool = False) -> dict[int, dict[int, Any]]:
-    """Return {row_id: {column_id: stored value}} for the rows that exist."""
+def read_cells(table: Table, row_ids: Sequence[int], *, lock: bool = False) -> dict[int, dict[int, Any]]:
+    """Return {row_id: {column_id: stored value}} of every live column for the rows that exist.
+
+    One statement; ``lock`` takes the rows' locks (``FOR UPDATE``) for a read-modify-write.
+    """
     if not row_ids:
         return {}
     store = storage.storage_for(table)
@@ -73,10 +81,10 @@ def _current_cells(table: Table, row_ids: Sequence[int], *, lock: bool = False) 
     return {r[0]: dict(zip(ids, r[1:], strict=True)) for r in db.session.execute(query)}
 
 
-def _snapshots(table: Table, row_ids: Sequence[int]) -> list[dict[str, Any]]:
+def row_snapshots(table: Table, row_ids: Sequence[int]) -> list[dict[str, Any]]:
     """Return the rows as undo snapshots (position in the default order, every live cell), by position.
 
-    Call under ``service._lock_rows`` so that the table's position keys are current.
+    Call under ``lock_rows`` so that the table's position keys are current.
     """
     store = storage.storage_for(table)
     rows = store.rows
@@ -100,8 +108,8 @@ def _view_rows(workspace, actor, table: Table, view: View | None, start: int, co
     """Return the ids of the rows at positions [start, start + count) of the view."""
     ids: list[int] = []
     while len(ids) < count:
-        want = min(service.MAX_WINDOW, count - len(ids))
-        chunk = service.read_window(workspace, actor, table, view, start + len(ids), want)
+        want = min(MAX_WINDOW, count - len(ids))
+        chunk = read_window(workspace, actor, table, view, start + len(ids), want)
         ids.extend(r.id for r in chunk)
         if len(chunk) < want:
             break
@@ -110,7 +118,7 @@ def _view_rows(workspace, actor, table: Table, view: View | None, start: int, co
 
 def rows_at(workspace, actor, table: Table, view: View | None, start: int, count: int, first_row_id: int) -> list[int]:  # noqa: ANN001,E501
     """Return the view's row ids from ``start``, checking that the first is the row the user pointed at."""
-    service._check(workspace, table, view)
+    check_owned(workspace, table, view)
     if not 1 <= count <= MAX_SELECTION_ROWS:
         raise ValidationFailed(f"Select 1 to {MAX_SELECTION_ROWS:,} rows.", fields={"rows": ["too many"]})
     ids = _view_rows(workspace, actor, table, view, start, count)
@@ -122,8 +130,13 @@ def rows_at(workspace, actor, table: Table, view: View | None, start: int, count
 # --- writing cells ---------------------------------------------------------------------------------
 
 
-def _write_cells(workspace, table: Table, changes: Mapping[int, Mapping[int, Any]]) -> None:  # noqa: ANN001
-    """Write {row_id: {column_id: stored value}}, one executemany per set of columns."""
+def write_cells(workspace: Workspace, table: Table, changes: Mapping[int, Mapping[int, Any]]) -> None:
+    """Write {row_id: {column_id: stored value}}, one executemany per set of columns.
+
+    Values are stored values (parsed already). Recomputes the rows' formulas, marks stale the views
+    ordered on the columns written and hands the rows to auto-run enrichment columns. Record the
+    step with ``cell_steps`` and ``push_undo`` for the user to undo it.
+    """
     if not changes:
         return
     store = storage.storage_for(table)
@@ -139,15 +152,13 @@ def _write_cells(workspace, table: Table, changes: Mapping[int, Mapping[int, Any
         )
         db.session.execute(statement, params)
     changed = {cid for cells in changes.values() for cid in cells}
-    service._mark_views_stale(workspace, table, changed)
+    mark_views_stale(workspace, table, changed)
     _refresh_formulas(workspace, table, list(changes), changed)
     _enrich_changed(table, list(changes))
 
 
 def _refresh_formulas(workspace, table: Table, row_ids: Sequence[int], changed: set[int] | None) -> None:  # noqa: ANN001
     """Recompute the formula cells of rows whose inputs were written by paste, fill, clear, undo or add."""
-    from morket.tables.column_service import refresh_formula_rows
-
     refresh_formula_rows(workspace, table, row_ids, changed)
 
 
@@ -161,10 +172,17 @@ def _enrich_changed(table: Table, row_ids: Sequence[int]) -> None:
         on_rows_changed(table, list(row_ids))
 
 
-def _cell_steps(table: Table, old: Mapping[int, Mapping[int, Any]], new: Mapping[int, Mapping[int, Any]]):
-    """Return (forward, backward) cell lists for changed cells only; and the changes to write."""
+def cell_steps(
+    table: Table, old: Mapping[int, Mapping[int, Any]], new: Mapping[int, Mapping[int, Any]]
+) -> tuple[list[list[Any]], list[list[Any]], dict[int, dict[int, Any]]]:
+    """Return the undo step's (forward, backward) cell lists for the cells that change, and the changes to write.
+
+    ``old`` is what ``read_cells`` returned; ``new`` the values wanted ({row_id: {column_id: value}}).
+    Each list item is ``[row_id, column_id, value, expect]``, the undo payload's ``cells`` shape.
+    """
     types = storage.storage_for(table).types
-    forward, backward = [], []
+    forward: list[list[Any]] = []
+    backward: list[list[Any]] = []
     changes: dict[int, dict[int, Any]] = {}
     for row_id, cells in new.items():
         for cid, value in cells.items():
@@ -180,13 +198,13 @@ def _cell_steps(table: Table, old: Mapping[int, Mapping[int, Any]], new: Mapping
 
 def save_cell(workspace, actor, table: Table, row_id: int, column_id: int, raw: Any) -> Any:  # noqa: ANN001
     """Set one cell from what the user typed and return the stored value; bad input raises ValidationFailed."""
-    service._check(workspace, table)
-    column = service._column(table, column_id)
-    old = _current_cells(table, [row_id], lock=True)
+    check_owned(workspace, table)
+    column = find_column(table, column_id)
+    old = read_cells(table, [row_id], lock=True)
     if row_id not in old:
         raise NotFound("That row no longer exists.")
     before = old[row_id][column.id]
-    value = service.update_cell(workspace, actor, table, row_id, column.id, raw)
+    value = update_cell(workspace, actor, table, row_id, column.id, raw)
     _enrich_changed(table, [row_id])
     was, now = dump_value(column.type, before), dump_value(column.type, value)
     if was != now:
@@ -218,14 +236,14 @@ def fill_down(
     workspace, actor, table: Table, view: View | None, row_ids: Sequence[int], column_ids: Sequence[int]
 ) -> int:  # noqa: ANN001,E501
     """Copy the first row's cell of each selected column into the other rows; return the cells changed."""
-    service._check(workspace, table, view)
+    check_owned(workspace, table, view)
     columns = _selection(table, view, row_ids, column_ids)
     computed = [c.name for c in columns if c.type == "formula"]
     if computed:
         raise ValidationFailed(
             f"{computed[0]} is computed; its cells cannot be filled.", fields={"columns": ["computed"]}
         )
-    old = _current_cells(table, row_ids, lock=True)
+    old = read_cells(table, row_ids, lock=True)
     if row_ids[0] not in old:
         raise NotFound("That row no longer exists.")
     top = old[row_ids[0]]
@@ -237,18 +255,18 @@ def clear_cells(
     workspace, actor, table: Table, view: View | None, row_ids: Sequence[int], column_ids: Sequence[int]
 ) -> int:  # noqa: ANN001,E501
     """Empty the selected cells (computed columns are skipped); return the cells changed."""
-    service._check(workspace, table, view)
+    check_owned(workspace, table, view)
     columns = [c for c in _selection(table, view, row_ids, column_ids) if c.type != "formula"]
-    old = _current_cells(table, row_ids, lock=True)
+    old = read_cells(table, row_ids, lock=True)
     new = {rid: {c.id: None for c in columns} for rid in row_ids if rid in old}
     return _record_cells(workspace, actor, table, "clear", old, new)
 
 
 def _record_cells(workspace, actor, table: Table, kind: str, old, new) -> int:  # noqa: ANN001
-    forward, backward, changes = _cell_steps(table, old, new)
+    forward, backward, changes = cell_steps(table, old, new)
     if not forward:
         return 0
-    _write_cells(workspace, table, changes)
+    write_cells(workspace, table, changes)
     push_undo(workspace, actor, table, kind, {"cells": forward}, {"cells": backward})
     return len(forward)
 
@@ -318,7 +336,7 @@ def paste_block(
 
     Refused cells keep their value and are returned with their reason; the rest is saved.
     """
-    service._check(workspace, table, view)
+    check_owned(workspace, table, view)
     if not block:
         raise ValidationFailed("There is nothing to paste.", fields={"text": ["empty"]})
     shown = visible_columns(table, view)
@@ -346,16 +364,16 @@ def paste_block(
             except CellError as exc:
                 problems.append(CellProblem(r, column.name, str(exc)))
         parsed.append(cells)
-    old = _current_cells(table, row_ids, lock=True)
+    old = read_cells(table, row_ids, lock=True)
     ids = [rid for rid in row_ids[: len(block)] if rid in old]
-    forward, backward, changes = _cell_steps(table, old, dict(zip(ids, parsed, strict=False)))
-    _write_cells(workspace, table, changes)
+    forward, backward, changes = cell_steps(table, old, dict(zip(ids, parsed, strict=False)))
+    write_cells(workspace, table, changes)
     extra = parsed[len(ids) :]
     added: list[dict[str, Any]] = []
     if extra:
-        new_ids = service.insert_rows(workspace, actor, table, [{} for _ in extra])
-        _write_cells(workspace, table, {rid: cells for rid, cells in zip(new_ids, extra, strict=True) if cells})
-        added = _snapshots(table, new_ids)
+        new_ids = insert_rows(workspace, actor, table, [{} for _ in extra])
+        write_cells(workspace, table, {rid: cells for rid, cells in zip(new_ids, extra, strict=True) if cells})
+        added = row_snapshots(table, new_ids)
     if forward or added:
         push_undo(
             workspace,
@@ -374,13 +392,13 @@ def paste_block(
 def _open_gap(table: Table, position: int, count: int) -> int:
     """Make room for ``count`` rows at ``position`` of the default order; return the first free ``pos``.
 
-    Call under ``service._lock_rows``. Like a compaction, it moves the shorter side: the rows (and
+    Call under ``lock_rows``. Like a compaction, it moves the shorter side: the rows (and
     remembered gaps) before the position move down, or those from it on move up.
     """
     size = table.row_count
     position = max(0, min(position, size))
     if position == size:
-        return service._next_pos(table)
+        return next_pos(table)
     key = storage.key_of(table.pos_base, table.pos_gaps, position)
     rows = storage.storage_for(table).rows
     if position < size - position:
@@ -411,7 +429,7 @@ def _insert_snapshots(workspace, table: Table, snapshots: Sequence[Mapping[str, 
         db.session.scalars(select(store.rows.c.id).where(store.rows.c.id.in_([int(s["id"]) for s in snapshots])))
     )
     todo = sorted((s for s in snapshots if int(s["id"]) not in present), key=lambda s: int(s["position"]))
-    service._lock_rows(table)
+    lock_rows(table)
     runs: list[list[Mapping[str, Any]]] = []
     for snap in todo:
         if runs and int(snap["position"]) == int(runs[-1][-1]["position"]) + 1:
@@ -427,7 +445,7 @@ def _insert_snapshots(workspace, table: Table, snapshots: Sequence[Mapping[str, 
             values = {col.name: load_value(store.types[cid], cells.get(cid)) for cid, col in store.columns.items()}
             params.append({"id": int(snap["id"]), "pos": pos + offset, **values})
         db.session.execute(_insert_with_ids(store), params)
-    service._mark_views_stale(workspace, table, None)
+    mark_views_stale(workspace, table, None)
     _refresh_formulas(workspace, table, [int(s["id"]) for s in todo], None)
     db.session.flush()
     return sorted(present)
@@ -435,14 +453,14 @@ def _insert_snapshots(workspace, table: Table, snapshots: Sequence[Mapping[str, 
 
 def add_rows(workspace, actor, table: Table, count: int = 1, *, after_row_id: int | None = None) -> list[int]:  # noqa: ANN001
     """Add ``count`` empty rows at the end, or right after a row in the default order; return their ids."""
-    service._check(workspace, table)
+    check_owned(workspace, table)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_ADD_ROWS:
         raise ValidationFailed(f"Add 1 to {MAX_ADD_ROWS:,} rows at a time.", fields={"count": [f"1 to {MAX_ADD_ROWS}"]})
-    service._lock_rows(table)
+    lock_rows(table)
     if after_row_id is None:
         position = table.row_count
     else:
-        anchor = _snapshots(table, [after_row_id])
+        anchor = row_snapshots(table, [after_row_id])
         if not anchor:
             raise NotFound("That row no longer exists.")
         position = anchor[0]["position"] + 1
@@ -455,26 +473,26 @@ def add_rows(workspace, actor, table: Table, count: int = 1, *, after_row_id: in
         ).scalars()
     )
     table.row_count += count
-    service._mark_views_stale(workspace, table, None)
+    mark_views_stale(workspace, table, None)
     _refresh_formulas(workspace, table, ids, None)
     _enrich_changed(table, ids)
     db.session.flush()
-    added = _snapshots(table, ids)
+    added = row_snapshots(table, ids)
     push_undo(workspace, actor, table, "rows.add", {"insert": added}, {"delete": added})
     return ids
 
 
 def remove_rows(workspace, actor, table: Table, row_ids: Sequence[int]) -> int:  # noqa: ANN001
     """Delete rows, keeping their values in the undo step so that undo puts them back where they were."""
-    service._check(workspace, table)
+    check_owned(workspace, table)
     ids = sorted({int(i) for i in row_ids})
-    if not ids or len(ids) > service.MAX_DELETE_ROWS:
+    if not ids or len(ids) > MAX_DELETE_ROWS:
         raise ValidationFailed(
-            f"Select 1 to {service.MAX_DELETE_ROWS:,} rows to delete.", fields={"rows": ["none or too many"]}
+            f"Select 1 to {MAX_DELETE_ROWS:,} rows to delete.", fields={"rows": ["none or too many"]}
         )
-    service._lock_rows(table)
-    gone = _snapshots(table, ids)
-    removed = service.delete_rows(workspace, actor, table, [s["id"] for s in gone])
+    lock_rows(table)
+    gone = row_snapshots(table, ids)
+    removed = delete_rows(workspace, actor, table, [s["id"] for s in gone])
     if removed:
         push_undo(workspace, actor, table, "rows.delete", {"delete": gone}, {"insert": gone})
     return removed
@@ -485,14 +503,14 @@ def remove_rows(workspace, actor, table: Table, row_ids: Sequence[int]) -> int: 
 
 def apply_grid_change(workspace, actor, table: Table, payload: dict[str, Any]) -> None:  # noqa: ANN001
     """Apply an undo or redo payload of cell and row changes, leaving alone what others changed since."""
-    service._check(workspace, table)
+    check_owned(workspace, table)
     types = storage.storage_for(table).types
     skipped = 0
     if payload.get("insert"):
         skipped += len(_insert_snapshots(workspace, table, payload["insert"]))
     cells = payload.get("cells") or []
     if cells:
-        current = _current_cells(table, [c[0] for c in cells], lock=True)
+        current = read_cells(table, [c[0] for c in cells], lock=True)
         changes: dict[int, dict[int, Any]] = {}
         for row_id, column_id, value, expect in cells:
             row = current.get(row_id)
@@ -500,10 +518,10 @@ def apply_grid_change(workspace, actor, table: Table, payload: dict[str, Any]) -
                 skipped += 1
                 continue
             changes.setdefault(row_id, {})[column_id] = load_value(types[column_id], value)
-        _write_cells(workspace, table, changes)
+        write_cells(workspace, table, changes)
     doomed = payload.get("delete") or []
     if doomed:
-        current = _current_cells(table, [int(s["id"]) for s in doomed], lock=True)
+        current = read_cells(table, [int(s["id"]) for s in doomed], lock=True)
         deletable = []
         for snap in doomed:
             row = current.get(int(snap["id"]))
@@ -515,7 +533,7 @@ def apply_grid_change(workspace, actor, table: Table, payload: dict[str, Any]) -
             else:
                 deletable.append(int(snap["id"]))
         if deletable:
-            service.delete_rows(workspace, actor, table, deletable)
+            delete_rows(workspace, actor, table, deletable)
     if skipped:
         what = "1 change was" if skipped == 1 else f"{skipped} changes were"
         raise UndoConflict(f"{what} left as is: someone else changed it since.")

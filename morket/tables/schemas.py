@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field, RootModel, model_validator
 
 from morket.api.schemas import Out, Request
 from morket.tables.models import COLUMN_TYPES
-from morket.tables.service import MAX_WINDOW
+from morket.tables.windows import MAX_WINDOW
 
 MAX_BULK_ROWS = 1000
 MAX_POSITION = 2**62

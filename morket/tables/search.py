@@ -6,22 +6,24 @@ import sqlalchemy as sa
 from sqlalchemy import select
 
 from morket.core.errors import NotFound, ValidationFailed
+from morket.core.types import Actor, Workspace
 from morket.extensions import db
-from morket.tables import service, storage
+from morket.tables import storage
 from morket.tables.cells import CellError, check_characters
 from morket.tables.filters import search_clause
 from morket.tables.models import Table, View
+from morket.tables.windows import WindowRow, ensure_view_order, window_bounds
 
 
 def search_window(
-    workspace,  # noqa: ANN001
-    actor,  # noqa: ANN001
+    workspace: Workspace,
+    actor: Actor | None,
     table: Table,
     view: View | None,
     query: str,
     start: int,
     limit: int,
-) -> tuple[list[service.WindowRow], int]:
+) -> tuple[list[WindowRow], int]:
     """Return the matches at [start, start + limit) among the view's rows containing ``query``, and their count.
 
     The view's filters and sort apply (its built order), else the default order. Positions are
@@ -36,13 +38,13 @@ def search_window(
         check_characters(query)
     except CellError as exc:
         raise ValidationFailed(f"Search: {exc}", fields={"q": [str(exc)]}) from exc
-    start, limit = service._window_bounds(start, limit)  # noqa: SLF001 - the one definition of window bounds
+    start, limit = window_bounds(start, limit)
     store = storage.storage_for(table)
     rows = store.rows
     match = search_clause(query.strip(), store)
     cols = [rows.c.id, *store.columns.values(), rows.c.cell_state]
     if view is not None and view.is_ordered:
-        service.ensure_view_order(workspace, table, view)
+        ensure_view_order(workspace, table, view)
         order = storage.order_table(table.id, view.id)
         source = order.join(rows, rows.c.id == order.c.row_id)
         key = order.c.rank
@@ -52,4 +54,4 @@ def search_window(
         select(*cols).select_from(source).where(match).order_by(key).offset(start).limit(limit)
     ).all()
     total = db.session.execute(select(sa.func.count()).select_from(source).where(match)).scalar_one()
-    return [service.WindowRow(r[0], start + i, tuple(r[1:-1]), r[-1]) for i, r in enumerate(found)], total
+    return [WindowRow(r[0], start + i, tuple(r[1:-1]), r[-1]) for i, r in enumerate(found)], total

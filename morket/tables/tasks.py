@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from morket.extensions import db
-from morket.tables import column_service, service, storage
+from morket.tables import column_service, formula_rows, storage
+from morket.tables.access import mark_views_stale
 from morket.tables.cells import CellError, parse_cell
 from morket.tables.column_configs import MAX_SELECT_OPTIONS
 from morket.tables.column_service import ColumnJob
@@ -106,7 +107,7 @@ def _recompute_formula(job_id: int) -> None:
         lo = low - 1
         while lo < high:
             hi = lo + column_service.FORMULA_BATCH_ROWS
-            written += column_service.recompute_formulas(workspace, table, lo=lo, hi=hi)
+            written += formula_rows.recompute_formulas(workspace, table, lo=lo, hi=hi)
             lo = hi
             _report(job.id, done=written)
     errors = db.session.execute(
@@ -209,7 +210,7 @@ def _retype_column(job_id: int) -> None:
     column_service.drop_column_from_views(workspace, table, column)
     db.session.flush()
     if any(c.type == "formula" for c in table.live_columns):
-        column_service.recompute_formulas(workspace, table, lo=0, hi=2**62)
+        formula_rows.recompute_formulas(workspace, table, lo=0, hi=2**62)
     actor = _actor(job)
     if params.get("record", True) and actor is not None:
         push_undo(
@@ -223,7 +224,7 @@ def _retype_column(job_id: int) -> None:
     job.done, job.failed_count, job.sample = done, failed, sample
     job.total = done
     column_service.finish_job(job, "done")
-    service._mark_views_stale(workspace, table, {column.id})  # noqa: SLF001
+    mark_views_stale(workspace, table, {column.id})
 
 
 def _derive_options(rows: sa.Table, source: Any, from_type: str, to_type: str) -> list[str]:

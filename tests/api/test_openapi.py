@@ -134,6 +134,7 @@ def test_schemathesis_fuzzes_the_tables_api_on_a_seeded_table(app, db, team, fuz
     from morket.api.tokens import encode_access_token
     from morket.tables import service
     from morket.tables.models import Table
+    from tests.support.seeding import seed_rows
 
     workspace, owner = team.workspace, team.owner
     headers = bearer(encode_access_token(owner.id, workspace.id, "owner"))
@@ -151,7 +152,7 @@ def test_schemathesis_fuzzes_the_tables_api_on_a_seeded_table(app, db, team, fuz
         table = db.session.get(Table, seeded["table_id"]) if seeded else None
         if table is None:
             table = service.create_table(workspace, owner, "Fuzzed", columns=columns)
-            service.seed_rows(workspace, owner, table, 20, seed=1)
+            seed_rows(workspace, owner, table, 20, seed=1)
             seeded["table_id"] = table.id
         db.session.refresh(table)
         if not table.live_columns:

@@ -27,6 +27,7 @@ from morket.api.tokens import encode_access_token
 from morket.extensions import limiter
 from morket.tables import service
 from tests.api.conftest import bearer
+from tests.support.seeding import seed_rows
 
 SEED = 20261207
 MAX_EXAMPLES = 12
@@ -55,7 +56,7 @@ def _seed(team) -> dict[str, int]:
         {"name": "Tags", "type": "multi_select", "config": {"options": ["Lead", "Customer"]}},
     ]
     table = service.create_table(workspace, owner, "Accounts", columns=columns)
-    service.seed_rows(workspace, owner, table, 20, seed=1)
+    seed_rows(workspace, owner, table, 20, seed=1)
     row = service.read_window(workspace, owner, table, None, 0, 1)[0]
     view = service.list_views(workspace, table)[0]
     return {

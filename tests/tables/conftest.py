@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from morket.tables import service
+from tests.support.seeding import seed_rows
 
 _counter = itertools.count(1)
 
@@ -51,5 +52,5 @@ def seeded(db, owner):
     """A 1,000-row table with five typed columns, loaded with COPY."""
     workspace, user = owner
     table = service.create_table(workspace, user, "Accounts", columns=BASIC_COLUMNS)
-    service.seed_rows(workspace, user, table, 1000, seed=7)
+    seed_rows(workspace, user, table, 1000, seed=7)
     return table

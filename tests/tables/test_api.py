@@ -16,6 +16,7 @@ from morket.core.ratelimit import clear_rate_limits
 from morket.tables import service, storage
 from tests.api.conftest import bearer, make_team
 from tests.support.properties import THROUGH_THE_APP
+from tests.support.seeding import seed_rows
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -334,7 +335,7 @@ def test_bulk_create_takes_1000_rows_and_refuses_1001(client, db, headers, table
 
 def test_window_and_cursor_pages_return_exactly_the_database_rows_in_order(client, db, team, headers):
     table = service.create_table(team.workspace, team.owner, "Big", columns=[{"name": "N", "type": "number"}])
-    service.seed_rows(team.workspace, team.owner, table, 1234, seed=3)
+    seed_rows(team.workspace, team.owner, table, 1234, seed=3)
     stored = _db_rows(db, table)
     n_id = str(table.live_columns[0].id)
     base = f"/api/v1/tables/{table.id}/rows"

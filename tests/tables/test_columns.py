@@ -9,10 +9,11 @@ from sqlalchemy import select
 
 from morket.core.errors import ValidationFailed
 from morket.core.models import OutboxMessage
-from morket.tables import column_service, service, undo
+from morket.tables import column_service, formula_rows, service, undo
 from morket.tables.undo import UndoConflict
 from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - fixtures shared with tests/browser
 from tests.factories import MembershipFactory, csrf_token, login, workspace_with_owner
+from tests.support.seeding import seed_rows
 
 
 @pytest.fixture
@@ -154,7 +155,7 @@ def test_undo_of_column_operations(db, setup):
 def test_formula_recompute_runs_as_a_job_and_reads_stay_available(db, client, setup, run_jobs):
     workspace, owner, table = setup
     number = column_service.add_table_column(workspace, owner, table, "Seats", "number")[0]
-    service.seed_rows(workspace, owner, table, 3000, seed=3)
+    seed_rows(workspace, owner, table, 3000, seed=3)
     login(client, owner)
     column = table.live_columns[0]
     resp = _post(
@@ -222,7 +223,7 @@ def test_hostile_column_names_never_reach_sql(db, owner):
     column, _ = column_service.add_table_column(
         workspace, user, table, "Twice", "formula", config={"expression": "{" + evil + "} * 2"}
     )
-    column_service.recompute_formulas(workspace, table, lo=0, hi=10**12)
+    formula_rows.recompute_formulas(workspace, table, lo=0, hi=10**12)
     assert service.read_window(workspace, user, table, None, 0, 1)[0].values(table)[column.id] == "42"
 
 

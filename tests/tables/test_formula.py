@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql
 
 from morket.core.errors import ValidationFailed
-from morket.tables import column_service, formula, service, storage
+from morket.tables import column_service, formula, formula_rows, service, storage
 
 # --- an independent reference evaluator over Python values --------------------------------------
 
@@ -183,7 +183,7 @@ def sample(db, owner):
 
 def _evaluate_in_postgres(db, table, row_id, expression):
     store = storage.storage_for(table)
-    sources, formulas = column_service._sources(table, store)
+    sources, formulas = formula_rows.formula_sources(table, store)
     compiled = formula.compile_formula(expression, sources, formulas)
     statement = sa.select(compiled.value, compiled.error).where(store.rows.c.id == row_id)
     return compiled, statement, db.session.execute(statement).one()
@@ -245,7 +245,7 @@ def test_hostile_text_reaches_postgres_only_as_a_parameter(db, sample, hostile):
 def test_parse_and_type_errors_name_the_position(db, sample, expression, position, words):
     table, _ = sample
     with pytest.raises(ValidationFailed) as caught:
-        column_service.check_formula(table, expression)
+        formula_rows.check_formula(table, expression)
     assert words in caught.value.message
     assert f"at character {position + 1}" in caught.value.message
 
@@ -254,7 +254,7 @@ def test_python_is_never_evaluated(db, sample):
     table, _ = sample
     for attack in ("__import__('os').system('x')", "{A}.__class__", "exec(1)", "lambda: 1"):
         with pytest.raises(ValidationFailed):
-            column_service.check_formula(table, attack)
+            formula_rows.check_formula(table, attack)
 
 
 def test_per_cell_errors_do_not_fail_the_column(db, owner, run_jobs):
@@ -302,8 +302,8 @@ def test_saving_an_input_cell_recomputes_that_row(db, owner, run_jobs):
     )
     run_jobs()
     service.update_cell(workspace, user, table, first, table.live_columns[0].id, "Grace")
-    assert column_service.refresh_formula_rows(workspace, table, [first], {table.live_columns[0].id}) == 1
-    assert column_service.refresh_formula_rows(workspace, table, [first], {column.id}) == 0
+    assert formula_rows.refresh_formula_rows(workspace, table, [first], {table.live_columns[0].id}) == 1
+    assert formula_rows.refresh_formula_rows(workspace, table, [first], {column.id}) == 0
     row = service.get_row(workspace, user, table, first)
     assert row.values(table)[column.id] == "GRACE LOVELACE"
     assert service.get_row(workspace, user, table, second).values(table)[column.id] == "ALAN TURING"
@@ -324,7 +324,7 @@ def test_cycles_between_formulas_are_refused(db, owner, run_jobs):
         column_service.set_formula(workspace, user, table, a.id, "{Double} + 1")
     service.insert_rows(workspace, user, table, [{"N": "3"}])
     run_jobs()
-    column_service.recompute_formulas(workspace, table, lo=0, hi=10**12)
+    formula_rows.recompute_formulas(workspace, table, lo=0, hi=10**12)
     row = service.read_window(workspace, user, table, None, 0, 1)[0].values(table)
     assert (row[a.id], row[b.id]) == ("6", "12")
 
@@ -360,7 +360,7 @@ def test_dates_checkboxes_and_blanks(db, owner):
     }
     for expression, expected in cases.items():
         store = service.storage.storage_for(table)
-        sources, formulas = column_service._sources(table, store)
+        sources, formulas = formula_rows.formula_sources(table, store)
         compiled = formula.compile_formula(expression, sources, formulas)
         query = sa.select(compiled.value).select_from(store.rows).order_by(store.rows.c.pos)
         got = db.session.execute(query).scalars().all()

@@ -33,6 +33,7 @@ def big_table(app, live_server, request):  # noqa: F811
     from morket.extensions import db
     from morket.tables import service
     from morket.workspaces.models import Workspace
+    from tests.support.seeding import seed_rows
 
     n = request.param
     with app.app_context():
@@ -46,7 +47,7 @@ def big_table(app, live_server, request):  # noqa: F811
             columns=[{"name": "Company", "type": "text"}, {"name": "Employees", "type": "number"}],
         )
         started = time.perf_counter()
-        service.seed_rows(workspace, user, table, n, seed=3)
+        seed_rows(workspace, user, table, n, seed=3)
         db.session.commit()
         db.session.execute(text(f"ANALYZE ut.{table.storage_name}"))
         db.session.commit()

@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from morket.core.errors import NotFound, ValidationFailed
 from morket.tables import service, storage
+from tests.support.seeding import seed_rows
 
 
 def test_another_workspace_cannot_reach_the_table(db, owner, stranger, seeded):
@@ -31,7 +32,7 @@ def test_another_workspace_cannot_reach_the_table(db, owner, stranger, seeded):
         lambda: service.create_view(theirs, intruder, seeded, "Evil"),
         lambda: service.get_view_or_404(theirs, seeded, view.id),
         lambda: service.read_window(mine, me, seeded, _foreign_view(theirs, intruder), 0, 10),
-        lambda: service.seed_rows(theirs, intruder, seeded, 5),
+        lambda: seed_rows(theirs, intruder, seeded, 5),
         lambda: service.delete_table(theirs, intruder, seeded),
     ]
     for attempt in attempts:

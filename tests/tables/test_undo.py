@@ -11,6 +11,7 @@ from morket.core.errors import NotFound
 from morket.tables import editing, service, undo
 from morket.tables.undo import UndoConflict, redo_next, undo_depth, undo_last
 from morket.workspaces.models import Membership
+from tests.support.seeding import seed_rows
 from tests.tables.conftest import _workspace_and_user
 
 
@@ -40,7 +41,7 @@ def small(db, owner):
     from tests.tables.conftest import BASIC_COLUMNS
 
     table = service.create_table(workspace, user, "Small", columns=BASIC_COLUMNS)
-    service.seed_rows(workspace, user, table, 12, seed=3)
+    seed_rows(workspace, user, table, 12, seed=3)
     return table
 
 

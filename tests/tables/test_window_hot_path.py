@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from morket.tables import service
 from tests.factories import login
+from tests.support.seeding import seed_rows
 
 TYPES = [
     {"name": "Name", "type": "text"},
@@ -85,7 +86,7 @@ def _cells(fragment: str) -> list[tuple[str, int, dict[str, str], str]]:
 def typed(db, owner):
     workspace, user = owner
     table = service.create_table(workspace, user, "Typed", columns=TYPES)
-    service.seed_rows(workspace, user, table, len(VALUES), values=VALUES)
+    seed_rows(workspace, user, table, len(VALUES), values=VALUES)
     db.session.flush()
     return table
 

@@ -1,0 +1,184 @@
+"""The rules every read and write of a table follows: tenant loaders and checks, the row lock, stale views.
+
+Other domains reach these through ``morket.tables.service`` (see its ``__all__``); the modules of
+this package import them from here. Nothing here commits.
+
+- ``check_owned`` is the one tenant check of objects passed in: another workspace's table, view or
+  column raises NotFound, exactly as a lookup would, so existence does not leak.
+- ``lock_rows`` serialises the writes that add or remove a table's rows (``FOR UPDATE`` on the
+  table's row) and reloads the position keys they move.
+- ``mark_views_stale`` is the one staleness rule: views sorted or filtered on changed cells (or
+  searching text that changed, or any ordered view when rows were added) rebuild on their next read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from morket.core.errors import NotFound
+from morket.core.types import Workspace
+from morket.extensions import db
+from morket.tables import storage
+from morket.tables.filters import TEXT_LIKE
+from morket.tables.models import Column, Table, View
+
+# --- loaders ---------------------------------------------------------------------------------------
+
+
+def get_table_or_404(workspace: Workspace, table_id: int, *, lock: Literal["share", "update"] | None = None) -> Table:
+    """Return the workspace's table ``table_id`` with its columns, or raise NotFound.
+
+    A request that writes takes the table's row lock here, before it touches the rows table:
+    ``share`` for cell edits and views (many at once), ``update`` for what changes the table's own
+    row (rows added or removed, columns, the name). ``delete_table`` takes it ``FOR UPDATE`` before
+    it drops anything, so a writer waits for a delete in progress and then finds no table (404),
+    and a delete waits for the writers holding it; everyone takes it first, so none waits in a circle.
+    """
+    statement = (
+        select(Table).where(Table.id == table_id, Table.workspace_id == workspace.id).options(joinedload(Table.columns))
+    )
+    if lock is not None:
+        statement = statement.with_for_update(read=lock == "share", of=Table).execution_options(populate_existing=True)
+    table = db.session.scalars(statement).unique().one_or_none()
+    if table is None:
+        raise NotFound("That table does not exist.")
+    return table
+
+
+def get_table_and_view_or_404(workspace: Workspace, table_id: int, view_id: int | None) -> tuple[Table, View | None]:
+    """Return the workspace's table with its columns and its view ``view_id`` (else its first view).
+
+    One statement, for the grid's window reads. Raises NotFound for a missing table, or for a
+    ``view_id`` that is not one of the table's views.
+    """
+    if view_id is None:
+        first = select(sa.func.min(View.id)).where(View.table_id == Table.id).correlate(Table).scalar_subquery()
+        which = View.id == first
+    else:
+        which = View.id == view_id
+    found = (
+        db.session.execute(
+            select(Table, View)
+            .outerjoin(View, sa.and_(View.table_id == Table.id, View.workspace_id == workspace.id, which))
+            .where(Table.id == table_id, Table.workspace_id == workspace.id)
+            .options(joinedload(Table.columns))
+        )
+        .unique()
+        .one_or_none()
+    )
+    if found is None:
+        raise NotFound("That table does not exist.")
+    table, view = found
+    if view is None and view_id is not None:
+        raise NotFound("That view does not exist.")
+    return table, view
+
+
+def list_tables(workspace: Workspace) -> list[Table]:
+    """Return the workspace's tables, grouped by folder then by name."""
+    return list(
+        db.session.scalars(
+            select(Table).where(Table.workspace_id == workspace.id).order_by(Table.folder.nulls_first(), Table.name)
+        )
+    )
+
+
+def get_view_or_404(workspace: Workspace, table: Table, view_id: int) -> View:
+    """Return the table's view ``view_id``, or raise NotFound."""
+    check_owned(workspace, table)
+    view = db.session.scalars(
+        select(View).where(View.id == view_id, View.table_id == table.id, View.workspace_id == workspace.id)
+    ).one_or_none()
+    if view is None:
+        raise NotFound("That view does not exist.")
+    return view
+
+
+def list_views(workspace: Workspace, table: Table) -> list[View]:
+    """Return the table's saved views, oldest first."""
+    check_owned(workspace, table)
+    return list(
+        db.session.scalars(
+            select(View).where(View.table_id == table.id, View.workspace_id == workspace.id).order_by(View.id)
+        )
+    )
+
+
+# --- ownership -------------------------------------------------------------------------------------
+
+
+def check_owned(workspace: Workspace, *objects: Any) -> None:
+    """Raise NotFound unless every object given (a table, view or column; None is skipped) is ``workspace``'s."""
+    for obj in objects:
+        if obj is not None and obj.workspace_id != workspace.id:
+            raise NotFound("That table does not exist.")
+
+
+def find_column(table: Table, column_id: int, *, deleted: bool = False) -> Column:
+    """Return the table's live column ``column_id`` (a deleted one with ``deleted``), or raise NotFound."""
+    for column in table.columns:
+        if column.id == column_id and (column.deleted_at is not None) == deleted:
+            return column
+    raise NotFound("That column does not exist.")
+
+
+# --- the row lock ----------------------------------------------------------------------------------
+
+
+def lock_rows(table: Table) -> None:
+    """Serialise writes that add or remove rows of one table, and reload its position keys.
+
+    The table was loaded before the lock: another writer may have changed ``pos_gaps`` and
+    ``row_count`` since, so they are read again under it.
+    """
+    db.session.flush()
+    db.session.execute(
+        select(Table).where(Table.id == table.id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def next_pos(table: Table) -> int:
+    """Return the ``pos`` of a row appended now (call under ``lock_rows``)."""
+    _, last = storage.sequence_bounds(table.storage_name, "pos")
+    return table.pos_base if last is None else last + 1
+
+
+# --- stale views -----------------------------------------------------------------------------------
+
+
+def _referenced_columns(view: View) -> tuple[set[int], bool]:
+    """Return the column ids a view's order depends on, and whether it searches all text."""
+    used = {int(key["column_id"]) for key in view.sort or []}
+    searches = False
+    stack = [view.filters or {}]
+    while stack:
+        group = stack.pop()
+        for cond in group.get("conditions") or []:
+            if "conditions" in cond:
+                stack.append(cond)
+            elif cond.get("operator") == "search":
+                searches = True
+            else:
+                used.add(int(cond["column_id"]))
+    return used, searches
+
+
+def mark_views_stale(workspace: Workspace, table: Table, column_ids: Iterable[int] | None) -> None:
+    """Mark the ordered views whose order may have changed for a rebuild; None means rows were added."""
+    changed_ids = None if column_ids is None else set(column_ids)
+    text_columns = {c.id for c in table.columns if c.type in TEXT_LIKE}
+    changed = False
+    for view in list_views(workspace, table):
+        if not view.is_ordered or view.order_stale:
+            continue
+        used, searches = _referenced_columns(view)
+        if changed_ids is None or used & changed_ids or (searches and changed_ids & text_columns):
+            view.order_stale = True
+            changed = True
+    if changed:
+        db.session.flush()
