@@ -10,6 +10,7 @@ def register(app: Flask) -> None:
         column_views,  # noqa: F401 - the column endpoints
         edit_views,  # noqa: F401 - the grid edit endpoints
         models,
+        page_errors,  # noqa: F401 - a table dropped under a page request is a 404
         undo,
         views,  # noqa: F401 - the table pages
     )

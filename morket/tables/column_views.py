@@ -44,21 +44,24 @@ def _int(name: str, label: str) -> int:
 
 
 def _done(workspace, table) -> Any:  # noqa: ANN001
-    """Commit and send the caller back to a refreshed grid."""
-    db.session.commit()
+    """Commit and send the caller back to a refreshed grid (built first: the commit expires ``table``)."""
     if wants_fragment():
         response = make_response("", 204)
         response.headers["HX-Refresh"] = "true"
-        return response
-    view = request.values.get("view_id")
-    return redirect(url_for("tables.grid", slug=workspace.slug, table_id=table.id, view=view or None))
+    else:
+        view = request.values.get("view_id")
+        response = redirect(url_for("tables.grid", slug=workspace.slug, table_id=table.id, view=view or None))
+    db.session.commit()
+    return response
 
 
 def _job_response(workspace, table, job) -> Any:  # noqa: ANN001
-    db.session.commit()
     if wants_fragment():
-        return render_template("tables/_columns_job.html", workspace=workspace, table=table, job=job)
-    return redirect(url_for("tables.grid", slug=workspace.slug, table_id=table.id))
+        response = render_template("tables/_columns_job.html", workspace=workspace, table=table, job=job)
+    else:
+        response = redirect(url_for("tables.grid", slug=workspace.slug, table_id=table.id))
+    db.session.commit()
+    return response
 
 
 def _error(exc: MorketError) -> Any:
@@ -69,9 +72,10 @@ def _error(exc: MorketError) -> Any:
     return response
 
 
-def _run(workspace, table_id: int, action) -> Any:  # noqa: ANN001
+def _run(workspace, table_id: int, action, lock: str = "update") -> Any:  # noqa: ANN001
+    """Load the table under its row lock (``update``: the columns change; ``share``: only a view does)."""
     try:
-        table = service.get_table_or_404(workspace, table_id)
+        table = service.get_table_or_404(workspace, table_id, lock=lock)
         return action(table)
     except MorketError as exc:
         return _error(exc)
@@ -187,7 +191,7 @@ def resize_column(workspace, membership, table_id: int, column_id: int):  # noqa
         column_service.resize_column(workspace, current_user, table, _view(workspace, table), column_id, width)
         return _done(workspace, table)
 
-    return _run(workspace, table_id, action)
+    return _run(workspace, table_id, action, lock="share")
 
 
 @bp.post(f"{BASE}/<int:column_id>/hide")
@@ -198,7 +202,7 @@ def hide_column(workspace, membership, table_id: int, column_id: int):  # noqa: 
         column_service.set_column_hidden(workspace, current_user, table, _view(workspace, table), column_id, hidden)
         return _done(workspace, table)
 
-    return _run(workspace, table_id, action)
+    return _run(workspace, table_id, action, lock="share")
 
 
 @bp.post(f"{BASE}/freeze")
@@ -209,7 +213,7 @@ def freeze_columns(workspace, membership, table_id: int):  # noqa: ANN001
         column_service.freeze_columns(workspace, current_user, table, _view(workspace, table), count)
         return _done(workspace, table)
 
-    return _run(workspace, table_id, action)
+    return _run(workspace, table_id, action, lock="share")
 
 
 @bp.post(f"{BASE}/<int:column_id>/delete")

@@ -81,15 +81,16 @@ def _plural(n: int, word: str) -> str:
 @limiter.limit(GRID_LIMIT)
 def save_cell(workspace, membership, table_id: int):  # noqa: ANN001
     try:
-        table = service.get_table_or_404(workspace, table_id)
+        table = service.get_table_or_404(workspace, table_id, lock="share")
         row_id, column_id = _int("row_id"), _int("column_id")
         column = next((c for c in table.live_columns if c.id == column_id), None)
         value = editing.save_cell(workspace, current_user, table, row_id, column_id, request.form.get("value", ""))
     except MorketError as exc:
         return _failed(exc)
-    db.session.commit()
+    # Built before the commit, which expires the column another request may delete a moment later.
     resp = make_response(render_template("tables/_edit_cell.html", column=column, value=value))
     resp.headers["Cache-Control"] = "no-store"
+    db.session.commit()
     return resp
 
 
@@ -98,7 +99,7 @@ def save_cell(workspace, membership, table_id: int):  # noqa: ANN001
 @limiter.limit(GRID_LIMIT)
 def add_rows(workspace, membership, table_id: int):  # noqa: ANN001
     try:
-        table = service.get_table_or_404(workspace, table_id)
+        table = service.get_table_or_404(workspace, table_id, lock="update")
         count = _int("count", required=False, low=1, high=editing.MAX_ADD_ROWS) or 1
         ids = editing.add_rows(workspace, current_user, table, count, after_row_id=_int("after_row_id", required=False))
     except MorketError as exc:
@@ -111,7 +112,7 @@ def add_rows(workspace, membership, table_id: int):  # noqa: ANN001
 @limiter.limit(GRID_LIMIT)
 def delete_rows(workspace, membership, table_id: int):  # noqa: ANN001
     try:
-        table = service.get_table_or_404(workspace, table_id)
+        table = service.get_table_or_404(workspace, table_id, lock="update")
         removed = editing.remove_rows(workspace, current_user, table, _ids("row_ids"))
     except MorketError as exc:
         return _failed(exc)
@@ -123,7 +124,7 @@ def delete_rows(workspace, membership, table_id: int):  # noqa: ANN001
 @limiter.limit(GRID_LIMIT)
 def paste(workspace, membership, table_id: int):  # noqa: ANN001
     try:
-        table = service.get_table_or_404(workspace, table_id)
+        table = service.get_table_or_404(workspace, table_id, lock="update")
         view = _view(workspace, table)
         text = request.form.get("text", "")
         if not text or len(text) > editing.MAX_PASTE_CHARS:
@@ -157,7 +158,7 @@ def paste(workspace, membership, table_id: int):  # noqa: ANN001
 @limiter.limit(GRID_LIMIT)
 def fill(workspace, membership, table_id: int):  # noqa: ANN001
     try:
-        table = service.get_table_or_404(workspace, table_id)
+        table = service.get_table_or_404(workspace, table_id, lock="share")
         view = _view(workspace, table)
         rows = _selected_rows(workspace, table, view)
         changed = editing.fill_down(workspace, current_user, table, view, rows, _ids("column_ids"))
@@ -171,7 +172,7 @@ def fill(workspace, membership, table_id: int):  # noqa: ANN001
 @limiter.limit(GRID_LIMIT)
 def clear(workspace, membership, table_id: int):  # noqa: ANN001
     try:
-        table = service.get_table_or_404(workspace, table_id)
+        table = service.get_table_or_404(workspace, table_id, lock="share")
         view = _view(workspace, table)
         rows = _selected_rows(workspace, table, view)
         changed = editing.clear_cells(workspace, current_user, table, view, rows, _ids("column_ids"))
@@ -182,7 +183,7 @@ def clear(workspace, membership, table_id: int):  # noqa: ANN001
 
 def _step(workspace, table_id: int, run, done: str, nothing: str):  # noqa: ANN001
     try:
-        table = service.get_table_or_404(workspace, table_id)
+        table = service.get_table_or_404(workspace, table_id, lock="update")
         step = run(workspace, current_user, table)
     except undo.UndoConflict as exc:
         # The rest of the step was applied: keep it, and say what was left alone.

@@ -53,6 +53,7 @@ from morket.extensions import db
 from morket.tables.models import USER_SCHEMA, Column, Table
 
 MAX_USER_COLUMNS = 100
+UNDEFINED_TABLE = "42P01"
 # Far below PostgreSQL's 1,600 so that a rewrite happens long before an ALTER could fail.
 REWRITE_AT_ATTNUM = 1400
 
@@ -460,3 +461,8 @@ def remove_from_order(table_id: int, view_id: int, row_ids: Sequence[int]) -> li
             {"ids": list(row_ids)},
         ).scalars()
     )
+
+
+def dropped_under(exc: sa.exc.DBAPIError) -> bool:
+    """Whether a statement failed because a user table's storage was dropped under it (the table was deleted)."""
+    return getattr(exc.orig, "sqlstate", None) == UNDEFINED_TABLE and f'relation "{USER_SCHEMA}.' in str(exc.orig)

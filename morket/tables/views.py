@@ -198,7 +198,7 @@ def create(workspace, membership):  # noqa: ANN001
 @bp.post("/w/<slug>/tables/<int:table_id>/rename")
 @workspace_page("tables.manage")
 def rename(workspace, membership, table_id: int):  # noqa: ANN001
-    table = service.get_table_or_404(workspace, table_id)
+    table = service.get_table_or_404(workspace, table_id, lock="update")
     name = request.form.get("name", "")
     try:
         service.rename_table(workspace, current_user, table, name)
@@ -683,7 +683,7 @@ def _view_fields(table: Table, view: View, form) -> dict[str, Any]:  # noqa: ANN
 @bp.post("/w/<slug>/tables/<int:table_id>/views/<int:view_id>")
 @workspace_page("tables.edit")
 def save_view(workspace, membership, table_id: int, view_id: int):  # noqa: ANN001
-    table = service.get_table_or_404(workspace, table_id)
+    table = service.get_table_or_404(workspace, table_id, lock="share")
     view = service.get_view_or_404(workspace, table, view_id)
     try:
         fields = _view_fields(table, view, request.form)
@@ -717,7 +717,7 @@ def save_view(workspace, membership, table_id: int, view_id: int):  # noqa: ANN0
 @bp.post("/w/<slug>/tables/<int:table_id>/views/<int:view_id>/delete")
 @workspace_page("tables.edit")
 def delete_view(workspace, membership, table_id: int, view_id: int):  # noqa: ANN001
-    table = service.get_table_or_404(workspace, table_id)
+    table = service.get_table_or_404(workspace, table_id, lock="share")
     view = service.get_view_or_404(workspace, table, view_id)
     views = service.list_views(workspace, table)
     if views and views[0].id == view.id:

@@ -2,7 +2,8 @@
 
 The data is committed for real and every request runs in its own thread with its own database
 connection, as requests to separate web workers would; the waits only bound how long a broken
-build can hang.
+build can hang. The JSON API and the pages (the grid's edit, column and view endpoints, with a
+browser session and its CSRF token) are both fired at.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import sqlalchemy as sa
 from morket.api.tokens import encode_access_token
 from morket.extensions import db, limiter
 from tests.api.conftest import bearer
+from tests.factories import csrf_token, login
 
 ALLOWED = {200, 201, 404, 409}
+PAGE_ALLOWED = {200, 204, 404, 409}
 WRITERS_PER_KIND = 4
 DELETERS = 4
 ROUNDS = 3
@@ -48,6 +51,14 @@ class CommittedTable:
         self.table_id = self.table.id
         db.session.commit()
         self.headers = bearer(encode_access_token(self.user.id, self.workspace.id, "owner"))
+
+    def page_session(self, app) -> tuple[str, str]:  # noqa: ANN001
+        """Log the owner in as a browser would; return its session cookie and the grid page's CSRF token."""
+        client = app.test_client()
+        login(client, self.user)
+        db.session.commit()
+        token = csrf_token(client, f"/w/{self.workspace.slug}/tables/{self.table_id}")
+        return client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value, token
 
     def remove(self) -> None:
         from morket.accounts.models import User
@@ -133,6 +144,75 @@ def test_deleting_a_table_under_concurrent_writes_answers_only_2xx_404_409(app, 
         gone = db.session.get(Table, t.table_id) is None
         # One delete did it and the others found nothing, or every delete met busy writers and left it whole.
         assert deletes[200] == (1 if gone else 0), deletes
+        if gone:
+            exists = db.session.scalar(sa.text("SELECT to_regclass(:n)"), {"n": f"ut.t_{t.table_id}"})
+            assert exists is None
+
+
+def _page_requests(t: CommittedTable) -> list[tuple[str, str, str, dict | None]]:
+    base = f"/w/{t.workspace.slug}/tables/{t.table_id}"
+    company = t.table.columns[0].id
+    view_form = {"name": "Grid view", "s_col": str(company), "s_dir": "asc", "shown": [str(company)]}
+    calls: list[tuple[str, str, str, dict | None]] = []
+    for i in range(WRITERS_PER_KIND):
+        row = t.row_ids[i]
+        calls += [
+            ("save_cell", "POST", f"{base}/cells", {"row_id": row, "column_id": company, "value": f"edited {i}"}),
+            ("add_rows", "POST", f"{base}/rows/add", {"count": 2}),
+            ("delete_rows", "POST", f"{base}/rows/delete", {"row_ids": str(t.row_ids[-1 - i])}),
+            ("paste", "POST", f"{base}/paste", {"row_ids": str(row), "column_id": company, "text": "a\nb"}),
+            ("clear", "POST", f"{base}/clear", {"row_ids": str(row), "column_ids": str(company)}),
+            ("undo", "POST", f"{base}/undo", {}),
+            ("add_column", "POST", f"{base}/columns", {"name": f"Col {i}", "type": "text"}),
+            ("width", "POST", f"{base}/columns/{company}/width", {"width": 200 + i, "view_id": t.view_id}),
+            ("save_view", "POST", f"{base}/views/{t.view_id}", view_form),
+            ("rename_table", "POST", f"{base}/rename", {"name": f"Race {i}"}),
+            ("read_rows", "GET", f"{base}/rows?start=0&limit=50", None),
+        ]
+    calls += [("delete_table", "POST", f"{base}/delete", {})] * DELETERS
+    return calls
+
+
+def _fire_pages(app, t: CommittedTable) -> list[tuple[str, int, str]]:
+    cookie, token = t.page_session(app)
+    calls = _page_requests(t)
+    barrier = threading.Barrier(len(calls))
+    results: list[tuple[str, int, str]] = []
+    lock = threading.Lock()
+    headers = {"X-CSRFToken": token, "HX-Request": "true"}
+
+    def one(kind: str, method: str, url: str, form: dict | None) -> None:
+        client = app.test_client()
+        client.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie)
+        barrier.wait(timeout=60)
+        resp = client.open(url, method=method, data=form, headers=headers)
+        with lock:
+            results.append((kind, resp.status_code, resp.get_data(as_text=True)[:300]))
+
+    threads = [threading.Thread(target=one, args=call, daemon=True) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a request hung"
+    return results
+
+
+def test_deleting_a_table_under_concurrent_page_writes_answers_only_2xx_404_409(app, committed):
+    from morket.tables.models import Table
+
+    for _ in range(ROUNDS):
+        t = CommittedTable()
+        committed.append(t)
+        results = _fire_pages(app, t)
+        unexpected = [r for r in results if r[1] not in PAGE_ALLOWED]
+        assert not unexpected, unexpected
+        # Every writer ran: each either saw the table (2xx) or found it gone (404); none was refused.
+        assert {kind for kind, status, _ in results if status in (200, 204)} - {"delete_table"}, results
+        deletes = Counter(status for kind, status, _ in results if kind == "delete_table")
+        db.session.rollback()
+        gone = db.session.get(Table, t.table_id) is None
+        assert deletes[204] == (1 if gone else 0), deletes
         if gone:
             exists = db.session.scalar(sa.text("SELECT to_regclass(:n)"), {"n": f"ut.t_{t.table_id}"})
             assert exists is None
