@@ -339,9 +339,9 @@ def bare_calls(base_url: str, start: int, count: int, salt: str, start_at: float
 
     import httpx
 
-    from morket.enrichment.engine import CALL_TIMEOUT_SECONDS
     from morket.providers.base import CallContext
     from morket.providers.registry import get_operation, provider_for
+    from morket.runs.limits import CALL_TIMEOUT_SECONDS
 
     concurrency = 8  # ENRICHMENT_CONCURRENCY's default, as the workers run it
     op = get_operation("hunter.email_finder")

@@ -1,17 +1,14 @@
 """Enrichment runs as users and integrations see them: estimate, start, cancel, progress, attempts.
 
 Services take the workspace (and actor) explicitly, flush but never commit, and raise the domain
-errors of ``morket.core.errors``; the work itself happens in jobs (``engine.work``).
+errors of ``morket.core.errors``; the work itself happens in jobs run by the row-run engine
+(``morket.runs``, with enrichment's executor in ``executor``).
 """
 
 from __future__ import annotations
 
-import importlib
-import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import pydantic
@@ -21,11 +18,13 @@ from sqlalchemy.dialects import postgresql as pg
 from morket.core.audit import record_audit
 from morket.core.db import utcnow
 from morket.core.errors import Conflict, MorketError, NotFound, ValidationFailed
-from morket.enrichment import engine
 from morket.enrichment.config import EnrichmentConfig, read_config
+from morket.enrichment.executor import EXECUTOR
 from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun, EnrichmentRunRow
 from morket.extensions import db
-from morket.providers.base import Result
+from morket.runs import callbacks, jobs
+from morket.runs.leases import mark_cells
+from morket.runs.models import OPEN_ROW_STATUSES
 from morket.tables import filters, storage
 from morket.tables.models import Column, Table
 
@@ -185,7 +184,7 @@ def estimate_run(
     prices = value_prices(workspace, config)
     per_row = max(prices)
     max_credits = int(rows) * per_row
-    threshold = int(engine._setting("ENRICHMENT_CONFIRM_CREDITS", 500))  # noqa: SLF001
+    threshold = int(jobs.setting("ENRICHMENT_CONFIRM_CREDITS", 500))
     return Estimate(
         rows=int(rows),
         max_credits=max_credits,
@@ -246,7 +245,7 @@ def start_run(
         run.status = "completed"
         run.started_at = run.finished_at = utcnow()
     else:
-        engine.enqueue_jobs(run.id)
+        jobs.enqueue_jobs(EXECUTOR, run.id)
     record_audit(
         workspace,
         actor,
@@ -285,7 +284,7 @@ def _insert_run_rows(
             runs.c.column_id == column.id,
             runs.c.id != run.id,
             rr.c.row_id == rows.c.id,
-            rr.c.status.in_(engine.OPEN_ROW_STATUSES),
+            rr.c.status.in_(OPEN_ROW_STATUSES),
         )
         .exists()
     )
@@ -342,14 +341,14 @@ def cancel_run(workspace, actor, run: EnrichmentRun) -> EnrichmentRun:  # noqa: 
         r[0]
         for r in db.session.execute(
             sa.update(rr)
-            .where(rr.c.run_id == run.id, rr.c.status.in_(engine.OPEN_ROW_STATUSES))
+            .where(rr.c.run_id == run.id, rr.c.status.in_(OPEN_ROW_STATUSES))
             .values(status="cancelled", state="cancelled", lease_owner=None, lease_expires_at=None, callback_id=None)
             .returning(rr.c.row_id)
         )
     ]
     table = db.session.get(Table, run.table_id)
     if table is not None and cancelled:
-        engine.mark_cells(table, run.column_id, run.id, cancelled, "cancelled")
+        mark_cells(table, run.column_id, run.id, cancelled, "cancelled")
     runs = EnrichmentRun.__table__
     db.session.execute(
         sa.update(runs)
@@ -446,148 +445,15 @@ def on_rows_changed(table: Table, row_ids: Sequence[int]) -> list[EnrichmentRun]
 
 
 def find_callback_row(provider: str, callback_id: str) -> EnrichmentRunRow | None:
-    """The run row waiting for ``callback_id`` from ``provider`` (for signature checks), or None."""
-    if not callback_id or len(callback_id) > 64:
-        return None
-    return db.session.scalar(
-        sa.select(EnrichmentRunRow).where(
-            EnrichmentRunRow.callback_id == callback_id,
-            EnrichmentRunRow.status == "awaiting_callback",
-            EnrichmentRunRow.provider == provider,
-        )
-    )
-
-
-def _callback_result(provider_name: str, operation_key: str, payload: Mapping[str, Any]) -> Result:
-    """Turn a provider's webhook body into a Result (the adapter's parser when it has one)."""
-    from morket.providers import registry
-
-    provider = registry.get_provider(provider_name)  # an unknown name stops here, before any import
-    op = registry.get_operation(operation_key)
-    try:
-        module = importlib.import_module(f"{registry.PACKAGE}.{provider.name}")
-    except ImportError:
-        module = None
-    parser = getattr(module, "result_from_webhook", None)
-    if callable(parser):
-        parsed = parser(payload)
-        return parsed[1] if isinstance(parsed, tuple) else parsed
-    if "outcome" in payload:
-        return Result(outcome=payload["outcome"], values=dict(payload.get("values") or {}))
-    status = payload.get("status")
-    body = payload.get("body")
-    if status == 404 or body is None:
-        return Result(outcome="not_found", http_status=404)
-    if isinstance(status, int) and status >= 500:
-        return Result(outcome="retryable", http_status=status)
-    if isinstance(body, Mapping):
-        return Result(outcome="hit", values={k: body[k] for k in op.output_names if k in body}, http_status=200)
-    return Result(outcome="invalid_input", message="The callback body could not be read.")
+    """The run row an answer from ``provider`` with ``callback_id`` is for (for signature checks), or None."""
+    return callbacks.find_callback_row(provider, callback_id)
 
 
 def complete_callback(provider: str, callback_id: str, payload: Mapping[str, Any]) -> EnrichmentRunRow | None:
     """File an asynchronous provider's answer for the row waiting on ``callback_id``; None if none waits.
 
-    The attempt is written now; the row goes back to pending with the answer kept on it, and a
-    worker continues the waterfall from there (validation, next steps, output cells) and charges
-    the value if the row delivers it (``engine.delivery_charge``). The caller verifies the
-    signature first and commits.
+    The attempt is written now; a worker continues the waterfall from the answer (validation,
+    next steps, output cells) and charges the value if the row delivers it
+    (``executor.delivery_charge``). The caller verifies the signature first and commits.
     """
-    from morket.credits.prices import price
-
-    row = db.session.scalar(
-        sa.select(EnrichmentRunRow)
-        .where(
-            EnrichmentRunRow.callback_id == callback_id,
-            EnrichmentRunRow.status == "awaiting_callback",
-            EnrichmentRunRow.provider == provider,
-        )
-        .with_for_update()
-    )
-    if row is None:
-        return None
-    run = db.session.get(EnrichmentRun, row.run_id)
-    config = read_config(run.config)
-    if row.step_index >= len(config.steps):
-        return None
-    operation = config.steps[row.step_index].operation
-    sent = db.session.scalar(
-        sa.select(EnrichmentAttempt)
-        .where(
-            EnrichmentAttempt.run_id == run.id,
-            EnrichmentAttempt.row_id == row.row_id,
-            EnrichmentAttempt.operation == operation,
-            EnrichmentAttempt.outcome == "pending",
-        )
-        .order_by(EnrichmentAttempt.id.desc())
-        .limit(1)
-    )
-    key_source = sent.key_source if sent is not None else "platform"
-    result = _callback_result(provider, operation, payload)
-    started = sent.created_at if sent is not None else utcnow()
-    attempt = EnrichmentAttempt(
-        workspace_id=run.workspace_id,
-        run_id=run.id,
-        row_id=row.row_id,
-        column_id=run.column_id,
-        provider=provider,
-        operation=operation,
-        step_index=row.step_index,
-        outcome=result.outcome,
-        http_status=result.http_status,
-        latency_ms=max(0, int((utcnow() - started).total_seconds() * 1000)),
-        # What the call cost at the provider; the workspace pays only if the row delivers the value.
-        cost=price(operation) if result.outcome == "hit" else 0,
-        key_source=key_source,
-        cached=False,
-        message=result.message,
-    )
-    db.session.add(attempt)
-    db.session.flush()
-    stored = {
-        "outcome": result.outcome,
-        "values": result.values,
-        "http_status": result.http_status,
-        "message": result.message,
-        # The delivered value's ledger entry points at this attempt.
-        "attempt_id": attempt.id,
-    }
-    if result.outcome in ("hit", "not_found"):
-        _requeue(row, run, stored, step_index=row.step_index, message=None)
-    elif result.outcome in ("retryable", "rate_limited", "pending"):
-        _requeue(row, run, None, step_index=row.step_index, message=result.message, retry=True)
-    else:
-        _requeue(row, run, None, step_index=row.step_index + 1, message=result.message or result.outcome)
-    db.session.flush()
-    return row
-
-
-def _requeue(
-    row: EnrichmentRunRow,
-    run: EnrichmentRun,
-    stored: dict[str, Any] | None,
-    *,
-    step_index: int,
-    message: str | None,
-    retry: bool = False,
-) -> None:
-    row.status = "pending"
-    row.step_index = step_index
-    row.result = json.loads(json.dumps(stored, default=str)) if stored is not None else None
-    row.lease_owner = None
-    row.lease_expires_at = None
-    row.callback_id = None
-    row.message = message
-    if retry:
-        row.attempts = (row.attempts or 0) + 1
-        row.next_attempt_at = utcnow() + timedelta(seconds=engine.backoff_seconds(row.attempts))
-    else:
-        row.attempts = 0
-        row.next_attempt_at = utcnow()
-    table = db.session.get(Table, run.table_id)
-    if table is not None:
-        engine.mark_cells(table, run.column_id, run.id, [row.row_id], "queued")
-    try:
-        engine.ensure_jobs(run.id, f"cb{int(time.time()) // 5}")
-    except Exception:  # noqa: BLE001 - Redis away: the reconciler starts the jobs later
-        engine.log.warning("could not start jobs after a callback", extra={"data": {"run_id": run.id}})
+    return callbacks.complete_callback(provider, callback_id, payload)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from morket.enrichment import engine
+from morket.enrichment import executor
 
 
 def run_enrichment(run_id: int, slot: int = 0) -> dict[str, Any]:
     """Work on a run's rows (one of ``ENRICHMENT_JOBS_PER_RUN`` slots) until none is claimable."""
-    return engine.work(run_id, slot)
+    return executor.work(run_id, slot)
 
 
 def reconcile_enrichment() -> dict[str, int]:
     """Periodic: re-queue expired leases, time out callbacks, resume paused runs, restart idle runs."""
-    return engine.reconcile()
+    return executor.reconcile()

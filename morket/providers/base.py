@@ -103,6 +103,8 @@ class CallContext:
     timeout: float = 10.0
     # Where an asynchronous provider should post its answer (absolute URL), if any.
     callback_url: str | None = None
+    # The id an asynchronous answer must carry (the run row already waits under it), if any.
+    callback_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -224,7 +224,7 @@ class ClearbitProvider(Provider):
             params = {"email": email}
         callback_id = None
         if op.asynchronous and ctx.callback_url:
-            callback_id = secrets.token_urlsafe(18)
+            callback_id = ctx.callback_id or secrets.token_urlsafe(18)
             params.update(webhook_url=ctx.callback_url, webhook_id=callback_id)
         headers = {"Authorization": f"Bearer {ctx.api_key}", "Accept": "application/json"}
         sent = _http.send(ctx, "GET", self.url(op, ctx), params=params, headers=headers)

@@ -1,11 +1,12 @@
 """Website: scrape a company's own site for its name, contacts and technologies.
 
-The enrichment engine calls providers from a pool of threads in the enrichment worker, while a
+The row-run engine calls providers from a pool of threads in the enrichment worker, while a
 browser belongs to one thread of one scrape worker. So this adapter is asynchronous: ``call``
-queues a scrape job on the scrape queue and answers ``pending`` with a callback id; the scrape
-worker reads the site (SSRF check, robots.txt, the domain's limit and breaker, the company
-extractor) and files the answer with ``enrichment.service.complete_callback``, as a webhook
-would. Cell states, progress, credits (charged on a hit) and the cache are the engine's.
+queues a scrape job on the scrape queue and answers ``pending`` with a callback id (the one the
+engine already recorded on the row, ``CallContext.callback_id``); the scrape worker reads the
+site (SSRF check, robots.txt, the domain's limit and breaker, the company extractor) and files
+the answer with ``morket.runs.callbacks.complete_callback``, as a webhook would, however soon it
+finishes. Cell states, progress, credits (charged on a hit) and the cache are the engine's.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class WebsiteProvider(Provider):
             url = normalise_target(str(inputs.get("domain") or ""))
         except UnsafeUrl as exc:
             return Result("invalid_input", message=exc.message)
-        callback_id = uuid.uuid4().hex
+        callback_id = ctx.callback_id or uuid.uuid4().hex
         try:
             queue = Queue(QUEUE_SCRAPE, connection=app_for_threads().extensions["morket_redis"])
             # Straight to RQ, not the outbox: the call runs outside the engine's session, and a lost

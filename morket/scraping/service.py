@@ -73,18 +73,19 @@ def scraper() -> Scraper:
     return Scraper(current_app.config["MORKET"], redis_connection())
 
 
-def execute_scrape(scrape_id: int) -> None:
-    """Run a queued scrape; a second run of the same job finds it no longer queued and stops."""
+def claim_scrape(scrape_id: int) -> ScrapeRequest | None:
+    """Mark a queued scrape running; None when it is no longer queued (a second run of the same job)."""
     claimed = db.session.execute(
         update(ScrapeRequest)
         .where(ScrapeRequest.id == scrape_id, ScrapeRequest.status == "queued")
         .values(status="running", started_at=utcnow())
         .returning(ScrapeRequest.id)
     ).first()
-    db.session.commit()
-    if claimed is None:
-        return
-    scrape = db.session.get(ScrapeRequest, scrape_id)
+    return None if claimed is None else db.session.get(ScrapeRequest, scrape_id)
+
+
+def read_scrape(scrape: ScrapeRequest) -> None:
+    """Read a running scrape's page with this worker's browser and record what came back."""
     try:
         outcome = scraper().scrape(scrape.url, scrape.extractor, screenshot=True)
     except UnsafeUrl as exc:
@@ -100,35 +101,18 @@ def execute_scrape(scrape_id: int) -> None:
         scrape.duration_ms = outcome.elapsed_ms
         scrape.screenshot = outcome.screenshot
     scrape.finished_at = utcnow()
-    db.session.commit()
+    db.session.flush()
 
 
-# How long the answer waits for the engine to record that the row awaits it: the engine writes a
-# batch's outcomes after all of the batch's calls return, which can be after a fast scrape ends.
-CALLBACK_WAIT_SECONDS = 60.0
-
-
-def scrape_for_enrichment(callback_id: str, url: str) -> None:
-    """Scrape for an enrichment cell and hand the answer to the engine as an asynchronous provider would."""
-    import time
-
-    from morket.enrichment.service import complete_callback
-
+def scrape_answer(url: str) -> dict:
+    """Scrape ``url`` for an enrichment cell: the answer as an asynchronous provider would send it."""
     outcome = scraper().scrape(url, "company")
     if outcome.ok:
-        payload: dict = {"outcome": "hit", "values": outcome.data, "http_status": outcome.http_status}
-    elif outcome.error_kind in ("timeout", "network", "crashed", "circuit_open", "rate_limited") or (
+        return {"outcome": "hit", "values": outcome.data, "http_status": outcome.http_status}
+    if outcome.error_kind in ("timeout", "network", "crashed", "circuit_open", "rate_limited") or (
         outcome.error_kind == "http" and (outcome.http_status or 0) >= 500
     ):
-        payload = {"outcome": "retryable", "message": outcome.message, "http_status": outcome.http_status}
-    elif outcome.error_kind == "http" and outcome.http_status == 404:
-        payload = {"outcome": "not_found", "message": outcome.message, "http_status": 404}
-    else:
-        payload = {"outcome": "invalid_input", "message": outcome.message, "http_status": outcome.http_status}
-    deadline = time.monotonic() + CALLBACK_WAIT_SECONDS
-    while True:
-        row = complete_callback("website", callback_id, payload)
-        db.session.commit()
-        if row is not None or time.monotonic() > deadline:
-            return
-        time.sleep(0.2)
+        return {"outcome": "retryable", "message": outcome.message, "http_status": outcome.http_status}
+    if outcome.error_kind == "http" and outcome.http_status == 404:
+        return {"outcome": "not_found", "message": outcome.message, "http_status": 404}
+    return {"outcome": "invalid_input", "message": outcome.message, "http_status": outcome.http_status}

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from morket.extensions import db
+from morket.runs import callbacks
 from morket.scraping import service
 
 
 def run_scrape(scrape_id: int) -> None:
-    """Read a queued scrape request with this worker's browser."""
-    service.execute_scrape(scrape_id)
+    """Read a queued scrape request with this worker's browser (the claim commits before the read)."""
+    scrape = service.claim_scrape(scrape_id)
+    db.session.commit()
+    if scrape is None:
+        return
+    service.read_scrape(scrape)
+    db.session.commit()
 
 
 def scrape_for_enrichment(callback_id: str, url: str) -> None:
-    """Read ``url`` for the website enrichment provider and file the answer on its callback id."""
-    service.scrape_for_enrichment(callback_id, url)
+    """Read ``url`` for the website enrichment provider and file the answer on its callback id.
+
+    The run row already waits under ``callback_id`` (the engine records it before the call), so
+    the answer is filed at once, through the same path as any provider's callback.
+    """
+    callbacks.complete_callback("website", callback_id, service.scrape_answer(url))
+    db.session.commit()
 
 
 def check_proxies() -> dict[str, bool]:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from morket.api.tokens import encode_access_token
 from morket.credits import service as credits
-from morket.enrichment import engine
+from morket.enrichment import executor
 from morket.enrichment.models import EnrichmentRun, EnrichmentRunRow
 from morket.extensions import db as _db
 from morket.providers.sandboxes import data
@@ -223,7 +223,7 @@ def test_signed_callbacks_complete_asynchronous_lookups(client, db, team, sandbo
         json={"scope": "selected", "row_ids": [row_ids[0]], "confirm": True},
         headers=auth,
     ).get_json()["data"]["id"]
-    engine.work(run_id, 0, budget=10)
+    executor.work(run_id, 0, budget=10)
     db.session.expire_all()
     waiting = db.session.scalars(sa.select(EnrichmentRunRow).where(EnrichmentRunRow.run_id == run_id)).one()
     assert waiting.status == "awaiting_callback" and waiting.callback_id

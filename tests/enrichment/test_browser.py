@@ -80,10 +80,10 @@ def _committed_team(app):
 
 def _work(app, run_id: int, budget: float) -> None:
     """Act as the enrichment worker for ``budget`` seconds (the engine's job body, in this process)."""
-    from morket.enrichment import engine
+    from morket.enrichment import executor
 
     with app.app_context():
-        engine.work(run_id, 0, budget=budget)
+        executor.work(run_id, 0, budget=budget)
 
 
 def _ledger_spent(app, workspace_id: int, run_id: int) -> int:

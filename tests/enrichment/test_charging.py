@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from morket.credits.prices import PRICES
-from morket.enrichment import engine, service
+from morket.enrichment import executor, service
 from morket.enrichment.config import EnrichmentConfig
 from morket.enrichment.models import EnrichmentRunRow
 from morket.providers.sandboxes import data
@@ -184,7 +184,7 @@ def test_a_run_whose_stored_key_cannot_be_read_ends_its_cells_failed_with_the_re
     master = settings["MASTER_KEY"]
     settings["MASTER_KEY"] = os.urandom(32)  # the key was stored under another master key
     try:
-        engine.work(run.id, 0, budget=5)
+        executor.work(run.id, 0, budget=5)
     finally:
         settings["MASTER_KEY"] = master
     run = reload(run)
@@ -196,7 +196,7 @@ def test_a_run_whose_stored_key_cannot_be_read_ends_its_cells_failed_with_the_re
     assert {(r.status, r.state) for r in run_rows(run.id)} == {("done", "error")}
     assert "cannot be read" in run_rows(run.id)[0].message
     assert sandbox.log("hunter") == [] and ledger(workspace.id, run.id) == [] and balance(workspace.id) == 100
-    assert engine.reconcile()["jobs"] == 0  # nothing is left for a worker to pick up
+    assert executor.reconcile()["jobs"] == 0  # nothing is left for a worker to pick up
 
 
 # --- the website scrape: Morket's own browser workers, charged at the listed price -----------------
@@ -274,7 +274,7 @@ def test_a_website_scrape_costs_its_listed_price_per_delivered_scrape_and_nothin
     assert (estimate.per_row, estimate.max_credits) == (price, 3 * price)
     run = service.start_run(workspace, owner, table, column, scope="all")
     for _ in range(10):
-        engine.work(run.id, 0, budget=5)
+        executor.work(run.id, 0, budget=5)
         _scrape_queue(app)
         if reload(run).finished:
             break

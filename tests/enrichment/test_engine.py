@@ -12,9 +12,10 @@ from redis.retry import Retry
 
 from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.throttle import CircuitBreaker
-from morket.enrichment import engine, service
+from morket.enrichment import executor, service
 from morket.enrichment.models import EnrichmentRunRow
 from morket.providers.sandboxes import data
+from morket.runs import jobs, leases, limits
 from morket.tables import service as tables
 from tests.enrichment.test_engine_support import (
     attempts,
@@ -288,7 +289,7 @@ def test_cancel_ends_every_open_row_and_nothing_is_called(db, people, sandbox):
     column = enrichment_column(workspace, owner, table, ids)
     run = service.start_run(workspace, owner, table, column, scope="all")
     service.cancel_run(workspace, owner, run)
-    engine.work(run.id, 0, budget=5)
+    executor.work(run.id, 0, budget=5)
     run = reload(run)
     assert (run.status, run.cancelled, run.done) == ("cancelled", 30, 30)
     assert sandbox.log("hunter") == []
@@ -320,12 +321,12 @@ def test_breaker_opens_and_no_call_reaches_the_provider_while_open(app, db, peop
     try:
         column = enrichment_column(workspace, owner, table, ids)
         run = service.start_run(workspace, owner, table, column, scope="all")
-        engine.work(run.id, 0, budget=3)
+        executor.work(run.id, 0, budget=3)
         breaker = CircuitBreaker(Redis.from_url(services["redis"]), "provider:hunter")
         assert breaker.state == "open"
         calls = len(sandbox.log("hunter"))
-        assert calls == engine.BREAKER_FAIL_MAX
-        engine.work(run.id, 0, budget=2)
+        assert calls == limits.BREAKER_FAIL_MAX
+        executor.work(run.id, 0, budget=2)
         assert len(sandbox.log("hunter")) == calls, "a call reached the provider while its breaker was open"
         # Rows wait (retrying), none is lost or failed for good yet.
         rows = run_rows(run.id)
@@ -345,16 +346,16 @@ def test_redis_away_pauses_the_run_and_the_reconciler_resumes_it(app, db, people
         host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
     )
     try:
-        engine.work(run.id, 0, budget=5)
+        executor.work(run.id, 0, budget=5)
         paused = reload(run)
-        assert (paused.status, paused.pause_reason) == ("paused", engine.PAUSE_REDIS)
+        assert (paused.status, paused.pause_reason) == ("paused", leases.PAUSE_REDIS)
         assert {r.status for r in run_rows(run.id)} == {"pending"}
-        assert engine.reconcile()["resumed"] == 0  # still away: stays paused
+        assert executor.reconcile()["resumed"] == 0  # still away: stays paused
         assert reload(run).status == "paused"
     finally:
         app.extensions["morket_redis"] = real
-    report = engine.reconcile()
-    assert report["resumed"] == 1 and report["jobs"] == engine.jobs_per_run()
+    report = executor.reconcile()
+    assert report["resumed"] == 1 and report["jobs"] == jobs.jobs_per_run()
     assert reload(run).status == "running"
     finish(run)
     assert reload(run).done == 30
@@ -364,14 +365,14 @@ def test_reconciler_requeues_expired_leases(db, people, sandbox):
     workspace, owner, table, ids = people
     column = enrichment_column(workspace, owner, table, ids)
     run = service.start_run(workspace, owner, table, column, scope="all")
-    claimed = engine.claim_rows(run.id, "dead-worker", 10, 60)
+    claimed = leases.claim_rows(run.id, "dead-worker", 10, 60)
     assert len(claimed) == 10
     db.session.execute(
         sa.update(EnrichmentRunRow)
         .where(EnrichmentRunRow.run_id == run.id, EnrichmentRunRow.status == "leased")
         .values(lease_expires_at=sa.func.now() - sa.text("interval '1 second'"))
     )
-    assert engine.reconcile()["leases"] == 10
+    assert executor.reconcile()["leases"] == 10
     assert {r.status for r in run_rows(run.id)} == {"pending"}
     finish(run)
     run = reload(run)
@@ -401,7 +402,7 @@ def test_clearbit_202_waits_for_the_callback_then_finishes(app, db, people, sand
             outputs=[],
         )
         run = service.start_run(workspace, owner, table, column, scope="selected", row_ids=rows)
-        engine.work(run.id, 0, budget=3)
+        executor.work(run.id, 0, budget=3)
         waiting = run_rows(run.id)
         assert {r.status for r in waiting} == {"awaiting_callback"}
         assert {cells(table, column.id)[r][1]["status"] for r in rows} == {"awaiting_callback"}
@@ -483,17 +484,17 @@ def test_running_out_of_credits_pauses_and_resumes_after_a_grant(db, fast, sandb
     table, ids = people_table(workspace, owner, 30)
     column = enrichment_column(workspace, owner, table, ids)
     run = service.start_run(workspace, owner, table, column, scope="all", confirm=True)
-    engine.work(run.id, 0, budget=10)
+    executor.work(run.id, 0, budget=10)
     paused = reload(run)
-    assert (paused.status, paused.pause_reason) == ("paused", engine.PAUSE_CREDITS)
+    assert (paused.status, paused.pause_reason) == ("paused", leases.PAUSE_CREDITS)
     assert balance(workspace.id) >= 0
     # Only delivered values were paid for; rows whose hit could not be paid wait, none is lost.
     charged = -sum(e.amount for e in ledger(workspace.id, run.id))
     assert charged == paused.credits_used == 2 * paused.succeeded <= 10
     assert {r.status for r in run_rows(run.id)} <= {"pending", "done"}
-    assert engine.reconcile()["resumed"] == 0
+    assert executor.reconcile()["resumed"] == 0
     grant(workspace, 1000)
-    assert engine.reconcile()["resumed"] == 1
+    assert executor.reconcile()["resumed"] == 1
     finish(run)
     run = reload(run)
     assert run.done == 30 and run.failed == 0
@@ -522,14 +523,14 @@ def test_a_callback_that_never_comes_ends_the_cell_as_an_error(app, db, people, 
             outputs=[],
         )
         run = service.start_run(workspace, owner, table, column, scope="selected", row_ids=[row_id])
-        engine.work(run.id, 0, budget=3)
+        executor.work(run.id, 0, budget=3)
         assert run_rows(run.id)[0].status == "awaiting_callback"
         db.session.execute(
             sa.update(EnrichmentRunRow)
             .where(EnrichmentRunRow.run_id == run.id)
             .values(lease_expires_at=sa.func.now() - sa.text("interval '1 second'"))
         )
-        assert engine.reconcile()["callbacks"] == 1
+        assert executor.reconcile()["callbacks"] == 1
         finish(run)
         value, state = cells(table, column.id)[row_id]
         assert value is None and state["status"] == "error" and "callback" in state["message"]

@@ -102,10 +102,10 @@ def reload(run: EnrichmentRun) -> EnrichmentRun:
 
 def finish_run(run_id: int, *, rounds: int = 30) -> EnrichmentRun:
     """Work the run in this process until it is over (as its jobs would); return it."""
-    from morket.enrichment import engine, service
+    from morket.enrichment import executor, service
 
     for _ in range(rounds):
-        engine.work(run_id, 0, budget=20)
+        executor.work(run_id, 0, budget=20)
         db.session.expire_all()
         run = db.session.get(EnrichmentRun, run_id)
         if run.finished:

@@ -82,10 +82,10 @@ def scrape_thread():
 
 def _work(app, services, scrape_thread, run_id: int) -> None:
     """One turn of the enrichment worker, then of the scrape worker (burst)."""
-    from morket.enrichment import engine
+    from morket.enrichment import executor
 
     with app.app_context():
-        engine.work(run_id, 0, budget=3.0)
+        executor.work(run_id, 0, budget=3.0)
     scrape_thread.submit(_scrape_burst, app, services).result()
 
 
