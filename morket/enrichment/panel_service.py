@@ -9,7 +9,7 @@ actor, flush and never commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from morket.core.db import utcnow
 from morket.core.errors import NotFound, ValidationFailed
 from morket.enrichment import catalogue, columns, mapping
-from morket.enrichment.config import Step
+from morket.enrichment.config import MAX_STEPS, Step
 from morket.enrichment.models import EnrichmentAttempt
 from morket.enrichment.schemas import ColumnSetup
 from morket.extensions import db
@@ -118,15 +118,31 @@ def _cell_text(value: Any) -> Any:
 
 
 def preview_inputs(
-    sample: TableSample, chosen: dict[str, tuple[int, str | None]], *, limit: int = PREVIEW_ROWS
+    sample: TableSample,
+    chosen: dict[str, tuple[int, str | None]],
+    *,
+    kinds: Mapping[str, str] | None = None,
+    limit: int = PREVIEW_ROWS,
 ) -> list[dict[str, Any]]:
-    """What each of the first rows would send: input name -> the value, after any derivation."""
+    """What each of the first rows would send: input name -> the value, after any derivation.
+
+    A domain input shows the registrable domain the providers send (a URL's or an email's); a cell
+    no input can be made from (no host name, no last name) is ``{"unusable": <cell>}``: the
+    providers refuse it without a call. An empty cell is None.
+    """
     preview = []
     for _, values in sample.rows[:limit]:
         sent: dict[str, Any] = {}
         for name, (column_id, derivation) in chosen.items():
             value = _cell_text(values.get(column_id))
-            sent[name] = mapping.derive_input(derivation, value) if value not in (None, "") else None
+            if value in (None, ""):
+                sent[name] = None
+                continue
+            if derivation is None and (kinds or {}).get(name) == "domain":
+                derivation = "domain"
+            derived = mapping.derive_input(derivation, value)
+            # A cell the input cannot be made from is shown as it is, marked unusable.
+            sent[name] = derived if derived not in (None, "") else {"unusable": value}
         preview.append(sent)
     return preview
 
@@ -286,3 +302,36 @@ def start(workspace, actor, table: Table, column: Column, which: str, *, confirm
     if scope == "selected" and not row_ids:
         raise ValidationFailed("There are no rows to enrich.", fields={"rows": ["no rows"]})
     return _run_service().start_run(workspace, actor, table, column, scope=scope, row_ids=row_ids, confirm=confirm)
+
+
+def http_previews(workspace, actor, table: Table, values: Mapping[str, str]) -> dict[int, dict[str, str]]:  # noqa: ANN001
+    """The request each generic HTTP step of the setup form would send for the table's first row.
+
+    ``values`` are the form's fields; the step's ``{{name}}`` inputs take the first row's cells of the
+    columns the form maps them to (and their derived parts), as the run will.
+    """
+    from morket.enrichment.forms import HTTP_OPERATION, http_options
+    from morket.providers import http_request
+
+    steps = [i for i in range(1, MAX_STEPS + 1) if values.get(f"step_{i}") == HTTP_OPERATION]
+    if not steps:
+        return {}
+    sample = sample_table(workspace, actor, table, limit=1)
+    row = sample.rows[0][1] if sample.rows else {}
+    previews: dict[int, dict[str, str]] = {}
+    for i in steps:
+        options = http_options(values, i)
+        inputs: dict[str, Any] = {}
+        for name in http_request.template_inputs(options):
+            column_raw, _, derivation = (values.get(f"in_{name}") or "").partition(":")
+            if column_raw.isdigit():
+                value = _cell_text(row.get(int(column_raw)))
+                inputs[name] = mapping.derive_input(derivation or None, value) if value not in (None, "") else None
+        body = options.get("body") or ""
+        previews[i] = {
+            "method": options["method"],
+            "url": http_request.render_url(options["url"], inputs) if options["url"] else "",
+            "body": http_request.render_body(body, inputs, body.lstrip().startswith(("{", "["))) if body else "",
+            "row": "the first row" if sample.rows else "",
+        }
+    return previews

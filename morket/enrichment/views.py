@@ -90,6 +90,7 @@ def _setup_page(workspace, membership, table: Table, form: forms.SetupForm, *, c
         column=column,
         form=form,
         condition_operators=forms.CONDITION_OPERATORS,
+        http_previews=panel_service.http_previews(workspace, current_user, table, form.values),
     )
 
 
@@ -123,6 +124,8 @@ def new_column(workspace, membership, table_id: int):  # noqa: ANN001
     table = tables.get_table_or_404(workspace, table_id)
     catalogue = columns.operations()
     values = forms.values_from_preset(request.args.get("preset", ""), table, {op.key: op for op in catalogue})
+    if request.args.get("step_1") == forms.HTTP_OPERATION:
+        values = {"name": "API call", "step_1": forms.HTTP_OPERATION}
     return _setup_page(workspace, membership, table, forms.describe(table, catalogue, values), column=None)
 
 
@@ -379,6 +382,7 @@ def cell_attempts(workspace, membership, table_id: int, column_id: int, row_id: 
         row=row,
         state=state,
         attempts=attempts[:50],
+        operation_labels={op.key: op.label for op in columns.operations()},
     )
 
 
@@ -388,7 +392,7 @@ def cell_attempts(workspace, membership, table_id: int, column_id: int, row_id: 
 # panel URL answers a whole page.
 
 PANEL = f"{SETUP}/panel"
-RUN_CHOICES = {"first": "the first 10 rows", "rest": "the rest of the rows", "empty": "only empty rows"}
+RUN_CHOICES = {"first": "Run on the first 10 rows", "rest": "Run on the rest", "empty": "Run on empty rows only"}
 
 
 def _panel(fragment: str, status: int = 200, **context: Any):
@@ -463,7 +467,7 @@ def _panel_setup(workspace, membership, table: Table, card, form, *, error: str 
         picked=picked,
         choices=choices,
         column_names=names,
-        preview=panel_service.preview_inputs(sample, chosen),
+        preview=panel_service.preview_inputs(sample, chosen, kinds={spec.name: spec.kind for spec in card.needs}),
         sample_count=min(len(sample.rows), panel_service.PREVIEW_ROWS),
         missing=panel_service.missing_inputs(card, chosen),
         name=form.get("name") or panel_service.free_name(table, card.name),

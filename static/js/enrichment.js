@@ -138,9 +138,13 @@
       var rest = params.toString();
       window.history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : ""));
       openDrawer(enrichmentBase() + "/" + column + "/panel", null);
+      // Bring the new columns (added at the end) into view beside the drawer.
+      var headers = grid().querySelectorAll(".grid-col-header");
+      if (headers.length) { headers[headers.length - 1].scrollIntoView({block: "nearest", inline: "nearest"}); }
     }
   }
 
-  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); }
-  else { init(); }
+  // Deferred scripts run before DOMContentLoaded, and htmx may come after this one.
+  if (document.readyState === "complete") { init(); }
+  else { document.addEventListener("DOMContentLoaded", init); }
 })();

@@ -136,9 +136,8 @@ def test_email_waterfall_over_200_people(app, services, served, browser_page):  
         before = _number(page.locator("#credits-balance-value"))
         assert before == GRANT
 
-        # Set up the waterfall from the grid.
-        page.goto(f"{base}/w/{slug}/tables/{table_id}")
-        page.click("a.col-enrich-btn")
+        # Set up the waterfall on the full setup page (what the Enrich button links to without JavaScript).
+        page.goto(f"{base}/w/{slug}/tables/{table_id}/enrichment/new")
         page.click("a[data-preset=email_waterfall]")
         expect(page.locator("select[name=step_1]")).to_have_value("hunter.email_finder")
         expect(page.locator("select[name=step_2]")).to_have_value("apollo.people_match")
