@@ -190,6 +190,16 @@ def test_work_email_from_a_name_and_a_domain_in_six_clicks(app, services, served
         _no_sideways_scroll(page)
         _shot(page, "5-cell-detail")
 
+        # The same panel opens from the column's header: its run control and its menu.
+        work_header = grid.locator(".grid-col-header[data-col-type=enrichment]", has_text="Work email")
+        work_header.locator(".enrich-run-btn").click()
+        expect(drawer.locator("#enrich-column #enrich-run-rest")).to_be_visible()
+        page.keyboard.press("Escape")
+        work_header.click(button="right")
+        page.locator(".columns-popover .enrichment-menu a", has_text="Edit enrichment").click()
+        expect(drawer.locator("#enrich-column")).to_be_visible()
+        expect(page.locator(".columns-popover")).to_be_hidden()
+
         # The balance moved by exactly what the ledger shows for the run.
         spent = _scalar(
             app,
