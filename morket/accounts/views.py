@@ -19,6 +19,7 @@ from morket.accounts.forms import (
 )
 from morket.accounts.models import User
 from morket.core.errors import Conflict, Forbidden, Locked, Unauthorized, ValidationFailed
+from morket.core.forms import show_error_on_form
 from morket.core.ratelimit import AUTH_LIMIT, client_ip
 from morket.extensions import db, limiter
 
@@ -45,17 +46,6 @@ def _log_in(user: User) -> None:
     login_user(user)
 
 
-def _apply_field_errors(form, exc: ValidationFailed | Conflict) -> None:  # noqa: ANN001
-    placed = False
-    for name, messages in exc.fields.items():
-        field = getattr(form, name, None)
-        if field is not None:
-            field.errors = list(field.errors) + messages
-            placed = True
-    if not placed:
-        form.form_errors.append(exc.message)
-
-
 @bp.route("/signup", methods=["GET", "POST"])
 @limiter.limit(AUTH_LIMIT, methods=["POST"])
 def signup():
@@ -67,7 +57,7 @@ def signup():
             user = service.register_user(form.email.data, form.name.data, form.password.data)
         except (ValidationFailed, Conflict) as exc:
             db.session.rollback()
-            _apply_field_errors(form, exc)
+            show_error_on_form(form, exc)
         else:
             _log_in(user)
             return redirect(url_for("accounts.check_inbox"))
@@ -184,7 +174,7 @@ def reset_password(token: str):
             service.reset_password(token, form.password.data)
         except ValidationFailed as exc:
             db.session.rollback()
-            _apply_field_errors(form, exc)
+            show_error_on_form(form, exc)
         else:
             db.session.commit()
             logout_user()
@@ -216,7 +206,7 @@ def settings():
                 service.change_password(current_user, password.current_password.data, password.new_password.data)
             except ValidationFailed as exc:
                 db.session.rollback()
-                _apply_field_errors(password, exc)
+                show_error_on_form(password, exc)
                 status = 422
             else:
                 db.session.commit()

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, flash, make_response, render_template, request
+from flask import Response, current_app, flash, request
 from sqlalchemy import select
 from wtforms import Field
 
 from morket.accounts.models import User
 from morket.core.errors import MorketError
-from morket.core.htmx import wants_fragment
-from morket.core.roles import can
+from morket.core.htmx import render_page_or_fragment, wants_fragment
 from morket.core.tenancy import workspace_page
+from morket.core.types import Member, Workspace
 from morket.credits import bp, service
 from morket.credits.forms import KIND_LABELS, AdjustCreditsForm, LedgerFilterForm
 from morket.credits.models import LedgerEntry
 from morket.credits.prices import PRICES
 from morket.extensions import db
-from morket.workspaces.forms import ROLE_LABELS
 
 PAGE_SIZE = 50
 # The enrichment run page, when that capability is installed: debits link to the run that made them.
 RUN_PAGE = "enrichment.run_page"
+# The history's element: the kind filter and the older-entries link swap only it.
+HISTORY = "credit-history"
 
 
 def actor_names(entries: list[LedgerEntry]) -> dict[int, str]:
@@ -36,7 +37,7 @@ def actor_names(entries: list[LedgerEntry]) -> dict[int, str]:
 
 @bp.get("/w/<slug>/credits")
 @workspace_page("credits.view")
-def index(workspace, membership):  # noqa: ANN001, ANN201
+def index(workspace: Workspace, membership: Member) -> Response:
     """Balance and history; the kind filter and the older-entries link swap only the history under htmx."""
     form = LedgerFilterForm(request.args)
     status = 200
@@ -55,14 +56,11 @@ def index(workspace, membership):  # noqa: ANN001, ANN201
         "actors": actor_names(page.entries),
         "run_links": RUN_PAGE in current_app.view_functions,
     }
-    if wants_fragment() and request.headers.get("HX-Target") == "credit-history":
-        template = "credits/_history.html"
-    else:
-        template = "credits/index.html"
+    if not wants_fragment(HISTORY):
         context.update(balance=service.balance(workspace.id), prices=sorted(PRICES.items()))
-    resp = make_response(render_template(template, can=can, role_labels=ROLE_LABELS, **context), status)
-    resp.vary.add("HX-Request")
-    return resp
+    return render_page_or_fragment(
+        "credits/index.html", status, hx_fragment="credits/_history.html", hx_target=HISTORY, **context
+    )
 
 
 # The admin console's credits section (its routes live in morket/admin/views.py, behind its guard) ---

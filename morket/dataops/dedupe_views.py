@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user
+from werkzeug.datastructures import MultiDict
 
 from morket.core.errors import MorketError, ValidationFailed
-from morket.core.roles import can
+from morket.core.htmx import render_page_or_fragment
 from morket.core.tenancy import workspace_page
 from morket.core.text import plural
+from morket.core.types import Member, Workspace
 from morket.dataops import bp, bulk, dedupe
 from morket.dataops.normalise import MATCH_KINDS
 from morket.extensions import db
 from morket.tables import service as tables
 from morket.tables.filters import OPERATORS
 from morket.tables.models import Table
-from morket.workspaces.forms import ROLE_LABELS
 
 RULE = "/w/<slug>/tables/<int:table_id>"
 MATCH_LABELS = {
@@ -42,13 +43,7 @@ OPERATOR_LABELS = {
 }
 
 
-def _render(template: str, status: int = 200, **context: Any):
-    resp = make_response(render_template(template, can=can, role_labels=ROLE_LABELS, **context), status)
-    resp.vary.add("HX-Request")
-    return resp
-
-
-def _key_from(args, table: Table) -> tuple[list[dedupe.KeyPart] | None, dict[int, str]]:  # noqa: ANN001
+def _key_from(args: MultiDict[str, str], table: Table) -> tuple[list[dedupe.KeyPart] | None, dict[int, str]]:
     """Return the dedupe key the form names (None when no column is picked yet) and the match choices."""
     kinds = {c.id: args.get(f"match_{c.id}") or dedupe.default_kind(c.type) for c in table.live_columns}
     picked = args.getlist("col")
@@ -57,7 +52,15 @@ def _key_from(args, table: Table) -> tuple[list[dedupe.KeyPart] | None, dict[int
     return dedupe.dedupe_key(table, picked, kinds), kinds
 
 
-def _dedupe_page(workspace, membership, table: Table, args, *, error: str | None = None, status: int = 200):  # noqa: ANN001
+def _dedupe_page(
+    workspace: Workspace,
+    membership: Member,
+    table: Table,
+    args: MultiDict[str, str],
+    *,
+    error: str | None = None,
+    status: int = 200,
+):
     kinds: dict[int, str] = {}
     parts = found = None
     try:
@@ -66,7 +69,7 @@ def _dedupe_page(workspace, membership, table: Table, args, *, error: str | None
             found = dedupe.find_duplicates(workspace, current_user, table, parts, page=args.get("page", 1, type=int))
     except ValidationFailed as exc:
         error, status, parts = exc.message, 422, None
-    return _render(
+    return render_page_or_fragment(
         "dataops/dedupe.html",
         status,
         workspace=workspace,
@@ -86,7 +89,7 @@ def _dedupe_page(workspace, membership, table: Table, args, *, error: str | None
 
 @bp.get(f"{RULE}/dedupe")
 @workspace_page("tables.edit")
-def dedupe_page(workspace, membership, table_id: int):  # noqa: ANN001
+def dedupe_page(workspace: Workspace, membership: Member, table_id: int):
     """Pick the columns to compare and see the duplicate groups, a page at a time."""
     table = tables.get_table_or_404(workspace, table_id)
     return _dedupe_page(workspace, membership, table, request.args)
@@ -94,7 +97,7 @@ def dedupe_page(workspace, membership, table_id: int):  # noqa: ANN001
 
 @bp.post(f"{RULE}/dedupe")
 @workspace_page("tables.edit")
-def dedupe_merge(workspace, membership, table_id: int):  # noqa: ANN001
+def dedupe_merge(workspace: Workspace, membership: Member, table_id: int):
     """Merge every duplicate group (one undo step) and come back to the same comparison."""
     table = tables.get_table_or_404(workspace, table_id)
     form = request.form
@@ -119,10 +122,10 @@ def dedupe_merge(workspace, membership, table_id: int):  # noqa: ANN001
 # --- bulk edits ---------------------------------------------------------------------------------------
 
 
-def _bulk_page(workspace, membership, table: Table, *, status: int = 200, **context: Any):  # noqa: ANN001
+def _bulk_page(workspace: Workspace, membership: Member, table: Table, *, status: int = 200, **context: Any):
     replaceable = [c for c in table.live_columns if c.type in bulk.REPLACEABLE_TYPES]
     filterable = [c for c in table.live_columns if OPERATORS.get(c.type)]
-    return _render(
+    return render_page_or_fragment(
         "dataops/bulk.html",
         status,
         workspace=workspace,
@@ -139,7 +142,7 @@ def _bulk_page(workspace, membership, table: Table, *, status: int = 200, **cont
 
 @bp.get(f"{RULE}/bulk")
 @workspace_page("tables.edit")
-def bulk_page(workspace, membership, table_id: int):  # noqa: ANN001
+def bulk_page(workspace: Workspace, membership: Member, table_id: int):
     """Find and replace within a column, or delete the rows that match a filter."""
     table = tables.get_table_or_404(workspace, table_id)
     return _bulk_page(workspace, membership, table)
@@ -147,7 +150,7 @@ def bulk_page(workspace, membership, table_id: int):  # noqa: ANN001
 
 @bp.post(f"{RULE}/bulk/replace")
 @workspace_page("tables.edit")
-def bulk_replace(workspace, membership, table_id: int):  # noqa: ANN001
+def bulk_replace(workspace: Workspace, membership: Member, table_id: int):
     """Count the cells a find and replace changes (preview), or replace them as one undo step."""
     table = tables.get_table_or_404(workspace, table_id)
     form = request.form
@@ -178,7 +181,7 @@ def bulk_replace(workspace, membership, table_id: int):  # noqa: ANN001
     return redirect(url_for("dataops.bulk_page", slug=workspace.slug, table_id=table.id))
 
 
-def _filters_from(form, workspace, table: Table) -> dict[str, Any]:  # noqa: ANN001
+def _filters_from(form: MultiDict[str, str], workspace: Workspace, table: Table) -> dict[str, Any]:
     """Return the filter group of the delete form: a saved view's filters and/or one condition."""
     conditions: list[dict[str, Any]] = []
     view_id = form.get("view", "")
@@ -199,7 +202,7 @@ def _filters_from(form, workspace, table: Table) -> dict[str, Any]:  # noqa: ANN
 
 @bp.post(f"{RULE}/bulk/delete")
 @workspace_page("tables.edit")
-def bulk_delete(workspace, membership, table_id: int):  # noqa: ANN001
+def bulk_delete(workspace: Workspace, membership: Member, table_id: int):
     """Count the rows a filter matches (preview), or delete them as one undo step."""
     table = tables.get_table_or_404(workspace, table_id)
     form = request.form

@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from urllib.parse import quote
 
 from flask import (
     Response,
     current_app,
     flash,
-    make_response,
     redirect,
-    render_template,
     request,
     stream_with_context,
     url_for,
 )
 from flask_login import current_user
+from werkzeug.datastructures import MultiDict
 
 from morket.core.errors import MorketError, ValidationFailed
-from morket.core.roles import can
+from morket.core.htmx import render_page_or_fragment
 from morket.core.tenancy import workspace_page
+from morket.core.types import Member, Workspace
 from morket.dataops import bp, csvio, exports, service
+from morket.dataops.models import DataRun
 from morket.extensions import csrf, db
 from morket.tables import service as tables
-from morket.workspaces.forms import ROLE_LABELS
+from morket.tables.models import Table
 
 
-def _download(body, file_name: str) -> Response:  # noqa: ANN001
+def _download(body: Iterator[bytes], file_name: str) -> Response:
     resp = Response(stream_with_context(body), mimetype="text/csv")
     resp.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(file_name)}"
     resp.headers["Cache-Control"] = "no-store"
@@ -36,7 +38,7 @@ def _download(body, file_name: str) -> Response:  # noqa: ANN001
 
 @bp.get("/w/<slug>/tables/<int:table_id>/export.csv")
 @workspace_page("tables.view")
-def export_csv(workspace, membership, table_id: int):  # noqa: ANN001
+def export_csv(workspace: Workspace, membership: Member, table_id: int):
     """Stream a table or one of its views as CSV straight from COPY (options: view, excel, raw)."""
     table = tables.get_table_or_404(workspace, table_id)
     view_id = request.args.get("view", type=int)
@@ -61,7 +63,7 @@ def export_csv(workspace, membership, table_id: int):  # noqa: ANN001
 
 @bp.get("/w/<slug>/export")
 @workspace_page("tables.view")
-def export_redirect(workspace, membership):  # noqa: ANN001
+def export_redirect(workspace: Workspace, membership: Member):
     """Send the export form of the imports page to the table's streamed CSV."""
     table = tables.get_table_or_404(workspace, request.args.get("table_id", type=int) or 0)
     options = {key: "1" for key in ("excel", "raw") if request.args.get(key) == "1"}
@@ -89,18 +91,12 @@ TYPE_LABELS = {
 }
 
 
-def _render(template: str, status: int = 200, **context):  # noqa: ANN003
-    resp = make_response(
-        render_template(template, can=can, role_labels=ROLE_LABELS, type_labels=TYPE_LABELS, **context), status
-    )
-    resp.vary.add("HX-Request")
-    return resp
-
-
-def _imports_page(workspace, membership, *, table=None, error: str | None = None, status: int = 200):  # noqa: ANN001
+def _imports_page(
+    workspace: Workspace, membership: Member, *, table: Table | None = None, error: str | None = None, status: int = 200
+):
     cap = int(current_app.config["MORKET"]["IMPORT_MAX_BYTES"])
     runs = service.list_runs(workspace)
-    return _render(
+    return render_page_or_fragment(
         "dataops/imports.html",
         status,
         workspace=workspace,
@@ -116,14 +112,14 @@ def _imports_page(workspace, membership, *, table=None, error: str | None = None
 
 @bp.get("/w/<slug>/imports")
 @workspace_page("tables.view")
-def imports(workspace, membership):  # noqa: ANN001
+def imports(workspace: Workspace, membership: Member):
     """Upload a CSV, export a table, and see every import and export of the workspace."""
     return _imports_page(workspace, membership)
 
 
 @bp.get("/w/<slug>/tables/<int:table_id>/import")
 @workspace_page("tables.edit")
-def import_into(workspace, membership, table_id: int):  # noqa: ANN001
+def import_into(workspace: Workspace, membership: Member, table_id: int):
     """The upload page with a table chosen as the destination."""
     return _imports_page(workspace, membership, table=tables.get_table_or_404(workspace, table_id))
 
@@ -131,7 +127,7 @@ def import_into(workspace, membership, table_id: int):  # noqa: ANN001
 @csrf.exempt
 @bp.post("/w/<slug>/imports")
 @workspace_page("tables.edit")
-def upload(workspace, membership):  # noqa: ANN001
+def upload(workspace: Workspace, membership: Member):
     """Receive a CSV (the import cap replaces the general upload limit on this route only).
 
     The app-wide CSRF check would parse the body under the general limit before this view could
@@ -165,7 +161,7 @@ def upload(workspace, membership):  # noqa: ANN001
     return redirect(url_for("dataops.import_run", slug=workspace.slug, run_id=run.id))
 
 
-def _auto_target(name: str, table) -> str:  # noqa: ANN001
+def _auto_target(name: str, table: Table | None) -> str:
     if table is None:
         return "new"
     for column in table.live_columns:
@@ -174,7 +170,15 @@ def _auto_target(name: str, table) -> str:  # noqa: ANN001
     return "new"
 
 
-def _run_page(workspace, membership, run, *, error: str | None = None, status: int = 200, values=None):  # noqa: ANN001
+def _run_page(
+    workspace: Workspace,
+    membership: Member,
+    run: DataRun,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    values: MultiDict[str, str] | None = None,
+):
     values = values or {}
     context = {
         "workspace": workspace,
@@ -197,10 +201,10 @@ def _run_page(workspace, membership, run, *, error: str | None = None, status: i
         )
     else:
         context.update(_outcome_context(workspace, run))
-    return _render("dataops/import_run.html", status, **context)
+    return render_page_or_fragment("dataops/import_run.html", status, type_labels=TYPE_LABELS, **context)
 
 
-def _outcome_context(workspace, run) -> dict:
+def _outcome_context(workspace: Workspace, run: DataRun) -> dict:
     """What the progress panel shows: progress, the table's link, and the lines that could not be read."""
     return {
         "progress": _progress(run),
@@ -210,13 +214,13 @@ def _outcome_context(workspace, run) -> dict:
     }
 
 
-def _table_url(workspace, table_id: int | None) -> str | None:  # noqa: ANN001
+def _table_url(workspace: Workspace, table_id: int | None) -> str | None:
     if table_id is None:
         return None
     return url_for("tables.grid", slug=workspace.slug, table_id=table_id)
 
 
-def _progress(run) -> dict:  # noqa: ANN001
+def _progress(run: DataRun) -> dict:
     """Rows done, rows per second and time left, from the run's last progress write."""
     from morket.core.db import utcnow
 
@@ -233,24 +237,26 @@ def _progress(run) -> dict:  # noqa: ANN001
 
 @bp.get("/w/<slug>/imports/<int:run_id>")
 @workspace_page("tables.view")
-def import_run(workspace, membership, run_id: int):  # noqa: ANN001
+def import_run(workspace: Workspace, membership: Member, run_id: int):
     """Map an uploaded file, or follow an import's progress and outcome."""
     return _run_page(workspace, membership, service.get_run_or_404(workspace, run_id, kind="import"))
 
 
 @bp.get("/w/<slug>/imports/<int:run_id>/progress")
 @workspace_page("tables.view")
-def import_progress(workspace, membership, run_id: int):  # noqa: ANN001
+def import_progress(workspace: Workspace, membership: Member, run_id: int):
     """The progress panel, polled by htmx; answers 286 (stop polling) once nothing more will change."""
     run = service.get_run_or_404(workspace, run_id, kind="import")
     context = _outcome_context(workspace, run)
-    resp = _render("dataops/_progress.html", workspace=workspace, membership=membership, run=run, **context)
+    resp = render_page_or_fragment(
+        "dataops/_progress.html", workspace=workspace, membership=membership, run=run, **context
+    )
     if run.status not in ("queued", "running"):
         resp.status_code = 286
     return resp
 
 
-def _mapping_from_form(run) -> list[dict]:  # noqa: ANN001
+def _mapping_from_form(run: DataRun) -> list[dict]:
     mapping = []
     for index, name in enumerate(run.settings["header"]):
         mapping.append(
@@ -266,7 +272,7 @@ def _mapping_from_form(run) -> list[dict]:  # noqa: ANN001
 
 @bp.post("/w/<slug>/imports/<int:run_id>/encoding")
 @workspace_page("tables.edit")
-def change_encoding(workspace, membership, run_id: int):
+def change_encoding(workspace: Workspace, membership: Member, run_id: int):
     """Read the uploaded file again in the encoding the user chose over the detected one."""
     run = service.get_run_or_404(workspace, run_id, kind="import")
     try:
@@ -282,7 +288,7 @@ def change_encoding(workspace, membership, run_id: int):
 
 @bp.post("/w/<slug>/imports/<int:run_id>/start")
 @workspace_page("tables.edit")
-def start(workspace, membership, run_id: int):  # noqa: ANN001
+def start(workspace: Workspace, membership: Member, run_id: int):
     """Start the import with the chosen destination, mapping and dedupe key."""
     run = service.get_run_or_404(workspace, run_id, kind="import")
     table_id = request.form.get("table_id", type=int)
@@ -309,7 +315,7 @@ def start(workspace, membership, run_id: int):  # noqa: ANN001
 
 @bp.post("/w/<slug>/imports/<int:run_id>/continue")
 @workspace_page("tables.edit")
-def import_rest(workspace, membership, run_id: int):  # noqa: ANN001
+def import_rest(workspace: Workspace, membership: Member, run_id: int):
     """Import the rows without errors, leaving the listed error rows out."""
     run = service.get_run_or_404(workspace, run_id, kind="import")
     service.import_rest(workspace, current_user, run)
@@ -319,7 +325,7 @@ def import_rest(workspace, membership, run_id: int):  # noqa: ANN001
 
 @bp.post("/w/<slug>/imports/<int:run_id>/cancel")
 @workspace_page("tables.edit")
-def cancel(workspace, membership, run_id: int):  # noqa: ANN001
+def cancel(workspace: Workspace, membership: Member, run_id: int):
     """Cancel an import; a running one rolls back and leaves the table as it was."""
     run = service.get_run_or_404(workspace, run_id, kind="import")
     service.cancel_run(workspace, current_user, run)
@@ -330,7 +336,7 @@ def cancel(workspace, membership, run_id: int):  # noqa: ANN001
 
 @bp.get("/w/<slug>/imports/<int:run_id>/errors.csv")
 @workspace_page("tables.view")
-def import_errors(workspace, membership, run_id: int):  # noqa: ANN001
+def import_errors(workspace: Workspace, membership: Member, run_id: int):
     """Download the rows that could not be imported, with their line numbers and reasons."""
     run = service.get_run_or_404(workspace, run_id, kind="import")
     stem = run.file_name.rsplit(".", 1)[0] or "import"
@@ -340,7 +346,7 @@ def import_errors(workspace, membership, run_id: int):  # noqa: ANN001
 # --- background exports -----------------------------------------------------------------------------
 
 
-def _exports_context(workspace, membership) -> dict:  # noqa: ANN001
+def _exports_context(workspace: Workspace, membership: Member) -> dict:
     runs = exports.list_exports(workspace)
     return {
         "workspace": workspace,
@@ -355,17 +361,17 @@ def _exports_context(workspace, membership) -> dict:  # noqa: ANN001
 
 @bp.get("/w/<slug>/exports")
 @workspace_page("tables.view")
-def exports_page(workspace, membership):  # noqa: ANN001
+def exports_page(workspace: Workspace, membership: Member):
     """Large exports running in the background, and their files until the links expire."""
-    return _render("dataops/exports.html", **_exports_context(workspace, membership))
+    return render_page_or_fragment("dataops/exports.html", **_exports_context(workspace, membership))
 
 
 @bp.get("/w/<slug>/exports/list")
 @workspace_page("tables.view")
-def exports_list(workspace, membership):  # noqa: ANN001
+def exports_list(workspace: Workspace, membership: Member):
     """The exports table, polled by htmx while one runs; answers 286 once none is running."""
     context = _exports_context(workspace, membership)
-    resp = _render("dataops/exports_table.html", **context)
+    resp = render_page_or_fragment("dataops/exports_table.html", **context)
     if not any(state in ("queued", "running") for state in context["states"].values()):
         resp.status_code = 286
     return resp
@@ -373,11 +379,13 @@ def exports_list(workspace, membership):  # noqa: ANN001
 
 @bp.get("/w/<slug>/exports/download/<token>")
 @workspace_page("tables.view")
-def download_export(workspace, membership, token: str):  # noqa: ANN001
+def download_export(workspace: Workspace, membership: Member, token: str):
     """Download a background export through its signed link; 410 with an explanation once it expired."""
     try:
         run = exports.get_export_or_404(workspace, exports.read_link(workspace, token))
         path = exports.open_export(workspace, run)
     except exports.ExportGone as exc:
-        return _render("dataops/exports_gone.html", 410, workspace=workspace, membership=membership, reason=exc.message)
+        return render_page_or_fragment(
+            "dataops/exports_gone.html", 410, workspace=workspace, membership=membership, reason=exc.message
+        )
     return _download(exports.read_file(path), run.file_name)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import make_response, redirect, render_template, request, url_for
+from flask import make_response, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from morket.core.errors import MorketError, ValidationFailed
-from morket.core.htmx import wants_fragment
+from morket.core.htmx import render_page_or_fragment, wants_fragment
 from morket.core.ratelimit import GRID_LIMIT
-from morket.core.roles import can
 from morket.core.tenancy import workspace_page
 from morket.enrichment import bp, catalogue, columns, forms, mapping, panel_service
 from morket.enrichment.config import CELL_STATE_LABELS, read_config
@@ -23,7 +22,6 @@ from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun
 from morket.extensions import db, limiter
 from morket.tables import service as tables
 from morket.tables.models import Column, Table
-from morket.workspaces.forms import ROLE_LABELS
 
 SETUP = "/w/<slug>/tables/<int:table_id>/enrichment"
 RUN_STATUS_LABELS = {
@@ -51,21 +49,9 @@ def _balance(workspace) -> int | None:  # noqa: ANN001
     return credits.balance(workspace.id)
 
 
-def _render(template: str, status: int = 200, **context: Any):
-    resp = make_response(
-        render_template(
-            template,
-            can=can,
-            role_labels=ROLE_LABELS,
-            state_labels=CELL_STATE_LABELS,
-            status_labels=RUN_STATUS_LABELS,
-            scope_labels=SCOPE_LABELS,
-            **context,
-        ),
-        status,
-    )
-    resp.vary.add("HX-Request")
-    return resp
+@bp.context_processor
+def _labels() -> dict[str, Any]:
+    return {"state_labels": CELL_STATE_LABELS, "status_labels": RUN_STATUS_LABELS, "scope_labels": SCOPE_LABELS}
 
 
 def _go(location: str):
@@ -81,7 +67,7 @@ def _go(location: str):
 
 
 def _setup_page(workspace, membership, table: Table, form: forms.SetupForm, *, column: Column | None, status=200):  # noqa: ANN001
-    return _render(
+    return render_page_or_fragment(
         "enrichment/setup.html",
         status,
         workspace=workspace,
@@ -182,9 +168,10 @@ def _estimate(workspace, membership, table_id: int, column_id: int, *, error: st
     column = columns.get_enrichment_column_or_404(workspace, table, column_id)
     scope, row_ids = _scope()
     estimate = _engine().estimate_run(workspace, table, column, scope=scope, row_ids=row_ids)
-    return _render(
-        "enrichment/_estimate.html" if wants_fragment() else "enrichment/estimate.html",
+    return render_page_or_fragment(
+        "enrichment/estimate.html",
         status,
+        hx_fragment="enrichment/_estimate.html",
         workspace=workspace,
         membership=membership,
         table=table,
@@ -205,7 +192,7 @@ def estimate(workspace, membership, table_id: int, column_id: int):  # noqa: ANN
     try:
         return _estimate(workspace, membership, table_id, column_id)
     except ValidationFailed as exc:
-        return _render("enrichment/_message.html", exc.status, message=exc.message)
+        return render_page_or_fragment("enrichment/_message.html", exc.status, message=exc.message)
 
 
 @bp.post(f"{SETUP}/<int:column_id>/runs")
@@ -230,7 +217,7 @@ def start_run(workspace, membership, table_id: int, column_id: int):  # noqa: AN
         try:
             return _estimate(workspace, membership, table_id, column_id, error=exc.message, status=exc.status)
         except ValidationFailed as bad:
-            return _render("enrichment/_message.html", bad.status, message=bad.message)
+            return render_page_or_fragment("enrichment/_message.html", bad.status, message=bad.message)
     run_id = run.id
     db.session.commit()
     return _go(url_for("enrichment.run_page", slug=workspace.slug, run_id=run_id))
@@ -262,7 +249,7 @@ def _names(workspace, runs: list[EnrichmentRun]) -> dict[str, dict[int, str]]:  
 def runs(workspace, membership):  # noqa: ANN001
     """Every enrichment run of the workspace, newest first."""
     found = _engine().list_runs(workspace, limit=RUNS_PAGE)
-    return _render(
+    return render_page_or_fragment(
         "enrichment/runs.html", workspace=workspace, membership=membership, runs=found, names=_names(workspace, found)
     )
 
@@ -301,7 +288,7 @@ def run_page(workspace, membership, run_id: int):  # noqa: ANN001
             .limit(50)
         )
     )
-    return _render(
+    return render_page_or_fragment(
         "enrichment/run.html",
         workspace=workspace,
         membership=membership,
@@ -316,7 +303,7 @@ def run_page(workspace, membership, run_id: int):  # noqa: ANN001
 def run_progress(workspace, membership, run_id: int):  # noqa: ANN001
     """The progress partial; 286 once the run is over tells htmx to stop polling."""
     run = _engine().get_run_or_404(workspace, run_id)
-    resp = _render(
+    resp = render_page_or_fragment(
         "enrichment/_progress.html",
         286 if run.finished else 200,
         workspace=workspace,
@@ -337,7 +324,7 @@ def cancel_run(workspace, membership, run_id: int):  # noqa: ANN001
         engine.cancel_run(workspace, current_user, run)
     except MorketError as exc:
         db.session.rollback()
-        return _render("enrichment/_message.html", exc.status, message=exc.message)
+        return render_page_or_fragment("enrichment/_message.html", exc.status, message=exc.message)
     db.session.commit()
     return _go(url_for("enrichment.run_page", slug=workspace.slug, run_id=run_id))
 
@@ -349,7 +336,7 @@ def active_runs(workspace, membership, table_id: int):  # noqa: ANN001
     """The table's unfinished runs above the grid; polled while any runs (286 once none is left)."""
     table = tables.get_table_or_404(workspace, table_id)
     active = [r for r in _engine().list_runs(workspace, table_id=table.id, limit=20) if not r.finished]
-    resp = _render(
+    resp = render_page_or_fragment(
         "enrichment/_active.html",
         200 if active else 286,
         workspace=workspace,
@@ -374,7 +361,7 @@ def cell_attempts(workspace, membership, table_id: int, column_id: int, row_id: 
     row = tables.get_row(workspace, current_user, table, row_id)
     attempts = _engine().list_attempts(workspace, row_id=row.id, column_id=column.id)
     state = (row.cell_state or {}).get(str(column.id)) or {}
-    return _render(
+    return render_page_or_fragment(
         "enrichment/_attempts.html",
         workspace=workspace,
         table=table,
@@ -397,9 +384,7 @@ RUN_CHOICES = {"first": "Run on the first 10 rows", "rest": "Run on the rest", "
 
 def _panel(fragment: str, status: int = 200, **context: Any):
     """The panel fragment for the drawer, or the same fragment inside a page."""
-    if wants_fragment():
-        return _render(fragment, status, **context)
-    return _render("enrichment/panel.html", status, fragment=fragment, **context)
+    return render_page_or_fragment("enrichment/panel.html", status, hx_fragment=fragment, fragment=fragment, **context)
 
 
 def _panel_base(workspace, membership, table: Table) -> dict[str, Any]:  # noqa: ANN001

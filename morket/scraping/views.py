@@ -3,39 +3,37 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from flask import Response, make_response, render_template, request, url_for
+from flask import Response, make_response, request, url_for
 from flask_login import current_user
 
 from morket.core.errors import MorketError
-from morket.core.roles import can
+from morket.core.htmx import render_page_or_fragment, wants_fragment
 from morket.core.tenancy import workspace_page
+from morket.core.types import Member, Workspace
 from morket.extensions import db
 from morket.scraping import bp, service
 from morket.scraping.extractors import all_extractors
-from morket.workspaces.forms import ROLE_LABELS
 
 
-def _render(template: str, status: int = 200, **context):  # noqa: ANN003
-    resp = make_response(
-        render_template(template, can=can, role_labels=ROLE_LABELS, extractors=all_extractors(), **context), status
-    )
-    resp.vary.add("HX-Request")
-    return resp
+@bp.context_processor
+def _extractors() -> dict[str, Any]:
+    return {"extractors": all_extractors()}
 
 
 @bp.get("/w/<slug>/scrape")
 @workspace_page("scrape.run")
-def try_page(workspace, membership):  # noqa: ANN001
+def try_page(workspace: Workspace, membership: Member) -> Response:
     """The form, and the workspace's recent scrapes."""
-    return _render(
+    return render_page_or_fragment(
         "scraping/try.html", workspace=workspace, membership=membership, scrapes=service.list_scrapes(workspace)
     )
 
 
 @bp.post("/w/<slug>/scrape")
 @workspace_page("scrape.run")
-def start(workspace, membership):  # noqa: ANN001
+def start(workspace: Workspace, membership: Member) -> Response:
     """Queue a scrape and go to its page, whose result panel polls until the worker is done."""
     target = (request.form.get("url") or "").strip()
     extractor = request.form.get("extractor") or "company"
@@ -43,7 +41,7 @@ def start(workspace, membership):  # noqa: ANN001
         scrape = service.start_scrape(workspace, current_user, target, extractor, source="page")
     except MorketError as exc:
         db.session.rollback()
-        return _render(
+        return render_page_or_fragment(
             "scraping/try.html",
             422,
             workspace=workspace,
@@ -61,15 +59,15 @@ def start(workspace, membership):  # noqa: ANN001
 
 @bp.get("/w/<slug>/scrape/<int:scrape_id>")
 @workspace_page("scrape.run")
-def show(workspace, membership, scrape_id: int):  # noqa: ANN001
+def show(workspace: Workspace, membership: Member, scrape_id: int) -> Response:
     """One scrape: the full page, or (for htmx polling) its result panel; 286 stops the polling."""
     scrape = service.get_scrape_or_404(workspace, scrape_id)
     pretty = json.dumps(scrape.result, indent=2, ensure_ascii=False) if scrape.result is not None else None
-    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
-        return _render(
+    if wants_fragment():
+        return render_page_or_fragment(
             "scraping/_result.html", 286 if scrape.is_final else 200, workspace=workspace, scrape=scrape, pretty=pretty
         )
-    return _render(
+    return render_page_or_fragment(
         "scraping/try.html",
         workspace=workspace,
         membership=membership,
@@ -83,7 +81,7 @@ def show(workspace, membership, scrape_id: int):  # noqa: ANN001
 
 @bp.get("/w/<slug>/scrape/<int:scrape_id>/screenshot.jpg")
 @workspace_page("scrape.run")
-def screenshot(workspace, membership, scrape_id: int):  # noqa: ANN001
+def screenshot(workspace: Workspace, membership: Member, scrape_id: int) -> Response:
     """The page as the worker's browser saw it (a JPEG we rendered, never the site's own bytes)."""
     scrape = service.get_scrape_or_404(workspace, scrape_id)
     if not scrape.screenshot:

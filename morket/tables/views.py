@@ -8,11 +8,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, make_response, redirect, request, url_for
 from flask_login import current_user
 from markupsafe import Markup, escape
 
 from morket.core.errors import MorketError, NotFound, ValidationFailed
+from morket.core.htmx import render_page_or_fragment
 from morket.core.ratelimit import GRID_LIMIT
 from morket.core.roles import can
 from morket.core.tenancy import transaction_for_writes, workspace_page
@@ -22,7 +23,6 @@ from morket.tables.column_views import mark_cell_states
 from morket.tables.filters import OPERATORS
 from morket.tables.models import Column, Table, View
 from morket.tables.search import search_window
-from morket.workspaces.forms import ROLE_LABELS
 
 ROW_HEIGHT = 32
 DEFAULT_LIMIT = 120
@@ -97,12 +97,6 @@ def _cell_display_filter(value: Any, column_type: str, config: dict[str, Any] | 
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def _render(template: str, status: int = 200, **context: Any):
-    resp = make_response(render_template(template, can=can, role_labels=ROLE_LABELS, **context), status)
-    resp.vary.add("HX-Request")
-    return resp
-
-
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
@@ -153,7 +147,7 @@ def _index(workspace, membership, status: int = 200, error: str | None = None, v
     folders: dict[str | None, list[Table]] = {}
     for table in tables:
         folders.setdefault(table.folder, []).append(table)
-    return _render(
+    return render_page_or_fragment(
         "tables/index.html",
         status,
         workspace=workspace,
@@ -247,7 +241,7 @@ def grid(workspace, membership, table_id: int):  # noqa: ANN001
     # A stale sorted/filtered view is ordered by the first window request, which shows "Sorting…".
     sorting = view is not None and view.is_ordered and view.order_stale
     total = None if sorting else service.count_rows(workspace, current_user, table, view)
-    resp = _render(
+    resp = render_page_or_fragment(
         "tables/grid.html",
         workspace=workspace,
         membership=membership,
@@ -549,7 +543,7 @@ def row_detail(workspace, membership, table_id: int, row_id: int):  # noqa: ANN0
         (c, cell_pretty(value, c.type, c.config), isinstance(value, dict | list) and c.type != "multi_select")
         for c, value in zip(table.live_columns, row.cells, strict=True)
     ]
-    return _render("tables/_row_detail.html", table=table, row=row, fields=fields, workspace=workspace)
+    return render_page_or_fragment("tables/_row_detail.html", table=table, row=row, fields=fields, workspace=workspace)
 
 
 # --- saved views -----------------------------------------------------------------------------------
@@ -698,7 +692,7 @@ def save_view(workspace, membership, table_id: int, view_id: int):  # noqa: ANN0
         db.session.rollback()
         table = service.get_table_or_404(workspace, table_id)
         view = service.get_view_or_404(workspace, table, view_id)
-        return _render(
+        return render_page_or_fragment(
             "tables/_view_editor.html",
             exc.status,
             workspace=workspace,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import flash, make_response, redirect, request, url_for
+from flask.blueprints import BlueprintSetupState
 from flask_login import current_user, login_required
 
 from morket.accounts.views import safe_next
 from morket.core.errors import MorketError, ValidationFailed
-from morket.core.htmx import wants_fragment
+from morket.core.forms import show_error_on_form
+from morket.core.htmx import render_page_or_fragment, wants_fragment
 from morket.core.roles import can, outranks_or_equals
 from morket.core.tenancy import workspace_page
 from morket.extensions import db
@@ -23,32 +25,23 @@ from morket.workspaces.forms import (
     RenameWorkspaceForm,
     role_choices,
 )
-from morket.workspaces.models import Workspace
+from morket.workspaces.models import ApiKey, Membership, Workspace
 
 
-def _apply_error(form, exc: MorketError) -> None:  # noqa: ANN001
-    """Put a service error on the form field it names, else on the form as a whole."""
-    placed = False
-    for name, messages in exc.fields.items():
-        field = getattr(form, name, None)
-        if field is not None:
-            field.errors = list(field.errors) + messages
-            placed = True
-    if not placed:
-        form.form_errors.append(exc.message)
-
-
-def _render(template: str, status: int = 200, **context):
-    resp = make_response(render_template(template, role_labels=ROLE_LABELS, can=can, **context), status)
-    resp.vary.add("HX-Request")
-    return resp
+@bp.record
+def _role_labels(state: BlueprintSetupState) -> None:
+    # Every workspace page's header names the member's role (templates/workspaces/_layout.html),
+    # whichever domain renders it.
+    state.app.jinja_env.globals["role_labels"] = ROLE_LABELS
 
 
 # Workspaces -----------------------------------------------------------------------------------
 
 
 def _home(form: CreateWorkspaceForm, status: int = 200):
-    return _render("workspaces/home.html", status, form=form, rows=service.list_workspaces_for(current_user))
+    return render_page_or_fragment(
+        "workspaces/home.html", status, form=form, rows=service.list_workspaces_for(current_user)
+    )
 
 
 @bp.get("/w")
@@ -67,7 +60,7 @@ def create():
         workspace = service.create_workspace(current_user, form.name.data)
     except MorketError as exc:
         db.session.rollback()
-        _apply_error(form, exc)
+        show_error_on_form(form, exc)
         return _home(form, exc.status)
     db.session.commit()
     flash(f"{workspace.name} is ready. Invite your team or start building.", "success")
@@ -76,20 +69,26 @@ def create():
 
 @bp.get("/w/<slug>/")
 @workspace_page("workspace.view")
-def dashboard(workspace, membership):
+def dashboard(workspace: Workspace, membership: Membership):
     from morket.tables.service import list_tables
 
     members = service.list_members(workspace)
     tables = list_tables(workspace) if can(membership.role, "tables.view") else None
-    return _render(
+    return render_page_or_fragment(
         "workspaces/dashboard.html", workspace=workspace, membership=membership, members=members, tables=tables
     )
 
 
-def _settings(workspace, membership, rename=None, delete=None, status: int = 200):  # noqa: ANN001
+def _settings(
+    workspace: Workspace,
+    membership: Membership,
+    rename: RenameWorkspaceForm | None = None,
+    delete: DeleteWorkspaceForm | None = None,
+    status: int = 200,
+):
     rename = rename or RenameWorkspaceForm(formdata=None, name=workspace.name)
     delete = delete or DeleteWorkspaceForm(formdata=None)
-    return _render(
+    return render_page_or_fragment(
         "workspaces/settings.html",
         status,
         workspace=workspace,
@@ -102,13 +101,13 @@ def _settings(workspace, membership, rename=None, delete=None, status: int = 200
 
 @bp.get("/w/<slug>/settings")
 @workspace_page("workspace.rename")
-def settings(workspace, membership):
+def settings(workspace: Workspace, membership: Membership):
     return _settings(workspace, membership)
 
 
 @bp.post("/w/<slug>/settings")
 @workspace_page("workspace.rename")
-def rename(workspace, membership):
+def rename(workspace: Workspace, membership: Membership):
     form = RenameWorkspaceForm()
     if not form.validate_on_submit():
         return _settings(workspace, membership, rename=form, status=422)
@@ -116,7 +115,7 @@ def rename(workspace, membership):
         service.rename_workspace(workspace, current_user, form.name.data)
     except MorketError as exc:
         db.session.rollback()
-        _apply_error(form, exc)
+        show_error_on_form(form, exc)
         return _settings(workspace, membership, rename=form, status=exc.status)
     db.session.commit()
     flash("Workspace renamed.", "success")
@@ -125,7 +124,7 @@ def rename(workspace, membership):
 
 @bp.post("/w/<slug>/settings/delete")
 @workspace_page("workspace.delete")
-def delete(workspace, membership):
+def delete(workspace: Workspace, membership: Membership):
     form = DeleteWorkspaceForm()
     if form.validate_on_submit() and form.confirm_name.data != workspace.name:
         form.confirm_name.errors = [f"Type {workspace.name} exactly to confirm."]
@@ -141,7 +140,7 @@ def delete(workspace, membership):
 # Members --------------------------------------------------------------------------------------
 
 
-def _row_context(workspace, membership) -> dict:  # noqa: ANN001
+def _row_context(workspace: Workspace, membership: Membership) -> dict:
     return {
         "workspace": workspace,
         "membership": membership,
@@ -153,12 +152,14 @@ def _row_context(workspace, membership) -> dict:  # noqa: ANN001
     }
 
 
-def _members_page(workspace, membership, invite_form=None, status: int = 200):  # noqa: ANN001
+def _members_page(
+    workspace: Workspace, membership: Membership, invite_form: InviteMemberForm | None = None, status: int = 200
+):
     if invite_form is None:
         invite_form = InviteMemberForm(formdata=None)
     invite_form.role.choices = role_choices(membership.role)
     can_invite = can(membership.role, "members.invite")
-    return _render(
+    return render_page_or_fragment(
         "workspaces/members.html",
         status,
         members=service.list_members(workspace),
@@ -170,21 +171,21 @@ def _members_page(workspace, membership, invite_form=None, status: int = 200):  
     )
 
 
-def _member_row(workspace, membership, target, status: int = 200, error: str = ""):  # noqa: ANN001
-    return _render(
+def _member_row(workspace: Workspace, membership: Membership, target: Membership, status: int = 200, error: str = ""):
+    return render_page_or_fragment(
         "workspaces/_member_row.html", status, m=target, row_error=error, **_row_context(workspace, membership)
     )
 
 
 @bp.get("/w/<slug>/members")
 @workspace_page("members.view")
-def members(workspace, membership):
+def members(workspace: Workspace, membership: Membership):
     return _members_page(workspace, membership)
 
 
 @bp.post("/w/<slug>/members")
 @workspace_page("members.invite")
-def invite(workspace, membership):
+def invite(workspace: Workspace, membership: Membership):
     form = InviteMemberForm()
     form.role.choices = role_choices(membership.role)
     if not form.validate_on_submit():
@@ -193,14 +194,16 @@ def invite(workspace, membership):
         invitation = service.invite_member(workspace, current_user, form.email.data, form.role.data)
     except MorketError as exc:
         db.session.rollback()
-        _apply_error(form, exc)
+        show_error_on_form(form, exc)
         return _members_page(workspace, membership, form, exc.status)
     db.session.commit()
     flash(f"Invitation sent to {invitation.email}. The link works for 7 days.", "success")
     return redirect(url_for("workspaces.members", slug=workspace.slug))
 
 
-def _after_member_change(workspace, membership, target, exc: MorketError | None, done: str):  # noqa: ANN001
+def _after_member_change(
+    workspace: Workspace, membership: Membership, target: Membership | None, exc: MorketError | None, done: str
+):
     """Answer a row action: the row fragment for htmx, else a redirect with a message."""
     if exc is not None:
         db.session.rollback()
@@ -223,7 +226,7 @@ def _render_empty():
 
 @bp.post("/w/<slug>/members/<int:membership_id>/role")
 @workspace_page("members.change_role")
-def change_role(workspace, membership, membership_id: int):
+def change_role(workspace: Workspace, membership: Membership, membership_id: int):
     target = service.get_member_or_404(workspace, membership_id)
     form = ChangeRoleForm()
     form.role.choices = list(ROLE_LABELS.items())
@@ -241,7 +244,7 @@ def change_role(workspace, membership, membership_id: int):
 
 @bp.post("/w/<slug>/members/<int:membership_id>/remove")
 @workspace_page("members.remove")
-def remove(workspace, membership, membership_id: int):
+def remove(workspace: Workspace, membership: Membership, membership_id: int):
     target = service.get_member_or_404(workspace, membership_id)
     email = target.user.email
     try:
@@ -253,7 +256,7 @@ def remove(workspace, membership, membership_id: int):
 
 @bp.post("/w/<slug>/members/<int:membership_id>/transfer")
 @workspace_page("workspace.transfer")
-def transfer(workspace, membership, membership_id: int):
+def transfer(workspace: Workspace, membership: Membership, membership_id: int):
     service.get_member_or_404(workspace, membership_id)
     try:
         target = service.transfer_ownership(workspace, current_user, membership_id)
@@ -268,7 +271,7 @@ def transfer(workspace, membership, membership_id: int):
 
 @bp.post("/w/<slug>/leave")
 @workspace_page("workspace.view")
-def leave(workspace, membership):
+def leave(workspace: Workspace, membership: Membership):
     try:
         service.leave_workspace(workspace, current_user)
     except MorketError as exc:
@@ -282,7 +285,7 @@ def leave(workspace, membership):
 
 @bp.post("/w/<slug>/invitations/<int:invitation_id>/revoke")
 @workspace_page("members.invite")
-def revoke_invitation(workspace, membership, invitation_id: int):
+def revoke_invitation(workspace: Workspace, membership: Membership, invitation_id: int):
     service.get_invitation_or_404(workspace, invitation_id)
     try:
         invitation = service.revoke_invitation(workspace, current_user, invitation_id)
@@ -303,14 +306,14 @@ def invitation(token: str):
     try:
         found = service.load_invitation(token)
     except MorketError as exc:
-        return _render("workspaces/invitation.html", exc.status, error=exc.message, invitation=None)
+        return render_page_or_fragment("workspaces/invitation.html", exc.status, error=exc.message, invitation=None)
     problem = ""
     if current_user.is_authenticated:
         try:
             service.check_invitee(found, current_user)
         except MorketError as exc:
             problem = exc.message
-    return _render(
+    return render_page_or_fragment(
         "workspaces/invitation.html",
         invitation=found,
         workspace=db.session.get(Workspace, found.workspace_id),
@@ -328,7 +331,7 @@ def accept_invitation(token: str):
         membership = service.accept_invitation(token, current_user)
     except MorketError as exc:
         db.session.rollback()
-        return _render("workspaces/invitation.html", exc.status, error=exc.message, invitation=None)
+        return render_page_or_fragment("workspaces/invitation.html", exc.status, error=exc.message, invitation=None)
     db.session.commit()
     workspace = membership.workspace
     flash(f"Welcome to {workspace.name}. You joined as {ROLE_LABELS[membership.role].lower()}.", "success")
@@ -338,11 +341,18 @@ def accept_invitation(token: str):
 # API keys -------------------------------------------------------------------------------------
 
 
-def _api_keys_page(workspace, membership, form=None, status: int = 200, new_key=None, plaintext=""):  # noqa: ANN001
+def _api_keys_page(
+    workspace: Workspace,
+    membership: Membership,
+    form: CreateApiKeyForm | None = None,
+    status: int = 200,
+    new_key: ApiKey | None = None,
+    plaintext: str = "",
+):
     if form is None:
         form = CreateApiKeyForm(formdata=None)
     form.role.choices = role_choices(membership.role)
-    resp = _render(
+    resp = render_page_or_fragment(
         "workspaces/api_keys.html",
         status,
         workspace=workspace,
@@ -361,13 +371,13 @@ def _api_keys_page(workspace, membership, form=None, status: int = 200, new_key=
 
 @bp.get("/w/<slug>/api-keys")
 @workspace_page("api_keys.view")
-def api_keys(workspace, membership):
+def api_keys(workspace: Workspace, membership: Membership):
     return _api_keys_page(workspace, membership)
 
 
 @bp.post("/w/<slug>/api-keys")
 @workspace_page("api_keys.manage")
-def create_api_key(workspace, membership):
+def create_api_key(workspace: Workspace, membership: Membership):
     form = CreateApiKeyForm()
     form.role.choices = role_choices(membership.role)
     if not form.validate_on_submit():
@@ -376,7 +386,7 @@ def create_api_key(workspace, membership):
         key, plaintext = service.create_api_key(workspace, current_user, name=form.name.data, role=form.role.data)
     except MorketError as exc:
         db.session.rollback()
-        _apply_error(form, exc)
+        show_error_on_form(form, exc)
         return _api_keys_page(workspace, membership, form, exc.status)
     db.session.commit()
     return _api_keys_page(workspace, membership, new_key=key, plaintext=plaintext)
@@ -384,7 +394,7 @@ def create_api_key(workspace, membership):
 
 @bp.post("/w/<slug>/api-keys/<int:key_id>/revoke")
 @workspace_page("api_keys.manage")
-def revoke_api_key(workspace, membership, key_id: int):
+def revoke_api_key(workspace: Workspace, membership: Membership, key_id: int):
     key = service.revoke_api_key(workspace, current_user, key_id)
     db.session.commit()
     flash(f"The key {key.name} was revoked. Requests using it are refused from now on.", "success")
