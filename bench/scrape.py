@@ -83,7 +83,7 @@ def run_bare(urls: list[str], host_rules: str) -> float:
     """The bare loop in its own process, like Morket's workers (the local sites' server threads
     share this process's interpreter lock, which would slow a loop running here)."""
     spec = json.dumps({"urls": urls, "host_rules": host_rules})
-    out = subprocess.run(  # noqa: S603 - our own module with a JSON spec
+    out = subprocess.run(  # our own module with a JSON spec
         [sys.executable, "-m", "bench.scrape", "--bare", spec], capture_output=True, text=True, check=True, timeout=3600
     ).stdout
     return float(json.loads(out.strip().splitlines()[-1])["pages_per_s"])
@@ -144,7 +144,7 @@ def run_workers(n: int, urls: list[str], sites: Any, redis_url: str, rate: float
             "workers": n,
         }
         procs.append(
-            subprocess.Popen(  # noqa: S603 - our own module with a JSON spec
+            subprocess.Popen(  # our own module with a JSON spec
                 [sys.executable, "-m", "bench.scrape", "--worker", json.dumps(spec)],
                 stdout=subprocess.PIPE,
                 text=True,

@@ -116,7 +116,7 @@ class DevServer:
 
     def migrate(self) -> None:
         say("applying database migrations")
-        subprocess.run(  # noqa: S603 - our own interpreter and module
+        subprocess.run(  # our own interpreter and module
             [sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=self.env, check=True
         )
 
@@ -178,7 +178,7 @@ class DevServer:
             if self.children["web"].poll() is not None:
                 return False
             try:
-                with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - our own loopback URL
+                with urllib.request.urlopen(url, timeout=2) as resp:  # our own loopback URL
                     if resp.status == 200:
                         return True
             except OSError:

@@ -1,6 +1,6 @@
 """Flask extensions, created unbound; ``create_app`` binds them."""
 
-from flask import current_app, has_app_context
+from flask import Flask, current_app, has_app_context
 from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -25,22 +25,22 @@ class AppBoundLimiter(Limiter):
     stands, as before. On Redis, the moving window's hit also brings back the window that the
     X-RateLimit-* headers report (one round trip instead of two; see ``MovingWindowFromHit``)."""
 
-    def init_app(self, app) -> None:  # noqa: ANN001
+    def init_app(self, app: Flask) -> None:
         super().init_app(app)
         if type(self._limiter) is MovingWindowRateLimiter and isinstance(self._storage, RedisStorage):
             self._limiter = MovingWindowFromHit(self._storage)
         app.extensions["morket_limiter"] = (self._storage, self._limiter)
 
-    def _bound(self):  # noqa: ANN202
+    def _bound(self):
         return current_app.extensions.get("morket_limiter") if has_app_context() else None
 
     @property
-    def storage(self):  # noqa: ANN201
+    def storage(self):
         bound = self._bound()
         return bound[0] if bound else super().storage
 
     @property
-    def limiter(self):  # noqa: ANN201
+    def limiter(self):
         bound = self._bound()
         if bound and not (self._storage_dead and self._in_memory_fallback_enabled):
             return bound[1]

@@ -15,7 +15,7 @@ from typing import Any
 limit_request_line = 8190
 
 
-def post_worker_init(worker: Any) -> None:  # noqa: ARG001 - gunicorn's hook signature
+def post_worker_init(worker: Any) -> None:  # gunicorn's hook signature
     """Once a worker has loaded the app, freeze what it loaded (see ``freeze_loaded_objects``)."""
     from morket.core.runtime import freeze_loaded_objects
 

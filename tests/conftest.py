@@ -132,7 +132,7 @@ def app(database_url: str, services: dict[str, str], smtp_server):
 class _ConnectionSession(FlaskSQLAlchemySession):
     """Flask-SQLAlchemy's session picks the app's engine over ``bind``; stay on the test connection."""
 
-    def get_bind(self, *args, **kwargs):  # noqa: ANN002, ANN003
+    def get_bind(self, *args, **kwargs):
         return self.bind
 
 
@@ -145,7 +145,7 @@ def db(app) -> Iterator:
         connection = _db.engine.connect()
         outer = connection.begin()
         original = _db.session
-        _db.session = _db._make_scoped_session(  # noqa: SLF001 - the documented way to rebind
+        _db.session = _db._make_scoped_session(  # the documented way to rebind
             {"bind": connection, "join_transaction_mode": "create_savepoint", "class_": _ConnectionSession}
         )
         try:
@@ -175,7 +175,7 @@ class BrowserClient(FlaskClient):
     plain clients would share one browser's login. A fresh context per request keeps them apart.
     """
 
-    def open(self, *args, **kwargs):  # noqa: ANN002, ANN003
+    def open(self, *args, **kwargs):
         from morket.extensions import db as _db
 
         outer = has_app_context()
@@ -214,7 +214,7 @@ def query_budget(db):
     def budget(limit: int):
         statements: list[str] = []
 
-        def _count(conn, cursor, statement, *args):  # noqa: ANN001
+        def _count(conn, cursor, statement, *args):
             if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
                 statements.append(statement)
 

@@ -24,7 +24,7 @@ def run_job(func_path: str, args: list[Any]) -> Any:
     from morket.core.jobs import relay_committed, resolve_func
     from morket.extensions import db
 
-    app = current_app._get_current_object() if has_app_context() else worker_app()  # noqa: SLF001
+    app = current_app._get_current_object() if has_app_context() else worker_app()
     with app.app_context():
         func = resolve_func(func_path)
         try:

@@ -83,7 +83,7 @@ class Scheduler:
             try:
                 run_periodic(job, claimed)
                 ran.append(job.name)
-            except Exception:  # noqa: BLE001 - one failing job must not stop the others
+            except Exception:  # one failing job must not stop the others
                 log.exception("periodic job failed", extra={"data": {"job": job.name}})
         return ran
 

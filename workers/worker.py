@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except StopRequested:
             return 0
         # RQ notes the time of a SIGTERM/SIGINT on the worker, whether it was busy or idle.
-        if args.burst or worker._stop_requested or worker._shutdown_requested_date is not None:  # noqa: SLF001
+        if args.burst or worker._stop_requested or worker._shutdown_requested_date is not None:
             return 0
         log.warning("worker loop ended without a stop request; restarting when Redis answers")
         # RQ's handlers would report a stop to Redis, which may be the thing that is down.

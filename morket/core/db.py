@@ -79,7 +79,7 @@ def _check_alive(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any)
         finally:
             cursor.close()
         dbapi_connection.autocommit = autocommit
-    except Exception as error:  # noqa: BLE001 - any failure means this connection is unusable
+    except Exception as error:  # any failure means this connection is unusable
         raise exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
 
 

@@ -134,7 +134,7 @@ def relay_committed() -> int:
         return 0
     try:
         return relay_outbox(ids=ids)
-    except Exception:  # noqa: BLE001 - the periodic relay retries; the request must not fail
+    except Exception:  # the periodic relay retries; the request must not fail
         log.exception("after-commit relay failed; the scheduler will relay later")
         db.session.rollback()
         return 0

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from morket.core.errors import ValidationFailed
 from morket.core.text import plural
+from morket.core.types import Actor, Workspace
 from morket.extensions import db
 from morket.tables import service, storage
 from morket.tables.cells import TEXT_MAX, CellError, check_characters, parse_cell
@@ -104,8 +105,8 @@ def _plan_replace(
 
 
 def replace_in_column(
-    workspace,  # noqa: ANN001
-    actor,  # noqa: ANN001
+    workspace: Workspace,
+    actor: Actor,
     table: Table,
     column_id: Any,
     find: Any,
@@ -152,14 +153,14 @@ def _where(table: Table, filters: Mapping[str, Any]) -> Any:
     return compile_filters(clean, store)
 
 
-def count_matching_rows(workspace, actor, table: Table, filters: Mapping[str, Any]) -> int:  # noqa: ANN001
+def count_matching_rows(workspace: Workspace, actor: Actor, table: Table, filters: Mapping[str, Any]) -> int:
     """Return how many rows match ``filters`` (a filter group as views store them)."""
     service.check_owned(workspace, table)
     rows = storage.storage_for(table).rows
     return db.session.execute(sa.select(sa.func.count()).select_from(rows).where(_where(table, filters))).scalar_one()
 
 
-def delete_matching_rows(workspace, actor, table: Table, filters: Mapping[str, Any]) -> int:  # noqa: ANN001
+def delete_matching_rows(workspace: Workspace, actor: Actor, table: Table, filters: Mapping[str, Any]) -> int:
     """Delete the rows that match ``filters`` as one undo step; return how many were deleted."""
     service.check_owned(workspace, table)
     where = _where(table, filters)

@@ -156,7 +156,7 @@ def detect_encoding(sample: bytes) -> str:
 def open_text(path: Path, encoding: str) -> IO[str]:
     """Open ``path`` for the csv module: decoded as ``encoding``, newlines left to the reader."""
     errors = "morket-latin1" if encoding == "cp1252" else "strict"
-    return open(path, encoding=encoding, errors=errors, newline="")  # noqa: SIM115 - the caller closes it
+    return open(path, encoding=encoding, errors=errors, newline="")  # the caller closes it
 
 
 @dataclass

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from morket.core.db import utcnow
 from morket.core.errors import Conflict, ValidationFailed
 from morket.core.text import plural
+from morket.core.types import Actor, Workspace
 from morket.dataops.models import DataRun
 from morket.dataops.normalise import MATCH_KINDS, normalised_sql
 from morket.extensions import db
@@ -135,7 +136,9 @@ def _rows(table: Table, row_ids: Sequence[int]) -> dict[int, DuplicateRow]:
     return result
 
 
-def find_duplicates(workspace, actor, table: Table, parts: Sequence[KeyPart], *, page: int = 1) -> DuplicatePage:  # noqa: ANN001
+def find_duplicates(
+    workspace: Workspace, actor: Actor, table: Table, parts: Sequence[KeyPart], *, page: int = 1
+) -> DuplicatePage:
     """Return one page of duplicate groups (first row's order), with the counts over all groups."""
     service.check_owned(workspace, table)
     ctes, keys = _groups_cte(table, parts)
@@ -180,8 +183,8 @@ def _kept(group: list[int], cells: Mapping[int, Mapping[int, Any]], keep: str, c
 
 
 def merge_duplicates(
-    workspace,  # noqa: ANN001
-    actor,  # noqa: ANN001
+    workspace: Workspace,
+    actor: Actor,
     table: Table,
     parts: Sequence[KeyPart],
     *,

@@ -22,6 +22,7 @@ from morket.core.errors import Conflict, MorketError, NotFound
 from morket.core.jobs import QUEUE_IO, enqueue_after_commit
 from morket.core.security import new_token
 from morket.core.text import plural
+from morket.core.types import Actor, Workspace
 from morket.dataops import service
 from morket.dataops.models import DataRun
 from morket.extensions import db
@@ -57,7 +58,7 @@ def link_token(run: DataRun) -> str:
     return _serializer().dumps({"run": run.id, "workspace": run.workspace_id})
 
 
-def read_link(workspace, token: str) -> int:  # noqa: ANN001
+def read_link(workspace: Workspace, token: str) -> int:
     """Return the run id of a download link of ``workspace``; NotFound if forged, ExportGone if expired."""
     try:
         data = _serializer().loads(token, max_age=LINK_MAX_AGE)
@@ -92,7 +93,7 @@ def export_state(run: DataRun, now: datetime | None = None) -> str:
 # --- reads ------------------------------------------------------------------------------------------
 
 
-def get_export_or_404(workspace, run_id: int) -> DataRun:  # noqa: ANN001
+def get_export_or_404(workspace: Workspace, run_id: int) -> DataRun:
     """Return the workspace's background export ``run_id``, or raise NotFound."""
     run = service.get_run_or_404(workspace, run_id, kind="export")
     if not run.settings.get("background"):
@@ -100,7 +101,7 @@ def get_export_or_404(workspace, run_id: int) -> DataRun:  # noqa: ANN001
     return run
 
 
-def list_exports(workspace, *, limit: int = 100) -> list[DataRun]:  # noqa: ANN001
+def list_exports(workspace: Workspace, *, limit: int = 100) -> list[DataRun]:
     """Return the workspace's latest background exports, newest first."""
     return list(
         db.session.scalars(
@@ -116,7 +117,7 @@ def list_exports(workspace, *, limit: int = 100) -> list[DataRun]:  # noqa: ANN0
     )
 
 
-def open_export(workspace, run: DataRun) -> Path:  # noqa: ANN001
+def open_export(workspace: Workspace, run: DataRun) -> Path:
     """Return the file of a ready export of ``workspace``; ExportGone once expired or cleaned up."""
     if run.workspace_id != workspace.id:
         raise NotFound("That export does not exist.")
@@ -131,11 +132,11 @@ def open_export(workspace, run: DataRun) -> Path:  # noqa: ANN001
     return path
 
 
-def read_file(path: Path):  # noqa: ANN201
+def read_file(path: Path):
     """Yield a file's bytes in chunks (the file is opened now, so a later clean-up cannot break the download)."""
     handle = open(path, "rb")  # noqa: SIM115 - closed by the generator
 
-    def chunks():  # noqa: ANN202
+    def chunks():
         with handle:
             while chunk := handle.read(service.EXPORT_CHUNK):
                 yield chunk
@@ -146,13 +147,15 @@ def read_file(path: Path):  # noqa: ANN201
 # --- starting ---------------------------------------------------------------------------------------
 
 
-def runs_in_background(workspace, actor, table: Table, view: View | None) -> bool:  # noqa: ANN001
+def runs_in_background(workspace: Workspace, actor: Actor, table: Table, view: View | None) -> bool:
     """Return whether exporting ``view`` (or the whole table) is above the background threshold."""
     limit = int(current_app.config["MORKET"]["EXPORT_BACKGROUND_ROWS"])
     return tables.count_rows(workspace, actor, table, view) > limit
 
 
-def start_export(workspace, actor, table: Table, view: View | None, *, excel: bool, raw: bool) -> DataRun:  # noqa: ANN001
+def start_export(
+    workspace: Workspace, actor: Actor, table: Table, view: View | None, *, excel: bool, raw: bool
+) -> DataRun:
     """Record a background export of a view (or the whole table) and queue the job that writes its file."""
     plan = service.plan_export(workspace, actor, table, view, excel=excel, raw=raw)
     run = DataRun(

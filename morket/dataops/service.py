@@ -27,6 +27,7 @@ from morket.core.db import utcnow
 from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.jobs import QUEUE_IO, enqueue_after_commit
 from morket.core.text import plural
+from morket.core.types import Actor, Workspace
 from morket.dataops import csvio, fastload
 from morket.dataops.models import DataRun
 from morket.dataops.normalise import normalised_sql
@@ -70,12 +71,12 @@ def errors_path(run: DataRun) -> Path:
     return data_dir() / f"import-{run.workspace_id}-{run.id}-{run.settings['token']}.errors.csv"
 
 
-def _check(workspace, run: DataRun) -> None:  # noqa: ANN001
+def _check(workspace: Workspace, run: DataRun) -> None:
     if run.workspace_id != workspace.id:
         raise NotFound("That import does not exist.")
 
 
-def get_run_or_404(workspace, run_id: int, *, kind: str | None = None) -> DataRun:  # noqa: ANN001
+def get_run_or_404(workspace: Workspace, run_id: int, *, kind: str | None = None) -> DataRun:
     """Return the workspace's import or export ``run_id``, or raise NotFound."""
     stmt = select(DataRun).where(DataRun.id == run_id, DataRun.workspace_id == workspace.id)
     if kind is not None:
@@ -86,7 +87,7 @@ def get_run_or_404(workspace, run_id: int, *, kind: str | None = None) -> DataRu
     return run
 
 
-def list_runs(workspace, *, limit: int = 100) -> list[DataRun]:  # noqa: ANN001
+def list_runs(workspace: Workspace, *, limit: int = 100) -> list[DataRun]:
     """Return the workspace's latest imports and exports, newest first."""
     return list(
         db.session.scalars(
@@ -98,7 +99,7 @@ def list_runs(workspace, *, limit: int = 100) -> list[DataRun]:  # noqa: ANN001
     )
 
 
-def run_authors(workspace, runs: Sequence[DataRun]) -> dict[int, str]:  # noqa: ANN001
+def run_authors(workspace: Workspace, runs: Sequence[DataRun]) -> dict[int, str]:
     """Return the names of the people who ran ``runs`` (members of ``workspace``), by user id."""
     from morket.accounts.models import User
 
@@ -111,7 +112,9 @@ def run_authors(workspace, runs: Sequence[DataRun]) -> dict[int, str]:  # noqa: 
 # --- upload and preview -----------------------------------------------------------------------------
 
 
-def upload_import(workspace, actor, stream: IO[bytes], file_name: str, *, max_bytes: int | None = None) -> DataRun:  # noqa: ANN001
+def upload_import(
+    workspace: Workspace, actor: Actor, stream: IO[bytes], file_name: str, *, max_bytes: int | None = None
+) -> DataRun:
     """Stream an uploaded CSV to disk (never whole in memory), detect its format, record the run."""
     cap = max_bytes if max_bytes is not None else int(current_app.config["MORKET"]["IMPORT_MAX_BYTES"])
     name = os.path.basename((file_name or "").replace("\\", "/")).strip()[:255] or "upload.csv"
@@ -150,7 +153,7 @@ def upload_import(workspace, actor, stream: IO[bytes], file_name: str, *, max_by
     return run
 
 
-def preview_import(workspace, run: DataRun) -> csvio.Sniffed:  # noqa: ANN001
+def preview_import(workspace: Workspace, run: DataRun) -> csvio.Sniffed:
     """Return the format, header, guessed types and first rows of an uploaded file, in its chosen encoding."""
     _check(workspace, run)
     path = upload_path(run)
@@ -162,7 +165,7 @@ def preview_import(workspace, run: DataRun) -> csvio.Sniffed:  # noqa: ANN001
         raise ValidationFailed(str(exc)) from exc
 
 
-def change_import_encoding(workspace, actor, run: DataRun, encoding: str) -> csvio.Sniffed:
+def change_import_encoding(workspace: Workspace, actor: Actor, run: DataRun, encoding: str) -> csvio.Sniffed:
     """Read an uploaded file again in ``encoding``, the user's choice over the detected one."""
     _check(workspace, run)
     if run.kind != "import" or run.status != "uploaded":
@@ -195,10 +198,10 @@ class Target:
 
 
 def _clean_mapping(
-    workspace,
+    workspace: Workspace,
     run: DataRun,
     table: Table | None,
-    mapping: Sequence[Mapping[str, Any]],  # noqa: ANN001
+    mapping: Sequence[Mapping[str, Any]],
 ) -> list[dict[str, Any]]:
     header: list[str] = run.settings["header"]
     if not isinstance(mapping, Sequence) or isinstance(mapping, str | bytes):
@@ -256,8 +259,8 @@ def _clean_mapping(
 
 
 def start_import(
-    workspace,  # noqa: ANN001
-    actor,  # noqa: ANN001
+    workspace: Workspace,
+    actor: Actor,
     run: DataRun,
     *,
     mapping: Sequence[Mapping[str, Any]],
@@ -298,7 +301,7 @@ def start_import(
     return run
 
 
-def import_rest(workspace, actor, run: DataRun) -> DataRun:  # noqa: ANN001
+def import_rest(workspace: Workspace, actor: Actor, run: DataRun) -> DataRun:
     """Import the rows that can be read, leaving out the listed error rows."""
     _check(workspace, run)
     if run.status != "needs_review":
@@ -318,7 +321,7 @@ def _queue(run: DataRun) -> None:
     enqueue_after_commit("morket.dataops.tasks.run_import", run.id, queue=QUEUE_IO, job_id=f"import-{run.id}-{attempt}")
 
 
-def cancel_run(workspace, actor, run: DataRun) -> DataRun:  # noqa: ANN001
+def cancel_run(workspace: Workspace, actor: Actor, run: DataRun) -> DataRun:
     """Ask a queued or running import to stop; one waiting for a decision is closed at once."""
     _check(workspace, run)
     if run.is_final:
@@ -436,7 +439,7 @@ def dedupe_key_sql(alias: str, columns: Sequence[Column]) -> str:
     return f"NULLIF(concat_ws(chr(31), {parts}), '')"
 
 
-def _prepare_target(workspace, actor, run: DataRun) -> tuple[Table, list[tuple[int, Column]]]:  # noqa: ANN001
+def _prepare_target(workspace: Workspace, actor: Actor | None, run: DataRun) -> tuple[Table, list[tuple[int, Column]]]:
     settings = run.settings
     if run.table_id is None:
         table = tables.create_table(workspace, actor, settings["table_name"])
@@ -548,7 +551,9 @@ def _type_batch(
     return kept, columns, problems
 
 
-def _load(workspace, actor, run: DataRun, progress: _Progress, report: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
+def _load(
+    workspace: Workspace, actor: Actor | None, run: DataRun, progress: _Progress, report: dict[str, Any]
+) -> dict[str, Any]:
     """Load the file; fill ``report`` with the first error rows and the lines of the wrong width."""
     settings = run.settings
     table, pairs = _prepare_target(workspace, actor, run)
@@ -756,8 +761,8 @@ class ExportPlan:
 
 
 def plan_export(
-    workspace,  # noqa: ANN001
-    actor,  # noqa: ANN001
+    workspace: Workspace,
+    actor: Actor,
     table: Table,
     view: View | None,
     *,
@@ -794,7 +799,7 @@ def plan_export(
     )
 
 
-def record_export(workspace, actor, table: Table, view: View | None, plan: ExportPlan) -> DataRun:  # noqa: ANN001
+def record_export(workspace: Workspace, actor: Actor, table: Table, view: View | None, plan: ExportPlan) -> DataRun:
     """Record an export as running; ``finish_export`` completes it when the last byte is sent."""
     run = DataRun(
         workspace_id=workspace.id,

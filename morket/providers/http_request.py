@@ -105,7 +105,7 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
             raise OptionsError(f"output name {field!r} must be letters, digits and underscores")
         try:
             compiled[str(field)] = jsonpath_parse(str(path))
-        except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # noqa: BLE001 - the parser raises bare Exception
+        except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # the parser raises bare Exception
             raise OptionsError(f"output {field!r}: {str(path)!r} is not a valid JSONPath expression") from exc
     return {
         "method": method,

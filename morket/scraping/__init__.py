@@ -19,7 +19,7 @@ def register(app: Flask) -> None:
 def app_for_threads() -> Flask:
     """The app, also from threads without an app context (the enrichment engine's provider calls)."""
     if has_app_context():
-        return current_app._get_current_object()  # noqa: SLF001
+        return current_app._get_current_object()
     if _APP is None:
         raise RuntimeError("the scraping blueprint is not registered")
     return _APP

@@ -364,7 +364,7 @@ class BrowserPool:
             if is_nav and self._state.nav_blocked is None:
                 self._state.nav_blocked = reason
             cdp.send("Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByClient"})
-        except Exception:  # noqa: BLE001 - the page went away under us; the load reports it
+        except Exception:  # the page went away under us; the load reports it
             log.debug("request interception failed", exc_info=True)
 
     def _on_dom_ready(self, _page: Any) -> None:

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 log = logging.getLogger("morket.scraping")
@@ -102,7 +103,7 @@ class EgressProxy:
         log.info("egress proxy started", extra={"data": {"port": self.port}})
         return self
 
-    def _read(self, reports) -> None:  # noqa: ANN001 - a binary file object over the report pipe
+    def _read(self, reports: BinaryIO) -> None:
         with reports:
             for line in reports:
                 with contextlib.suppress(ValueError, KeyError, TypeError):

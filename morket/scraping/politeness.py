@@ -21,7 +21,7 @@ from protego import Protego
 from redis import Redis
 
 from morket.core.throttle import CircuitBreaker, TokenBucket
-from morket.core.urlsafety import UnsafeUrl, check_url, host_port
+from morket.core.urlsafety import Resolver, UnsafeUrl, check_url, host_port
 
 ROBOTS_TTL = 3600
 ROBOTS_MAX_BYTES = 512 * 1024
@@ -168,7 +168,9 @@ class RobotsRules:
 class Robots:
     """robots.txt rules per origin, cached in Redis and fetched through the SSRF check."""
 
-    def __init__(self, redis: Redis, *, allowlist: tuple[str, ...], resolver, timeout: float = 5.0) -> None:  # noqa: ANN001
+    def __init__(
+        self, redis: Redis, *, allowlist: tuple[str, ...], resolver: Resolver | None, timeout: float = 5.0
+    ) -> None:
         self.redis = redis
         self.allowlist = allowlist
         self.resolver = resolver
@@ -206,7 +208,7 @@ class Robots:
             return response.content[:ROBOTS_MAX_BYTES].decode("utf-8", "replace")
         return ""
 
-    def _get(self, url: str, addresses: list) -> httpx.Response | None:  # noqa: ANN001
+    def _get(self, url: str, addresses: list) -> httpx.Response | None:
         """GET ``url`` from the first approved address, sending the real Host (and SNI for https)."""
         parsed = httpx.URL(url)
         targets = [str(a) for a in addresses] or [parsed.host]
@@ -224,7 +226,7 @@ class Robots:
                         body += chunk
                         if len(body) >= ROBOTS_MAX_BYTES:
                             break
-                    response._content = body[:ROBOTS_MAX_BYTES]  # noqa: SLF001 - keep what was read, capped
+                    response._content = body[:ROBOTS_MAX_BYTES]  # keep what was read, capped
                     return response
             except httpx.HTTPError:
                 continue

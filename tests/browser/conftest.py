@@ -96,12 +96,12 @@ def browser_page(tmp_path: Path):
         page.set_default_timeout(10_000)
         page.problems = []
 
-        def _on_console(msg):  # noqa: ANN001
+        def _on_console(msg):
             # A failed load is reported by _on_response with its URL; the console message has none.
             if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
                 page.problems.append(msg.text)
 
-        def _on_response(resp):  # noqa: ANN001
+        def _on_response(resp):
             if resp.status >= 400 and not resp.url.endswith("/favicon.ico"):
                 page.problems.append(f"{resp.status} {resp.url}")
 

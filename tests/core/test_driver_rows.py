@@ -13,10 +13,10 @@ def test_rows_are_those_exec_driver_sql_returns_and_listeners_see_the_statement(
     seen: list[tuple[str, object]] = []
     after: list[str] = []
 
-    def before(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, PLR0913
+    def before(conn, cursor, statement, parameters, context, executemany):
         seen.append((statement, parameters))
 
-    def finished(conn, cursor, statement, *rest):  # noqa: ANN001, ANN002
+    def finished(conn, cursor, statement, *rest):
         after.append(statement)
 
     connection = db.session.connection()

@@ -48,7 +48,7 @@ def _expected_groups(rows: list[tuple[int, tuple]], key: list[tuple[int, str]]) 
     return [ids for ids in groups.values() if len(ids) > 1]
 
 
-def _spaced(draw_value):  # noqa: ANN001
+def _spaced(draw_value):
     """Wrap a strategy of values with the mess people type: case, outer and inner spaces."""
     return st.tuples(draw_value, st.sampled_from(["", " ", "  "]), st.sampled_from(["", " ", "\t"]), st.booleans()).map(
         lambda t: t[1] + (t[0].upper() if t[3] else t[0]) + t[2]

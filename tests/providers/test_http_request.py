@@ -32,7 +32,7 @@ class JsonApi:
     def port(self) -> int:
         return self.server.server_port
 
-    def app(self, environ, start_response):  # noqa: ANN001, ANN201 - WSGI
+    def app(self, environ, start_response):  # WSGI
         request = Request(environ)
         self.received.append(
             {"method": request.method, "path": request.path, "args": dict(request.args),

@@ -27,7 +27,7 @@ def test_connections_stay_open_between_requests_as_the_real_apis_do(sb):
     """One kept-alive connection carries GETs and a POST with a body; a client's close is obeyed."""
     opened: list[str] = []
     with httpx.Client() as client:
-        transport = client._transport  # noqa: SLF001 - counting the pool's connections
+        transport = client._transport  # counting the pool's connections
         for _ in range(3):
             assert _search(client, sb).status_code == 200
             enriched = client.post(
@@ -37,7 +37,7 @@ def test_connections_stay_open_between_requests_as_the_real_apis_do(sb):
             )
             assert enriched.status_code == 200, enriched.text
             opened.append(enriched.headers.get("Connection", ""))
-        assert len(transport._pool.connections) == 1  # noqa: SLF001
+        assert len(transport._pool.connections) == 1
     assert "close" not in opened
     with httpx.Client(headers={"Connection": "close"}) as closing:
         assert _search(closing, sb).headers["Connection"] == "close"
@@ -140,7 +140,7 @@ def _burst(port: int, total: int, threads: int = 8) -> float:
 def test_standalone_server_sustains_two_hundred_requests_a_second():
     """``python -m morket.providers.sandboxes`` (what make run starts) at >= 200 requests/s."""
     port = free_port()
-    server = subprocess.Popen(  # noqa: S603 - our own module
+    server = subprocess.Popen(  # our own module
         [sys.executable, "-m", "morket.providers.sandboxes", "--port", str(port)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

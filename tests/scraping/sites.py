@@ -90,10 +90,10 @@ class SiteHandler(BaseHTTPRequestHandler):
     server_version = "LocalSites/1.0"
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, *args) -> None:  # noqa: ANN002
+    def log_message(self, *args) -> None:
         pass
 
-    def _send(self, status: int, body: str | bytes, content_type: str = "text/html; charset=utf-8", **headers) -> None:  # noqa: ANN003
+    def _send(self, status: int, body: str | bytes, content_type: str = "text/html; charset=utf-8", **headers) -> None:
         data = body.encode() if isinstance(body, str) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -103,7 +103,7 @@ class SiteHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: C901, N802
+    def do_GET(self) -> None:
         sites: LocalSites = self.server.sites  # type: ignore[attr-defined]
         host = self.headers.get("Host", "")
         path = urlsplit(self.path).path
@@ -113,7 +113,7 @@ class SiteHandler(BaseHTTPRequestHandler):
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._route(sites, host, path)
 
-    def _route(self, sites: LocalSites, host: str, path: str) -> None:  # noqa: C901
+    def _route(self, sites: LocalSites, host: str, path: str) -> None:
         port = self.server.server_port  # type: ignore[attr-defined]
         if (host.split(":")[0], path) in sites.pages:
             content_type, body = sites.pages[(host.split(":")[0], path)]

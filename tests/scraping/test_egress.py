@@ -190,10 +190,10 @@ def hostile_pages(r: int) -> dict[str, tuple[str, str]]:
 class HostileHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, *args) -> None:  # noqa: ANN002
+    def log_message(self, *args) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         site: HostileSite = self.server.site  # type: ignore[attr-defined]
         path = urlsplit(self.path).path
         if path != "/robots.txt":  # robots.txt is read by Morket's own client, as MorketBot
@@ -292,7 +292,7 @@ def test_a_script_navigation_to_a_refused_address_ends_blocked(egress_scraper, h
     assert refused.seen() == []
 
 
-def _rebinding(app, monkeypatch, sites, host: str):  # noqa: ANN001, ANN202
+def _rebinding(app, monkeypatch, sites, host: str):
     """A scraper whose request check resolves ``host`` to a public address while the egress proxy
     resolves it, as it really does, to the local site (the two answers of a rebinding DNS server);
     only reader.test is allowlisted."""
@@ -305,7 +305,7 @@ def _rebinding(app, monkeypatch, sites, host: str):  # noqa: ANN001, ANN202
     guard = scraper.pool.guard
     resolve = guard.rules.resolve
     monkeypatch.setattr(guard.rules, "resolve", lambda h, p: ["93.184.216.34"] if h == host else resolve(h, p))
-    guard._decisions.clear()  # noqa: SLF001 - decisions cached by earlier tests
+    guard._decisions.clear()  # decisions cached by earlier tests
     sites.reset()
     return scraper
 
@@ -334,7 +334,7 @@ def test_a_sub_request_to_a_rebinding_host_never_connects(app, db, scrape_settin
 def test_the_user_agent_names_the_browser_s_own_version(egress_scraper, hostile):
     outcome = egress_scraper.scrape(hostile.url("agent.test", "/agent"), "generic")
     assert outcome.ok, outcome.message
-    major = egress_scraper.pool._browser.version.split(".")[0]  # noqa: SLF001
+    major = egress_scraper.pool._browser.version.split(".")[0]
     assert f"Chrome/{major}.0.0.0 " in outcome.data["title"]  # what scripts read
     assert hostile.agents and all(f"Chrome/{major}.0.0.0 " in agent for agent in hostile.agents)  # what is sent
 
@@ -343,7 +343,7 @@ def test_the_egress_proxy_stops_with_the_pool(egress_scraper, hostile):
     from morket.scraping.browser import shutdown_pool
 
     assert egress_scraper.scrape(hostile.url("up.test", "/agent"), "generic").ok
-    egress = egress_scraper.pool._egress  # noqa: SLF001
+    egress = egress_scraper.pool._egress
     port = egress.port
     with socket.create_connection(("127.0.0.1", port), timeout=2):
         pass  # listening while the browser uses it

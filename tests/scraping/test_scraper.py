@@ -166,7 +166,7 @@ def test_killed_browser_is_relaunched(scraper, sites):
     pool = scraper.pool
     assert scraper.scrape(sites.url("one.test"), "company").ok
     launches = pool.launches
-    pool._kill_browser_processes()  # noqa: SLF001 - what the watchdog does to a hung browser
+    pool._kill_browser_processes()  # what the watchdog does to a hung browser
     time.sleep(0.3)
     outcome = scraper.scrape(sites.url("two.test"), "company")
     assert outcome.ok, outcome.message
@@ -176,11 +176,11 @@ def test_killed_browser_is_relaunched(scraper, sites):
 def test_browser_and_page_are_reused(scraper, sites):
     pool = scraper.pool
     scraper.scrape(sites.url("warm.test"), "company")
-    launches, page = pool.launches, pool._page  # noqa: SLF001
+    launches, page = pool.launches, pool._page
     for i in range(10):
         assert scraper.scrape(sites.url(f"reuse-{i}.test"), "company").ok
     assert pool.launches == launches
-    assert pool._page is page  # noqa: SLF001
+    assert pool._page is page
 
 
 def test_context_is_recycled_with_a_new_fingerprint(app, db, scrape_settings, sites, monkeypatch):
@@ -191,7 +191,7 @@ def test_context_is_recycled_with_a_new_fingerprint(app, db, scrape_settings, si
     contexts = set()
     for i in range(7):
         assert scraper.scrape(sites.url(f"recycle-{i}.test"), "company").ok
-        contexts.add(id(scraper.pool._context))  # noqa: SLF001
+        contexts.add(id(scraper.pool._context))
     assert len(contexts) >= 3
     assert scraper.pool.launches == 1
 

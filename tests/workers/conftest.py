@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class Committed:
     """Writes committed rows through the app's real session and deletes them afterwards."""
 
-    def __init__(self, db) -> None:  # noqa: ANN001
+    def __init__(self, db) -> None:
         self.db = db
         self.user_ids: list[int] = []
 

@@ -10,6 +10,7 @@ for whom a provider's finder answers an address the verifier rejects (``invalid_
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 FIRST_NAMES = ("Ada", "Grace", "Alan", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances", "Edsger",
                "Radia", "Tim", "Sophie", "Guido", "Katherine", "John")  # fmt: skip
@@ -34,7 +35,7 @@ def seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
-def pick(options: tuple, number: int, salt: int = 0):  # noqa: ANN001, ANN201 - any tuple
+def pick(options: tuple, number: int, salt: int = 0) -> Any:
     return options[(number >> (salt * 5)) % len(options)]
 
 
