@@ -25,6 +25,7 @@ from morket.tables.models import Column, Table, View
 from morket.tables.search import search_window
 
 ROW_HEIGHT = 32
+ROWNUM_WIDTH = 76  # the row-number column fits seven digits (row 1000000)
 DEFAULT_LIMIT = 120
 MAX_PAGE_LIMIT = 300
 IMPORT_RULE = "/w/<slug>/tables/<int:table_id>/import"
@@ -67,14 +68,24 @@ def cell_display(value: Any, column_type: str, config: dict[str, Any] | None = N
     if column_type == "checkbox":
         return "✓" if value else ""
     if isinstance(value, Decimal):
+        places = decimal_places(config)
         if column_type == "currency":
             code = (config or {}).get("currency", "USD")
-            return f"{value:,.2f} {code}"
-        text = f"{value:,f}" if value == value.to_integral_value() else f"{value.normalize():,f}"
+            return f"{value:,.{2 if places is None else places}f} {code}"
+        if places is not None:
+            text = f"{value:,.{places}f}"
+        else:
+            text = f"{value:,f}" if value == value.to_integral_value() else f"{value.normalize():,f}"
         return f"{text}%" if column_type == "percent" else text
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     return cell_raw(value, column_type)
+
+
+def decimal_places(config: dict[str, Any] | None) -> int | None:
+    """The fixed number of decimals a number column's format asks for (``config.decimals``, 0 to 10), else None."""
+    places = (config or {}).get("decimals")
+    return places if type(places) is int and 0 <= places <= 10 else None  # noqa: PLR2004
 
 
 def cell_pretty(value: Any, column_type: str, config: dict[str, Any] | None = None) -> str:
@@ -254,6 +265,7 @@ def grid(workspace, membership, table_id: int):  # noqa: ANN001
         total=total,
         sorting=sorting,
         row_height=ROW_HEIGHT,
+        rownum_width=ROWNUM_WIDTH,
         can_edit=can(membership.role, "tables.edit"),
         can_manage=can(membership.role, "tables.manage"),
         import_url=_import_url(workspace, table.id),
@@ -343,7 +355,7 @@ def _cell_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
     """
     kind, config = column.type, column.config
     head = (
-        f'<div class="grid-cell t-{escape(kind)}" data-col-id="{int(column.id)}" '
+        f'<div class="grid-cell t-{escape(kind)}" data-col-id="{int(column.id)}" role="gridcell" '
         f'data-type="{escape(kind)}" tabindex="-1" data-raw="'
     )
     empty = head + '"></div>'
@@ -353,6 +365,8 @@ def _cell_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
             return empty
         return f'{head}{escape(cell_raw(value, kind))}">{escape(cell_display(value, kind, config))}</div>'
 
+    if kind == "formula" and (config or {}).get("result_type") == "number":
+        return _number_formula_renderer(column)
     if kind in _PLAIN_TYPES:
 
         def plain(value: Any) -> str:
@@ -416,7 +430,7 @@ def _cell_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
         suffix = "%" if kind == "percent" else ""
         code = str(escape((config or {}).get("currency", "USD"))) if kind == "currency" else ""
 
-        texts = _money_texts if code else _decimal_texts
+        texts = _fixed_texts(decimal_places(config)) or (_money_texts if code else _decimal_texts)
         tail = f" {code}" if code else suffix
 
         def numeric(value: Any) -> str:
@@ -435,6 +449,45 @@ def _cell_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
     if kind == "enrichment":
         return _enrichment_renderer(head, empty)
     return typed
+
+
+def _fixed_texts(places: int | None) -> Callable[[Decimal], tuple[str, str]] | None:
+    """``cell_raw`` and the grouped text with exactly ``places`` decimals, when the column fixes them."""
+    if places is None:
+        return None
+
+    def fixed(value: Decimal) -> tuple[str, str]:
+        return _decimal_texts(value)[0], f"{value:,.{places}f}"
+
+    return fixed
+
+
+def _number_formula_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
+    """A number formula's cells are numbers: stored as text, shown grouped and right-aligned.
+
+    The cell keeps ``data-type="formula"`` (it cannot be edited) and gains ``is-number``.
+    """
+    head = (
+        f'<div class="grid-cell t-formula is-number" data-col-id="{int(column.id)}" role="gridcell" '
+        'data-type="formula" tabindex="-1" data-raw="'
+    )
+    empty = head + '"></div>'
+    texts = _fixed_texts(decimal_places(column.config)) or _decimal_texts
+
+    def number(value: Any) -> str:
+        if value is None or value == "":
+            return empty
+        try:
+            parsed = Decimal(value)
+        except (ArithmeticError, ValueError, TypeError):
+            parsed = None
+        if parsed is None or not parsed.is_finite():
+            text = _escape_text(str(value))
+            return f'{head}{text}">{text}</div>'
+        raw, shown = texts(parsed)
+        return f'{head}{raw}">{shown}</div>'
+
+    return number
 
 
 def _enrichment_renderer(head: str, empty: str) -> Callable[[Any], str]:
@@ -476,7 +529,7 @@ def _window_html(window: list[service.WindowRow], cells: list[tuple[int, Callabl
         pos = row.position
         parts.append(
             f'<div class="grid-row" role="row" data-row-id="{int(row.id)}" data-pos="{pos}">'
-            f'<div class="grid-rownum" tabindex="-1" title="Open row">{pos + 1}</div>{html}</div>\n'
+            f'<div class="grid-rownum" role="rowheader" tabindex="-1" title="Open row">{pos + 1}</div>{html}</div>\n'
         )
     return Markup("".join(parts))  # noqa: S704 - built from escaped parts
 

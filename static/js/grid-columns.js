@@ -1,6 +1,6 @@
 // Column operations on the grid header: a menu per column (▾ button, right-click, Enter or
-// Shift+F10 on a focused header), an "add column" button, drag to reorder, drag the right edge
-// to resize. The menu and forms are server-rendered partials posted with htmx; a change of the
+// Shift+F10 on a focused header), the '+' header cell that adds a column, drag to reorder, drag
+// the right edge to resize. The menu and forms are server-rendered partials posted with htmx; a change of the
 // header layout answers with HX-Refresh, a job with its progress partial.
 (function () {
   "use strict";
@@ -28,7 +28,7 @@
     this.popover.id = "table-" + grid.dataset.tableId + "-columns";
     this.popover.hidden = true;
     document.body.appendChild(this.popover);
-    // A bar above the grid's layout holds the "add column" button and running column jobs.
+    // A bar above the grid's layout shows running column jobs (hidden while there are none).
     this.bar = document.createElement("div");
     this.bar.className = "columns-bar";
     var layout = grid.closest(".grid-layout") || grid;
@@ -70,17 +70,8 @@
       handle.setAttribute("aria-hidden", "true");
       h.appendChild(handle);
     });
-    var add = document.createElement("button");
-    add.type = "button";
-    add.className = "col-add-btn";
-    add.textContent = "+ Add column";
-    add.addEventListener("click", function () { self.open(self.base + "/new", add); });
-    this.bar.appendChild(add);
-    var enrich = document.createElement("a");
-    enrich.className = "col-enrich-btn";
-    enrich.href = this.grid.dataset.baseUrl + "/enrichment/new";
-    enrich.textContent = "+ Add enrichment column";
-    this.bar.appendChild(enrich);
+    var add = this.grid.querySelector(".grid-col-add .col-add-btn");
+    if (add) { add.addEventListener("click", function () { self.open(self.base + "/new", add); }); }
   };
 
   Columns.prototype.open = function (url, opener) {
@@ -88,8 +79,11 @@
     this.opener = opener;
     var rect = opener.getBoundingClientRect();
     this.popover.hidden = false;
+    // Kept inside the window, so the page never scrolls sideways to show it.
+    var width = Math.min(this.popover.offsetWidth || 340, document.documentElement.clientWidth - 16);
+    var left = Math.min(rect.left, document.documentElement.clientWidth - width - 8);
     this.popover.style.top = Math.round(rect.bottom + window.scrollY + 4) + "px";
-    this.popover.style.left = Math.round(Math.max(8, rect.left + window.scrollX)) + "px";
+    this.popover.style.left = Math.round(Math.max(8, left) + window.scrollX) + "px";
     window.htmx.ajax("GET", url, {target: this.popover, swap: "innerHTML"}).then(function () {
       var first = self.popover.querySelector("input:not([type=hidden]), select, textarea, button");
       if (first) { first.focus(); }
@@ -207,7 +201,7 @@
   Columns.prototype.applyWidths = function () {
     var cells = this.grid.querySelector(".grid-header").children, cols = [], left = 0;
     for (var i = 0; i < cells.length; i++) {
-      var w = parseInt(cells[i].dataset.width, 10) || (i === 0 ? 56 : 180);
+      var w = parseInt(cells[i].dataset.width, 10) || (i === 0 ? 76 : 180);
       cols.push(w + "px");
       if (i > 0) { this.grid.style.setProperty("--f" + i, left + "px"); }
       left += w;

@@ -56,7 +56,11 @@
     if (this.toolbar) {
       this.toolbar.addEventListener("click", function (e) {
         var button = e.target.closest("[data-edit-action]");
-        if (button) { e.preventDefault(); self.action(button.dataset.editAction); }
+        if (!button) { return; }
+        e.preventDefault();
+        var menu = button.closest("details[open]");
+        if (menu) { menu.open = false; }
+        self.action(button.dataset.editAction, button.hasAttribute("data-at-end"));
       });
     }
     this.setOffline(navigator.onLine === false);
@@ -120,6 +124,7 @@
     var cur = this.cell(this.cursor.rowId, this.cursor.colId);
     if (cur) { cur.classList.add("is-cursor"); }
     self.el.classList.toggle("has-range", sel.start !== sel.end || sel.colIds.length > 1);
+    this.el.dispatchEvent(new CustomEvent("grid:selection", {bubbles: true, detail: {rows: sel.end - sel.start + 1, columns: sel.colIds.length}}));
   };
 
   Editor.prototype.moveTo = function (point, extend) {
@@ -432,6 +437,7 @@
           self.paint();
           if (self.cursor && self.cursor.rowId === rowId && self.cursor.colId === colId && self.el.contains(document.activeElement) && !self.editing) { fresh.focus(); }
           window.setTimeout(function () { fresh.classList.remove("is-saved"); }, SAVED_MS);
+          self.refreshDependents(colId);
         });
       }
       if (resp.status >= 500 || resp.status === 429) { throw new Error("retry"); }
@@ -454,6 +460,16 @@
     });
     this.saving.push(done);
     return done.then(function () { self.saving = self.saving.filter(function (p) { return p !== done; }); });
+  };
+
+  // Formula columns recompute on the server when a cell they read is saved: fetch the window
+  // again so their cells show the new results without a reload.
+  Editor.prototype.refreshDependents = function (colId) {
+    var header = this.el.querySelector('.grid-col-header[data-col-id="' + colId + '"]');
+    if (header && header.dataset.colType === "formula") { return; }
+    if (!this.el.querySelector('.grid-col-header[data-col-type="formula"]')) { return; }
+    var grid = window.MorketGrid && window.MorketGrid.get(this.el);
+    if (grid) { grid.refresh(); }
   };
 
   Editor.prototype.enqueue = function (rowId, colId, value) {
@@ -517,15 +533,15 @@
     }).catch(function () { self.say("Could not reach Morket. Check the connection and try again.", true); });
   };
 
-  Editor.prototype.action = function (name) {
+  Editor.prototype.action = function (name, atEnd) {
     if (this.editing) { this.commit(0, 0, true); }
     if (!this.canEdit) { return; }
     var sel = this.selection(), self = this;
     if (name === "undo" || name === "redo") { this.run(name, {}); return; }
     if (name === "add-row") {
-      var after = this.cursor && !this.searching() ? {after_row_id: this.cursor.rowId} : {};
+      var after = this.cursor && !atEnd && !this.searching() ? {after_row_id: this.cursor.rowId} : {};
       this.run("rows/add", after, function () {
-        if (!self.cursor) {
+        if (!self.cursor || atEnd) {
           var grid = window.MorketGrid && window.MorketGrid.get(self.el);
           if (grid) { grid.scrollToPos(grid.totalRows()); }
         }

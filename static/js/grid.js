@@ -8,7 +8,7 @@
   var MARGIN = 10;          // refetch when fewer than this many loaded rows remain past the viewport
   var MAX_ROWS = 300;
   var DEBOUNCE_MS = 60;
-  var ROWNUM_WIDTH = 56;
+  var ROWNUM_WIDTH = 76;    // seven digits: row 1,000,000 shows in full
   var grids = new WeakMap();
 
   function Grid(el) {
@@ -17,6 +17,7 @@
     this.header = el.querySelector(".grid-header");
     this.spacer = el.querySelector(".grid-spacer");
     this.block = el.querySelector(".grid-rows");
+    this.addRow = el.querySelector(".grid-addrow");
     this.total = el.dataset.total === "" ? null : parseInt(el.dataset.total, 10);
     this.query = "";
     this.loaded = null;       // {start, count} of the rows in the DOM
@@ -49,8 +50,11 @@
 
   Grid.prototype.headerHeight = function () { return this.header.offsetHeight; };
 
+  // The add-row line sits at the end of the spacer: the last rows must fit above it.
+  Grid.prototype.footerHeight = function () { return this.addRow ? this.rowHeight : 0; };
+
   Grid.prototype.visibleRows = function () {
-    return Math.max(1, Math.floor((this.el.clientHeight - this.headerHeight()) / this.rowHeight));
+    return Math.max(1, Math.floor((this.el.clientHeight - this.headerHeight() - this.footerHeight()) / this.rowHeight));
   };
 
   // The spacer gives the scrollbar its range: total rows x row height, capped at MAX_PX. It holds
@@ -59,7 +63,7 @@
     var total = this.total || 0;
     var natural = total * this.rowHeight;
     this.scaled = natural > MAX_PX;
-    this.spacer.style.height = Math.min(natural, MAX_PX) + "px";
+    this.spacer.style.height = Math.min(natural, MAX_PX) + this.footerHeight() + "px";
   };
 
   // Where row 0 starts in the scrolled content: the spacer follows the header (and anything other
@@ -158,7 +162,16 @@
       if (self.pending !== req) { return; }
       self.pending = null;
       self.render(got.html, req.start, got.total);
-      if (first) { self.el.dispatchEvent(new CustomEvent("grid:ready", {bubbles: true})); }
+      if (first) {
+        // The grid takes the keyboard when nothing else has it, so Ctrl+Z works after a reload.
+        var active = document.activeElement;
+        if (!active || active === document.body) {
+          self.el.classList.add("is-quiet-focus");
+          self.el.addEventListener("blur", function () { self.el.classList.remove("is-quiet-focus"); }, {once: true});
+          self.el.focus({preventScroll: true});
+        }
+        self.el.dispatchEvent(new CustomEvent("grid:ready", {bubbles: true}));
+      }
       self.onScroll();
     }).catch(function (err) {
       if (err.name === "AbortError") { return; }

@@ -181,12 +181,13 @@ def _check_big_grid(app, page, base, info):
     assert last["count"] <= MAX_ROWS_IN_DOM
 
     # Sort by employees, largest first, through the view editor; then scroll and compare the order.
-    page.click(".view-editor summary")
+    page.click("[data-chip=sort] summary")
     page.select_option("#s-col-1", label="Employees")
     page.select_option("#s-dir-1", value="desc")
+    page.click("[data-chip=view] summary")
     page.fill(f"#view-name-{info['table_id']}", "Largest first")
     page.click("button[name=as_new]")
-    expect(page.locator(".view-editor summary")).to_contain_text("sorted by Employees", timeout=60_000)
+    expect(page.locator("[data-view-summary]")).to_contain_text("sorted by Employees", timeout=60_000)
     expect(page.locator("[data-grid-count]")).to_have_text(f"{n:,} rows", timeout=60_000)
     grid = page.locator(f"#table-{info['table_id']}-grid")
     aimed = _scroll_to_fraction(page, grid, 0.5)

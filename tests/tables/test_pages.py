@@ -115,7 +115,7 @@ def test_window_has_exactly_the_rows_at_its_position(client, db, owner, seeded, 
     assert resp.headers["X-Grid-Total"] == "1000"
     assert "HX-Request" in resp.headers["Vary"]
     body = resp.get_data(as_text=True)
-    assert f'<div class="grid-rownum" tabindex="-1" title="Open row">{start + 1}</div>' in body
+    assert f'<div class="grid-rownum" role="rowheader" tabindex="-1" title="Open row">{start + 1}</div>' in body
 
 
 def test_sorted_filtered_view_window_matches_sql(client, db, owner, seeded):

@@ -1,0 +1,191 @@
+"""The table page as a user sees it, in Chromium: the grid fills the window under one toolbar.
+
+On a million-row table at 1366×768, 1920×1080 and 390×844: the page never scrolls (sideways or
+down), only the grid does; the toolbar stays on one line; on desktop the grid takes at least 75 %
+of the window's height; the row-number column shows 1000000 in full; axe-core finds nothing
+serious. On a small table: the status bar sums a selection, a number formula's cells are numbers,
+a failing formula says why in the cell, a formula follows an edited cell without a reload, and
+Ctrl+Z works right after a reload without clicking the grid first.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import create_engine, text
+
+from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - the browser fixtures
+from tests.support.axe import severe_violations
+from tests.tables.test_grid_browser import PASSWORD, _settle, big_table  # noqa: F401 - big_table is a fixture
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+SIZES = [(1366, 768), (1920, 1080), (390, 844)]
+
+# What the page's layout looks like to a user, measured in the page.
+LAYOUT = """(gridId) => {
+  const doc = document.documentElement, grid = document.getElementById(gridId);
+  const bar = document.querySelector('.grid-toolbar');
+  const items = [...bar.children].filter((c) => c.offsetParent !== null && c.offsetWidth > 0);
+  const tops = items.map((c) => c.getBoundingClientRect().top + c.offsetHeight / 2);
+  return {
+    pageScrollsSideways: doc.scrollWidth > doc.clientWidth,
+    pageScrollsDown: doc.scrollHeight > doc.clientHeight,
+    gridHeight: grid.getBoundingClientRect().height,
+    gridScrolls: grid.scrollHeight > grid.clientHeight && getComputedStyle(grid).overflowY === 'auto',
+    toolbarHeight: bar.getBoundingClientRect().height,
+    toolbarLines: Math.max(...tops) - Math.min(...tops),
+  };
+}"""
+
+LAST_ROW_NUMBER = """(g) => {
+  const cell = [...g.querySelectorAll('.grid-row')].pop().querySelector('.grid-rownum');
+  return {text: cell.textContent, clipped: cell.scrollWidth > cell.clientWidth};
+}"""
+
+
+def _login(page, base: str, email: str, password: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("form button[type=submit]")
+    expect(page).not_to_have_url(f"{base}/login")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("big_table", [1_000_000], indirect=True)
+def test_the_grid_fills_the_window_at_three_sizes(app, live_server, browser_page, big_table):  # noqa: F811
+    page, base, info = browser_page, live_server, big_table
+    n = info["n"]
+    _login(page, base, "grid@example.com", PASSWORD)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    grid_id = f"table-{info['table_id']}-grid"
+    for width, height in SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{base}/w/{info['slug']}/tables/{info['table_id']}")
+        grid = page.locator(f"#{grid_id}")
+        expect(page.locator("[data-grid-count]")).to_have_text(f"{n:,} rows")
+        _settle(page, grid)
+        layout = page.evaluate(LAYOUT, grid_id)
+        where = f"at {width}x{height}: {layout}"
+        assert not layout["pageScrollsSideways"], where
+        assert not layout["pageScrollsDown"], where
+        assert layout["gridScrolls"], where
+        assert layout["toolbarLines"] < 4 and layout["toolbarHeight"] <= 48, where  # noqa: PLR2004
+        if width > 400:  # noqa: PLR2004 - the two desktop sizes
+            assert layout["gridHeight"] >= 0.75 * height, where
+
+        # Wheel over the grid: the grid scrolls, the page does not.
+        box = grid.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.wheel(0, 32 * 20)
+        page.wait_for_function("(g) => g.scrollTop > 0", arg=grid.element_handle())
+        assert page.evaluate("[window.scrollX, window.scrollY]") == [0, 0], where
+
+        # The last row's number shows all seven digits.
+        grid.evaluate("(g) => { g.scrollTop = g.scrollHeight; }")
+        _settle(page, grid, n - 20)
+        last = grid.evaluate(LAST_ROW_NUMBER)
+        assert last == {"text": str(n), "clipped": False}, where
+        # ... and it is on screen, above the add-row line, not cut off by the grid's bottom edge.
+        row = grid.locator(f".grid-row[data-pos='{n - 1}']")
+        row_box, grid_box = row.bounding_box(), grid.bounding_box()
+        assert row_box["y"] + row_box["height"] <= grid_box["y"] + grid_box["height"] - 32 + 1, where
+
+        page.screenshot(path=str(SCREENSHOTS / f"grid-{width}x{height}.png"))
+        # The table page's own part of the window: the app's shell around it is checked by its own tests.
+        assert severe_violations(page, within="#main") == [], where
+    assert page.problems == []
+
+
+def _small_table(app) -> tuple[str, int]:
+    """Commit a user, their workspace and a 3-row table: Company, Seats, Price, a number formula."""
+    from morket.extensions import db
+    from morket.tables import service
+    from morket.tables.column_service import add_table_column
+
+    with app.app_context():
+        workspace, user = committed_owner(
+            email="page@example.com", name="Page", slug="page-co", workspace_name="Page Co", password=PASSWORD
+        )
+        table = service.create_table(
+            workspace,
+            user,
+            "Deals",
+            columns=[
+                {"name": "Company", "type": "text"},
+                {"name": "Seats", "type": "number"},
+                {"name": "Price", "type": "number", "config": {"decimals": 2}},
+            ],
+        )
+        service.insert_rows(
+            workspace,
+            user,
+            table,
+            [
+                {"Company": "Acme", "Seats": 5, "Price": "12.5"},
+                {"Company": "Globex", "Seats": 0, "Price": "3"},
+                {"Company": "Initech", "Seats": 1200, "Price": "1.25"},
+            ],
+        )
+        add_table_column(workspace, user, table, "Per seat", "formula", config={"expression": "{Price} * 10 / {Seats}"})
+        db.session.commit()
+        return f"/w/{workspace.slug}/tables/{table.id}", table.id
+
+
+def _cell(page, row: int, column: int):
+    return page.locator(f".grid-rows .grid-row[data-pos='{row}'] .grid-cell").nth(column)
+
+
+@pytest.mark.browser
+def test_status_bar_typed_formulas_and_undo_after_reload(app, database_url, live_server, browser_page, run_jobs):  # noqa: F811
+    path, table_id = _small_table(app)
+    run_jobs()
+    page, base = browser_page, live_server
+    try:
+        _login(page, base, "page@example.com", PASSWORD)
+        page.goto(f"{base}{path}")
+        expect(_cell(page, 0, 0)).to_have_text("Acme")
+
+        # Numbers keep their column's decimals; a number formula's cells are numbers, right-aligned.
+        expect(_cell(page, 1, 2)).to_have_text("3.00")
+        expect(_cell(page, 2, 2)).to_have_text("1.25")
+        per_seat = _cell(page, 0, 3)
+        expect(per_seat).to_have_text("25")
+        assert per_seat.evaluate("(c) => getComputedStyle(c).textAlign") == "right"
+        expect(_cell(page, 2, 3)).to_have_text("0.01041666666666666667")
+
+        # A formula that fails says why in the cell itself, not only in its tooltip.
+        failed = _cell(page, 1, 3)
+        expect(failed).to_have_class(re.compile(r"\bis-error\b"))
+        shown = failed.evaluate("(c) => getComputedStyle(c, '::before').content")
+        assert "Division by zero" in shown
+
+        # Select the Seats and Price cells of two rows: the status bar counts and sums them.
+        _cell(page, 0, 1).click()
+        page.keyboard.press("Shift+ArrowRight")
+        page.keyboard.press("Shift+ArrowDown")
+        expect(page.locator("[data-grid-selection]")).to_have_text("4 cells selected · Sum 20.5 · Average 5.13")
+
+        # Edit Seats of Globex: its formula cell follows without a reload.
+        _cell(page, 1, 1).click()
+        page.keyboard.type("4")
+        page.keyboard.press("Enter")
+        expect(page.locator("[data-edit-status]")).to_have_text("Saved.")
+        expect(_cell(page, 1, 3)).to_have_text("7.5")
+        expect(_cell(page, 1, 3)).not_to_have_class(re.compile(r"\bis-error\b"))
+
+        # Reload and press Ctrl+Z at once: the grid has the keyboard, and the edit is undone.
+        page.reload()
+        expect(_cell(page, 1, 1)).to_have_text("4")
+        page.keyboard.press("Control+z")
+        expect(page.locator("[data-edit-status]")).to_have_text("Undid the cell edit.")
+        expect(_cell(page, 1, 1)).to_have_text("0")
+        assert page.problems == []
+    finally:
+        engine = create_engine(database_url)
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TABLE IF EXISTS ut.t_{int(table_id)}"))
+        engine.dispose()
