@@ -26,14 +26,14 @@ class PeriodicJob:
 
 SCHEDULE: tuple[PeriodicJob, ...] = (
     PeriodicJob("relay-outbox", 2, "morket.core.jobs.relay_outbox", None),
-    PeriodicJob("delete-expired-user-tokens", DAY, "morket.core.maintenance.delete_expired_user_tokens", QUEUE_DEFAULT),
+    PeriodicJob("delete-expired-user-tokens", DAY, "morket.accounts.tasks.delete_expired_user_tokens", QUEUE_DEFAULT),
     PeriodicJob(
         "delete-expired-refresh-tokens",
         DAY,
-        "morket.core.maintenance.delete_expired_refresh_tokens",
+        "morket.accounts.tasks.delete_expired_refresh_tokens",
         QUEUE_DEFAULT,
     ),
-    PeriodicJob("delete-expired-sessions", DAY, "morket.core.maintenance.delete_expired_sessions", QUEUE_DEFAULT),
+    PeriodicJob("delete-expired-sessions", DAY, "morket.accounts.tasks.delete_expired_sessions", QUEUE_DEFAULT),
     PeriodicJob("delete-expired-exports", 3600, "morket.dataops.exports.delete_expired_exports", QUEUE_IO),
     # Inline in the scheduler, not on a queue: it is what restarts enrichment after Redis comes back
     # (re-queues expired leases, times out callbacks, resumes paused runs, starts jobs for idle runs).

@@ -1,4 +1,4 @@
-"""Periodic clean-up tasks run by the scheduler (see workers/schedule.py)."""
+"""Accounts' periodic clean-up jobs, run by the scheduler (see workers/schedule.py)."""
 
 from __future__ import annotations
 

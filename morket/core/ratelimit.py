@@ -40,14 +40,15 @@ def clear_rate_limits(principal: str | None = None) -> int:
     """Delete the rate-limit counters of ``principal`` (``rate_limit_key``'s ``user:5``), or of
     everyone; return how many there were. Needs an app context.
 
-    limits' Redis storage prefixes every key (``LIMITS:LIMITER/<app prefix>/<principal>/...``), so
-    the app's prefix is matched anywhere in the key, not at its start.
+    The counters are read from the storage the app's limiter was bound to (``extensions``), which
+    is where they live. limits' Redis storage prefixes every key
+    (``LIMITS:LIMITER/<app prefix>/<principal>/...``), so the app's prefix is matched anywhere in
+    the key, not at its start.
     """
     from flask import current_app
 
-    from morket.core.jobs import redis_connection
-
-    conn = redis_connection()
+    storage = current_app.extensions["morket_limiter"][0]
+    conn = storage.get_connection()
     prefix = current_app.config["RATELIMIT_KEY_PREFIX"]
     keys = list(conn.scan_iter(f"*/{prefix}/{principal}/*" if principal else f"*/{prefix}/*"))
     if keys:

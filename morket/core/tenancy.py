@@ -4,27 +4,62 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, wraps
+from functools import wraps
 from typing import Any
 
 from flask import abort, g, session
 from flask_login import UserMixin, current_user, login_required
-from sqlalchemy import Engine, Select, bindparam, select
+from sqlalchemy import Engine, Select
 
 from morket.core.logging import log_security_event
 from morket.core.roles import can
 from morket.extensions import db
 
 
-@cache
-def _membership_statement() -> Select:
-    """The membership lookup, built once: every page request runs it, so it is not rebuilt each time."""
-    from morket.workspaces.models import Membership, Workspace
+class _Domains:
+    """What the guard needs from the domains that own users and workspaces.
 
-    return select(Membership).where(
-        Membership.user_id == bindparam("user_id"),
-        Membership.workspace_id == select(Workspace.id).where(Workspace.slug == bindparam("slug")).scalar_subquery(),
-    )
+    Core knows no domain: ``accounts`` and ``workspaces`` fill this in when they register
+    (``register_accounts``, ``register_workspaces``). Plain attributes, read once per request as a
+    module import was before, so the guard's hot path does no more work than it did.
+    """
+
+    __slots__ = ("membership_statement", "membership_model", "parse_session_id", "user_model", "workspace_model")
+
+    def __init__(self) -> None:
+        self.parse_session_id: Callable[[str | None], Any] = _not_registered("accounts")
+        self.user_model: Any = None
+        self.membership_statement: Select | None = None
+        self.membership_model: Any = None
+        self.workspace_model: Any = None
+
+
+def _not_registered(domain: str) -> Callable[..., Any]:
+    def refuse(*_args: Any) -> Any:
+        raise RuntimeError(f"morket.{domain} has not registered with core.tenancy (create_app registers it)")
+
+    return refuse
+
+
+_domains = _Domains()
+
+
+def register_accounts(*, user_model: Any, parse_session_id: Callable[[str | None], Any]) -> None:
+    """Tell the guard the user model and how to read ``(user id, session key)`` from a session id."""
+    _domains.user_model = user_model
+    _domains.parse_session_id = parse_session_id
+
+
+def register_workspaces(*, workspace_model: Any, membership_model: Any, membership_statement: Select) -> None:
+    """Tell the guard the workspace and membership models and the membership lookup.
+
+    ``membership_statement`` takes the bound values ``user_id`` and ``slug`` and selects the
+    membership, with its workspace and user loaded eagerly; it is built once, since every page
+    request runs it.
+    """
+    _domains.workspace_model = workspace_model
+    _domains.membership_model = membership_model
+    _domains.membership_statement = membership_statement
 
 
 def load_membership(slug: str, user_id: int):
@@ -32,7 +67,10 @@ def load_membership(slug: str, user_id: int):
 
     One statement: the membership loads its workspace and user eagerly (see Membership).
     """
-    membership = db.session.scalars(_membership_statement(), {"user_id": user_id, "slug": slug}).first()
+    statement = _domains.membership_statement
+    if statement is None:
+        raise RuntimeError("morket.workspaces has not registered with core.tenancy (create_app registers it)")
+    membership = db.session.scalars(statement, {"user_id": user_id, "slug": slug}).first()
     return (membership.workspace, membership) if membership is not None else None
 
 
@@ -42,27 +80,8 @@ def load_membership(slug: str, user_id: int):
 # in the same statement as its own data, as plain records, with no transaction around its reads:
 # ``workspace_page(..., member_source=...)``. The records carry what the guard, the user loader and
 # the rate-limit key use; any other attribute loads the ORM object once and answers from it, so code
-# that needs more (an error page, a fallback path) behaves as with the ORM objects.
-
-# The second column says whether the browser session is live (not ended, not expired): the user
-# loader refuses an ended session here as it does when it queries (``accounts.service``).
-MEMBER_COLUMNS = (
-    "u.id, EXISTS (SELECT 1 FROM user_sessions s WHERE s.key_hash = %(session_key_hash)s AND s.user_id = u.id"
-    " AND s.ended_at IS NULL AND s.expires_at > now()), u.disabled_at IS NULL, w.id, w.slug, m.id, m.role"
-)
-MEMBER_FROM = (
-    "workspaces w JOIN memberships m ON m.workspace_id = w.id AND m.user_id = %(user_id)s "
-    "JOIN users u ON u.id = m.user_id"
-)
-MEMBER_WHERE = "w.slug = %(slug)s"
-
-
-def member_params(session_ref: Any) -> dict[str, Any]:
-    """The bound values ``MEMBER_FROM`` and ``MEMBER_COLUMNS`` use, from the browser's session
-    (``accounts.service.SessionRef``)."""
-    from morket.core.security import hash_token
-
-    return {"user_id": session_ref.user_id, "session_key_hash": hash_token(session_ref.key)}
+# that needs more (an error page, a fallback path) behaves as with the ORM objects. The statement's
+# leading columns are the workspaces domain's (``morket.workspaces.members.MEMBER_COLUMNS``).
 
 
 class _Lazy:
@@ -90,9 +109,7 @@ class SessionUser(_Lazy, UserMixin):
 
     @staticmethod
     def _model_class() -> Any:
-        from morket.accounts.models import User
-
-        return User
+        return _domains.user_model
 
     def get_id(self) -> str:
         return self.browser_session_id
@@ -109,9 +126,7 @@ class WorkspaceRecord(_Lazy):
 
     @staticmethod
     def _model_class() -> Any:
-        from morket.workspaces.models import Workspace
-
-        return Workspace
+        return _domains.workspace_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +138,12 @@ class MembershipRecord(_Lazy):
 
     @staticmethod
     def _model_class() -> Any:
-        from morket.workspaces.models import Membership
-
-        return Membership
+        return _domains.membership_model
 
 
 def member_records(row: Any, session_id: str) -> tuple[SessionUser, WorkspaceRecord, MembershipRecord]:
-    """Split the leading ``MEMBER_COLUMNS`` of a row into the user, workspace and membership."""
+    """Split the leading ``MEMBER_COLUMNS`` of a row (``morket.workspaces.members``) into the user,
+    workspace and membership."""
     user_id, session_live, active, workspace_id, slug, membership_id, role = row[:7]
     return (
         SessionUser(user_id, session_id, bool(session_live), bool(active)),
@@ -174,7 +188,8 @@ def workspace_page(
     The view receives ``workspace`` and ``membership`` instead of ``slug``.
 
     ``member_source(slug, session_ref, **kwargs)``, for read-only views, runs one statement (bound
-    values from ``member_params(session_ref)``) whose row starts with ``MEMBER_COLUMNS`` (no row:
+    values from ``morket.workspaces.members.member_params(session_ref)``) whose row starts with
+    ``MEMBER_COLUMNS`` (no row:
     not a member) and returns ``(row, extra)``; the view gets plain records (see above) and finds
     ``extra`` in ``g.member_source``. The checks are the same: the user loader still checks that
     the browser session is live and that the account is active.
@@ -186,10 +201,8 @@ def workspace_page(
             # The membership of the session's user is read before login_required loads that user:
             # it brings the user along, so the user loader (which still checks that the session is
             # live and the account active) finds it in the session instead of querying again.
-            from morket.accounts.service import parse_session_id
-
             session_id = session.get("_user_id")
-            parsed = parse_session_id(session_id)
+            parsed = _domains.parse_session_id(session_id)
             if parsed is None:
                 preloaded = None
             elif member_source is not None:

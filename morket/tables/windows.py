@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from morket.core.db import driver_rows
 from morket.core.errors import NotFound, ValidationFailed
-from morket.core.tenancy import MEMBER_COLUMNS, MEMBER_FROM, MEMBER_WHERE, member_params, transaction_for_writes
+from morket.core.tenancy import transaction_for_writes
 from morket.core.types import Actor, Workspace
 from morket.extensions import db
 from morket.tables import storage
@@ -28,6 +28,7 @@ from morket.tables.access import check_owned, get_table_and_view_or_404
 from morket.tables.cells import CellError, check_characters
 from morket.tables.filters import compile_filters, compile_sort, search_clause
 from morket.tables.models import Table, View
+from morket.workspaces.members import MEMBER_COLUMNS, MEMBER_FROM, MEMBER_WHERE, member_params
 
 MAX_WINDOW = 500
 MAX_SEARCH_CHARS = 200
@@ -133,7 +134,7 @@ SELECT {_SOURCE_COLUMNS}
   FROM tables t {_VIEW_JOIN}
  WHERE t.id = %(table_id)s AND t.workspace_id = %(workspace_id)s
 """  # noqa: S608 - constant fragments; every value is bound
-# The same with the membership, its user and workspace in front (see ``core/tenancy.py``): the
+# The same with the membership, its user and workspace in front (see ``workspaces/members.py``): the
 # window request's first statement. No row: not a member; a NULL version: no such table here.
 _MEMBER_AND_SOURCE_SQL = f"""
 SELECT {MEMBER_COLUMNS}, {_SOURCE_COLUMNS}

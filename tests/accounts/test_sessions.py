@@ -164,8 +164,8 @@ def test_the_admin_console_refuses_a_saved_cookie_after_logging_out(app, client,
 def test_the_daily_clean_up_keeps_an_ended_session_until_its_cookie_expires(app, client, db):
     from datetime import timedelta
 
+    from morket.accounts.tasks import delete_expired_sessions
     from morket.core.db import utcnow
-    from morket.core.maintenance import delete_expired_sessions
 
     user = UserFactory()
     assert log_in(client, user.email, PASSWORD).status_code == 302

@@ -10,7 +10,7 @@ from morket.core.jobs import QUEUE_DEFAULT, enqueue_after_commit, relay_committe
 from morket.core.models import OutboxMessage
 from morket.devservices import EmbeddedRedis
 
-TASK = "morket.core.maintenance.delete_expired_user_tokens"
+TASK = "morket.accounts.tasks.delete_expired_user_tokens"
 
 
 def default_queue(app) -> Queue:  # noqa: ANN001

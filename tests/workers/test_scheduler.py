@@ -9,9 +9,9 @@ from rq import Queue
 from sqlalchemy import select
 
 from morket.accounts.models import RefreshToken, UserToken
+from morket.accounts.tasks import delete_expired_refresh_tokens, delete_expired_user_tokens
 from morket.core.db import utcnow
 from morket.core.jobs import QUEUE_DEFAULT, enqueue_after_commit
-from morket.core.maintenance import delete_expired_refresh_tokens, delete_expired_user_tokens
 from morket.core.models import OutboxMessage
 from tests.factories import UserFactory, workspace_with_owner
 from workers.schedule import SCHEDULE
@@ -41,7 +41,7 @@ def test_two_schedulers_run_each_period_once(app, committed):
 
 
 def test_scheduler_relay_delivers_jobs_left_behind(app, committed):
-    enqueue_after_commit("morket.core.maintenance.delete_expired_user_tokens", queue=QUEUE_DEFAULT, job_id="left-1")
+    enqueue_after_commit("morket.accounts.tasks.delete_expired_user_tokens", queue=QUEUE_DEFAULT, job_id="left-1")
     committed.db.session.commit()  # committed, but nobody relayed it (a web process died)
 
     relay_only = [job for job in SCHEDULE if job.name == "relay-outbox"]

@@ -14,7 +14,7 @@ from morket.accounts.models import UserToken
 from morket.core.jobs import QUEUE_DEFAULT, enqueue_after_commit, relay_committed
 from tests.support.waiting import wait_until
 
-TASK = "morket.core.maintenance.delete_expired_user_tokens"
+TASK = "morket.accounts.tasks.delete_expired_user_tokens"
 
 
 def token_ids(committed) -> set[int]:  # noqa: ANN001
