@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
@@ -21,22 +20,10 @@ from morket.accounts.models import User
 from morket.core.errors import Conflict, Forbidden, Locked, Unauthorized, ValidationFailed
 from morket.core.forms import show_error_on_form
 from morket.core.ratelimit import AUTH_LIMIT, client_ip
+from morket.core.web import safe_next
 from morket.extensions import db, limiter
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
-NEXT_MAX = 2000
-
-
-def safe_next(target: str | None) -> str | None:
-    """Return ``target`` if it is a same-site relative path (``/...``), else None."""
-    if not target or len(target) > NEXT_MAX or not target.startswith("/") or target.startswith("//"):
-        return None
-    if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return None
-    return target
 
 
 def _log_in(user: User) -> None:

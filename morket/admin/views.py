@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from wtforms import Field
 
 from morket.admin import bp
 from morket.admin.forms import SearchListForm
@@ -15,7 +16,8 @@ from morket.admin.service import (
     set_user_disabled,
 )
 from morket.core.errors import MorketError
-from morket.credits import views as credits_views
+from morket.credits import service as credits
+from morket.credits.forms import AdjustCreditsForm
 from morket.extensions import db
 
 
@@ -87,17 +89,62 @@ def workspaces():
 def workspace(workspace_id: int):
     """One workspace and its members with their roles."""
     found, members = get_workspace_with_members(current_user._get_current_object(), workspace_id)
-    return render_template(
-        "admin/workspace.html", workspace=found, members=members, **credits_views.admin_context(found)
-    )
+    return render_template("admin/workspace.html", workspace=found, members=members, **_credits_context(found))
 
 
 @bp.post("/workspaces/<int:workspace_id>/credits")
 def adjust_credits(workspace_id: int):
     """Add or remove a workspace's credits by hand, with a reason; recorded in its ledger and audited."""
     found, members = get_workspace_with_members(current_user._get_current_object(), workspace_id)
-    form = credits_views.adjust_credits(current_user._get_current_object(), found)
+    form = _adjust_credits(current_user._get_current_object(), found)
     if form is None:
         return redirect(url_for("admin.workspace", workspace_id=found.id))
-    context = credits_views.admin_context(found, form)
+    context = _credits_context(found, form)
     return render_template("admin/workspace.html", workspace=found, members=members, **context), 422
+
+
+# A workspace's credits in the console: the balance, recent entries and a hand adjustment.
+
+CREDITS_RECENT = 10
+
+
+def _credits_context(workspace, form: AdjustCreditsForm | None = None) -> dict[str, object]:  # noqa: ANN001
+    """Return what the workspace page shows of credits: balance, recent entries, the adjustment form."""
+    if form is None:
+        form = AdjustCreditsForm(data={"request_id": AdjustCreditsForm.new_request_id()})
+    recent = credits.list_ledger(workspace.id, limit=CREDITS_RECENT).entries
+    return {
+        "credits_balance": credits.balance(workspace.id),
+        "credits_recent": recent,
+        "credits_actors": credits.actor_names(recent),
+        "credits_form": form,
+    }
+
+
+def _adjust_credits(actor, workspace) -> AdjustCreditsForm | None:  # noqa: ANN001
+    """Apply the posted adjustment and commit; return None when done, else the form with its errors.
+
+    The form's ``request_id`` (drawn when the page was shown) is the idempotency key, so posting
+    the same form twice adjusts once.
+    """
+    form = AdjustCreditsForm(request.form)
+    if not form.validate():
+        return form
+    try:
+        entry = credits.admin_adjust(
+            actor, workspace, form.amount.data, form.note.data, idempotency_key=f"admin:{form.request_id.data}"
+        )
+    except MorketError as exc:
+        db.session.rollback()
+        field = getattr(form, next(iter(exc.fields), ""), None)
+        if isinstance(field, Field) and field is not form.request_id:
+            field.errors = [*field.errors, exc.message]
+        else:
+            form.form_errors.append(exc.message)
+        return form
+    db.session.commit()
+    if entry is None:
+        flash("That adjustment was applied already.", "info")
+    else:
+        flash(f"{entry.amount:+,} credits for {workspace.name}; the balance is now {entry.balance_after:,}.", "success")
+    return None

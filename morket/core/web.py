@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, render_template, request
 from flask_limiter.errors import RateLimitExceeded
@@ -24,6 +25,7 @@ log = logging.getLogger("morket.web")
 API_PREFIX = "/api/v1"
 # An incoming X-Request-Id is echoed only when it is short and plain: it goes into headers and logs.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")
+NEXT_MAX = 2000
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -165,3 +167,16 @@ def install_web(app: Flask) -> None:
     def _unhandled(exc: Exception):
         log.exception("unhandled error")
         return _error_response(500, "internal_error", ERROR_TITLES[500][1])
+
+
+def safe_next(target: str | None) -> str | None:
+    """Return ``target`` if it is a same-site relative path (``/...``), else None: where a page may
+    send the browser back to (``?next=``) without becoming an open redirect."""
+    if not target or len(target) > NEXT_MAX or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target

@@ -19,13 +19,13 @@ from flask import current_app
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from morket.accounts.models import User
 from morket.core.audit import record_audit
 from morket.core.errors import MorketError, NotFound, ValidationFailed
 from morket.credits.models import IDEMPOTENCY_KEY_MAX, KEY_SOURCES, KINDS, NOTE_MAX, CreditBalance, LedgerEntry
 from morket.extensions import db
 
 if TYPE_CHECKING:
-    from morket.accounts.models import User
     from morket.workspaces.models import Workspace
 
 MAX_AMOUNT = 1_000_000_000
@@ -512,6 +512,15 @@ def list_ledger(
     more = len(rows) > limit
     rows = rows[:limit]
     return LedgerPage(entries=rows, next_cursor=rows[-1].id if more and rows else None)
+
+
+def actor_names(entries: Sequence[LedgerEntry]) -> dict[int, str]:
+    """Return the name (or email) of everyone who granted, refunded or adjusted ``entries``, in one query."""
+    ids = {entry.actor_id for entry in entries if entry.actor_id is not None}
+    if not ids:
+        return {}
+    rows = db.session.execute(select(User.id, User.name, User.email).where(User.id.in_(ids)))
+    return {row.id: row.name or row.email for row in rows}
 
 
 def ledger_total(workspace_id: int) -> int:

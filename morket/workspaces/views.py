@@ -6,12 +6,12 @@ from flask import flash, make_response, redirect, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask_login import current_user, login_required
 
-from morket.accounts.views import safe_next
 from morket.core.errors import MorketError, ValidationFailed
 from morket.core.forms import show_error_on_form
 from morket.core.htmx import render_page_or_fragment, wants_fragment
 from morket.core.roles import can, outranks_or_equals
 from morket.core.tenancy import workspace_page
+from morket.core.web import safe_next
 from morket.extensions import db
 from morket.workspaces import bp, service
 from morket.workspaces.forms import (
