@@ -91,7 +91,7 @@ def _app(url: str):
 
 def child_import(url: str, path: Path) -> dict[str, Any]:
     """Run one import as the job would, in this process; report its time and peak memory."""
-    from morket.dataops import service
+    from morket.dataops import service, tasks
 
     app = _app(url)
     with app.app_context():
@@ -107,7 +107,7 @@ def child_import(url: str, path: Path) -> dict[str, Any]:
         service.start_import(workspace, user, run, mapping=mapping, table_name=f"bench {path.stem}")
         db.session.commit()
         began = time.perf_counter()
-        run = service.execute_import(run.id)
+        run = tasks.run_import(run.id)
         elapsed = time.perf_counter() - began
         service.upload_path(run).unlink(missing_ok=True)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

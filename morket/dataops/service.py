@@ -53,6 +53,14 @@ class ImportCancelledError(Exception):
     """The user cancelled a running import."""
 
 
+class ImportStopped(Exception):
+    """The load ends leaving the table as it was: the job rolls back and records ``outcome``."""
+
+    def __init__(self, outcome: dict[str, Any]) -> None:
+        super().__init__(outcome["message"])
+        self.outcome = outcome
+
+
 # --- files ------------------------------------------------------------------------------------------
 
 
@@ -458,39 +466,43 @@ def _prepare_target(workspace: Workspace, actor: Actor | None, run: DataRun) -> 
     return table, pairs
 
 
-def execute_import(run_id: int) -> DataRun | None:
-    """Load a queued import in one transaction; record errors, a decision to make, or the result."""
-    run = db.session.get(DataRun, run_id)
-    if run is None or run.status != "queued":
-        return run
+def import_report() -> dict[str, Any]:
+    """Return an empty report of a load: the first error rows and the lines of the wrong width."""
+    return {"error_sample": [], "ragged_lines": [], "ragged_count": 0}
+
+
+def load_import(run: DataRun, started: datetime, report: dict[str, Any]) -> dict[str, Any]:
+    """Load a queued import's file into its table (flushed, not committed); return the outcome.
+
+    Progress goes out in short transactions of its own. Raises ImportStopped, with the outcome to
+    record, when the table must stay as it was: the user cancelled, the file or the mapping
+    failed, or rows with errors wait for the user's decision.
+    """
     from morket.accounts.models import User
     from morket.workspaces.models import Workspace
 
     workspace = db.session.get(Workspace, run.workspace_id)
     actor = db.session.get(User, run.created_by_id) if run.created_by_id else None
     progress = _Progress(run.id)
-    started = utcnow()
     progress.write(status="running", started_at=started, bytes_done=0, rows_in=0, error_count=0)
-    outcome: dict[str, Any]
-    report: dict[str, Any] = {"error_sample": [], "ragged_lines": [], "ragged_count": 0}
     try:
-        outcome = _load(workspace, actor, run, progress, report)
+        return _load(workspace, actor, run, progress, report)
     except ImportCancelledError:
-        db.session.rollback()
-        outcome = {"status": "cancelled", "message": "Cancelled; the table was not changed."}
+        raise ImportStopped({"status": "cancelled", "message": "Cancelled; the table was not changed."}) from None
     except (csvio.CsvError, ValidationFailed, NotFound) as exc:
-        db.session.rollback()
         message = exc.message if isinstance(exc, ValidationFailed | NotFound) else str(exc)
-        outcome = {"status": "failed", "message": f"{message} Nothing was imported."}
+        raise ImportStopped({"status": "failed", "message": f"{message} Nothing was imported."}) from exc
+
+
+def record_import_outcome(run_id: int, outcome: dict[str, Any], report: dict[str, Any], started: datetime) -> DataRun:
+    """Write a load's outcome and report on its run (flushed); ``finished_at`` unless it awaits a decision."""
     run = db.session.get(DataRun, run_id, populate_existing=True)
     for key, value in outcome.items():
         setattr(run, key, value)
     run.settings = {**run.settings, **report}
     run.started_at = started
     run.finished_at = utcnow() if outcome["status"] != "needs_review" else None
-    db.session.commit()
-    if run.is_final:
-        upload_path(run).unlink(missing_ok=True)  # the error file stays for download
+    db.session.flush()
     return run
 
 
@@ -611,7 +623,6 @@ def _load(
     if rows_in == 0:
         raise csvio.CsvError("The file has a header but no rows of data.")
     if bad and not settings.get("skip_errors"):
-        db.session.rollback()
         if good:
             message = (
                 f"{bad:,} of {plural(rows_in, 'row')} cannot be imported. Download the error file, "
@@ -620,14 +631,16 @@ def _load(
         else:
             none = "The file's only row cannot" if rows_in == 1 else f"None of the {rows_in:,} rows can"
             message = f"{none} be imported. Download the error file to see why, then fix the file and upload it again."
-        return {
-            "status": "needs_review",
-            "rows_in": rows_in,
-            "error_count": bad,
-            "rows_out": 0,
-            "table_id": run.table_id,
-            "message": message,
-        }
+        raise ImportStopped(
+            {
+                "status": "needs_review",
+                "rows_in": rows_in,
+                "error_count": bad,
+                "rows_out": 0,
+                "table_id": run.table_id,
+                "message": message,
+            }
+        )
     updated = 0
     inserted = good
     if key_columns:
@@ -636,7 +649,6 @@ def _load(
     if inserted or updated:
         tables.mark_views_stale(workspace, table, None)
     db.session.flush()
-    db.session.commit()
     skipped = good - inserted - updated
     parts = [f"{plural(inserted, 'row')} added"]
     if updated:

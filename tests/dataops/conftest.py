@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from morket.dataops import service
+from morket.dataops import service, tasks
 from tests.factories import workspace_with_owner
 
 
@@ -45,7 +45,7 @@ def run_import(db, workspace, user, data: bytes, *, name: str = "file.csv", **st
     start.setdefault("mapping", default_mapping(run))
     service.start_import(workspace, user, run, **start)
     db.session.commit()  # the view commits before the worker picks the job up
-    return service.execute_import(run.id)
+    return tasks.run_import(run.id)
 
 
 def export_rows(workspace, user, table, view=None, **options: Any) -> list[dict[str, str]]:

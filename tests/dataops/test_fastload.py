@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from morket.dataops import fastload, service
+from morket.dataops import fastload, service, tasks
 from morket.tables import service as tables
 from tests.dataops.conftest import export_rows, run_import
 
@@ -97,7 +97,7 @@ def test_bad_cells_deep_in_a_batch_are_reported_with_their_lines(db, owner):
 
     service.import_rest(workspace, user, run)
     db.session.commit()
-    run = service.execute_import(run.id)
+    run = tasks.run_import(run.id)
 
     assert run.status == "done" and run.rows_out == len(expected)
     table = tables.get_table_or_404(workspace, run.table_id)
@@ -114,7 +114,7 @@ def test_one_reordered_column_into_an_existing_table(db, owner):
     run = service.upload_import(workspace, user, io.BytesIO(data), "scores.csv")
     service.start_import(workspace, user, run, table=table, mapping=[{"source": 1, "target": str(score)}])
     db.session.commit()
-    run = service.execute_import(run.id)
+    run = tasks.run_import(run.id)
 
     assert run.status == "done", run.message
     values = [r["Score"] for r in export_rows(workspace, user, tables.get_table_or_404(workspace, table.id))]

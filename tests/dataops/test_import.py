@@ -8,7 +8,7 @@ import io
 import pytest
 
 from morket.core.errors import Conflict, NotFound, ValidationFailed
-from morket.dataops import service
+from morket.dataops import service, tasks
 from morket.tables import service as tables
 from tests.dataops.conftest import default_mapping, export_rows, run_import
 
@@ -87,7 +87,7 @@ def test_error_rows_wait_for_a_decision_and_leave_nothing_behind(db, owner):
 
     service.import_rest(workspace, user, run)
     db.session.commit()
-    run = service.execute_import(run.id)
+    run = tasks.run_import(run.id)
 
     assert run.status == "done" and run.rows_out == 2 and run.error_count == 2
     table = tables.get_table_or_404(workspace, run.table_id)
@@ -126,7 +126,7 @@ def test_append_to_existing_table_maps_and_skips_columns(db, owner):
         ],
     )
     db.session.commit()
-    run = service.execute_import(run.id)
+    run = tasks.run_import(run.id)
 
     assert run.status == "done", run.message
     table = tables.get_table_or_404(workspace, table.id)
@@ -174,7 +174,7 @@ def test_dedupe_key_is_normalised_and_skips_or_updates(db, owner, on_duplicate, 
     mapping = [{"source": 0, "target": email}, {"source": 1, "target": site}, {"source": 2, "target": note}]
     service.start_import(workspace, user, run, table=table, mapping=mapping, dedupe=[0, 1], on_duplicate=on_duplicate)
     db.session.commit()
-    run = service.execute_import(run.id)
+    run = tasks.run_import(run.id)
 
     assert run.status == "done", run.message
     assert run.rows_out == 1
@@ -216,7 +216,7 @@ def test_failed_append_leaves_existing_table_exactly_as_it_was(db, owner):
     run = service.upload_import(workspace, user, io.BytesIO(body), "big.csv")
     service.start_import(workspace, user, run, table=table, mapping=[{"source": 0, "target": email}])
     db.session.commit()
-    run = service.execute_import(run.id)
+    run = tasks.run_import(run.id)
     assert run.status == "failed"
     table = tables.get_table_or_404(workspace, table.id)
     assert table.row_count == 2
@@ -258,7 +258,7 @@ def test_cancel_before_the_job_runs(db, owner):
     service.start_import(workspace, user, run, mapping=default_mapping(run))
     service.cancel_run(workspace, user, run)
     db.session.commit()
-    assert service.execute_import(run.id).status == "cancelled"
+    assert tasks.run_import(run.id).status == "cancelled"
     with pytest.raises(Conflict):
         service.cancel_run(workspace, user, run)
 
@@ -288,7 +288,7 @@ def test_every_importable_type_loads_through_copy(db, owner):
     mapping = [{"source": i, "target": c.id} for i, c in enumerate(table.live_columns)]
     service.start_import(workspace, user, run, table=table, mapping=mapping)
     db.session.commit()
-    run = service.execute_import(run.id)
+    run = tasks.run_import(run.id)
     assert run.status == "done", run.message
     row = tables.read_window(workspace, user, tables.get_table_or_404(workspace, table.id), None, 0, 1)[0]
     tags, payload, won, when, price, count, day, note = row.cells

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from morket.core.errors import MorketError
-from morket.dataops import service
+from morket.dataops import service, tasks
 from morket.tables import service as tables
 from tests.dataops.conftest import default_mapping, export_rows
 
@@ -72,7 +72,7 @@ def _attempt(db, workspace, user, data: bytes, table) -> str:
         db.session.rollback()
         assert exc.message.strip()
         return "refused"
-    run = service.execute_import(run.id)
+    run = tasks.run_import(run.id)
     assert run.status in ("done", "needs_review", "failed"), run.status
     assert run.message
     return run.status
@@ -157,7 +157,7 @@ def test_raw_export_then_import_gives_back_the_same_table(db, owner, rows):
     ]
     service.start_import(workspace, user, run, mapping=mapping)
     db.session.commit()
-    run = service.execute_import(run.id)
+    run = tasks.run_import(run.id)
 
     assert run.status == "done", run.message
     copy = tables.get_table_or_404(workspace, run.table_id)
