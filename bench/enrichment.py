@@ -52,7 +52,7 @@ class Sandbox:
     def __init__(self) -> None:
         import httpx
 
-        from morket.providers.sandboxes.server import serve
+        from morket.providers.sandboxes import serve
 
         self.server = serve("127.0.0.1", 0)
         self.thread = threading.Thread(target=self.server.serve_forever, name="sandbox", daemon=True)

@@ -23,6 +23,16 @@ BLUEPRINT_MODULES = (
     "morket.enrichment",
     "morket.scraping",
 )
+# The domains' JSON API handlers. Each adds its routes to the /api/v1 blueprint, so they are loaded
+# before that blueprint is registered; the API package itself imports no domain's handlers.
+API_MODULES = (
+    "morket.credentials.api",
+    "morket.credits.api",
+    "morket.dataops.api",
+    "morket.enrichment.api",
+    "morket.scraping.api",
+    "morket.tables.api",
+)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -61,6 +71,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     import importlib
 
+    for module_name in API_MODULES:
+        importlib.import_module(module_name)
     for module_name in BLUEPRINT_MODULES:
         importlib.import_module(module_name).register(app)
 

@@ -66,7 +66,7 @@ def _float(raw: str) -> float:
         raise ValueError(f"expected a number, got {raw.strip()!r}") from None
 
 
-def _master_key(raw: str) -> bytes | None:
+def parse_master_key(raw: str) -> bytes | None:
     """The credentials master key: 32 bytes written as 64 hex digits or base64 (either alphabet)."""
     import base64
     import binascii
@@ -152,7 +152,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("METRICS_ALLOW", _networks, "", help="networks (CIDRs) whose scrapers /metrics answers without a token"),
     Setting("SANDBOX_MODE", _bool, "false", help="label the UI as sandbox (demo providers)"),
     # Credentials and enrichment.
-    Setting("MASTER_KEY", _master_key, "", secret=True, help="32-byte key (hex or base64) encrypting credentials"),
+    Setting("MASTER_KEY", parse_master_key, "", secret=True, help="32-byte key (hex or base64) encrypting credentials"),
     Setting("APOLLO_URL", _str, "", help="Apollo API base URL; empty means the real api.apollo.io"),
     Setting("HUNTER_URL", _str, "", help="Hunter API base URL; empty means the real api.hunter.io"),
     Setting("CLEARBIT_URL", _str, "", help="one base URL for every Clearbit API; empty means the real hosts"),

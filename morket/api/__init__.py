@@ -6,14 +6,10 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 def register(app: Flask) -> None:
+    """Register the blueprint. The domains' handlers (their ``api`` modules) joined it already:
+    ``create_app`` loads them first (``API_MODULES``), since this package knows no domain's API."""
     from morket.api import auth, openapi, views  # noqa: F401
-    from morket.credentials import api as credentials_api  # noqa: F401
-    from morket.credits import api as credits_api  # noqa: F401
-    from morket.dataops import api as dataops_api  # noqa: F401
-    from morket.enrichment import api as enrichment_api  # noqa: F401
     from morket.extensions import csrf
-    from morket.scraping import api as scraping_api  # noqa: F401
-    from morket.tables import api as tables_api  # noqa: F401
 
     csrf.exempt(bp)
     app.register_blueprint(bp)

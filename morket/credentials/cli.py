@@ -16,7 +16,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from morket.config import _master_key as parse_master_key
+from morket.config import parse_master_key
 from morket.core.audit import record_audit
 from morket.core.crypto import key_fingerprint
 from morket.credentials import service

@@ -6,6 +6,8 @@ bp = Blueprint("credits", __name__)
 
 
 def register(app: Flask) -> None:
-    from morket.credits import models, views  # noqa: F401 - register the models and routes (api: see morket.api)
+    from morket.credits import models, service, views  # noqa: F401 - the models and routes (api: morket.API_MODULES)
+    from morket.workspaces.service import on_workspace_created
 
+    on_workspace_created("credits.welcome", service.grant_welcome)
     app.register_blueprint(bp)

@@ -6,6 +6,7 @@ bp = Blueprint("tables", __name__)
 
 
 def register(app: Flask) -> None:
+    from morket.api.routing import register_droppable_schema
     from morket.tables import (  # noqa: F401 - register the tables (and undo steps) with the metadata
         column_views,  # noqa: F401 - the column endpoints
         edit_views,  # noqa: F401 - the grid edit endpoints
@@ -15,4 +16,5 @@ def register(app: Flask) -> None:
         views,  # noqa: F401 - the table pages
     )
 
+    register_droppable_schema(models.USER_SCHEMA)
     app.register_blueprint(bp)

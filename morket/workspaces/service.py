@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import current_app
@@ -22,7 +23,6 @@ from morket.core.db import utcnow
 from morket.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from morket.core.roles import ADMIN, MEMBER, OWNER, ROLES, VIEWER, can, outranks_or_equals
 from morket.core.security import hash_token, new_token
-from morket.credits import service as credits
 from morket.extensions import db
 from morket.workspaces.models import ApiKey, Invitation, Membership, Workspace
 
@@ -115,6 +115,16 @@ def _owner_count(workspace: Workspace) -> int:
 # Workspaces -----------------------------------------------------------------------------------
 
 
+# What the domains above this one do in the transaction that creates a workspace (credits grants
+# its welcome credits), registered by them (``on_workspace_created``): workspaces imports none of them.
+_ON_CREATE: dict[str, Callable[[Workspace, User], object]] = {}
+
+
+def on_workspace_created(name: str, hook: Callable[[Workspace, User], object]) -> None:
+    """Run ``hook(workspace, actor)`` in every ``create_workspace``, once the owner is a member."""
+    _ON_CREATE[name] = hook
+
+
 def create_workspace(actor: User, name: str) -> Workspace:
     """Create a workspace named ``name`` with ``actor`` as its owner."""
     if not actor.is_verified:
@@ -134,7 +144,8 @@ def create_workspace(actor: User, name: str) -> Workspace:
     if workspace is None:
         raise Conflict("Could not reserve an address for this workspace. Try again.")
     db.session.add(Membership(workspace_id=workspace.id, user_id=actor.id, role=OWNER))
-    credits.grant_welcome(workspace, actor)
+    for hook in _ON_CREATE.values():
+        hook(workspace, actor)
     record_audit(workspace, actor, "workspace.created", workspace.slug, name=name)
     db.session.flush()
     return workspace

@@ -11,7 +11,8 @@ import httpx
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from morket.providers.sandboxes.server import QuietHandler, serve
+from morket.providers.sandboxes import serve
+from morket.providers.sandboxes.server import QuietHandler
 
 PROVIDERS = ("apollo", "hunter", "clearbit")
 

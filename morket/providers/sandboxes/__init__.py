@@ -4,6 +4,26 @@
 ``make run``'s sandbox mode point MORKET_<PROVIDER>_URL at ``http://HOST:PORT/<provider>``.
 """
 
-from morket.providers.sandboxes.server import SandboxApp, build_app, serve
+from __future__ import annotations
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from morket.providers.sandboxes.apollo import ApolloSandbox
+from morket.providers.sandboxes.clearbit import ClearbitSandbox
+from morket.providers.sandboxes.hunter import HunterSandbox
+from morket.providers.sandboxes.server import KeepAliveHandler, QuietHandler, SandboxApp
 
 __all__ = ["SandboxApp", "build_app", "serve"]
+
+
+def build_app() -> SandboxApp:
+    """The sandbox with every provider it imitates."""
+    return SandboxApp([HunterSandbox(), ApolloSandbox(), ClearbitSandbox()])
+
+
+def serve(host: str = "127.0.0.1", port: int = 8900, *, quiet: bool = True) -> BaseWSGIServer:
+    """A threaded werkzeug server for the sandbox (call ``serve_forever`` or run it in a thread)."""
+    handler = QuietHandler if quiet else KeepAliveHandler
+    server = make_server(host, port, build_app(), threaded=True, request_handler=handler)
+    server.daemon_threads = True
+    return server

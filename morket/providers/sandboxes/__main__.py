@@ -7,7 +7,7 @@ import signal
 import sys
 from types import FrameType
 
-from morket.providers.sandboxes.server import serve
+from morket.providers.sandboxes import serve
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 VALID_KEY_PREFIXES = ("sandbox-", "sk-test-")
@@ -298,15 +298,6 @@ class SandboxApp:
         return json_response({"error": "no such control route"}, 404)
 
 
-def build_app() -> SandboxApp:
-    """The sandbox with every provider it imitates."""
-    from morket.providers.sandboxes.apollo import ApolloSandbox
-    from morket.providers.sandboxes.clearbit import ClearbitSandbox
-    from morket.providers.sandboxes.hunter import HunterSandbox
-
-    return SandboxApp([HunterSandbox(), ApolloSandbox(), ClearbitSandbox()])
-
-
 class KeepAliveHandler(WSGIRequestHandler):
     """Keep HTTP/1.1 connections open between requests, as the real provider APIs do.
 
@@ -349,11 +340,3 @@ class QuietHandler(KeepAliveHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return
-
-
-def serve(host: str = "127.0.0.1", port: int = 8900, *, quiet: bool = True) -> BaseWSGIServer:
-    """A threaded werkzeug server for the sandbox (call ``serve_forever`` or run it in a thread)."""
-    handler = QuietHandler if quiet else KeepAliveHandler
-    server = make_server(host, port, build_app(), threaded=True, request_handler=handler)
-    server.daemon_threads = True
-    return server
