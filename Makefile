@@ -59,8 +59,9 @@ format: deps-dev ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: deps-dev chromium ## ruff check, then every test except those marked slow
+test: deps-dev chromium ## ruff check, the import contracts (lint-imports), then every test except those marked slow
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadfile
 
 schemathesis: deps-dev ## Fuzz the whole API against its OpenAPI document, every check (also part of make test)
