@@ -189,3 +189,57 @@ def test_status_bar_typed_formulas_and_undo_after_reload(app, database_url, live
         with engine.begin() as conn:
             conn.execute(text(f"DROP TABLE IF EXISTS ut.t_{int(table_id)}"))
         engine.dispose()
+
+
+@pytest.mark.browser
+def test_toolbar_menus_header_sort_and_new_row(app, database_url, live_server, browser_page, run_jobs):  # noqa: F811
+    path, table_id = _small_table(app)
+    run_jobs()
+    page, base = browser_page, live_server
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        _login(page, base, "page@example.com", PASSWORD)
+        page.goto(f"{base}{path}")
+        expect(_cell(page, 0, 0)).to_have_text("Acme")
+
+        # Enrich is the toolbar's primary action and opens the enrichment setup without script.
+        enrich = page.locator("#enrich-open")
+        expect(enrich).to_have_class(re.compile(r"\bprimary\b"))
+        assert enrich.get_attribute("href") == f"{path}/enrichment/new"
+
+        # The "more" menu holds the table's other tools, inside the window.
+        page.click("[data-chip=more] summary")
+        menu = page.locator("[data-chip=more] .grid-pop-panel")
+        for item in ("Find duplicates", "Bulk edit", "Import CSV", "Export CSV", "Enrichment runs"):
+            expect(menu.get_by_text(item, exact=True)).to_be_visible()
+        box = menu.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= page.viewport_size["width"]
+        page.screenshot(path=str(SCREENSHOTS / "grid-more-menu.png"))
+        page.keyboard.press("Escape")
+        expect(menu).to_be_hidden()
+
+        # The line under the last row adds a row at the end.
+        page.get_by_role("button", name="+ New row").click()
+        expect(page.locator("[data-edit-status]")).to_have_text("Added 1 row.")
+        expect(page.locator("[data-grid-count]")).to_have_text("4 rows")
+        expect(page.locator(".grid-rows .grid-row")).to_have_count(4)
+        expect(_cell(page, 3, 0)).to_have_text("")
+
+        # The Company header's menu sorts Z to A: the view is saved and the page shows its order.
+        page.locator(".grid-col-header", has_text="Company").hover()
+        page.locator(".grid-col-header", has_text="Company").locator(".col-menu-btn").click()
+        page.locator(".columns-menu").get_by_role("menuitem", name="Sort Z → A").click()
+        expect(page.locator("[data-chip=sort] summary")).to_contain_text("Sorted by Company")
+        expect(_cell(page, 0, 0)).to_have_text("Initech")
+        expect(_cell(page, 1, 0)).to_have_text("Globex")
+        page.click("[data-chip=sort] summary")
+        company_id = page.locator("#s-col-1 option", has_text="Company").get_attribute("value")
+        expect(page.locator("#s-col-1")).to_have_value(company_id)
+        expect(page.locator("#s-dir-1")).to_have_value("desc")
+        page.screenshot(path=str(SCREENSHOTS / "grid-sort-popover.png"))
+        assert [p for p in page.problems if " 422 " not in f" {p} "] == []
+    finally:
+        engine = create_engine(database_url)
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TABLE IF EXISTS ut.t_{int(table_id)}"))
+        engine.dispose()
