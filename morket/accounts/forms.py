@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
@@ -20,13 +21,30 @@ def _valid_name(form: FlaskForm, field: StringField) -> None:
         raise ValidationError(problem)
 
 
+class EmailAddress:
+    """Check an email address and say why one is refused: a reserved domain is not a typo."""
+
+    def __init__(self) -> None:
+        self._syntax = Email("Enter a valid email address, like name@company.com.")
+
+    def __call__(self, form: FlaskForm, field: EmailField) -> None:
+        domain = (field.data or "").rpartition("@")[2].rstrip(".").lower()
+        top = domain.rpartition(".")[2]
+        if "@" in (field.data or "") and top in SPECIAL_USE_DOMAIN_NAMES:
+            raise ValidationError(
+                f"{domain} is a reserved domain (.{top} is for testing and private networks and never receives "
+                "email). Use an address at a real domain, like name@company.com."
+            )
+        self._syntax(form, field)
+
+
 def _email_field(label: str = "Email") -> EmailField:
     return EmailField(
         label,
         validators=[
             DataRequired("Enter your email address."),
             Length(max=EMAIL_MAX, message="That email address is too long."),
-            Email("Enter a valid email address, like name@company.com."),
+            EmailAddress(),
         ],
         filters=[lambda value: normalize_email(value) if isinstance(value, str) else value],
     )

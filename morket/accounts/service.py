@@ -298,6 +298,17 @@ def _locked_error(until: datetime) -> Locked:
     )
 
 
+def lock_message(email: str) -> str | None:
+    """Return the lock message for the account of ``email`` while it is locked, else None.
+
+    For pages that answer an attempt without checking the password (a rate limit answered
+    first): the account's lock is what the person needs to know.
+    """
+    user = get_user_by_email(email) if email and len(email) <= EMAIL_MAX else None
+    state = lock_state(user) if user is not None else LockState(False)
+    return _locked_error(state.until).message if state.locked else None
+
+
 def authenticate(email: str, password: str, ip: str = "") -> User:
     """Return the user for these credentials, counting failures towards the account lockout.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from flask import flash, redirect, render_template, request, session, url_for
+from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user, login_required, login_user, logout_user
 
 from morket.accounts import bp, service
@@ -20,7 +21,7 @@ from morket.accounts.models import User
 from morket.core.errors import Conflict, Forbidden, Locked, Unauthorized, ValidationFailed
 from morket.core.forms import show_error_on_form
 from morket.core.ratelimit import AUTH_LIMIT, client_ip
-from morket.core.web import safe_next
+from morket.core.web import rate_limited_response, safe_next
 from morket.extensions import db, limiter
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
@@ -83,6 +84,20 @@ def login():
     elif request.method == "POST":
         status = 422
     return render_template("accounts/login.html", form=form), status
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _rate_limited(exc: RateLimitExceeded):
+    """While an account is locked, every further login attempt shows the lock and when it ends,
+    whichever limit answered first (5 failures lock the account; the 6th attempt within a minute
+    also meets the per-address limit)."""
+    if request.endpoint == "accounts.login" and request.method == "POST":
+        form = LoginForm()
+        message = service.lock_message(service.normalize_email(request.form.get("email", "")))
+        if message:
+            form.form_errors.append(message)
+            return render_template("accounts/login.html", form=form), Locked.status
+    return rate_limited_response(exc)
 
 
 @bp.post("/logout")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Response, make_response, render_template, request
@@ -36,4 +37,23 @@ def render_page_or_fragment(
         response.vary.add("HX-Boosted")
         if target is not None:
             response.vary.add("HX-Target")
+    return response
+
+
+def add_toast(response: Response, message: str, kind: str = "success") -> Response:
+    """Ask the page to show ``message`` as a toast once htmx has swapped ``response`` in.
+
+    The shell listens for ``HX-Trigger: {"morket:toast": {"toasts": [{message, kind}]}}``
+    (``static/js/shell.js``); toasts already asked for on the response are kept.
+    """
+    try:
+        triggers = json.loads(response.headers.get("HX-Trigger") or "{}")
+    except ValueError:
+        triggers = {name.strip(): None for name in response.headers["HX-Trigger"].split(",")}
+    if not isinstance(triggers, dict):
+        triggers = {}
+    asked = triggers.get("morket:toast") or {}
+    toasts = [*asked.get("toasts", []), {"message": message, "kind": kind}]
+    triggers["morket:toast"] = {"toasts": toasts}
+    response.headers["HX-Trigger"] = json.dumps(triggers)
     return response

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from morket.core.api import api_error
 from morket.core.errors import MorketError
+from morket.core.htmx import wants_fragment
 from morket.core.logging import log_security_event
 from morket.core.metrics import observe_request
 from morket.core.roles import can
@@ -47,6 +48,7 @@ ERROR_TITLES = {
     401: ("Please log in", "You need to log in to see this page."),
     403: ("Not allowed", "Your role in this workspace does not allow this."),
     404: ("Not found", "There is nothing here, or you do not have access to it."),
+    410: ("No longer available", "This link has expired, or what it pointed to was removed."),
     405: ("Method not allowed", "This page does not accept that kind of request."),
     413: ("Too large", "What you sent is larger than Morket accepts."),
     422: ("Check your input", "Some of what you entered needs fixing."),
@@ -65,11 +67,41 @@ def _error_response(status: int, code: str, message: str, fields=None, headers=N
     if is_api_request():
         return api_error(code, message, status=status, fields=fields, headers=headers)
     title, text = ERROR_TITLES.get(status, ERROR_TITLES[500])
-    body = render_template("errors/error.html", status=status, title=title, text=message or text)
+    # An htmx request gets the message as a fragment its page can place (or show as a toast); a 5xx
+    # page draws the shell without the sidebar's queries, since the database may be what failed.
+    body = render_template(
+        "errors/_fragment.html" if wants_fragment() else "errors/error.html",
+        status=status,
+        title=title,
+        text=message or text,
+        retry_after=(headers or {}).get("Retry-After"),
+        bare_shell=status >= 500,
+    )
     resp = Response(body, status=status, mimetype="text/html")
     for key, value in (headers or {}).items():
         resp.headers[key] = value
     return resp
+
+
+def rate_limited_response(exc: RateLimitExceeded) -> Response:
+    """Answer a request refused by a rate limit: 429 with ``Retry-After``, as a page or the envelope.
+
+    Public so that a blueprint that can say more (the login page, while an account is locked)
+    can fall back to it.
+    """
+    log_security_event("rate_limited", path=request.path, limit=str(exc.limit.limit))
+    retry_after = "60"
+    try:
+        from morket.extensions import limiter
+
+        reset = limiter.current_limit.reset_at if limiter.current_limit else None
+        if reset:
+            retry_after = str(max(1, int(reset - time.time())))
+    except Exception:  # noqa: BLE001 - the header is a courtesy; the 429 stands regardless
+        log.warning("could not read the rate-limit reset time", exc_info=True)
+    return _error_response(
+        429, "rate_limited", "Too many requests. Try again shortly.", headers={"Retry-After": retry_after}
+    )
 
 
 def install_web(app: Flask) -> None:
@@ -132,21 +164,7 @@ def install_web(app: Flask) -> None:
             400, "csrf_failed", "The form expired or was not sent from Morket. Reload and try again."
         )
 
-    @app.errorhandler(RateLimitExceeded)
-    def _rate_limited(exc: RateLimitExceeded):
-        log_security_event("rate_limited", path=request.path, limit=str(exc.limit.limit))
-        retry_after = "60"
-        try:
-            from morket.extensions import limiter
-
-            reset = limiter.current_limit.reset_at if limiter.current_limit else None
-            if reset:
-                retry_after = str(max(1, int(reset - time.time())))
-        except Exception:  # noqa: BLE001 - the header is a courtesy; the 429 stands regardless
-            log.warning("could not read the rate-limit reset time", exc_info=True)
-        return _error_response(
-            429, "rate_limited", "Too many requests. Try again shortly.", headers={"Retry-After": retry_after}
-        )
+    app.register_error_handler(RateLimitExceeded, rate_limited_response)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -154,10 +172,11 @@ def install_web(app: Flask) -> None:
         code = {413: "payload_too_large", 404: "not_found", 405: "method_not_allowed"}.get(
             status, (exc.name or "error").lower().replace(" ", "_")
         )
+        # Werkzeug's own descriptions ("You don't have the permission to access the requested
+        # resource...") are not Morket's voice: only a description the code wrote itself is shown.
+        own = exc.description if exc.description and exc.description != type(exc).description else ""
         message = (
-            ERROR_TITLES.get(status, (exc.name, exc.description))[1]
-            if production or status == 404
-            else (exc.description or "")
+            ERROR_TITLES.get(status, (exc.name, exc.description))[1] if production or status == 404 or not own else own
         )
         if status == 413:
             message = "The request body is larger than Morket accepts."

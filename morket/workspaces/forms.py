@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, Length
 
+from morket.accounts.forms import EmailAddress
 from morket.core.roles import ADMIN, BILLING_ADMIN, MEMBER, OWNER, VIEWER, outranks_or_equals
 from morket.workspaces.service import NAME_MAX
 
@@ -65,7 +66,7 @@ class InviteMemberForm(FlaskForm):
         validators=[
             DataRequired("Enter an email address."),
             Length(max=320, message="That email address is too long."),
-            Email("Enter a valid email address, like name@company.com."),
+            EmailAddress(),
         ],
         filters=[lambda value: value.strip().lower() if isinstance(value, str) else value],
     )

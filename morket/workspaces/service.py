@@ -11,11 +11,13 @@ import re
 import unicodedata
 from collections.abc import Callable
 from datetime import timedelta
+from typing import NamedTuple
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from morket.accounts.models import RefreshToken, User
 from morket.core.audit import record_audit
@@ -291,6 +293,37 @@ def list_pending_invitations(workspace: Workspace) -> list[Invitation]:
             .order_by(Invitation.created_at.desc(), Invitation.id.desc())
         )
     )
+
+
+class PendingInvitation(NamedTuple):
+    """An invitation waiting for its invitee, with what the invitee needs to decide."""
+
+    invitation: Invitation
+    workspace: Workspace
+    inviter: User | None
+    token: str
+
+
+def list_invitations_for(user: User) -> list[PendingInvitation]:
+    """Return the live invitations sent to ``user``'s address (not accepted, revoked or expired), newest first.
+
+    The address is the account's, so an unverified account sees them too; accepting still
+    requires a verified address (``check_invitee``).
+    """
+    inviter = aliased(User)
+    rows = db.session.execute(
+        select(Invitation, Workspace, inviter)
+        .join(Workspace, Workspace.id == Invitation.workspace_id)
+        .outerjoin(inviter, inviter.id == Invitation.invited_by_id)
+        .where(
+            Invitation.email == user.email.lower(),
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > utcnow(),
+        )
+        .order_by(Invitation.created_at.desc(), Invitation.id.desc())
+    )
+    return [PendingInvitation(inv, ws, who, invitation_token(inv)) for inv, ws, who in rows]
 
 
 def invite_member(workspace: Workspace, actor: User, email: str, role: str) -> Invitation:

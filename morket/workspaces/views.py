@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from flask import flash, make_response, redirect, request, url_for
+from flask import current_app, flash, make_response, redirect, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask_login import current_user, login_required
 
+from morket.accounts.models import User
 from morket.core.errors import MorketError, ValidationFailed
 from morket.core.forms import show_error_on_form
-from morket.core.htmx import render_page_or_fragment, wants_fragment
+from morket.core.htmx import add_toast, render_page_or_fragment, wants_fragment
 from morket.core.roles import can, outranks_or_equals
 from morket.core.tenancy import workspace_page
 from morket.core.web import safe_next
 from morket.extensions import db
-from morket.workspaces import bp, service
+from morket.workspaces import bp, first_run, service
 from morket.workspaces.forms import (
     ROLE_HELP,
     ROLE_LABELS,
@@ -40,7 +41,11 @@ def _role_labels(state: BlueprintSetupState) -> None:
 
 def _home(form: CreateWorkspaceForm, status: int = 200):
     return render_page_or_fragment(
-        "workspaces/home.html", status, form=form, rows=service.list_workspaces_for(current_user)
+        "workspaces/home.html",
+        status,
+        form=form,
+        rows=service.list_workspaces_for(current_user),
+        invitations=service.list_invitations_for(current_user),
     )
 
 
@@ -74,9 +79,27 @@ def dashboard(workspace: Workspace, membership: Membership):
 
     members = service.list_members(workspace)
     tables = list_tables(workspace) if can(membership.role, "tables.view") else None
+    steps = first_run.checklist(workspace) if can(membership.role, "tables.manage") else []
     return render_page_or_fragment(
-        "workspaces/dashboard.html", workspace=workspace, membership=membership, members=members, tables=tables
+        "workspaces/dashboard.html",
+        workspace=workspace,
+        membership=membership,
+        members=members,
+        tables=tables,
+        steps=steps,
+        sandbox=current_app.config["MORKET"]["SANDBOX_MODE"],
     )
+
+
+@bp.post("/w/<slug>/sample-table")
+@workspace_page("tables.manage")
+def create_sample_table(workspace: Workspace, membership: Membership):
+    table = first_run.create_sample_table(
+        workspace, current_user, membership, sandbox=current_app.config["MORKET"]["SANDBOX_MODE"]
+    )
+    db.session.commit()
+    flash(f"{table.name} is ready: 25 companies to try enrichment on. Add a column to find what is missing.", "success")
+    return redirect(url_for("tables.grid", slug=workspace.slug, table_id=table.id))
 
 
 def _settings(
@@ -213,7 +236,8 @@ def _after_member_change(
         return redirect(url_for("workspaces.members", slug=workspace.slug))
     db.session.commit()
     if wants_fragment():
-        return _member_row(workspace, membership, target) if target is not None else _render_empty()
+        resp = _member_row(workspace, membership, target) if target is not None else _render_empty()
+        return add_toast(resp, done)
     flash(done, "success")
     return redirect(url_for("workspaces.members", slug=workspace.slug))
 
@@ -317,6 +341,7 @@ def invitation(token: str):
         "workspaces/invitation.html",
         invitation=found,
         workspace=db.session.get(Workspace, found.workspace_id),
+        inviter=db.session.get(User, found.invited_by_id) if found.invited_by_id else None,
         problem=problem,
         error="",
         login_url=url_for("accounts.login", next=safe_next(request.path)),
@@ -405,3 +430,25 @@ def revoke_api_key(workspace: Workspace, membership: Membership, key_id: int):
 def my_workspaces() -> list:
     """Return the current user's (workspace, membership) pairs for the workspace switcher."""
     return service.list_workspaces_for(current_user) if current_user.is_authenticated else []
+
+
+@bp.app_template_global("my_invitations")
+def my_invitations() -> list:
+    """Return the invitations waiting for the current user's address, for the shell and the workspaces page."""
+    return service.list_invitations_for(current_user) if current_user.is_authenticated else []
+
+
+SIDEBAR_TABLES = 8
+
+
+@bp.app_template_global("sidebar_tables")
+def sidebar_tables(workspace, membership) -> list:  # noqa: ANN001
+    """Return up to ``SIDEBAR_TABLES`` of the workspace's tables for the sidebar, newest first.
+
+    The browser moves the tables this user opened last to the top (it remembers them locally).
+    """
+    if not can(membership.role, "tables.view"):
+        return []
+    from morket.tables.service import list_tables
+
+    return sorted(list_tables(workspace), key=lambda t: t.id, reverse=True)[:SIDEBAR_TABLES]

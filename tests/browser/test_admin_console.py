@@ -39,7 +39,7 @@ def test_an_admin_finds_and_disables_a_user_after_confirming(app, live_server, b
     page.fill("#email", "rita@example.com")
     page.fill("#password", PASSWORD)
     page.click("form button[type=submit]")
-    page.click(".topnav a:has-text('Admin')")
+    page.click("#sidebar a:has-text('Admin console')")
     expect(page).to_have_url(f"{base}/admin")
     expect(page.locator(".admin-nav a[aria-current=page]")).to_have_text("Users")
 

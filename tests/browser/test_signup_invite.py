@@ -41,14 +41,15 @@ def test_a_team_signs_up_invites_and_the_invitee_joins(live_server, browser_page
     slug = page.url.rstrip("/").rsplit("/", 1)[-1]
     expect(page.locator(".ws-title")).to_have_text("Acme Revenue")
 
-    page.click(".ws-tabs a:has-text('Members')")
+    page.click("nav[aria-label=Workspace] a:has-text('Members')")
     page.fill("#invite-member #email", "ivan@example.com")
     page.select_option("#invite-member #role", "admin")
     page.click("button:has-text('Send invitation')")
     expect(page.locator(".flash-success")).to_contain_text("Invitation sent to ivan@example.com")
     expect(page.locator("#pending-invitations")).to_contain_text("ivan@example.com")
 
-    page.click("button:has-text('Log out')")
+    page.click("#user-menu summary")
+    page.click("#user-menu button:has-text('Log out')")
     expect(page.locator(".flash")).to_contain_text("You are logged out")
     invitation_link = _link(smtp_server, run_jobs, "ivan@example.com", "invite")
 
@@ -64,7 +65,7 @@ def test_a_team_signs_up_invites_and_the_invitee_joins(live_server, browser_page
     card = page.locator(".ws-card", has_text="Acme Revenue")
     expect(card.locator(".badge")).to_have_text("Admin")
     page.click(".ws-card-link:has-text('Acme Revenue')")
-    page.click(".ws-tabs a:has-text('Members')")
+    page.click("nav[aria-label=Workspace] a:has-text('Members')")
     expect(page.locator("#member-rows")).to_contain_text("olivia@example.com")
     expect(page.locator("#member-rows")).to_contain_text("ivan@example.com")
     page.screenshot(path=str(tmp_path / "invitee-members.png"), full_page=True)

@@ -124,3 +124,24 @@ def test_in_production_http_errors_use_the_calm_wording(start_production_app):
     resp = production_app.test_client().post("/healthz", base_url="https://localhost")
     _assert_page(resp, 405, "Method not allowed")
     assert "This page does not accept that kind of request." in resp.get_data(as_text=True)
+
+
+def test_a_bare_403_shows_morkets_words_and_next_steps_not_the_frameworks(make_app):
+    from flask import abort
+
+    app = make_app()
+    app.add_url_rule("/_test/abort403", "test_abort403", lambda: abort(403))
+    app.add_url_rule("/_test/gone", "test_gone", lambda: abort(410))
+    client = app.test_client()
+    body = client.get("/_test/abort403").get_data(as_text=True)
+    assert "permission to access the requested resource" not in body
+    assert "Your role in this workspace does not allow this." in body and "What to do next" in body
+    gone = client.get("/_test/gone")
+    assert gone.status_code == 410 and "No longer available" in gone.get_data(as_text=True)
+
+
+def test_an_htmx_request_gets_the_error_as_a_fragment(failing_client):
+    resp = failing_client.get("/_test/refuse", headers={"HX-Request": "true"})
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 403 and "<html" not in body
+    assert 'role="alert"' in body and "data-error-message" in body and "Error 403" in body

@@ -26,7 +26,7 @@ def test_add_a_key_see_it_masked_and_delete_it(app, database_url, live_server, b
     page.fill("#password", PASSWORD)
     page.click("form button[type=submit]")
     page.goto(f"{base}/w/{slug}/")
-    page.click("nav.ws-tabs >> text=Credentials")
+    page.click("nav[aria-label=Workspace] >> text=Credentials")
     expect(page.locator("#credentials")).to_contain_text("No provider keys yet")
 
     page.select_option("#provider", "hunter")

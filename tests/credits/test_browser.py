@@ -35,7 +35,7 @@ def test_filter_and_page_through_the_history(app, live_server, browser_page):  #
     page.fill("#password", PASSWORD)
     page.click("form button[type=submit]")
     page.goto(f"{base}/w/{slug}")
-    page.click("nav.ws-tabs >> text=Credits")
+    page.click("nav[aria-label=Workspace] >> text=Credits")
     expect(page.locator("#credits-balance-value")).to_have_text("45")
     expect(page.locator("#credit-ledger tbody tr")).to_have_count(50)
 

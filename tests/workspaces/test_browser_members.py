@@ -40,7 +40,7 @@ def test_owner_changes_a_role_removes_a_member_and_creates_a_key(app, live_serve
         assert db.session.scalar(select(Membership).where(Membership.id == member_id)) is None
         db.session.remove()
 
-    page.click(".ws-tabs a:has-text('API keys')")
+    page.click("nav[aria-label=Workspace] a:has-text('API keys')")
     page.fill("#create-api-key #name", "CRM sync")
     page.click("button:has-text('Create key')")
     plaintext = page.locator("#new-api-key-value").input_value()

@@ -105,7 +105,14 @@ CASES = [
     ),
 ]
 # Routes outside /w/<slug>/, covered by their own tests below and in test_invitations.py.
-OTHER_ROUTES = {("GET", "/w"), ("POST", "/w"), ("GET", "/invite/<token>"), ("POST", "/invite/<token>")}
+# The sample table exists in sandbox mode only: tests/workspaces/test_feedback.py checks it by role.
+OTHER_ROUTES = {
+    ("GET", "/w"),
+    ("POST", "/w"),
+    ("GET", "/invite/<token>"),
+    ("POST", "/invite/<token>"),
+    ("POST", "/w/<slug>/sample-table"),
+}
 
 
 def _request(client, case: Case, team, token: str):

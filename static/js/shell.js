@@ -1,0 +1,278 @@
+// The app shell: sidebar and drawer, menus, toasts, the command palette and the shortcuts list.
+// No framework and no inline script (the CSP forbids it); everything is wired by data attributes.
+(function () {
+  "use strict";
+
+  var body = document.body;
+  var DESKTOP = window.matchMedia("(min-width: 1024px)");
+  var COLLAPSED_KEY = "morket:sidebar-collapsed";
+  var TOAST_MS = 10000;
+
+  function store(key, value) {
+    try { if (value === null) { localStorage.removeItem(key); } else { localStorage.setItem(key, value); } } catch (e) { /* private mode */ }
+  }
+  function load(key) {
+    try { return localStorage.getItem(key); } catch (e) { return null; }
+  }
+  function typing(el) {
+    return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  }
+
+  // --- sidebar: collapsible on a desktop, a drawer below 1024 px ------------------------------------
+  var sidebar = document.getElementById("sidebar");
+  var toggle = document.getElementById("sidebar-toggle");
+  var backdrop = document.querySelector(".drawer-backdrop");
+
+  function syncToggle() {
+    if (!toggle) { return; }
+    var open = DESKTOP.matches ? !body.classList.contains("sidebar-collapsed") : body.classList.contains("drawer-open");
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+  function openDrawer() {
+    body.classList.add("drawer-open");
+    if (backdrop) { backdrop.hidden = false; }
+    syncToggle();
+    var first = sidebar && sidebar.querySelector("summary, a[href]");
+    if (first) { first.focus(); }
+  }
+  function closeDrawer(returnFocus) {
+    if (!body.classList.contains("drawer-open")) { return; }
+    body.classList.remove("drawer-open");
+    if (backdrop) { backdrop.hidden = true; }
+    syncToggle();
+    if (returnFocus && toggle) { toggle.focus(); }
+  }
+  function toggleSidebar() {
+    if (!sidebar) { return; }
+    if (DESKTOP.matches) {
+      var collapsed = body.classList.toggle("sidebar-collapsed");
+      store(COLLAPSED_KEY, collapsed ? "1" : null);
+      syncToggle();
+    } else if (body.classList.contains("drawer-open")) {
+      closeDrawer(true);
+    } else {
+      openDrawer();
+    }
+  }
+  if (sidebar) {
+    if (load(COLLAPSED_KEY) === "1") { body.classList.add("sidebar-collapsed"); }
+    syncToggle();
+    DESKTOP.addEventListener("change", function () { closeDrawer(false); syncToggle(); });
+    if (toggle) { toggle.addEventListener("click", toggleSidebar); }
+    document.querySelectorAll("[data-drawer-close]").forEach(function (el) {
+      el.addEventListener("click", function () { closeDrawer(true); });
+    });
+  }
+
+  // Recent tables first: the browser remembers the tables this user opened in each workspace.
+  var tableList = document.getElementById("sidebar-tables");
+  if (tableList) {
+    var key = "morket:recent-tables:" + tableList.getAttribute("data-workspace");
+    var recent = (load(key) || "").split(",").filter(Boolean);
+    var opened = window.location.pathname.match(/\/tables\/(\d+)(?:\/|$)/);
+    if (opened) {
+      recent = [opened[1]].concat(recent.filter(function (id) { return id !== opened[1]; })).slice(0, 20);
+      store(key, recent.join(","));
+    }
+    recent.slice().reverse().forEach(function (id) {
+      var item = tableList.querySelector('li[data-table-id="' + id + '"]');
+      if (item) { tableList.insertBefore(item, tableList.firstChild); }
+    });
+  }
+
+  // --- menus built on <details>: Escape and a click elsewhere close them ---------------------------
+  function closeMenus(except) {
+    document.querySelectorAll("details.user-menu[open], details.ws-switcher[open]").forEach(function (d) {
+      if (d !== except) { d.open = false; }
+    });
+  }
+  document.addEventListener("click", function (e) {
+    closeMenus(e.target.closest && e.target.closest("details"));
+  });
+
+  // --- toasts ----------------------------------------------------------------------------------------
+  var toasts = document.getElementById("toasts");
+  var toastTemplate = document.getElementById("toast-template");
+
+  function dismiss(toast) {
+    if (!toast || toast.classList.contains("is-leaving")) { return; }
+    toast.classList.add("is-leaving");
+    window.setTimeout(function () { toast.remove(); }, 220);
+  }
+  function schedule(toast) {
+    if (toast.classList.contains("flash-error") || toast.classList.contains("toast-error")) { return; }
+    var timer = null;
+    function start() { timer = window.setTimeout(function () { dismiss(toast); }, TOAST_MS); }
+    function stop() { window.clearTimeout(timer); }
+    toast.addEventListener("mouseenter", stop);
+    toast.addEventListener("focusin", stop);
+    toast.addEventListener("mouseleave", start);
+    start();
+  }
+  function showToast(message, kind) {
+    if (!toasts || !toastTemplate || !message) { return; }
+    var toast = toastTemplate.content.firstElementChild.cloneNode(true);
+    toast.classList.add("toast-" + (kind || "info"));
+    if (kind === "error") { toast.setAttribute("role", "alert"); }
+    toast.querySelector(".toast-text").textContent = message;
+    toasts.appendChild(toast);
+    schedule(toast);
+  }
+  window.morketToast = showToast;
+  if (toasts) {
+    toasts.querySelectorAll("[data-toast]").forEach(schedule);
+    toasts.addEventListener("click", function (e) {
+      if (e.target.closest("[data-toast-close]")) { dismiss(e.target.closest("[data-toast]")); }
+    });
+  }
+  // A response asks for toasts with HX-Trigger: {"morket:toast": {"toasts": [{message, kind}]}}.
+  document.addEventListener("morket:toast", function (e) {
+    ((e.detail && e.detail.toasts) || []).forEach(function (t) { showToast(t.message, t.kind); });
+  });
+  // An htmx request that failed and that no page script placed: say what happened.
+  document.addEventListener("htmx:responseError", function (e) {
+    var xhr = e.detail.xhr, text = "";
+    var holder = document.createElement("template");
+    holder.innerHTML = xhr.responseText || "";
+    var fragment = holder.content.querySelector("[data-error-message]");
+    text = fragment ? fragment.textContent.trim() : "The request failed (" + xhr.status + "). Reload the page and try again.";
+    showToast(text, "error");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showToast("Morket could not be reached. Check your connection; nothing was saved.", "error");
+  });
+
+  // --- command palette ---------------------------------------------------------------------------------
+  var palette = document.getElementById("palette");
+  var shortcuts = document.getElementById("shortcuts");
+  var input = document.getElementById("palette-input");
+  var list = document.getElementById("palette-list");
+  var empty = document.getElementById("palette-empty");
+  var items = [], shown = [], selected = 0;
+
+  function kindOf(el) {
+    if (el.closest("#sidebar-tables")) { return "Table"; }
+    if (el.closest("#main")) { return "Action"; }
+    return "Go to";
+  }
+  function collect() {
+    var seen = {}, found = [];
+    var candidates = document.querySelectorAll(
+      "[data-palette-label], #main a.button, #main button.primary, #main [data-palette-action]"
+    );
+    candidates.forEach(function (el) {
+      if (el.closest("dialog") || el.closest("[data-confirm]") || el.classList.contains("danger")) { return; }
+      if (el.disabled || (el.closest("#main") && !el.getClientRects().length)) { return; }
+      var label = (el.getAttribute("data-palette-label") || el.getAttribute("aria-label") || el.textContent || "").replace(/\s+/g, " ").trim();
+      if (!label || seen[label.toLowerCase()]) { return; }
+      seen[label.toLowerCase()] = true;
+      found.push({label: label, kind: kindOf(el), el: el});
+    });
+    return found;
+  }
+  function score(label, query) {
+    if (!query) { return 1; }
+    var l = label.toLowerCase(), at = l.indexOf(query);
+    if (at === 0) { return 100; }
+    if (at > 0) { return 80 - Math.min(at, 40) + (l.charAt(at - 1) === " " ? 10 : 0); }
+    var i = 0;
+    for (var j = 0; j < l.length && i < query.length; j++) { if (l.charAt(j) === query.charAt(i)) { i++; } }
+    return i === query.length ? 10 : 0;
+  }
+  function render() {
+    var query = input.value.trim().toLowerCase();
+    shown = items.map(function (it) { return {it: it, s: score(it.label, query)}; })
+      .filter(function (r) { return r.s > 0; })
+      .sort(function (a, b) { return b.s - a.s; })
+      .slice(0, 50)
+      .map(function (r) { return r.it; });
+    selected = Math.min(selected, Math.max(shown.length - 1, 0));
+    list.textContent = "";
+    shown.forEach(function (it, i) {
+      var li = document.createElement("li");
+      li.id = "palette-option-" + i;
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", i === selected ? "true" : "false");
+      var label = document.createElement("span");
+      label.textContent = it.label;
+      var kind = document.createElement("span");
+      kind.className = "palette-kind";
+      kind.textContent = it.kind;
+      li.appendChild(label);
+      li.appendChild(kind);
+      li.addEventListener("click", function () { choose(i); });
+      li.addEventListener("mousemove", function () { if (selected !== i) { selected = i; mark(); } });
+      list.appendChild(li);
+    });
+    empty.hidden = shown.length > 0;
+    mark();
+  }
+  function mark() {
+    Array.prototype.forEach.call(list.children, function (li, i) {
+      li.setAttribute("aria-selected", i === selected ? "true" : "false");
+      if (i === selected) { li.scrollIntoView({block: "nearest"}); }
+    });
+    if (shown.length) { input.setAttribute("aria-activedescendant", "palette-option-" + selected); }
+    else { input.removeAttribute("aria-activedescendant"); }
+  }
+  function choose(i) {
+    var it = shown[i];
+    if (!it) { return; }
+    palette.close();
+    it.el.click();
+  }
+  function openPalette() {
+    if (!palette || palette.open) { return; }
+    closeMenus(null);
+    closeDrawer(false);
+    if (shortcuts && shortcuts.open) { shortcuts.close(); }
+    items = collect();
+    input.value = "";
+    selected = 0;
+    render();
+    palette.showModal();
+    input.focus();
+  }
+  function openShortcuts() {
+    if (!shortcuts || shortcuts.open) { return; }
+    closeMenus(null);
+    if (palette && palette.open) { palette.close(); }
+    shortcuts.showModal();
+  }
+  if (palette) {
+    input.addEventListener("input", function () { selected = 0; render(); });
+    input.addEventListener("keydown", function (e) {
+      if (e.key === "ArrowDown") { e.preventDefault(); selected = Math.min(selected + 1, shown.length - 1); mark(); }
+      else if (e.key === "ArrowUp") { e.preventDefault(); selected = Math.max(selected - 1, 0); mark(); }
+      else if (e.key === "Enter") { e.preventDefault(); choose(selected); }
+    });
+    palette.addEventListener("click", function (e) { if (e.target === palette) { palette.close(); } });
+    document.querySelectorAll("[data-palette-open]").forEach(function (el) { el.addEventListener("click", openPalette); });
+  }
+  if (shortcuts) {
+    shortcuts.addEventListener("click", function (e) { if (e.target === shortcuts) { shortcuts.close(); } });
+    document.querySelectorAll("[data-shortcuts-open]").forEach(function (el) { el.addEventListener("click", openShortcuts); });
+  }
+
+  // --- keyboard ------------------------------------------------------------------------------------------
+  document.addEventListener("keydown", function (e) {
+    var mod = e.ctrlKey || e.metaKey;
+    if (mod && !e.altKey && (e.key === "k" || e.key === "K") && palette) {
+      e.preventDefault();
+      if (palette.open) { palette.close(); } else { openPalette(); }
+      return;
+    }
+    if (mod && e.key === "\\" && sidebar) { e.preventDefault(); toggleSidebar(); return; }
+    if (e.key === "Escape") {
+      var menu = document.querySelector("details.user-menu[open], details.ws-switcher[open]");
+      if (menu) { menu.open = false; menu.querySelector("summary").focus(); return; }
+      if (body.classList.contains("drawer-open")) { closeDrawer(true); }
+      return;
+    }
+    // "?" lists the shortcuts, unless the key is being typed somewhere (the grid types it into a cell).
+    if (e.key === "?" && !mod && !e.altKey && !e.defaultPrevented && !typing(e.target)) {
+      e.preventDefault();
+      openShortcuts();
+    }
+  });
+})();
