@@ -56,7 +56,7 @@ def enrichment_columns(table: Table) -> list[Column]:
 
 def get_enrichment_column_or_404(workspace, table: Table, column_id: int) -> Column:  # noqa: ANN001
     """Return the table's live enrichment column ``column_id`` or raise NotFound."""
-    service._check(workspace, table)  # noqa: SLF001 - the one tenant check of table services
+    service.check_owned(workspace, table)
     column = column_service.get_column_or_404(table, column_id)
     if column.type != "enrichment":
         raise NotFound("That column is not an enrichment column.")
@@ -250,7 +250,7 @@ def _build_config(
 
 def create_enrichment_column(workspace, actor, table: Table, setup: ColumnSetup) -> Column:  # noqa: ANN001
     """Add an enrichment column (and the new output columns it writes into) at the end of the table."""
-    service._check(workspace, table)  # noqa: SLF001
+    service.check_owned(workspace, table)
     condition = check_setup(table, setup)
     # The enrichment column comes first so that it sits left of the columns it fills.
     column = _add_column(workspace, actor, table, setup.name, "enrichment")
@@ -268,7 +268,7 @@ def update_enrichment_column(workspace, actor, table: Table, column_id: int, set
         column_service.rename_table_column(workspace, actor, table, column.id, setup.name, record=actor is not None)
     column.config = _build_config(workspace, actor, table, setup, condition)
     # Views filtered on this column's state or value reorder on their next read.
-    service._mark_views_stale(workspace, table, {column.id})  # noqa: SLF001
+    service.mark_views_stale(workspace, table, {column.id})
     db.session.flush()
     record_audit(workspace, actor, "enrichment.column_updated", f"column:{column.id}", table_id=table.id)
     return column

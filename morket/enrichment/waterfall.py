@@ -19,7 +19,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from morket.core.db import utcnow
-from morket.enrichment import cache
+from morket.enrichment import cache, mapping
 from morket.enrichment.plan import RunPlan, StepPlan
 from morket.providers.base import CallContext, Operation, Provider, Result
 from morket.runs.callbacks import backoff_seconds
@@ -85,13 +85,16 @@ def cell_input(value: Any) -> Any:
 
 
 def step_inputs(plan: RunPlan, step: StepPlan, values: Mapping[int, Any]) -> dict[str, Any]:
-    """The operation's inputs from the row's mapped columns (all mapped ones for free-form operations)."""
+    """The operation's inputs from the row's mapped columns (all mapped ones for free-form operations).
+
+    A derived mapping (the first name of a full name, the domain of an email) sends that part only.
+    """
     names = {spec.name for spec in step.operation.inputs}
     found: dict[str, Any] = {}
     for name, column_id in plan.config.inputs.items():
         if names and name not in names:
             continue
-        value = cell_input(values.get(column_id))
+        value = mapping.derive_input(plan.config.derive.get(name), cell_input(values.get(column_id)))
         if value not in (None, ""):
             found[name] = value
     return found

@@ -129,11 +129,6 @@ MAX_RETAINED_DELETED_COLUMNS = 50
 DELETE_LOCK_TIMEOUT = "5s"
 LOCK_NOT_AVAILABLE = "55P03"
 
-# The names other domains called before this surface existed, kept until their last callers
-# (enrichment's column setup and the row-run writer) move to ``check_owned`` and ``mark_views_stale``.
-_check = check_owned
-_mark_views_stale = mark_views_stale
-
 
 def _clean_name(raw: Any, what: str) -> str:
     name = raw.strip() if isinstance(raw, str) else ""

@@ -254,10 +254,6 @@ def test_another_workspace_gets_404(client, named):
     assert client.get(f"{base}/{column.id}/panel").status_code == 404
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the run engine does not apply mapping.derive_input yet (waterfall.step_inputs sends the cell as it is)",
-)
 def test_derived_names_are_what_the_provider_receives(db, quick, sandbox, named):
     from tests.enrichment.test_engine_support import finish_run, grant
 
