@@ -189,9 +189,13 @@ def add_table_column(
     *,
     config: Mapping[str, Any] | None = None,
     record: bool = True,
+    index: int | None = None,
 ) -> tuple[Column, ColumnJob | None]:
-    """Add a column at the end (its config checked for its type); a formula column is computed in a job."""
+    """Add a column at the end, or at ``index`` among the live columns (0 is first), its config checked
+    for its type; a formula column is computed in a job."""
     column = service.add_column(workspace, actor, table, name, column_type, config=config)
+    if index is not None:
+        move_column(workspace, actor, table, column.id, index, record=False)
     if record:
         push_undo(
             workspace,

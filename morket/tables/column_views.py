@@ -100,8 +100,10 @@ def add_column(workspace, membership, table_id: int):  # noqa: ANN001
             config["currency"] = request.form.get("currency") or "USD"
         if column_type == "formula":
             config["expression"] = request.form.get("expression", "")
+        # "Insert left/right" in a column's menu sends the 1-based place of the new column.
+        index = _int("position", "Position") - 1 if (request.form.get("position") or "").strip() else None
         _, job = column_service.add_table_column(
-            workspace, current_user, table, request.form.get("name", ""), column_type, config=config
+            workspace, current_user, table, request.form.get("name", ""), column_type, config=config, index=index
         )
         return _job_response(workspace, table, job) if job is not None else _done(workspace, table)
 

@@ -84,9 +84,20 @@
     var left = Math.min(rect.left, document.documentElement.clientWidth - width - 8);
     this.popover.style.top = Math.round(rect.bottom + window.scrollY + 4) + "px";
     this.popover.style.left = Math.round(Math.max(8, left) + window.scrollX) + "px";
-    window.htmx.ajax("GET", url, {target: this.popover, swap: "innerHTML"}).then(function () {
+    return window.htmx.ajax("GET", url, {target: this.popover, swap: "innerHTML"}).then(function () {
       var first = self.popover.querySelector("input:not([type=hidden]), select, textarea, button");
       if (first) { first.focus(); }
+    });
+  };
+
+  // "Insert left/right": the add-column form, sent with the new column's place (1-based).
+  Columns.prototype.insertAt = function (position) {
+    var self = this;
+    this.open(this.base + "/new", this.opener).then(function () {
+      var field = self.popover.querySelector("input[name=position]");
+      if (field) { field.value = position; }
+      var heading = self.popover.querySelector(".columns-heading");
+      if (heading) { heading.textContent = "Insert a column"; }
     });
   };
 
@@ -132,7 +143,9 @@
       self.close();
     });
     this.popover.addEventListener("click", function (e) {
-      if (e.target.closest(".columns-close")) { self.close(); }
+      if (e.target.closest(".columns-close")) { self.close(); return; }
+      var insert = e.target.closest("[data-insert-position]");
+      if (insert) { self.insertAt(insert.dataset.insertPosition); }
     });
     this.popover.addEventListener("change", function (e) {
       if (e.target.matches(".columns-type")) { self.popover.dataset.type = e.target.value; }

@@ -199,7 +199,7 @@
     this.el.dataset.total = String(total);
     this.el.setAttribute("aria-rowcount", String(total));
     this.layout();
-    var empty = this.el.querySelector(".grid-norows");
+    var empty = this.el.parentNode.querySelector(".grid-norows");
     if (empty) { empty.hidden = total > 0 || !!this.query; }
     this.noMatches(total === 0 && this.query);
     this.status();

@@ -98,6 +98,27 @@ def test_bad_input_is_a_clear_error(db, client, setup):
     assert resp.status_code == 422
 
 
+def test_insert_left_or_right_puts_the_new_column_there_and_refuses_a_bad_place(db, client, setup):
+    workspace, owner, table = setup
+    login(client, owner)
+    company, employees = table.live_columns
+    resp = _post(client, workspace, table, "", {"name": "Region", "type": "text", "position": "2"}, company)
+    assert resp.status_code == 204 and resp.headers["HX-Refresh"] == "true"
+    db.session.expire_all()
+    assert [c.name for c in service.get_table_or_404(workspace, table.id).live_columns] == [
+        "Company",
+        "Region",
+        "Employees",
+    ]
+    for bad in ("9", "0", "left"):
+        resp = _post(client, workspace, table, "", {"name": f"Bad {bad}", "type": "text", "position": bad}, company)
+        assert resp.status_code in (400, 422), bad
+        assert "whole number" in resp.get_data(as_text=True) or "Move to a place" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    names = [c.name for c in service.get_table_or_404(workspace, table.id).live_columns]
+    assert names == ["Company", "Region", "Employees"]
+
+
 def test_retype_reports_and_keeps_unconvertible_cells(db, client, setup, run_jobs):
     workspace, owner, table = setup
     login(client, owner)

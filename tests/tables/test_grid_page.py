@@ -225,6 +225,18 @@ def test_toolbar_menus_header_sort_and_new_row(app, database_url, live_server, b
         expect(page.locator(".grid-rows .grid-row")).to_have_count(4)
         expect(_cell(page, 3, 0)).to_have_text("")
 
+        # "Insert left" in the Seats header's menu adds a column just before Seats.
+        seats = page.locator(".grid-col-header", has_text="Seats")
+        seats.focus()
+        page.keyboard.press("Enter")
+        page.locator(".columns-menu").get_by_role("menuitem", name="← Insert left").click()
+        form = page.locator(".columns-popover .columns-form")
+        expect(form.locator(".columns-heading")).to_have_text("Insert a column")
+        form.locator("input[name=name]").fill("Region")
+        form.get_by_role("button", name="Add column").click()
+        headers = page.locator(".grid-col-header .col-name")
+        expect(headers).to_have_text(["Company", "Region", "Seats", "Price", "Per seat"])
+
         # The Company header's menu sorts Z to A: the view is saved and the page shows its order.
         page.locator(".grid-col-header", has_text="Company").hover()
         page.locator(".grid-col-header", has_text="Company").locator(".col-menu-btn").click()
@@ -238,6 +250,41 @@ def test_toolbar_menus_header_sort_and_new_row(app, database_url, live_server, b
         expect(page.locator("#s-dir-1")).to_have_value("desc")
         page.screenshot(path=str(SCREENSHOTS / "grid-sort-popover.png"))
         assert [p for p in page.problems if " 422 " not in f" {p} "] == []
+    finally:
+        engine = create_engine(database_url)
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TABLE IF EXISTS ut.t_{int(table_id)}"))
+        engine.dispose()
+
+
+@pytest.mark.browser
+def test_a_new_table_fills_the_window_and_says_how_to_start(app, database_url, live_server, browser_page):  # noqa: F811
+    from morket.extensions import db
+    from morket.tables import service
+
+    with app.app_context():
+        workspace, user = committed_owner(
+            email="new@example.com", name="New", slug="new-co", workspace_name="New Co", password=PASSWORD
+        )
+        table = service.create_table(workspace, user, "Fresh", columns=[{"name": "Name", "type": "text"}])
+        db.session.commit()
+        path, table_id = f"/w/{workspace.slug}/tables/{table.id}", table.id
+    page, base = browser_page, live_server
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        _login(page, base, "new@example.com", PASSWORD)
+        page.set_viewport_size({"width": 1366, "height": 768})
+        page.goto(f"{base}{path}")
+        expect(page.locator("[data-grid-count]")).to_have_text("0 rows")
+        expect(page.locator(".grid-norows")).to_contain_text("No rows yet")
+        layout = page.evaluate(LAYOUT, f"table-{table_id}-grid")
+        assert layout["gridHeight"] >= 0.75 * 768 and not layout["pageScrollsDown"], layout  # noqa: PLR2004
+        page.screenshot(path=str(SCREENSHOTS / "grid-new-table.png"))
+        assert severe_violations(page, within="#main") == []
+        page.get_by_role("button", name="+ New row").click()
+        expect(page.locator("[data-grid-count]")).to_have_text("1 row")
+        expect(page.locator(".grid-norows")).to_be_hidden()
+        assert page.problems == []
     finally:
         engine = create_engine(database_url)
         with engine.begin() as conn:
