@@ -111,7 +111,10 @@
       c.classList.remove("is-cursor", "is-selected");
     });
     var sel = this.selection();
-    if (!sel) { return; }
+    if (!sel) {
+      this.el.dispatchEvent(new CustomEvent("grid:selection", {bubbles: true, detail: {rows: 0, columns: 0}}));
+      return;
+    }
     var self = this;
     this.rows().forEach(function (row) {
       var pos = parseInt(row.dataset.pos, 10);

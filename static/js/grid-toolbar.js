@@ -76,13 +76,15 @@
     if (!box) { return; }
     var size = e.detail.rows * e.detail.columns;
     if (size <= 1) { box.textContent = ""; return; }
-    var sum = 0, count = 0;
-    grid.querySelectorAll(".grid-cell.is-selected").forEach(function (cell) {
+    var sum = 0, count = 0, shown = grid.querySelectorAll(".grid-cell.is-selected");
+    shown.forEach(function (cell) {
       var n = cellNumber(cell);
       if (n !== null) { sum += n; count += 1; }
     });
     var parts = [size.toLocaleString("en-US") + " cells selected"];
-    if (count) { parts.push("Sum " + formatNumber(sum), "Average " + formatNumber(sum / count)); }
+    // Only the rows in the window are in the page: a longer selection sums what is on screen.
+    var scope = shown.length < size ? " (of the rows on screen)" : "";
+    if (count) { parts.push("Sum " + formatNumber(sum) + scope, "Average " + formatNumber(sum / count) + scope); }
     box.textContent = parts.join(" · ");
   });
 
