@@ -47,11 +47,22 @@ def _select(table: Table, config: dict[str, Any], column_id: int | None) -> dict
     return {**config, "options": names}
 
 
+MAX_DECIMALS = 10
+
+
+def _number(table: Table, config: dict[str, Any], column_id: int | None) -> dict[str, Any]:
+    """Number, percent and currency columns may fix how many decimals they show (``decimals``)."""
+    places = config.get("decimals")
+    if places is not None and (type(places) is not int or not 0 <= places <= MAX_DECIMALS):
+        raise _refuse(f"Decimals is a whole number from 0 to {MAX_DECIMALS}.", "bad decimals")
+    return config
+
+
 def _currency(table: Table, config: dict[str, Any], column_id: int | None) -> dict[str, Any]:
     code = str(config.get("currency", "USD")).upper()
     if len(code) != 3 or not code.isalpha():
         raise _refuse("Currency is a three-letter code such as USD.", "bad currency")
-    return {**config, "currency": code}
+    return {**_number(table, config, column_id), "currency": code}
 
 
 def _formula(table: Table, config: dict[str, Any], column_id: int | None) -> dict[str, Any]:
@@ -81,6 +92,8 @@ VALIDATORS: dict[str, Validator] = {
     **dict.fromkeys(COLUMN_TYPES, _any_object),
     "single_select": _select,
     "multi_select": _select,
+    "number": _number,
+    "percent": _number,
     "currency": _currency,
     "formula": _formula,
     "ai": _no_settings,

@@ -19,6 +19,7 @@ from morket.core.roles import can
 from morket.core.tenancy import transaction_for_writes, workspace_page
 from morket.extensions import db, limiter
 from morket.tables import bp, service
+from morket.tables.column_configs import MAX_DECIMALS
 from morket.tables.column_views import mark_cell_states
 from morket.tables.filters import OPERATORS
 from morket.tables.models import Column, Table, View
@@ -85,7 +86,7 @@ def cell_display(value: Any, column_type: str, config: dict[str, Any] | None = N
 def decimal_places(config: dict[str, Any] | None) -> int | None:
     """The fixed number of decimals a number column's format asks for (``config.decimals``, 0 to 10), else None."""
     places = (config or {}).get("decimals")
-    return places if type(places) is int and 0 <= places <= 10 else None  # noqa: PLR2004
+    return places if type(places) is int and 0 <= places <= MAX_DECIMALS else None
 
 
 def cell_pretty(value: Any, column_type: str, config: dict[str, Any] | None = None) -> str:

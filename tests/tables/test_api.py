@@ -163,6 +163,25 @@ def test_columns_add_rename_delete(client, headers, table):
     assert client.patch(f"{base}/{column['id']}", json={"name": "Back"}, headers=headers["member"]).status_code == 404
 
 
+def test_number_columns_take_a_number_of_decimals_and_refuse_a_bad_one(client, headers, table):
+    base = f"/api/v1/tables/{table.id}/columns"
+    for bad in ("two", -1, 11, 2.5, True):
+        resp = client.post(
+            base, json={"name": "Price", "type": "number", "config": {"decimals": bad}}, headers=headers["member"]
+        )
+        assert resp.status_code == 422, bad
+        assert "Decimals is a whole number from 0 to 10" in resp.get_json()["error"]["message"]
+    names = [c["name"] for c in client.get(base, headers=headers["viewer"]).get_json()["data"]]
+    assert "Price" not in names
+    resp = client.post(
+        base,
+        json={"name": "Price", "type": "currency", "config": {"decimals": 0, "currency": "eur"}},
+        headers=headers["member"],
+    )
+    assert resp.status_code == 201
+    assert resp.get_json()["data"]["config"] == {"decimals": 0, "currency": "EUR"}
+
+
 def test_views_create_update_delete_and_read_rows_through_a_view(client, headers, table):
     base = f"/api/v1/tables/{table.id}"
     employees = _column_id(table, "Employees")
