@@ -23,7 +23,7 @@ from morket.core.jobs import QUEUE_IO, enqueue_after_commit
 from morket.core.security import new_token
 from morket.core.text import plural
 from morket.core.types import Actor, Workspace
-from morket.dataops import service
+from morket.dataops import loading, service
 from morket.dataops.models import DataRun
 from morket.extensions import db
 from morket.tables import service as tables
@@ -191,7 +191,7 @@ def run_export(run_id: int) -> None:
     run = db.session.get(DataRun, run_id)
     if run is None or run.status not in ("queued", "running"):
         return
-    progress = service._Progress(run.id)
+    progress = loading.Progress(run.id)
     started = utcnow()
     progress.write(status="running", started_at=started, rows_out=0, size_bytes=0)
     try:
@@ -210,7 +210,7 @@ def run_export(run_id: int) -> None:
     _email_link(run)
 
 
-def _write_file(run: DataRun, progress: service._Progress) -> tuple[int, int]:
+def _write_file(run: DataRun, progress: loading.Progress) -> tuple[int, int]:
     from morket.accounts.models import User
     from morket.workspaces.models import Workspace
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from morket.core.db import utcnow
-from morket.dataops import service
+from morket.dataops import loading, service
 from morket.dataops.models import DataRun
 from morket.extensions import db
 
@@ -21,14 +21,14 @@ def run_import(run_id: int) -> DataRun | None:
     if run is None or run.status != "queued":
         return run
     started = utcnow()
-    report = service.import_report()
+    report = loading.import_report()
     outcome: dict[str, Any]
     try:
-        outcome = service.load_import(run, started, report)
-    except service.ImportStopped as stopped:
+        outcome = loading.load_import(run, started, report)
+    except loading.ImportStopped as stopped:
         db.session.rollback()
         outcome = stopped.outcome
-    run = service.record_import_outcome(run_id, outcome, report, started)
+    run = loading.record_import_outcome(run_id, outcome, report, started)
     db.session.commit()
     if run.is_final:
         service.upload_path(run).unlink(missing_ok=True)  # the error file stays for download
