@@ -20,22 +20,30 @@ def wants_fragment(target: str | None = None) -> bool:
 
 
 def render_page_or_fragment(
-    page: str, status: int = 200, *, fragment: str | None = None, target: str | None = None, **context: Any
+    page: str,
+    status: int = 200,
+    /,
+    *,
+    hx_fragment: str | None = None,
+    hx_target: str | None = None,
+    **context: Any,
 ) -> Response:
-    """Render the template ``page``, or ``fragment`` instead for a fragment request (``wants_fragment(target)``).
+    """Render the template ``page``, or ``hx_fragment`` for a fragment request (``wants_fragment(hx_target)``).
 
-    Without ``fragment`` the template is rendered as it is (an endpoint that only htmx calls names
-    its partial as the page). The answer varies on ``HX-Request`` always, and on the other headers
-    that chose it, so that no cache hands a page to a swap or a fragment to a browser.
+    Without ``hx_fragment`` the template is rendered as it is (an endpoint that only htmx calls
+    names its partial as the page). The answer varies on ``HX-Request`` always, and on the other
+    headers that chose it, so that no cache hands a page to a swap or a fragment to a browser.
+    ``page`` and ``status`` are positional and the options carry an ``hx_`` prefix, so that any
+    other name (``page``, ``target``, ``status`` ...) is free for the template.
     """
     template = page
-    if fragment is not None and wants_fragment(target):
-        template = fragment
+    if hx_fragment is not None and wants_fragment(hx_target):
+        template = hx_fragment
     response = make_response(render_template(template, **context), status)
     response.vary.add("HX-Request")
-    if fragment is not None:
+    if hx_fragment is not None:
         response.vary.add("HX-Boosted")
-        if target is not None:
+        if hx_target is not None:
             response.vary.add("HX-Target")
     return response
 
