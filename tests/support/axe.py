@@ -29,14 +29,23 @@ def _candidates() -> list[Path]:
     return found
 
 
+def axe_path() -> Path | None:
+    """Return where axe.min.js is installed, or None."""
+    return next((path for path in _candidates() if path.is_file()), None)
+
+
+def skip_without_axe() -> None:
+    """Skip the calling test, naming where axe-core was looked for (call it after the checks that need no axe)."""
+    places = ", ".join(str(p) for p in _candidates())
+    pytest.skip(f"axe-core is not installed (looked at {places}); `make deps-dev` installs it")
+
+
 def axe_script() -> str:
     """Return the text of axe.min.js, or skip the test saying where it was looked for."""
-    places = _candidates()
-    for path in places:
-        if path.is_file():
-            return path.read_text(encoding="utf-8")
-    pytest.skip("axe-core is not installed (looked at " + ", ".join(str(p) for p in places) + ")")
-    raise AssertionError  # pragma: no cover - skip raises
+    path = axe_path()
+    if path is None:
+        skip_without_axe()
+    return path.read_text(encoding="utf-8")
 
 
 def severe_violations(page, *, within: str | None = None) -> list[str]:  # noqa: ANN001

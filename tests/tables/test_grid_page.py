@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from sqlalchemy import create_engine, text
 
 from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - the browser fixtures
-from tests.support.axe import severe_violations
+from tests.support.axe import axe_path, severe_violations, skip_without_axe
 from tests.tables.test_grid_browser import PASSWORD, _settle, big_table  # noqa: F401 - big_table is a fixture
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -96,8 +96,11 @@ def test_the_grid_fills_the_window_at_three_sizes(app, live_server, browser_page
 
         page.screenshot(path=str(SCREENSHOTS / f"grid-{width}x{height}.png"))
         # The table page's own part of the window: the app's shell around it is checked by its own tests.
-        assert severe_violations(page, within="#main") == [], where
+        if axe_path() is not None:
+            assert severe_violations(page, within="#main") == [], where
     assert page.problems == []
+    if axe_path() is None:
+        skip_without_axe()  # every layout check above ran; only the accessibility check could not
 
 
 def _small_table(app) -> tuple[str, int]:
@@ -280,11 +283,14 @@ def test_a_new_table_fills_the_window_and_says_how_to_start(app, database_url, l
         layout = page.evaluate(LAYOUT, f"table-{table_id}-grid")
         assert layout["gridHeight"] >= 0.75 * 768 and not layout["pageScrollsDown"], layout  # noqa: PLR2004
         page.screenshot(path=str(SCREENSHOTS / "grid-new-table.png"))
-        assert severe_violations(page, within="#main") == []
+        if axe_path() is not None:
+            assert severe_violations(page, within="#main") == []
         page.get_by_role("button", name="+ New row").click()
         expect(page.locator("[data-grid-count]")).to_have_text("1 row")
         expect(page.locator(".grid-norows")).to_be_hidden()
         assert page.problems == []
+        if axe_path() is None:
+            skip_without_axe()
     finally:
         engine = create_engine(database_url)
         with engine.begin() as conn:
