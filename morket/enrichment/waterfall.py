@@ -147,7 +147,7 @@ class RowWorker:
             return RowOutcome(row.row_id, "release", "queued", step_index=row.step_index, attempts=row.attempts)
 
     # The waterfall: try each step from the row's current one until a value is found and accepted.
-    def _waterfall(self, row: RowInput) -> RowOutcome:  # noqa: C901 - one branch per outcome
+    def _waterfall(self, row: RowInput) -> RowOutcome:  # one branch per outcome
         plan = self.plan
         log_: list[AttemptRecord] = []
         not_found = False
@@ -384,7 +384,7 @@ class RowWorker:
         started = time.perf_counter()
         try:
             result = provider.call(op, inputs, ctx, options)
-        except Exception as exc:  # noqa: BLE001 - an adapter bug is recorded as a retryable failure
+        except Exception as exc:  # an adapter bug is recorded as a retryable failure
             log.exception("provider adapter raised", extra={"data": {"operation": op.key}})
             result = Result(outcome="retryable", message=f"Provider error ({type(exc).__name__})")
         record.latency_ms = int((time.perf_counter() - started) * 1000)

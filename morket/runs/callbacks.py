@@ -39,7 +39,7 @@ RETRIED_OUTCOMES = ("retryable", "rate_limited", "pending")
 def backoff_seconds(attempt: int, base_seconds: float = BACKOFF_BASE_SECONDS) -> float:
     """Exponential backoff with jitter: about 2, 4, 8 … seconds, capped, spread ±50%."""
     base = min(BACKOFF_CAP_SECONDS, base_seconds * (2 ** max(attempt - 1, 0)))
-    return base * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not security
+    return base * random.uniform(0.5, 1.5)  # jitter, not security
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def _start(executor: Executor, run_id: int) -> tuple[Run, Table, Any] | None:
         return None
     try:
         plan = executor.plan(run)
-    except Exception as exc:  # noqa: BLE001 - a broken configuration or an unreadable key fails the run
+    except Exception as exc:  # a broken configuration or an unreadable key fails the run
         log.exception("run cannot start", extra={"data": {"run_id": run_id}})
         db.session.rollback()
         run = db.session.get(Run, run_id)
@@ -85,7 +85,9 @@ def _start(executor: Executor, run_id: int) -> tuple[Run, Table, Any] | None:
     return run, table, plan
 
 
-def work(executor: Executor, run_id: int, slot: int = 0, *, budget: float | None = None) -> dict[str, Any]:  # noqa: C901 - the job loop
+def work(
+    executor: Executor, run_id: int, slot: int = 0, *, budget: float | None = None
+) -> dict[str, Any]:  # the job loop
     """Work on a run until no row is claimable, the budget is spent, or the run pauses or ends."""
     budget = JOB_BUDGET_SECONDS if budget is None else budget
     deadline = time.monotonic() + budget

@@ -143,7 +143,7 @@ def _continue_answered(
         )
 
 
-def write_outcomes(  # noqa: C901 - the one place a batch's results are filed
+def write_outcomes(  # the one place a batch's results are filed
     executor: Executor,
     table: Table,
     plan: RunPlanLike,
