@@ -36,14 +36,14 @@ from morket.enrichment.schemas import (
 )
 from morket.extensions import db
 from morket.tables import service as tables
-from morket.tables.models import Column
+from morket.tables.models import Column, Table
 
 TAG = "Enrichment"
 CALLBACK_LIMIT = "600/minute"
 MAX_CELLS = 500
 
 
-def _engine():  # noqa: ANN202
+def _engine():
     from morket.enrichment import service
 
     return service
@@ -113,7 +113,7 @@ def _attempt_out(a: EnrichmentAttempt) -> AttemptOut:
     )
 
 
-def _table_column(principal: Principal, table_id: int, column_id: int):  # noqa: ANN202
+def _table_column(principal: Principal, table_id: int, column_id: int) -> tuple[Table, Column]:
     table = tables.get_table_or_404(principal.workspace, table_id)
     return table, columns.get_enrichment_column_or_404(principal.workspace, table, column_id)
 
@@ -180,7 +180,7 @@ def get_enrichment_column(principal: Principal, table_id: int, column_id: int) -
 )
 def update_enrichment_column(
     principal: Principal, table_id: int, column_id: int, body: ColumnSetup
-) -> EnrichmentColumnOut:  # noqa: E501
+) -> EnrichmentColumnOut:
     """The whole setup is replaced; cells already filled keep their values."""
     table, column = _table_column(principal, table_id, column_id)
     column = columns.update_enrichment_column(principal.workspace, principal.user, table, column.id, body)

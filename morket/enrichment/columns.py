@@ -16,6 +16,7 @@ from typing import Any
 
 from morket.core.audit import record_audit
 from morket.core.errors import NotFound, ValidationFailed
+from morket.core.types import Actor, Workspace
 from morket.enrichment.config import EnrichmentConfig, OutputMapping, Step, read_config
 from morket.enrichment.schemas import ColumnSetup
 from morket.extensions import db
@@ -30,7 +31,7 @@ _COMPUTED = frozenset({"formula", "enrichment", "ai"})
 HTTP_OPERATION = "http.request"
 
 
-def _registry():  # noqa: ANN202 - the registry module; imported late so the package loads without providers
+def _registry():  # the registry module; imported late so the package loads without providers
     from morket.providers import registry
 
     return registry
@@ -54,7 +55,7 @@ def enrichment_columns(table: Table) -> list[Column]:
     return [c for c in table.live_columns if c.type == "enrichment"]
 
 
-def get_enrichment_column_or_404(workspace, table: Table, column_id: int) -> Column:  # noqa: ANN001
+def get_enrichment_column_or_404(workspace: Workspace, table: Table, column_id: int) -> Column:
     """Return the table's live enrichment column ``column_id`` or raise NotFound."""
     service.check_owned(workspace, table)
     column = column_service.get_column_or_404(table, column_id)
@@ -210,7 +211,7 @@ def _field_type(ops: Sequence[StepShape], field: str) -> str:
     return "text"
 
 
-def _add_column(workspace, actor, table: Table, name: str, column_type: str) -> Column:  # noqa: ANN001
+def _add_column(workspace: Workspace, actor: Actor | None, table: Table, name: str, column_type: str) -> Column:
     """Add a column; a person's change is undoable, an API key's (no person) is not."""
     if actor is None:
         return service.add_column(workspace, actor, table, name, column_type)
@@ -218,8 +219,8 @@ def _add_column(workspace, actor, table: Table, name: str, column_type: str) -> 
 
 
 def _build_config(
-    workspace,  # noqa: ANN001
-    actor,  # noqa: ANN001
+    workspace: Workspace,
+    actor: Actor | None,
     table: Table,
     setup: ColumnSetup,
     condition: dict[str, Any] | None,
@@ -248,7 +249,7 @@ def _build_config(
     return config.model_dump(mode="json")
 
 
-def create_enrichment_column(workspace, actor, table: Table, setup: ColumnSetup) -> Column:  # noqa: ANN001
+def create_enrichment_column(workspace: Workspace, actor: Actor | None, table: Table, setup: ColumnSetup) -> Column:
     """Add an enrichment column (and the new output columns it writes into) at the end of the table."""
     service.check_owned(workspace, table)
     condition = check_setup(table, setup)
@@ -260,7 +261,9 @@ def create_enrichment_column(workspace, actor, table: Table, setup: ColumnSetup)
     return column
 
 
-def update_enrichment_column(workspace, actor, table: Table, column_id: int, setup: ColumnSetup) -> Column:  # noqa: ANN001
+def update_enrichment_column(
+    workspace: Workspace, actor: Actor | None, table: Table, column_id: int, setup: ColumnSetup
+) -> Column:
     """Replace an enrichment column's setup (name included); cells already filled are kept."""
     column = get_enrichment_column_or_404(workspace, table, column_id)
     condition = check_setup(table, setup, column=column)

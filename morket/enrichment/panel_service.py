@@ -12,20 +12,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from morket.core.db import utcnow
 from morket.core.errors import NotFound, ValidationFailed
+from morket.core.types import Actor, Workspace
 from morket.enrichment import catalogue, columns, mapping
 from morket.enrichment.config import MAX_STEPS, Step
-from morket.enrichment.models import EnrichmentAttempt
+from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun
 from morket.enrichment.schemas import ColumnSetup
 from morket.extensions import db
 from morket.tables import service as tables
 from morket.tables import storage
 from morket.tables.models import Column, Table
+
+if TYPE_CHECKING:
+    from morket.enrichment.service import Estimate
 
 SAMPLE_ROWS = 20
 PREVIEW_ROWS = 3
@@ -35,20 +39,20 @@ STATS_DAYS = 30
 _COMPUTED = frozenset({"formula", "enrichment", "ai"})
 
 
-def _run_service():  # noqa: ANN202 - the run service, imported late (it imports the engine)
+def _run_service():  # the run service, imported late (it imports the engine)
     from morket.enrichment import service
 
     return service
 
 
-def own_providers(workspace) -> set[str]:  # noqa: ANN001
+def own_providers(workspace: Workspace) -> set[str]:
     """Providers the workspace has stored a key of its own for."""
     from morket.credentials.service import list_credentials
 
     return {c.provider for c in list_credentials(workspace)}
 
 
-def operation_stats(workspace, *, days: int = STATS_DAYS) -> dict[str, catalogue.Stats]:  # noqa: ANN001
+def operation_stats(workspace: Workspace, *, days: int = STATS_DAYS) -> dict[str, catalogue.Stats]:
     """Per operation, this workspace's fresh final answers of the last ``days`` days, hits and mean latency."""
     fresh = sa.and_(EnrichmentAttempt.cached.is_(False), EnrichmentAttempt.outcome.in_(("hit", "not_found")))
     rows = db.session.execute(
@@ -70,12 +74,12 @@ def operation_stats(workspace, *, days: int = STATS_DAYS) -> dict[str, catalogue
     }
 
 
-def cards(workspace) -> list[catalogue.Card]:  # noqa: ANN001
+def cards(workspace: Workspace) -> list[catalogue.Card]:
     """The catalogue as this workspace sees it: its prices, own keys and recent statistics."""
     return catalogue.build_cards(columns.operations(), own=own_providers(workspace), stats=operation_stats(workspace))
 
 
-def get_card_or_404(workspace, key: str) -> catalogue.Card:  # noqa: ANN001
+def get_card_or_404(workspace: Workspace, key: str) -> catalogue.Card:
     """The card ``key`` or NotFound."""
     card = catalogue.find_card(cards(workspace), key)
     if card is None:
@@ -94,7 +98,7 @@ class TableSample:
     roles: dict[int, str]
 
 
-def sample_table(workspace, actor, table: Table, *, limit: int = SAMPLE_ROWS) -> TableSample:  # noqa: ANN001
+def sample_table(workspace: Workspace, actor: Actor, table: Table, *, limit: int = SAMPLE_ROWS) -> TableSample:
     """Read the first rows of the table and detect each column's role from its header, type and values."""
     window = tables.read_window(workspace, actor, table, None, 0, limit)
     rows = [(row.id, row.values(table)) for row in window]
@@ -173,8 +177,8 @@ def free_name(table: Table, wanted: str) -> str:
 
 
 def create_from_card(
-    workspace,  # noqa: ANN001
-    actor,  # noqa: ANN001
+    workspace: Workspace,
+    actor: Actor,
     table: Table,
     card: catalogue.Card,
     *,
@@ -226,7 +230,7 @@ def create_from_card(
     return columns.create_enrichment_column(workspace, actor, table, setup)
 
 
-def add_output_column(workspace, actor, table: Table, column: Column, field: str) -> Column:  # noqa: ANN001
+def add_output_column(workspace: Workspace, actor: Actor, table: Table, column: Column, field: str) -> Column:
     """Write one more returned field of an enrichment column into a new typed column of its own."""
     setup = columns.setup_of(column)
     if "steps" not in setup:
@@ -273,7 +277,7 @@ def _ordered_ids(table: Table, *, offset: int, limit: int) -> list[int]:
     return list(db.session.scalars(sa.select(rows.c.id).order_by(rows.c.pos).offset(offset).limit(limit)))
 
 
-def run_scope(workspace, actor, table: Table, which: str) -> tuple[str, list[int] | None]:  # noqa: ANN001
+def run_scope(workspace: Workspace, actor: Actor, table: Table, which: str) -> tuple[str, list[int] | None]:
     """The service scope of a panel choice: the first 10 rows, the rest of them, or the empty rows."""
     tables.get_table_or_404(workspace, table.id)
     if which == "first":
@@ -288,7 +292,7 @@ def run_scope(workspace, actor, table: Table, which: str) -> tuple[str, list[int
     raise ValidationFailed("Run on the first rows, the rest or the empty rows.", fields={"rows": ["unknown"]})
 
 
-def estimate(workspace, actor, table: Table, column: Column, which: str):  # noqa: ANN001, ANN201
+def estimate(workspace: Workspace, actor: Actor, table: Table, column: Column, which: str) -> Estimate | None:
     """The run service's estimate for a panel choice (None when there is no row to run on)."""
     scope, row_ids = run_scope(workspace, actor, table, which)
     if scope == "selected" and not row_ids:
@@ -296,7 +300,9 @@ def estimate(workspace, actor, table: Table, column: Column, which: str):  # noq
     return _run_service().estimate_run(workspace, table, column, scope=scope, row_ids=row_ids)
 
 
-def start(workspace, actor, table: Table, column: Column, which: str, *, confirm: bool = False):  # noqa: ANN001, ANN201
+def start(
+    workspace: Workspace, actor: Actor, table: Table, column: Column, which: str, *, confirm: bool = False
+) -> EnrichmentRun:
     """Start a run for a panel choice."""
     scope, row_ids = run_scope(workspace, actor, table, which)
     if scope == "selected" and not row_ids:
@@ -304,7 +310,9 @@ def start(workspace, actor, table: Table, column: Column, which: str, *, confirm
     return _run_service().start_run(workspace, actor, table, column, scope=scope, row_ids=row_ids, confirm=confirm)
 
 
-def http_previews(workspace, actor, table: Table, values: Mapping[str, str]) -> dict[int, dict[str, str]]:  # noqa: ANN001
+def http_previews(
+    workspace: Workspace, actor: Actor, table: Table, values: Mapping[str, str]
+) -> dict[int, dict[str, str]]:
     """The request each generic HTTP step of the setup form would send for the table's first row.
 
     ``values`` are the form's fields; the step's ``{{name}}`` inputs take the first row's cells of the

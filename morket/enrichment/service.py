@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql as pg
 from morket.core.audit import record_audit
 from morket.core.db import utcnow
 from morket.core.errors import Conflict, MorketError, NotFound, ValidationFailed
+from morket.core.types import Actor, Workspace
 from morket.enrichment.config import EnrichmentConfig, read_config
 from morket.enrichment.executor import EXECUTOR
 from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun, EnrichmentRunRow
@@ -65,7 +66,7 @@ class Estimate:
 # --- checks and loaders ----------------------------------------------------------------------------
 
 
-def _check_column(workspace, table: Table, column: Column) -> EnrichmentConfig:  # noqa: ANN001
+def _check_column(workspace: Workspace, table: Table, column: Column) -> EnrichmentConfig:
     if table.workspace_id != workspace.id or column.workspace_id != workspace.id or column.table_id != table.id:
         raise NotFound("Column not found.")
     if column.deleted_at is not None:
@@ -84,7 +85,7 @@ def _check_column(workspace, table: Table, column: Column) -> EnrichmentConfig: 
     return config
 
 
-def get_run_or_404(workspace, run_id: int) -> EnrichmentRun:  # noqa: ANN001
+def get_run_or_404(workspace: Workspace, run_id: int) -> EnrichmentRun:
     """The workspace's run ``run_id``; NotFound for anyone else's (existence does not leak)."""
     run = db.session.scalar(
         sa.select(EnrichmentRun).where(EnrichmentRun.id == int(run_id), EnrichmentRun.workspace_id == workspace.id)
@@ -94,7 +95,7 @@ def get_run_or_404(workspace, run_id: int) -> EnrichmentRun:  # noqa: ANN001
     return run
 
 
-def list_runs(workspace, *, table_id: int | None = None, limit: int = 50) -> list[EnrichmentRun]:  # noqa: ANN001
+def list_runs(workspace: Workspace, *, table_id: int | None = None, limit: int = 50) -> list[EnrichmentRun]:
     """The workspace's most recent runs, newest first."""
     stmt = sa.select(EnrichmentRun).where(EnrichmentRun.workspace_id == workspace.id)
     if table_id is not None:
@@ -138,7 +139,7 @@ def _condition(store: storage.Storage, config: EnrichmentConfig) -> Any | None:
         raise ValidationFailed(f"The run condition cannot be used: {exc}", fields={"condition": ["invalid"]}) from None
 
 
-def _own_key_providers(workspace) -> set[str]:  # noqa: ANN001
+def _own_key_providers(workspace: Workspace) -> set[str]:
     try:
         from morket.credentials.service import list_credentials
     except ImportError:  # pragma: no cover - credentials always ship with enrichment
@@ -146,7 +147,7 @@ def _own_key_providers(workspace) -> set[str]:  # noqa: ANN001
     return {c.provider for c in list_credentials(workspace)}
 
 
-def value_prices(workspace, config: EnrichmentConfig) -> list[int]:  # noqa: ANN001
+def value_prices(workspace: Workspace, config: EnrichmentConfig) -> list[int]:
     """Credits one delivered value costs when each step delivers it (its price plus the validation's)."""
     from morket.credits.prices import delivery_price
     from morket.providers import registry
@@ -170,8 +171,8 @@ def _check_scope(scope: str) -> str:
 
 
 def estimate_run(
-    workspace, table: Table, column: Column, *, scope: str, row_ids: Sequence[int] | None = None
-) -> Estimate:  # noqa: ANN001
+    workspace: Workspace, table: Table, column: Column, *, scope: str, row_ids: Sequence[int] | None = None
+) -> Estimate:
     """Count the rows a run would cover and the most it could cost, before starting it."""
     config = _check_column(workspace, table, column)
     store = storage.storage_for(table)
@@ -199,8 +200,8 @@ def estimate_run(
 
 
 def start_run(
-    workspace,  # noqa: ANN001
-    actor,  # noqa: ANN001
+    workspace: Workspace,
+    actor: Actor | None,
     table: Table,
     column: Column,
     *,
@@ -262,7 +263,7 @@ def start_run(
 
 
 def _insert_run_rows(
-    workspace,  # noqa: ANN001
+    workspace: Workspace,
     table: Table,
     column: Column,
     config: EnrichmentConfig,
@@ -330,7 +331,7 @@ def _insert_run_rows(
     return int(pending), int(skipped)
 
 
-def cancel_run(workspace, actor, run: EnrichmentRun) -> EnrichmentRun:  # noqa: ANN001
+def cancel_run(workspace: Workspace, actor: Actor | None, run: EnrichmentRun) -> EnrichmentRun:
     """Stop a run: rows not finished yet end as cancelled (a row being called right now is dropped)."""
     if run.workspace_id != workspace.id:
         raise NotFound("Run not found.")
@@ -397,7 +398,7 @@ def run_progress(run: EnrichmentRun) -> dict[str, Any]:
 
 
 def list_attempts(
-    workspace,  # noqa: ANN001
+    workspace: Workspace,
     run: EnrichmentRun | None = None,
     row_id: int | None = None,
     column_id: int | None = None,
@@ -429,9 +430,9 @@ def on_rows_changed(table: Table, row_ids: Sequence[int]) -> list[EnrichmentRun]
     columns = [c for c in table.live_columns if c.type == "enrichment" and (c.config or {}).get("auto_run")]
     if not columns or not row_ids:
         return []
-    from morket.workspaces.models import Workspace
+    from morket.workspaces.models import Workspace as WorkspaceRow
 
-    workspace = db.session.get(Workspace, table.workspace_id)
+    workspace = db.session.get(WorkspaceRow, table.workspace_id)
     started = []
     for column in columns:
         try:

@@ -6,6 +6,7 @@ partial every second; the partial answers 286 once the run is over so that htmx 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import make_response, redirect, request, url_for
@@ -16,6 +17,7 @@ from morket.core.errors import MorketError, ValidationFailed
 from morket.core.htmx import render_page_or_fragment, wants_fragment
 from morket.core.ratelimit import GRID_LIMIT
 from morket.core.tenancy import workspace_page
+from morket.core.types import Member, Workspace
 from morket.enrichment import bp, catalogue, columns, forms, mapping, panel_service
 from morket.enrichment.config import CELL_STATE_LABELS, read_config
 from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun
@@ -37,13 +39,13 @@ MAX_SELECTED = 10_000
 RUNS_PAGE = 100
 
 
-def _engine():  # noqa: ANN202 - the run engine's service module
+def _engine():  # the run engine's service module
     from morket.enrichment import service
 
     return service
 
 
-def _balance(workspace) -> int | None:  # noqa: ANN001
+def _balance(workspace: Workspace) -> int | None:
     from morket.credits import service as credits
 
     return credits.balance(workspace.id)
@@ -66,7 +68,15 @@ def _go(location: str):
 # --- column setup ------------------------------------------------------------------------------------
 
 
-def _setup_page(workspace, membership, table: Table, form: forms.SetupForm, *, column: Column | None, status=200):  # noqa: ANN001
+def _setup_page(
+    workspace: Workspace,
+    membership: Member,
+    table: Table,
+    form: forms.SetupForm,
+    *,
+    column: Column | None,
+    status: int = 200,
+):
     return render_page_or_fragment(
         "enrichment/setup.html",
         status,
@@ -80,7 +90,7 @@ def _setup_page(workspace, membership, table: Table, form: forms.SetupForm, *, c
     )
 
 
-def _submit(workspace, membership, table: Table, column: Column | None):  # noqa: ANN001
+def _submit(workspace: Workspace, membership: Member, table: Table, column: Column | None):
     catalogue = columns.operations()
     self_id = column.id if column is not None else None
     if request.form.get("refresh"):
@@ -105,7 +115,7 @@ def _submit(workspace, membership, table: Table, column: Column | None):  # noqa
 
 @bp.get(f"{SETUP}/new")
 @workspace_page("enrichment.run")
-def new_column(workspace, membership, table_id: int):  # noqa: ANN001
+def new_column(workspace: Workspace, membership: Member, table_id: int):
     """The setup page of a new enrichment column (optionally started from a preset)."""
     table = tables.get_table_or_404(workspace, table_id)
     catalogue = columns.operations()
@@ -117,14 +127,14 @@ def new_column(workspace, membership, table_id: int):  # noqa: ANN001
 
 @bp.post(SETUP)
 @workspace_page("enrichment.run")
-def create_column(workspace, membership, table_id: int):  # noqa: ANN001
+def create_column(workspace: Workspace, membership: Member, table_id: int):
     """Save a new enrichment column, or re-render the form for the chosen steps (``refresh``)."""
     return _submit(workspace, membership, tables.get_table_or_404(workspace, table_id), None)
 
 
 @bp.get(f"{SETUP}/<int:column_id>")
 @workspace_page("enrichment.run")
-def edit_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+def edit_column(workspace: Workspace, membership: Member, table_id: int, column_id: int):
     """The setup page of an existing enrichment column."""
     table = tables.get_table_or_404(workspace, table_id)
     column = columns.get_enrichment_column_or_404(workspace, table, column_id)
@@ -135,7 +145,7 @@ def edit_column(workspace, membership, table_id: int, column_id: int):  # noqa: 
 
 @bp.post(f"{SETUP}/<int:column_id>")
 @workspace_page("enrichment.run")
-def update_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+def update_column(workspace: Workspace, membership: Member, table_id: int, column_id: int):
     """Save an enrichment column's changed setup."""
     table = tables.get_table_or_404(workspace, table_id)
     return _submit(workspace, membership, table, columns.get_enrichment_column_or_404(workspace, table, column_id))
@@ -163,7 +173,15 @@ def _scope() -> tuple[str, list[int] | None]:
     return scope, row_ids
 
 
-def _estimate(workspace, membership, table_id: int, column_id: int, *, error: str | None = None, status: int = 200):  # noqa: ANN001
+def _estimate(
+    workspace: Workspace,
+    membership: Member,
+    table_id: int,
+    column_id: int,
+    *,
+    error: str | None = None,
+    status: int = 200,
+):
     table = tables.get_table_or_404(workspace, table_id)
     column = columns.get_enrichment_column_or_404(workspace, table, column_id)
     scope, row_ids = _scope()
@@ -187,7 +205,7 @@ def _estimate(workspace, membership, table_id: int, column_id: int, *, error: st
 
 @bp.get(f"{SETUP}/<int:column_id>/estimate")
 @workspace_page("enrichment.run")
-def estimate(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+def estimate(workspace: Workspace, membership: Member, table_id: int, column_id: int):
     """What a run would cost (rows, credits at most, the balance) and the button that starts it."""
     try:
         return _estimate(workspace, membership, table_id, column_id)
@@ -197,7 +215,7 @@ def estimate(workspace, membership, table_id: int, column_id: int):  # noqa: ANN
 
 @bp.post(f"{SETUP}/<int:column_id>/runs")
 @workspace_page("enrichment.run")
-def start_run(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+def start_run(workspace: Workspace, membership: Member, table_id: int, column_id: int):
     """Start a run; above the confirmation threshold the form must carry ``confirm``."""
     table = tables.get_table_or_404(workspace, table_id)
     column = columns.get_enrichment_column_or_404(workspace, table, column_id)
@@ -226,7 +244,7 @@ def start_run(workspace, membership, table_id: int, column_id: int):  # noqa: AN
 # --- runs ---------------------------------------------------------------------------------------------
 
 
-def _names(workspace, runs: list[EnrichmentRun]) -> dict[str, dict[int, str]]:  # noqa: ANN001
+def _names(workspace: Workspace, runs: list[EnrichmentRun]) -> dict[str, dict[int, str]]:
     """Table and column names of the runs, in two small queries."""
     table_ids = {r.table_id for r in runs}
     column_ids = {r.column_id for r in runs}
@@ -246,7 +264,7 @@ def _names(workspace, runs: list[EnrichmentRun]) -> dict[str, dict[int, str]]:  
 
 @bp.get("/w/<slug>/runs")
 @workspace_page("enrichment.view")
-def runs(workspace, membership):  # noqa: ANN001
+def runs(workspace: Workspace, membership: Member):
     """Every enrichment run of the workspace, newest first."""
     found = _engine().list_runs(workspace, limit=RUNS_PAGE)
     return render_page_or_fragment(
@@ -254,7 +272,7 @@ def runs(workspace, membership):  # noqa: ANN001
     )
 
 
-def _value_price(workspace, run: EnrichmentRun) -> str | None:  # noqa: ANN001
+def _value_price(workspace: Workspace, run: EnrichmentRun) -> str | None:
     """What one delivered value of the run costs ("3", or "2–3" when steps differ), for the page."""
     try:
         prices = _engine().value_prices(workspace, read_config(run.config))
@@ -264,7 +282,7 @@ def _value_price(workspace, run: EnrichmentRun) -> str | None:  # noqa: ANN001
     return str(low) if low == high else f"{low}–{high}"
 
 
-def _run_context(workspace, run: EnrichmentRun) -> dict[str, Any]:  # noqa: ANN001
+def _run_context(workspace: Workspace, run: EnrichmentRun) -> dict[str, Any]:
     names = _names(workspace, [run])
     return {
         "run": run,
@@ -277,7 +295,7 @@ def _run_context(workspace, run: EnrichmentRun) -> dict[str, Any]:  # noqa: ANN0
 
 @bp.get("/w/<slug>/runs/<int:run_id>")
 @workspace_page("enrichment.view")
-def run_page(workspace, membership, run_id: int):  # noqa: ANN001
+def run_page(workspace: Workspace, membership: Member, run_id: int):
     """One run: its progress bar (live until it ends), counters, credits used and latest attempts."""
     run = _engine().get_run_or_404(workspace, run_id)
     attempts = list(
@@ -300,7 +318,7 @@ def run_page(workspace, membership, run_id: int):  # noqa: ANN001
 @bp.get("/w/<slug>/runs/<int:run_id>/progress")
 @workspace_page("enrichment.view")
 @limiter.limit(GRID_LIMIT)
-def run_progress(workspace, membership, run_id: int):  # noqa: ANN001
+def run_progress(workspace: Workspace, membership: Member, run_id: int):
     """The progress partial; 286 once the run is over tells htmx to stop polling."""
     run = _engine().get_run_or_404(workspace, run_id)
     resp = render_page_or_fragment(
@@ -316,7 +334,7 @@ def run_progress(workspace, membership, run_id: int):  # noqa: ANN001
 
 @bp.post("/w/<slug>/runs/<int:run_id>/cancel")
 @workspace_page("enrichment.run")
-def cancel_run(workspace, membership, run_id: int):  # noqa: ANN001
+def cancel_run(workspace: Workspace, membership: Member, run_id: int):
     """Cancel a run: rows not yet done are marked cancelled and cost nothing."""
     engine = _engine()
     run = engine.get_run_or_404(workspace, run_id)
@@ -332,7 +350,7 @@ def cancel_run(workspace, membership, run_id: int):  # noqa: ANN001
 @bp.get(f"{SETUP}/active")
 @workspace_page("enrichment.view")
 @limiter.limit(GRID_LIMIT)
-def active_runs(workspace, membership, table_id: int):  # noqa: ANN001
+def active_runs(workspace: Workspace, membership: Member, table_id: int):
     """The table's unfinished runs above the grid; polled while any runs (286 once none is left)."""
     table = tables.get_table_or_404(workspace, table_id)
     active = [r for r in _engine().list_runs(workspace, table_id=table.id, limit=20) if not r.finished]
@@ -354,7 +372,7 @@ def active_runs(workspace, membership, table_id: int):  # noqa: ANN001
 @bp.get(f"{SETUP}/<int:column_id>/rows/<int:row_id>/attempts")
 @workspace_page("enrichment.view")
 @limiter.limit(GRID_LIMIT)
-def cell_attempts(workspace, membership, table_id: int, column_id: int, row_id: int):  # noqa: ANN001
+def cell_attempts(workspace: Workspace, membership: Member, table_id: int, column_id: int, row_id: int):
     """Every provider attempt made for one cell, newest first (shown in the row panel)."""
     table = tables.get_table_or_404(workspace, table_id)
     column = columns.get_enrichment_column_or_404(workspace, table, column_id)
@@ -387,7 +405,7 @@ def _panel(fragment: str, status: int = 200, **context: Any):
     return render_page_or_fragment("enrichment/panel.html", status, hx_fragment=fragment, fragment=fragment, **context)
 
 
-def _panel_base(workspace, membership, table: Table) -> dict[str, Any]:  # noqa: ANN001
+def _panel_base(workspace: Workspace, membership: Member, table: Table) -> dict[str, Any]:
     return {
         "workspace": workspace,
         "membership": membership,
@@ -399,7 +417,7 @@ def _panel_base(workspace, membership, table: Table) -> dict[str, Any]:  # noqa:
 
 @bp.get(PANEL)
 @workspace_page("enrichment.run")
-def panel(workspace, membership, table_id: int):  # noqa: ANN001
+def panel(workspace: Workspace, membership: Member, table_id: int):
     """The catalogue: every enrichment with what it needs, returns and costs, searchable by category."""
     table = tables.get_table_or_404(workspace, table_id)
     query, category = request.args.get("q", "")[:100], request.args.get("category", "")
@@ -410,7 +428,9 @@ def panel(workspace, membership, table_id: int):  # noqa: ANN001
     return _panel(template, cards=found, query=query, category=category, **_panel_base(workspace, membership, table))
 
 
-def _chosen(form, card, roles: dict[int, str], table: Table) -> dict[str, tuple[int, str | None]]:  # noqa: ANN001
+def _chosen(
+    form: Mapping[str, str], card: catalogue.Card, roles: dict[int, str], table: Table
+) -> dict[str, tuple[int, str | None]]:
     """The inputs the form maps (``in_<input>``: "12" or "12:first_name"), else those mapped by meaning."""
     live = {c.id for c in table.live_columns}
     chosen: dict[str, tuple[int, str | None]] = {}
@@ -430,7 +450,16 @@ def _chosen(form, card, roles: dict[int, str], table: Table) -> dict[str, tuple[
     return chosen
 
 
-def _panel_setup(workspace, membership, table: Table, card, form, *, error: str | None = None, status: int = 200):  # noqa: ANN001
+def _panel_setup(
+    workspace: Workspace,
+    membership: Member,
+    table: Table,
+    card: catalogue.Card,
+    form: Mapping[str, str],
+    *,
+    error: str | None = None,
+    status: int = 200,
+):
     sample = panel_service.sample_table(workspace, current_user, table)
     try:
         chosen = _chosen(form, card, sample.roles, table)
@@ -465,7 +494,7 @@ def _panel_setup(workspace, membership, table: Table, card, form, *, error: str 
 
 @bp.get(f"{PANEL}/setup")
 @workspace_page("enrichment.run")
-def panel_setup(workspace, membership, table_id: int):  # noqa: ANN001
+def panel_setup(workspace: Workspace, membership: Member, table_id: int):
     """One card set up for this table: its inputs mapped by meaning, shown for the first rows, and its outputs."""
     table = tables.get_table_or_404(workspace, table_id)
     card = panel_service.get_card_or_404(workspace, request.args.get("card", ""))
@@ -474,7 +503,7 @@ def panel_setup(workspace, membership, table_id: int):  # noqa: ANN001
 
 @bp.post(f"{PANEL}/setup")
 @workspace_page("enrichment.run")
-def panel_save(workspace, membership, table_id: int):  # noqa: ANN001
+def panel_save(workspace: Workspace, membership: Member, table_id: int):
     """Save the card as a column (``refresh`` re-renders the setup for a changed mapping instead)."""
     table = tables.get_table_or_404(workspace, table_id)
     card = panel_service.get_card_or_404(workspace, request.form.get("card", ""))
@@ -504,7 +533,16 @@ def panel_save(workspace, membership, table_id: int):  # noqa: ANN001
     return _go(url_for("enrichment.panel_column", slug=workspace.slug, table_id=table.id, column_id=column_id))
 
 
-def _panel_column(workspace, membership, table: Table, column: Column, *, run=None, error=None, status=200):  # noqa: ANN001
+def _panel_column(
+    workspace: Workspace,
+    membership: Member,
+    table: Table,
+    column: Column,
+    *,
+    run: EnrichmentRun | None = None,
+    error: str | None = None,
+    status: int = 200,
+):
     estimates = {}
     for which in RUN_CHOICES:
         try:
@@ -530,7 +568,7 @@ def _panel_column(workspace, membership, table: Table, column: Column, *, run=No
 
 @bp.get(f"{SETUP}/<int:column_id>/panel")
 @workspace_page("enrichment.run")
-def panel_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+def panel_column(workspace: Workspace, membership: Member, table_id: int, column_id: int):
     """An enrichment column in the panel: run it on the first 10 rows, the rest or the empty rows; add fields."""
     table = tables.get_table_or_404(workspace, table_id)
     column = columns.get_enrichment_column_or_404(workspace, table, column_id)
@@ -539,7 +577,7 @@ def panel_column(workspace, membership, table_id: int, column_id: int):  # noqa:
 
 @bp.post(f"{SETUP}/<int:column_id>/panel/runs")
 @workspace_page("enrichment.run")
-def panel_run(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+def panel_run(workspace: Workspace, membership: Member, table_id: int, column_id: int):
     """Start a run on the first 10 rows, the rest or the empty rows; the panel then shows its progress."""
     table = tables.get_table_or_404(workspace, table_id)
     column = columns.get_enrichment_column_or_404(workspace, table, column_id)
@@ -561,7 +599,7 @@ def panel_run(workspace, membership, table_id: int, column_id: int):  # noqa: AN
 
 @bp.post(f"{SETUP}/<int:column_id>/panel/fields")
 @workspace_page("enrichment.run")
-def panel_add_field(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+def panel_add_field(workspace: Workspace, membership: Member, table_id: int, column_id: int):
     """Write one more returned field of the column into a typed column of its own."""
     table = tables.get_table_or_404(workspace, table_id)
     column = columns.get_enrichment_column_or_404(workspace, table, column_id)
