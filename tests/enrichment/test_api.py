@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -48,7 +49,7 @@ def _auth(user, workspace, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {encode_access_token(user.id, workspace.id, role)}"}
 
 
-def _body(ids, **extra):  # noqa: ANN003, ANN202
+def _body(ids: dict[str, int], **extra: Any) -> dict[str, Any]:
     body = {
         "name": "Work email",
         "steps": [{"operation": "hunter.email_finder"}, {"operation": "apollo.people_match"}],

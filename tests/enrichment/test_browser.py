@@ -11,7 +11,7 @@ import json
 import re
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Locator, expect
 from sqlalchemy import create_engine, text
 
 from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - the browser fixtures
@@ -122,7 +122,7 @@ def _login(page, base: str, email: str) -> None:
     expect(page).not_to_have_url(re.compile(r"/login"))
 
 
-def _number(locator) -> int:  # noqa: ANN001
+def _number(locator: Locator) -> int:
     return int(locator.inner_text().split()[0].replace(",", ""))
 
 

@@ -13,7 +13,7 @@ from redis.retry import Retry
 from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.throttle import CircuitBreaker
 from morket.enrichment import executor, service
-from morket.enrichment.models import EnrichmentRunRow
+from morket.enrichment.models import EnrichmentRun, EnrichmentRunRow
 from morket.providers.sandboxes import data
 from morket.runs import jobs, leases, limits
 from morket.tables import service as tables
@@ -52,7 +52,7 @@ def people(db, fast):
     return workspace, owner, table, ids
 
 
-def finish(run, *, rounds: int = 20) -> None:  # noqa: ANN001
+def finish(run: EnrichmentRun, *, rounds: int = 20) -> None:
     """Work the run in this process until it is over (as its jobs would)."""
     finish_run(run.id, rounds=rounds)
 

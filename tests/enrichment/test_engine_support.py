@@ -7,11 +7,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from morket.core.types import Actor, Workspace
 from morket.enrichment.config import EnrichmentConfig
 from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun, EnrichmentRunRow
 from morket.extensions import db
 from morket.tables import service as tables
 from morket.tables import storage
+from morket.tables.models import Column, Table
 
 PEOPLE_COLUMNS = (
     {"name": "First name", "type": "text"},
@@ -39,7 +41,9 @@ def people_rows(count: int, *, offset: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
-def people_table(workspace, owner, count: int, *, name: str | None = None):  # noqa: ANN001, ANN201
+def people_table(
+    workspace: Workspace, owner: Actor, count: int, *, name: str | None = None
+) -> tuple[Table, dict[str, int]]:
     """A people table with ``count`` rows; returns (table, {column name: id})."""
     table = tables.create_table(workspace, owner, name or f"People {next(_n)}", columns=PEOPLE_COLUMNS)
     for start in range(0, count, 5000):
@@ -47,7 +51,7 @@ def people_table(workspace, owner, count: int, *, name: str | None = None):  # n
     return table, {c.name: c.id for c in table.live_columns}
 
 
-def enrichment_column(workspace, owner, table, ids: dict[str, int], **config: Any):  # noqa: ANN001, ANN201
+def enrichment_column(workspace: Workspace, owner: Actor, table: Table, ids: dict[str, int], **config: Any) -> Column:
     """Add an enrichment column (email finder by default) with the given configuration."""
     name = config.pop("name", None) or f"Email {next(_n)}"
     payload: dict[str, Any] = {
@@ -61,13 +65,13 @@ def enrichment_column(workspace, owner, table, ids: dict[str, int], **config: An
     return tables.add_column(workspace, owner, table, name, "enrichment", config=checked)
 
 
-def grant(workspace, amount: int) -> None:  # noqa: ANN001
+def grant(workspace: Workspace, amount: int) -> None:
     from morket.credits.service import grant as grant_credits
 
     grant_credits(workspace.id, amount, idempotency_key=f"test-grant:{workspace.id}:{next(_n)}")
 
 
-def cells(table, column_id: int) -> dict[int, tuple[Any, dict[str, Any] | None]]:  # noqa: ANN001
+def cells(table: Table, column_id: int) -> dict[int, tuple[Any, dict[str, Any] | None]]:
     """{row id: (cell value, cell state of the column)} read straight from the user table."""
     store = storage.storage_for(table)
     rows = store.rows

@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import expect
+from flask import Flask
+from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import create_engine, text
 
 from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - the browser fixtures
@@ -65,7 +67,7 @@ def _committed_table(app) -> tuple[int, str, int]:
         return workspace.id, workspace.slug, table.id
 
 
-def _scalar(app, sql: str, **params) -> int:  # noqa: ANN003
+def _scalar(app: Flask, sql: str, **params: Any) -> int:
     engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
     with engine.connect() as conn:
         found = conn.execute(text(sql), params).scalar_one()
@@ -85,18 +87,18 @@ def _work_until_done(app, run_id: int) -> None:
     raise AssertionError("the run did not complete")
 
 
-def _number(locator) -> int:  # noqa: ANN001
+def _number(locator: Locator) -> int:
     return int(locator.inner_text().split()[0].replace(",", ""))
 
 
-def _no_sideways_scroll(page) -> None:  # noqa: ANN001
+def _no_sideways_scroll(page: Page) -> None:
     width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     assert width[0] <= width[1] + 1, f"the page scrolls sideways: {width}"
     drawer = page.evaluate("(d => [d.scrollWidth, d.clientWidth])(document.getElementById('enrich-drawer'))")
     assert drawer[0] <= drawer[1] + 1, f"the panel scrolls sideways: {drawer}"
 
 
-def _axe(page) -> list[str] | None:  # noqa: ANN001
+def _axe(page: Page) -> list[str] | None:
     """Serious and critical axe-core violations inside the drawer, or None when the helper is absent."""
     try:
         from tests.support.axe import severe_violations
@@ -105,7 +107,7 @@ def _axe(page) -> list[str] | None:  # noqa: ANN001
     return severe_violations(page, within="#enrich-drawer")
 
 
-def _shot(page, name: str) -> None:  # noqa: ANN001
+def _shot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"enrichment-panel-{name}.png"))
 

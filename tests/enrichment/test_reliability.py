@@ -24,11 +24,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 
 from morket.enrichment import service
 from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun, EnrichmentRunRow
 from morket.extensions import db
 from tests.enrichment.test_engine_support import enrichment_column, grant, people_table
+from tests.support.sandbox import SandboxServer
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,7 +111,7 @@ def committed_app(app) -> Iterator:
             Committed.made.pop().remove()
 
 
-def process_env(app, redis_url: str, sandbox) -> dict[str, str]:  # noqa: ANN001
+def process_env(app: Flask, redis_url: str, sandbox: SandboxServer) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         MORKET_ENV="development",
@@ -151,7 +153,7 @@ class Processes:
         return self._spawn([sys.executable, "-m", "workers.scheduler"])
 
     def _spawn(self, argv: list[str]) -> subprocess.Popen:
-        proc = subprocess.Popen(  # noqa: S603 - our own entry points
+        proc = subprocess.Popen(  # our own entry points
             argv, env=self.env, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL
         )
         self.procs.append(proc)
@@ -175,7 +177,7 @@ class Processes:
                 proc.wait()
 
 
-def assert_run_settled(run_id: int, workspace_id: int, sandbox) -> None:  # noqa: ANN001
+def assert_run_settled(run_id: int, workspace_id: int, sandbox: SandboxServer) -> None:
     """Every row final; credits charged == the price once per delivered value; no idempotency key twice."""
     from morket.credits.models import LedgerEntry
 

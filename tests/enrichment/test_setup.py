@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -30,7 +32,7 @@ def people(db):
     return workspace, owner, table, ids
 
 
-def waterfall(ids: dict[str, int], **overrides) -> ColumnSetup:  # noqa: ANN003
+def waterfall(ids: dict[str, int], **overrides: Any) -> ColumnSetup:
     """The email waterfall of the issue: Hunter's finder, then Apollo, verified by Hunter."""
     payload = {
         "name": "Work email",

@@ -58,7 +58,7 @@ def _member(workspace, role: str):
     return user
 
 
-def _start(client, workspace, table, column, **data) -> int:  # noqa: ANN003
+def _start(client, workspace, table, column, **data: str) -> int:
     base = f"/w/{workspace.slug}/tables/{table.id}/enrichment/{column.id}"
     token = csrf_token(client, "/w")
     resp = client.post(f"{base}/runs", data={"csrf_token": token, "scope": "all", **data})

@@ -53,7 +53,7 @@ def _setup(ids) -> ColumnSetup:
     )
 
 
-def _form(ids, **extra) -> dict[str, str]:  # noqa: ANN003
+def _form(ids: dict[str, int], **extra: str) -> dict[str, str]:
     data = {
         "name": "Work email",
         "step_1": "hunter.email_finder",
