@@ -11,10 +11,13 @@ def register(app: Flask) -> None:
         column_views,  # noqa: F401 - the column endpoints
         edit_views,  # noqa: F401 - the grid edit endpoints
         models,
+        overview_views,
         page_errors,  # noqa: F401 - a table dropped under a page request is a 404
         undo,
         views,  # noqa: F401 - the table pages
     )
+    from morket.workspaces.overview import add_overview_section
 
     register_droppable_schema(models.USER_SCHEMA)
+    add_overview_section("tables", overview_views.overview_tables)
     app.register_blueprint(bp)

@@ -27,6 +27,7 @@ from morket.workspaces.forms import (
     role_choices,
 )
 from morket.workspaces.models import ApiKey, Membership, Workspace
+from morket.workspaces.overview import overview_context
 
 
 @bp.record
@@ -75,31 +76,17 @@ def create():
 @bp.get("/w/<slug>/")
 @workspace_page("workspace.view")
 def dashboard(workspace: Workspace, membership: Membership):
-    from morket.tables.service import list_tables
-
     members = service.list_members(workspace)
-    tables = list_tables(workspace) if can(membership.role, "tables.view") else None
     steps = first_run.checklist(workspace) if can(membership.role, "tables.manage") else []
     return render_page_or_fragment(
         "workspaces/dashboard.html",
         workspace=workspace,
         membership=membership,
         members=members,
-        tables=tables,
         steps=steps,
         sandbox=current_app.config["MORKET"]["SANDBOX_MODE"],
+        **overview_context(workspace, membership),
     )
-
-
-@bp.post("/w/<slug>/sample-table")
-@workspace_page("tables.manage")
-def create_sample_table(workspace: Workspace, membership: Membership):
-    table = first_run.create_sample_table(
-        workspace, current_user, membership, sandbox=current_app.config["MORKET"]["SANDBOX_MODE"]
-    )
-    db.session.commit()
-    flash(f"{table.name} is ready: 25 companies to try enrichment on. Add a column to find what is missing.", "success")
-    return redirect(url_for("tables.grid", slug=workspace.slug, table_id=table.id))
 
 
 def _settings(
@@ -436,19 +423,3 @@ def my_workspaces() -> list:
 def my_invitations() -> list:
     """Return the invitations waiting for the current user's address, for the shell and the workspaces page."""
     return service.list_invitations_for(current_user) if current_user.is_authenticated else []
-
-
-SIDEBAR_TABLES = 8
-
-
-@bp.app_template_global("sidebar_tables")
-def sidebar_tables(workspace, membership) -> list:  # noqa: ANN001
-    """Return up to ``SIDEBAR_TABLES`` of the workspace's tables for the sidebar, newest first.
-
-    The browser moves the tables this user opened last to the top (it remembers them locally).
-    """
-    if not can(membership.role, "tables.view"):
-        return []
-    from morket.tables.service import list_tables
-
-    return sorted(list_tables(workspace), key=lambda t: t.id, reverse=True)[:SIDEBAR_TABLES]

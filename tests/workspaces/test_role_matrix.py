@@ -105,13 +105,12 @@ CASES = [
     ),
 ]
 # Routes outside /w/<slug>/, covered by their own tests below and in test_invitations.py.
-# The sample table exists in sandbox mode only: tests/workspaces/test_feedback.py checks it by role.
+# The overview's sample table is a tables route: tests/workspaces/test_feedback.py checks it by role.
 OTHER_ROUTES = {
     ("GET", "/w"),
     ("POST", "/w"),
     ("GET", "/invite/<token>"),
     ("POST", "/invite/<token>"),
-    ("POST", "/w/<slug>/sample-table"),
 }
 
 
