@@ -17,13 +17,12 @@ from morket.core.errors import MorketError
 from morket.core.htmx import wants_fragment
 from morket.core.ratelimit import GRID_LIMIT
 from morket.core.tenancy import workspace_page
-from morket.enrichment.config import CELL_STATE_LABELS, CELL_STATES
 from morket.extensions import db, limiter
 from morket.tables import bp, column_service, service
+from morket.tables.hooks import CELL_STATE_LABELS, MARKED_CELL_STATUSES
 from morket.tables.models import COLUMN_TYPES, View
 
 BASE = "/w/<slug>/tables/<int:table_id>/columns"
-CELL_STATUSES = frozenset({"error", *CELL_STATES})
 TYPE_LABELS = {t: t.replace("_", " ").capitalize() for t in COLUMN_TYPES if t not in ("enrichment", "ai")}
 
 
@@ -275,7 +274,7 @@ def mark_cell_states(cells: Markup, cell_state: dict[str, Any] | None) -> Markup
         return cells
     html = str(cells)
     for key, state in cell_state.items():
-        if not key.isdigit() or not isinstance(state, dict) or state.get("status") not in CELL_STATUSES:
+        if not key.isdigit() or not isinstance(state, dict) or state.get("status") not in MARKED_CELL_STATUSES:
             continue
         anchor = f'" data-col-id="{int(key)}" '
         message = escape(_state_title(state))

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.types import Workspace
 from morket.extensions import db
-from morket.tables import storage
+from morket.tables import hooks, storage
 from morket.tables.access import check_owned, find_column, lock_rows, mark_views_stale, next_pos
 from morket.tables.cells import CellError, parse_cell
 from morket.tables.formula_rows import refresh_formula_rows
@@ -134,7 +134,7 @@ def write_cells(workspace: Workspace, table: Table, changes: Mapping[int, Mappin
     """Write {row_id: {column_id: stored value}}, one executemany per set of columns.
 
     Values are stored values (parsed already). Recomputes the rows' formulas, marks stale the views
-    ordered on the columns written and hands the rows to auto-run enrichment columns. Record the
+    ordered on the columns written and hands the rows to the rows-changed listeners (``hooks``). Record the
     step with ``cell_steps`` and ``push_undo`` for the user to undo it.
     """
     if not changes:
@@ -154,22 +154,12 @@ def write_cells(workspace: Workspace, table: Table, changes: Mapping[int, Mappin
     changed = {cid for cells in changes.values() for cid in cells}
     mark_views_stale(workspace, table, changed)
     _refresh_formulas(workspace, table, list(changes), changed)
-    _enrich_changed(table, list(changes))
+    hooks.rows_changed(table, list(changes))
 
 
 def _refresh_formulas(workspace, table: Table, row_ids: Sequence[int], changed: set[int] | None) -> None:  # noqa: ANN001
     """Recompute the formula cells of rows whose inputs were written by paste, fill, clear, undo or add."""
     refresh_formula_rows(workspace, table, row_ids, changed)
-
-
-def _enrich_changed(table: Table, row_ids: Sequence[int]) -> None:
-    """Hand new and changed rows to auto-run enrichment columns (no query when the table has none)."""
-    from morket.enrichment.columns import has_auto_run
-
-    if row_ids and has_auto_run(table):
-        from morket.enrichment.service import on_rows_changed
-
-        on_rows_changed(table, list(row_ids))
 
 
 def cell_steps(
@@ -205,7 +195,7 @@ def save_cell(workspace, actor, table: Table, row_id: int, column_id: int, raw: 
         raise NotFound("That row no longer exists.")
     before = old[row_id][column.id]
     value = update_cell(workspace, actor, table, row_id, column.id, raw)
-    _enrich_changed(table, [row_id])
+    hooks.rows_changed(table, [row_id])
     was, now = dump_value(column.type, before), dump_value(column.type, value)
     if was != now:
         push_undo(
@@ -475,7 +465,7 @@ def add_rows(workspace, actor, table: Table, count: int = 1, *, after_row_id: in
     table.row_count += count
     mark_views_stale(workspace, table, None)
     _refresh_formulas(workspace, table, ids, None)
-    _enrich_changed(table, ids)
+    hooks.rows_changed(table, ids)
     db.session.flush()
     added = row_snapshots(table, ids)
     push_undo(workspace, actor, table, "rows.add", {"insert": added}, {"delete": added})

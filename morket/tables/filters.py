@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql as pg
 
 from morket.core.errors import ValidationFailed
 from morket.tables.cells import CellError, check_characters, parse_cell
+from morket.tables.hooks import CELL_STATE_LABELS
 from morket.tables.storage import Storage
 
 MAX_SORT_KEYS = 5
@@ -151,8 +152,6 @@ def _validate_condition(cond: Any, types, configs) -> dict[str, Any]:  # noqa: A
 
 def _cell_state_value(raw: Any) -> str:
     """An enrichment cell state named by its key (no_data) or its label ("No data found")."""
-    from morket.enrichment.config import CELL_STATE_LABELS
-
     text = raw.strip().casefold() if isinstance(raw, str) else ""
     for state, label in CELL_STATE_LABELS.items():
         if text in (state, state.replace("_", " "), label.casefold()):
