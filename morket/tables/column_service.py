@@ -131,8 +131,6 @@ def default_view(workspace, table: Table) -> View:  # noqa: ANN001
 
 
 def _start_job(workspace, actor, table: Table, column: Column, kind: str, params: dict[str, Any]) -> ColumnJob:  # noqa: ANN001
-    from morket.tables import tasks
-
     job = ColumnJob(
         workspace_id=workspace.id,
         table_id=table.id,
@@ -148,7 +146,8 @@ def _start_job(workspace, actor, table: Table, column: Column, kind: str, params
     )
     db.session.add(job)
     db.session.flush()
-    task = tasks.retype_column if kind == "retype" else tasks.recompute_formula
+    # Named by path, as every service names its job: the job's body (tables.tasks) imports this module.
+    task = "morket.tables.tasks.retype_column" if kind == "retype" else "morket.tables.tasks.recompute_formula"
     enqueue_after_commit(task, job.id, queue=QUEUE_DEFAULT, job_id=job.job_id)
     return job
 
