@@ -11,6 +11,7 @@ import ast
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 
@@ -202,6 +203,26 @@ def _cycles_in(graph: grimp.ImportGraph, packages: set[str]) -> list[list[str]]:
 def test_no_import_cycle_between_packages(graph: grimp.ImportGraph):
     cycles = package_cycles(graph)
     assert not cycles, "import cycles between packages:\n" + "\n".join("  " + "; ".join(c) for c in cycles)
+
+
+def _contracts() -> dict[str, dict]:
+    settings = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return {c["id"]: c for c in settings["tool"]["importlinter"]["contracts"]}
+
+
+def test_every_domain_is_named_where_the_contracts_list_domains():
+    domains = {f"morket.{path.parent.name}" for path in PACKAGE.glob("*/__init__.py") if path.parent.name != "core"}
+    contracts = _contracts()
+    assert domains - set(contracts["core-imports-no-domain"]["forbidden_modules"]) == set()
+    assert domains - set(contracts["domain-layers"]["containers"]) == set()
+
+
+def test_the_acyclic_contract_ignores_only_the_core_layer():
+    # extensions and core are one layer; any other ignored import would hide a cycle between packages.
+    assert set(_contracts()["acyclic"].get("ignore_imports", [])) == {
+        "morket.extensions -> morket.core.db",
+        "morket.extensions -> morket.core.ratelimit",
+    }
 
 
 def test_no_module_over_800_lines():
