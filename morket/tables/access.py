@@ -88,6 +88,15 @@ def list_tables(workspace: Workspace) -> list[Table]:
     )
 
 
+def list_newest_tables(workspace: Workspace, limit: int) -> list[Table]:
+    """Return at most ``limit`` of the workspace's tables, the newest first (one short indexed read)."""
+    return list(
+        db.session.scalars(
+            select(Table).where(Table.workspace_id == workspace.id).order_by(Table.id.desc()).limit(limit)
+        )
+    )
+
+
 def get_view_or_404(workspace: Workspace, table: Table, view_id: int) -> View:
     """Return the table's view ``view_id``, or raise NotFound."""
     check_owned(workspace, table)

@@ -37,7 +37,7 @@ def sidebar_tables(workspace: Workspace, membership: Member) -> list[Table]:
     """
     if not can(membership.role, "tables.view"):
         return []
-    return sorted(service.list_tables(workspace), key=lambda t: t.id, reverse=True)[:SIDEBAR_TABLES]
+    return service.list_newest_tables(workspace, SIDEBAR_TABLES)
 
 
 @bp.post("/w/<slug>/sample-table")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from morket.core.db import IdMixin, TimestampMixin, WorkspaceScoped, utcnow
@@ -33,6 +33,12 @@ class Membership(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
 
 class Invitation(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
     __tablename__ = "invitations"
+    # Every signed-in page shows the invitations waiting for the user's address: a small index.
+    __table_args__ = (
+        Index(
+            "ix_invitations_pending_email", "email", postgresql_where=text("accepted_at IS NULL AND revoked_at IS NULL")
+        ),
+    )
 
     email: Mapped[str] = mapped_column(String(320), nullable=False)
     role: Mapped[str] = mapped_column(String(32), nullable=False)
