@@ -124,7 +124,7 @@ def child_import(url: str, path: Path) -> dict[str, Any]:
 def _psql(url: str, command: str, stdout: Any = subprocess.DEVNULL) -> float:
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     began = time.perf_counter()
-    subprocess.run(["psql", conninfo, "-v", "ON_ERROR_STOP=1", "-q", "-c", command], check=True, stdout=stdout)  # noqa: S603, S607
+    subprocess.run(["psql", conninfo, "-v", "ON_ERROR_STOP=1", "-q", "-c", command], check=True, stdout=stdout)
     return time.perf_counter() - began
 
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "file_mb": round(path.stat().st_size / 1e6, 1),
         }
         log(f"generated {path.stat().st_size / 1e6:.1f} MB; importing in a child process")
-        child = subprocess.run(  # noqa: S603
+        child = subprocess.run(
             [sys.executable, "-m", "bench.csv", "--rows", str(args.rows), "--child-import", str(path)],
             check=True,
             capture_output=True,
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
-def _compare(app, url: str, path: Path, rows: int, imported: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
+def _compare(app, url: str, path: Path, rows: int, imported: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:
     from morket.accounts.service import start_session
     from morket.extensions import db
     from morket.tables import service as tables
@@ -222,7 +222,7 @@ def _compare(app, url: str, path: Path, rows: int, imported: dict[str, Any], fig
     export_s = time.perf_counter() - began
     if size < path.stat().st_size // 2:
         raise SystemExit(f"the export streamed {size} bytes for a {path.stat().st_size}-byte file: not a full export")
-    select_sql = f"SELECT {names} FROM ut.{table.storage_name} ORDER BY pos"  # noqa: S608 - generated names
+    select_sql = f"SELECT {names} FROM ut.{table.storage_name} ORDER BY pos"  # generated names
     copy_export_s = _psql(url, f"\\copy ({select_sql}) TO STDOUT WITH (FORMAT csv)")
 
     tables.delete_table(workspace, user, table)

@@ -77,7 +77,7 @@ class Sandbox:
         self.control.close()
 
 
-def _app(url: str, redis_url: str, settings: dict[str, Any]):  # noqa: ANN202
+def _app(url: str, redis_url: str, settings: dict[str, Any]):
     os.environ.setdefault("MORKET_ENV", "development")
     from morket import create_app
 
@@ -95,7 +95,7 @@ def _workers(url: str, redis_url: str, env_settings: dict[str, str]) -> list[sub
         **env_settings,
     }
     return [
-        subprocess.Popen(  # noqa: S603 - our own worker entry point
+        subprocess.Popen(  # our own worker entry point
             [sys.executable, "-m", "workers", "enrichment"],
             env=env,
             cwd=ROOT,
@@ -215,7 +215,7 @@ class BackendCpu(threading.Thread):
         return sum(self.ticks.values()) / os.sysconf("SC_CLK_TCK")
 
 
-def _job_times(redis, run_id: int) -> dict[str, float]:  # noqa: ANN001
+def _job_times(redis, run_id: int) -> dict[str, float]:
     """Sum what the run's jobs report (RQ keeps each job's return value): write, charge, wait seconds."""
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
@@ -238,7 +238,7 @@ def _job_times(redis, run_id: int) -> dict[str, float]:  # noqa: ANN001
     return totals
 
 
-def _phase(app, url: str, redis_url: str, rows: int, settings: dict[str, str], label: str) -> dict[str, Any]:  # noqa: ANN001
+def _phase(app, url: str, redis_url: str, rows: int, settings: dict[str, str], label: str) -> dict[str, Any]:
     """Run one email-finder column over ``rows`` fresh rows with two workers; return run figures."""
     import sqlalchemy as sa
 
@@ -374,7 +374,7 @@ def run_bare_calls(hunter_url: str, rows: int) -> float:
         count = max(0, min(share, rows - k * share))
         spec = json.dumps({"url": hunter_url, "start": k * share, "count": count, "salt": salt, "at": start_at})
         procs.append(
-            subprocess.Popen(  # noqa: S603 - this module
+            subprocess.Popen(  # this module
                 [sys.executable, "-m", "bench.enrichment", "--bare-calls", spec],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,

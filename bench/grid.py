@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return _run(url, args)
 
 
-def _table(workspace, user, rows: int, figures: dict[str, Any]):  # noqa: ANN001
+def _table(workspace, user, rows: int, figures: dict[str, Any]):
     from morket.extensions import db
     from morket.tables import service
     from morket.tables.models import Table
@@ -204,7 +204,7 @@ def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 # As in a request: load the table and view first (timed apart), then read the window.
                 loaded: dict[str, Any] = {}
 
-                def load(c=current, loaded=loaded) -> None:  # noqa: ANN001
+                def load(c=current, loaded=loaded) -> None:
                     loaded["table"] = service.get_table_or_404(workspace, table.id)
                     loaded["view"] = c and service.get_view_or_404(workspace, loaded["table"], c.id)
 
@@ -307,7 +307,7 @@ def _bare_app(raw: psycopg.Connection, statements: dict[str, tuple[str, Any]]):
     return bare
 
 
-def _html(table, views: dict[str, Any], raw: psycopg.Connection, args: argparse.Namespace, figures, ratios) -> None:  # noqa: ANN001
+def _html(table, views: dict[str, Any], raw: psycopg.Connection, args: argparse.Namespace, figures, ratios) -> None:
     """Time the grid's window route against the bare view, for each view at the start and deep."""
     import re
 
@@ -318,7 +318,7 @@ def _html(table, views: dict[str, Any], raw: psycopg.Connection, args: argparse.
     from morket.extensions import db
     from morket.tables import service
 
-    app = current_app._get_current_object()  # noqa: SLF001 - the bench's own app
+    app = current_app._get_current_object()  # the bench's own app
     workspace, user = bench_workspace("bench", "Bench")
     row_ids = re.compile(r'data-row-id="(\d+)"')
     statements: dict[str, tuple[str, Any]] = {}
@@ -381,13 +381,13 @@ def _html(table, views: dict[str, Any], raw: psycopg.Connection, args: argparse.
 
 
 @contextmanager
-def _statements(engine):  # noqa: ANN001, ANN202
+def _statements(engine):
     """Collect the SQL statements run on ``engine`` inside the block (connection pings are not statements)."""
     from sqlalchemy import event
 
     seen: list[str] = []
 
-    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+    def count(conn, cursor, statement, *args) -> None:
         seen.append(statement)
 
     event.listen(engine, "before_cursor_execute", count)

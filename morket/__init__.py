@@ -107,8 +107,8 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 
-    import morket.accounts.models  # noqa: F401
-    import morket.core.models  # noqa: F401 - register tables with the metadata
+    import morket.accounts.models
+    import morket.core.models  # register tables with the metadata
     import morket.workspaces.models  # noqa: F401
     from morket.accounts.service import load_user_from_session_id
 
@@ -117,6 +117,6 @@ def _init_extensions(app: Flask) -> None:
     from morket.core.jobs import relay_committed
 
     @app.after_request
-    def _relay_outbox(resp):  # noqa: ANN001
+    def _relay_outbox(resp):
         relay_committed()
         return resp

@@ -55,7 +55,7 @@ def parse_session_id(session_id: str | None) -> SessionRef | None:
     return SessionRef(int(user_id), key)
 
 
-def _live_session_clause(key_hash: str):  # noqa: ANN202
+def _live_session_clause(key_hash: str):
     return and_(UserSession.key_hash == key_hash, UserSession.ended_at.is_(None), UserSession.expires_at > func.now())
 
 

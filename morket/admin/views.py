@@ -108,7 +108,7 @@ def adjust_credits(workspace_id: int):
 CREDITS_RECENT = 10
 
 
-def _credits_context(workspace, form: AdjustCreditsForm | None = None) -> dict[str, object]:  # noqa: ANN001
+def _credits_context(workspace, form: AdjustCreditsForm | None = None) -> dict[str, object]:
     """Return what the workspace page shows of credits: balance, recent entries, the adjustment form."""
     if form is None:
         form = AdjustCreditsForm(data={"request_id": AdjustCreditsForm.new_request_id()})
@@ -121,7 +121,7 @@ def _credits_context(workspace, form: AdjustCreditsForm | None = None) -> dict[s
     }
 
 
-def _adjust_credits(actor, workspace) -> AdjustCreditsForm | None:  # noqa: ANN001
+def _adjust_credits(actor, workspace) -> AdjustCreditsForm | None:
     """Apply the posted adjustment and commit; return None when done, else the form with its errors.
 
     The form's ``request_id`` (drawn when the page was shown) is the idempotency key, so posting

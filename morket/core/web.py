@@ -97,7 +97,7 @@ def rate_limited_response(exc: RateLimitExceeded) -> Response:
         reset = limiter.current_limit.reset_at if limiter.current_limit else None
         if reset:
             retry_after = str(max(1, int(reset - time.time())))
-    except Exception:  # noqa: BLE001 - the header is a courtesy; the 429 stands regardless
+    except Exception:  # the header is a courtesy; the 429 stands regardless
         log.warning("could not read the rate-limit reset time", exc_info=True)
     return _error_response(
         429, "rate_limited", "Too many requests. Try again shortly.", headers={"Retry-After": retry_after}
@@ -129,7 +129,7 @@ def install_web(app: Flask) -> None:
                 data = request.stream.read(max_json + 1)
                 if len(data) > max_json:
                     raise RequestEntityTooLarge()
-                request._cached_data = data  # noqa: SLF001 - let get_json() see what we read
+                request._cached_data = data  # let get_json() see what we read
         return None
 
     @app.after_request

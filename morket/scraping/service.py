@@ -25,7 +25,7 @@ def _guard() -> RequestGuard:
     )
 
 
-def start_scrape(workspace, actor, target: str, extractor: str = "company", *, source: str = "page") -> ScrapeRequest:  # noqa: ANN001
+def start_scrape(workspace, actor, target: str, extractor: str = "company", *, source: str = "page") -> ScrapeRequest:
     """Queue a scrape of ``target`` (a URL or a domain); refuse an unsafe URL before anything is written."""
     get_extractor(extractor)
     url = normalise_target(target)
@@ -46,7 +46,7 @@ def start_scrape(workspace, actor, target: str, extractor: str = "company", *, s
     return scrape
 
 
-def get_scrape_or_404(workspace, scrape_id: int) -> ScrapeRequest:  # noqa: ANN001
+def get_scrape_or_404(workspace, scrape_id: int) -> ScrapeRequest:
     """Return the workspace's scrape ``scrape_id`` or raise NotFound (another workspace's id too)."""
     scrape = db.session.scalars(
         select(ScrapeRequest).where(ScrapeRequest.id == scrape_id, ScrapeRequest.workspace_id == workspace.id)
@@ -56,7 +56,7 @@ def get_scrape_or_404(workspace, scrape_id: int) -> ScrapeRequest:  # noqa: ANN0
     return scrape
 
 
-def list_scrapes(workspace, limit: int = RECENT_LIMIT) -> list[ScrapeRequest]:  # noqa: ANN001
+def list_scrapes(workspace, limit: int = RECENT_LIMIT) -> list[ScrapeRequest]:
     """The workspace's most recent scrapes, newest first."""
     return list(
         db.session.scalars(

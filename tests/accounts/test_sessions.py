@@ -26,7 +26,7 @@ def _replaying(app, cookie: str):
     return thief
 
 
-def _tables(workspace) -> int:  # noqa: ANN001
+def _tables(workspace) -> int:
     from morket.extensions import db
 
     return db.session.scalar(select(func.count()).select_from(Table).where(Table.workspace_id == workspace.id))
@@ -60,7 +60,7 @@ def test_a_saved_cookie_is_refused_after_logging_out(app, client, db):
     assert 'class="grid-row"' not in resp.get_data(as_text=True)
 
 
-def workspace_with_table(db, workspace, owner):  # noqa: ANN001, ANN201
+def workspace_with_table(db, workspace, owner):
     from morket.tables import service as tables
 
     table = tables.create_table(workspace, owner, "People", columns=[{"name": "Name", "type": "text"}])

@@ -97,12 +97,12 @@ def axe_source() -> str:
     return AXE.read_text(encoding="utf-8")
 
 
-def layout_problems(page) -> list[str]:  # noqa: ANN001 - a Playwright page
+def layout_problems(page) -> list[str]:  # a Playwright page
     """Sideways scroll, wrapped navigation and a wrapped top bar on the page as it is now."""
     return page.evaluate(_LAYOUT_PROBLEMS)
 
 
-def axe_violations(page) -> list[str]:  # noqa: ANN001
+def axe_violations(page) -> list[str]:
     """Run axe-core in the page and return its serious and critical violations.
 
     The script is evaluated through the DevTools protocol rather than added as a script tag, so the
@@ -113,7 +113,7 @@ def axe_violations(page) -> list[str]:  # noqa: ANN001
     return page.evaluate(_AXE_RUN)
 
 
-def screenshot(page, name: str, size: str) -> Path:  # noqa: ANN001
+def screenshot(page, name: str, size: str) -> Path:
     """Save the viewport as ``<name>-<size>.png`` in the screenshots folder CI keeps."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{re.sub(r'[^a-z0-9-]+', '-', name.lower())}-{size}.png"
@@ -121,7 +121,7 @@ def screenshot(page, name: str, size: str) -> Path:  # noqa: ANN001
     return path
 
 
-def check_page(page, name: str, size: str) -> list[str]:  # noqa: ANN001
+def check_page(page, name: str, size: str) -> list[str]:
     """Screenshot the page, then return every layout and accessibility problem, each prefixed by ``name``."""
     page.wait_for_load_state("load")
     screenshot(page, name, size)

@@ -14,14 +14,14 @@ from tests.browser.test_signup_invite import PASSWORD, _sign_up_and_confirm
 LOCK_MESSAGE = re.compile(r"locked for now\. Try again in \d+ minutes? \(after \d\d:\d\d UTC\)")
 
 
-def _log_in(page, base: str, email: str, password: str = PASSWORD) -> None:  # noqa: ANN001
+def _log_in(page, base: str, email: str, password: str = PASSWORD) -> None:
     page.goto(f"{base}/login")
     page.fill("#email", email)
     page.fill("#password", password)
     page.click("form button[type=submit]")
 
 
-def _log_out(page) -> None:  # noqa: ANN001
+def _log_out(page) -> None:
     page.click("#user-menu summary")
     page.click("#user-menu button:has-text('Log out')")
     expect(page.locator("#toasts")).to_contain_text("You are logged out")
@@ -89,7 +89,7 @@ def test_invitation_in_the_app_role_change_toast_and_lock_on_every_attempt(
         clear_rate_limits()
     statuses = []
 
-    def _login_status(resp) -> None:  # noqa: ANN001
+    def _login_status(resp) -> None:
         if resp.url.endswith("/login") and resp.request.method == "POST":
             statuses.append(resp.status)
 

@@ -63,7 +63,7 @@ def team(app, dataops_env):
     engine.dispose()
 
 
-def _log_in(page, base: str) -> None:  # noqa: ANN001
+def _log_in(page, base: str) -> None:
     page.goto(f"{base}/login")
     page.fill("#email", "olga@example.com")
     page.fill("#password", PASSWORD)
@@ -71,7 +71,7 @@ def _log_in(page, base: str) -> None:  # noqa: ANN001
     expect(page.locator("#user-menu")).to_be_attached()
 
 
-def _import_mapping_url(page, base: str, slug: str, table_id: int, tmp_path) -> str:  # noqa: ANN001
+def _import_mapping_url(page, base: str, slug: str, table_id: int, tmp_path) -> str:
     upload = tmp_path / "accounts.csv"
     upload.write_text("Company,Domain,Employees\r\nFabrikam,fabrikam.example,120\r\nContoso,contoso.example,45\r\n")
     page.goto(f"{base}/w/{slug}/tables/{table_id}/import")

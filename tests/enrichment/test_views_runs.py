@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 import sqlalchemy as sa
@@ -27,6 +28,17 @@ PEOPLE = (
 )
 FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances")
 RUN_URL = re.compile(r"/w/[^/]+/runs/(\d+)$")
+FINDER = "Hunter: find a person's work email"
+
+
+def _attempts(html: str) -> list[tuple[str, str, str, str]]:
+    """A cell's attempts as its detail lists them, newest first: operation, provider, outcome and cost in words."""
+    found = []
+    for operation, body in re.findall(r'<tr data-attempt="([^"]+)">(.*?)</tr>', html, re.S):
+        cells = [unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", body, re.S)]
+        provider, outcome, _ms, cost, _note = cells
+        found.append((operation, provider, outcome, cost))
+    return found
 
 
 @pytest.fixture
@@ -106,7 +118,7 @@ def test_estimate_start_progress_and_the_balance_drop_by_the_ledger(client, db, 
     assert 'title="Found · hunter"' in html
     first_found = row_ids[found.index(True)]
     attempts = client.get(f"{base}/rows/{first_found}/attempts").get_data(as_text=True)
-    assert "hunter.email_finder: hit" in attempts and "2 credits" in attempts
+    assert _attempts(attempts) == [("hunter.email_finder", FINDER, "hit", "2 credits")]
 
 
 def test_confirmation_above_the_threshold(client, db, people, quick):
@@ -235,7 +247,7 @@ def test_grid_strip_of_running_runs_polls_until_none_is_left(client, db, people)
 
 
 def test_row_panel_lists_a_cells_attempts(client, db, people):
-    workspace, owner, table, column, _rows, row_ids = people
+    workspace, owner, table, column, rows, row_ids = people
     login(client, owner)
     run_id = _start(client, workspace, table, column)
     finish_run(run_id)
@@ -243,5 +255,7 @@ def test_row_panel_lists_a_cells_attempts(client, db, people):
     url = f"/w/{workspace.slug}/tables/{table.id}/enrichment/{column.id}/rows/{row_ids[0]}/attempts"
     assert f'hx-get="{url}" hx-trigger="load"' in panel
     attempts = client.get(url).get_data(as_text=True)
-    assert "hunter.email_finder:" in attempts and "State:" in attempts
+    found = data.person_found(rows[0]["First name"], rows[0]["Last name"], rows[0]["Domain"])
+    assert _attempts(attempts) == [("hunter.email_finder", FINDER, "hit" if found else "no data", "2 credits")]
+    assert "State:" in attempts
     assert client.get(url.replace(f"/rows/{row_ids[0]}/", "/rows/999999/")).status_code == 404

@@ -48,7 +48,7 @@ def axe_script() -> str:
     return path.read_text(encoding="utf-8")
 
 
-def severe_violations(page, *, within: str | None = None) -> list[str]:  # noqa: ANN001
+def severe_violations(page, *, within: str | None = None) -> list[str]:
     """Inject axe-core into ``page``, run it on the document (or the part ``within`` selects), and
     describe each serious or critical violation."""
     if not page.evaluate("typeof window.axe !== 'undefined'"):

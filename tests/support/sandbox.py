@@ -82,7 +82,7 @@ class WebhookSink:
         self._server = make_server(host, 0, self._app, threaded=True, request_handler=QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhooks", daemon=True)
 
-    def _app(self, environ: dict, start_response):  # noqa: ANN001, ANN202 - WSGI
+    def _app(self, environ: dict, start_response):  # WSGI
         request = Request(environ)
         body = request.get_data()
         with self.lock:

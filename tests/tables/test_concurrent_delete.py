@@ -9,6 +9,7 @@ browser session and its CSRF token) are both fired at.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -52,7 +53,7 @@ class CommittedTable:
         db.session.commit()
         self.headers = bearer(encode_access_token(self.user.id, self.workspace.id, "owner"))
 
-    def page_session(self, app) -> tuple[str, str]:  # noqa: ANN001
+    def page_session(self, app) -> tuple[str, str]:
         """Log the owner in as a browser would; return its session cookie and the grid page's CSRF token."""
         client = app.test_client()
         login(client, self.user)
@@ -216,3 +217,62 @@ def test_deleting_a_table_under_concurrent_page_writes_answers_only_2xx_404_409(
         if gone:
             exists = db.session.scalar(sa.text("SELECT to_regclass(:n)"), {"n": f"ut.t_{t.table_id}"})
             assert exists is None
+
+
+def _wait_for_waiters(count: int) -> None:
+    """Return once ``count`` sessions of this database wait for a lock (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with db.engine.connect() as conn:
+            waiting = conn.scalar(
+                sa.text(
+                    "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                    " WHERE NOT l.granted AND a.datname = current_database()"
+                )
+            )
+        if waiting >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"fewer than {count} sessions waited for a lock")
+
+
+def test_a_sorted_view_read_while_a_delete_waits_answers_404_and_the_delete_204(app, committed):
+    """A window read that builds a stale order waits for a delete's table lock before it locks the view.
+
+    The steps are forced: a reader of the rows table holds the delete back while it holds the
+    table's row, then the window read of a freshly sorted view arrives. Were the read to lock the
+    view's row first and then wait for the rows table, the delete (dropping the rows table, then
+    deleting the view's row) and the read would wait for each other: a deadlock and a 500.
+    """
+    from morket.tables import service, storage
+
+    t = CommittedTable()
+    committed.append(t)
+    view = service.get_view_or_404(t.workspace, t.table, t.view_id)
+    service.update_view(t.workspace, t.user, t.table, view, sort=[{"column_id": t.table.columns[1].id, "dir": "desc"}])
+    db.session.commit()
+    cookie, token = t.page_session(app)
+    base = f"/w/{t.workspace.slug}/tables/{t.table_id}"
+    headers = {"X-CSRFToken": token, "HX-Request": "true"}
+    results: dict[str, int] = {}
+
+    def one(kind: str, method: str, url: str) -> None:
+        client = app.test_client()
+        client.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie)
+        results[kind] = client.open(
+            url, method=method, data={} if method == "POST" else None, headers=headers
+        ).status_code
+
+    with db.engine.connect() as holder:
+        rows_table = sa.table(storage.rows_name(t.table_id), schema=storage.USER_SCHEMA)
+        holder.execute(sa.select(sa.literal(1)).select_from(rows_table).limit(1))
+        delete = threading.Thread(target=one, args=("delete", "POST", f"{base}/delete"), daemon=True)
+        delete.start()
+        _wait_for_waiters(1)
+        read = threading.Thread(target=one, args=("read", "GET", f"{base}/rows?view={t.view_id}&start=0"), daemon=True)
+        read.start()
+        _wait_for_waiters(2)
+        holder.rollback()
+    delete.join(timeout=30)
+    read.join(timeout=30)
+    assert results == {"delete": 204, "read": 404}

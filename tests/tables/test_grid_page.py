@@ -73,8 +73,8 @@ def test_the_grid_fills_the_window_at_three_sizes(app, live_server, browser_page
         assert not layout["pageScrollsSideways"], where
         assert not layout["pageScrollsDown"], where
         assert layout["gridScrolls"], where
-        assert layout["toolbarLines"] < 4 and layout["toolbarHeight"] <= 48, where  # noqa: PLR2004
-        if width > 400:  # noqa: PLR2004 - the two desktop sizes
+        assert layout["toolbarLines"] < 4 and layout["toolbarHeight"] <= 48, where
+        if width > 400:  # the two desktop sizes
             assert layout["gridHeight"] >= 0.75 * height, where
 
         # Wheel over the grid: the grid scrolls, the page does not.
@@ -281,7 +281,7 @@ def test_a_new_table_fills_the_window_and_says_how_to_start(app, database_url, l
         expect(page.locator("[data-grid-count]")).to_have_text("0 rows")
         expect(page.locator(".grid-norows")).to_contain_text("No rows yet")
         layout = page.evaluate(LAYOUT, f"table-{table_id}-grid")
-        assert layout["gridHeight"] >= 0.75 * 768 and not layout["pageScrollsDown"], layout  # noqa: PLR2004
+        assert layout["gridHeight"] >= 0.75 * 768 and not layout["pageScrollsDown"], layout
         page.screenshot(path=str(SCREENSHOTS / "grid-new-table.png"))
         if axe_path() is not None:
             assert severe_violations(page, within="#main") == []

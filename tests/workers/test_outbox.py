@@ -13,7 +13,7 @@ from morket.devservices import EmbeddedRedis
 TASK = "morket.accounts.tasks.delete_expired_user_tokens"
 
 
-def default_queue(app) -> Queue:  # noqa: ANN001
+def default_queue(app) -> Queue:
     return Queue(QUEUE_DEFAULT, connection=app.extensions["morket_redis"])
 
 

@@ -52,7 +52,7 @@ def test_scheduler_relay_delivers_jobs_left_behind(app, committed):
     assert committed.db.session.scalar(select(OutboxMessage.relayed_at)) is not None
 
 
-def _user_token(user, hours: int) -> UserToken:  # noqa: ANN001
+def _user_token(user, hours: int) -> UserToken:
     return UserToken(
         user_id=user.id, purpose="reset", token_hash=secrets.token_hex(32), expires_at=utcnow() + timedelta(hours=hours)
     )

@@ -17,12 +17,12 @@ from tests.support.waiting import wait_until
 TASK = "morket.accounts.tasks.delete_expired_user_tokens"
 
 
-def token_ids(committed) -> set[int]:  # noqa: ANN001
+def token_ids(committed) -> set[int]:
     committed.db.session.rollback()
     return set(committed.db.session.scalars(select(UserToken.id)))
 
 
-def enqueue_cleanup(committed, job_id: str) -> None:  # noqa: ANN001
+def enqueue_cleanup(committed, job_id: str) -> None:
     enqueue_after_commit(TASK, queue=QUEUE_DEFAULT, job_id=job_id)
     committed.db.session.commit()
     assert relay_committed() == 1
