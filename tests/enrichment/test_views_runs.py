@@ -32,7 +32,7 @@ FINDER = "Hunter: find a person's work email"
 
 
 def _attempts(html: str) -> list[tuple[str, str, str, str]]:
-    """A cell's attempts as its detail lists them, newest first: operation, provider, outcome and cost in words."""
+    """A cell's attempts as its detail lists them, newest first: operation, provider, outcome and cost as shown."""
     found = []
     for operation, body in re.findall(r'<tr data-attempt="([^"]+)">(.*?)</tr>', html, re.S):
         cells = [unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", body, re.S)]
@@ -118,7 +118,7 @@ def test_estimate_start_progress_and_the_balance_drop_by_the_ledger(client, db, 
     assert 'title="Found · hunter"' in html
     first_found = row_ids[found.index(True)]
     attempts = client.get(f"{base}/rows/{first_found}/attempts").get_data(as_text=True)
-    assert _attempts(attempts) == [("hunter.email_finder", FINDER, "hit", "2 credits")]
+    assert _attempts(attempts) == [("hunter.email_finder", FINDER, "hit HTTP 200", "2 credits")]
 
 
 def test_confirmation_above_the_threshold(client, db, people, quick):
@@ -256,6 +256,7 @@ def test_row_panel_lists_a_cells_attempts(client, db, people):
     assert f'hx-get="{url}" hx-trigger="load"' in panel
     attempts = client.get(url).get_data(as_text=True)
     found = data.person_found(rows[0]["First name"], rows[0]["Last name"], rows[0]["Domain"])
-    assert _attempts(attempts) == [("hunter.email_finder", FINDER, "hit" if found else "no data", "2 credits")]
+    outcome, cost = ("hit HTTP 200", "2 credits") if found else ("not found HTTP 200", "0 credits")
+    assert _attempts(attempts) == [("hunter.email_finder", FINDER, outcome, cost)]
     assert "State:" in attempts
     assert client.get(url.replace(f"/rows/{row_ids[0]}/", "/rows/999999/")).status_code == 404
