@@ -497,7 +497,10 @@ def _panel_setup(
 def panel_setup(workspace: Workspace, membership: Member, table_id: int):
     """One card set up for this table: its inputs mapped by meaning, shown for the first rows, and its outputs."""
     table = tables.get_table_or_404(workspace, table_id)
-    card = panel_service.get_card_or_404(workspace, request.args.get("card", ""))
+    card = catalogue.find_card(panel_service.cards(workspace), request.args.get("card", ""))
+    if card is None:
+        # A bookmarked or stale setup link still names a page that exists: back to choosing a card.
+        return redirect(url_for("enrichment.panel", slug=workspace.slug, table_id=table.id), 303)
     return _panel_setup(workspace, membership, table, card, request.args)
 
 

@@ -222,7 +222,6 @@ def test_bad_panel_input_is_a_clear_4xx_and_writes_nothing(client, named):
     login(client, owner)
     base = _base(workspace, table)
     token = csrf_token(client, f"{base}/panel/setup?card=preset:email_waterfall")
-    assert client.get(f"{base}/panel/setup?card=op:nope.nothing").status_code == 404
     before = len(tables.get_table_or_404(workspace, table.id).live_columns)
     resp = client.post(
         f"{base}/panel/setup",
@@ -240,6 +239,20 @@ def test_bad_panel_input_is_a_clear_4xx_and_writes_nothing(client, named):
     assert client.post(f"{base}/999999/panel/runs", data={"csrf_token": token, "rows": "first"}).status_code == 404
 
 
+def test_a_setup_link_without_a_known_card_goes_back_to_the_catalogue(client, named):
+    workspace, owner, table, _ = named
+    login(client, owner)
+    base = _base(workspace, table)
+    for query in ("", "?card=", "?card=op:nope.nothing"):
+        resp = client.get(f"{base}/panel/setup{query}")
+        assert resp.status_code == 303 and resp.headers["Location"] == f"{base}/panel"
+    drawer = client.get(
+        f"{base}/panel/setup?card=op:nope.nothing", headers={"HX-Request": "true"}, follow_redirects=True
+    )
+    html = _html(drawer)
+    assert drawer.status_code == 200 and "<html" not in html and 'id="card-preset-email-waterfall"' in html
+
+
 def test_another_workspace_gets_404(client, named):
     workspace, owner, table, ids = named
     other, stranger = workspace_with_owner()
@@ -251,6 +264,7 @@ def test_another_workspace_gets_404(client, named):
     base = f"/w/{other.slug}/tables/{table.id}/enrichment"
     assert client.get(f"{base}/panel").status_code == 404
     assert client.get(f"{base}/panel/setup?card=preset:email_waterfall").status_code == 404
+    assert client.get(f"{base}/panel/setup").status_code == 404
     assert client.get(f"{base}/{column.id}/panel").status_code == 404
 
 
