@@ -8,13 +8,13 @@ bp = Blueprint("tables", __name__)
 def register(app: Flask) -> None:
     from morket.api.routing import register_droppable_schema
     from morket.tables import (  # noqa: F401 - register the tables (and undo steps) with the metadata
-        column_views,  # noqa: F401 - the column endpoints
-        edit_views,  # noqa: F401 - the grid edit endpoints
+        column_views,  # the column endpoints
+        edit_views,  # the grid edit endpoints
         models,
         overview_views,
-        page_errors,  # noqa: F401 - a table dropped under a page request is a 404
+        page_errors,  # a table dropped under a page request is a 404
         undo,
-        views,  # noqa: F401 - the table pages
+        views,  # the table pages
     )
     from morket.workspaces.overview import add_overview_section
 

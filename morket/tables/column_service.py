@@ -33,6 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from morket.core.db import IdMixin, TimestampMixin, WorkspaceScoped, utcnow
 from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.jobs import QUEUE_DEFAULT, enqueue_after_commit
+from morket.core.types import Actor, Workspace
 from morket.extensions import db
 from morket.tables import formula, service, storage
 from morket.tables.access import check_owned, list_views, mark_views_stale
@@ -92,7 +93,7 @@ def get_column_or_404(table: Table, column_id: int) -> Column:
     raise NotFound("That column does not exist.")
 
 
-def get_job_or_404(workspace, table: Table, job_id: int) -> ColumnJob:  # noqa: ANN001
+def get_job_or_404(workspace: Workspace, table: Table, job_id: int) -> ColumnJob:
     """Return the table's column job ``job_id`` or raise NotFound."""
     job = db.session.scalars(
         select(ColumnJob).where(
@@ -104,7 +105,7 @@ def get_job_or_404(workspace, table: Table, job_id: int) -> ColumnJob:  # noqa: 
     return job
 
 
-def recent_jobs(workspace, table: Table, limit: int = 5) -> list[ColumnJob]:  # noqa: ANN001
+def recent_jobs(workspace: Workspace, table: Table, limit: int = 5) -> list[ColumnJob]:
     """Return the table's unfinished column jobs and those finished in the last minutes, newest first."""
     return list(
         db.session.scalars(
@@ -122,7 +123,7 @@ def recent_jobs(workspace, table: Table, limit: int = 5) -> list[ColumnJob]:  # 
     )
 
 
-def default_view(workspace, table: Table) -> View:  # noqa: ANN001
+def default_view(workspace: Workspace, table: Table) -> View:
     """Return the table's first view (every table has one)."""
     return list_views(workspace, table)[0]
 
@@ -130,7 +131,9 @@ def default_view(workspace, table: Table) -> View:  # noqa: ANN001
 # --- formulas --------------------------------------------------------------------------------------
 
 
-def _start_job(workspace, actor, table: Table, column: Column, kind: str, params: dict[str, Any]) -> ColumnJob:  # noqa: ANN001
+def _start_job(
+    workspace: Workspace, actor: Actor | None, table: Table, column: Column, kind: str, params: dict[str, Any]
+) -> ColumnJob:
     job = ColumnJob(
         workspace_id=workspace.id,
         table_id=table.id,
@@ -152,7 +155,9 @@ def _start_job(workspace, actor, table: Table, column: Column, kind: str, params
     return job
 
 
-def set_formula(workspace, actor, table: Table, column_id: int, expression: str, *, record: bool = True) -> ColumnJob:  # noqa: ANN001
+def set_formula(
+    workspace: Workspace, actor: Actor | None, table: Table, column_id: int, expression: str, *, record: bool = True
+) -> ColumnJob:
     """Change a formula column's expression and recompute every row in a job."""
     check_owned(workspace, table)
     column = get_column_or_404(table, column_id)
@@ -180,8 +185,8 @@ def set_formula(workspace, actor, table: Table, column_id: int, expression: str,
 
 
 def add_table_column(
-    workspace,  # noqa: ANN001
-    actor,  # noqa: ANN001
+    workspace: Workspace,
+    actor: Actor | None,
     table: Table,
     name: str,
     column_type: str,
@@ -210,7 +215,9 @@ def add_table_column(
     return column, job
 
 
-def rename_table_column(workspace, actor, table: Table, column_id: int, name: str, *, record: bool = True) -> Column:  # noqa: ANN001
+def rename_table_column(
+    workspace: Workspace, actor: Actor | None, table: Table, column_id: int, name: str, *, record: bool = True
+) -> Column:
     """Rename a column and every formula reference to it."""
     column = get_column_or_404(table, column_id)
     before = column.name
@@ -250,7 +257,9 @@ def _users_of(table: Table, column: Column) -> list[Column]:
     return users
 
 
-def delete_table_column(workspace, actor, table: Table, column_id: int, *, record: bool = True) -> Column:  # noqa: ANN001
+def delete_table_column(
+    workspace: Workspace, actor: Actor | None, table: Table, column_id: int, *, record: bool = True
+) -> Column:
     """Delete a column (restorable); refused while a formula uses it."""
     column = get_column_or_404(table, column_id)
     users = _users_of(table, column)
@@ -273,7 +282,9 @@ def delete_table_column(workspace, actor, table: Table, column_id: int, *, recor
 # --- order, width, hidden, frozen ------------------------------------------------------------------
 
 
-def move_column(workspace, actor, table: Table, column_id: int, to_index: int, *, record: bool = True) -> Column:  # noqa: ANN001
+def move_column(
+    workspace: Workspace, actor: Actor | None, table: Table, column_id: int, to_index: int, *, record: bool = True
+) -> Column:
     """Move a column to ``to_index`` among the live columns (0 is first); positions stay dense."""
     check_owned(workspace, table)
     column = get_column_or_404(table, column_id)
@@ -308,7 +319,7 @@ def _apply_order(table: Table, ids: list[int]) -> None:
     db.session.flush()
 
 
-def _view_for(workspace, table: Table, view: View | None) -> View:  # noqa: ANN001
+def _view_for(workspace: Workspace, table: Table, view: View | None) -> View:
     if view is None:
         return default_view(workspace, table)
     check_owned(workspace, table, view)
@@ -318,8 +329,15 @@ def _view_for(workspace, table: Table, view: View | None) -> View:  # noqa: ANN0
 
 
 def resize_column(
-    workspace, actor, table: Table, view: View | None, column_id: int, width: int, *, record: bool = True
-) -> View:  # noqa: ANN001, E501
+    workspace: Workspace,
+    actor: Actor | None,
+    table: Table,
+    view: View | None,
+    column_id: int,
+    width: int,
+    *,
+    record: bool = True,
+) -> View:
     """Set a column's width in the view (40 to 1,200 pixels)."""
     view = _view_for(workspace, table, view)
     column = get_column_or_404(table, column_id)
@@ -340,8 +358,15 @@ def resize_column(
 
 
 def set_column_hidden(
-    workspace, actor, table: Table, view: View | None, column_id: int, hidden: bool, *, record: bool = True
-) -> View:  # noqa: ANN001, E501
+    workspace: Workspace,
+    actor: Actor | None,
+    table: Table,
+    view: View | None,
+    column_id: int,
+    hidden: bool,
+    *,
+    record: bool = True,
+) -> View:
     """Hide or show a column in the view."""
     view = _view_for(workspace, table, view)
     column = get_column_or_404(table, column_id)
@@ -362,7 +387,9 @@ def set_column_hidden(
     return view
 
 
-def freeze_columns(workspace, actor, table: Table, view: View | None, count: int, *, record: bool = True) -> View:  # noqa: ANN001
+def freeze_columns(
+    workspace: Workspace, actor: Actor | None, table: Table, view: View | None, count: int, *, record: bool = True
+) -> View:
     """Freeze the first ``count`` visible columns of the view (0 to 10)."""
     view = _view_for(workspace, table, view)
     before = view.frozen_count
@@ -388,8 +415,8 @@ def next_column_name(column: Column) -> str:
 
 
 def start_retype(
-    workspace,  # noqa: ANN001
-    actor,  # noqa: ANN001
+    workspace: Workspace,
+    actor: Actor | None,
     table: Table,
     column_id: int,
     new_type: str,
@@ -464,11 +491,11 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def _mark_views_stale(workspace, table: Table, column: Column) -> None:  # noqa: ANN001
+def _mark_views_stale(workspace: Workspace, table: Table, column: Column) -> None:
     mark_views_stale(workspace, table, {column.id})
 
 
-def drop_column_from_views(workspace, table: Table, column: Column) -> None:  # noqa: ANN001
+def drop_column_from_views(workspace: Workspace, table: Table, column: Column) -> None:
     """Remove sort keys and filter conditions on ``column`` (its values changed type)."""
 
     def prune(group: dict[str, Any]) -> dict[str, Any]:
@@ -493,7 +520,7 @@ def drop_column_from_views(workspace, table: Table, column: Column) -> None:  # 
 # --- undo appliers ---------------------------------------------------------------------------------
 
 
-def _undo_rename(workspace, actor, table: Table, payload: dict) -> None:  # noqa: ANN001
+def _undo_rename(workspace: Workspace, actor: Actor, table: Table, payload: dict) -> None:
     column = _undo_column(table, payload["column_id"])
     if column.name != payload["expect"]:
         raise UndoConflict(f"Someone renamed that column to “{column.name}” since; it keeps that name.")
@@ -507,7 +534,7 @@ def _undo_column(table: Table, column_id: int) -> Column:
     raise UndoConflict("That column no longer exists.")
 
 
-def _undo_lifecycle(workspace, actor, table: Table, payload: dict) -> None:  # noqa: ANN001
+def _undo_lifecycle(workspace: Workspace, actor: Actor, table: Table, payload: dict) -> None:
     column = _undo_column(table, payload["column_id"])
     if payload["deleted"]:
         if column.deleted_at is None:
@@ -516,21 +543,21 @@ def _undo_lifecycle(workspace, actor, table: Table, payload: dict) -> None:  # n
         service.restore_column(workspace, actor, table, column.id)
 
 
-def _undo_order(workspace, actor, table: Table, payload: dict) -> None:  # noqa: ANN001
+def _undo_order(workspace: Workspace, actor: Actor, table: Table, payload: dict) -> None:
     current = [c.id for c in table.live_columns]
     _apply_order(table, payload["order"])
     if current != payload["expect"]:
         raise UndoConflict("The columns were moved by someone else since; the order was restored where it could be.")
 
 
-def _undo_view(workspace, table: Table, view_id: int) -> View:  # noqa: ANN001
+def _undo_view(workspace: Workspace, table: Table, view_id: int) -> View:
     try:
         return service.get_view_or_404(workspace, table, view_id)
     except NotFound as exc:
         raise UndoConflict("That view no longer exists.") from exc
 
 
-def _undo_width(workspace, actor, table: Table, payload: dict) -> None:  # noqa: ANN001
+def _undo_width(workspace: Workspace, actor: Actor, table: Table, payload: dict) -> None:
     view = _undo_view(workspace, table, payload["view_id"])
     key = str(payload["column_id"])
     if (view.widths or {}).get(key) != payload["expect"]:
@@ -541,26 +568,26 @@ def _undo_width(workspace, actor, table: Table, payload: dict) -> None:  # noqa:
     service.update_view(workspace, actor, table, view, widths=widths)
 
 
-def _undo_hidden(workspace, actor, table: Table, payload: dict) -> None:  # noqa: ANN001
+def _undo_hidden(workspace: Workspace, actor: Actor, table: Table, payload: dict) -> None:
     view = _undo_view(workspace, table, payload["view_id"])
     set_column_hidden(workspace, actor, table, view, payload["column_id"], payload["hidden"], record=False)
 
 
-def _undo_frozen(workspace, actor, table: Table, payload: dict) -> None:  # noqa: ANN001
+def _undo_frozen(workspace: Workspace, actor: Actor, table: Table, payload: dict) -> None:
     view = _undo_view(workspace, table, payload["view_id"])
     if view.frozen_count != payload["expect"]:
         raise UndoConflict("Someone changed the frozen columns since; they stay as they are.")
     service.update_view(workspace, actor, table, view, frozen_count=payload["count"])
 
 
-def _undo_formula(workspace, actor, table: Table, payload: dict) -> None:  # noqa: ANN001
+def _undo_formula(workspace: Workspace, actor: Actor, table: Table, payload: dict) -> None:
     column = _undo_column(table, payload["column_id"])
     if column.config.get("expression", "") != payload["expect"]:
         raise UndoConflict("Someone changed that formula since; it keeps their formula.")
     set_formula(workspace, actor, table, column.id, payload["expression"], record=False)
 
 
-def _undo_retype(workspace, actor, table: Table, payload: dict) -> None:  # noqa: ANN001
+def _undo_retype(workspace: Workspace, actor: Actor, table: Table, payload: dict) -> None:
     column = _undo_column(table, payload["column_id"])
     if column.type != payload["expect"]:
         raise UndoConflict("Someone changed that column's type since; it keeps their type.")

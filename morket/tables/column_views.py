@@ -7,6 +7,7 @@ errors come back as a 422 partial with the message. Plain form posts are redirec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import make_response, redirect, render_template, request, url_for
@@ -17,16 +18,18 @@ from morket.core.errors import MorketError
 from morket.core.htmx import wants_fragment
 from morket.core.ratelimit import GRID_LIMIT
 from morket.core.tenancy import workspace_page
+from morket.core.types import Member, Workspace
 from morket.extensions import db, limiter
 from morket.tables import bp, column_service, service
+from morket.tables.column_service import ColumnJob
 from morket.tables.hooks import CELL_STATE_LABELS, MARKED_CELL_STATUSES
-from morket.tables.models import COLUMN_TYPES, View
+from morket.tables.models import COLUMN_TYPES, Table, View
 
 BASE = "/w/<slug>/tables/<int:table_id>/columns"
 TYPE_LABELS = {t: t.replace("_", " ").capitalize() for t in COLUMN_TYPES if t not in ("enrichment", "ai")}
 
 
-def _view(workspace, table) -> View | None:  # noqa: ANN001
+def _view(workspace: Workspace, table: Table) -> View | None:
     raw = request.values.get("view_id") or request.values.get("view") or ""
     if not raw.strip():
         return None
@@ -42,7 +45,7 @@ def _int(name: str, label: str) -> int:
     return int(raw)
 
 
-def _done(workspace, table) -> Any:  # noqa: ANN001
+def _done(workspace: Workspace, table: Table) -> Any:
     """Commit and send the caller back to a refreshed grid (built first: the commit expires ``table``)."""
     if wants_fragment():
         response = make_response("", 204)
@@ -54,7 +57,7 @@ def _done(workspace, table) -> Any:  # noqa: ANN001
     return response
 
 
-def _job_response(workspace, table, job) -> Any:  # noqa: ANN001
+def _job_response(workspace: Workspace, table: Table, job: ColumnJob) -> Any:
     if wants_fragment():
         response = render_template("tables/_columns_job.html", workspace=workspace, table=table, job=job)
     else:
@@ -71,7 +74,7 @@ def _error(exc: MorketError) -> Any:
     return response
 
 
-def _run(workspace, table_id: int, action, lock: str = "update") -> Any:  # noqa: ANN001
+def _run(workspace: Workspace, table_id: int, action: Callable[[Table], Any], lock: str = "update") -> Any:
     """Load the table under its row lock (``update``: the columns change; ``share``: only a view does)."""
     try:
         table = service.get_table_or_404(workspace, table_id, lock=lock)
@@ -82,15 +85,15 @@ def _run(workspace, table_id: int, action, lock: str = "update") -> Any:  # noqa
 
 @bp.get(f"{BASE}/new")
 @workspace_page("tables.manage")
-def new_column(workspace, membership, table_id: int):  # noqa: ANN001
+def new_column(workspace: Workspace, membership: Member, table_id: int):
     table = service.get_table_or_404(workspace, table_id)
     return render_template("tables/_columns_add.html", workspace=workspace, table=table, types=TYPE_LABELS)
 
 
 @bp.post(BASE)
 @workspace_page("tables.manage")
-def add_column(workspace, membership, table_id: int):  # noqa: ANN001
-    def action(table):  # noqa: ANN001, ANN202
+def add_column(workspace: Workspace, membership: Member, table_id: int):
+    def action(table: Table) -> Any:
         column_type = request.form.get("type", "text")
         config: dict[str, Any] = {}
         if column_type in ("single_select", "multi_select"):
@@ -111,7 +114,7 @@ def add_column(workspace, membership, table_id: int):  # noqa: ANN001
 
 @bp.get(f"{BASE}/<int:column_id>/menu")
 @workspace_page("tables.manage")
-def column_menu(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
+def column_menu(workspace: Workspace, membership: Member, table_id: int, column_id: int):
     table = service.get_table_or_404(workspace, table_id)
     column = column_service.get_column_or_404(table, column_id)
     view = _view(workspace, table) or column_service.default_view(workspace, table)
@@ -131,8 +134,8 @@ def column_menu(workspace, membership, table_id: int, column_id: int):  # noqa: 
 
 @bp.post(f"{BASE}/<int:column_id>/rename")
 @workspace_page("tables.manage")
-def rename_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
-    def action(table):  # noqa: ANN001, ANN202
+def rename_column(workspace: Workspace, membership: Member, table_id: int, column_id: int):
+    def action(table: Table) -> Any:
         column_service.rename_table_column(workspace, current_user, table, column_id, request.form.get("name", ""))
         return _done(workspace, table)
 
@@ -141,8 +144,8 @@ def rename_column(workspace, membership, table_id: int, column_id: int):  # noqa
 
 @bp.post(f"{BASE}/<int:column_id>/retype")
 @workspace_page("tables.manage")
-def retype_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
-    def action(table):  # noqa: ANN001, ANN202
+def retype_column(workspace: Workspace, membership: Member, table_id: int, column_id: int):
+    def action(table: Table) -> Any:
         new_type = request.form.get("type", "")
         config: dict[str, Any] | None = None
         options = request.form.get("options", "").strip()
@@ -156,8 +159,8 @@ def retype_column(workspace, membership, table_id: int, column_id: int):  # noqa
 
 @bp.post(f"{BASE}/<int:column_id>/formula")
 @workspace_page("tables.manage")
-def change_formula(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
-    def action(table):  # noqa: ANN001, ANN202
+def change_formula(workspace: Workspace, membership: Member, table_id: int, column_id: int):
+    def action(table: Table) -> Any:
         job = column_service.set_formula(workspace, current_user, table, column_id, request.form.get("expression", ""))
         return _job_response(workspace, table, job)
 
@@ -166,8 +169,8 @@ def change_formula(workspace, membership, table_id: int, column_id: int):  # noq
 
 @bp.post(f"{BASE}/<int:column_id>/move")
 @workspace_page("tables.manage")
-def move_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
-    def action(table):  # noqa: ANN001, ANN202
+def move_column(workspace: Workspace, membership: Member, table_id: int, column_id: int):
+    def action(table: Table) -> Any:
         target = (request.form.get("to_column") or "").strip()
         if target:
             # A drop on another header: take that column's place among all live columns.
@@ -186,8 +189,8 @@ def move_column(workspace, membership, table_id: int, column_id: int):  # noqa: 
 @bp.post(f"{BASE}/<int:column_id>/width")
 @workspace_page("tables.manage")
 @limiter.limit(GRID_LIMIT)
-def resize_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
-    def action(table):  # noqa: ANN001, ANN202
+def resize_column(workspace: Workspace, membership: Member, table_id: int, column_id: int):
+    def action(table: Table) -> Any:
         width = _int("width", "Width")
         column_service.resize_column(workspace, current_user, table, _view(workspace, table), column_id, width)
         return _done(workspace, table)
@@ -197,8 +200,8 @@ def resize_column(workspace, membership, table_id: int, column_id: int):  # noqa
 
 @bp.post(f"{BASE}/<int:column_id>/hide")
 @workspace_page("tables.manage")
-def hide_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
-    def action(table):  # noqa: ANN001, ANN202
+def hide_column(workspace: Workspace, membership: Member, table_id: int, column_id: int):
+    def action(table: Table) -> Any:
         hidden = request.form.get("hidden", "1") != "0"
         column_service.set_column_hidden(workspace, current_user, table, _view(workspace, table), column_id, hidden)
         return _done(workspace, table)
@@ -208,8 +211,8 @@ def hide_column(workspace, membership, table_id: int, column_id: int):  # noqa: 
 
 @bp.post(f"{BASE}/freeze")
 @workspace_page("tables.manage")
-def freeze_columns(workspace, membership, table_id: int):  # noqa: ANN001
-    def action(table):  # noqa: ANN001, ANN202
+def freeze_columns(workspace: Workspace, membership: Member, table_id: int):
+    def action(table: Table) -> Any:
         count = _int("count", "Frozen columns")
         column_service.freeze_columns(workspace, current_user, table, _view(workspace, table), count)
         return _done(workspace, table)
@@ -219,8 +222,8 @@ def freeze_columns(workspace, membership, table_id: int):  # noqa: ANN001
 
 @bp.post(f"{BASE}/<int:column_id>/delete")
 @workspace_page("tables.manage")
-def delete_column(workspace, membership, table_id: int, column_id: int):  # noqa: ANN001
-    def action(table):  # noqa: ANN001, ANN202
+def delete_column(workspace: Workspace, membership: Member, table_id: int, column_id: int):
+    def action(table: Table) -> Any:
         column_service.delete_table_column(workspace, current_user, table, column_id)
         return _done(workspace, table)
 
@@ -230,7 +233,7 @@ def delete_column(workspace, membership, table_id: int, column_id: int):  # noqa
 @bp.get(f"{BASE}/jobs")
 @workspace_page("tables.view")
 @limiter.limit(GRID_LIMIT)
-def column_jobs(workspace, membership, table_id: int):  # noqa: ANN001
+def column_jobs(workspace: Workspace, membership: Member, table_id: int):
     table = service.get_table_or_404(workspace, table_id)
     jobs = [job for job in column_service.recent_jobs(workspace, table) if not job.finished]
     body = "".join(
@@ -244,7 +247,7 @@ def column_jobs(workspace, membership, table_id: int):  # noqa: ANN001
 @bp.get(f"{BASE}/jobs/<int:job_id>")
 @workspace_page("tables.view")
 @limiter.limit(GRID_LIMIT)
-def column_job(workspace, membership, table_id: int, job_id: int):  # noqa: ANN001
+def column_job(workspace: Workspace, membership: Member, table_id: int, job_id: int):
     table = service.get_table_or_404(workspace, table_id)
     job = column_service.get_job_or_404(workspace, table, job_id)
     body = render_template("tables/_columns_job.html", workspace=workspace, table=table, job=job)

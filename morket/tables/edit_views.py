@@ -6,6 +6,7 @@ as the JSON envelope (``api_ok``/``api_error``) with a message to show. Each req
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import make_response, render_template, request
@@ -15,6 +16,7 @@ from morket.core.api import api_error, api_ok
 from morket.core.errors import MorketError, ValidationFailed
 from morket.core.ratelimit import GRID_LIMIT
 from morket.core.tenancy import workspace_page
+from morket.core.types import Actor, Member, Workspace
 from morket.extensions import db, limiter
 from morket.tables import bp, editing, service, undo
 from morket.tables.models import Table, View
@@ -41,12 +43,12 @@ def _ids(name: str) -> list[int]:
     return [int(p) for p in parts]
 
 
-def _view(workspace, table: Table) -> View | None:  # noqa: ANN001
+def _view(workspace: Workspace, table: Table) -> View | None:
     view_id = _int("view", required=False)
     return None if view_id is None else service.get_view_or_404(workspace, table, view_id)
 
 
-def _selected_rows(workspace, table: Table, view: View | None, count: int | None = None) -> list[int]:  # noqa: ANN001
+def _selected_rows(workspace: Workspace, table: Table, view: View | None, count: int | None = None) -> list[int]:
     """Return the rows named by ``row_ids``, or by view positions ``start``..``end`` checked by ``row_id``."""
     ids = _ids("row_ids")
     if ids:
@@ -60,7 +62,7 @@ def _selected_rows(workspace, table: Table, view: View | None, count: int | None
     return editing.rows_at(workspace, current_user, table, view, start, count, first_row_id)
 
 
-def _done(workspace, table: Table, message: str, **data: Any):  # noqa: ANN001
+def _done(workspace: Workspace, table: Table, message: str, **data: Any):
     """Commit the request's change and answer with a message and the undo/redo depths for the toolbar."""
     undoable, redoable = undo.undo_depth(workspace, current_user, table)
     db.session.commit()
@@ -79,7 +81,7 @@ def _plural(n: int, word: str) -> str:
 @bp.post(f"{RULE}/cells")
 @workspace_page("tables.edit")
 @limiter.limit(GRID_LIMIT)
-def save_cell(workspace, membership, table_id: int):  # noqa: ANN001
+def save_cell(workspace: Workspace, membership: Member, table_id: int):
     try:
         table = service.get_table_or_404(workspace, table_id, lock="share")
         row_id, column_id = _int("row_id"), _int("column_id")
@@ -97,7 +99,7 @@ def save_cell(workspace, membership, table_id: int):  # noqa: ANN001
 @bp.post(f"{RULE}/rows/add")
 @workspace_page("tables.edit")
 @limiter.limit(GRID_LIMIT)
-def add_rows(workspace, membership, table_id: int):  # noqa: ANN001
+def add_rows(workspace: Workspace, membership: Member, table_id: int):
     try:
         table = service.get_table_or_404(workspace, table_id, lock="update")
         count = _int("count", required=False, low=1, high=editing.MAX_ADD_ROWS) or 1
@@ -110,7 +112,7 @@ def add_rows(workspace, membership, table_id: int):  # noqa: ANN001
 @bp.post(f"{RULE}/rows/delete")
 @workspace_page("tables.edit")
 @limiter.limit(GRID_LIMIT)
-def delete_rows(workspace, membership, table_id: int):  # noqa: ANN001
+def delete_rows(workspace: Workspace, membership: Member, table_id: int):
     try:
         table = service.get_table_or_404(workspace, table_id, lock="update")
         removed = editing.remove_rows(workspace, current_user, table, _ids("row_ids"))
@@ -122,7 +124,7 @@ def delete_rows(workspace, membership, table_id: int):  # noqa: ANN001
 @bp.post(f"{RULE}/paste")
 @workspace_page("tables.edit")
 @limiter.limit(GRID_LIMIT)
-def paste(workspace, membership, table_id: int):  # noqa: ANN001
+def paste(workspace: Workspace, membership: Member, table_id: int):
     try:
         table = service.get_table_or_404(workspace, table_id, lock="update")
         view = _view(workspace, table)
@@ -156,7 +158,7 @@ def paste(workspace, membership, table_id: int):  # noqa: ANN001
 @bp.post(f"{RULE}/fill")
 @workspace_page("tables.edit")
 @limiter.limit(GRID_LIMIT)
-def fill(workspace, membership, table_id: int):  # noqa: ANN001
+def fill(workspace: Workspace, membership: Member, table_id: int):
     try:
         table = service.get_table_or_404(workspace, table_id, lock="share")
         view = _view(workspace, table)
@@ -170,7 +172,7 @@ def fill(workspace, membership, table_id: int):  # noqa: ANN001
 @bp.post(f"{RULE}/clear")
 @workspace_page("tables.edit")
 @limiter.limit(GRID_LIMIT)
-def clear(workspace, membership, table_id: int):  # noqa: ANN001
+def clear(workspace: Workspace, membership: Member, table_id: int):
     try:
         table = service.get_table_or_404(workspace, table_id, lock="share")
         view = _view(workspace, table)
@@ -181,7 +183,13 @@ def clear(workspace, membership, table_id: int):  # noqa: ANN001
     return _done(workspace, table, f"Cleared {_plural(changed, 'cell')}.", changed=changed)
 
 
-def _step(workspace, table_id: int, run, done: str, nothing: str):  # noqa: ANN001
+def _step(
+    workspace: Workspace,
+    table_id: int,
+    run: Callable[[Workspace, Actor, Table], undo.UndoStep | None],
+    done: str,
+    nothing: str,
+):
     try:
         table = service.get_table_or_404(workspace, table_id, lock="update")
         step = run(workspace, current_user, table)
@@ -199,12 +207,12 @@ def _step(workspace, table_id: int, run, done: str, nothing: str):  # noqa: ANN0
 @bp.post(f"{RULE}/undo", endpoint="undo")
 @workspace_page("tables.edit")
 @limiter.limit(GRID_LIMIT)
-def undo_change(workspace, membership, table_id: int):  # noqa: ANN001
+def undo_change(workspace: Workspace, membership: Member, table_id: int):
     return _step(workspace, table_id, undo.undo_last, "Undid", "Nothing to undo.")
 
 
 @bp.post(f"{RULE}/redo", endpoint="redo")
 @workspace_page("tables.edit")
 @limiter.limit(GRID_LIMIT)
-def redo_change(workspace, membership, table_id: int):  # noqa: ANN001
+def redo_change(workspace: Workspace, membership: Member, table_id: int):
     return _step(workspace, table_id, undo.redo_next, "Redid", "Nothing to redo.")

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import select
 
 from morket.core.errors import Conflict, NotFound, ValidationFailed
-from morket.core.types import Workspace
+from morket.core.types import Actor, Workspace
 from morket.extensions import db
 from morket.tables import hooks, storage
 from morket.tables.access import check_owned, find_column, lock_rows, mark_views_stale, next_pos
@@ -104,7 +104,9 @@ def row_snapshots(table: Table, row_ids: Sequence[int]) -> list[dict[str, Any]]:
     ]
 
 
-def _view_rows(workspace, actor, table: Table, view: View | None, start: int, count: int) -> list[int]:  # noqa: ANN001
+def _view_rows(
+    workspace: Workspace, actor: Actor, table: Table, view: View | None, start: int, count: int
+) -> list[int]:
     """Return the ids of the rows at positions [start, start + count) of the view."""
     ids: list[int] = []
     while len(ids) < count:
@@ -116,7 +118,9 @@ def _view_rows(workspace, actor, table: Table, view: View | None, start: int, co
     return ids
 
 
-def rows_at(workspace, actor, table: Table, view: View | None, start: int, count: int, first_row_id: int) -> list[int]:  # noqa: ANN001,E501
+def rows_at(
+    workspace: Workspace, actor: Actor, table: Table, view: View | None, start: int, count: int, first_row_id: int
+) -> list[int]:
     """Return the view's row ids from ``start``, checking that the first is the row the user pointed at."""
     check_owned(workspace, table, view)
     if not 1 <= count <= MAX_SELECTION_ROWS:
@@ -157,7 +161,7 @@ def write_cells(workspace: Workspace, table: Table, changes: Mapping[int, Mappin
     hooks.rows_changed(table, list(changes))
 
 
-def _refresh_formulas(workspace, table: Table, row_ids: Sequence[int], changed: set[int] | None) -> None:  # noqa: ANN001
+def _refresh_formulas(workspace: Workspace, table: Table, row_ids: Sequence[int], changed: set[int] | None) -> None:
     """Recompute the formula cells of rows whose inputs were written by paste, fill, clear, undo or add."""
     refresh_formula_rows(workspace, table, row_ids, changed)
 
@@ -186,7 +190,7 @@ def cell_steps(
     return forward, backward, changes
 
 
-def save_cell(workspace, actor, table: Table, row_id: int, column_id: int, raw: Any) -> Any:  # noqa: ANN001
+def save_cell(workspace: Workspace, actor: Actor, table: Table, row_id: int, column_id: int, raw: Any) -> Any:
     """Set one cell from what the user typed and return the stored value; bad input raises ValidationFailed."""
     check_owned(workspace, table)
     column = find_column(table, column_id)
@@ -223,8 +227,13 @@ def _selection(table: Table, view: View | None, row_ids: Sequence[int], column_i
 
 
 def fill_down(
-    workspace, actor, table: Table, view: View | None, row_ids: Sequence[int], column_ids: Sequence[int]
-) -> int:  # noqa: ANN001,E501
+    workspace: Workspace,
+    actor: Actor,
+    table: Table,
+    view: View | None,
+    row_ids: Sequence[int],
+    column_ids: Sequence[int],
+) -> int:
     """Copy the first row's cell of each selected column into the other rows; return the cells changed."""
     check_owned(workspace, table, view)
     columns = _selection(table, view, row_ids, column_ids)
@@ -242,8 +251,13 @@ def fill_down(
 
 
 def clear_cells(
-    workspace, actor, table: Table, view: View | None, row_ids: Sequence[int], column_ids: Sequence[int]
-) -> int:  # noqa: ANN001,E501
+    workspace: Workspace,
+    actor: Actor,
+    table: Table,
+    view: View | None,
+    row_ids: Sequence[int],
+    column_ids: Sequence[int],
+) -> int:
     """Empty the selected cells (computed columns are skipped); return the cells changed."""
     check_owned(workspace, table, view)
     columns = [c for c in _selection(table, view, row_ids, column_ids) if c.type != "formula"]
@@ -252,7 +266,14 @@ def clear_cells(
     return _record_cells(workspace, actor, table, "clear", old, new)
 
 
-def _record_cells(workspace, actor, table: Table, kind: str, old, new) -> int:  # noqa: ANN001
+def _record_cells(
+    workspace: Workspace,
+    actor: Actor,
+    table: Table,
+    kind: str,
+    old: Mapping[int, Mapping[int, Any]],
+    new: Mapping[int, Mapping[int, Any]],
+) -> int:
     forward, backward, changes = cell_steps(table, old, new)
     if not forward:
         return 0
@@ -314,8 +335,8 @@ def _closing_quote(text: str, i: int) -> int | None:
 
 
 def paste_block(
-    workspace,  # noqa: ANN001
-    actor,  # noqa: ANN001
+    workspace: Workspace,
+    actor: Actor,
     table: Table,
     view: View | None,
     row_ids: Sequence[int],
@@ -412,7 +433,7 @@ def _insert_with_ids(store: storage.Storage) -> sa.TextClause:
     ).bindparams(*typed)
 
 
-def _insert_snapshots(workspace, table: Table, snapshots: Sequence[Mapping[str, Any]]) -> list[int]:  # noqa: ANN001
+def _insert_snapshots(workspace: Workspace, table: Table, snapshots: Sequence[Mapping[str, Any]]) -> list[int]:
     """Put rows back at their positions with their ids; return the ids that already existed (skipped)."""
     store = storage.storage_for(table)
     present = set(
@@ -441,7 +462,9 @@ def _insert_snapshots(workspace, table: Table, snapshots: Sequence[Mapping[str, 
     return sorted(present)
 
 
-def add_rows(workspace, actor, table: Table, count: int = 1, *, after_row_id: int | None = None) -> list[int]:  # noqa: ANN001
+def add_rows(
+    workspace: Workspace, actor: Actor, table: Table, count: int = 1, *, after_row_id: int | None = None
+) -> list[int]:
     """Add ``count`` empty rows at the end, or right after a row in the default order; return their ids."""
     check_owned(workspace, table)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_ADD_ROWS:
@@ -472,7 +495,7 @@ def add_rows(workspace, actor, table: Table, count: int = 1, *, after_row_id: in
     return ids
 
 
-def remove_rows(workspace, actor, table: Table, row_ids: Sequence[int]) -> int:  # noqa: ANN001
+def remove_rows(workspace: Workspace, actor: Actor, table: Table, row_ids: Sequence[int]) -> int:
     """Delete rows, keeping their values in the undo step so that undo puts them back where they were."""
     check_owned(workspace, table)
     ids = sorted({int(i) for i in row_ids})
@@ -491,7 +514,7 @@ def remove_rows(workspace, actor, table: Table, row_ids: Sequence[int]) -> int: 
 # --- applying undo payloads ------------------------------------------------------------------------
 
 
-def apply_grid_change(workspace, actor, table: Table, payload: dict[str, Any]) -> None:  # noqa: ANN001
+def apply_grid_change(workspace: Workspace, actor: Actor, table: Table, payload: dict[str, Any]) -> None:
     """Apply an undo or redo payload of cell and row changes, leaving alone what others changed since."""
     check_owned(workspace, table)
     types = storage.storage_for(table).types

@@ -80,7 +80,9 @@ def validate_filters(filters: Any, types: dict[int, str], configs: dict[int, dic
     return _validate_group(filters, types, configs, 1, counter)
 
 
-def _validate_group(group: Any, types, configs, depth: int, counter: list[int]) -> dict[str, Any]:  # noqa: ANN001
+def _validate_group(
+    group: Any, types: dict[int, str], configs: dict[int, dict[str, Any]], depth: int, counter: list[int]
+) -> dict[str, Any]:
     if not isinstance(group, dict) or group.get("op", "and") not in ("and", "or"):
         raise ValidationFailed("A filter group joins its conditions with and or or.", fields={"filters": ["bad group"]})
     if depth > MAX_DEPTH:
@@ -100,7 +102,7 @@ def _validate_group(group: Any, types, configs, depth: int, counter: list[int]) 
     return {"op": group.get("op", "and"), "conditions": clean}
 
 
-def _validate_condition(cond: Any, types, configs) -> dict[str, Any]:  # noqa: ANN001
+def _validate_condition(cond: Any, types: dict[int, str], configs: dict[int, dict[str, Any]]) -> dict[str, Any]:
     if not isinstance(cond, dict):
         raise ValidationFailed("A filter condition needs a column and an operator.", fields={"filters": ["bad"]})
     operator = cond.get("operator")
@@ -214,7 +216,7 @@ def _typed(column_type: str, value: Any) -> Any:
     return sa.literal(value, sa.Text())
 
 
-def _compile_condition(cond: dict[str, Any], storage: Storage) -> Any:  # noqa: C901 - one branch per operator
+def _compile_condition(cond: dict[str, Any], storage: Storage) -> Any:  # one branch per operator
     operator = cond["operator"]
     if operator == "search":
         return search_clause(cond["value"], storage)

@@ -530,7 +530,7 @@ class _Compiler:
         self.stack.pop()
         return result
 
-    def node(self, node: Node) -> Compiled:  # noqa: C901, PLR0911, PLR0912 - one arm per node kind
+    def node(self, node: Node) -> Compiled:  # one arm per node kind
         self.size += 1
         if self.size > MAX_COMPILED_NODES:
             raise FormulaError(f"With the formulas it uses, this formula has over {MAX_COMPILED_NODES:,} parts.")
@@ -599,7 +599,7 @@ class _Compiler:
         }
         return Compiled(ops[op](a, b), _err(left.error, right.error), BOOL)
 
-    def call(self, node: Call) -> Compiled:  # noqa: C901, PLR0911, PLR0912 - one arm per function
+    def call(self, node: Call) -> Compiled:  # one arm per function
         name, pos = node.name, node.pos
         if name == "TODAY":
             return Compiled(sa.cast(sa.func.timezone("UTC", sa.func.now()), sa.Date), _NO_ERROR, DATE)

@@ -20,12 +20,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from morket.core.db import IdMixin, TimestampMixin, WorkspaceScoped
 from morket.core.errors import Conflict, NotFound
+from morket.core.types import Actor, Workspace
 from morket.extensions import db
 from morket.tables.models import Table
 
 MAX_STEPS = 50
 
-ApplyFn = Callable[[Any, Any, Table, dict[str, Any]], None]
+ApplyFn = Callable[[Workspace, Actor, Table, dict[str, Any]], None]
 _KINDS: dict[str, ApplyFn] = {}
 _LABELS: dict[str, str] = {}
 
@@ -64,7 +65,7 @@ def describe(kind: str) -> str:
     return _LABELS.get(kind, "the last change")
 
 
-def push_undo(workspace, actor, table: Table, kind: str, forward: dict, backward: dict) -> UndoStep:  # noqa: ANN001
+def push_undo(workspace: Workspace, actor: Actor, table: Table, kind: str, forward: dict, backward: dict) -> UndoStep:
     """Record a step for the actor, clear their redo stack and keep their newest MAX_STEPS steps."""
     if kind not in _KINDS:
         raise ValueError(f"unregistered undo kind {kind!r}")
@@ -89,7 +90,7 @@ def push_undo(workspace, actor, table: Table, kind: str, forward: dict, backward
     return step
 
 
-def undo_last(workspace, actor, table: Table) -> UndoStep | None:  # noqa: ANN001
+def undo_last(workspace: Workspace, actor: Actor, table: Table) -> UndoStep | None:
     """Apply the backward payload of the actor's newest step; return it, or None when there is none."""
     _check(workspace, table)
     step = _locked_step(table, actor, undone=False)
@@ -98,7 +99,7 @@ def undo_last(workspace, actor, table: Table) -> UndoStep | None:  # noqa: ANN00
     return _apply(workspace, actor, table, step, step.backward, undone=True)
 
 
-def redo_next(workspace, actor, table: Table) -> UndoStep | None:  # noqa: ANN001
+def redo_next(workspace: Workspace, actor: Actor, table: Table) -> UndoStep | None:
     """Apply the forward payload of the actor's most recently undone step; return it, or None."""
     _check(workspace, table)
     step = _locked_step(table, actor, undone=True)
@@ -107,7 +108,7 @@ def redo_next(workspace, actor, table: Table) -> UndoStep | None:  # noqa: ANN00
     return _apply(workspace, actor, table, step, step.forward, undone=False)
 
 
-def undo_depth(workspace, actor, table: Table) -> tuple[int, int]:  # noqa: ANN001
+def undo_depth(workspace: Workspace, actor: Actor, table: Table) -> tuple[int, int]:
     """Return how many steps the actor can undo and redo on ``table``."""
     _check(workspace, table)
     rows = db.session.execute(
@@ -119,7 +120,7 @@ def undo_depth(workspace, actor, table: Table) -> tuple[int, int]:  # noqa: ANN0
     return counts.get(False, 0), counts.get(True, 0)
 
 
-def _locked_step(table: Table, actor, *, undone: bool) -> UndoStep | None:  # noqa: ANN001
+def _locked_step(table: Table, actor: Actor, *, undone: bool) -> UndoStep | None:
     # Undo takes the newest done step; redo the oldest undone one (the last undone, as undo walks back).
     order = UndoStep.id.asc() if undone else UndoStep.id.desc()
     return db.session.scalars(
@@ -131,7 +132,9 @@ def _locked_step(table: Table, actor, *, undone: bool) -> UndoStep | None:  # no
     ).one_or_none()
 
 
-def _apply(workspace, actor, table: Table, step: UndoStep, payload: dict, *, undone: bool) -> UndoStep:  # noqa: ANN001
+def _apply(
+    workspace: Workspace, actor: Actor, table: Table, step: UndoStep, payload: dict, *, undone: bool
+) -> UndoStep:
     apply_fn = _KINDS.get(step.kind)
     if apply_fn is None:
         raise Conflict("This change can no longer be undone.")
@@ -146,7 +149,7 @@ def _apply(workspace, actor, table: Table, step: UndoStep, payload: dict, *, und
     return step
 
 
-def _check(workspace, table: Table) -> None:  # noqa: ANN001
+def _check(workspace: Workspace, table: Table) -> None:
     if table.workspace_id != workspace.id:
         raise NotFound("That table does not exist.")
 

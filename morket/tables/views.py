@@ -11,12 +11,14 @@ from typing import Any
 from flask import abort, current_app, flash, g, make_response, redirect, request, url_for
 from flask_login import current_user
 from markupsafe import Markup, escape
+from werkzeug.datastructures import MultiDict
 
 from morket.core.errors import MorketError, NotFound, ValidationFailed
 from morket.core.htmx import render_page_or_fragment
 from morket.core.ratelimit import GRID_LIMIT
 from morket.core.roles import can
 from morket.core.tenancy import transaction_for_writes, workspace_page
+from morket.core.types import Member, Workspace
 from morket.extensions import db, limiter
 from morket.tables import bp, service
 from morket.tables.column_configs import MAX_DECIMALS
@@ -122,7 +124,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def _pick_view(workspace, table: Table, views: list[View] | None = None) -> View | None:  # noqa: ANN001
+def _pick_view(workspace: Workspace, table: Table, views: list[View] | None = None) -> View | None:
     """Return the view named by ?view= (404 when not this table's), else the table's first view."""
     raw = request.args.get("view") or request.form.get("view")
     if raw:
@@ -154,7 +156,13 @@ def _search_query() -> str | None:
 # --- tables list -----------------------------------------------------------------------------------
 
 
-def _index(workspace, membership, status: int = 200, error: str | None = None, values=None):  # noqa: ANN001
+def _index(
+    workspace: Workspace,
+    membership: Member,
+    status: int = 200,
+    error: str | None = None,
+    values: dict[str, str] | None = None,
+):
     tables = service.list_tables(workspace)
     folders: dict[str | None, list[Table]] = {}
     for table in tables:
@@ -171,7 +179,7 @@ def _index(workspace, membership, status: int = 200, error: str | None = None, v
     )
 
 
-def _import_url(workspace, table_id: int) -> str | None:  # noqa: ANN001
+def _import_url(workspace: Workspace, table_id: int) -> str | None:
     """Return the CSV import page of a table when that feature is installed."""
     for rule in current_app.url_map.iter_rules():
         if rule.rule == IMPORT_RULE and "GET" in (rule.methods or ()):
@@ -181,13 +189,13 @@ def _import_url(workspace, table_id: int) -> str | None:  # noqa: ANN001
 
 @bp.get("/w/<slug>/tables")
 @workspace_page("tables.view")
-def index(workspace, membership):  # noqa: ANN001
+def index(workspace: Workspace, membership: Member):
     return _index(workspace, membership)
 
 
 @bp.post("/w/<slug>/tables")
 @workspace_page("tables.manage")
-def create(workspace, membership):  # noqa: ANN001
+def create(workspace: Workspace, membership: Member):
     name, folder = request.form.get("name", ""), request.form.get("folder", "")
     try:
         table = service.create_table(
@@ -203,7 +211,7 @@ def create(workspace, membership):  # noqa: ANN001
 
 @bp.post("/w/<slug>/tables/<int:table_id>/rename")
 @workspace_page("tables.manage")
-def rename(workspace, membership, table_id: int):  # noqa: ANN001
+def rename(workspace: Workspace, membership: Member, table_id: int):
     table = service.get_table_or_404(workspace, table_id, lock="update")
     name = request.form.get("name", "")
     try:
@@ -222,7 +230,7 @@ def rename(workspace, membership, table_id: int):  # noqa: ANN001
 
 @bp.post("/w/<slug>/tables/<int:table_id>/delete")
 @workspace_page("tables.manage")
-def delete(workspace, membership, table_id: int):  # noqa: ANN001
+def delete(workspace: Workspace, membership: Member, table_id: int):
     table = service.get_table_or_404(workspace, table_id)
     name = table.name
     service.delete_table(workspace, current_user, table)
@@ -245,7 +253,7 @@ def _redirect(location: str):
 
 @bp.get("/w/<slug>/tables/<int:table_id>")
 @workspace_page("tables.view")
-def grid(workspace, membership, table_id: int):  # noqa: ANN001
+def grid(workspace: Workspace, membership: Member, table_id: int):
     table = service.get_table_or_404(workspace, table_id)
     views = service.list_views(workspace, table)
     view = _pick_view(workspace, table, views)
@@ -298,7 +306,7 @@ def _plain_digits(value: Decimal) -> tuple[str, str] | None:
     cheaper than Decimal arithmetic and the same output.
     """
     whole, dot, fraction = str(value).partition(".")
-    if whole.isdigit() and (not dot or fraction.isdigit()) and len(whole) + len(fraction) <= 28:  # noqa: PLR2004
+    if whole.isdigit() and (not dot or fraction.isdigit()) and len(whole) + len(fraction) <= 28:
         return whole, fraction
     return None
 
@@ -319,9 +327,9 @@ def _decimal_texts(value: Decimal) -> tuple[str, str]:
 def _grouped(digits: str) -> str:
     """``f"{int(digits):,}"`` for a string of digits, by slicing when it is short (most numbers)."""
     size = len(digits)
-    if size <= 3:  # noqa: PLR2004
+    if size <= 3:
         return digits if size == 1 or digits[0] != "0" else f"{int(digits):,}"
-    if size <= 6 and digits[0] != "0":  # noqa: PLR2004
+    if size <= 6 and digits[0] != "0":
         return f"{digits[:-3]},{digits[-3:]}"
     return f"{int(digits):,}"
 
@@ -330,7 +338,7 @@ def _money_texts(value: Decimal) -> tuple[str, str]:
     """``cell_raw`` of a currency amount and its ``f"{value:,.2f}"``, from the digits when there is
     nothing to round (at most two decimals, no sign or exponent), else by Decimal formatting."""
     digits = _plain_digits(value)
-    if digits is None or len(digits[1]) > 2:  # noqa: PLR2004
+    if digits is None or len(digits[1]) > 2:
         return _decimal_texts(value)[0], f"{value:,.2f}"
     whole, fraction = digits
     kept = fraction.rstrip("0")
@@ -547,7 +555,7 @@ def _member_and_window_source(slug: str, session_ref: Any, table_id: int) -> tup
 @bp.get("/w/<slug>/tables/<int:table_id>/rows")
 @workspace_page("tables.view", member_source=_member_and_window_source)
 @limiter.limit(GRID_LIMIT)
-def rows(workspace, membership, table_id: int):  # noqa: ANN001
+def rows(workspace: Workspace, membership: Member, table_id: int):
     """A window of rows as HTML (the grid's hot path: the membership with the table, then the rows).
 
     Read without a transaction unless the view's order must be (re)built or a search runs.
@@ -590,7 +598,7 @@ def rows(workspace, membership, table_id: int):  # noqa: ANN001
 @bp.get("/w/<slug>/tables/<int:table_id>/rows/<int:row_id>")
 @workspace_page("tables.view")
 @limiter.limit(GRID_LIMIT)
-def row_detail(workspace, membership, table_id: int, row_id: int):  # noqa: ANN001
+def row_detail(workspace: Workspace, membership: Member, table_id: int, row_id: int):
     table = service.get_table_or_404(workspace, table_id)
     row = service.get_row(workspace, current_user, table, row_id)
     fields = [
@@ -639,7 +647,9 @@ def _value_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _editor(table: Table, view: View, *, error: str | None = None, form=None) -> dict[str, Any]:  # noqa: ANN001
+def _editor(
+    table: Table, view: View, *, error: str | None = None, form: MultiDict[str, str] | None = None
+) -> dict[str, Any]:
     """The view editor's lines: the saved sort keys and conditions plus blank lines to add more."""
     names = {c.id: c.name for c in table.live_columns}
     if form is not None:
@@ -688,7 +698,7 @@ def _condition_value(operator: str, text: str) -> Any:
     return text
 
 
-def _view_fields(table: Table, view: View, form) -> dict[str, Any]:  # noqa: ANN001
+def _view_fields(table: Table, view: View, form: MultiDict[str, str]) -> dict[str, Any]:
     """Read the editor's form into update_view fields (the services validate them)."""
     live = {c.id for c in table.live_columns}
 
@@ -730,7 +740,7 @@ def _view_fields(table: Table, view: View, form) -> dict[str, Any]:  # noqa: ANN
 
 @bp.post("/w/<slug>/tables/<int:table_id>/views/<int:view_id>")
 @workspace_page("tables.edit")
-def save_view(workspace, membership, table_id: int, view_id: int):  # noqa: ANN001
+def save_view(workspace: Workspace, membership: Member, table_id: int, view_id: int):
     table = service.get_table_or_404(workspace, table_id, lock="share")
     view = service.get_view_or_404(workspace, table, view_id)
     try:
@@ -764,7 +774,7 @@ def save_view(workspace, membership, table_id: int, view_id: int):  # noqa: ANN0
 
 @bp.post("/w/<slug>/tables/<int:table_id>/views/<int:view_id>/delete")
 @workspace_page("tables.edit")
-def delete_view(workspace, membership, table_id: int, view_id: int):  # noqa: ANN001
+def delete_view(workspace: Workspace, membership: Member, table_id: int, view_id: int):
     table = service.get_table_or_404(workspace, table_id, lock="share")
     view = service.get_view_or_404(workspace, table, view_id)
     views = service.list_views(workspace, table)

@@ -230,7 +230,7 @@ def _window_source(
     return table, view
 
 
-def read_grid_window(  # noqa: PLR0913
+def read_grid_window(
     workspace: Workspace,
     actor: Actor | None,
     table_id: int,
