@@ -371,10 +371,18 @@ def search_rows(
 
 
 def ensure_view_order(workspace: Workspace, table: Table, view: View) -> None:
-    """Rebuild the view's order table if it is stale (one builder at a time per view)."""
+    """Rebuild the view's order table if it is stale (one builder at a time per view).
+
+    A rebuild is a write: it takes the table's row lock ``FOR SHARE`` before the view's row, as
+    every writer does. ``delete_table`` holds the table's row while it drops the rows table and
+    then deletes the view's row, so a builder that held the view's row and then waited for the rows
+    table would wait for the delete while the delete waited for it.
+    """
     if not view.is_ordered or not view.order_stale:
         return
     db.session.flush()
+    if db.session.scalar(select(Table.id).where(Table.id == table.id).with_for_update(read=True)) is None:
+        raise NotFound("That table does not exist.")
     db.session.refresh(view, with_for_update=True)
     if not view.order_stale:
         return
