@@ -63,11 +63,13 @@ _COLUMN_MATCHERS = {
 def plain_cells(column_type: str, cells: Sequence[str]) -> bool:
     """Whether every cell of ``cells`` (not empty) is its own COPY text in a column of ``column_type``."""
     joined = "\t" + "\t".join(cells)
+    # A tab inside a cell would be COPY's column separator (and the matchers' cell separator).
+    if joined.count("\t") != len(cells):
+        return False
     limit = TEXT_LIMITS.get(column_type)
     if limit is not None:
         return (
-            joined.count("\t") == len(cells)
-            and not any(ch in joined for ch in _ESCAPED)
+            not any(ch in joined for ch in _ESCAPED)
             and _LEADING_SPACE(joined) is None
             and max(map(len, cells)) <= limit
         )

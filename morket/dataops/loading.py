@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from typing import IO, Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import select, update
 
@@ -294,6 +295,9 @@ def _load(
     error_file.unlink(missing_ok=True)
     errors_out: IO[str] | None = None
     rows_in = good = bad = 0
+    # The COPY runs on the driver's cursor: a value the database refuses aborts the transaction
+    # under SQLAlchemy's feet. Rolling back to this savepoint leaves the session usable.
+    savepoint = db.session.begin_nested()
     try:
         with fastload.collector_paused(), raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
             for lines, rows in reader.batches(fastload.BATCH_ROWS):
@@ -318,9 +322,19 @@ def _load(
                     rows_in=rows_in, error_count=bad, bytes_done=reader.bytes_read
                 ):
                     raise ImportCancelledError()
+    except psycopg.errors.DataError as exc:
+        savepoint.rollback()
+        refused = exc.diag.message_primary or str(exc)
+        raise ImportStopped(
+            {
+                "status": "failed",
+                "message": f"The database refused a value of the file ({refused}). Nothing was imported.",
+            }
+        ) from exc
     finally:
         if errors_out is not None:
             errors_out.close()
+    savepoint.commit()
     if progress.write(rows_in=rows_in, error_count=bad, bytes_done=run.size_bytes):
         raise ImportCancelledError()
     if rows_in == 0:

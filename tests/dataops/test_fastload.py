@@ -119,3 +119,24 @@ def test_one_reordered_column_into_an_existing_table(db, owner):
     assert run.status == "done", run.message
     values = [r["Score"] for r in export_rows(workspace, user, tables.get_table_or_404(workspace, table.id))]
     assert values == [str(i) for i in range(fastload.BATCH_ROWS + 10)] + ["7"]
+
+
+def test_a_tab_inside_a_number_or_date_cell_is_an_error_row_not_a_broken_load(db, owner):
+    workspace, user = owner
+    data = b'name,amount,day\nok,1,2024-01-02\ntabbed,"1\t2",2024-01-03\nday,3,"2024-01-04\t2024-01-05"\n'
+
+    run = run_import(db, workspace, user, data, mapping=MAPPING)
+
+    # Each tab would have been a column separator of COPY's text format: the per-cell parser explains them.
+    assert run.status == "needs_review", run.message
+    assert (run.rows_in, run.error_count) == (3, 2)
+    errors = list(csv.reader(io.StringIO(b"".join(service.read_errors(run)).decode())))
+    assert [(e[0], e[1].split(":")[0]) for e in errors[1:]] == [("3", "amount"), ("4", "day")]
+    assert len(tables.list_tables(workspace)) == 0
+
+    service.import_rest(workspace, user, run)
+    db.session.commit()
+    run = tasks.run_import(run.id)
+    assert run.status == "done" and run.rows_out == 1
+    table = tables.get_table_or_404(workspace, run.table_id)
+    assert export_rows(workspace, user, table, raw=True) == [{"name": "ok", "amount": "1", "day": "2024-01-02"}]

@@ -6,6 +6,7 @@ import csv
 import io
 
 import pytest
+import sqlalchemy as sa
 
 from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.dataops import service, tasks
@@ -220,6 +221,30 @@ def test_failed_append_leaves_existing_table_exactly_as_it_was(db, owner):
     assert run.status == "failed"
     table = tables.get_table_or_404(workspace, table.id)
     assert table.row_count == 2
+    assert export_rows(workspace, user, table, raw=True) == before
+
+
+def test_a_value_the_database_refuses_fails_the_import_and_leaves_the_table_and_session_usable(db, owner):
+    workspace, user = owner
+    table = tables.create_table(workspace, user, "Scores", columns=[{"name": "Score", "type": "number"}])
+    tables.insert_rows(workspace, user, table, [{"Score": 12}])
+    score = table.live_columns[0]
+    # Storage narrower than the parser's limits stands in for any value the COPY refuses.
+    db.session.execute(
+        sa.text(f"ALTER TABLE ut.{table.storage_name} ALTER COLUMN {score.storage_name} TYPE numeric(4, 1)")
+    )
+    db.session.commit()
+    before = export_rows(workspace, user, table, raw=True)
+    run = service.upload_import(workspace, user, io.BytesIO(b"score\n7\n123456\n"), "scores.csv")
+    service.start_import(workspace, user, run, table=table, mapping=[{"source": 0, "target": str(score.id)}])
+    db.session.commit()
+
+    run = tasks.run_import(run.id)
+
+    assert run.status == "failed"
+    assert "numeric field overflow" in run.message and "Nothing was imported" in run.message
+    table = tables.get_table_or_404(workspace, table.id)
+    assert table.row_count == 1
     assert export_rows(workspace, user, table, raw=True) == before
 
 

@@ -109,6 +109,7 @@ def test_malformed_files_never_break_the_target_table(db, owner, data):
         pytest.param(b"a,b\r1,2\n3,4\r\n5,6", id="mixed newlines"),
         pytest.param(b"a,b\n\xff\xfe\xfd,2\n", id="invalid UTF-8"),
         pytest.param(b"\x00\x00\x00\x00", id="only NULs"),
+        pytest.param(b'a,b\nx,"1\t2"\ny,"\t"\n', id="tabs in a number cell"),
     ],
 )
 @pytest.mark.parametrize("into", ["existing", "new"])
