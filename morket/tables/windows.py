@@ -383,7 +383,10 @@ def ensure_view_order(workspace: Workspace, table: Table, view: View) -> None:
     db.session.flush()
     if db.session.scalar(select(Table.id).where(Table.id == table.id).with_for_update(read=True)) is None:
         raise NotFound("That table does not exist.")
-    db.session.refresh(view, with_for_update=True)
+    # The view's row, locked; a view deleted meanwhile is a 404, not a failed refresh.
+    if db.session.scalar(select(View.id).where(View.id == view.id).with_for_update()) is None:
+        raise NotFound("That view does not exist.")
+    db.session.refresh(view)
     if not view.order_stale:
         return
     store = storage.storage_for(table)

@@ -214,3 +214,16 @@ def test_an_order_emptied_by_a_crash_is_rebuilt(db, owner, seeded):
     assert _ids(service.read_window(workspace, user, seeded, view, 10, 20)) == expected[10:30]
     db.session.execute(text(f"TRUNCATE ut.o_{seeded.id}_{view.id}"))
     assert service.count_rows(workspace, user, seeded, view) == len(expected)
+
+
+def test_a_view_deleted_while_its_order_is_stale_is_a_404(db, owner, seeded):
+    """A read that would rebuild a view's order finds the view gone (deleted by another request): 404."""
+    from morket.core.errors import NotFound
+
+    workspace, user = owner
+    view = _sorted_filtered_view(workspace, user, seeded)
+    db.session.flush()
+    assert view.order_stale
+    db.session.execute(text("DELETE FROM table_views WHERE id = :id"), {"id": view.id})
+    with pytest.raises(NotFound):
+        service.read_window(workspace, user, seeded, view, 0, 20)
