@@ -311,6 +311,7 @@ def run_page(workspace: Workspace, membership: Member, run_id: int):
         workspace=workspace,
         membership=membership,
         attempts=attempts,
+        balance=_balance(workspace),
         **_run_context(workspace, run),
     )
 
@@ -326,6 +327,7 @@ def run_progress(workspace: Workspace, membership: Member, run_id: int):
         286 if run.finished else 200,
         workspace=workspace,
         membership=membership,
+        balance=_balance(workspace),
         **_run_context(workspace, run),
     )
     resp.headers["Cache-Control"] = "no-store"

@@ -180,6 +180,8 @@ def test_work_email_from_a_name_and_a_domain_in_six_clicks(app, services, served
         emails = grid.locator(f".grid-cell[data-col-id='{email_id}']", has_text="@")
         expect(emails.first).to_be_visible(timeout=10_000)
         expect(drawer.locator(".enrichment-progress")).to_have_attribute("data-status", "completed", timeout=5_000)
+        # The run shows the balance as it is now, not as it was when the drawer opened.
+        drawer_balance = _number(drawer.locator(".enrichment-progress [data-live-balance]"))
         _shot(page, "4-run-done")
 
         # 5. A cell's detail names the provider that delivered it and every attempt.
@@ -211,6 +213,7 @@ def test_work_email_from_a_name_and_a_domain_in_six_clicks(app, services, served
         )
         page.goto(f"{base}/w/{slug}/credits")
         after = _number(page.locator("#credits-balance-value"))
+        assert drawer_balance == after
         assert 0 < spent <= 30
         assert before - after == spent
         assert clicks <= 6
