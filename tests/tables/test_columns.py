@@ -311,6 +311,8 @@ def test_header_menu_rename_and_formula_column_in_a_browser(app, live_server, br
     menu.locator("input[name=name]").fill("Headcount")
     menu.get_by_role("menuitem", name="Rename").click()
     expect(grid.locator(".grid-col-header").nth(1)).to_contain_text("Headcount")
+    # The rename reloads the page: wait for the header script to have decorated it (and bound '+').
+    expect(grid.locator(".grid-col-header .col-menu-btn").first).to_be_attached()
     # Add a formula column: a bad formula is refused in place, a good one shows its progress.
     page.locator(".col-add-btn").click()
     form = page.locator(".columns-popover .columns-form")
@@ -323,7 +325,7 @@ def test_header_menu_rename_and_formula_column_in_a_browser(app, live_server, br
     form.get_by_role("button", name="Add column").click()
     expect(form.locator(".columns-job")).to_contain_text("Computing the formula")
     run_jobs()
-    expect(form.locator(".columns-job")).to_contain_text("1 cell show an error", timeout=15_000)
+    expect(form.locator(".columns-job")).to_contain_text("1 cell shows an error", timeout=15_000)
     form.get_by_role("link", name="Reload the grid").click()
     cells = grid.locator(".grid-row .grid-cell:nth-child(4)")
     expect(cells.nth(0)).to_have_text(re.compile(r"^33\.33333333"))
