@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import make_response, redirect, request, url_for
+from flask import flash, make_response, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from morket.core.errors import MorketError, ValidationFailed
-from morket.core.htmx import render_page_or_fragment, wants_fragment
+from morket.core.htmx import add_toast, render_page_or_fragment, wants_fragment
 from morket.core.ratelimit import GRID_LIMIT
 from morket.core.tenancy import workspace_page
+from morket.core.text import plural
 from morket.core.types import Member, Workspace
 from morket.enrichment import bp, catalogue, columns, forms, mapping, panel_service
 from morket.enrichment.config import CELL_STATE_LABELS, read_config
@@ -236,9 +237,24 @@ def start_run(workspace: Workspace, membership: Member, table_id: int, column_id
             return _estimate(workspace, membership, table_id, column_id, error=exc.message, status=exc.status)
         except ValidationFailed as bad:
             return render_page_or_fragment("enrichment/_message.html", bad.status, message=bad.message)
-    run_id = run.id
+    run_id, started = run.id, _started_message(run)
     db.session.commit()
+    flash(started, "success")
     return _go(url_for("enrichment.run_page", slug=workspace.slug, run_id=run_id))
+
+
+def _started_message(run: EnrichmentRun) -> str:
+    return f"Run started on {plural(run.total, 'row')}: charged only for values found."
+
+
+def _finished_message(run: EnrichmentRun) -> tuple[str, str]:
+    """The toast for a run that just ended: what it found and charged, or why it stopped."""
+    if run.status == "failed":
+        return f"The run stopped: {run.pause_reason or 'see the run page'}", "error"
+    if run.status == "cancelled":
+        return f"Run cancelled after {plural(run.done, 'row')}.", "info"
+    found = f"{run.succeeded:,} of {plural(run.total, 'row')}"
+    return f"Run finished: values found for {found}, {plural(run.credits_used, 'credit')} charged.", "success"
 
 
 # --- runs ---------------------------------------------------------------------------------------------
@@ -331,6 +347,9 @@ def run_progress(workspace: Workspace, membership: Member, run_id: int):
         **_run_context(workspace, run),
     )
     resp.headers["Cache-Control"] = "no-store"
+    if run.finished:
+        # Polling stops with this answer, so the page hears of the end once.
+        add_toast(resp, *_finished_message(run))
     return resp
 
 
@@ -599,7 +618,7 @@ def panel_run(workspace: Workspace, membership: Member, table_id: int, column_id
     db.session.commit()
     resp = _panel_column(workspace, membership, table, column, run=run)
     resp.headers["HX-Trigger"] = "enrichment-run-started"
-    return resp
+    return add_toast(resp, _started_message(run))
 
 
 @bp.post(f"{SETUP}/<int:column_id>/panel/fields")

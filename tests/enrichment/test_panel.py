@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -184,7 +185,11 @@ def test_saving_the_card_adds_a_typed_email_column_and_offers_the_first_ten_rows
         f"{base}/{column.id}/panel/runs", data={"csrf_token": token, "rows": "first"}, headers={"HX-Request": "true"}
     )
     assert resp.status_code == 200
-    assert resp.headers["HX-Trigger"] == "enrichment-run-started"
+    triggers = json.loads(resp.headers["HX-Trigger"])
+    assert "enrichment-run-started" in triggers
+    assert [t["message"] for t in triggers["morket:toast"]["toasts"]] == [
+        "Run started on 10 rows: charged only for values found."
+    ]
     run = _db.session.scalars(sa.select(EnrichmentRun).where(EnrichmentRun.column_id == column.id)).one()
     assert (run.scope, run.total) == ("selected", 10)
     assert f'id="run-{run.id}-progress"' in _html(resp)
@@ -334,3 +339,43 @@ def test_an_http_request_is_previewed_on_the_first_row_before_saving(client, nam
     preview = re.search(r"<code data-http-request>(.*?)</code>", _html(resp), re.S).group(1)
     assert preview.startswith("POST https://api.example.com/people?domain=acct0.example.com")
     assert "{&#34;first&#34;: &#34;Ada&#34;}" in preview
+
+
+def test_a_run_that_ends_says_so_once_in_a_toast(client, quick, sandbox, named):
+    """The poll that finds the run over stops polling (286) and carries what it found and charged."""
+    from tests.enrichment.test_engine_support import finish_run, grant
+
+    workspace, owner, table, ids = named
+    grant(workspace, 1_000)
+    card = panel_service.get_card_or_404(workspace, "op:hunter.email_finder")
+    column = panel_service.create_from_card(
+        workspace,
+        owner,
+        table,
+        card,
+        name="Work email",
+        chosen={
+            "domain": (ids["Company domain"], None),
+            "first_name": (ids["Name"], "first_name"),
+            "last_name": (ids["Name"], "last_name"),
+        },
+    )
+    run = panel_service.start(workspace, owner, table, column, "first")
+    run_id = run.id
+    login(client, owner)
+    progress = f"/w/{workspace.slug}/runs/{run_id}/progress"
+    running = client.get(progress, headers={"HX-Request": "true"})
+    assert running.status_code == 200 and "HX-Trigger" not in running.headers
+    finish_run(run_id)
+    done = _db.session.get(EnrichmentRun, run_id)
+    _db.session.refresh(done)
+    resp = client.get(progress, headers={"HX-Request": "true"})
+    assert resp.status_code == 286
+    toasts = json.loads(resp.headers["HX-Trigger"])["morket:toast"]["toasts"]
+    assert toasts == [
+        {
+            "message": f"Run finished: values found for {done.succeeded} of 10 rows, "
+            f"{done.credits_used} credit{'' if done.credits_used == 1 else 's'} charged.",
+            "kind": "success",
+        }
+    ]
