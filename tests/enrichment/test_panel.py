@@ -273,13 +273,10 @@ def test_another_workspace_gets_404(client, named):
     assert client.get(f"{base}/{column.id}/panel").status_code == 404
 
 
-def test_derived_names_are_what_the_provider_receives(db, quick, sandbox, named):
-    from tests.enrichment.test_engine_support import finish_run, grant
-
-    workspace, owner, table, ids = named
-    grant(workspace, 1_000)
+def _hunter_column(workspace, owner, table, ids):
+    """Hunter's email finder from the panel's card: the domain, and first and last names derived from Name."""
     card = panel_service.get_card_or_404(workspace, "op:hunter.email_finder")
-    column = panel_service.create_from_card(
+    return panel_service.create_from_card(
         workspace,
         owner,
         table,
@@ -291,6 +288,14 @@ def test_derived_names_are_what_the_provider_receives(db, quick, sandbox, named)
             "last_name": (ids["Name"], "last_name"),
         },
     )
+
+
+def test_derived_names_are_what_the_provider_receives(db, quick, sandbox, named):
+    from tests.enrichment.test_engine_support import finish_run, grant
+
+    workspace, owner, table, ids = named
+    grant(workspace, 1_000)
+    column = _hunter_column(workspace, owner, table, ids)
     scope, row_ids = panel_service.run_scope(workspace, owner, table, "first")
     run = panel_service.start(workspace, owner, table, column, "first")
     assert (scope, len(row_ids), run.total) == ("selected", 10, 10)
@@ -347,19 +352,7 @@ def test_a_run_that_ends_says_so_once_in_a_toast(client, quick, sandbox, named):
 
     workspace, owner, table, ids = named
     grant(workspace, 1_000)
-    card = panel_service.get_card_or_404(workspace, "op:hunter.email_finder")
-    column = panel_service.create_from_card(
-        workspace,
-        owner,
-        table,
-        card,
-        name="Work email",
-        chosen={
-            "domain": (ids["Company domain"], None),
-            "first_name": (ids["Name"], "first_name"),
-            "last_name": (ids["Name"], "last_name"),
-        },
-    )
+    column = _hunter_column(workspace, owner, table, ids)
     run = panel_service.start(workspace, owner, table, column, "first")
     run_id = run.id
     login(client, owner)
