@@ -99,7 +99,7 @@ def dedupe_page(workspace: Workspace, membership: Member, table_id: int):
 @workspace_page("tables.edit")
 def dedupe_merge(workspace: Workspace, membership: Member, table_id: int):
     """Merge every duplicate group (one undo step) and come back to the same comparison."""
-    table = tables.get_table_or_404(workspace, table_id)
+    table = tables.get_table_or_404(workspace, table_id, lock="update")
     form = request.form
     try:
         parts, _ = _key_from(form, table)
@@ -152,7 +152,7 @@ def bulk_page(workspace: Workspace, membership: Member, table_id: int):
 @workspace_page("tables.edit")
 def bulk_replace(workspace: Workspace, membership: Member, table_id: int):
     """Count the cells a find and replace changes (preview), or replace them as one undo step."""
-    table = tables.get_table_or_404(workspace, table_id)
+    table = tables.get_table_or_404(workspace, table_id, lock="update")
     form = request.form
     preview = form.get("action") != "apply"
     try:
@@ -204,7 +204,7 @@ def _filters_from(form: MultiDict[str, str], workspace: Workspace, table: Table)
 @workspace_page("tables.edit")
 def bulk_delete(workspace: Workspace, membership: Member, table_id: int):
     """Count the rows a filter matches (preview), or delete them as one undo step."""
-    table = tables.get_table_or_404(workspace, table_id)
+    table = tables.get_table_or_404(workspace, table_id, lock="update")
     form = request.form
     try:
         filters = _filters_from(form, workspace, table)

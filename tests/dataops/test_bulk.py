@@ -178,3 +178,20 @@ def test_viewers_get_403_and_other_workspaces_404(client, new_client, db, leads,
         assert outsider.post(f"{path}/delete", data={**form, "csrf_token": token}).status_code == 404
         assert outsider.post(f"{path}/replace", data={"csrf_token": token, "find": "a"}).status_code == 404
     assert _rows(table) == before
+
+
+def test_a_page_write_on_a_table_whose_rows_were_dropped_underneath_is_a_404(client, db, leads):
+    """What a concurrent delete leaves a reader without the lock: the rows table gone. A 404 page, not a 500."""
+    workspace, user, table, _ = leads
+    login(client, user)
+    url = f"/w/{workspace.slug}/tables/{table.id}/bulk"
+    token = csrf_token(client, url)
+    company = _column(table, "Company")
+    database.session.execute(sa.text(f"DROP TABLE ut.{table.storage_name}"))
+    resp = client.post(f"{url}/replace", data={"csrf_token": token, "column": company, "find": "acme", "replace": "x"})
+    assert resp.status_code == 404 and "Not found" in resp.get_data(as_text=True)
+    resp = client.post(
+        f"/w/{workspace.slug}/tables/{table.id}/dedupe",
+        data={"csrf_token": token, "col": company, f"match_{company}": "text", "keep": "first"},
+    )
+    assert resp.status_code == 404 and "Not found" in resp.get_data(as_text=True)
