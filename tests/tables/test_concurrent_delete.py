@@ -109,16 +109,15 @@ def _requests(t: CommittedTable) -> list[tuple[str, str, str, dict | None]]:
     return calls
 
 
-def _fire(app, t: CommittedTable) -> list[tuple[str, int, str]]:
-    calls = _requests(t)
+def _all_at_once(calls: list[tuple], send) -> list[tuple[str, int, str]]:
+    """Send every call from its own thread and client, all released together; (kind, status, body) each."""
     barrier = threading.Barrier(len(calls))
     results: list[tuple[str, int, str]] = []
     lock = threading.Lock()
 
     def one(kind: str, method: str, url: str, body: dict | None) -> None:
-        client = app.test_client()
         barrier.wait(timeout=60)
-        resp = client.open(url, method=method, json=body, headers=t.headers)
+        resp = send(method, url, body)
         with lock:
             results.append((kind, resp.status_code, resp.get_data(as_text=True)[:300]))
 
@@ -129,6 +128,13 @@ def _fire(app, t: CommittedTable) -> list[tuple[str, int, str]]:
         thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads), "a request hung"
     return results
+
+
+def _fire(app, t: CommittedTable) -> list[tuple[str, int, str]]:
+    def send(method: str, url: str, body: dict | None):
+        return app.test_client().open(url, method=method, json=body, headers=t.headers)
+
+    return _all_at_once(_requests(t), send)
 
 
 def test_deleting_a_table_under_concurrent_writes_answers_only_2xx_404_409(app, committed):
@@ -176,27 +182,14 @@ def _page_requests(t: CommittedTable) -> list[tuple[str, str, str, dict | None]]
 
 def _fire_pages(app, t: CommittedTable) -> list[tuple[str, int, str]]:
     cookie, token = t.page_session(app)
-    calls = _page_requests(t)
-    barrier = threading.Barrier(len(calls))
-    results: list[tuple[str, int, str]] = []
-    lock = threading.Lock()
     headers = {"X-CSRFToken": token, "HX-Request": "true"}
 
-    def one(kind: str, method: str, url: str, form: dict | None) -> None:
+    def send(method: str, url: str, form: dict | None):
         client = app.test_client()
         client.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie)
-        barrier.wait(timeout=60)
-        resp = client.open(url, method=method, data=form, headers=headers)
-        with lock:
-            results.append((kind, resp.status_code, resp.get_data(as_text=True)[:300]))
+        return client.open(url, method=method, data=form, headers=headers)
 
-    threads = [threading.Thread(target=one, args=call, daemon=True) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a request hung"
-    return results
+    return _all_at_once(_page_requests(t), send)
 
 
 def test_deleting_a_table_under_concurrent_page_writes_answers_only_2xx_404_409(app, committed):
