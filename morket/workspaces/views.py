@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, make_response, redirect, request, url_for
+from flask import current_app, flash, g, make_response, redirect, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask_login import current_user, login_required
 
@@ -46,7 +46,7 @@ def _home(form: CreateWorkspaceForm, status: int = 200):
         status,
         form=form,
         rows=service.list_workspaces_for(current_user),
-        invitations=service.list_invitations_for(current_user),
+        invitations=my_invitations(),
     )
 
 
@@ -421,5 +421,12 @@ def my_workspaces() -> list:
 
 @bp.app_template_global("my_invitations")
 def my_invitations() -> list:
-    """Return the invitations waiting for the current user's address, for the shell and the workspaces page."""
-    return service.list_invitations_for(current_user) if current_user.is_authenticated else []
+    """Return the invitations waiting for the current user's address, for the shell and the workspaces page.
+
+    Read once per request: the workspaces page lists them and the sidebar counts them.
+    """
+    if not current_user.is_authenticated:
+        return []
+    if "my_invitations" not in g:
+        g.my_invitations = service.list_invitations_for(current_user)
+    return g.my_invitations
