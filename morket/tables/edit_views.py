@@ -16,6 +16,7 @@ from morket.core.api import api_error, api_ok
 from morket.core.errors import MorketError, ValidationFailed
 from morket.core.ratelimit import GRID_LIMIT
 from morket.core.tenancy import workspace_page
+from morket.core.text import plural
 from morket.core.types import Actor, Member, Workspace
 from morket.extensions import db, limiter
 from morket.tables import bp, editing, service, undo
@@ -74,10 +75,6 @@ def _failed(exc: MorketError):
     return api_error(exc.code, exc.message, status=exc.status, fields=exc.fields)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
 @bp.post(f"{RULE}/cells")
 @workspace_page("tables.edit")
 @limiter.limit(GRID_LIMIT)
@@ -106,7 +103,7 @@ def add_rows(workspace: Workspace, membership: Member, table_id: int):
         ids = editing.add_rows(workspace, current_user, table, count, after_row_id=_int("after_row_id", required=False))
     except MorketError as exc:
         return _failed(exc)
-    return _done(workspace, table, f"Added {_plural(len(ids), 'row')}.", row_ids=ids)
+    return _done(workspace, table, f"Added {plural(len(ids), 'row')}.", row_ids=ids)
 
 
 @bp.post(f"{RULE}/rows/delete")
@@ -118,7 +115,7 @@ def delete_rows(workspace: Workspace, membership: Member, table_id: int):
         removed = editing.remove_rows(workspace, current_user, table, _ids("row_ids"))
     except MorketError as exc:
         return _failed(exc)
-    return _done(workspace, table, f"Deleted {_plural(removed, 'row')}. Undo brings them back.", removed=removed)
+    return _done(workspace, table, f"Deleted {plural(removed, 'row')}. Undo brings them back.", removed=removed)
 
 
 @bp.post(f"{RULE}/paste")
@@ -141,14 +138,14 @@ def paste(workspace: Workspace, membership: Member, table_id: int):
     except MorketError as exc:
         return _failed(exc)
     problems = [{"row": p.row, "column": p.column, "message": p.message} for p in result.problems]
-    message = f"Pasted {_plural(result.changed, 'cell')}"
+    message = f"Pasted {plural(result.changed, 'cell')}"
     if result.added_rows:
-        message += f" and added {_plural(result.added_rows, 'row')}"
+        message += f" and added {plural(result.added_rows, 'row')}"
     message += "."
     if problems:
         first = problems[0]
         where = f"row {first['row'] + 1}, {first['column']}: " if first["column"] else ""
-        message += f" {_plural(len(problems), 'cell')} left unchanged ({where}{first['message']})."
+        message += f" {plural(len(problems), 'cell')} left unchanged ({where}{first['message']})."
     if problems and not result.changed and not result.added_rows:
         db.session.rollback()
         return api_error("validation_error", message, status=422, fields={"cells": [p["message"] for p in problems]})
@@ -166,7 +163,7 @@ def fill(workspace: Workspace, membership: Member, table_id: int):
         changed = editing.fill_down(workspace, current_user, table, view, rows, _ids("column_ids"))
     except MorketError as exc:
         return _failed(exc)
-    return _done(workspace, table, f"Filled {_plural(changed, 'cell')}.", changed=changed)
+    return _done(workspace, table, f"Filled {plural(changed, 'cell')}.", changed=changed)
 
 
 @bp.post(f"{RULE}/clear")
@@ -180,7 +177,7 @@ def clear(workspace: Workspace, membership: Member, table_id: int):
         changed = editing.clear_cells(workspace, current_user, table, view, rows, _ids("column_ids"))
     except MorketError as exc:
         return _failed(exc)
-    return _done(workspace, table, f"Cleared {_plural(changed, 'cell')}.", changed=changed)
+    return _done(workspace, table, f"Cleared {plural(changed, 'cell')}.", changed=changed)
 
 
 def _step(
