@@ -40,6 +40,8 @@ CELL_STATE_LABELS: dict[str, str] = {
 }
 
 MAX_STEPS = 5
+# "Run on the first rows" covers this many rows in the table's order; the scope "rest" every row after them.
+FIRST_ROWS = 10
 
 
 class _Strict(BaseModel):

@@ -20,7 +20,7 @@ from morket.core.db import utcnow
 from morket.core.errors import NotFound, ValidationFailed
 from morket.core.types import Actor, Workspace
 from morket.enrichment import catalogue, columns, mapping
-from morket.enrichment.config import MAX_STEPS, Step
+from morket.enrichment.config import FIRST_ROWS, MAX_STEPS, Step
 from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun
 from morket.enrichment.schemas import ColumnSetup
 from morket.extensions import db
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 SAMPLE_ROWS = 20
 PREVIEW_ROWS = 3
-FIRST_ROWS = 10
 STATS_DAYS = 30
 # Columns whose cells are computed are never read as inputs by meaning.
 _COMPUTED = frozenset({"formula", "enrichment", "ai"})
@@ -282,12 +281,7 @@ def run_scope(workspace: Workspace, actor: Actor, table: Table, which: str) -> t
     tables.get_table_or_404(workspace, table.id)
     if which == "first":
         return "selected", _ordered_ids(table, offset=0, limit=FIRST_ROWS) or None
-    if which == "rest":
-        limit = _run_service().MAX_SELECTED_ROWS
-        if table.row_count - FIRST_ROWS > limit:
-            return "empty", None
-        return "selected", _ordered_ids(table, offset=FIRST_ROWS, limit=limit) or None
-    if which in ("empty", "all"):
+    if which in ("rest", "empty", "all"):
         return which, None
     raise ValidationFailed("Run on the first rows, the rest or the empty rows.", fields={"rows": ["unknown"]})
 

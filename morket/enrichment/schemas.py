@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from morket.api.schemas import Out, Request
 from morket.enrichment.config import MAX_STEPS, Step, Validation
 
-Scope = Literal["all", "empty", "selected"]
+Scope = Literal["all", "empty", "selected", "rest"]
 MAX_SELECTED_ROWS = 10_000
 
 
@@ -81,7 +81,10 @@ class EnrichmentColumnOut(Out):
 class RunRequest(Request):
     """Which rows to enrich; above the confirmation threshold, ``confirm`` must be true."""
 
-    scope: Scope = "all"
+    scope: Scope = Field(
+        default="all",
+        description='"rest" is every row after the first 10 in the table\'s order (after a trial on the first rows).',
+    )
     row_ids: list[int] | None = Field(default=None, max_length=MAX_SELECTED_ROWS, description='For scope "selected".')
     confirm: bool = False
 

@@ -19,7 +19,7 @@ from morket.core.audit import record_audit
 from morket.core.db import utcnow
 from morket.core.errors import Conflict, MorketError, NotFound, ValidationFailed
 from morket.core.types import Actor, Workspace
-from morket.enrichment.config import EnrichmentConfig, read_config
+from morket.enrichment.config import FIRST_ROWS, EnrichmentConfig, read_config
 from morket.enrichment.executor import EXECUTOR
 from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun, EnrichmentRunRow
 from morket.extensions import db
@@ -119,6 +119,12 @@ def _scope_filter(store: storage.Storage, column_id: int, scope: str, row_ids: S
         return sa.true()
     if scope == "empty":
         return _empty_cell(cell)
+    if scope == "rest":
+        # Every row after the first ones in the grid's order, at any table size: one indexed step to the
+        # last of the first rows (no row ids travel), and no row at all when the table has no more.
+        first = rows.alias("first_rows")
+        last_first = sa.select(first.c.pos).order_by(first.c.pos).offset(FIRST_ROWS - 1).limit(1).scalar_subquery()
+        return rows.c.pos > last_first
     ids = sorted({int(r) for r in (row_ids or [])})
     if not ids:
         raise ValidationFailed("Select at least one row.", fields={"row_ids": ["required"]})
@@ -165,8 +171,11 @@ def value_prices(workspace: Workspace, config: EnrichmentConfig) -> list[int]:
 
 
 def _check_scope(scope: str) -> str:
-    if scope not in ("all", "empty", "selected", "auto"):
-        raise ValidationFailed("Choose all rows, empty rows or the selected rows.", fields={"scope": ["invalid"]})
+    if scope not in ("all", "empty", "selected", "auto", "rest"):
+        raise ValidationFailed(
+            "Choose all rows, empty rows, the selected rows or the rows after the first ones.",
+            fields={"scope": ["invalid"]},
+        )
     return scope
 
 

@@ -35,7 +35,13 @@ RUN_STATUS_LABELS = {
     "cancelled": "Cancelled",
     "failed": "Failed",
 }
-SCOPE_LABELS = {"all": "all rows", "empty": "empty rows", "selected": "selected rows", "auto": "new and changed rows"}
+SCOPE_LABELS = {
+    "all": "all rows",
+    "empty": "empty rows",
+    "selected": "selected rows",
+    "auto": "new and changed rows",
+    "rest": "the rest of the rows",
+}
 MAX_SELECTED = 10_000
 RUNS_PAGE = 100
 
