@@ -6,7 +6,7 @@ give the same answer for the same site. The public suffix list is tldextract's b
 browsers count it for cookies: ``acme.github.io`` belongs to Acme, not to GitHub. A suffix the
 list does not know (``.test``, ``.internal``) keeps the last two labels. Internationalised names
 come back as ASCII (``bücher.de`` → ``xn--bcher-kva.de``), so either spelling is one domain; an
-IP address comes back as itself.
+IP address comes back as itself. One word with a slash typed without a scheme (``n/a``) is no domain.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def registrable_domain(value: Any) -> str | None:
         except idna.IDNAError:
             return None
     labels = host.split(".")
+    if len(labels) == 1 and _slashed_words(value):
+        return None  # "n/a", "yes/no": words typed in a cell, not a host with a path
     if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
         return None
     parts = _EXTRACT(host)
@@ -51,6 +53,12 @@ def registrable_domain(value: Any) -> str | None:
     if parts.suffix:
         return host  # a public suffix itself (``co.uk``): there is nothing above it to register
     return ".".join(labels[-2:])  # a suffix the list does not know (``.test``), or one label
+
+
+def _slashed_words(value: str) -> bool:
+    """Whether ``value`` was typed without a scheme and has a slash after its first word."""
+    raw = value.strip()
+    return not _SCHEME.match(raw) and not raw.lower().startswith("mailto:") and "/" in raw.lstrip("/")
 
 
 def _host(value: Any) -> str | None:

@@ -50,6 +50,11 @@ from morket.providers.base import CallContext
         ("hello world", None),
         ("acme..com", None),
         ("-acme.com", None),
+        # Placeholders typed in a cell are not a host with a path.
+        ("n/a", None),
+        ("N/A", None),
+        ("yes/no", None),
+        ("http://localhost/status", "localhost"),
     ],
 )
 def test_registrable_domain(value, expected):
