@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     base = f"http://{args.host}:{server.server_port}"
-    print(f"[sandbox] providers at {base}/hunter, {base}/apollo, {base}/clearbit (keys: sandbox-...)", flush=True)
+    print(
+        f"[sandbox] providers at {base}/hunter, {base}/apollo, {base}/clearbit (keys: sandbox-...); CRMs at "
+        f"{base}/hubspot, {base}/salesforce (OAuth clients: sandbox-...)",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

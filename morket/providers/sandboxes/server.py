@@ -127,6 +127,23 @@ class ProviderSandbox:
     def key_of(self, request: Request) -> str | None:
         raise NotImplementedError
 
+    def operation_for(self, method: str, route: str) -> str | None:
+        """The operation a request names, or None; a sandbox with path parameters overrides this."""
+        return self.routes.get((method, route))
+
+    def authenticate(self, operation: str, key: str | None) -> Response | None:
+        """None when the request may proceed, else the refusal (a sandbox with OAuth tokens overrides this)."""
+        if key_is_valid(key):
+            return None
+        return self.error(401, "authentication_failed", "No valid API key was provided")
+
+    def reset(self) -> None:
+        """Forget the sandbox's own state (records, tokens); called by the control API's reset."""
+
+    def admin(self, action: str, request: Request) -> Response | None:
+        """Answer ``/_sandbox/<provider>/<action>`` (state and settings of its own), or None: no such action."""
+        return None
+
     def error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
         raise NotImplementedError
 
@@ -167,6 +184,8 @@ class SandboxApp:
             # A request still in flight across a reset (a slow one whose caller gave up) must
             # not land in the fresh log: each request remembers the generation it started in.
             self.generation = getattr(self, "generation", 0) + 1
+        for provider in self.providers.values():
+            provider.reset()
 
     def configure(self, provider: str, values: dict[str, Any]) -> Settings:
         if provider not in self.providers:
@@ -238,7 +257,7 @@ class SandboxApp:
         if sandbox is None:
             return json_response({"error": "no such sandbox"}, 404)
         route = "/" + rest
-        operation = sandbox.routes.get((request.method, route))
+        operation = sandbox.operation_for(request.method, route)
         key = sandbox.key_of(request)
         if operation is None:
             response = sandbox.error(404, "not_found", f"no route {request.method} {route}")
@@ -254,10 +273,11 @@ class SandboxApp:
     def answer(
         self, sandbox: ProviderSandbox, operation: str, request: Request, key: str | None, settings: Settings
     ) -> Response:
-        if not key_is_valid(key):
+        refusal = sandbox.authenticate(operation, key)
+        if refusal is not None:
             if settings.latency_ms:
                 time.sleep(settings.latency_ms / 1000)
-            return sandbox.error(401, "authentication_failed", "No valid API key was provided")
+            return refusal
         wait = self.buckets[sandbox.name].take()
         if wait > 0:
             return sandbox.rate_limited(wait)
@@ -295,6 +315,11 @@ class SandboxApp:
         if request.path == "/_sandbox/config" and request.method == "GET":
             with self.lock:
                 return json_response({name: s.as_dict() for name, s in self.settings.items()})
+        name, _, action = request.path.removeprefix("/_sandbox/").partition("/")
+        if name in self.providers and action:
+            answer = self.providers[name].admin(action, request)
+            if answer is not None:
+                return answer
         return json_response({"error": "no such control route"}, 404)
 
 
