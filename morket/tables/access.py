@@ -97,6 +97,20 @@ def list_newest_tables(workspace: Workspace, limit: int) -> list[Table]:
     )
 
 
+def find_tables(workspace: Workspace, query: str, limit: int) -> list[Table]:
+    """Return at most ``limit`` of the workspace's tables whose name contains ``query`` (any case), newest first.
+
+    One statement: the workspace's index narrows to its tables, ``ILIKE`` filters their names and
+    the ``LIMIT`` stops the scan early. ``%``, ``_`` and ``\\`` in ``query`` match themselves.
+    """
+    stmt = select(Table).where(Table.workspace_id == workspace.id)
+    needle = query.strip()
+    if needle:
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(Table.name.ilike(f"%{escaped}%", escape="\\"))
+    return list(db.session.scalars(stmt.order_by(Table.id.desc()).limit(limit)))
+
+
 def get_view_or_404(workspace: Workspace, table: Table, view_id: int) -> View:
     """Return the table's view ``view_id``, or raise NotFound."""
     check_owned(workspace, table)

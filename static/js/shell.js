@@ -148,7 +148,10 @@
   var input = document.getElementById("palette-input");
   var list = document.getElementById("palette-list");
   var empty = document.getElementById("palette-empty");
-  var items = [], shown = [], selected = 0;
+  var status = document.getElementById("palette-status");
+  var tablesUrl = palette && palette.getAttribute("data-tables-url");
+  var items = [], found = [], shown = [], selected = 0, asked = 0, timer = null;
+  var SEARCH_MS = 150;
 
   function kindOf(el) {
     if (el.closest("#sidebar-tables")) { return "Table"; }
@@ -166,9 +169,39 @@
       var label = (el.getAttribute("data-palette-label") || el.getAttribute("aria-label") || el.textContent || "").replace(/\s+/g, " ").trim();
       if (!label || seen[label.toLowerCase()]) { return; }
       seen[label.toLowerCase()] = true;
-      found.push({label: label, kind: kindOf(el), el: el});
+      found.push({label: label, kind: kindOf(el), el: el, url: el.getAttribute("href"), keywords: el.getAttribute("data-palette-keywords") || ""});
     });
     return found;
+  }
+  // Tables the server found by name (any table of the workspace, not only the sidebar's eight),
+  // merged with the page's items: a table the sidebar already lists is not listed twice.
+  function recentTables() {
+    var slug = palette.getAttribute("data-workspace");
+    return slug ? (load("morket:recent-tables:" + slug) || "").split(",").filter(Boolean) : [];
+  }
+  function merged() {
+    var urls = {}, all = items.slice();
+    items.forEach(function (it) { if (it.url) { urls[it.url] = true; } });
+    var recent = recentTables();
+    found.forEach(function (t) {
+      if (urls[t.url]) { return; }
+      urls[t.url] = true;
+      var rank = recent.indexOf(String(t.id));
+      all.push({label: "Table: " + t.name, kind: "Table", url: t.url, server: true, recent: rank < 0 ? 99 : rank, keywords: t.folder || ""});
+    });
+    return all;
+  }
+  function searchTables() {
+    if (!tablesUrl) { return; }
+    var mine = ++asked;
+    fetch(tablesUrl + "?q=" + encodeURIComponent(input.value.trim()), {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (resp) { return resp.ok ? resp.json() : null; })
+      .then(function (body) {
+        if (mine !== asked || !palette.open || !body || !body.data) { return; }
+        found = body.data.tables || [];
+        render();
+      })
+      .catch(function () { return null; });
   }
   function score(label, query) {
     if (!query) { return 1; }
@@ -181,9 +214,12 @@
   }
   function render() {
     var query = input.value.trim().toLowerCase();
-    shown = items.map(function (it) { return {it: it, s: score(it.label, query)}; })
+    shown = merged().map(function (it) {
+      var s = Math.max(score(it.label, query), it.keywords ? score(it.keywords, query) - 5 : 0);
+      return {it: it, s: s};
+    })
       .filter(function (r) { return r.s > 0; })
-      .sort(function (a, b) { return b.s - a.s; })
+      .sort(function (a, b) { return b.s - a.s || (a.it.recent || 0) - (b.it.recent || 0); })
       .slice(0, 50)
       .map(function (r) { return r.it; });
     selected = Math.min(selected, Math.max(shown.length - 1, 0));
@@ -205,6 +241,7 @@
       list.appendChild(li);
     });
     empty.hidden = shown.length > 0;
+    if (status) { status.textContent = shown.length ? shown.length + (shown.length === 1 ? " result" : " results") : "No results"; }
     mark();
   }
   function mark() {
@@ -219,7 +256,7 @@
     var it = shown[i];
     if (!it) { return; }
     palette.close();
-    it.el.click();
+    if (it.el && it.el.isConnected) { it.el.click(); } else if (it.url) { window.location.assign(it.url); }
   }
   function openPalette() {
     if (!palette || palette.open) { return; }
@@ -227,11 +264,13 @@
     closeDrawer(false);
     if (shortcuts && shortcuts.open) { shortcuts.close(); }
     items = collect();
+    found = [];
     input.value = "";
     selected = 0;
     render();
     palette.showModal();
     input.focus();
+    searchTables();
   }
   function openShortcuts() {
     if (!shortcuts || shortcuts.open) { return; }
@@ -240,7 +279,12 @@
     shortcuts.showModal();
   }
   if (palette) {
-    input.addEventListener("input", function () { selected = 0; render(); });
+    input.addEventListener("input", function () {
+      selected = 0;
+      render();
+      window.clearTimeout(timer);
+      timer = window.setTimeout(searchTables, SEARCH_MS);
+    });
     input.addEventListener("keydown", function (e) {
       if (e.key === "ArrowDown") { e.preventDefault(); selected = Math.min(selected + 1, shown.length - 1); mark(); }
       else if (e.key === "ArrowUp") { e.preventDefault(); selected = Math.max(selected - 1, 0); mark(); }
