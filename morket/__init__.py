@@ -22,6 +22,7 @@ BLUEPRINT_MODULES = (
     "morket.credits",
     "morket.enrichment",
     "morket.scraping",
+    "morket.webhooks",
 )
 # The domains' JSON API handlers. Each adds its routes to the /api/v1 blueprint, so they are loaded
 # before that blueprint is registered; the API package itself imports no domain's handlers.
@@ -32,6 +33,7 @@ API_MODULES = (
     "morket.enrichment.api",
     "morket.scraping.api",
     "morket.tables.api",
+    "morket.webhooks.api",
 )
 
 

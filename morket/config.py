@@ -66,6 +66,14 @@ def _float(raw: str) -> float:
         raise ValueError(f"expected a number, got {raw.strip()!r}") from None
 
 
+def _seconds_list(raw: str) -> list[float]:
+    """Comma-separated positive numbers of seconds (a retry schedule)."""
+    values = [_float(part) for part in _list(raw)]
+    if not values or any(v <= 0 for v in values):
+        raise ValueError("expected positive numbers of seconds, e.g. 5,300,1800")
+    return values
+
+
 def parse_master_key(raw: str) -> bytes | None:
     """The credentials master key: 32 bytes written as 64 hex digits or base64 (either alphabet)."""
     import base64
@@ -187,6 +195,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCRAPE_RECYCLE_PAGES", _int, "200", help="pages before a browser context is recycled"),
     Setting("SCRAPE_HOST_RESOLVER_RULES", _str, "", help="MAP rules for the egress proxy's resolver (test sites)"),
     Setting("SCRAPE_RECYCLE_MB", _int, "1024", help="browser memory growth (MB) that forces a relaunch"),
+    # Outbound webhooks.
+    Setting(
+        "WEBHOOK_ALLOW_HTTP_LOOPBACK",
+        _bool,
+        "false",
+        help="let webhook endpoints use http:// on a loopback address (development and tests only)",
+    ),
+    Setting(
+        "WEBHOOK_RETRY_SCHEDULE",
+        _seconds_list,
+        "5,300,1800,7200,18000,36000,23400",
+        help="seconds before each retry of a failed delivery (jittered); when it runs out the endpoint is disabled",
+    ),
+    Setting("WEBHOOK_TIMEOUT", _float, "10", help="seconds a webhook receiver has to answer"),
+    Setting("WEBHOOK_ROTATION_OVERLAP", _int, "86400", help="seconds the previous secret still signs after a rotation"),
+    Setting("WEBHOOK_ROW_BATCH", _int, "500", help="row ids carried by one row event at most"),
 )
 
 

@@ -39,6 +39,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "credits.view": _BILLING,
     "billing.manage": _BILLING,
     "audit.view": _MANAGERS,
+    "webhooks.view": _MANAGERS,
+    "webhooks.manage": _MANAGERS,
 }
 
 

@@ -159,6 +159,7 @@ def write_cells(workspace: Workspace, table: Table, changes: Mapping[int, Mappin
     mark_views_stale(workspace, table, changed)
     _refresh_formulas(workspace, table, list(changes), changed)
     hooks.rows_changed(table, list(changes))
+    hooks.row_events(table, "updated", list(changes))
 
 
 def _refresh_formulas(workspace: Workspace, table: Table, row_ids: Sequence[int], changed: set[int] | None) -> None:
@@ -489,6 +490,7 @@ def add_rows(
     mark_views_stale(workspace, table, None)
     _refresh_formulas(workspace, table, ids, None)
     hooks.rows_changed(table, ids)
+    hooks.row_events(table, "created", ids)
     db.session.flush()
     added = row_snapshots(table, ids)
     push_undo(workspace, actor, table, "rows.add", {"insert": added}, {"delete": added})

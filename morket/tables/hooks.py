@@ -7,7 +7,9 @@ ask enrichment anything. Enrichment registers once, when its blueprint registers
   ``{"status": "no_data", "provider": "hunter", "run_id": 7}``) and their labels, which the grid
   marks on cells and names in their tooltips, and which the "enrichment state" filter accepts;
 - a listener for rows that an edit wrote (paste, fill, clear, undo, added rows), called in the
-  same transaction: enrichment starts the auto-run columns over them.
+  same transaction: enrichment starts the auto-run columns over them;
+- a listener for rows created, updated or deleted by any path (grid, API, paste), called in the
+  same transaction: the outbound webhooks write their events there.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ CELL_STATE_LABELS: Mapping[str, str] = MappingProxyType(_STATE_LABELS)
 MARKED_CELL_STATUSES: set[str] = {"error"}
 
 _ROWS_CHANGED: dict[str, RowsChanged] = {}
+RowEvents = Callable[["Table", str, list[int]], object]
+_ROW_EVENTS: dict[str, RowEvents] = {}
 
 
 def register_cell_states(labels: Mapping[str, str]) -> None:
@@ -48,3 +52,19 @@ def rows_changed(table: Table, row_ids: Sequence[int]) -> None:
         return
     for listener in _ROWS_CHANGED.values():
         listener(table, list(row_ids))
+
+
+def on_row_events(name: str, listener: RowEvents) -> None:
+    """Call ``listener(table, kind, row_ids)`` when rows are created, updated or deleted, before commit.
+
+    ``kind`` is ``created``, ``updated`` or ``deleted``; the outbound webhooks announce them.
+    """
+    _ROW_EVENTS[name] = listener
+
+
+def row_events(table: Table, kind: str, row_ids: Sequence[int]) -> None:
+    """Tell the row-event listeners that ``row_ids`` of ``table`` were ``kind`` (nothing when no row was)."""
+    if not row_ids:
+        return
+    for listener in _ROW_EVENTS.values():
+        listener(table, kind, list(row_ids))

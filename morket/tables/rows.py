@@ -18,7 +18,7 @@ from sqlalchemy import select
 from morket.core.errors import NotFound, ValidationFailed
 from morket.core.types import Actor, Workspace
 from morket.extensions import db
-from morket.tables import storage
+from morket.tables import hooks, storage
 from morket.tables.access import check_owned, find_column, lock_rows, mark_views_stale, next_pos
 from morket.tables.cells import CellError, parse_cell
 from morket.tables.formula_rows import refresh_formula_rows
@@ -94,6 +94,7 @@ def insert_rows(
     table.row_count += len(ids)
     mark_views_stale(workspace, table, None)
     refresh_formula_rows(workspace, table, ids)
+    hooks.row_events(table, "created", ids)
     db.session.flush()
     return list(ids)
 
@@ -115,6 +116,7 @@ def update_cell(workspace: Workspace, actor: Actor | None, table: Table, row_id:
         raise NotFound("That row no longer exists.")
     mark_views_stale(workspace, table, {column.id})
     refresh_formula_rows(workspace, table, [row_id], {column.id})
+    hooks.row_events(table, "updated", [row_id])
     return stored[0]
 
 
@@ -153,5 +155,6 @@ def delete_rows(workspace: Workspace, actor: Actor | None, table: Table, row_ids
                 storage.order_name(table.id, view.id), "rank", view.rank_base, view.rank_gaps, ranks
             )
     table.row_count = max(0, table.row_count - len(removed))
+    hooks.row_events(table, "deleted", ids)
     db.session.flush()
     return len(removed)

@@ -1,0 +1,94 @@
+"""Where the app's changes become webhook events, in the transaction of the change.
+
+- Rows: tables announces rows created, updated and deleted (``tables.hooks.on_row_events``) from
+  every path (grid, paste, API). One event carries up to ``WEBHOOK_ROW_BATCH`` row ids (500 by
+  default), so a paste of 10,000 rows is 20 events per endpoint, not 10,000 calls; receivers
+  read the rows' values through the API when they need them. A CSV import does not emit row
+  events at all: it emits one ``import.finished`` with its counts (a million-row import is one
+  event).
+- Imports and exports: a ``DataRun`` reaching a final status (done, failed, cancelled) in a
+  flush emits ``import.finished`` or ``export.finished`` (a session listener: dataops knows
+  nothing of webhooks).
+
+Nothing is written when no enabled endpoint of the workspace subscribes to the event type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, has_app_context
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session
+
+from morket.webhooks import service
+
+_FINAL = ("done", "failed", "cancelled")
+
+
+def on_row_events(table: Any, kind: str, row_ids: list[int]) -> None:
+    """Emit ``row.<kind>`` events for ``row_ids`` of ``table``, in batches of WEBHOOK_ROW_BATCH ids."""
+    event_type = f"row.{kind}"
+    endpoints = service.subscribed_endpoints(table.workspace_id, event_type)
+    if not endpoints:
+        return
+    batch = max(1, int(current_app.config["MORKET"].get("WEBHOOK_ROW_BATCH") or 500))
+    for start in range(0, len(row_ids), batch):
+        chunk = row_ids[start : start + batch]
+        service.emit_event(
+            table.workspace_id,
+            event_type,
+            {"table": {"id": table.id, "name": table.name}, "row_ids": chunk, "count": len(chunk)},
+            endpoints=endpoints,
+        )
+
+
+def _data_run_finished(run: Any) -> None:
+    event_type = f"{run.kind}.finished"
+    if event_type not in service.EVENT_TYPES:
+        return
+    data: dict[str, Any] = {
+        "id": run.id,
+        "status": run.status,
+        "table_id": run.table_id,
+        "file_name": run.file_name,
+        "message": run.message,
+    }
+    if run.kind == "import":
+        data.update(rows_in=run.rows_in, rows_updated=run.rows_updated, rows_skipped=run.rows_skipped)
+    else:
+        data.update(rows_out=run.rows_out, size_bytes=run.size_bytes)
+    service.emit_event(run.workspace_id, event_type, data)
+
+
+def _after_flush(session: Session, flush_context: Any) -> None:
+    # Ids exist now; the events are written at commit (a flush cannot flush again inside itself).
+    from morket.dataops.models import DataRun
+
+    for obj in list(session.new) + list(session.dirty):
+        if not isinstance(obj, DataRun) or obj.status not in _FINAL:
+            continue
+        if obj in session.new or inspect(obj).attrs.status.history.added:
+            session.info.setdefault("morket_webhooks_runs", {})[obj.id] = obj
+
+
+def _before_commit(session: Session) -> None:
+    runs = session.info.pop("morket_webhooks_runs", None)
+    if runs and has_app_context():
+        for run in runs.values():
+            _data_run_finished(run)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop("morket_webhooks_runs", None)
+
+
+def register() -> None:
+    """Register the listeners once (the blueprint's ``register``)."""
+    from morket.tables import hooks
+
+    hooks.on_row_events("webhooks", on_row_events)
+    if not event.contains(Session, "after_flush", _after_flush):
+        event.listen(Session, "after_flush", _after_flush)
+        event.listen(Session, "before_commit", _before_commit)
+        event.listen(Session, "after_rollback", _after_rollback)
