@@ -7,6 +7,7 @@
 
   var RETRY_MS = 10000;
   var SAVED_MS = 1500;
+  var COALESCE_MS = 5000;  // cell saves this close together count up in one toast: "Saved 3 cells"
   var TEXTAREA_TYPES = {long_text: 1, json: 1, enrichment: 1};
   var READONLY_TYPES = {formula: 1};
   var states = new WeakMap();
@@ -353,7 +354,7 @@
     var cell = this.cell(this.cursor.rowId, this.cursor.colId);
     if (!cell) { return; }
     var type = cell.dataset.type;
-    if (READONLY_TYPES[type]) { this.say("This column is computed; its cells cannot be edited.", true); return; }
+    if (READONLY_TYPES[type]) { this.hint("This column is computed; its cells cannot be edited."); return; }
     if (type === "checkbox") { this.toggle(); return; }
     this.anchor = null;
     this.paint();
@@ -430,6 +431,7 @@
         return resp.text().then(function (html) {
           self.dequeue(rowId, colId);
           self.say("Saved.");
+          self.toastSaved();
           var current = self.cell(rowId, colId);
           if (!current) { return; }
           var tpl = document.createElement("template");
@@ -454,12 +456,16 @@
           current.title = message;
         }
         self.say(message, true);
+        self.savedAt = 0;
+        self.toast("Not saved: " + message, "error");
       });
     }).catch(function () {
       self.enqueue(rowId, colId, value);
       var current = self.cell(rowId, colId);
       if (current) { current.classList.remove("is-saving"); self.showPending(current, value); }
       self.say("Could not save: the change is kept and will be retried.", true);
+      self.savedAt = 0;
+      self.toast("Not saved yet: the connection failed. The change is kept and will be retried.", "warning");
     });
     this.saving.push(done);
     return done.then(function () { self.saving = self.saving.filter(function (p) { return p !== done; }); });
@@ -497,6 +503,25 @@
 
   // --- range actions ------------------------------------------------------------------------------
 
+  // Saves also say so in a toast, one per grid that updates in place (shell.js replaces a toast of
+  // the same key), so a run of edits shows "Saved 4 cells" instead of four toasts.
+  Editor.prototype.toast = function (message, kind) {
+    if (window.morketToast) { window.morketToast(message, kind || "success", "grid-save:" + this.el.id); }
+  };
+
+  Editor.prototype.toastSaved = function () {
+    var now = Date.now();
+    this.savedRun = this.savedAt && now - this.savedAt < COALESCE_MS ? (this.savedRun || 1) + 1 : 1;
+    this.savedAt = now;
+    this.toast(this.savedRun === 1 ? "Saved" : "Saved " + this.savedRun + " cells");
+  };
+
+  // Why a key or button did nothing: in the status bar and, for screen readers too, a toast.
+  Editor.prototype.hint = function (message) {
+    this.say(message, true);
+    this.toast(message, "warning");
+  };
+
   Editor.prototype.say = function (message, isError) {
     var box = this.toolbar && this.toolbar.querySelector("[data-edit-status]");
     if (!box) { return; }
@@ -516,9 +541,22 @@
     return data;
   };
 
+  function cells(n) { return n + (n === 1 ? " cell" : " cells"); }
+
+  // What a range action's toast says: a paste counts its saved cells like single edits do.
+  function toastText(path, d) {
+    if (path !== "paste") { return d.message || "Done."; }
+    var text = "Saved " + cells(d.changed || 0);
+    if (d.added_rows) { text += " and added " + d.added_rows + (d.added_rows === 1 ? " row" : " rows"); }
+    var problems = d.problems || [];
+    if (problems.length) { text += "; " + cells(problems.length) + " left unchanged (" + problems[0].message + ")"; }
+    return text;
+  }
+
   Editor.prototype.run = function (path, data, after) {
     var self = this;
     this.say("Working…");
+    this.savedAt = 0;
     return Promise.all(this.saving).then(function () { return post(self.url(path), data); }).then(function (resp) {
       return readJson(resp).then(function (body) {
         var grid = window.MorketGrid && window.MorketGrid.get(self.el);
@@ -526,14 +564,20 @@
           var d = body.data || {};
           var problems = d.problems || [];
           self.say(d.message || "Done.", problems.length > 0);
+          self.toast(toastText(path, d), problems.length ? "warning" : (d.kind === null ? "info" : "success"));
           if (grid) { grid.refresh(); }
           if (after) { after(d); }
           return;
         }
         if (resp.status === 409 && grid) { grid.refresh(); }
-        self.say((body.error && body.error.message) || "That did not work.", true);
+        var message = (body.error && body.error.message) || "That did not work.";
+        self.say(message, true);
+        self.toast(message, "error");
       });
-    }).catch(function () { self.say("Could not reach Morket. Check the connection and try again.", true); });
+    }).catch(function () {
+      self.say("Could not reach Morket. Check the connection and try again.", true);
+      self.toast("Could not reach Morket. Check the connection and try again; nothing was changed.", "error");
+    });
   };
 
   Editor.prototype.action = function (name, atEnd) {
@@ -551,19 +595,19 @@
       });
       return;
     }
-    if (!sel) { this.say("Select cells first.", true); return; }
+    if (!sel) { this.hint("Select cells first."); return; }
     if (name === "delete-rows") {
-      if (!sel.rowIds) { this.say("Scroll so that every selected row is on screen, then delete.", true); return; }
+      if (!sel.rowIds) { this.hint("Scroll so that every selected row is on screen, then delete."); return; }
       var n = sel.rowIds.length;
       if (!window.confirm("Delete " + n + (n === 1 ? " row" : " rows") + "? Undo brings them back.")) { return; }
       this.run("rows/delete", {row_ids: sel.rowIds.join(",")}, function () { self.cursor = null; self.anchor = null; });
       return;
     }
     var data = this.rangeData(sel);
-    if (!data) { this.say("Clear the search to change this many rows.", true); return; }
+    if (!data) { this.hint("Clear the search to change this many rows."); return; }
     data.column_ids = sel.colIds.join(",");
     if (name === "fill") {
-      if (sel.start === sel.end) { this.say("Select the cells to fill: the top one is copied down.", true); return; }
+      if (sel.start === sel.end) { this.hint("Select the cells to fill: the top one is copied down."); return; }
       this.run("fill", data);
     } else if (name === "clear") {
       this.run("clear", data);
@@ -600,6 +644,7 @@
     e.clipboardData.setData("text/plain", tsv);
     e.preventDefault();
     this.say("Copied " + this.copied + (this.copied === 1 ? " cell." : " cells."));
+    this.toast("Copied " + cells(this.copied), "info");
   };
 
   Editor.prototype.onPaste = function (e) {

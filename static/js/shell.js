@@ -7,6 +7,7 @@
   var DESKTOP = window.matchMedia("(min-width: 1024px)");
   var COLLAPSED_KEY = "morket:sidebar-collapsed";
   var TOAST_MS = 10000;
+  var KEYED_TOAST_MS = 5000;  // a toast that updates in place (grid saves) is shorter-lived
 
   function store(key, value) {
     try { if (value === null) { localStorage.removeItem(key); } else { localStorage.setItem(key, value); } } catch (e) { /* private mode */ }
@@ -99,24 +100,45 @@
     toast.classList.add("is-leaving");
     window.setTimeout(function () { toast.remove(); }, 220);
   }
+  // Errors stay until dismissed; the others leave after a while, paused while hovered or focused.
   function schedule(toast) {
+    window.clearTimeout(toast.morketTimer);
     if (toast.classList.contains("flash-error") || toast.classList.contains("toast-error")) { return; }
-    var timer = null;
-    function start() { timer = window.setTimeout(function () { dismiss(toast); }, TOAST_MS); }
-    function stop() { window.clearTimeout(timer); }
-    toast.addEventListener("mouseenter", stop);
-    toast.addEventListener("focusin", stop);
-    toast.addEventListener("mouseleave", start);
+    var ms = toast.hasAttribute("data-toast-key") ? KEYED_TOAST_MS : TOAST_MS;
+    function start() { window.clearTimeout(toast.morketTimer); toast.morketTimer = window.setTimeout(function () { dismiss(toast); }, ms); }
+    if (!toast.morketPausable) {
+      toast.morketPausable = true;
+      toast.addEventListener("mouseenter", function () { window.clearTimeout(toast.morketTimer); });
+      toast.addEventListener("focusin", function () { window.clearTimeout(toast.morketTimer); });
+      toast.addEventListener("mouseleave", start);
+    }
     start();
   }
-  function showToast(message, kind) {
+  // A toast with a key replaces the one on screen with the same key ("Saved" becomes "Saved 3 cells")
+  // instead of stacking another. Same kind: the text changes in place, so the toast's own live region
+  // (role=status) announces the new text once; another kind (a save that failed) is a new toast.
+  function showToast(message, kind, key) {
     if (!toasts || !toastTemplate || !message) { return; }
-    var toast = toastTemplate.content.firstElementChild.cloneNode(true);
-    toast.classList.add("toast-" + (kind || "info"));
-    if (kind === "error") { toast.setAttribute("role", "alert"); }
-    toast.querySelector(".toast-text").textContent = message;
-    toasts.appendChild(toast);
+    kind = kind || "info";
+    var toast = null;
+    if (key) {
+      toasts.querySelectorAll("[data-toast-key]").forEach(function (t) {
+        if (t.getAttribute("data-toast-key") === key && !t.classList.contains("is-leaving")) { toast = t; }
+      });
+      if (toast && !toast.classList.contains("toast-" + kind)) { toast.remove(); toast = null; }
+    }
+    if (!toast) {
+      toast = toastTemplate.content.firstElementChild.cloneNode(true);
+      toast.classList.add("toast-" + kind);
+      if (kind === "error") { toast.setAttribute("role", "alert"); }
+      if (key) { toast.setAttribute("data-toast-key", key); }
+      toast.querySelector(".toast-text").textContent = message;
+      toasts.appendChild(toast);
+    } else if (toast.querySelector(".toast-text").textContent !== message) {
+      toast.querySelector(".toast-text").textContent = message;
+    }
     schedule(toast);
+    return toast;
   }
   window.morketToast = showToast;
   if (toasts) {
@@ -125,9 +147,9 @@
       if (e.target.closest("[data-toast-close]")) { dismiss(e.target.closest("[data-toast]")); }
     });
   }
-  // A response asks for toasts with HX-Trigger: {"morket:toast": {"toasts": [{message, kind}]}}.
+  // A response asks for toasts with HX-Trigger: {"morket:toast": {"toasts": [{message, kind, key?}]}}.
   document.addEventListener("morket:toast", function (e) {
-    ((e.detail && e.detail.toasts) || []).forEach(function (t) { showToast(t.message, t.kind); });
+    ((e.detail && e.detail.toasts) || []).forEach(function (t) { showToast(t.message, t.kind, t.key); });
   });
   // An htmx request that failed and that no page script placed: say what happened.
   document.addEventListener("htmx:responseError", function (e) {
