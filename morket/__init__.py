@@ -22,6 +22,7 @@ BLUEPRINT_MODULES = (
     "morket.credits",
     "morket.enrichment",
     "morket.scraping",
+    "morket.crm",
     "morket.webhooks",
 )
 # The domains' JSON API handlers. Each adds its routes to the /api/v1 blueprint, so they are loaded

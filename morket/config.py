@@ -178,6 +178,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ENRICHMENT_BACKOFF_SECONDS", _float, "2", help="first retry delay; doubles per attempt, with jitter"),
     Setting("ENRICHMENT_BREAKER_FAIL_MAX", _int, "5", help="failures in a row that open a provider's breaker"),
     Setting("ENRICHMENT_BREAKER_RESET_SECONDS", _float, "30", help="seconds an open breaker waits to probe"),
+    # CRM connections (OAuth apps registered with each CRM; sandbox mode points the URLs at the sandboxes).
+    Setting("HUBSPOT_API_URL", _str, "https://api.hubapi.com", help="HubSpot API base URL"),
+    Setting("HUBSPOT_AUTH_URL", _str, "https://app.hubspot.com", help="where HubSpot's consent page lives"),
+    Setting("HUBSPOT_CLIENT_ID", _str, "", help="the HubSpot app's client id; empty disables HubSpot connections"),
+    Setting("HUBSPOT_CLIENT_SECRET", _str, "", secret=True, help="the HubSpot app's client secret"),
+    Setting("SALESFORCE_LOGIN_URL", _str, "https://login.salesforce.com", help="Salesforce login host"),
+    Setting("SALESFORCE_CLIENT_ID", _str, "", help="the connected app's consumer key; empty disables Salesforce"),
+    Setting("SALESFORCE_CLIENT_SECRET", _str, "", secret=True, help="the connected app's consumer secret"),
+    Setting("CRM_REFRESH_MARGIN", _float, "300", help="seconds before expiry at which a CRM token is refreshed"),
+    Setting("CRM_SCHEMA_CACHE_SECONDS", _int, "300", help="seconds a CRM's objects and fields are reused"),
     # Scraping.
     Setting("CHROMIUM_PATH", _str, "", help="Chromium binary; empty tries /usr/bin/chromium, then Playwright's"),
     Setting("SCRAPE_ALLOWLIST", _list, "", help="host:port pairs a scrape may reach despite being private"),

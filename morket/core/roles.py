@@ -39,6 +39,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "credits.view": _BILLING,
     "billing.manage": _BILLING,
     "audit.view": _MANAGERS,
+    "crm.view": _READERS,
+    "crm.use": _WRITERS,
+    "crm.manage": _MANAGERS,
     "webhooks.view": _MANAGERS,
     "webhooks.manage": _MANAGERS,
 }
