@@ -130,7 +130,7 @@ def _rows(table: Table, row_ids: Sequence[int]) -> dict[int, DuplicateRow]:
     result = {}
     for r in found:
         cells = dict(zip(store.columns, r[2:], strict=True))
-        filled = sum(1 for cid, v in cells.items() if store.types[cid] != "formula" and not is_empty(v))
+        filled = sum(1 for cid, v in cells.items() if store.types[cid] not in ("formula", "lookup") and not is_empty(v))
         position = storage.position_of(table.pos_base, table.pos_gaps, r[1])
         result[r[0]] = DuplicateRow(r[0], position, cells, filled)
     return result
@@ -211,7 +211,7 @@ def merge_duplicates(
             "Add a column to the comparison to merge fewer rows at a time.",
             fields={"columns": ["too many duplicates"]},
         )
-    fillable = {c.id for c in table.live_columns if c.type != "formula"}
+    fillable = {c.id for c in table.live_columns if c.type not in ("formula", "lookup")}
     current = service.read_cells(table, list(grouped), lock=True)
     cells = {rid: {cid: v for cid, v in row.items() if cid in fillable} for rid, row in current.items()}
     new: dict[int, dict[int, Any]] = {}

@@ -365,6 +365,7 @@ def _load(
     table.row_count += inserted
     if inserted or updated:
         tables.mark_views_stale(workspace, table, None)
+        tables.refresh_lookups(workspace, table)
     db.session.flush()
     skipped = good - inserted - updated
     parts = [f"{plural(inserted, 'row')} added"]

@@ -1,25 +1,7 @@
-"""The SQL normaliser of dedupe keys, shared by the import's dedupe key and the dedupe pages.
-
-Two cells are the same for dedupe when their normalised text is equal: case and surrounding
-spaces never count; emails compare lower-cased; domains and URLs without scheme, ``www.`` and
-(for domains) path; phones by their digits; other text with runs of whitespace as one space.
-"""
+"""The SQL normaliser of dedupe keys lives in ``morket.core.normalise``, shared with lookup columns."""
 
 from __future__ import annotations
 
-MATCH_KINDS = ("text", "email", "domain", "url", "phone")
+from morket.core.normalise import MATCH_KINDS, normalised_sql
 
-
-def normalised_sql(expr: str, kind: str) -> str:
-    """Return SQL normalising a cell for dedupe: case, whitespace, emails, domains, URLs, phones."""
-    text = f"btrim(CAST({expr} AS text))"
-    if kind == "email":
-        return f"lower({text})"
-    if kind == "domain":
-        bare = rf"regexp_replace(lower({text}), '^[a-z][a-z0-9+.-]*://', '')"
-        return rf"regexp_replace({bare}, '^www\.|[/:?#].*$', '', 'g')"
-    if kind == "url":
-        return rf"regexp_replace(regexp_replace(lower({text}), '^[a-z][a-z0-9+.-]*://(www\.)?', ''), '/+$', '')"
-    if kind == "phone":
-        return f"regexp_replace({text}, '[^0-9]', '', 'g')"
-    return rf"lower(regexp_replace({text}, '\s+', ' ', 'g'))"
+__all__ = ["MATCH_KINDS", "normalised_sql"]

@@ -30,7 +30,7 @@ from morket.tables import storage
 from morket.tables.models import COLUMN_TYPES, Column, Table, View
 
 UPLOAD_CHUNK = 1024 * 1024
-IMPORTABLE_TYPES = tuple(t for t in COLUMN_TYPES if t not in ("formula", "enrichment", "ai"))
+IMPORTABLE_TYPES = tuple(t for t in COLUMN_TYPES if t not in ("formula", "lookup", "enrichment", "ai"))
 ON_DUPLICATE = ("skip", "update")
 EXPORT_CHUNK = 64 * 1024
 

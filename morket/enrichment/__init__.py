@@ -6,7 +6,7 @@ bp = Blueprint("enrichment", __name__)
 
 
 def register(app: Flask) -> None:
-    from morket.enrichment import models, service, views  # noqa: F401 - register the models and routes (api: see morket.api)
+    from morket.enrichment import models, panel_views, service, views  # noqa: F401 - register the models and routes (api: see morket.api)
     from morket.enrichment.config import CELL_STATE_LABELS
     from morket.tables import hooks
 

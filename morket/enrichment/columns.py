@@ -29,6 +29,8 @@ from morket.tables.models import Column, Table
 _COMPUTED = frozenset({"formula", "enrichment", "ai"})
 # The generic HTTP step: its inputs and fields are named by the step's own options.
 HTTP_OPERATION = "http.request"
+# Column types a generic HTTP step may give the columns its fields go into.
+OUTPUT_TYPES = ("text", "number", "email", "url", "phone", "domain", "date", "checkbox", "json")
 
 
 def _registry():  # the registry module; imported late so the package loads without providers
@@ -88,6 +90,8 @@ class StepShape:
     op: Operation
     inputs: tuple[InputSpec, ...]
     outputs: tuple[str, ...]
+    # Column types the step names for its fields (the generic HTTP step's ``types`` option).
+    types: tuple[tuple[str, str], ...] = ()
 
 
 def step_shape(step: Step) -> StepShape:
@@ -103,7 +107,15 @@ def step_shape(step: Step) -> StepShape:
         raise _fail(f"{op.label}: {exc}.", "steps") from exc
     names = http_request.template_inputs(step.options)
     inputs = tuple(InputSpec(name, name.replace("_", " ").capitalize()) for name in names)
-    return StepShape(op, inputs, tuple(http_request.output_names(step.options)))
+    outputs = tuple(http_request.output_names(step.options))
+    types = step.options.get("types") or {}
+    if not isinstance(types, dict) or any(
+        field not in outputs or kind not in OUTPUT_TYPES for field, kind in types.items()
+    ):
+        raise _fail(
+            f"{op.label}: each output type names a field of the step and one of {', '.join(OUTPUT_TYPES)}.", "steps"
+        )
+    return StepShape(op, inputs, outputs, tuple(types.items()))
 
 
 def _check_steps(setup: ColumnSetup) -> list[StepShape]:
@@ -204,6 +216,9 @@ def check_setup(table: Table, setup: ColumnSetup, *, column: Column | None = Non
 
 def _field_type(ops: Sequence[StepShape], field: str) -> str:
     for shape in ops:
+        named = dict(shape.types).get(field)
+        if named:
+            return named
         for spec in shape.op.outputs:
             if spec.name == field:
                 return spec.column_type

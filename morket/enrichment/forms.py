@@ -111,6 +111,10 @@ def values_from_column(column: Column, setup: dict[str, Any]) -> dict[str, str]:
             values[f"http_url_{i}"] = str(options.get("url") or "")
             values[f"http_body_{i}"] = str(options.get("body") or "")
             values[f"http_outputs_{i}"] = "\n".join(f"{k} = {v}" for k, v in (options.get("outputs") or {}).items())
+            if options.get("types"):
+                values[f"http_types_{i}"] = "\n".join(f"{k} = {v}" for k, v in options["types"].items())
+            if options.get("headers"):
+                values[f"http_headers_{i}"] = "\n".join(f"{k}: {v}" for k, v in options["headers"].items())
     derive = setup.get("derive") or {}
     for name, column_id in (setup.get("inputs") or {}).items():
         values[f"in_{name}"] = f"{column_id}:{derive[name]}" if name in derive else str(column_id)
@@ -218,7 +222,8 @@ def describe(
 
 
 def http_options(form: MultiDict | dict[str, str], i: int) -> dict[str, Any]:
-    """The generic HTTP step ``i``'s options from its fields (outputs: one ``name = $.path`` a line)."""
+    """The generic HTTP step ``i``'s options from its fields (outputs: one ``name = $.path`` a line, headers
+    one ``Name: value`` a line)."""
     outputs: dict[str, str] = {}
     for line in (form.get(f"http_outputs_{i}") or "").splitlines():
         name, sep, path = line.partition("=")
@@ -229,6 +234,20 @@ def http_options(form: MultiDict | dict[str, str], i: int) -> dict[str, Any]:
         "url": (form.get(f"http_url_{i}") or "").strip(),
         "outputs": outputs,
     }
+    headers: dict[str, str] = {}
+    for line in (form.get(f"http_headers_{i}") or "").splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip():
+            headers[name.strip()] = value.strip()
+    if headers:
+        options["headers"] = headers
+    types: dict[str, str] = {}
+    for line in (form.get(f"http_types_{i}") or "").splitlines():
+        name, sep, kind = line.partition("=")
+        if sep and name.strip() and kind.strip() and kind.strip() != "text":
+            types[name.strip()] = kind.strip()
+    if types:
+        options["types"] = types
     body = (form.get(f"http_body_{i}") or "").strip()
     if body:
         options["body"] = body

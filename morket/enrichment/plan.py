@@ -85,7 +85,7 @@ def _price(operation_key: str) -> int:
 
 def build_plan(run: Run, *, resolve_keys: bool = True) -> RunPlan:
     """Read the run's configuration, its operations and (once per job) the keys it calls with."""
-    from morket.providers import registry
+    from morket.providers import http_request, registry
 
     config = read_config(run.config)
     steps = []
@@ -100,8 +100,12 @@ def build_plan(run: Run, *, resolve_keys: bool = True) -> RunPlan:
     if validation_provider is not None:
         providers[validation_provider.name] = validation_provider
     keys: dict[str, KeyInfo] = {}
+    # A generic HTTP step whose headers send the stored HTTP API key needs it resolved like a provider's.
+    wants_key = {
+        s.provider.name for s in steps if s.operation.key == "http.request" and http_request.uses_key(s.options)
+    }
     for name, provider in providers.items():
-        if not provider.requires_key:
+        if not provider.requires_key and name not in wants_key:
             keys[name] = KeyInfo(None, "none")
         elif resolve_keys:
             from morket.credentials.service import resolve_key

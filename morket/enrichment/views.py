@@ -63,7 +63,7 @@ def _labels() -> dict[str, Any]:
     return {"state_labels": CELL_STATE_LABELS, "status_labels": RUN_STATUS_LABELS, "scope_labels": SCOPE_LABELS}
 
 
-def _go(location: str):
+def go(location: str):
     """Redirect a form post, or tell htmx to navigate there."""
     if request.headers.get("HX-Request") == "true":
         resp = make_response("", 204)
@@ -117,7 +117,7 @@ def _submit(workspace: Workspace, membership: Member, table: Table, column: Colu
         return _setup_page(workspace, membership, table, form, column=column, status=exc.status)
     saved_id = saved.id
     db.session.commit()
-    return _go(url_for("tables.grid", slug=workspace.slug, table_id=table.id, enriched=saved_id))
+    return go(url_for("tables.grid", slug=workspace.slug, table_id=table.id, enriched=saved_id))
 
 
 @bp.get(f"{SETUP}/new")
@@ -246,7 +246,7 @@ def start_run(workspace: Workspace, membership: Member, table_id: int, column_id
     run_id, started = run.id, _started_message(run)
     db.session.commit()
     flash(started, "success")
-    return _go(url_for("enrichment.run_page", slug=workspace.slug, run_id=run_id))
+    return go(url_for("enrichment.run_page", slug=workspace.slug, run_id=run_id))
 
 
 def _started_message(run: EnrichmentRun) -> str:
@@ -371,7 +371,7 @@ def cancel_run(workspace: Workspace, membership: Member, run_id: int):
         db.session.rollback()
         return render_page_or_fragment("enrichment/_message.html", exc.status, message=exc.message)
     db.session.commit()
-    return _go(url_for("enrichment.run_page", slug=workspace.slug, run_id=run_id))
+    return go(url_for("enrichment.run_page", slug=workspace.slug, run_id=run_id))
 
 
 @bp.get(f"{SETUP}/active")
@@ -427,12 +427,12 @@ PANEL = f"{SETUP}/panel"
 RUN_CHOICES = {"first": "Run on the first 10 rows", "rest": "Run on the rest", "empty": "Run on empty rows only"}
 
 
-def _panel(fragment: str, status: int = 200, **context: Any):
+def render_panel(fragment: str, status: int = 200, **context: Any):
     """The panel fragment for the drawer, or the same fragment inside a page."""
     return render_page_or_fragment("enrichment/panel.html", status, hx_fragment=fragment, fragment=fragment, **context)
 
 
-def _panel_base(workspace: Workspace, membership: Member, table: Table) -> dict[str, Any]:
+def panel_base(workspace: Workspace, membership: Member, table: Table) -> dict[str, Any]:
     return {
         "workspace": workspace,
         "membership": membership,
@@ -452,7 +452,9 @@ def panel(workspace: Workspace, membership: Member, table_id: int):
         category = ""
     found = catalogue.filter_cards(panel_service.cards(workspace), query, category)
     template = "enrichment/_panel_cards.html" if request.args.get("cards") == "1" else "enrichment/_panel.html"
-    return _panel(template, cards=found, query=query, category=category, **_panel_base(workspace, membership, table))
+    return render_panel(
+        template, cards=found, query=query, category=category, **panel_base(workspace, membership, table)
+    )
 
 
 def _chosen(
@@ -500,7 +502,7 @@ def _panel_setup(
         for spec in card.needs
     }
     fields = form.getlist("field") if hasattr(form, "getlist") else []
-    return _panel(
+    return render_panel(
         "enrichment/_panel_setup.html",
         status,
         card=card,
@@ -515,7 +517,7 @@ def _panel_setup(
         target_column=form.get("target_column") == "1" if request.method == "POST" else True,
         extra_fields=set(fields),
         error=error,
-        **_panel_base(workspace, membership, table),
+        **panel_base(workspace, membership, table),
     )
 
 
@@ -559,8 +561,8 @@ def panel_save(workspace: Workspace, membership: Member, table_id: int):
     db.session.commit()
     if request.headers.get("HX-Request") == "true":
         # The grid reloads to show the new columns, with the drawer open on the run choices.
-        return _go(url_for("tables.grid", slug=workspace.slug, table_id=table.id, enrich=column_id))
-    return _go(url_for("enrichment.panel_column", slug=workspace.slug, table_id=table.id, column_id=column_id))
+        return go(url_for("tables.grid", slug=workspace.slug, table_id=table.id, enrich=column_id))
+    return go(url_for("enrichment.panel_column", slug=workspace.slug, table_id=table.id, column_id=column_id))
 
 
 def _panel_column(
@@ -579,7 +581,7 @@ def _panel_column(
             estimates[which] = panel_service.estimate(workspace, current_user, table, column, which)
         except ValidationFailed:
             estimates[which] = None
-    return _panel(
+    return render_panel(
         "enrichment/_panel_column.html",
         status,
         column=column,
@@ -592,7 +594,7 @@ def _panel_column(
         progress=_engine().run_progress(run) if run is not None else None,
         value_price=_value_price(workspace, run) if run is not None else None,
         error=error,
-        **_panel_base(workspace, membership, table),
+        **panel_base(workspace, membership, table),
     )
 
 
@@ -642,5 +644,5 @@ def panel_add_field(workspace: Workspace, membership: Member, table_id: int, col
         return _panel_column(workspace, membership, table, column, error=exc.message, status=exc.status)
     db.session.commit()
     if request.headers.get("HX-Request") == "true":
-        return _go(url_for("tables.grid", slug=workspace.slug, table_id=table_id, enrich=column_id))
-    return _go(url_for("enrichment.panel_column", slug=workspace.slug, table_id=table_id, column_id=column_id))
+        return go(url_for("tables.grid", slug=workspace.slug, table_id=table_id, enrich=column_id))
+    return go(url_for("enrichment.panel_column", slug=workspace.slug, table_id=table_id, column_id=column_id))

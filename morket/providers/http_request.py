@@ -7,7 +7,8 @@ The step's options say what to send and what to keep::
      "outputs": {"industry": "$.company.industry", "size": "$.company.metrics.employees"}}
 
 ``{{name}}`` in the URL, headers and body is replaced by that input of the row: URL-encoded in
-the URL, JSON-escaped in a JSON body, with line breaks removed in headers. Outputs are
+the URL, JSON-escaped in a JSON body, with line breaks removed in headers. ``{{api_key}}`` in a
+header is the workspace's stored HTTP API key, so a secret never sits in the column's setup. Outputs are
 JSONPath expressions (jsonpath-ng) over the JSON answer: one match gives its value, several a
 list; with no outputs the whole answer is kept as ``response``.
 
@@ -49,6 +50,8 @@ MAX_OUTPUTS = 30
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
 FORBIDDEN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+# In a header, the workspace's stored HTTP API key (Settings → Provider keys), never a row's value.
+KEY_PLACEHOLDER = "api_key"
 
 REQUEST = Operation(
     key="http.request",
@@ -65,10 +68,23 @@ class OptionsError(ValueError):
 
 
 def template_inputs(options: Mapping[str, Any]) -> list[str]:
-    """The input names the URL, header and body templates refer to, in order of appearance."""
+    """The input names the URL, header and body templates refer to, in order of appearance.
+
+    ``{{api_key}}`` is no row input: it is the workspace's stored HTTP API key (``uses_key``).
+    """
     texts = [str(options.get("url") or ""), str(options.get("body") or "")]
     texts += [str(v) for v in (options.get("headers") or {}).values()]
-    return list(dict.fromkeys(m.group(1) for t in texts for m in PLACEHOLDER.finditer(t)))
+    names = (m.group(1) for t in texts for m in PLACEHOLDER.finditer(t))
+    return list(dict.fromkeys(n for n in names if n != KEY_PLACEHOLDER))
+
+
+def uses_key(options: Mapping[str, Any]) -> bool:
+    """Whether a header of the step sends the workspace's stored HTTP API key (``{{api_key}}``)."""
+    return any(
+        m.group(1) == KEY_PLACEHOLDER
+        for v in (options.get("headers") or {}).values()
+        for m in PLACEHOLDER.finditer(str(v))
+    )
 
 
 def output_names(options: Mapping[str, Any]) -> list[str]:
@@ -195,8 +211,9 @@ class HttpProvider(Provider):
             opts = check_options(options or {})
         except OptionsError as exc:
             return Result("invalid_input", message=f"HTTP step: {exc}")
-        headers = {name: render_header(value, inputs) for name, value in opts["headers"].items()}
-        secrets = tuple(v for v in headers.values() if len(v) >= 6)
+        values = {**inputs, KEY_PLACEHOLDER: ctx.api_key or ""}
+        headers = {name: render_header(value, values) for name, value in opts["headers"].items()}
+        secrets = tuple(v for v in (*headers.values(), ctx.api_key or "") if len(v) >= 6)
         url = render_url(opts["url"], inputs)
         from morket.core.urlsafety import UnsafeUrl
 

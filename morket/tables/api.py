@@ -239,17 +239,22 @@ def add_column(principal: Principal, body: schemas.ColumnCreate, table_id: int) 
 @api_route(
     "/tables/<int:table_id>/columns/<int:column_id>",
     "PATCH",
-    summary="Rename a column",
+    summary="Rename a column or change a lookup's settings",
     tag=COLUMNS,
     permission="tables.manage",
     body=schemas.ColumnUpdate,
     response=schemas.ColumnOut,
 )
 def rename_column(principal: Principal, body: schemas.ColumnUpdate, table_id: int, column_id: int) -> schemas.ColumnOut:
-    """Give the column a new name; its cells and id stay the same."""
-    column = service.rename_column(
-        principal.workspace, principal.user, _table(principal, table_id, "update"), column_id, body.name
-    )
+    """Give the column a new name (its cells and id stay the same), and/or a lookup column new settings."""
+    if body.name is None and body.config is None:
+        raise ValidationFailed("Send a name, or a lookup's config.", fields={"name": ["name or config required"]})
+    table = _table(principal, table_id, "update")
+    column = column_service.get_column_or_404(table, column_id)
+    if body.name is not None:
+        column = service.rename_column(principal.workspace, principal.user, table, column_id, body.name)
+    if body.config is not None:
+        column, _ = column_service.set_lookup(principal.workspace, principal.user, table, column_id, body.config)
     out = schemas.ColumnOut.model_validate(column)
     db.session.commit()
     return out

@@ -35,15 +35,14 @@ from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.jobs import QUEUE_DEFAULT, enqueue_after_commit
 from morket.core.types import Actor, Workspace
 from morket.extensions import db
-from morket.tables import formula, service, storage
+from morket.tables import formula, lookups, service, storage
 from morket.tables.access import check_owned, list_views, mark_views_stale
 from morket.tables.column_configs import clean_config
 from morket.tables.formula_rows import check_formula, formula_sources
 from morket.tables.models import COLUMN_TYPES, Column, Table, View
-from morket.tables.number_format import FORMAT_KEYS, has_number_format
 from morket.tables.undo import UndoConflict, push_undo, register_undo_kind
 
-RETYPE_TARGETS = tuple(t for t in COLUMN_TYPES if t not in ("formula", "enrichment", "ai"))
+RETYPE_TARGETS = tuple(t for t in COLUMN_TYPES if t not in ("formula", "lookup", "enrichment", "ai"))
 FORMULA_BATCH_ROWS = 20_000
 RETYPE_BATCH_ROWS = 5_000
 SAMPLE_SIZE = 10
@@ -151,7 +150,10 @@ def _start_job(
     db.session.add(job)
     db.session.flush()
     # Named by path, as every service names its job: the job's body (tables.tasks) imports this module.
-    task = "morket.tables.tasks.retype_column" if kind == "retype" else "morket.tables.tasks.recompute_formula"
+    task = {
+        "retype": "morket.tables.tasks.retype_column",
+        "lookup": "morket.tables.tasks.fill_lookup",
+    }.get(kind, "morket.tables.tasks.recompute_formula")
     enqueue_after_commit(task, job.id, queue=QUEUE_DEFAULT, job_id=job.job_id)
     return job
 
@@ -213,7 +215,33 @@ def add_table_column(
     job = None
     if column_type == "formula":
         job = _start_job(workspace, actor, table, column, "formula", {"expression": column.config["expression"]})
+    if column_type == "lookup":
+        job = fill_lookup_column(workspace, actor, table, column)
     return column, job
+
+
+def fill_lookup_column(workspace: Workspace, actor: Actor | None, table: Table, column: Column) -> ColumnJob | None:
+    """Fill a lookup column: in the request when both tables are small, else in a job (returned)."""
+    if lookups.is_large(column):
+        return _start_job(workspace, actor, table, column, "lookup", {})
+    lookups.fill_column(workspace, column)
+    return None
+
+
+def set_lookup(
+    workspace: Workspace, actor: Actor | None, table: Table, column_id: int, config: Mapping[str, Any]
+) -> tuple[Column, ColumnJob | None]:
+    """Change a lookup column's settings (checked like a new one's) and fill it again."""
+    check_owned(workspace, table)
+    column = get_column_or_404(table, column_id)
+    if column.type != "lookup":
+        raise ValidationFailed(f"{column.name} is not a lookup column.", fields={"config": ["not a lookup"]})
+    before = column.config or {}
+    column.config = clean_config(table, "lookup", config, column_id=column.id)
+    _mark_views_stale(workspace, table, column)
+    db.session.flush()
+    lookups.prune_indexes(workspace.id, {table.id, int(before.get("source_table_id") or 0)})
+    return column, fill_lookup_column(workspace, actor, table, column)
 
 
 def rename_table_column(
@@ -276,50 +304,6 @@ def delete_table_column(
             "column.lifecycle",
             {"column_id": column.id, "deleted": True},
             {"column_id": column.id, "deleted": False},
-        )
-    return column
-
-
-# --- number format ---------------------------------------------------------------------------------
-
-
-def _format_part(config: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: config[k] for k in FORMAT_KEYS if k in config}
-
-
-def set_column_format(
-    workspace: Workspace,
-    actor: Actor | None,
-    table: Table,
-    column_id: int,
-    fields: Mapping[str, Any],
-    *,
-    record: bool = True,
-) -> Column:
-    """Replace a number column's format (``number_format``: decimals, thousands, style, currency).
-
-    Only the format's keys change; the cells keep their values, so nothing is recomputed.
-    """
-    check_owned(workspace, table)
-    column = get_column_or_404(table, column_id)
-    if not has_number_format(column.type, column.config):
-        raise ValidationFailed(f"{column.name} does not hold numbers; only number columns have a number format.")
-    before = _format_part(column.config)
-    kept = {k: v for k, v in column.config.items() if k not in FORMAT_KEYS}
-    if column.type == "currency" and "currency" not in fields:
-        kept["currency"] = column.config.get("currency", "USD")
-    clean = clean_config(table, column.type, {**kept, **_format_part(fields)}, column_id=column.id)
-    column.config = clean
-    db.session.flush()
-    after = _format_part(clean)
-    if record and after != before:
-        push_undo(
-            workspace,
-            actor,
-            table,
-            "column.format",
-            {"column_id": column.id, "format": after, "expect": before},
-            {"column_id": column.id, "format": before, "expect": after},
         )
     return column
 
@@ -632,13 +616,6 @@ def _undo_formula(workspace: Workspace, actor: Actor, table: Table, payload: dic
     set_formula(workspace, actor, table, column.id, payload["expression"], record=False)
 
 
-def _undo_format(workspace: Workspace, actor: Actor, table: Table, payload: dict) -> None:
-    column = _undo_column(table, payload["column_id"])
-    if _format_part(column.config) != payload["expect"]:
-        raise UndoConflict("Someone changed that column's format since; it keeps their format.")
-    set_column_format(workspace, actor, table, column.id, payload["format"], record=False)
-
-
 def _undo_retype(workspace: Workspace, actor: Actor, table: Table, payload: dict) -> None:
     column = _undo_column(table, payload["column_id"])
     if column.type != payload["expect"]:
@@ -654,7 +631,6 @@ register_undo_kind("column.hidden", _undo_hidden)
 register_undo_kind("column.frozen", _undo_frozen)
 register_undo_kind("column.formula", _undo_formula)
 register_undo_kind("column.retype", _undo_retype)
-register_undo_kind("column.format", _undo_format, label="the format change")
 
 
 def finish_job(job: ColumnJob, state: str, message: str | None = None) -> None:

@@ -26,9 +26,9 @@ from sqlalchemy import select
 from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.types import Actor, Workspace
 from morket.extensions import db
-from morket.tables import hooks, storage
+from morket.tables import hooks, lookups, storage
 from morket.tables.access import check_owned, find_column, lock_rows, mark_views_stale, next_pos
-from morket.tables.cells import CellError, parse_cell
+from morket.tables.cells import COMPUTED_TYPES, CellError, parse_cell
 from morket.tables.formula_rows import refresh_formula_rows
 from morket.tables.models import Column, Table, View
 from morket.tables.rows import MAX_DELETE_ROWS, delete_rows, insert_rows, update_cell
@@ -144,6 +144,8 @@ def write_cells(workspace: Workspace, table: Table, changes: Mapping[int, Mappin
     if not changes:
         return
     store = storage.storage_for(table)
+    changed = {cid for cells in changes.values() for cid in cells}
+    before = lookups.source_keys(table, list(changes), changed)
     groups: dict[tuple[int, ...], list[dict[str, Any]]] = defaultdict(list)
     for row_id, cells in changes.items():
         key = tuple(sorted(cells))
@@ -155,15 +157,26 @@ def write_cells(workspace: Workspace, table: Table, changes: Mapping[int, Mappin
             .values({store.columns[cid].name: sa.bindparam(f"v_{cid}", type_=store.columns[cid].type) for cid in key})
         )
         db.session.execute(statement, params)
-    changed = {cid for cells in changes.values() for cid in cells}
     mark_views_stale(workspace, table, changed)
-    _refresh_formulas(workspace, table, list(changes), changed)
+    _refresh_formulas(workspace, table, list(changes), changed, before)
     hooks.rows_changed(table, list(changes))
     hooks.row_events(table, "updated", list(changes))
 
 
-def _refresh_formulas(workspace: Workspace, table: Table, row_ids: Sequence[int], changed: set[int] | None) -> None:
-    """Recompute the formula cells of rows whose inputs were written by paste, fill, clear, undo or add."""
+def _refresh_formulas(
+    workspace: Workspace,
+    table: Table,
+    row_ids: Sequence[int],
+    changed: set[int] | None,
+    before: lookups.Keys | None = None,
+) -> None:
+    """Recompute the lookup and formula cells of rows whose inputs were written by paste, fill, clear, undo or add.
+
+    Lookups first (this table's, and those of other tables that read it), since a formula may read a lookup.
+    """
+    lookups.refresh_after_write(workspace, table, row_ids, changed, before)
+    if changed is not None:
+        changed = changed | lookups.lookup_ids(table)
     refresh_formula_rows(workspace, table, row_ids, changed)
 
 
@@ -238,7 +251,7 @@ def fill_down(
     """Copy the first row's cell of each selected column into the other rows; return the cells changed."""
     check_owned(workspace, table, view)
     columns = _selection(table, view, row_ids, column_ids)
-    computed = [c.name for c in columns if c.type == "formula"]
+    computed = [c.name for c in columns if c.type in COMPUTED_TYPES]
     if computed:
         raise ValidationFailed(
             f"{computed[0]} is computed; its cells cannot be filled.", fields={"columns": ["computed"]}
@@ -261,7 +274,7 @@ def clear_cells(
 ) -> int:
     """Empty the selected cells (computed columns are skipped); return the cells changed."""
     check_owned(workspace, table, view)
-    columns = [c for c in _selection(table, view, row_ids, column_ids) if c.type != "formula"]
+    columns = [c for c in _selection(table, view, row_ids, column_ids) if c.type not in COMPUTED_TYPES]
     old = read_cells(table, row_ids, lock=True)
     new = {rid: {c.id: None for c in columns} for rid in row_ids if rid in old}
     return _record_cells(workspace, actor, table, "clear", old, new)

@@ -33,6 +33,7 @@ COLUMN_TYPES: tuple[str, ...] = (
     "domain",
     "json",
     "formula",
+    "lookup",
     "enrichment",
     "ai",
 )
@@ -57,6 +58,8 @@ class Table(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
         ARRAY(BigInteger), nullable=False, default=list, server_default=text("'{}'::bigint[]")
     )
     created_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
+    # True while a lookup column of some table reads this one (``tables.lookups``): its writes recompute them.
+    lookup_source: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
 
     columns: Mapped[list[Column]] = relationship(
         "Column",
@@ -76,7 +79,15 @@ class Column(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
     """A typed column of a table; its cells are ``c_<id>`` in the physical table."""
 
     __tablename__ = "table_columns"
-    __table_args__ = (Index("ix_table_columns_table_position", "table_id", "position"),)
+    __table_args__ = (
+        Index("ix_table_columns_table_position", "table_id", "position"),
+        # The lookups that read a table (``tables.lookups.readers_of``).
+        Index(
+            "ix_table_columns_lookup_source",
+            text("((config ->> 'source_table_id')::bigint)"),
+            postgresql_where=text("type = 'lookup'"),
+        ),
+    )
 
     table_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tables.id", ondelete="CASCADE"), nullable=False)
     name: Mapped[str] = mapped_column(String(120), nullable=False)

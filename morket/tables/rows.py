@@ -18,7 +18,7 @@ from sqlalchemy import select
 from morket.core.errors import NotFound, ValidationFailed
 from morket.core.types import Actor, Workspace
 from morket.extensions import db
-from morket.tables import hooks, storage
+from morket.tables import hooks, lookups, storage
 from morket.tables.access import check_owned, find_column, lock_rows, mark_views_stale, next_pos
 from morket.tables.cells import CellError, parse_cell
 from morket.tables.formula_rows import refresh_formula_rows
@@ -93,6 +93,7 @@ def insert_rows(
     )
     table.row_count += len(ids)
     mark_views_stale(workspace, table, None)
+    lookups.refresh_after_write(workspace, table, ids)
     refresh_formula_rows(workspace, table, ids)
     hooks.row_events(table, "created", ids)
     db.session.flush()
@@ -109,13 +110,15 @@ def update_cell(workspace: Workspace, actor: Actor | None, table: Table, row_id:
         raise ValidationFailed(f"{column.name}: {exc}", fields={column.name: [str(exc)]}) from exc
     store = storage.storage_for(table)
     target = store.columns[column.id]
+    before = lookups.source_keys(table, [row_id], {column.id})
     stored = db.session.execute(
         sa.update(store.rows).where(store.rows.c.id == row_id).values({target.name: value}).returning(target)
     ).first()
     if stored is None:
         raise NotFound("That row no longer exists.")
     mark_views_stale(workspace, table, {column.id})
-    refresh_formula_rows(workspace, table, [row_id], {column.id})
+    lookups.refresh_after_write(workspace, table, [row_id], {column.id}, before)
+    refresh_formula_rows(workspace, table, [row_id], {column.id, *lookups.lookup_ids(table)})
     hooks.row_events(table, "updated", [row_id])
     return stored[0]
 
@@ -130,6 +133,7 @@ def delete_rows(workspace: Workspace, actor: Actor | None, table: Table, row_ids
         return 0
     store = storage.storage_for(table)
     lock_rows(table)
+    before = lookups.source_keys(table, ids)
     removed = (
         db.session.execute(sa.delete(store.rows).where(store.rows.c.id.in_(ids)).returning(store.rows.c.pos))
         .scalars()
@@ -155,6 +159,7 @@ def delete_rows(workspace: Workspace, actor: Actor | None, table: Table, row_ids
                 storage.order_name(table.id, view.id), "rank", view.rank_base, view.rank_gaps, ranks
             )
     table.row_count = max(0, table.row_count - len(removed))
+    lookups.refresh_after_write(workspace, table, [], None, before)
     hooks.row_events(table, "deleted", ids)
     db.session.flush()
     return len(removed)

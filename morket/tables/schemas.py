@@ -68,14 +68,22 @@ class ColumnCreate(Request):
         default=None,
         description=(
             "Settings of the type: select options ({options: [...]}), a currency code ({currency: 'EUR'}), "
-            "a formula ({expression: '...'}, required for formula columns). AI columns take none."
+            "a formula ({expression: '...'}, required for formula columns), a lookup ({source_table_id, "
+            "source_key_column_id, key_column_id, field_column_id, mode: first|joined|count, match?, separator?, "
+            "limit?}: ids of another table of the workspace and of its columns; required for lookup columns). "
+            "AI columns take none."
         ),
         examples=[{}],
     )
 
 
 class ColumnUpdate(Request):
-    name: Name = Field(examples=["Company name"])
+    name: Name | None = Field(default=None, examples=["Company name"])
+    config: JsonObject | None = Field(
+        default=None,
+        description="A lookup column's new settings (as when it is added); the column is filled again.",
+        examples=[None],
+    )
 
 
 class TableCreate(Request):

@@ -25,7 +25,7 @@ from morket.core.db import utcnow
 from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.types import Actor, Workspace
 from morket.extensions import db
-from morket.tables import storage
+from morket.tables import lookups, storage
 from morket.tables.access import (
     check_owned,
     find_column,
@@ -113,6 +113,8 @@ __all__ = [
     "write_cells",
     "row_snapshots",
     "apply_grid_change",
+    # lookup columns
+    "refresh_lookups",
     # tables, columns and views
     "create_table",
     "rename_table",
@@ -207,8 +209,10 @@ def delete_table(workspace: Workspace, actor: Actor | None, table: Table) -> Non
             raise
         raise Conflict("The table is being changed right now; try deleting it again in a moment.") from None
     db.session.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": previous})
+    table_id = table.id
     db.session.delete(table)
     db.session.flush()
+    lookups.table_deleted(workspace, table_id)
 
 
 # --- columns ---------------------------------------------------------------------------------------
@@ -278,6 +282,10 @@ def delete_column(workspace: Workspace, actor: Actor | None, table: Table, colum
         storage.drop_physical_column(table, old)
         table.columns.remove(old)
     db.session.flush()
+    # Lookups that read the column are now broken (with the reason); a deleted lookup frees its indexes.
+    lookups.sources_changed(workspace, table)
+    if column.type == "lookup":
+        lookups.prune_indexes(workspace.id, {table.id, int((column.config or {}).get("source_table_id") or 0)})
     return column
 
 
@@ -295,7 +303,16 @@ def restore_column(workspace: Workspace, actor: Actor | None, table: Table, colu
     table.version += 1
     mark_views_stale(workspace, table, {column.id})
     db.session.flush()
+    if column.type == "lookup":
+        lookups.fill_column(workspace, column)
+    lookups.sources_changed(workspace, table)
     return column
+
+
+def refresh_lookups(workspace: Workspace, table: Table) -> int:
+    """Recompute every lookup of ``table`` and every lookup that reads it (after a bulk load); return cells written."""
+    check_owned(workspace, table)
+    return lookups.refresh_all(workspace, table)
 
 
 # --- views -----------------------------------------------------------------------------------------

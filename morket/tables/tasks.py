@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from morket.extensions import db
-from morket.tables import column_service, formula_rows, storage
+from morket.tables import column_service, formula_rows, lookups, storage
 from morket.tables.access import mark_views_stale
 from morket.tables.cells import CellError, parse_cell
 from morket.tables.column_configs import MAX_SELECT_OPTIONS
@@ -92,6 +92,33 @@ def retype_column(job_id: int) -> None:
     except Exception as exc:
         _failed(job_id, exc)
         raise
+
+
+def fill_lookup(job_id: int) -> None:
+    """Fill every cell of the job's lookup column (its indexes first) in one transaction."""
+    try:
+        _fill_lookup(job_id)
+    except Exception as exc:
+        _failed(job_id, exc)
+        raise
+
+
+def _fill_lookup(job_id: int) -> None:
+    loaded = _load(job_id)
+    if loaded is None:
+        return
+    job, workspace, table = loaded
+    column = next((c for c in table.live_columns if c.id == job.column_id and c.type == "lookup"), None)
+    if column is None:
+        column_service.finish_job(job, "failed", "The lookup column was deleted before it was filled.")
+        return
+    _report(job.id, state="running", total=table.row_count)
+    written = lookups.fill_column(workspace, column)
+    job.done = job.total = table.row_count
+    job.failed_count = 0
+    error = (column.config or {}).get("error")
+    column_service.finish_job(job, "failed" if error else "done", error)
+    log.info("lookup filled", extra={"data": {"job_id": job_id, "cells": written}})
 
 
 def _recompute_formula(job_id: int) -> None:
@@ -209,6 +236,7 @@ def _retype_column(job_id: int) -> None:
     table.version += 1
     column_service.drop_column_from_views(workspace, table, column)
     db.session.flush()
+    lookups.sources_changed(workspace, table)
     if any(c.type == "formula" for c in table.live_columns):
         formula_rows.recompute_formulas(workspace, table, lo=0, hi=2**62)
     actor = _actor(job)

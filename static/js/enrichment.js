@@ -96,7 +96,7 @@
       var href = link.getAttribute("href") || "";
       var url = null;
       if (link.classList.contains("enrich-run-btn")) { url = href; }
-      else if (/\/enrichment\/\d+$/.test(href)) { url = href + "/panel"; }
+      else if (/\/enrichment\/\d+$/.test(href)) { url = href + "/panel/edit"; }
       else { url = base + "/panel"; }
       e.preventDefault();
       e.stopPropagation();
