@@ -14,6 +14,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from morket.tables.number_format import CURRENCY_CODES
+
 
 class CellError(ValueError):
     """A value that does not fit its column; the message is shown next to the cell."""
@@ -62,7 +64,7 @@ def check_characters(value: str) -> None:
         raise CellError("Text contains an invalid character (a lone surrogate).") from exc
 
 
-def _number(raw: Any, *, strip: str = "") -> Decimal:
+def _number(raw: Any, *, strip: str = "", codes: tuple[str, ...] = ()) -> Decimal:
     if isinstance(raw, bool):
         raise CellError("Expected a number, got true/false.")
     if isinstance(raw, int | Decimal):
@@ -73,6 +75,9 @@ def _number(raw: Any, *, strip: str = "") -> Decimal:
         value = Decimal(repr(raw))
     elif isinstance(raw, str):
         cleaned = raw.strip().replace(" ", "")
+        # A currency code after the amount, as the grid shows currencies ("1,234.50 USD").
+        if len(cleaned) > 3 and cleaned[-3:].upper() in codes:
+            cleaned = cleaned[:-3]
         for sign in strip:
             if cleaned.startswith(sign) or cleaned.startswith("-" + sign):
                 cleaned = cleaned.replace(sign, "", 1)
@@ -295,9 +300,11 @@ def parse_cell(column_type: str, config: dict[str, Any], raw: Any) -> Any:
     if column_type == "long_text":
         return _text(raw, LONG_TEXT_MAX)
     if column_type == "number":
-        return _number(raw)
+        # What a formatted number column shows reads back as its number: "1,234.50 USD", "12%".
+        return _number(raw, strip="%" + _CURRENCY_SIGNS, codes=CURRENCY_CODES)
     if column_type == "currency":
-        return _number(raw, strip=_CURRENCY_SIGNS)
+        code = str((config or {}).get("currency", "USD")).upper()
+        return _number(raw, strip=_CURRENCY_SIGNS, codes=(*CURRENCY_CODES, code))
     if column_type == "percent":
         return _number(raw, strip="%")
     if column_type == "date":

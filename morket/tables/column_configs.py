@@ -18,6 +18,7 @@ from morket.tables.cells import CellError, check_characters
 from morket.tables.formula_rows import check_formula
 from morket.tables.lookups import clean_lookup
 from morket.tables.models import COLUMN_TYPES, Table
+from morket.tables.number_format import CURRENCY_CODES, FORMAT_KEYS, MAX_DECIMALS, STYLES
 
 MAX_SELECT_OPTIONS = 500
 MAX_FORMULA_CHARS = 2000
@@ -48,22 +49,44 @@ def _select(table: Table, config: dict[str, Any], column_id: int | None) -> dict
     return {**config, "options": names}
 
 
-MAX_DECIMALS = 10
+def _format(config: dict[str, Any], *, style: bool) -> dict[str, Any]:
+    """Check a number format's keys (``number_format``): decimals, thousands, and with ``style`` the
+    style and its currency; keys left out keep their defaults."""
+    places = config.get("decimals")
+    if places is not None and (type(places) is not int or not 0 <= places <= MAX_DECIMALS):
+        raise _refuse(f"Decimals is a whole number from 0 to {MAX_DECIMALS}.", "bad decimals", "decimals")
+    if "thousands" in config and type(config["thousands"]) is not bool:
+        raise _refuse("Thousands separator is true or false.", "bad thousands", "thousands")
+    if "decimals" in config and places is None:
+        config = {k: v for k, v in config.items() if k != "decimals"}
+    if not style:
+        return config
+    chosen = config.get("style", "plain")
+    if chosen not in STYLES:
+        raise _refuse("Style is plain, percent or currency.", "bad style", "style")
+    if chosen == "currency" or "currency" in config:
+        code = str(config.get("currency", "USD")).upper()
+        if code not in CURRENCY_CODES:
+            raise _refuse(f"Currency is one of {', '.join(CURRENCY_CODES)}.", "bad currency", "currency")
+        config = {**config, "currency": code}
+    return config
 
 
 def _number(table: Table, config: dict[str, Any], column_id: int | None) -> dict[str, Any]:
-    """Number, percent and currency columns may fix how many decimals they show (``decimals``)."""
-    places = config.get("decimals")
-    if places is not None and (type(places) is not int or not 0 <= places <= MAX_DECIMALS):
-        raise _refuse(f"Decimals is a whole number from 0 to {MAX_DECIMALS}.", "bad decimals")
-    return config
+    """Number columns may fix their format: decimals, thousands separators, plain, percent or currency."""
+    return _format(config, style=True)
+
+
+def _percent(table: Table, config: dict[str, Any], column_id: int | None) -> dict[str, Any]:
+    """Percent columns may fix their decimals and thousands separators (their style is their type)."""
+    return _format(config, style=False)
 
 
 def _currency(table: Table, config: dict[str, Any], column_id: int | None) -> dict[str, Any]:
     code = str(config.get("currency", "USD")).upper()
     if len(code) != 3 or not code.isalpha():
-        raise _refuse("Currency is a three-letter code such as USD.", "bad currency")
-    return {**_number(table, config, column_id), "currency": code}
+        raise _refuse("Currency is a three-letter code such as USD.", "bad currency", "currency")
+    return {**_format(config, style=False), "currency": code}
 
 
 def _formula(table: Table, config: dict[str, Any], column_id: int | None) -> dict[str, Any]:
@@ -75,7 +98,9 @@ def _formula(table: Table, config: dict[str, Any], column_id: int | None) -> dic
         raise _refuse(f"A formula is at most {MAX_FORMULA_CHARS:,} characters.", "bad formula")
     # Compiled against the table as it is now, so every later row write can compute it.
     result_type = check_formula(table, expression, column_id=column_id)
-    return {"expression": expression, "result_type": result_type}
+    # A number formula keeps its format; any other result drops it (nothing would read it).
+    shown = {k: v for k, v in config.items() if k in FORMAT_KEYS} if result_type == "number" else {}
+    return {"expression": expression, "result_type": result_type, **_format(shown, style=True)}
 
 
 def _no_settings(table: Table, config: dict[str, Any], column_id: int | None) -> dict[str, Any]:
@@ -94,7 +119,7 @@ VALIDATORS: dict[str, Validator] = {
     "single_select": _select,
     "multi_select": _select,
     "number": _number,
-    "percent": _number,
+    "percent": _percent,
     "currency": _currency,
     "formula": _formula,
     "lookup": clean_lookup,

@@ -40,6 +40,7 @@ from morket.tables.access import check_owned, list_views, mark_views_stale
 from morket.tables.column_configs import clean_config
 from morket.tables.formula_rows import check_formula, formula_sources
 from morket.tables.models import COLUMN_TYPES, Column, Table, View
+from morket.tables.number_format import FORMAT_KEYS, has_number_format
 from morket.tables.undo import UndoConflict, push_undo, register_undo_kind
 
 RETYPE_TARGETS = tuple(t for t in COLUMN_TYPES if t not in ("formula", "lookup", "enrichment", "ai"))
@@ -304,6 +305,50 @@ def delete_table_column(
             "column.lifecycle",
             {"column_id": column.id, "deleted": True},
             {"column_id": column.id, "deleted": False},
+        )
+    return column
+
+
+# --- number format ---------------------------------------------------------------------------------
+
+
+def _format_part(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: config[k] for k in FORMAT_KEYS if k in config}
+
+
+def set_column_format(
+    workspace: Workspace,
+    actor: Actor | None,
+    table: Table,
+    column_id: int,
+    fields: Mapping[str, Any],
+    *,
+    record: bool = True,
+) -> Column:
+    """Replace a number column's format (``number_format``: decimals, thousands, style, currency).
+
+    Only the format's keys change; the cells keep their values, so nothing is recomputed.
+    """
+    check_owned(workspace, table)
+    column = get_column_or_404(table, column_id)
+    if not has_number_format(column.type, column.config):
+        raise ValidationFailed(f"{column.name} does not hold numbers; only number columns have a number format.")
+    before = _format_part(column.config)
+    kept = {k: v for k, v in column.config.items() if k not in FORMAT_KEYS}
+    if column.type == "currency" and "currency" not in fields:
+        kept["currency"] = column.config.get("currency", "USD")
+    clean = clean_config(table, column.type, {**kept, **_format_part(fields)}, column_id=column.id)
+    column.config = clean
+    db.session.flush()
+    after = _format_part(clean)
+    if record and after != before:
+        push_undo(
+            workspace,
+            actor,
+            table,
+            "column.format",
+            {"column_id": column.id, "format": after, "expect": before},
+            {"column_id": column.id, "format": before, "expect": after},
         )
     return column
 
@@ -616,6 +661,13 @@ def _undo_formula(workspace: Workspace, actor: Actor, table: Table, payload: dic
     set_formula(workspace, actor, table, column.id, payload["expression"], record=False)
 
 
+def _undo_format(workspace: Workspace, actor: Actor, table: Table, payload: dict) -> None:
+    column = _undo_column(table, payload["column_id"])
+    if _format_part(column.config) != payload["expect"]:
+        raise UndoConflict("Someone changed that column's format since; it keeps their format.")
+    set_column_format(workspace, actor, table, column.id, payload["format"], record=False)
+
+
 def _undo_retype(workspace: Workspace, actor: Actor, table: Table, payload: dict) -> None:
     column = _undo_column(table, payload["column_id"])
     if column.type != payload["expect"]:
@@ -631,6 +683,7 @@ register_undo_kind("column.hidden", _undo_hidden)
 register_undo_kind("column.frozen", _undo_frozen)
 register_undo_kind("column.formula", _undo_formula)
 register_undo_kind("column.retype", _undo_retype)
+register_undo_kind("column.format", _undo_format, label="the format change")
 
 
 def finish_job(job: ColumnJob, state: str, message: str | None = None) -> None:

@@ -7,25 +7,28 @@ errors come back as a 422 partial with the message. Plain form posts are redirec
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
-from flask import make_response, redirect, render_template, request, url_for
+from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import Markup, escape
 
-from morket.core.errors import MorketError
-from morket.core.htmx import wants_fragment
+from morket.core.errors import MorketError, ValidationFailed
+from morket.core.htmx import add_toast, render_page_or_fragment, wants_fragment
 from morket.core.ratelimit import GRID_LIMIT
 from morket.core.tenancy import workspace_page
 from morket.core.types import Member, Workspace
 from morket.extensions import db, limiter
-from morket.tables import bp, column_service, service
+from morket.tables import bp, column_service, number_format, service
 from morket.tables.column_service import ColumnJob
 from morket.tables.hooks import CELL_STATE_LABELS, MARKED_CELL_STATUSES
-from morket.tables.models import COLUMN_TYPES, Table, View
+from morket.tables.models import COLUMN_TYPES, Column, Table, View
 
 BASE = "/w/<slug>/tables/<int:table_id>/columns"
+FORMAT_EXAMPLE = Decimal("1234.5")
 TYPE_LABELS = {t: t.replace("_", " ").capitalize() for t in COLUMN_TYPES if t not in ("enrichment", "ai")}
 
 
@@ -163,6 +166,82 @@ def change_formula(workspace: Workspace, membership: Member, table_id: int, colu
     def action(table: Table) -> Any:
         job = column_service.set_formula(workspace, current_user, table, column_id, request.form.get("expression", ""))
         return _job_response(workspace, table, job)
+
+    return _run(workspace, table_id, action)
+
+
+@bp.app_template_global("number_format_json")
+def number_format_json(column: Column) -> str:
+    """A number column's format as JSON for its header (the status bar formats sums with it)."""
+    return json.dumps(number_format.format_json(number_format.format_of(column.type, column.config)))
+
+
+def _format_context(workspace: Workspace, table: Table, column: Column, fields: dict[str, Any] | None = None) -> dict:
+    config = {**column.config, **(fields or {})}
+    fmt = number_format.format_of(column.type, config)
+    offered = sorted({*range(number_format.MENU_DECIMALS + 1), *([fmt.decimals] if fmt.decimals is not None else [])})
+    return {
+        "workspace": workspace,
+        "table": table,
+        "column": column,
+        "fmt": fmt,
+        "decimals": offered,
+        "styles": number_format.STYLES if column.type in ("number", "formula") else (),
+        "currencies": sorted({*number_format.CURRENCY_CODES, fmt.currency}),
+        "example": number_format.format_number(FORMAT_EXAMPLE, fmt),
+        "view_id": request.values.get("view_id") or request.values.get("view") or "",
+    }
+
+
+def _format_fields() -> dict[str, Any]:
+    """Read the format form (the service checks the values): "auto" decimals leave them to the value."""
+    fields: dict[str, Any] = {"thousands": request.form.get("thousands") == "1"}
+    decimals = (request.form.get("decimals") or "auto").strip()
+    if decimals != "auto":
+        if not decimals.isdigit() or len(decimals) > 2:
+            raise ValidationFailed("Decimals is auto or a whole number from 0 to 10.", fields={"decimals": ["bad"]})
+        fields["decimals"] = int(decimals)
+    for name in ("style", "currency"):
+        if request.form.get(name):
+            fields[name] = request.form[name]
+    return fields
+
+
+@bp.get(f"{BASE}/<int:column_id>/format")
+@workspace_page("tables.manage")
+def column_format(workspace: Workspace, membership: Member, table_id: int, column_id: int):
+    """The number format form: a popover of the header menu, or a page of its own without script."""
+    table = service.get_table_or_404(workspace, table_id)
+    column = column_service.get_column_or_404(table, column_id)
+    if not number_format.has_number_format(column.type, column.config):
+        return _error(ValidationFailed(f"{column.name} does not hold numbers; only number columns have a format."))
+    return render_page_or_fragment(
+        "tables/column_format.html",
+        hx_fragment="tables/_column_format.html",
+        **_format_context(workspace, table, column),
+    )
+
+
+@bp.post(f"{BASE}/<int:column_id>/format")
+@workspace_page("tables.manage")
+def save_column_format(workspace: Workspace, membership: Member, table_id: int, column_id: int):
+    def action(table: Table) -> Any:
+        column = column_service.set_column_format(workspace, current_user, table, column_id, _format_fields())
+        fmt = number_format.format_of(column.type, column.config)
+        message = f"{column.name} now shows {number_format.format_number(FORMAT_EXAMPLE, fmt)}."
+        if wants_fragment():
+            response = make_response("", 204)
+            add_toast(response, message)
+            # The page refreshes the grid's window and keeps the format for the status bar's sums.
+            triggers = json.loads(response.headers["HX-Trigger"])
+            triggers["morket:column-format"] = {"column_id": column.id, "format": number_format.format_json(fmt)}
+            response.headers["HX-Trigger"] = json.dumps(triggers)
+        else:
+            flash(message, "success")
+            view = request.values.get("view_id")
+            response = redirect(url_for("tables.grid", slug=workspace.slug, table_id=table.id, view=view or None), 303)
+        db.session.commit()
+        return response
 
     return _run(workspace, table_id, action)
 

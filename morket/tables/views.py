@@ -21,10 +21,10 @@ from morket.core.tenancy import transaction_for_writes, workspace_page
 from morket.core.types import Member, Workspace
 from morket.extensions import db, limiter
 from morket.tables import bp, service
-from morket.tables.column_configs import MAX_DECIMALS
 from morket.tables.column_views import mark_cell_states
 from morket.tables.filters import OPERATORS
 from morket.tables.models import Column, Table, View
+from morket.tables.number_format import NUMERIC_TYPES, format_number, format_of, number_texts, raw_text
 from morket.tables.search import search_window
 
 ROW_HEIGHT = 32
@@ -37,14 +37,6 @@ IMPORT_RULE = "/w/<slug>/tables/<int:table_id>/import"
 # --- cell texts ------------------------------------------------------------------------------------
 
 
-def _number(value: Decimal) -> str:
-    """Plain digits without exponent or trailing zeros, e.g. Decimal('1E+2') -> '100'."""
-    text = format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
-
-
 def cell_raw(value: Any, column_type: str) -> str:
     """Return the text an editor starts with for a stored value (what parse_cell reads back)."""
     if value is None:
@@ -52,7 +44,7 @@ def cell_raw(value: Any, column_type: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
-        return _number(value)
+        return raw_text(value)
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
     if isinstance(value, date):
@@ -71,24 +63,10 @@ def cell_display(value: Any, column_type: str, config: dict[str, Any] | None = N
     if column_type == "checkbox":
         return "✓" if value else ""
     if isinstance(value, Decimal):
-        places = decimal_places(config)
-        if column_type == "currency":
-            code = (config or {}).get("currency", "USD")
-            return f"{value:,.{2 if places is None else places}f} {code}"
-        if places is not None:
-            text = f"{value:,.{places}f}"
-        else:
-            text = f"{value:,f}" if value == value.to_integral_value() else f"{value.normalize():,f}"
-        return f"{text}%" if column_type == "percent" else text
+        return format_number(value, format_of(column_type, config))
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     return cell_raw(value, column_type)
-
-
-def decimal_places(config: dict[str, Any] | None) -> int | None:
-    """The fixed number of decimals a number column's format asks for (``config.decimals``, 0 to 10), else None."""
-    places = (config or {}).get("decimals")
-    return places if type(places) is int and 0 <= places <= MAX_DECIMALS else None
 
 
 def cell_pretty(value: Any, column_type: str, config: dict[str, Any] | None = None) -> str:
@@ -298,64 +276,6 @@ def _escape_text(text: str) -> str:
     )
 
 
-def _plain_digits(value: Decimal) -> tuple[str, str] | None:
-    """The whole and fractional digits of a number that prints as plain digits (no sign, no
-    exponent, at most 28 digits: the general path's normalize() rounds longer numbers), else None.
-
-    Most stored numbers are plain: their texts come from the digits directly, several times
-    cheaper than Decimal arithmetic and the same output.
-    """
-    whole, dot, fraction = str(value).partition(".")
-    if whole.isdigit() and (not dot or fraction.isdigit()) and len(whole) + len(fraction) <= 28:
-        return whole, fraction
-    return None
-
-
-def _decimal_texts(value: Decimal) -> tuple[str, str]:
-    """Return ``cell_raw`` and the grouped digits of ``cell_display`` for a number in one pass."""
-    digits = _plain_digits(value)
-    if digits is None:
-        return _decimal_texts_general(value)
-    whole, fraction = digits
-    grouped = _grouped(whole)
-    kept = fraction.rstrip("0")
-    if not kept:
-        return whole, f"{grouped}.{fraction}" if fraction else grouped
-    return f"{whole}.{kept}", f"{grouped}.{kept}"
-
-
-def _grouped(digits: str) -> str:
-    """``f"{int(digits):,}"`` for a string of digits, by slicing when it is short (most numbers)."""
-    size = len(digits)
-    if size <= 3:
-        return digits if size == 1 or digits[0] != "0" else f"{int(digits):,}"
-    if size <= 6 and digits[0] != "0":
-        return f"{digits[:-3]},{digits[-3:]}"
-    return f"{int(digits):,}"
-
-
-def _money_texts(value: Decimal) -> tuple[str, str]:
-    """``cell_raw`` of a currency amount and its ``f"{value:,.2f}"``, from the digits when there is
-    nothing to round (at most two decimals, no sign or exponent), else by Decimal formatting."""
-    digits = _plain_digits(value)
-    if digits is None or len(digits[1]) > 2:
-        return _decimal_texts(value)[0], f"{value:,.2f}"
-    whole, fraction = digits
-    kept = fraction.rstrip("0")
-    return (f"{whole}.{kept}" if kept else whole), f"{_grouped(whole)}.{fraction:0<2}"
-
-
-def _decimal_texts_general(value: Decimal) -> tuple[str, str]:
-    """``_decimal_texts`` by Decimal arithmetic, for signs, exponents and special values."""
-    if value == value.to_integral_value():
-        raw, shown = format(value.normalize(), "f"), f"{value:,f}"
-    else:
-        raw, shown = format(value, "f"), f"{value.normalize():,f}"
-    if "." in raw:
-        raw = raw.rstrip("0").rstrip(".")
-    return raw, shown
-
-
 def _cell_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
     """Return a function from a stored value to this column's cell HTML (the window's hot path).
 
@@ -435,22 +355,20 @@ def _cell_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
 
         day.column = day_column  # type: ignore[attr-defined]
         return day
-    if kind in {"number", "currency", "percent"}:
-        suffix = "%" if kind == "percent" else ""
-        code = str(escape((config or {}).get("currency", "USD"))) if kind == "currency" else ""
-
-        texts = _fixed_texts(decimal_places(config)) or (_money_texts if code else _decimal_texts)
-        tail = f" {code}" if code else suffix
+    if kind in NUMERIC_TYPES:
+        fmt = format_of(kind, config)
+        texts, tail = number_texts(fmt), str(escape(fmt.suffix))
 
         def numeric(value: Any) -> str:
             if type(value) is not Decimal:
                 return empty if value is None else typed(value)
             raw, shown = texts(value)
-            return f'{head}{raw}">{shown}{tail}</div>'
+            return f'{head}{raw}">{shown}{tail}</div>' if shown else f'{head}{raw}"></div>'
 
         def numeric_column(values: Sequence[Any]) -> list[str]:
             return [
-                f'{head}{(t := texts(v))[0]}">{t[1]}{tail}</div>' if type(v) is Decimal else numeric(v) for v in values
+                f'{head}{t[0]}">{t[1]}{tail}</div>' if type(v) is Decimal and (t := texts(v))[1] else numeric(v)
+                for v in values
             ]
 
         numeric.column = numeric_column  # type: ignore[attr-defined]
@@ -458,17 +376,6 @@ def _cell_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
     if kind == "enrichment":
         return _enrichment_renderer(head, empty)
     return typed
-
-
-def _fixed_texts(places: int | None) -> Callable[[Decimal], tuple[str, str]] | None:
-    """``cell_raw`` and the grouped text with exactly ``places`` decimals, when the column fixes them."""
-    if places is None:
-        return None
-
-    def fixed(value: Decimal) -> tuple[str, str]:
-        return _decimal_texts(value)[0], f"{value:,.{places}f}"
-
-    return fixed
 
 
 def _number_formula_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
@@ -481,7 +388,8 @@ def _number_formula_renderer(column: Column | service.ColumnMeta) -> Callable[[A
         'data-type="formula" tabindex="-1" data-raw="'
     )
     empty = head + '"></div>'
-    texts = _fixed_texts(decimal_places(column.config)) or _decimal_texts
+    fmt = format_of("formula", column.config)
+    texts, tail = number_texts(fmt), str(escape(fmt.suffix))
 
     def number(value: Any) -> str:
         if value is None or value == "":
@@ -494,7 +402,7 @@ def _number_formula_renderer(column: Column | service.ColumnMeta) -> Callable[[A
             text = _escape_text(str(value))
             return f'{head}{text}">{text}</div>'
         raw, shown = texts(parsed)
-        return f'{head}{raw}">{shown}</div>'
+        return f'{head}{raw}">{shown}{tail}</div>'
 
     return number
 

@@ -67,7 +67,10 @@
     return isFinite(n) ? n : null;
   }
 
-  function formatNumber(n) {
+  // Sums and averages in the format of the column they come from (static/js/grid-format.js);
+  // numbers from columns of different formats are shown plainly.
+  function formatNumber(n, fmt) {
+    if (fmt && window.MorketNumberFormat) { return window.MorketNumberFormat.format(n, fmt, 2); }
     return n.toLocaleString("en-US", {maximumFractionDigits: 2});
   }
 
@@ -76,15 +79,20 @@
     if (!box) { return; }
     var size = e.detail.rows * e.detail.columns;
     if (size <= 1) { box.textContent = ""; return; }
-    var sum = 0, count = 0, shown = grid.querySelectorAll(".grid-cell.is-selected");
+    var sum = 0, count = 0, shown = grid.querySelectorAll(".grid-cell.is-selected"), formats = {};
     shown.forEach(function (cell) {
       var n = cellNumber(cell);
-      if (n !== null) { sum += n; count += 1; }
+      if (n !== null) { sum += n; count += 1; formats[cell.dataset.colId] = true; }
     });
+    var cols = Object.keys(formats), fmt = null;
+    if (cols.length && window.MorketNumberFormat) {
+      var texts = cols.map(function (id) { return grid.querySelector('.grid-col-header[data-col-id="' + id + '"]').dataset.format || ""; });
+      if (texts.every(function (t) { return t === texts[0]; })) { fmt = window.MorketNumberFormat.headerFormat(grid, cols[0]); }
+    }
     var parts = [size.toLocaleString("en-US") + " cells selected"];
     // Only the rows in the window are in the page: a longer selection sums what is on screen.
     var scope = shown.length < size ? " (of the rows on screen)" : "";
-    if (count) { parts.push("Sum " + formatNumber(sum) + scope, "Average " + formatNumber(sum / count) + scope); }
+    if (count) { parts.push("Sum " + formatNumber(sum, fmt) + scope, "Average " + formatNumber(sum / count, fmt) + scope); }
     box.textContent = parts.join(" · ");
   });
 
