@@ -57,6 +57,7 @@ LOGIN_REQUIRED = {
     "workspaces.home",
     "workspaces.create",
     "workspaces.accept_invitation",
+    "crm.callback",
 }
 # The API's logout takes a bearer token but no permission; it is checked with the API class.
 API_NO_PERMISSION = {"api.logout", "api.get_me"}
@@ -91,6 +92,7 @@ def _team(db) -> Team:
         "invitation_id": invitation.id,
     }
     ids.update(_table_ids(db, workspace, owner))
+    ids["provider"] = "hubspot"  # CRM routes: the CRM is part of the path
     from morket.credentials import service as credentials
 
     ids["credential_id"] = credentials.create_credential(workspace, owner, "hunter", "sk-test-matrix-key-0001").id
