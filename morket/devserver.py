@@ -40,6 +40,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DATABASE_NAME = "morket"
 STOP_TIMEOUT_SECONDS = 15
 SANDBOX_PROVIDERS = ("apollo", "hunter", "clearbit")
+# The CRM sandboxes serve OAuth too: make run registers Morket with them as this demo client.
+CRM_SANDBOX_CLIENTS = {
+    "HUBSPOT_CLIENT_ID": "sandbox-morket-hubspot",
+    "HUBSPOT_CLIENT_SECRET": "sandbox-morket-hubspot-secret",
+    "SALESFORCE_CLIENT_ID": "sandbox-morket-salesforce",
+    "SALESFORCE_CLIENT_SECRET": "sandbox-morket-salesforce-secret",
+}
 PR_SET_PDEATHSIG = 1
 
 
@@ -145,7 +152,12 @@ class DevServer:
         for provider in SANDBOX_PROVIDERS:
             self.env[f"MORKET_{provider.upper()}_URL"] = f"http://127.0.0.1:{port}/{provider}"
             self.env.setdefault(f"MORKET_{provider.upper()}_API_KEY", f"sandbox-{provider}-key")
-        say(f"sandbox mode: demo providers with synthetic data at http://127.0.0.1:{port}")
+        base = f"http://127.0.0.1:{port}"
+        self.env["MORKET_HUBSPOT_API_URL"] = self.env["MORKET_HUBSPOT_AUTH_URL"] = f"{base}/hubspot"
+        self.env["MORKET_SALESFORCE_LOGIN_URL"] = f"{base}/salesforce"
+        for key, value in CRM_SANDBOX_CLIENTS.items():
+            self.env[f"MORKET_{key}"] = value
+        say(f"sandbox mode: demo providers and CRMs (HubSpot, Salesforce) with synthetic data at {base}")
         return True
 
     # -- Morket's processes ---------------------------------------------------------------
