@@ -22,6 +22,7 @@ BLUEPRINT_MODULES = (
     "morket.credits",
     "morket.enrichment",
     "morket.scraping",
+    "morket.inbound",
     "morket.crm",
     "morket.webhooks",
 )
@@ -34,6 +35,7 @@ API_MODULES = (
     "morket.enrichment.api",
     "morket.scraping.api",
     "morket.tables.api",
+    "morket.inbound.api",
     "morket.webhooks.api",
 )
 

@@ -24,6 +24,7 @@ import pytest
 
 from morket.api.routing import OPERATIONS
 from morket.api.tokens import encode_access_token
+from morket.core.ratelimit import clear_rate_limits
 from morket.core.roles import ROLES, can
 from morket.workspaces import service as ws_service
 from tests.factories import MembershipFactory, csrf_token, login, workspace_with_owner
@@ -48,6 +49,7 @@ PUBLIC = {
     "api.issue_token",
     "api.refresh_token",
     "api.receive_enrichment_callback",
+    "api.receive_inbound_webhook",
 }
 LOGIN_REQUIRED = {
     "accounts.logout",
@@ -97,7 +99,18 @@ def _team(db) -> Team:
 
     ids["credential_id"] = credentials.create_credential(workspace, owner, "hunter", "sk-test-matrix-key-0001").id
     ids.update(_enrichment_ids(db, workspace, owner, ids["table_id"]))
+    ids.update(_inbound_ids(workspace, owner, ids["table_id"]))
     return Team(workspace, users, ids, outsider, other_workspace)
+
+
+def _inbound_ids(workspace, owner, table_id: int) -> dict[str, int]:
+    """An inbound source of the matrix table and one payload it refused."""
+    from morket.inbound import service as inbound
+    from morket.tables import service as tables
+
+    source, _ = inbound.create_source(workspace, owner, tables.get_table_or_404(workspace, table_id), "Matrix hook")
+    failure = inbound.record_failure(source.id, workspace.id, b"{", inbound.Refused(400, "invalid_json", "Not JSON."))
+    return {"source_id": source.id, "failure_id": failure.id}
 
 
 def _table_ids(db, workspace, owner) -> dict[str, int]:
@@ -271,6 +284,8 @@ def test_workspace_pages_for_every_role(app, client, new_client, db, route_cases
     team = _team(db)
     failures = []
     for endpoint, rule, method in route_cases["workspace"]:
+        # The same users visit every route: their rate-limit counters would run out before the routes do.
+        clear_rate_limits()
         permission = app.view_functions[endpoint].morket_permission
         anonymous = new_client()
         resp = _request(anonymous, method, _fill(rule, team, endpoint=endpoint))

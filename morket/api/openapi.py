@@ -27,6 +27,7 @@ STATUS_TEXT = {
     409: "Conflicts with the current state.",
     410: "Gone: the file expired and was deleted, or the export failed and never wrote one.",
     413: "The body is larger than the limit (1 MB by default).",
+    415: "The body is not JSON: send Content-Type: application/json.",
     422: "Some fields need fixing; see error.fields.",
     423: "The account is locked after too many failed attempts.",
     429: "Rate limited; see Retry-After.",

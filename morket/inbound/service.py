@@ -1,0 +1,747 @@
+"""Inbound webhook sources: create, map, rotate and delete them; receive, refuse and replay payloads.
+
+A source is a table's inbound URL (``/api/v1/hooks/in/<token>``). Its secret is encrypted with the
+workspace's key (``core.crypto``, the token as associated data) and shown once, when it is created
+or rotated. A request proves the secret either by sending it (``Authorization: Bearer`` or
+``X-Morket-Secret``, compared in constant time) or by a Standard Webhooks signature over the body
+(``webhook-id``/``-timestamp``/``-signature``, 5 minutes' tolerance); a source can demand the signature.
+
+``receive_payload`` maps the JSON body to rows and writes them through the tables surface under the
+table's row lock (one insert per request, formulas and the rows-changed listeners follow); with an
+upsert key, rows whose normalised key (dedupe's normaliser) is already in the table are updated
+instead. It raises ``Refused`` naming the problem and writes nothing; the caller rolls back and keeps
+the payload with ``record_failure`` so a person can fix the mapping and ``replay_failure`` it.
+
+Functions take ``workspace`` and ``actor`` explicitly, flush but never commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy import delete, func, select
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from morket.core.crypto import DecryptionError, decrypt_secret, encrypt_secret, key_fingerprint
+from morket.core.db import utcnow
+from morket.core.errors import MorketError, NotFound, Unauthorized, ValidationFailed
+from morket.core.normalise import normalised_sql
+from morket.core.types import Actor, Workspace
+from morket.dataops.dedupe import default_kind
+from morket.extensions import db
+from morket.inbound.mapping import MappingError, compile_path, map_records, records_of, sample_keys
+from morket.inbound.models import InboundFailure, InboundSource
+from morket.tables import hooks, storage
+from morket.tables import service as tables
+from morket.tables.cells import CellError, parse_cell
+from morket.tables.models import Column, Table
+from morket.workspaces.models import Workspace as WorkspaceRow
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
+NAME_MAX = 120
+RATE_MIN, RATE_MAX, RATE_DEFAULT = 1, 6000, 600
+BODY_MIN, BODY_DEFAULT = 1024, 1024 * 1024
+RECENT_KEPT = 10
+FAILURES_KEPT = 50
+FAILURE_BYTES_KEPT = 8 * 1024 * 1024
+SAMPLE_MAX_BYTES = 16 * 1024
+PREVIEW_ROWS = 5
+MESSAGE_ID_TTL_S = 600
+# Column types a payload cannot write: computed by Morket itself.
+UNMAPPABLE_TYPES = frozenset({"formula", "enrichment", "ai"})
+
+
+class Refused(MorketError):
+    """A payload the source cannot take; nothing was written. ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, code: str, message: str, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message, fields=fields)
+        self.status = status
+        self.code = code
+
+
+@dataclass
+class Received:
+    """What one request wrote."""
+
+    inserted: int = 0
+    updated: int = 0
+    row_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    """One mapped record of the preview: each mapped column's value, or why the column refuses it."""
+
+    values: dict[int, Any]
+    errors: dict[int, str]
+
+
+# --- secrets -----------------------------------------------------------------------------------------
+
+
+def _master_key() -> bytes:
+    return current_app.config["MORKET"]["MASTER_KEY"]
+
+
+def _associated(token: str) -> str:
+    return f"inbound:{token}"
+
+
+def _new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(os.urandom(24)).decode("ascii")
+
+
+def _seal(source: InboundSource, secret: str) -> None:
+    master = _master_key()
+    source.secret_ciphertext = encrypt_secret(master, source.workspace_id, _associated(source.token), secret)
+    source.key_fingerprint = key_fingerprint(master)
+
+
+def source_secret(source: InboundSource) -> str:
+    """Decrypt the source's secret (for checking a request; never shown after creation)."""
+    try:
+        return decrypt_secret(
+            _master_key(), source.workspace_id, _associated(source.token), bytes(source.secret_ciphertext)
+        )
+    except DecryptionError:
+        raise Refused(503, "secret_unreadable", "This source's secret cannot be read; rotate it.") from None
+
+
+def authenticate(source: InboundSource, raw: bytes, headers: Mapping[str, str]) -> str | None:
+    """Check the request proves the source's secret; return the Standard Webhooks message id, if signed.
+
+    A signed request is checked as Standard Webhooks says (5 minutes' tolerance either way); an
+    unsigned one must send the secret itself, unless the source demands signatures.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    secret = source_secret(source)
+    if "webhook-signature" in lowered or "webhook-id" in lowered:
+        try:
+            Webhook(secret).verify(raw, lowered, json_parse=False)
+        except WebhookVerificationError as exc:
+            raise Unauthorized(f"The Standard Webhooks signature does not check out: {exc}.") from None
+        return lowered.get("webhook-id", "")
+    if source.require_signature:
+        raise Unauthorized("This source takes only signed requests (webhook-id, webhook-timestamp, webhook-signature).")
+    scheme, _, bearer = lowered.get("authorization", "").partition(" ")
+    sent = lowered.get("x-morket-secret") or (bearer.strip() if scheme.lower() == "bearer" else "")
+    if not sent:
+        raise Unauthorized("Send the source's secret in X-Morket-Secret or Authorization: Bearer, or sign the request.")
+    if not hmac.compare_digest(sent.encode(), secret.encode()):
+        raise Unauthorized("The secret does not match this source.")
+    return None
+
+
+def _redis():
+    return current_app.extensions["morket_redis"]
+
+
+def seen_message(source_id: int, message_id: str) -> bool:
+    """Whether a signed message with this id was already written (a sender's retry or a replay)."""
+    return bool(message_id) and bool(_redis().exists(f"inbound:msg:{source_id}:{message_id[:200]}"))
+
+
+def remember_message(source_id: int, message_id: str) -> None:
+    """Remember a written message id for the signature's tolerance and then some (after the commit)."""
+    if message_id:
+        _redis().set(f"inbound:msg:{source_id}:{message_id[:200]}", 1, ex=MESSAGE_ID_TTL_S)
+
+
+# --- sources ---------------------------------------------------------------------------------------
+
+
+def _clean_name(raw: Any) -> str:
+    name = " ".join(raw.split()) if isinstance(raw, str) else ""
+    if not name or len(name) > NAME_MAX or "\x00" in name:
+        raise ValidationFailed(
+            f"Name the source (1 to {NAME_MAX} characters).", fields={"name": ["1 to 120 characters"]}
+        )
+    return name
+
+
+def body_ceiling() -> int:
+    """The largest body limit a source may have: the app's own JSON limit."""
+    return int(current_app.config["MORKET"]["MAX_JSON_BYTES"])
+
+
+def source_url(source: InboundSource) -> str:
+    """The URL the sending system posts to."""
+    return f"{current_app.config['MORKET']['BASE_URL'].rstrip('/')}/api/v1/hooks/in/{source.token}"
+
+
+def failure_count(source: InboundSource) -> int:
+    """How many refused payloads the source keeps."""
+    return db.session.scalar(select(func.count()).where(InboundFailure.source_id == source.id)) or 0
+
+
+def list_sources(workspace: Workspace, table: Table) -> list[InboundSource]:
+    """Return the table's sources, oldest first."""
+    tables.check_owned(workspace, table)
+    return list(
+        db.session.scalars(
+            select(InboundSource)
+            .where(InboundSource.workspace_id == workspace.id, InboundSource.table_id == table.id)
+            .order_by(InboundSource.id)
+        )
+    )
+
+
+def get_source_or_404(workspace: Workspace, source_id: int, *, table_id: int | None = None) -> InboundSource:
+    """Return the workspace's source ``source_id`` (of ``table_id`` when given), or raise NotFound."""
+    statement = select(InboundSource).where(InboundSource.id == source_id, InboundSource.workspace_id == workspace.id)
+    if table_id is not None:
+        statement = statement.where(InboundSource.table_id == table_id)
+    source = db.session.scalar(statement)
+    if source is None:
+        raise NotFound("That inbound source does not exist.")
+    return source
+
+
+def create_source(
+    workspace: Workspace, actor: Actor | None, table: Table, name: str, *, require_signature: bool = False
+) -> tuple[InboundSource, str]:
+    """Create a source for ``table``; return it and its secret (the only time the secret is readable)."""
+    tables.check_owned(workspace, table)
+    source = InboundSource(
+        workspace_id=workspace.id,
+        table_id=table.id,
+        name=_clean_name(name),
+        token=secrets.token_urlsafe(32),
+        require_signature=bool(require_signature),
+        mapping={"records": "", "columns": {}},
+        rate_per_minute=RATE_DEFAULT,
+        max_body_bytes=min(BODY_DEFAULT, body_ceiling()),
+        recent=[],
+        requests_accepted=0,
+        rows_inserted=0,
+        rows_updated=0,
+        created_by_id=getattr(actor, "id", None),
+    )
+    secret = _new_secret()
+    _seal(source, secret)
+    db.session.add(source)
+    db.session.flush()
+    return source, secret
+
+
+def rotate_secret(workspace: Workspace, actor: Actor | None, source: InboundSource) -> str:
+    """Give the source a new secret and return it; the old one stops working at the commit."""
+    _check(workspace, source)
+    secret = _new_secret()
+    _seal(source, secret)
+    source.secret_rotated_at = utcnow()
+    db.session.flush()
+    return secret
+
+
+def delete_source(workspace: Workspace, actor: Actor | None, source: InboundSource) -> None:
+    """Delete the source and its failed payloads; its URL answers 404 from the commit on."""
+    _check(workspace, source)
+    db.session.delete(source)
+    db.session.flush()
+
+
+def _check(workspace: Workspace, source: InboundSource) -> None:
+    if source.workspace_id != workspace.id:
+        raise NotFound("That inbound source does not exist.")
+
+
+def source_table(workspace: Workspace, source: InboundSource, *, lock: bool = False) -> Table:
+    """Return the source's table (with the row lock for adding rows when ``lock``)."""
+    return tables.get_table_or_404(workspace, source.table_id, lock="update" if lock else None)
+
+
+def mapped_columns(table: Table, source: InboundSource) -> dict[int, str]:
+    """Return {column id: path} of the mapping's columns that are still live in the table."""
+    live = {c.id for c in table.live_columns if c.type not in UNMAPPABLE_TYPES}
+    columns = (source.mapping or {}).get("columns", {})
+    return {int(cid): path for cid, path in columns.items() if int(cid) in live}
+
+
+def update_source(
+    workspace: Workspace,
+    actor: Actor | None,
+    source: InboundSource,
+    *,
+    name: str | None = None,
+    records_path: str | None = None,
+    columns: Mapping[Any, str] | None = None,
+    upsert_column_id: int | None | bool = False,
+    rate_per_minute: int | None = None,
+    max_body_bytes: int | None = None,
+    require_signature: bool | None = None,
+) -> InboundSource:
+    """Change what is given: name, records path, column paths, upsert key (None clears it), limits, signatures."""
+    _check(workspace, source)
+    table = source_table(workspace, source)
+    errors: dict[str, list[str]] = {}
+    mapping = dict(source.mapping or {"records": "", "columns": {}})
+    if name is not None:
+        source.name = _clean_name(name)
+    if records_path is not None:
+        records_path = records_path.strip()
+        if records_path:
+            try:
+                compile_path(records_path)
+            except MappingError as exc:
+                errors["records_path"] = [exc.message]
+        mapping["records"] = records_path
+    if columns is not None:
+        live = {c.id: c for c in table.live_columns}
+        cleaned: dict[str, str] = {}
+        for key, path in columns.items():
+            column = _column_by_key(table, key)
+            if column is None or column.id not in live:
+                errors[f"columns.{key}"] = ["no such column in this table"]
+                continue
+            if column.type in UNMAPPABLE_TYPES:
+                errors[f"columns.{key}"] = [f"{column.type} columns are computed by Morket and cannot be mapped"]
+                continue
+            path = (path or "").strip() if isinstance(path, str) else ""
+            if not path:
+                continue
+            try:
+                compile_path(path)
+            except MappingError as exc:
+                errors[f"columns.{key}"] = [exc.message]
+                continue
+            cleaned[str(column.id)] = path
+        mapping["columns"] = cleaned
+    if upsert_column_id is not False:
+        if upsert_column_id is None:
+            source.upsert_column_id = None
+        else:
+            column = _column_by_key(table, upsert_column_id)
+            if column is None or column.type in UNMAPPABLE_TYPES:
+                errors["upsert_column_id"] = ["choose a column of this table that payloads write"]
+            else:
+                source.upsert_column_id = column.id
+    if rate_per_minute is not None:
+        if isinstance(rate_per_minute, bool) or not RATE_MIN <= int(rate_per_minute) <= RATE_MAX:
+            errors["rate_per_minute"] = [f"{RATE_MIN} to {RATE_MAX} requests a minute"]
+        else:
+            source.rate_per_minute = int(rate_per_minute)
+    if max_body_bytes is not None:
+        if isinstance(max_body_bytes, bool) or not BODY_MIN <= int(max_body_bytes) <= body_ceiling():
+            errors["max_body_bytes"] = [f"{BODY_MIN:,} to {body_ceiling():,} bytes"]
+        else:
+            source.max_body_bytes = int(max_body_bytes)
+    if require_signature is not None:
+        source.require_signature = bool(require_signature)
+    if errors:
+        first_key, first = next(iter(errors.items()))
+        raise ValidationFailed(f"The source was not saved ({first_key}: {first[0]}).", fields=errors)
+    if source.upsert_column_id is not None and str(source.upsert_column_id) not in mapping["columns"]:
+        raise ValidationFailed(
+            "Map the upsert key column to a path: rows are matched on the value it receives.",
+            fields={"upsert_column_id": ["not mapped"]},
+        )
+    source.mapping = mapping
+    db.session.flush()
+    if source.upsert_column_id is not None:
+        _index_upsert_key(table, source.upsert_column_id)
+    return source
+
+
+def _column_by_key(table: Table, key: Any) -> Column | None:
+    live = table.live_columns
+    if isinstance(key, int) and not isinstance(key, bool) or isinstance(key, str) and key.isdigit():
+        return next((c for c in live if c.id == int(key)), None)
+    if isinstance(key, str):
+        return next((c for c in live if c.name.casefold() == key.casefold()), None)
+    return None
+
+
+def _key_sql(table: Table, column: Column, alias: str) -> str:
+    return normalised_sql(f"{alias}.{column.storage_name}", default_kind(column.type))
+
+
+def _index_upsert_key(table: Table, column_id: int) -> None:
+    """Index the key column's normalised value so each request finds its rows without a scan.
+
+    Only text-stored columns: their normaliser is immutable. Others are matched by a scan (correct,
+    slower). The index goes with the column when the column is dropped or retyped.
+    """
+    column = next((c for c in table.live_columns if c.id == column_id), None)
+    store = storage.storage_for(table)
+    if column is None or not isinstance(store.columns[column.id].type, sa.Text):
+        return
+    name = f"ix_{table.storage_name}_key_{column.id}"
+    with db.session.begin_nested():
+        db.session.execute(
+            sa.text(
+                f'CREATE INDEX IF NOT EXISTS "{name}" ON {store.rows.fullname} '
+                f"(({normalised_sql(column.storage_name, default_kind(column.type))}))"
+            )
+        )
+
+
+# --- samples and the preview --------------------------------------------------------------------------
+
+
+def _capped_sample(payload: Any) -> Any:
+    """The payload, or its first record, or nothing, whichever fits the sample's cap."""
+    for candidate in (payload, payload[0] if isinstance(payload, list) and payload else None):
+        if candidate is not None and len(json.dumps(candidate, default=str)) <= SAMPLE_MAX_BYTES:
+            return candidate
+    return None
+
+
+def set_sample(workspace: Workspace, actor: Actor | None, source: InboundSource, text: str) -> Any:
+    """Keep a pasted sample payload for the preview; bad JSON is a ValidationFailed naming the place."""
+    _check(workspace, source)
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
+        raise ValidationFailed(f"The sample is not valid JSON: {exc}.", fields={"sample": [str(exc)]}) from None
+    if not isinstance(payload, dict | list):
+        raise ValidationFailed("A sample is a JSON object or array.", fields={"sample": ["object or array"]})
+    capped = _capped_sample(payload)
+    if capped is None:
+        raise ValidationFailed(
+            f"Paste a smaller sample (at most {SAMPLE_MAX_BYTES // 1024} KB).", fields={"sample": ["too large"]}
+        )
+    source.sample = capped
+    db.session.flush()
+    return capped
+
+
+def sample_fields(source: InboundSource) -> list[str]:
+    """The dotted paths of the sample's first record, to map or turn into columns."""
+    if source.sample is None:
+        return []
+    return sample_keys(source.sample, (source.mapping or {}).get("records", ""))
+
+
+def create_columns_from_sample(
+    workspace: Workspace, actor: Actor | None, source: InboundSource, paths: list[str]
+) -> list[Column]:
+    """Add a text column for each of the sample's ``paths`` and map it to that path."""
+    _check(workspace, source)
+    table = source_table(workspace, source, lock=True)
+    offered = set(sample_fields(source))
+    unknown = [p for p in paths if p not in offered]
+    if not paths or unknown:
+        raise ValidationFailed(
+            "Choose fields of the sample to add as columns.",
+            fields={"paths": [f"not in the sample: {p}" for p in unknown[:5]] or ["none chosen"]},
+        )
+    taken = {c.name.casefold() for c in table.live_columns}
+    added: list[Column] = []
+    columns = dict((source.mapping or {}).get("columns", {}))
+    for path in paths:
+        name = path.replace(".", " ").replace("_", " ").strip()[:NAME_MAX] or path
+        base, n = name, 2
+        while name.casefold() in taken:
+            name, n = f"{base} {n}", n + 1
+        column = tables.add_column(workspace, actor, table, name, _guess_type(path))
+        taken.add(name.casefold())
+        columns[str(column.id)] = path
+        added.append(column)
+    source.mapping = {**(source.mapping or {}), "columns": columns}
+    db.session.flush()
+    return added
+
+
+def _guess_type(path: str) -> str:
+    last = path.rsplit(".", 1)[-1].lower()
+    if "email" in last:
+        return "email"
+    if last in {"domain", "website_domain"}:
+        return "domain"
+    if last in {"url", "website", "linkedin", "linkedin_url"}:
+        return "url"
+    return "text"
+
+
+def preview(table: Table, source: InboundSource, payload: Any) -> tuple[list[PreviewRow], str | None]:
+    """Map ``payload`` as a request would and return the first rows, each cell's value or its refusal."""
+    columns = mapped_columns(table, source)
+    try:
+        records = records_of(payload, (source.mapping or {}).get("records", ""))
+    except MappingError as exc:
+        return [], exc.message
+    compiled = {cid: compile_path(path) for cid, path in columns.items()}
+    by_id = {c.id: c for c in table.live_columns}
+    rows: list[PreviewRow] = []
+    for record in records[:PREVIEW_ROWS]:
+        values: dict[int, Any] = {}
+        errors: dict[int, str] = {}
+        for cid, path in compiled.items():
+            try:
+                raw = map_records([record], {cid: path}, {})[0].get(cid)
+            except MappingError:
+                continue
+            column = by_id[cid]
+            try:
+                values[cid] = parse_cell(column.type, column.config or {}, raw)
+            except CellError as exc:
+                errors[cid] = str(exc)
+        rows.append(PreviewRow(values, errors))
+    return rows, None if columns else "Map at least one column to see the preview."
+
+
+# --- receiving ---------------------------------------------------------------------------------------
+
+
+def find_source(token: str) -> tuple[InboundSource, WorkspaceRow] | None:
+    """Return the source whose URL token is ``token`` and its workspace (the token is the address)."""
+    if not token or len(token) > 64:
+        return None
+    row = db.session.execute(
+        select(InboundSource, WorkspaceRow)
+        .join(WorkspaceRow, WorkspaceRow.id == InboundSource.workspace_id)
+        .where(InboundSource.token == token)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def parse_body(raw: bytes) -> Any:
+    """Parse a request body as JSON; refuse anything else with a 400 naming where it broke."""
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise Refused(400, "invalid_json", "The body is not UTF-8 JSON.", {"body": ["not UTF-8"]}) from None
+    except ValueError as exc:
+        raise Refused(400, "invalid_json", f"The body is not valid JSON: {exc}.", {"body": [str(exc)]}) from None
+
+
+def receive_payload(workspace: Workspace, source: InboundSource, raw: bytes) -> Received:
+    """Map the body to rows and write them in the caller's transaction; raise Refused and write nothing."""
+    payload = parse_body(raw)
+    table = source_table(workspace, source, lock=True)
+    columns = mapped_columns(table, source)
+    names = {c.id: c.name for c in table.live_columns}
+    try:
+        records = records_of(payload, (source.mapping or {}).get("records", ""))
+        rows = map_records(records, {cid: compile_path(p) for cid, p in columns.items()}, names)
+    except MappingError as exc:
+        raise Refused(422, "unmapped", exc.message, exc.fields) from None
+    sample = _capped_sample(payload)
+    if sample is not None:
+        source.sample = sample
+    key = next((c for c in table.live_columns if c.id == source.upsert_column_id), None)
+    try:
+        if key is not None and key.id in columns:
+            result = _upsert(workspace, table, key, rows)
+        else:
+            ids = tables.insert_rows(workspace, None, table, rows)
+            hooks.rows_changed(table, ids)
+            result = Received(inserted=len(ids), row_ids=ids)
+    except ValidationFailed as exc:
+        fields = {k.replace("rows[", "records[", 1): v for k, v in exc.fields.items()}
+        raise Refused(
+            422, "invalid_value", exc.message.replace("nothing was added", "nothing was written"), fields
+        ) from None
+    _count(source, result)
+    db.session.flush()
+    return result
+
+
+def _count(source: InboundSource, result: Received) -> None:
+    now = utcnow()
+    source.requests_accepted = (source.requests_accepted or 0) + 1
+    source.rows_inserted = (source.rows_inserted or 0) + result.inserted
+    source.rows_updated = (source.rows_updated or 0) + result.updated
+    source.last_received_at = now
+    receipt = {"at": now.isoformat(), "inserted": result.inserted, "updated": result.updated}
+    source.recent = [receipt, *(source.recent or [])][:RECENT_KEPT]
+
+
+def _upsert(workspace: Workspace, table: Table, key: Column, rows: list[dict[int, Any]]) -> Received:
+    """Insert the rows whose normalised key is new, update those already in the table (under the row lock)."""
+    errors: dict[str, list[str]] = {}
+    keys: list[str | None] = []
+    for index, row in enumerate(rows):
+        try:
+            value = parse_cell(key.type, key.config or {}, row.get(key.id))
+        except CellError as exc:
+            errors[f"records[{index}].{key.name}"] = [str(exc)]
+            value = None
+        keys.append(None if value is None else str(value))
+    if errors:
+        raise ValidationFailed(f"{len(errors)} key cells could not be read; nothing was written.", fields=errors)
+    store = storage.storage_for(table)
+    incoming = normalised_sql("k.v", default_kind(key.type))
+    found = db.session.execute(
+        sa.text(
+            f"SELECT k.ord, {incoming} AS nk, (SELECT t.id FROM {store.rows.fullname} t "  # noqa: S608 - generated names
+            f"WHERE {_key_sql(table, key, 't')} = {incoming} ORDER BY t.id LIMIT 1) AS row_id "
+            "FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS k(v, ord)"
+        ),
+        {"keys": keys},
+    ).all()
+    # Later records with the same key fold into the first (last value wins per cell), as a second request would.
+    pending: dict[str, dict[int, Any]] = {}
+    existing: dict[str, int] = {}
+    inserts: list[dict[int, Any]] = []
+    for ord_, normalised, row_id in sorted(found):
+        row = rows[ord_ - 1]
+        if not normalised:
+            inserts.append(row)
+            continue
+        if normalised in pending:
+            pending[normalised].update(row)
+            continue
+        pending[normalised] = dict(row)
+        if row_id is not None:
+            existing[normalised] = row_id
+        else:
+            inserts.append(pending[normalised])
+    changes: dict[int, dict[int, Any]] = {}
+    by_id = {c.id: c for c in table.live_columns}
+    for normalised, row_id in existing.items():
+        cells: dict[int, Any] = {}
+        for cid, raw in pending[normalised].items():
+            column = by_id[cid]
+            try:
+                cells[cid] = parse_cell(column.type, column.config or {}, raw)
+            except CellError as exc:
+                errors[f"records[{normalised[:40]}].{column.name}"] = [str(exc)]
+        changes[row_id] = cells
+    if errors:
+        count = len(errors)
+        raise ValidationFailed(
+            f"{count} cell{'s' if count != 1 else ''} could not be saved; nothing was written.", fields=errors
+        )
+    ids = tables.insert_rows(workspace, None, table, inserts) if inserts else []
+    if changes:
+        tables.write_cells(workspace, table, changes)
+    if ids:
+        hooks.rows_changed(table, ids)
+    return Received(inserted=len(ids), updated=len(changes), row_ids=[*ids, *changes])
+
+
+# --- failed payloads ---------------------------------------------------------------------------------
+
+
+def record_failure(source_id: int, workspace_id: int, raw: bytes, refused: Refused) -> InboundFailure:
+    """Keep a refused payload (after the caller rolled back the attempt); the oldest go past the caps."""
+    failure = InboundFailure(
+        workspace_id=workspace_id,
+        source_id=source_id,
+        body=raw,
+        status=refused.status,
+        code=refused.code,
+        message=refused.message[:2000],
+        fields=dict(list(refused.fields.items())[:50]),
+        replays=0,
+    )
+    db.session.add(failure)
+    db.session.flush()
+    _trim_failures(source_id)
+    return failure
+
+
+def _trim_failures(source_id: int) -> None:
+    kept = (
+        select(
+            InboundFailure.id,
+            func.sum(func.length(InboundFailure.body)).over(order_by=InboundFailure.id.desc()).label("total"),
+        )
+        .where(InboundFailure.source_id == source_id)
+        .order_by(InboundFailure.id.desc())
+        .subquery()
+    )
+    keep_ids = select(kept.c.id).where(kept.c.total <= FAILURE_BYTES_KEPT).limit(FAILURES_KEPT)
+    db.session.execute(
+        delete(InboundFailure)
+        .where(InboundFailure.source_id == source_id, InboundFailure.id.not_in(keep_ids))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def list_failures(workspace: Workspace, source: InboundSource) -> list[InboundFailure]:
+    """Return the source's kept failed payloads, newest first."""
+    _check(workspace, source)
+    return list(
+        db.session.scalars(
+            select(InboundFailure)
+            .where(InboundFailure.workspace_id == workspace.id, InboundFailure.source_id == source.id)
+            .order_by(InboundFailure.id.desc())
+        )
+    )
+
+
+def get_failure_or_404(workspace: Workspace, source: InboundSource, failure_id: int) -> InboundFailure:
+    """Return one kept payload of the source, or raise NotFound."""
+    failure = db.session.scalar(
+        select(InboundFailure).where(
+            InboundFailure.id == failure_id,
+            InboundFailure.source_id == source.id,
+            InboundFailure.workspace_id == workspace.id,
+        )
+    )
+    if failure is None:
+        raise NotFound("That failed payload is no longer kept.")
+    return failure
+
+
+def replay_failure(workspace: Workspace, actor: Actor | None, source: InboundSource, failure_id: int) -> Received:
+    """Run a kept payload through the current mapping; on success it is removed from the list.
+
+    Raises Refused when it still cannot be written: the caller rolls back, then calls
+    ``note_replay_refused`` so the list shows the new reason.
+    """
+    failure = get_failure_or_404(workspace, source, failure_id)
+    body = bytes(failure.body)
+    with db.session.begin_nested():
+        result = receive_payload(workspace, source, body)
+    db.session.delete(failure)
+    db.session.flush()
+    return result
+
+
+def note_replay_refused(workspace: Workspace, source: InboundSource, failure_id: int, refused: Refused) -> None:
+    """Record why a replay was refused on the kept payload."""
+    failure = get_failure_or_404(workspace, source, failure_id)
+    failure.status, failure.code = refused.status, refused.code
+    failure.message = refused.message[:2000]
+    failure.fields = dict(list(refused.fields.items())[:50])
+    failure.replays += 1
+    db.session.flush()
+
+
+def body_text(failure: InboundFailure, limit: int = 4000) -> str:
+    """The kept body as text for people (undecodable bytes replaced), cut at ``limit`` characters."""
+    text = bytes(failure.body).decode("utf-8", errors="replace")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+# --- the grid's pulse ----------------------------------------------------------------------------------
+
+
+def has_sources(workspace_id: int, table_id: int) -> bool:
+    """Whether the table has an inbound source (its page then watches for rows arriving)."""
+    return bool(
+        db.session.scalar(
+            select(InboundSource.id)
+            .where(InboundSource.workspace_id == workspace_id, InboundSource.table_id == table_id)
+            .limit(1)
+        )
+    )
+
+
+def pulse(workspace: Workspace, table_id: int) -> str:
+    """A stamp that changes whenever rows arrive in the table or its sources receive (one statement)."""
+    row = db.session.execute(
+        select(Table.row_count, func.max(InboundSource.last_received_at))
+        .outerjoin(InboundSource, InboundSource.table_id == Table.id)
+        .where(Table.id == table_id, Table.workspace_id == workspace.id)
+        .group_by(Table.id)
+    ).first()
+    if row is None:
+        raise NotFound("That table does not exist.")
+    count, last = row
+    return f"{count}:{last.isoformat() if isinstance(last, datetime) else ''}"
