@@ -99,6 +99,7 @@ def _team(db) -> Team:
 
     ids["credential_id"] = credentials.create_credential(workspace, owner, "hunter", "sk-test-matrix-key-0001").id
     ids.update(_enrichment_ids(db, workspace, owner, ids["table_id"]))
+    ids.update(_webhook_ids(workspace, owner))
     ids.update(_inbound_ids(workspace, owner, ids["table_id"]))
     return Team(workspace, users, ids, outsider, other_workspace)
 
@@ -111,6 +112,15 @@ def _inbound_ids(workspace, owner, table_id: int) -> dict[str, int]:
     source, _ = inbound.create_source(workspace, owner, tables.get_table_or_404(workspace, table_id), "Matrix hook")
     failure = inbound.record_failure(source.id, workspace.id, b"{", inbound.Refused(400, "invalid_json", "Not JSON."))
     return {"source_id": source.id, "failure_id": failure.id}
+
+
+def _webhook_ids(workspace, owner) -> dict[str, int]:
+    """An outbound webhook endpoint (https on a public address literal) and one test delivery."""
+    from morket.webhooks import service as webhooks
+
+    endpoint, _ = webhooks.create_endpoint(workspace, owner, "https://93.184.216.34/hook", ["row.created"])
+    delivery = webhooks.send_test_event(workspace, owner, endpoint)
+    return {"endpoint_id": endpoint.id, "delivery_id": delivery.id}
 
 
 def _table_ids(db, workspace, owner) -> dict[str, int]:

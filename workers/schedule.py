@@ -41,4 +41,6 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     PeriodicJob("purge-enrichment-cache", 3600, "morket.enrichment.cache.purge_expired", QUEUE_DEFAULT),
     # Probes the configured scrape proxies and takes dead ones out of rotation (nothing without proxies).
     PeriodicJob("check-scrape-proxies", 300, "morket.scraping.tasks.check_proxies", QUEUE_SCRAPE),
+    # Wakes the delivery job of every webhook endpoint whose oldest waiting delivery is due (retries).
+    PeriodicJob("wake-due-webhooks", 5, "morket.webhooks.tasks.wake_due_endpoints", QUEUE_IO),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectMultipleField, StringField, widgets
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from morket.webhooks.delivery import URL_MAX
@@ -22,7 +23,7 @@ class EndpointForm(FlaskForm):
     )
     event_types = SelectMultipleField(
         "Events to send",
-        choices=list(EVENT_TYPES.items()),
+        choices=[SelectChoice(value, label) for value, label in EVENT_TYPES.items()],
         validators=[DataRequired("Choose at least one event.")],
         option_widget=widgets.CheckboxInput(),
         widget=widgets.ListWidget(prefix_label=False),

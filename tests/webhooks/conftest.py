@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.credentials.conftest import Team, make_team
+from tests.credentials.conftest import Team, access_token, make_team  # noqa: F401 - the token fixture
 
 
 @dataclass

@@ -272,3 +272,25 @@ def test_secret_absent_from_logs_and_job_payloads(db, team, receiver, hook_setti
     for text in [caplog.text, repr(stored.secret_ciphertext)]:
         assert secret not in text and rotated not in text
         assert secret.split("_", 1)[1] not in text
+
+
+def test_import_and_export_finishing_emit_one_event_each(db, team, receiver, hook_settings, run_jobs):
+    from morket.dataops.models import DataRun
+
+    _endpoint(team, receiver.url, types=("import.finished", "export.finished"))
+    table = _table(team)
+    run = DataRun(workspace_id=team.workspace.id, kind="import", status="running", table_id=table.id, file_name="a.csv")
+    db.session.add(run)
+    db.session.commit()
+    assert db.session.scalar(select(WebhookEvent)) is None
+    run.status, run.rows_in = "done", 1_000_000
+    db.session.commit()
+    export = DataRun(workspace_id=team.workspace.id, kind="export", status="done", table_id=table.id, file_name="b.csv")
+    db.session.add(export)
+    db.session.commit()
+    run.message = "edited later"
+    db.session.commit()  # not a new finish
+    _drain(db, run_jobs, receiver, lambda: len(receiver.received) >= 2)
+    got = [(r.json["type"], r.json["data"]["id"]) for r in receiver.received]
+    assert got == [("import.finished", run.id), ("export.finished", export.id)]
+    assert receiver.received[0].json["data"]["rows_in"] == 1_000_000
