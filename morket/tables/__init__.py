@@ -10,6 +10,7 @@ def register(app: Flask) -> None:
     from morket.tables import (  # noqa: F401 - register the tables (and undo steps) with the metadata
         column_views,  # the column endpoints
         edit_views,  # the grid edit endpoints
+        lookup_views,  # the lookup column settings and preview
         models,
         overview_views,
         page_errors,  # a table dropped under a page request is a 404

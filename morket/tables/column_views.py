@@ -22,7 +22,7 @@ from morket.core.ratelimit import GRID_LIMIT
 from morket.core.tenancy import workspace_page
 from morket.core.types import Member, Workspace
 from morket.extensions import db, limiter
-from morket.tables import bp, column_service, number_format, service
+from morket.tables import bp, column_service, lookups, number_format, service
 from morket.tables.column_service import ColumnJob
 from morket.tables.hooks import CELL_STATE_LABELS, MARKED_CELL_STATUSES
 from morket.tables.models import COLUMN_TYPES, Column, Table, View
@@ -90,7 +90,13 @@ def _run(workspace: Workspace, table_id: int, action: Callable[[Table], Any], lo
 @workspace_page("tables.manage")
 def new_column(workspace: Workspace, membership: Member, table_id: int):
     table = service.get_table_or_404(workspace, table_id)
-    return render_template("tables/_columns_add.html", workspace=workspace, table=table, types=TYPE_LABELS)
+    return render_template(
+        "tables/_columns_add.html",
+        workspace=workspace,
+        table=table,
+        types=TYPE_LABELS,
+        lookup=lookups.settings_choices(workspace, table, {}),
+    )
 
 
 @bp.post(BASE)
@@ -105,6 +111,8 @@ def add_column(workspace: Workspace, membership: Member, table_id: int):
             config["currency"] = request.form.get("currency") or "USD"
         if column_type == "formula":
             config["expression"] = request.form.get("expression", "")
+        if column_type == "lookup":
+            config = lookups.form_config(request.form)
         # "Insert left/right" in a column's menu sends the 1-based place of the new column.
         index = _int("position", "Position") - 1 if (request.form.get("position") or "").strip() else None
         _, job = column_service.add_table_column(
@@ -132,6 +140,7 @@ def column_menu(workspace: Workspace, membership: Member, table_id: int, column_
         count=len(live),
         types={t: label for t, label in TYPE_LABELS.items() if t in column_service.RETYPE_TARGETS},
         hidden=column.id in (view.hidden_column_ids or []),
+        lookup=lookups.settings_choices(workspace, table, column.config) if column.type == "lookup" else None,
     )
 
 

@@ -35,7 +35,7 @@ from morket.core.normalise import MATCH_KINDS, normalised_sql
 from morket.core.types import Workspace
 from morket.extensions import db
 from morket.tables import storage
-from morket.tables.access import mark_views_stale
+from morket.tables.access import list_tables, mark_views_stale
 from morket.tables.models import USER_SCHEMA, Column, Table
 
 MODES = ("first", "joined", "count")
@@ -193,6 +193,54 @@ def _resolve(table: Table, config: Mapping[str, Any], column: Column | None) -> 
         separator=config.get("separator", DEFAULT_SEPARATOR),
         limit=int(config.get("limit", DEFAULT_LIMIT)),
     )
+
+
+FORM_FIELDS = (
+    "source_table_id",
+    "source_key_column_id",
+    "key_column_id",
+    "field_column_id",
+    "mode",
+    "separator",
+    "limit",
+)
+MODE_LABELS = {
+    "first": "The first match's field",
+    "joined": "Every match's field, joined",
+    "count": "The number of matches",
+}
+
+
+def form_config(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The lookup settings a form sent (ids as typed: ``clean_lookup`` checks them)."""
+    config: dict[str, Any] = {}
+    for name in FORM_FIELDS:
+        raw = values.get(name)
+        raw = raw.strip() if isinstance(raw, str) else ""
+        if raw:
+            config[name] = raw
+    if config.get("mode") == "count":
+        config.pop("field_column_id", None)
+    return config
+
+
+def settings_choices(workspace: Workspace, table: Table, config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the settings fieldset offers: the workspace's tables, this table's keys, the chosen table's columns."""
+    tables = list_tables(workspace)
+    chosen = str(config.get("source_table_id") or "")
+    source = next((t for t in tables if str(t.id) == chosen), None)
+    if source is None:
+        source = next((t for t in tables if t.id != table.id), None) or (tables[0] if tables else None)
+    columns = source.live_columns if source is not None else []
+    return {
+        "tables": tables,
+        "source": source,
+        "key_columns": [c for c in table.live_columns if c.type in KEY_TYPES],
+        "source_keys": [c for c in columns if c.type in KEY_TYPES],
+        "fields": [c for c in columns if c.type != "lookup"],
+        "config": {k: str(v) for k, v in config.items() if v is not None and k != "error"},
+        "modes": MODE_LABELS,
+    }
 
 
 # --- indexes ---------------------------------------------------------------------------------------

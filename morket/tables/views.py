@@ -264,7 +264,9 @@ def grid(workspace: Workspace, membership: Member, table_id: int):
 
 
 # Types whose stored value is its own text, in the editor and on screen.
-_PLAIN_TYPES = frozenset({"text", "long_text", "email", "url", "phone", "domain", "single_select", "ai", "formula"})
+_PLAIN_TYPES = frozenset(
+    {"text", "long_text", "email", "url", "phone", "domain", "single_select", "ai", "formula", "lookup"}
+)
 # Types with few distinct values in a window: their cells are built once per value.
 _REPEATING_TYPES = frozenset({"single_select"})
 

@@ -9,7 +9,7 @@
   var SAVED_MS = 1500;
   var COALESCE_MS = 5000;  // cell saves this close together count up in one toast: "Saved 3 cells"
   var TEXTAREA_TYPES = {long_text: 1, json: 1, enrichment: 1};
-  var READONLY_TYPES = {formula: 1};
+  var READONLY_TYPES = {formula: 1, lookup: 1};
   var states = new WeakMap();
 
   function csrfToken() {
@@ -471,12 +471,13 @@
     return done.then(function () { self.saving = self.saving.filter(function (p) { return p !== done; }); });
   };
 
-  // Formula columns recompute on the server when a cell they read is saved: fetch the window
-  // again so their cells show the new results without a reload.
+  // Formula and lookup columns recompute on the server when a cell they read is saved: fetch the
+  // window again so their cells show the new results without a reload.
+  var COMPUTED = '.grid-col-header[data-col-type="formula"], .grid-col-header[data-col-type="lookup"]';
   Editor.prototype.refreshDependents = function (colId) {
     var header = this.el.querySelector('.grid-col-header[data-col-id="' + colId + '"]');
-    if (header && header.dataset.colType === "formula") { return; }
-    if (!this.el.querySelector('.grid-col-header[data-col-type="formula"]')) { return; }
+    if (header && READONLY_TYPES[header.dataset.colType]) { return; }
+    if (!this.el.querySelector(COMPUTED)) { return; }
     var grid = window.MorketGrid && window.MorketGrid.get(this.el);
     if (grid) { grid.refresh(); }
   };
