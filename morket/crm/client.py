@@ -9,7 +9,7 @@ reads the CRM's reason out of either error shape.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -54,7 +54,12 @@ def session_expired(response: httpx.Response) -> bool:
 class CrmClient:
     """Calls one connection's CRM; one ``httpx.Client`` (kept alive) per CrmClient."""
 
-    def __init__(self, connection_id: int, settings: Mapping[str, Any], http: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        connection_id: int,
+        settings: Mapping[str, Any],
+        http: httpx.Client | None = None,
+    ) -> None:
         self.connection_id = connection_id
         self.settings = settings
         self.http = http or httpx.Client(timeout=TIMEOUT)
@@ -64,7 +69,7 @@ class CrmClient:
         if self._owns_http:
             self.http.close()
 
-    def __enter__(self) -> CrmClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -79,7 +84,10 @@ class CrmClient:
         return f"{token.instance_url}/services/data/v{SALESFORCE_API_VERSION}{path}"
 
     def _send(self, token: tokens.LiveToken, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {token.access_token}"}
+        headers = {
+            **kwargs.pop("headers", {}),
+            "Authorization": f"Bearer {token.access_token}",
+        }
         try:
             return self.http.request(method, self._url(token, path), headers=headers, **kwargs)
         except httpx.HTTPError as exc:

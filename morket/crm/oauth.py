@@ -102,7 +102,13 @@ def new_state() -> tuple[str, str]:
     return generate_token(40), generate_token(64)
 
 
-def authorization_url(spec: CrmSpec, settings: Mapping[str, Any], redirect_uri: str, state: str, verifier: str) -> str:
+def authorization_url(
+    spec: CrmSpec,
+    settings: Mapping[str, Any],
+    redirect_uri: str,
+    state: str,
+    verifier: str,
+) -> str:
     """The CRM's consent page URL for this state and verifier (S256 challenge)."""
     client = _client(spec, settings, redirect_uri)
     try:
@@ -135,7 +141,13 @@ def _grant(client: _Client, spec: CrmSpec, call, what: str) -> dict[str, Any]:
     return dict(token)
 
 
-def exchange_code(spec: CrmSpec, settings: Mapping[str, Any], redirect_uri: str, code: str, verifier: str) -> Tokens:
+def exchange_code(
+    spec: CrmSpec,
+    settings: Mapping[str, Any],
+    redirect_uri: str,
+    code: str,
+    verifier: str,
+) -> Tokens:
     """Trade an authorization code (and the PKCE verifier) for tokens, and learn the account."""
     client = _client(spec, settings, redirect_uri)
     token = _grant(
@@ -161,7 +173,10 @@ def refresh(spec: CrmSpec, settings: Mapping[str, Any], refresh_token: str) -> T
     """A new access token for ``refresh_token``; CrmAuthError when the CRM refuses it."""
     client = _client(spec, settings)
     token = _grant(
-        client, spec, lambda: client.refresh_token(spec.token_url(settings), refresh_token=refresh_token), "refresh"
+        client,
+        spec,
+        lambda: client.refresh_token(spec.token_url(settings), refresh_token=refresh_token),
+        "refresh",
     )
     return Tokens(
         access_token=token["access_token"],
@@ -170,7 +185,12 @@ def refresh(spec: CrmSpec, settings: Mapping[str, Any], refresh_token: str) -> T
     )
 
 
-def revoke(spec: CrmSpec, settings: Mapping[str, Any], refresh_token: str | None, access_token: str) -> bool:
+def revoke(
+    spec: CrmSpec,
+    settings: Mapping[str, Any],
+    refresh_token: str | None,
+    access_token: str,
+) -> bool:
     """Revoke the grant at the CRM; False when the CRM could not be reached or refused."""
     token = refresh_token or access_token
     try:
@@ -178,7 +198,10 @@ def revoke(spec: CrmSpec, settings: Mapping[str, Any], refresh_token: str | None
             if spec.name == HUBSPOT:
                 resp = http.delete(f"{spec.setting(settings, 'API_URL')}/oauth/v1/refresh-tokens/{token}")
             else:
-                resp = http.post(f"{spec.setting(settings, 'LOGIN_URL')}/services/oauth2/revoke", data={"token": token})
+                resp = http.post(
+                    f"{spec.setting(settings, 'LOGIN_URL')}/services/oauth2/revoke",
+                    data={"token": token},
+                )
     except httpx.HTTPError:
         return False
     return resp.status_code in (200, 204)

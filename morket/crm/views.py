@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Response, abort, current_app, flash, redirect, render_template, request, session, url_for
+from urllib.parse import urlsplit
+
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
@@ -11,6 +23,7 @@ from morket.core.htmx import render_page_or_fragment
 from morket.core.roles import can
 from morket.core.tenancy import workspace_page
 from morket.core.types import Member, Workspace
+from morket.core.web import CSP
 from morket.crm import bp, service
 from morket.crm.providers import SPECS
 from morket.extensions import db, limiter
@@ -23,6 +36,21 @@ CONNECT_LIMIT = "10 per minute"
 def _no_store(resp: Response) -> Response:
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+def _allow_consent_pages(resp: Response, settings: dict) -> Response:
+    """Let this page's Connect forms land on the CRMs' consent pages (browsers apply form-action to redirects)."""
+    origins = sorted({_origin(spec.authorize_url(settings)) for spec in SPECS.values() if spec.configured(settings)})
+    if origins:
+        resp.headers["Content-Security-Policy"] = CSP.replace(
+            "form-action 'self'", "form-action 'self' " + " ".join(origins)
+        )
+    return resp
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 @bp.get("/w/<slug>/connections")
@@ -42,7 +70,7 @@ def index(workspace: Workspace, membership: Member) -> Response:
         can_manage=can(membership.role, "crm.manage"),
         can_use=can(membership.role, "crm.use"),
     )
-    return _no_store(resp)
+    return _allow_consent_pages(_no_store(resp), settings)
 
 
 @bp.get("/w/<slug>/connections/<provider>/fields")
@@ -56,7 +84,13 @@ def fields(workspace: Workspace, membership: Member, provider: str) -> ResponseR
         except MorketError as exc:
             problem = exc.message
     db.session.commit()  # a refreshed token or the connection's health, written by the token store, stays
-    return render_template("crm/_fields.html", spec=spec, objects=objects, problem=problem, connected=bool(objects))
+    return render_template(
+        "crm/_fields.html",
+        spec=spec,
+        objects=objects,
+        problem=problem,
+        connected=bool(objects),
+    )
 
 
 @bp.post("/w/<slug>/connections/<provider>/connect")
@@ -69,7 +103,10 @@ def connect(workspace: Workspace, membership: Member, provider: str) -> Response
     except MorketError as exc:
         flash(exc.message, "error")
         return redirect(url_for("crm.index", slug=workspace.slug), code=303)
-    session[SESSION_STATES] = [*session.get(SESSION_STATES, [])[-(KEEP_STATES - 1) :], state]
+    session[SESSION_STATES] = [
+        *session.get(SESSION_STATES, [])[-(KEEP_STATES - 1) :],
+        state,
+    ]
     return redirect(url, code=303)
 
 
@@ -93,7 +130,11 @@ def callback(provider: str) -> ResponseReturnValue:
         db.session.rollback()
         spec = SPECS.get(provider)
         resp = Response(
-            render_template("crm/refused.html", message=exc.message, label=spec.label if spec else "The CRM"),
+            render_template(
+                "crm/refused.html",
+                message=exc.message,
+                label=spec.label if spec else "The CRM",
+            ),
             status=exc.status if exc.status < 500 else 502,
         )
         return _no_store(resp)
@@ -114,7 +155,10 @@ def disconnect(workspace: Workspace, membership: Member, provider: str) -> Respo
         return redirect(url_for("crm.index", slug=workspace.slug), code=303)
     db.session.commit()
     if revoked:
-        flash(f"Disconnected {spec.label}: Morket's access was revoked and its tokens deleted.", "success")
+        flash(
+            f"Disconnected {spec.label}: Morket's access was revoked and its tokens deleted.",
+            "success",
+        )
     else:
         flash(
             f"Disconnected {spec.label} and deleted Morket's tokens, but {spec.label} did not confirm the "
