@@ -309,7 +309,7 @@ def test_header_menu_rename_and_formula_column_in_a_browser(app, live_server, br
     # Right-click: rename the column; the page comes back with the new header.
     seats.click(button="right")
     menu.locator("input[name=name]").fill("Headcount")
-    menu.get_by_role("menuitem", name="Rename").click()
+    menu.get_by_role("button", name="Rename").click()
     expect(grid.locator(".grid-col-header").nth(1)).to_contain_text("Headcount")
     # The rename reloads the page: wait for the header script to have decorated it (and bound '+').
     expect(grid.locator(".grid-col-header .col-menu-btn").first).to_be_attached()

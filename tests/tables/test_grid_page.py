@@ -232,7 +232,7 @@ def test_toolbar_menus_header_sort_and_new_row(app, database_url, live_server, b
         seats = page.locator(".grid-col-header", has_text="Seats")
         seats.focus()
         page.keyboard.press("Enter")
-        page.locator(".columns-menu").get_by_role("menuitem", name="← Insert left").click()
+        page.locator(".columns-menu").get_by_role("button", name="← Insert left").click()
         form = page.locator(".columns-popover .columns-form")
         expect(form.locator(".columns-heading")).to_have_text("Insert a column")
         form.locator("input[name=name]").fill("Region")
@@ -243,7 +243,7 @@ def test_toolbar_menus_header_sort_and_new_row(app, database_url, live_server, b
         # The Company header's menu sorts Z to A: the view is saved and the page shows its order.
         page.locator(".grid-col-header", has_text="Company").hover()
         page.locator(".grid-col-header", has_text="Company").locator(".col-menu-btn").click()
-        page.locator(".columns-menu").get_by_role("menuitem", name="Sort Z → A").click()
+        page.locator(".columns-menu").get_by_role("button", name="Sort Z → A").click()
         expect(page.locator("[data-chip=sort] summary")).to_contain_text("Sorted by Company")
         expect(_cell(page, 0, 0)).to_have_text("Initech")
         expect(_cell(page, 1, 0)).to_have_text("Globex")
