@@ -13,14 +13,16 @@ only), so an event exists exactly when its change committed. Which changes emit 
 
 from __future__ import annotations
 
+import json
 import random
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
-from sqlalchemy import any_, func, select, update
+from sqlalchemy import any_, func, insert, select, update
 
 from morket.core.audit import record_audit
 from morket.core.crypto import DecryptionError, decrypt_secret, encrypt_secret, key_fingerprint
@@ -493,14 +495,81 @@ def _disable_for_failures(endpoint: WebhookEndpoint, delivery: WebhookDelivery, 
         )
 
 
-def next_due(endpoint_id: int) -> WebhookDelivery | None:
-    """The endpoint's oldest pending delivery (by event order); the later ones wait behind it."""
-    return db.session.scalar(
-        select(WebhookDelivery)
+@dataclass(frozen=True)
+class Due:
+    """What one delivery's send needs, read once (plain values survive the commits between sends)."""
+
+    delivery_id: int
+    workspace_id: int
+    attempts: int
+    event_uid: str
+    body: bytes
+
+
+def event_body(event: WebhookEvent) -> bytes:
+    """The exact bytes sent (and signed) for ``event``."""
+    return json.dumps(
+        {"id": event.uid, **event.payload}, separators=(",", ":"), ensure_ascii=False, sort_keys=True
+    ).encode()
+
+
+def due_batch(endpoint_id: int, limit: int = 100) -> list[Due]:
+    """The endpoint's oldest pending deliveries in event order, up to the first that is not due yet.
+
+    The later ones wait behind a delivery that waits for its retry: order per endpoint holds.
+    """
+    now = utcnow()
+    rows = db.session.execute(
+        select(WebhookDelivery, WebhookEvent)
+        .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
         .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending")
         .order_by(WebhookDelivery.event_id, WebhookDelivery.id)
-        .limit(1)
+        .limit(limit)
+    ).all()
+    due = []
+    for delivery, event in rows:
+        if delivery.next_attempt_at > now:
+            break
+        due.append(Due(delivery.id, delivery.workspace_id, delivery.attempts, event.uid, event_body(event)))
+    return due
+
+
+def record_successes(endpoint: WebhookEndpoint, done: Sequence[tuple[Due, transport.Outcome]]) -> None:
+    """Log a run of successful attempts and mark their deliveries succeeded, in two statements."""
+    if not done:
+        return
+    now = utcnow()
+    db.session.execute(
+        insert(WebhookAttempt),
+        [
+            {
+                "workspace_id": d.workspace_id,
+                "delivery_id": d.delivery_id,
+                "attempted_at": now,
+                "ok": True,
+                "status_code": o.status_code,
+                "latency_ms": o.latency_ms,
+                "response_excerpt": o.excerpt,
+                "error": None,
+            }
+            for d, o in done
+        ],
     )
+    db.session.execute(
+        update(WebhookDelivery).execution_options(synchronize_session=False),
+        [
+            {
+                "id": d.delivery_id,
+                "status": "succeeded",
+                "attempts": d.attempts + 1,
+                "last_status_code": o.status_code,
+                "finished_at": now,
+            }
+            for d, o in done
+        ],
+    )
+    if endpoint.failing_since is not None:
+        endpoint.failing_since = None
 
 
 def endpoints_with_due_deliveries(limit: int = 500) -> list[int]:

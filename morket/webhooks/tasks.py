@@ -1,17 +1,17 @@
 """Webhook delivery jobs: drain one endpoint in event order; wake endpoints whose retries are due.
 
 One endpoint is worked on by one job at a time: the job holds a PostgreSQL advisory lock on the
-endpoint for each attempt's transaction, so the lock goes with the connection when a worker is
+endpoint, on a connection of its own, so the lock goes with the connection when a worker is
 killed (no lease to wait out), and the next job or sweep continues. Its oldest pending delivery
 goes first; while it waits for a retry, the later ones wait behind it (order per endpoint by
-event id). A delivery is marked done only in the transaction that records its 2xx: a worker
-killed mid-attempt leaves it pending and it is sent again, with the same ``webhook-id``, which
-receivers use to drop the duplicate.
+event id). A delivery is marked done only by a commit after its 2xx (successes are committed in
+runs of up to 50 or every quarter second): a worker killed before that commit leaves them
+pending and they are sent again, with the same ``webhook-id``, which receivers use to drop the
+duplicate.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -19,12 +19,11 @@ import httpx
 from flask import current_app
 from sqlalchemy import func, select
 
-from morket.core.db import utcnow
 from morket.core.jobs import QUEUE_IO, enqueue_after_commit, relay_committed
 from morket.extensions import db
 from morket.webhooks import delivery as transport
 from morket.webhooks import service
-from morket.webhooks.models import WebhookEndpoint, WebhookEvent
+from morket.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from morket.webhooks.signing import signed_headers
 
 log = logging.getLogger("morket.webhooks")
@@ -32,6 +31,9 @@ log = logging.getLogger("morket.webhooks")
 # The advisory lock's first key names this use; the second is the endpoint id.
 LOCK_CLASS = 0x5748
 JOB_BUDGET_SECONDS = 240.0
+BATCH = 100
+COMMIT_EVERY = 50
+COMMIT_SECONDS = 0.25
 SWEEP_SECONDS = 5
 
 _client: httpx.Client | None = None
@@ -47,17 +49,30 @@ def http_client() -> httpx.Client:
 
 def body_of(event: WebhookEvent) -> bytes:
     """The exact bytes sent (and signed) for ``event``."""
-    return json.dumps(
-        {"id": event.uid, **event.payload}, separators=(",", ":"), ensure_ascii=False, sort_keys=True
-    ).encode()
-
-
-def _locked(endpoint_id: int) -> bool:
-    return bool(db.session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_CLASS, endpoint_id))))
+    return service.event_body(event)
 
 
 def deliver_endpoint(endpoint_id: int) -> int:
-    """Send the endpoint's due deliveries in event order until one fails or none is due; return how many succeeded."""
+    """Send the endpoint's due deliveries in event order until one fails or none is due; return how many succeeded.
+
+    The endpoint's lock is a session-level advisory lock on a connection of its own, held for the
+    whole job: PostgreSQL drops it with the connection if the worker dies.
+    """
+    lock = (LOCK_CLASS, endpoint_id)
+    with db.engine.connect() as conn:
+        got = conn.scalar(select(func.pg_try_advisory_lock(*lock)))
+        conn.commit()
+        if not got:
+            return 0  # another job is draining this endpoint
+        try:
+            return _drain(endpoint_id)
+        finally:
+            db.session.rollback()
+            conn.execute(select(func.pg_advisory_unlock(*lock)))
+            conn.commit()
+
+
+def _drain(endpoint_id: int) -> int:
     settings = current_app.config["MORKET"]
     allow_http = service.allow_http_loopback()
     timeout = float(settings["WEBHOOK_TIMEOUT"])
@@ -66,40 +81,47 @@ def deliver_endpoint(endpoint_id: int) -> int:
     sent = 0
     secrets: list[str] | None = None
     while time.monotonic() < deadline:
-        db.session.commit()
-        if not _locked(endpoint_id):
-            db.session.rollback()
-            return sent  # another job is draining this endpoint
         endpoint = db.session.get(WebhookEndpoint, endpoint_id, populate_existing=True)
         if endpoint is None or not endpoint.enabled:
-            db.session.rollback()
             return sent
-        delivery = service.next_due(endpoint_id)
-        if delivery is None or delivery.next_attempt_at > utcnow():
-            db.session.rollback()
+        batch = service.due_batch(endpoint_id, BATCH)
+        if not batch:
             return sent
-        event = db.session.get(WebhookEvent, delivery.event_id)
         if secrets is None:
             try:
                 secrets = service.signing_secrets(endpoint)
             except service.EndpointUnreadable:
                 log.error("webhook secret unreadable", extra={"data": {"endpoint_id": endpoint_id}})
-                db.session.rollback()
                 return sent
-        body = body_of(event)
-        headers = signed_headers(secrets, event.uid, int(time.time()), body)
-        outcome = transport.send(
-            client, endpoint.url, body, headers, timeout=timeout, allow_http_loopback=allow_http, secrets=tuple(secrets)
-        )
-        _, disabled = service.record_attempt(endpoint, delivery, outcome)
-        db.session.commit()
-        if disabled:
-            relay_committed()  # the owners' email
-            log.warning("webhook endpoint disabled after failing", extra={"data": {"endpoint_id": endpoint_id}})
-        if not outcome.ok:
+        kept, url = tuple(secrets), endpoint.url
+        done: list[tuple[service.Due, transport.Outcome]] = []
+        flushed = time.monotonic()
+        for due in batch:
+            headers = signed_headers(secrets, due.event_uid, int(time.time()), due.body)
+            outcome = transport.send(
+                client, url, due.body, headers, timeout=timeout, allow_http_loopback=allow_http, secrets=kept
+            )
+            if outcome.ok:
+                done.append((due, outcome))
+                sent += 1
+                # Successes are written in runs: one crash re-sends at most a run (same webhook-id).
+                if len(done) >= COMMIT_EVERY or time.monotonic() - flushed > COMMIT_SECONDS:
+                    service.record_successes(endpoint, done)
+                    db.session.commit()
+                    done, flushed = [], time.monotonic()
+                continue
+            service.record_successes(endpoint, done)
+            delivery = db.session.get(WebhookDelivery, due.delivery_id)
+            _, disabled = service.record_attempt(endpoint, delivery, outcome)
+            db.session.commit()
+            if disabled:
+                relay_committed()  # the owners' email
+                log.warning("webhook endpoint disabled after failing", extra={"data": {"endpoint_id": endpoint_id}})
             return sent
-        sent += 1
+        service.record_successes(endpoint, done)
+        db.session.commit()
     service.wake_endpoint(endpoint_id)  # out of time with work left: continue in a fresh job
+    db.session.commit()
     return sent
 
 
