@@ -31,6 +31,7 @@ BLUEPRINT_MODULES = (
 API_MODULES = (
     "morket.credentials.api",
     "morket.credits.api",
+    "morket.crm.api",
     "morket.dataops.api",
     "morket.enrichment.api",
     "morket.scraping.api",
