@@ -327,7 +327,10 @@ def _value_sql(lookup: Lookup) -> str:
 
 
 def _statements(lookup: Lookup, scope: str) -> tuple[str, str]:
-    """The fill's two statements: matched keys' values, then the cells whose key matches nothing.
+    """The fill's two statements: the cells whose key matches nothing, then the matched keys' values.
+
+    In that order: on a new (empty) column the first finds nothing to write at the cost of one scan,
+    where after the second it would probe B's index for every matched row.
 
     ``scope`` is ``all``, ``ids`` (A's rows ``:ids``) or ``keys`` (A's and B's normalised keys ``:keys``).
     """
@@ -375,7 +378,7 @@ def _statements(lookup: Lookup, scope: str) -> tuple[str, str]:
         f"UPDATE {a} AS a SET {target} = {empty} WHERE a.{target} IS DISTINCT FROM {empty}{a_scope} "  # noqa: S608 - ids and generated names only
         f"AND NOT EXISTS (SELECT 1 FROM {b} AS b WHERE {b_key} = {a_key} AND {b_key} <> '')"
     )
-    return matched, unmatched
+    return unmatched, matched
 
 
 def fill_lookup(
