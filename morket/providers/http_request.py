@@ -155,11 +155,14 @@ def render_header(template: str, inputs: Mapping[str, Any]) -> str:
 
 
 def _allowlist() -> list[str]:
-    from flask import current_app, has_app_context
+    # A run calls from its pool threads, which have no app context: read the app's settings all the same.
+    from morket.scraping import app_for_threads
 
-    if not has_app_context():
+    try:
+        app = app_for_threads()
+    except RuntimeError:
         return []
-    return list(current_app.config["MORKET"].get("SCRAPE_ALLOWLIST") or [])
+    return list(app.config["MORKET"].get("SCRAPE_ALLOWLIST") or [])
 
 
 def _pinned(url: str) -> tuple[str, dict[str, str], dict[str, Any]]:

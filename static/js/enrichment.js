@@ -21,6 +21,13 @@
 
   var drawer = null, body = null, opener = null;
 
+  // A panel fetched into the drawer (a card, the editor, the runs) starts at its top; a form posted
+  // back (a step moved, a column inserted, a test sent) keeps the place the person was working at.
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var cfg = e.detail.requestConfig;
+    if (drawer && e.detail.target === body && cfg && cfg.verb === "get") { drawer.scrollTop = 0; }
+  });
+
   function grid() { return document.querySelector(".grid[data-table-id]"); }
 
   function build() {

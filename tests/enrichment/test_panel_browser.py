@@ -201,7 +201,7 @@ def test_work_email_from_a_name_and_a_domain_in_six_clicks(app, services, served
         page.keyboard.press("Escape")
         work_header.click(button="right")
         page.locator(".columns-popover .enrichment-menu a", has_text="Edit enrichment").click()
-        expect(drawer.locator("#enrich-column")).to_be_visible()
+        expect(drawer.locator("#enrich-edit")).to_be_visible()
         expect(page.locator(".columns-popover")).to_be_hidden()
 
         # The balance moved by exactly what the ledger shows for the run.
