@@ -63,6 +63,18 @@ def rotate_master_key(batch_size: int) -> None:
             break
         after_id = batch.last_id
         click.echo(f"  {done} re-encrypted")
+    # CRM connections' tokens are sealed with the same master key (morket.crm.tokens).
+    from morket.crm import tokens as crm_tokens
+
+    after_id = 0
+    while True:
+        sealed, failed, last_id = crm_tokens.reencrypt_batch(old, new, after_id=after_id, limit=batch_size)
+        db.session.commit()
+        done += sealed
+        unreadable.extend(failed)
+        if last_id == after_id:
+            break
+        after_id = last_id
     record_audit(
         None,
         None,

@@ -21,7 +21,12 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from morket.core.crypto import DecryptionError, decrypt_secret, encrypt_secret, key_fingerprint
+from morket.core.crypto import (
+    DecryptionError,
+    decrypt_secret,
+    encrypt_secret,
+    key_fingerprint,
+)
 from morket.core.db import utcnow
 from morket.core.errors import MorketError
 from morket.core.jobs import redis_connection
@@ -70,7 +75,11 @@ def fingerprint() -> str:
 
 @contextmanager
 def _own_session() -> Iterator[Session]:
-    session = Session(bind=db.session.get_bind(), join_transaction_mode="create_savepoint", expire_on_commit=False)
+    session = Session(
+        bind=db.session.get_bind(),
+        join_transaction_mode="create_savepoint",
+        expire_on_commit=False,
+    )
     try:
         yield session
     finally:
@@ -128,7 +137,9 @@ def token_for_use(connection_id: int, settings: Mapping[str, Any]) -> LiveToken:
 def refresh_access(connection_id: int, seen_version: int, settings: Mapping[str, Any]) -> LiveToken:
     """Refresh the access token unless another process already did since ``seen_version``."""
     lock = redis_connection().lock(
-        f"morket:crm-refresh:{connection_id}", timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS
+        f"morket:crm-refresh:{connection_id}",
+        timeout=LOCK_SECONDS,
+        blocking_timeout=LOCK_SECONDS,
     )
     if not lock.acquire():
         raise NotConnected("The CRM token is being refreshed by another process for too long; try again.")
@@ -178,3 +189,43 @@ def record_error(connection_id: int, message: str | None) -> None:
             row.last_error = message[:MAX_ERROR] if message else None
             row.last_error_at = utcnow() if message else None
             session.commit()
+
+
+def reencrypt_batch(
+    old_master: bytes, new_master: bytes, *, after_id: int = 0, limit: int = 200
+) -> tuple[int, list[int], int]:
+    """Re-seal up to ``limit`` connections still under ``old_master`` with ``new_master`` (the caller commits).
+
+    Returns (re-encrypted, ids that did not decrypt, last id seen); the master-key rotation runs it
+    batch by batch after the provider credentials. Rows are locked, so a refresh waits for its row.
+    """
+    from sqlalchemy import select
+
+    old_fp, new_fp = key_fingerprint(old_master), key_fingerprint(new_master)
+    rows = list(
+        db.session.scalars(
+            select(CrmConnection)
+            .where(CrmConnection.key_fingerprint == old_fp, CrmConnection.id > after_id)
+            .order_by(CrmConnection.id)
+            .limit(limit)
+            .with_for_update()
+        )
+    )
+    done, unreadable = 0, []
+    for row in rows:
+        sealed: dict[str, bytes] = {}
+        try:
+            for kind, blob in (("access", row.access_ciphertext), ("refresh", row.refresh_ciphertext)):
+                if blob is not None:
+                    purpose = _purpose(row.provider, kind)
+                    plain = decrypt_secret(old_master, row.workspace_id, purpose, blob)
+                    sealed[kind] = encrypt_secret(new_master, row.workspace_id, purpose, plain)
+        except DecryptionError:
+            unreadable.append(row.id)
+            continue
+        row.access_ciphertext = sealed["access"]
+        row.refresh_ciphertext = sealed.get("refresh")
+        row.key_fingerprint = new_fp
+        done += 1
+    db.session.flush()
+    return done, unreadable, rows[-1].id if rows else after_id
