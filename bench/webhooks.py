@@ -162,11 +162,15 @@ def _morket(app, endpoint_ids: list[int]) -> float:
     return elapsed
 
 
-def _bare(receiver: str, bodies: dict[int, list[tuple[bytes, dict[str, str]]]]) -> float:
+def _bare(receiver: str, bodies: dict[int, list[tuple[bytes, dict[str, str]]]], secrets: list[str]) -> float:
+    from morket.webhooks.signing import signed_headers
+
     client = httpx.Client(follow_redirects=False, limits=httpx.Limits(max_connections=64))
 
     def post_all(i: int, items: list[tuple[bytes, dict[str, str]]]) -> None:
-        for body, headers in items:
+        for body, prepared in items:
+            # Signed here, per request, as Morket does.
+            headers = signed_headers(secrets, prepared["webhook-id"], int(time.time()), body)
             resp = client.post(
                 f"{receiver}/e{i}", content=body, headers={**headers, "Content-Type": "application/json"}, timeout=10
             )
@@ -181,6 +185,12 @@ def _bare(receiver: str, bodies: dict[int, list[tuple[bytes, dict[str, str]]]]) 
     elapsed = time.perf_counter() - started
     client.close()
     return elapsed
+
+
+def _secret() -> str:
+    from morket.webhooks.signing import generate_secret
+
+    return generate_secret()
 
 
 def _inbound(rows: int) -> dict[str, Any] | None:
@@ -221,8 +231,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for run in range(args.repeat):
             endpoint_ids = _setup(app, receiver, args.events, args.concurrency)
             bodies = _bodies(app, endpoint_ids)
-            bare_s.append(_bare(receiver, bodies))
-            morket_s.append(_morket(app, endpoint_ids))
+            # Alternate which side goes first, so that neither always meets the warmer machine.
+            if run % 2:
+                morket_s.append(_morket(app, endpoint_ids))
+                bare_s.append(_bare(receiver, bodies, [_secret()]))
+            else:
+                bare_s.append(_bare(receiver, bodies, [_secret()]))
+                morket_s.append(_morket(app, endpoint_ids))
             log(f"run {run + 1}: morket {morket_s[-1]:.2f} s, bare {bare_s[-1]:.2f} s for {args.events} deliveries")
     finally:
         server.terminate()

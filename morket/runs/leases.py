@@ -10,7 +10,7 @@ holds one open for long would never see a retry come due.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +25,19 @@ from morket.tables.models import Table
 PAUSE_REDIS = "Paused: the job queue (Redis) cannot be reached. The run resumes when it is back."
 PAUSE_CREDITS = "Paused: the workspace is out of credits. The run resumes when credits are added."
 CALLBACK_TIMEOUT_SECONDS = 600
+# Listeners told, in the same transaction, that a run finished: (run id, final status). The
+# outbound webhooks register one; the engine imports nothing of them.
+_FINISHED: dict[str, Callable[[int, str], object]] = {}
+
+
+def on_run_finished(name: str, listener: Callable[[int, str], object]) -> None:
+    """Call ``listener(run_id, status)`` when a run completes or fails, before the change commits."""
+    _FINISHED[name] = listener
+
+
+def _finished(run_id: int, status: str) -> None:
+    for listener in _FINISHED.values():
+        listener(run_id, status)
 
 
 def claim_rows(run_id: int, owner: str, limit: int, lease_seconds: int) -> list[ClaimedRow]:
@@ -182,6 +195,8 @@ def finish_if_done(run_id: int) -> bool:
             updated_at=sa.func.clock_timestamp(),
         )
     )
+    if result.rowcount:
+        _finished(run_id, "completed")
     return bool(result.rowcount)
 
 
@@ -212,7 +227,7 @@ def fail_run(run: Run | None, message: str, table: Table | None) -> None:
             .returning(rr.c.row_id)
         )
     )
-    db.session.execute(
+    failed_now = db.session.execute(
         sa.update(runs)
         .where(runs.c.id == run.id, runs.c.status.in_((*ACTIVE_RUN_STATUSES, "paused")))
         .values(
@@ -226,3 +241,5 @@ def fail_run(run: Run | None, message: str, table: Table | None) -> None:
     )
     if table is not None and ended:
         mark_cells(table, run.column_id, run.id, ended, "error", message=reason)
+    if failed_now.rowcount:
+        _finished(run.id, "failed")

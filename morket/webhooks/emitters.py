@@ -6,6 +6,8 @@
   read the rows' values through the API when they need them. A CSV import does not emit row
   events at all: it emits one ``import.finished`` with its counts (a million-row import is one
   event).
+- Enrichment runs: the run engine announces a run that completed or failed
+  (``runs.leases.on_run_finished``); ``run.finished`` carries its counts and credits.
 - Imports and exports: a ``DataRun`` reaching a final status (done, failed, cancelled) in a
   flush emits ``import.finished`` or ``export.finished`` (a session listener: dataops knows
   nothing of webhooks).
@@ -21,6 +23,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
+from morket.extensions import db
 from morket.webhooks import service
 
 _FINAL = ("done", "failed", "cancelled")
@@ -83,11 +86,39 @@ def _after_rollback(session: Session) -> None:
     session.info.pop("morket_webhooks_runs", None)
 
 
+def on_run_finished(run_id: int, status: str) -> None:
+    """Emit ``run.finished`` for an enrichment run that completed or failed, with its counts."""
+    from morket.runs.models import Run
+
+    run = db.session.get(Run, run_id, populate_existing=True)
+    if run is None:
+        return
+    service.emit_event(
+        run.workspace_id,
+        "run.finished",
+        {
+            "id": run.id,
+            "status": status,
+            "table_id": run.table_id,
+            "column_id": run.column_id,
+            "total": run.total,
+            "succeeded": run.succeeded,
+            "no_data": run.no_data,
+            "failed": run.failed,
+            "skipped": run.skipped,
+            "cancelled": run.cancelled,
+            "credits_used": run.credits_used,
+        },
+    )
+
+
 def register() -> None:
     """Register the listeners once (the blueprint's ``register``)."""
+    from morket.runs import leases
     from morket.tables import hooks
 
     hooks.on_row_events("webhooks", on_row_events)
+    leases.on_run_finished("webhooks", on_run_finished)
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "before_commit", _before_commit)

@@ -294,3 +294,38 @@ def test_import_and_export_finishing_emit_one_event_each(db, team, receiver, hoo
     got = [(r.json["type"], r.json["data"]["id"]) for r in receiver.received]
     assert got == [("import.finished", run.id), ("export.finished", export.id)]
     assert receiver.received[0].json["data"]["rows_in"] == 1_000_000
+
+
+def test_enrichment_run_finishing_emits_run_finished(db, team, receiver, hook_settings, run_jobs):
+    from morket.runs import leases
+    from morket.runs.models import Run
+
+    _endpoint(team, receiver.url, types=("run.finished",))
+    table = _table(team)
+    run = Run(
+        workspace_id=team.workspace.id,
+        table_id=table.id,
+        column_id=table.columns[0].id,
+        scope="all",
+        status="running",
+        total=3,
+        done=3,
+        succeeded=2,
+        no_data=1,
+        credits_used=4,
+    )
+    db.session.add(run)
+    db.session.flush()
+    assert leases.finish_if_done(run.id) is True
+    assert leases.finish_if_done(run.id) is False  # only the call that completes it announces it
+    db.session.commit()
+    _drain(db, run_jobs, receiver, lambda: len(receiver.received) >= 1)
+    [got] = receiver.received
+    assert got.json["type"] == "run.finished"
+    assert {k: got.json["data"][k] for k in ("id", "status", "succeeded", "no_data", "credits_used")} == {
+        "id": run.id,
+        "status": "completed",
+        "succeeded": 2,
+        "no_data": 1,
+        "credits_used": 4,
+    }
