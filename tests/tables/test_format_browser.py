@@ -61,7 +61,7 @@ def test_format_from_the_header_menu_reformats_cells_and_the_status_bar(app, dat
         header = page.locator(".grid-col-header", has_text="Amount")
         header.focus()
         page.keyboard.press("Enter")
-        page.get_by_role("menuitem", name="Format…").click()
+        page.get_by_role("link", name="Format…").click()
         form = page.locator("[data-format-form]")
         expect(form).to_be_visible()
         decimals = form.get_by_label("Decimals")
@@ -77,7 +77,7 @@ def test_format_from_the_header_menu_reformats_cells_and_the_status_bar(app, dat
         expect(header).to_be_focused()
 
         page.keyboard.press("Enter")
-        page.get_by_role("menuitem", name="Format…").click()
+        page.get_by_role("link", name="Format…").click()
         form = page.locator("[data-format-form]")
         form.get_by_label("Decimals").select_option("2")
         form.get_by_role("button", name="Save format").click()
