@@ -236,3 +236,45 @@ def test_a_refused_refresh_shows_as_the_connections_health(owner_client, crm, db
     assert "HubSpot refused the refresh" in fragment
     page = client.get(f"/w/{workspace.slug}/connections").get_data(as_text=True)
     assert "Needs attention" in page and "HubSpot refused the refresh" in page
+
+
+def test_tokens_stay_out_of_logs_through_refresh_and_disconnect(owner_client, crm, db, app, caplog):
+    workspace, _owner, client = owner_client
+    caplog.set_level(logging.DEBUG)
+    row = _connected(client, crm, db, workspace, "hubspot")
+    access, refresh = _plain_tokens(workspace, row)
+    crm.expire("hubspot")
+    with CrmClient(row.id, app.config["MORKET"]) as api:
+        api.request("GET", "/crm/v3/objects/contacts")
+    new_access, _ = _plain_tokens(workspace, _row(db, workspace, "hubspot"))
+    token = csrf_token(client, f"/w/{workspace.slug}/connections")
+    client.post(f"/w/{workspace.slug}/connections/hubspot/disconnect", headers={"X-CSRFToken": token})
+    assert "refresh-tokens/[redacted]" in caplog.text  # the revoke call was logged, its token masked
+    for secret in (access, refresh, new_access):
+        assert secret not in caplog.text
+
+
+def test_salesforce_instance_must_be_a_salesforce_host():
+    from morket.crm.providers import instance_url_allowed
+
+    production = {"SALESFORCE_LOGIN_URL": "https://login.salesforce.com"}
+    assert instance_url_allowed("https://acme.my.salesforce.com", production)
+    assert not instance_url_allowed("http://acme.my.salesforce.com", production)
+    assert not instance_url_allowed("https://salesforce.com.evil.example", production)
+    assert not instance_url_allowed("https://user@evil.example", production)
+    sandbox = {"SALESFORCE_LOGIN_URL": "http://127.0.0.1:8900/salesforce"}
+    assert instance_url_allowed("http://127.0.0.1:8900/salesforce", sandbox)
+    assert not instance_url_allowed("http://127.0.0.1:9999/salesforce", sandbox)
+
+
+def test_a_crm_without_an_oauth_app_says_so(owner_client, crm, app, monkeypatch):
+    workspace, _owner, client = owner_client
+    monkeypatch.setitem(app.config["MORKET"], "SALESFORCE_CLIENT_ID", "")
+    page = client.get(f"/w/{workspace.slug}/connections").get_data(as_text=True)
+    assert "Salesforce is not set up on this Morket server yet" in page and "Connect Salesforce" not in page
+    token = csrf_token(client, f"/w/{workspace.slug}/connections")
+    resp = client.post(f"/w/{workspace.slug}/connections/salesforce/connect", headers={"X-CSRFToken": token})
+    assert resp.status_code == 303
+    assert "Salesforce is not set up on this Morket server" in client.get(resp.headers["Location"]).get_data(
+        as_text=True
+    )
