@@ -97,6 +97,43 @@ def test_hubspot_batch_upsert_and_read_through_the_vendor_models(vendor, crm):
     assert read.results[0].properties["lastname"] == "Lovelace"
 
 
+def test_hubspot_search_list_and_partial_failures_through_the_vendor_models(vendor):
+    from hubspot.crm.contacts import (
+        BatchInputSimplePublicObjectBatchInputUpsert,
+        BatchResponseSimplePublicUpsertObjectWithErrors,
+        CollectionResponseSimplePublicObjectWithAssociationsForwardPaging,
+        CollectionResponseWithTotalSimplePublicObjectForwardPaging,
+        Filter,
+        FilterGroup,
+        PublicObjectSearchRequest,
+        SimplePublicObjectBatchInputUpsert,
+    )
+
+    inputs = [
+        SimplePublicObjectBatchInputUpsert(
+            id=f"p{i}@example.com", id_property="email", properties={"firstname": f"P{i}"}
+        )
+        for i in range(3)
+    ]
+    inputs.append(SimplePublicObjectBatchInputUpsert(id="x@example.com", id_property="email", properties={"shoe": "9"}))
+    partial = vendor["batch"].upsert(BatchInputSimplePublicObjectBatchInputUpsert(inputs=inputs))
+    assert isinstance(partial, BatchResponseSimplePublicUpsertObjectWithErrors)
+    assert partial.num_errors == 1 and partial.errors[0].category == "VALIDATION_ERROR"
+    assert partial.errors[0].context == {"ids": ["x@example.com"]} and len(partial.results) == 3
+    found = vendor["search"].do_search(
+        PublicObjectSearchRequest(
+            filter_groups=[FilterGroup(filters=[Filter(property_name="lastmodifieddate", operator="GTE", value="0")])],
+            sorts=["lastmodifieddate"], properties=["email"], limit=2, after="0",
+        )
+    )  # fmt: skip
+    assert isinstance(found, CollectionResponseWithTotalSimplePublicObjectForwardPaging)
+    assert found.total == 3 and len(found.results) == 2 and found.paging.next.after == "2"
+    page = vendor["basic"].get_page(limit=2, properties=["email"])
+    assert isinstance(page, CollectionResponseSimplePublicObjectWithAssociationsForwardPaging)
+    assert [r.properties["email"] for r in page.results] == ["p0@example.com", "p1@example.com"]
+    assert page.paging.next.after
+
+
 def test_hubspot_create_of_an_existing_email_is_a_conflict(vendor):
     from hubspot.crm.contacts import ApiException, SimplePublicObjectInputForCreate
 
