@@ -44,11 +44,11 @@ EVENT_TYPES: dict[str, str] = {
     "row.created": "Rows created",
     "row.updated": "Rows updated",
     "row.deleted": "Rows deleted",
-    "enrichment.cell_completed": "Enrichment cells completed",
+    "enrichment.cell_completed": "Enrichment cells completed (not sent yet)",
     "run.finished": "Enrichment run finished",
     "import.finished": "CSV import finished",
     "export.finished": "CSV export finished",
-    "crm.push_finished": "CRM push finished",
+    "crm.push_finished": "CRM push finished (not sent yet)",
 }
 TEST_EVENT = "webhook.test"
 DESCRIPTION_MAX = 200
