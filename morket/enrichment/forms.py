@@ -254,6 +254,19 @@ def http_options(form: MultiDict | dict[str, str], i: int) -> dict[str, Any]:
     return options
 
 
+def _refuse_secrets(options: dict[str, Any]) -> None:
+    """A key typed into a header would be stored in the column's setup in clear: ask for ``{{api_key}}``."""
+    from morket.enrichment.panel_forms import looks_secret
+
+    for name, value in (options.get("headers") or {}).items():
+        if looks_secret(name, value):
+            message = (
+                f"The header “{name}” holds a key: write {{{{api_key}}}} in its place and store the key as the "
+                "workspace's HTTP API key (the enrichment panel does both for you)."
+            )
+            raise ValidationFailed(message, fields={"http_headers": [message]})
+
+
 def _int(raw: str, label: str) -> int:
     if not raw.isdigit() or len(raw) > 18:
         raise ValidationFailed(f"{label}: pick a column.", fields={label: ["pick a column"]})
@@ -273,6 +286,7 @@ def setup_from_form(form: MultiDict, catalogue: list[Operation]) -> ColumnSetup:
     for i, key in picked:
         if key == HTTP_OPERATION:
             options = http_options(form, i)
+            _refuse_secrets(options)
             step_models.append({"operation": key, "options": options})
             wanted_inputs |= set(http_request.template_inputs(options))
             delivered |= set(http_request.output_names(options))

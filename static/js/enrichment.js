@@ -21,6 +21,17 @@
 
   var drawer = null, body = null, opener = null;
 
+  // A refused drawer form (422, 409, 403 …) answers with the panel and its message: show it where the
+  // person acted instead of dropping it. Error pages (no panel in them) are left to the default.
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var xhr = e.detail.xhr, target = e.detail.target;
+    if (!body || !target || !(target === body || body.contains(target))) { return; }
+    if (xhr.status >= 400 && xhr.status < 500 && /class="enrich-panel|id="enrich-http-live|enrich-scrape-preview/.test(xhr.responseText || "")) {
+      e.detail.shouldSwap = true;
+      e.detail.isError = false;
+    }
+  });
+
   // A panel fetched into the drawer (a card, the editor, the runs) starts at its top; a form posted
   // back (a step moved, a column inserted, a test sent) keeps the place the person was working at.
   document.addEventListener("htmx:afterSwap", function (e) {

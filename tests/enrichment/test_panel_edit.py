@@ -174,6 +174,14 @@ def _bad_forms(ids, column_id):
             "http_outputs_1": "industry = $[[[",
             "target": "industry",
         },
+        "http key in a header": {
+            **good,
+            "step_1": "http.request",
+            "http_url_1": "https://api.example.com/x",
+            "http_outputs_1": "industry = $.industry",
+            "http_headers_1": "Authorization: Bearer sk_live_4f9a8b7c6d5e4f3a2b1c",
+            "target": "industry",
+        },
         "http bad output type": {
             **good,
             "step_1": "http.request",
@@ -363,8 +371,21 @@ def test_a_typed_output_and_a_secret_header_kept_as_the_workspace_key(client, le
     stored = _db.session.query(ProviderCredential).filter_by(workspace_id=workspace.id, provider="http").one()
     assert stored.hint == secret[-4:]
     # The drawer's editor shows the template, never the key.
-    edit = _html(client.get(f"{base}/{by_name['Company API'].id}/panel/edit"))
+    column_id = by_name["Company API"].id
+    edit = _html(client.get(f"{base}/{column_id}/panel/edit"))
     assert secret not in edit and "{{api_key}}" in edit
+    # The full page keeps the header and the column type when it saves the column again.
+    page = _html(client.get(f"{base}/{column_id}"))
+    assert ">Authorization: Bearer {{api_key}}</textarea>" in page
+    assert 'name="http_types_1" value="employees = number"' in page
+    from morket.enrichment import forms
+
+    column = columns.get_enrichment_column_or_404(workspace, table, column_id)
+    values = forms.values_from_column(column, columns.setup_of(column))
+    assert client.post(f"{base}/{column_id}", data={"csrf_token": token, **values}).status_code == 303
+    _db.session.expire_all()
+    again = columns.get_enrichment_column_or_404(workspace, table, column_id).config["steps"][0]["options"]
+    assert again["headers"] == {"Authorization": "Bearer {{api_key}}"} and again["types"] == {"employees": "number"}
 
 
 def test_a_second_secret_is_refused_clearly_and_nothing_is_written(client, leads):
@@ -475,3 +496,38 @@ def test_placeholders_and_secrets_are_recognised():
         "sk_live_4f9a8b7c6d5e4f3a2b1c",
     )
     assert panel_service.PREVIEW_ROWS == 3
+
+
+def test_the_stored_key_is_what_a_test_send_and_a_run_put_in_the_header(app, client, leads):
+    from morket.credentials.service import create_credential
+    from morket.enrichment.plan import build_plan
+    from morket.runs.models import Run
+
+    workspace, owner, table, ids = leads
+    secret = "stored-http-key-5551234"
+    create_credential(workspace, owner, "http", secret)
+    api = JsonApi()
+    settings = app.config["MORKET"]
+    before = settings.get("SCRAPE_ALLOWLIST")
+    settings["SCRAPE_ALLOWLIST"] = [f"127.0.0.1:{api.port}"]
+    try:
+        login(client, owner)
+        base = _base(workspace, table)
+        token = csrf_token(client, f"{base}/panel/http")
+        url = f"http://127.0.0.1:{api.port}/companies?domain={{{{company_domain}}}}"
+        data = _http_form(token, ids, http_url_1=url, in_company_domain=str(ids["Company domain"]))
+        data.update(out_field="name", out_path="$.company.name", hdr_name_1="Authorization")
+        data["hdr_value_1"] = "Bearer {{api_key}}"
+        html = _html(client.post(f"{base}/panel/http/test", data=data))
+    finally:
+        settings["SCRAPE_ALLOWLIST"] = before
+        api.server.shutdown()
+    assert "<strong data-test-status>HTTP 200</strong>" in html
+    assert api.received[0]["headers"]["Authorization"] == f"Bearer {secret}"
+    assert secret not in html and "Authorization: Bearer ••••1234" in html
+    # A run of such a step resolves the key once, like a provider's.
+    options = {"method": "GET", "url": url, "headers": {"Authorization": "Bearer {{api_key}}"}, "outputs": {}}
+    run = Run(workspace_id=workspace.id, table_id=table.id, column_id=ids["Name"], created_by_id=owner.id)
+    run.config = {"steps": [{"operation": "http.request", "options": options}], "target": "response"}
+    plan = build_plan(run)
+    assert plan.keys["http"].secret == secret and plan.keys["http"].source == "own"

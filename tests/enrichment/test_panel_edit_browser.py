@@ -125,6 +125,11 @@ def test_an_http_column_written_in_the_drawer_runs_on_ten_rows(app, services, js
         expect(preview.locator("[data-http-line]")).to_have_text(
             f"GET http://127.0.0.1:{json_api.port}/companies?domain=acct0.example.com"
         )
+        # Saving with nothing to keep is refused with the reason, in the drawer.
+        drawer.locator("#enrich-http-save").click()
+        expect(drawer.locator("#enrich-error")).to_contain_text("Name the field to keep")
+        expect(drawer.locator("#enrich-http-url")).to_have_value(re.compile(r"domain=\{\{website\}\}$"))
+        page.problems[:] = [p for p in page.problems if not p.startswith("422 ")]  # the refusal itself
         drawer.locator("#enrich-out-field").fill("company")
         drawer.locator("#enrich-out-path").fill("$.company.name")
         drawer.locator("#enrich-http-test").click()
