@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -33,6 +34,7 @@ class Receiver:
     default: int = 200
     body: bytes = b'{"ok": true}'
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds each answer waits
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -49,6 +51,8 @@ def _handler(receiver: Receiver):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status = receiver.answer()
+            if receiver.delay:
+                time.sleep(receiver.delay)
             with receiver.lock:
                 receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             self.send_response(status)
