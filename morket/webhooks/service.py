@@ -54,6 +54,8 @@ TEST_EVENT = "webhook.test"
 DESCRIPTION_MAX = 200
 MAX_ENDPOINTS = 20
 DELIVERY_PAGE = 50
+# Test events and redeliveries a person may ask for: each is a request to someone's server.
+SEND_LIMIT = "20/minute"
 
 
 class EndpointUnreadable(MorketError):

@@ -11,7 +11,7 @@ from morket.core.forms import show_error_on_form
 from morket.core.htmx import render_page_or_fragment
 from morket.core.tenancy import workspace_page
 from morket.core.types import Member, Workspace
-from morket.extensions import db
+from morket.extensions import db, limiter
 from morket.webhooks import bp, service
 from morket.webhooks.forms import EndpointForm
 from morket.webhooks.models import WebhookEndpoint
@@ -151,6 +151,7 @@ def rotate(workspace: Workspace, membership: Member, endpoint_id: int) -> Respon
 
 @bp.post("/w/<slug>/webhooks/<int:endpoint_id>/test")
 @workspace_page("webhooks.manage")
+@limiter.limit(service.SEND_LIMIT)
 def send_test(workspace: Workspace, membership: Member, endpoint_id: int) -> ResponseReturnValue:
     found = service.get_endpoint_or_404(workspace, endpoint_id)
     try:
@@ -166,6 +167,7 @@ def send_test(workspace: Workspace, membership: Member, endpoint_id: int) -> Res
 
 @bp.post("/w/<slug>/webhooks/deliveries/<int:delivery_id>/redeliver")
 @workspace_page("webhooks.manage")
+@limiter.limit(service.SEND_LIMIT)
 def redeliver(workspace: Workspace, membership: Member, delivery_id: int) -> ResponseReturnValue:
     found = service.get_delivery_or_404(workspace, delivery_id)
     service.redeliver(workspace, current_user, found)

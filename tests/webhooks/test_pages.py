@@ -109,3 +109,14 @@ def test_rotate_test_and_redeliver_from_the_page(client, db, team, hook_settings
     resp = client.post(f"{base}/delete", data={"csrf_token": token})
     assert resp.status_code == 303
     assert db.session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)) is None
+
+
+def test_test_events_are_rate_limited(client, db, team, hook_settings, app, monkeypatch):
+    monkeypatch.setitem(app.config, "RATELIMIT_ENABLED", True)
+    endpoint, _ = service.create_endpoint(team.workspace, team["admin"], "https://93.184.216.34/h", ["row.created"])
+    db.session.flush()
+    login(client, team["admin"])
+    base = f"{_page(client, team)}/{endpoint.id}"
+    token = csrf_token(client, base)
+    answers = [client.post(f"{base}/test", data={"csrf_token": token}).status_code for _ in range(22)]
+    assert answers[:20] == [303] * 20 and answers[-1] == 429
