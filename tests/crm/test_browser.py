@@ -53,5 +53,10 @@ def test_connect_hubspot_through_its_consent_page(crm_env, app, live_server, bro
     hubspot.locator("summary", has_text="What Morket can write in HubSpot").click()
     expect(hubspot.locator(".crm-field-list").first).to_contain_text("email")
     problems += check_page(page, "crm-connections-hubspot", "1366x768")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    hubspot.locator("summary", has_text="What Morket can write in HubSpot").click()
+    expect(hubspot.locator(".crm-field-list").first).to_contain_text("email")
+    problems += check_page(page, "crm-connections-hubspot", "390x844")
     assert problems == []
     assert page.problems == []
