@@ -270,3 +270,17 @@ def test_consent_deny_redirects_with_access_denied(crm):
         "state": ["s9"],
     }
     assert isinstance(crm.http, httpx.Client)
+
+
+def test_salesforce_single_record_upsert_by_external_id(crm):
+    base, headers = _salesforce(crm)
+    url = f"{base}/sobjects/Lead/Morket_Id__c/lead-1"
+    created = crm.http.patch(url, json={"LastName": "Hopper", "Company": "Navy"}, headers=headers)
+    assert created.status_code == 201 and created.json()["created"] is True and created.json()["id"].startswith("00Q")
+    updated = crm.http.patch(url, json={"Title": "Rear Admiral"}, headers=headers)
+    assert updated.status_code == 200 and updated.json() == {**created.json(), "created": False}
+    missing = crm.http.patch(f"{base}/sobjects/Lead/Morket_Id__c/lead-2", json={"LastName": "X"}, headers=headers)
+    assert missing.status_code == 400 and missing.json()[0]["errorCode"] == "REQUIRED_FIELD_MISSING"
+    only = crm.http.patch(f"{base}/sobjects/Lead/Morket_Id__c/lead-3?updateOnly=true", json={}, headers=headers)
+    assert only.status_code == 404
+    assert crm.state("salesforce")["records"]["Lead"] == 1

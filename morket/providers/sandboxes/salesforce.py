@@ -1,7 +1,9 @@
 """Salesforce REST as summarised in the contract: the web-server OAuth flow on a login host
 (``/services/oauth2/authorize`` consent page, ``/token``, ``/revoke``, the ``id`` identity URL),
 and on the instance (this same sandbox): ``/services/data/`` versions, describe of Contact, Lead
-and Account, sObject Collections upsert by an external id (``PATCH
+and Account, upsert of one record by an external id (``PATCH
+/services/data/vXX.X/sobjects/{SObject}/{ExternalIdField}/{value}``, 201 or 200), sObject
+Collections upsert by an external id (``PATCH
 /services/data/vXX.X/composite/sobjects/{SObject}/{ExternalIdField}``, 200 records, per-record
 results, ``allOrNone``) and a SOQL subset (``SELECT f, … FROM X [WHERE LastModifiedDate > ts | f =
 'v'] [ORDER BY f [ASC|DESC]] [LIMIT n]``) with ``nextRecordsUrl`` paging.
@@ -159,6 +161,8 @@ class SalesforceSandbox(ProviderSandbox):
             return "describe"
         if method == "PATCH" and re.fullmatch(r"/composite/sobjects/\w+/\w+", rest):
             return "collection_upsert"
+        if method == "PATCH" and re.fullmatch(r"/sobjects/\w+/\w+/[^/]+", rest):
+            return "record_upsert"
         if method == "GET" and rest in ("/query", "/query/"):
             return "query"
         if method == "GET" and re.fullmatch(r"/query/[\w-]+", rest):
@@ -375,6 +379,31 @@ class SalesforceSandbox(ProviderSandbox):
                 record, created = self._write(sobject, existing, values)
                 results[index] = {"id": record["Id"], "success": True, "errors": [], "created": created}
         return json_response(results)
+
+    def _record_upsert(self, request: Request, rest: str, base: str) -> Response:
+        """``PATCH /sobjects/{SObject}/{ExternalIdField}/{value}``: 201 created or 200 updated, one record."""
+        _, _, sobject, ext_field, value = rest.split("/")
+        value = unquote(value)
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return self.error(400, "JSON_PARSER_ERROR", "the body must be a JSON object of fields")
+        if ext_field in body or "Id" in body:
+            return self.error(400, "INVALID_FIELD", f"{ext_field} and Id are given in the URL, not the body")
+        if request.args.get("updateOnly") == "true":
+            with self.lock:
+                if sobject in FIELDS and self._by_external(sobject, ext_field, value) is None:
+                    return self.error(404, "NOT_FOUND", "The requested resource does not exist")
+        record = {"attributes": {"type": sobject}, ext_field: value, **body}
+        inner = Request.from_values(method="PATCH", json={"allOrNone": True, "records": [record]})
+        answer = self._collection_upsert(inner, f"/composite/sobjects/{sobject}/{ext_field}", base)
+        result = answer.get_json()
+        if answer.status_code != 200:
+            return answer
+        if not result[0]["success"]:
+            first = result[0]["errors"][0]
+            return json_response([{"message": first["message"], "errorCode": first["statusCode"],
+                                   "fields": first["fields"]}], 400)  # fmt: skip
+        return json_response(result[0], 201 if result[0]["created"] else 200)
 
     def _by_external(self, sobject: str, field: str, value: str) -> dict[str, Any] | None:
         for record in self.records[sobject].values():
