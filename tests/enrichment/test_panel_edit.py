@@ -531,3 +531,17 @@ def test_the_stored_key_is_what_a_test_send_and_a_run_put_in_the_header(app, cli
     run.config = {"steps": [{"operation": "http.request", "options": options}], "target": "response"}
     plan = build_plan(run)
     assert plan.keys["http"].secret == secret and plan.keys["http"].source == "own"
+
+
+def test_test_sends_are_rate_limited_per_person(client, leads):
+    from morket.core.ratelimit import clear_rate_limits
+
+    workspace, owner, table, ids = leads
+    clear_rate_limits()
+    login(client, owner)
+    base = _base(workspace, table)
+    token = csrf_token(client, f"{base}/panel/http")
+    data = _http_form(token, ids, http_url_1="http://10.0.0.8/x?u={{website}}")
+    answers = [client.post(f"{base}/panel/http/test", data=data).status_code for _ in range(21)]
+    clear_rate_limits()
+    assert answers[:20] == [200] * 20 and answers[20] == 429
