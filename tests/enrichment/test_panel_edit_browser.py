@@ -185,6 +185,12 @@ def test_a_waterfall_is_reordered_in_the_drawer_from_the_header_menu(app, servic
         assert [s.get_attribute("data-step") for s in steps.all()] == ["hunter.email_finder", "apollo.people_match"]
         _check(page, "edit-1-open")
 
+        # Another column for an input: the first rows' values follow at once, nothing is saved.
+        drawer.locator("#enrich-in-first_name").select_option(label="Name")
+        expect(drawer.locator("#enrich-preview td[data-input=first_name]").first).to_have_text("Ada Lovelace")
+        drawer.locator("#enrich-in-first_name").select_option(label="first name of Name")
+        expect(drawer.locator("#enrich-preview td[data-input=first_name]").first).to_have_text("Ada")
+
         # With the keyboard: focus "Move … up" on the second step and press Enter.
         up = steps.nth(1).get_by_role("button", name=re.compile(r"^Move .* up$"))
         up.focus()
