@@ -558,7 +558,7 @@ def refresh_after_write(
             if changed_set is not None and key_id not in changed_set:
                 continue
             found = resolve(column)
-            if isinstance(found, Lookup):
+            if isinstance(found, Lookup) and _still_there(found.source.id):
                 written += fill_lookup(workspace, found, ids=row_ids)
     if not table.lookup_source:
         return written
@@ -569,9 +569,15 @@ def refresh_after_write(
         if not keys:
             continue
         found = resolve(column)
-        if isinstance(found, Lookup):
+        if isinstance(found, Lookup) and _still_there(column.table_id):
             written += fill_lookup(workspace, found, keys=keys)
     return written
+
+
+def _still_there(table_id: int) -> bool:
+    """Take the other table's row lock ``FOR SHARE`` (as its own writers do) before its rows are read or
+    written: a delete of it in progress is waited for, and then the table is gone and skipped."""
+    return db.session.scalar(select(Table.id).where(Table.id == table_id).with_for_update(read=True)) is not None
 
 
 def refresh_all(workspace: Workspace, table: Table) -> int:
