@@ -40,7 +40,7 @@ from morket.tables.access import check_owned, list_views, mark_views_stale
 from morket.tables.column_configs import clean_config
 from morket.tables.formula_rows import check_formula, formula_sources
 from morket.tables.models import COLUMN_TYPES, Column, Table, View
-from morket.tables.number_format import FORMAT_KEYS, has_number_format
+from morket.tables.number_format import FORMAT_KEYS, carried_format, has_number_format
 from morket.tables.undo import UndoConflict, push_undo, register_undo_kind
 
 RETYPE_TARGETS = tuple(t for t in COLUMN_TYPES if t not in ("formula", "lookup", "enrichment", "ai"))
@@ -520,7 +520,9 @@ def start_retype(
     ).first()
     if running is not None:
         raise Conflict(f"{column.name} is still being converted; wait for that to finish.")
-    clean = clean_config(table, new_type, config or {})
+    # A number column keeps its format where the new type still shows it (decimals, separators, style).
+    kept = carried_format(column.type, column.config, new_type)
+    clean = clean_config(table, new_type, {**kept, **(config or {})})
     for other in _users_of(table, column):
         check_formula(table, other.config.get("expression", ""), column_id=other.id, types={column.id: new_type})
     next_name = next_column_name(column)
@@ -675,14 +677,14 @@ def _undo_retype(workspace: Workspace, actor: Actor, table: Table, payload: dict
     start_retype(workspace, actor, table, column.id, payload["type"], config=payload["config"], record=False)
 
 
-register_undo_kind("column.rename", _undo_rename)
-register_undo_kind("column.lifecycle", _undo_lifecycle)
-register_undo_kind("column.order", _undo_order)
+register_undo_kind("column.rename", _undo_rename, label="the column rename")
+register_undo_kind("column.lifecycle", _undo_lifecycle, label="the column change")
+register_undo_kind("column.order", _undo_order, label="the column move")
 register_undo_kind("column.width", _undo_width)
-register_undo_kind("column.hidden", _undo_hidden)
-register_undo_kind("column.frozen", _undo_frozen)
+register_undo_kind("column.hidden", _undo_hidden, label="the hidden column change")
+register_undo_kind("column.frozen", _undo_frozen, label="the frozen columns change")
 register_undo_kind("column.formula", _undo_formula)
-register_undo_kind("column.retype", _undo_retype)
+register_undo_kind("column.retype", _undo_retype, label="the type change")
 register_undo_kind("column.format", _undo_format, label="the format change")
 
 

@@ -48,8 +48,14 @@ def _int(name: str, label: str) -> int:
     return int(raw)
 
 
-def _done(workspace: Workspace, table: Table) -> Any:
-    """Commit and send the caller back to a refreshed grid (built first: the commit expires ``table``)."""
+def _done(workspace: Workspace, table: Table, message: str | None = None, *, undoable: bool = False) -> Any:
+    """Commit and send the caller back to a refreshed grid (built first: the commit expires ``table``).
+
+    ``message`` is flashed, so the refreshed page shows it as a toast (htmx callers reload through
+    ``HX-Refresh``); an ``undoable`` one carries an "Undo" button (the "undo" flash category).
+    """
+    if message:
+        flash(message, "undo" if undoable else "success")
     if wants_fragment():
         response = make_response("", 204)
         response.headers["HX-Refresh"] = "true"
@@ -60,10 +66,14 @@ def _done(workspace: Workspace, table: Table) -> Any:
     return response
 
 
-def _job_response(workspace: Workspace, table: Table, job: ColumnJob) -> Any:
+def _job_response(workspace: Workspace, table: Table, job: ColumnJob, message: str | None = None) -> Any:
     if wants_fragment():
-        response = render_template("tables/_columns_job.html", workspace=workspace, table=table, job=job)
+        response = make_response(render_template("tables/_columns_job.html", workspace=workspace, table=table, job=job))
+        if message:
+            add_toast(response, message)
     else:
+        if message:
+            flash(message, "success")
         response = redirect(url_for("tables.grid", slug=workspace.slug, table_id=table.id))
     db.session.commit()
     return response
@@ -115,10 +125,11 @@ def add_column(workspace: Workspace, membership: Member, table_id: int):
             config = lookups.form_config(request.form)
         # "Insert left/right" in a column's menu sends the 1-based place of the new column.
         index = _int("position", "Position") - 1 if (request.form.get("position") or "").strip() else None
-        _, job = column_service.add_table_column(
+        column, job = column_service.add_table_column(
             workspace, current_user, table, request.form.get("name", ""), column_type, config=config, index=index
         )
-        return _job_response(workspace, table, job) if job is not None else _done(workspace, table)
+        message = f"Added “{column.name}”."
+        return _job_response(workspace, table, job, message) if job is not None else _done(workspace, table, message)
 
     return _run(workspace, table_id, action)
 
@@ -148,8 +159,12 @@ def column_menu(workspace: Workspace, membership: Member, table_id: int, column_
 @workspace_page("tables.manage")
 def rename_column(workspace: Workspace, membership: Member, table_id: int, column_id: int):
     def action(table: Table) -> Any:
-        column_service.rename_table_column(workspace, current_user, table, column_id, request.form.get("name", ""))
-        return _done(workspace, table)
+        before = column_service.get_column_or_404(table, column_id).name
+        column = column_service.rename_table_column(
+            workspace, current_user, table, column_id, request.form.get("name", "")
+        )
+        message = f"Renamed “{before}” to “{column.name}”." if column.name != before else None
+        return _done(workspace, table, message)
 
     return _run(workspace, table_id, action)
 
@@ -164,7 +179,9 @@ def retype_column(workspace: Workspace, membership: Member, table_id: int, colum
         if options:
             config = {"options": [o.strip() for o in options.split(",") if o.strip()]}
         job = column_service.start_retype(workspace, current_user, table, column_id, new_type, config=config)
-        return _job_response(workspace, table, job)
+        column = column_service.get_column_or_404(table, column_id)
+        label = TYPE_LABELS.get(new_type, new_type).lower()
+        return _job_response(workspace, table, job, f"Changing “{column.name}” to {label}…")
 
     return _run(workspace, table_id, action)
 
@@ -269,7 +286,8 @@ def move_column(workspace: Workspace, membership: Member, table_id: int, column_
         else:
             index = _int("position", "Position") - 1
         column_service.move_column(workspace, current_user, table, column_id, index)
-        return _done(workspace, table)
+        name = column_service.get_column_or_404(table, column_id).name
+        return _done(workspace, table, f"Moved “{name}” to place {index + 1}.")
 
     return _run(workspace, table_id, action)
 
@@ -292,7 +310,8 @@ def hide_column(workspace: Workspace, membership: Member, table_id: int, column_
     def action(table: Table) -> Any:
         hidden = request.form.get("hidden", "1") != "0"
         column_service.set_column_hidden(workspace, current_user, table, _view(workspace, table), column_id, hidden)
-        return _done(workspace, table)
+        name = column_service.get_column_or_404(table, column_id).name
+        return _done(workspace, table, f"Hid “{name}”." if hidden else f"Showing “{name}” again.")
 
     return _run(workspace, table_id, action, lock="share")
 
@@ -303,7 +322,11 @@ def freeze_columns(workspace: Workspace, membership: Member, table_id: int):
     def action(table: Table) -> Any:
         count = _int("count", "Frozen columns")
         column_service.freeze_columns(workspace, current_user, table, _view(workspace, table), count)
-        return _done(workspace, table)
+        if count <= 0:
+            message = "No columns are frozen now."
+        else:
+            message = f"Froze the first {count} columns." if count > 1 else "Froze the first column."
+        return _done(workspace, table, message)
 
     return _run(workspace, table_id, action, lock="share")
 
@@ -312,8 +335,8 @@ def freeze_columns(workspace: Workspace, membership: Member, table_id: int):
 @workspace_page("tables.manage")
 def delete_column(workspace: Workspace, membership: Member, table_id: int, column_id: int):
     def action(table: Table) -> Any:
-        column_service.delete_table_column(workspace, current_user, table, column_id)
-        return _done(workspace, table)
+        column = column_service.delete_table_column(workspace, current_user, table, column_id)
+        return _done(workspace, table, f"Deleted “{column.name}”.", undoable=True)
 
     return _run(workspace, table_id, action)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import make_response, render_template, request
+from flask import flash, make_response, render_template, request
 from flask_login import current_user
 
 from morket.core.api import api_error, api_ok
@@ -19,7 +19,7 @@ from morket.core.tenancy import workspace_page
 from morket.core.text import plural
 from morket.core.types import Actor, Member, Workspace
 from morket.extensions import db, limiter
-from morket.tables import bp, editing, service, undo
+from morket.tables import bp, column_service, editing, number_format, service, undo
 from morket.tables.models import Table, View
 
 RULE = "/w/<slug>/tables/<int:table_id>"
@@ -198,7 +198,18 @@ def _step(
         return _failed(exc)
     if step is None:
         return _done(workspace, table, nothing, kind=None)
-    return _done(workspace, table, f"{done} {undo.describe(step.kind)}.", kind=step.kind)
+    message = f"{done} {undo.describe(step.kind)}."
+    if step.kind == "column.format":
+        # The status bar formats sums with the header's format: send the one the column has now.
+        column = column_service.get_column_or_404(table, step.forward["column_id"])
+        fmt = number_format.format_json(number_format.format_of(column.type, column.config))
+        return _done(workspace, table, message, kind=step.kind, column_format={"column_id": column.id, "format": fmt})
+    if step.kind.startswith("column.") and step.kind != "column.width":
+        # The header changed (a column came back, moved, was renamed): the grid reloads the page,
+        # which shows this message as a flashed toast.
+        flash(message, "success")
+        return _done(workspace, table, message, kind=step.kind, reload=True)
+    return _done(workspace, table, message, kind=step.kind)
 
 
 @bp.post(f"{RULE}/undo", endpoint="undo")

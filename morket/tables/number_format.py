@@ -75,6 +75,27 @@ def has_number_format(column_type: str, config: Mapping[str, Any] | None) -> boo
     return column_type in NUMERIC_TYPES or (column_type == "formula" and (config or {}).get("result_type") == "number")
 
 
+def carried_format(from_type: str, from_config: Mapping[str, Any] | None, to_type: str) -> dict[str, Any]:
+    """The format keys a column keeps when its type changes from ``from_type`` to ``to_type``.
+
+    Between number types the decimals and thousands separators still apply; a number column shows
+    a former currency or percent column's style, and a currency column keeps a currency code it had.
+    Any other change starts from the new type's defaults.
+    """
+    if to_type not in NUMERIC_TYPES or not has_number_format(from_type, from_config):
+        return {}
+    config = from_config or {}
+    carried = {k: config[k] for k in ("decimals", "thousands") if k in config}
+    fmt = format_of(from_type, config)
+    if to_type == "number" and fmt.style != "plain":
+        carried["style"] = fmt.style
+        if fmt.style == "currency":
+            carried["currency"] = fmt.currency
+    elif to_type == "currency" and fmt.style == "currency":
+        carried["currency"] = fmt.currency
+    return carried
+
+
 def format_of(column_type: str, config: Mapping[str, Any] | None) -> NumberFormat:
     """Return the number format a column's config asks for, defaults where it says nothing."""
     config = config or {}

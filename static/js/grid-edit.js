@@ -565,6 +565,10 @@
           var d = body.data || {};
           var problems = d.problems || [];
           self.say(d.message || "Done.", problems.length > 0);
+          // Undoing a column change (a delete, rename, move…) changes the header: the page reloads
+          // and shows the server's flashed message; a format change only updates the status bar.
+          if (d.reload) { window.location.reload(); return; }
+          if (d.column_format && window.MorketNumberFormat) { window.MorketNumberFormat.setHeaderFormat(self.el, d.column_format); }
           self.toast(toastText(path, d), problems.length ? "warning" : (d.kind === null ? "info" : "success"));
           if (grid) { grid.refresh(); }
           if (after) { after(d); }
@@ -672,6 +676,17 @@
       if (!states.has(el)) { states.set(el, new Editor(el)); }
     });
   }
+
+  // "Undo" in the toast of a deleted column (a flashed "undo" toast): the grid's own undo.
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("[data-toast-undo]");
+    if (!button) { return; }
+    var el = document.querySelector(".grid[data-save-url]");
+    var editor = el && states.get(el);
+    if (!editor) { return; }
+    button.disabled = true;
+    editor.action("undo");
+  });
 
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); } else { init(); }
 })();

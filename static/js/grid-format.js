@@ -76,5 +76,12 @@
     });
   });
 
-  window.MorketNumberFormat = {format: format, headerFormat: headerFormat};
+  // Undo or redo of a format change answers with the column's format now ({column_id, format}):
+  // the header keeps it, so the status bar formats the next sums with it.
+  function setHeaderFormat(grid, columnFormat) {
+    var header = grid.querySelector('.grid-col-header[data-col-id="' + columnFormat.column_id + '"]');
+    if (header) { header.dataset.format = JSON.stringify(columnFormat.format); }
+  }
+
+  window.MorketNumberFormat = {format: format, headerFormat: headerFormat, setHeaderFormat: setHeaderFormat};
 })();
