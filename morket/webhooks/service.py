@@ -548,10 +548,11 @@ def due_batch(endpoint_id: int, limit: int = 100) -> list[Due]:
 
 
 def record_successes(endpoint: WebhookEndpoint, done: Sequence[tuple[Due, transport.Outcome]]) -> None:
-    """Log a run of successful attempts and mark their deliveries succeeded, in two statements."""
+    """Log a run of successful attempts and mark their deliveries succeeded (two statements, one per status)."""
     if not done:
         return
     now = utcnow()
+    # executemany: one compiled statement, the rows pipelined (a multi-row VALUES compiles per call).
     db.session.execute(
         insert(WebhookAttempt),
         [
@@ -568,19 +569,21 @@ def record_successes(endpoint: WebhookEndpoint, done: Sequence[tuple[Due, transp
             for d, o in done
         ],
     )
-    db.session.execute(
-        update(WebhookDelivery).execution_options(synchronize_session=False),
-        [
-            {
-                "id": d.delivery_id,
-                "status": "succeeded",
-                "attempts": d.attempts + 1,
-                "last_status_code": o.status_code,
-                "finished_at": now,
-            }
-            for d, o in done
-        ],
-    )
+    by_status: dict[int | None, list[int]] = {}
+    for d, o in done:
+        by_status.setdefault(o.status_code, []).append(d.delivery_id)
+    for status_code, ids in by_status.items():
+        db.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(ids), WebhookDelivery.status == "pending")
+            .values(
+                status="succeeded",
+                attempts=WebhookDelivery.attempts + 1,
+                last_status_code=status_code,
+                finished_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
     if endpoint.failing_since is not None:
         endpoint.failing_since = None
 
