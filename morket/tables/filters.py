@@ -23,7 +23,8 @@ MAX_SORT_KEYS = 5
 MAX_CONDITIONS = 50
 MAX_DEPTH = 3
 
-TEXT_LIKE = frozenset({"text", "long_text", "email", "url", "phone", "domain", "single_select", "ai"})
+# Lookups hold text (a count too, as its digits): filtered, searched and sorted as text.
+TEXT_LIKE = frozenset({"text", "long_text", "email", "url", "phone", "domain", "single_select", "ai", "lookup"})
 NUMERIC = frozenset({"number", "currency", "percent"})
 TEMPORAL = frozenset({"date", "datetime"})
 

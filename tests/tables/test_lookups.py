@@ -301,3 +301,21 @@ def test_lookup_equals_a_dict_computation(db, owner, a_keys, b_rows):
         assert _values(a, "count") == count
     finally:
         nested.rollback()
+
+
+def test_a_view_filters_and_searches_lookup_values_and_follows_the_source(pair):
+    workspace, user, people, companies = pair
+    column = _add(pair)
+    condition = {"column_id": column.id, "operator": "contains", "value": "glob"}
+    view = service.create_view(
+        workspace, user, people, "Globex people", filters={"op": "and", "conditions": [condition]}
+    )
+    rows = service.read_window(workspace, user, people, view, 0, 10)
+    assert [r.values(people)[column.id] for r in rows] == ["Globex"]
+    found, count = service.search_rows(workspace, user, people, "acme")
+    assert count == 1 and found[0].values(people)[column.id] == "Acme"
+    # the source changes: the view's order is rebuilt on its next read
+    b_rows = service.read_window(workspace, user, companies, None, 0, 10)
+    service.update_cell(workspace, user, companies, b_rows[0].id, _col(companies, "Name"), "Globex subsidiary")
+    rows = service.read_window(workspace, user, people, view, 0, 10)
+    assert [r.values(people)[column.id] for r in rows] == ["Globex subsidiary", "Globex"]
