@@ -65,10 +65,13 @@ def stored_key_hint(workspace: Workspace) -> str | None:
     return found.hint if found is not None else None
 
 
-def first_row_inputs(workspace: Workspace, actor: Actor, table: Table, values: Mapping[str, str]) -> dict[str, Any]:
-    """The step's ``{{name}}`` inputs for the table's first row, from the columns ``in_<name>`` maps them to."""
-    sample = panel_service.sample_table(workspace, actor, table, limit=1)
-    row = sample.rows[0][1] if sample.rows else {}
+def first_row_inputs(
+    workspace: Workspace, actor: Actor, table: Table, values: Mapping[str, str], *, row: Mapping[int, Any] | None = None
+) -> dict[str, Any]:
+    """The step's ``{{name}}`` inputs for the first row (or ``row``'s cells), from the columns ``in_<name>`` maps."""
+    if row is None:
+        sample = panel_service.sample_table(workspace, actor, table, limit=1)
+        row = sample.rows[0][1] if sample.rows else {}
     inputs: dict[str, Any] = {}
     for name in http_request.template_inputs(http_options(values, 1)):
         column_raw, _, derivation = (values.get(f"in_{name}") or "").partition(":")
@@ -80,12 +83,14 @@ def first_row_inputs(workspace: Workspace, actor: Actor, table: Table, values: M
     return inputs
 
 
-def preview(workspace: Workspace, actor: Actor, table: Table, form: Mapping[str, str]) -> RequestPreview:
-    """The first row's request as the run would send it: the exact URL and body, headers with secrets masked."""
+def preview(
+    workspace: Workspace, actor: Actor, table: Table, form: Mapping[str, str], *, row: Mapping[int, Any] | None = None
+) -> RequestPreview:
+    """The first row's (or ``row``'s) request as the run sends it: exact URL and body, headers with secrets masked."""
     values = panel_forms.http_values(form)
     options = http_options(values, 1)
-    inputs = first_row_inputs(workspace, actor, table, values)
-    has_row = table.row_count > 0
+    inputs = first_row_inputs(workspace, actor, table, values, row=row)
+    has_row = row is not None or table.row_count > 0
     try:
         opts = http_request.check_options(options) if options["url"] else None
     except http_request.OptionsError as exc:

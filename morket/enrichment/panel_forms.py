@@ -177,3 +177,89 @@ def masked_headers(form: Mapping[str, str], stored_hint: str | None) -> list[tup
             value = value.replace(f"{{{{{http_request.KEY_PLACEHOLDER}}}}}", MASK + (stored_hint or ""))
         shown.append((name.strip(), value.strip()))
     return shown
+
+
+# --- an HTTP step of an existing column, edited in the drawer ------------------------------------------
+# The editor shows a step's headers and kept fields as rows (``hdr_name_<i>_<k>``, ``hdr_value_<i>_<k>``;
+# ``hout_field_<i>_<k>``, ``hout_path_<i>_<k>``, ``hout_type_<i>_<k>``); ``join_step_rows`` turns them back
+# into the full page's ``http_headers_<i>``, ``http_outputs_<i>`` and ``http_types_<i>`` before anything
+# else reads the form, and ``card_form`` gives one step as the HTTP card's fields for its preview and test.
+
+_ROW_KEY = re.compile(r"^(hdr_name|hdr_value|hout_field|hout_path|hout_type)_(\d+)_(\d+)$")
+
+
+def _pairs(text: str, sep: str) -> list[tuple[str, str]]:
+    found = []
+    for line in (text or "").splitlines():
+        name, found_sep, value = line.partition(sep)
+        if found_sep and name.strip():
+            found.append((name.strip(), value.strip()))
+    return found
+
+
+def step_header_rows(step: Mapping[str, str]) -> list[tuple[str, str]]:
+    """A step's headers as rows, with blank rows to fill (at least ``HEADER_ROWS``, one blank, at most the cap)."""
+    rows = _pairs(step.get("http_headers", ""), ":")
+    return (rows + [("", "")] * max(HEADER_ROWS - len(rows), 1))[: max(MAX_HEADER_ROWS, len(rows))]
+
+
+def step_output_rows(step: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """A step's kept fields as rows (field, JSONPath, column type), and one blank row for another."""
+    types = dict(_pairs(step.get("http_types", ""), "="))
+    rows = [(name, path, types.get(name, "text")) for name, path in _pairs(step.get("http_outputs", ""), "=")]
+    return rows + [("", "", "text")]
+
+
+def join_step_rows(values: Mapping[str, str]) -> dict[str, str]:
+    """``values`` with the editor's header and field rows written as the full page's fields of their step."""
+    rows: dict[int, dict[str, dict[int, str]]] = {}
+    out: dict[str, str] = {}
+    for key, raw in values.items():
+        found = _ROW_KEY.match(key)
+        if found is None:
+            out[key] = raw
+            continue
+        kind, step, k = found.group(1), int(found.group(2)), int(found.group(3))
+        rows.setdefault(step, {}).setdefault(kind, {})[k] = raw
+    for i, kinds in rows.items():
+        if "hdr_name" in kinds:
+            names, given = kinds["hdr_name"], kinds.get("hdr_value", {})
+            lines = [f"{names[k].strip()}: {given.get(k, '').strip()}" for k in sorted(names) if names[k].strip()]
+            out[f"http_headers_{i}"] = "\n".join(lines)
+        if "hout_field" in kinds:
+            fields, paths, types = kinds["hout_field"], kinds.get("hout_path", {}), kinds.get("hout_type", {})
+            kept = [(fields[k].strip(), paths.get(k, "").strip(), types.get(k, "text")) for k in sorted(fields)]
+            kept = [row for row in kept if row[0]]
+            out[f"http_outputs_{i}"] = "\n".join(f"{name} = {path}" for name, path, _ in kept)
+            out[f"http_types_{i}"] = "\n".join(f"{name} = {kind}" for name, _, kind in kept if kind != "text")
+    return out
+
+
+def card_form(values: Mapping[str, str], i: int) -> dict[str, str]:
+    """Step ``i`` of the full page's fields as the HTTP card's fields (its first kept field is the card's)."""
+    step = {key: values.get(f"{key}_{i}", "") for key in STEP_KEYS}
+    form = {
+        "http_method_1": step["http_method"] or "GET",
+        "http_url_1": step["http_url"],
+        "http_body_1": step["http_body"],
+    }
+    headers = _pairs(step["http_headers"], ":")
+    form["header_rows"] = str(len(headers))
+    for k, (name, value) in enumerate(headers, start=1):
+        form[f"hdr_name_{k}"], form[f"hdr_value_{k}"] = name, value
+    outputs = step_output_rows(step)
+    if outputs[0][0]:
+        form["out_field"], form["out_path"], form["out_type"] = outputs[0]
+    form.update({k: v for k, v in values.items() if k.startswith("in_")})
+    return form
+
+
+def without_step_secrets(values: Mapping[str, str]) -> dict[str, str]:
+    """The editor's fields shown back after a test send: a key typed into a step's header is never echoed."""
+    out = dict(values)
+    for i in range(1, MAX_STEPS + 1):
+        headers = _pairs(values.get(f"http_headers_{i}", ""), ":")
+        if any(looks_secret(name, value) for name, value in headers):
+            kept = [f"{n}: {'' if looks_secret(n, v) else v}" for n, v in headers]
+            out[f"http_headers_{i}"] = "\n".join(kept)
+    return out

@@ -51,6 +51,7 @@ def _edit_form(
     errors: dict[str, list[str]] | None = None,
     status: int = 200,
     focus: int | None = None,
+    tests: dict[int, http_panel.TestAnswer] | None = None,
 ):
     sample = panel_service.sample_table(workspace, current_user, table)
     operations = columns.operations()
@@ -60,12 +61,25 @@ def _edit_form(
     chosen = panel_forms.chosen_inputs(form.values, {c.id for c in table.live_columns})
     kinds = {spec.name: spec.kind for op in form.chosen for spec in op.inputs}
     labels = dict(form.inputs)
+    steps = panel_forms.steps_of(form.values)
+    http_steps = [i for i, step in enumerate(steps, start=1) if step["step"] == forms.HTTP_OPERATION]
     return render_panel(
         "enrichment/_panel_edit.html",
         status,
         column=column,
         form=form,
-        steps=panel_forms.steps_of(form.values),
+        steps=steps,
+        http_previews={
+            i: http_panel.preview(workspace, current_user, table, panel_forms.card_form(form.values, i))
+            for i in http_steps
+        },
+        http_tests=tests or {},
+        header_rows_of=panel_forms.step_header_rows,
+        output_rows_of=panel_forms.step_output_rows,
+        output_types=columns.OUTPUT_TYPES,
+        methods=METHODS,
+        key_hint=http_panel.stored_key_hint(workspace) if http_steps else None,
+        is_secret=panel_forms.looks_secret,
         operation_labels={op.key: op.label for op in operations},
         addable=[op for op in operations if not op.validates],
         chosen={name: chosen[name] for name in labels if name in chosen},
@@ -105,7 +119,7 @@ def panel_update(workspace: Workspace, membership: Member, table_id: int, column
     """Move, remove or add a step (``step_action``), refresh the preview (``refresh``), or save the setup."""
     table = tables.get_table_or_404(workspace, table_id)
     column = columns.get_enrichment_column_or_404(workspace, table, column_id)
-    values = panel_forms.flat(request.form)
+    values = panel_forms.join_step_rows(panel_forms.flat(request.form))
     action = values.pop("step_action", "")
     if action or values.pop("refresh", ""):
         if not action:
@@ -117,7 +131,7 @@ def panel_update(workspace: Workspace, membership: Member, table_id: int, column
         focus = _moved_to(action, len(panel_forms.steps_of(values)))
         return _edit_form(workspace, membership, table, column, values, focus=focus)
     try:
-        setup = forms.setup_from_form(request.form, columns.operations())
+        setup = forms.setup_from_form(MultiDict(values), columns.operations())
         columns.update_enrichment_column(workspace, current_user, table, column.id, setup)
     except MorketError as exc:
         db.session.rollback()
@@ -128,6 +142,31 @@ def panel_update(workspace: Workspace, membership: Member, table_id: int, column
         )
     db.session.commit()
     return _back_to_grid(workspace, table_id, column_id)
+
+
+@bp.post(f"{EDIT}/http-test")
+@workspace_page("enrichment.run")
+@limiter.limit(TEST_LIMIT)
+def panel_edit_http_test(workspace: Workspace, membership: Member, table_id: int, column_id: int):
+    """Send the first row's request of the edited HTTP step (``test_step``) now, through the run's SSRF guard."""
+    table = tables.get_table_or_404(workspace, table_id)
+    column = columns.get_enrichment_column_or_404(workspace, table, column_id)
+    values = panel_forms.join_step_rows(panel_forms.flat(request.form))
+    raw = values.pop("test_step", "")
+    steps = panel_forms.steps_of(values)
+    if not raw.isdigit() or not 1 <= int(raw) <= len(steps) or steps[int(raw) - 1]["step"] != forms.HTTP_OPERATION:
+        return _edit_form(workspace, membership, table, column, values, error="Pick an HTTP step to test.", status=422)
+    try:
+        answer = http_panel.send_test(workspace, current_user, table, panel_forms.card_form(values, int(raw)))
+    except MorketError as exc:
+        db.session.rollback()
+        table = tables.get_table_or_404(workspace, table_id)
+        column = columns.get_enrichment_column_or_404(workspace, table, column_id)
+        shown = panel_forms.without_step_secrets(values)
+        return _edit_form(workspace, membership, table, column, shown, error=exc.message, status=exc.status)
+    db.session.commit()  # the audit of a stored key's use
+    shown = panel_forms.without_step_secrets(values)
+    return _edit_form(workspace, membership, table, column, shown, tests={int(raw): answer})
 
 
 # --- the HTTP-request card ------------------------------------------------------------------------------
