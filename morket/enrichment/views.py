@@ -415,7 +415,41 @@ def cell_attempts(workspace: Workspace, membership: Member, table_id: int, colum
         state=state,
         attempts=attempts[:50],
         operation_labels={op.key: op.label for op in columns.operations()},
+        http_requests=_row_requests(workspace, table, column, row),
+        page=_page_fetched(attempts),
     )
+
+
+def _row_requests(workspace: Workspace, table: Table, column: Column, row: Any) -> list[Any]:
+    """The request each HTTP step of the column sends for this row (secrets masked), as the drawer previews it."""
+    from morket.enrichment import http_panel, panel_forms
+
+    values = forms.values_from_column(column, columns.setup_of(column))
+    steps = panel_forms.steps_of(values)
+    cells = row.values(table)
+    return [
+        http_panel.preview(workspace, current_user, table, panel_forms.card_form(values, i), row=cells)
+        for i, step in enumerate(steps, start=1)
+        if step["step"] == forms.HTTP_OPERATION
+    ]
+
+
+def _page_fetched(attempts: list[EnrichmentAttempt]) -> dict[str, Any] | None:
+    """The website scrape's latest answer for the cell: the page read, its status, or why it was not read."""
+    from morket.providers.website import PAGE_READ, SCRAPE
+
+    found = next((a for a in attempts if a.operation == SCRAPE.key and a.outcome != "pending"), None)
+    if found is None:
+        return None
+    note = found.message or ""
+    read = found.outcome == "hit" and note.startswith(PAGE_READ)
+    return {
+        "outcome": found.outcome,
+        "status": found.http_status,
+        "final_url": note[len(PAGE_READ) :] if read else None,
+        "reason": None if found.outcome == "hit" else note or found.outcome.replace("_", " "),
+        "latency_ms": found.latency_ms,
+    }
 
 
 # --- the panel beside the grid ----------------------------------------------------------------------

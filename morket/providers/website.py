@@ -24,6 +24,7 @@ from morket.providers.base import CallContext, FieldSpec, InputSpec, Operation, 
 from morket.providers.registry import register
 
 NAME = "website"
+PAGE_READ = "Read "  # how a hit's note starts: "Read https://final.example/"
 
 SCRAPE = Operation(
     key="website.scrape",
@@ -50,7 +51,10 @@ def result_from_webhook(payload: Mapping[str, Any]) -> Result:
     outcome = payload.get("outcome")
     if outcome == "hit":
         values = payload.get("values") or {}
-        return Result("hit", values={k: values.get(k) for k in SCRAPE.output_names if k in values}, http_status=200)
+        found = {k: values.get(k) for k in SCRAPE.output_names if k in values}
+        # The attempt's note names the page read (after redirects), for the cell's detail.
+        page = str(payload.get("final_url") or "")[:2000]
+        return Result("hit", values=found, http_status=200, message=f"{PAGE_READ}{page}" if page else None)
     if outcome in ("not_found", "invalid_input", "retryable", "rate_limited"):
         return Result(outcome, http_status=payload.get("http_status"), message=payload.get("message"))
     return Result("invalid_input", message="The scrape answer could not be read.")

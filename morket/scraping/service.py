@@ -107,12 +107,13 @@ def read_scrape(scrape: ScrapeRequest) -> None:
 def scrape_answer(url: str) -> dict:
     """Scrape ``url`` for an enrichment cell: the answer as an asynchronous provider would send it."""
     outcome = scraper().scrape(url, "company")
+    page = {"final_url": outcome.final_url or outcome.url}  # the page read, for the cell's detail
     if outcome.ok:
-        return {"outcome": "hit", "values": outcome.data, "http_status": outcome.http_status}
+        return {"outcome": "hit", "values": outcome.data, "http_status": outcome.http_status, **page}
     if outcome.error_kind in ("timeout", "network", "crashed", "circuit_open", "rate_limited") or (
         outcome.error_kind == "http" and (outcome.http_status or 0) >= 500
     ):
-        return {"outcome": "retryable", "message": outcome.message, "http_status": outcome.http_status}
+        return {"outcome": "retryable", "message": outcome.message, "http_status": outcome.http_status, **page}
     if outcome.error_kind == "http" and outcome.http_status == 404:
-        return {"outcome": "not_found", "message": outcome.message, "http_status": 404}
-    return {"outcome": "invalid_input", "message": outcome.message, "http_status": outcome.http_status}
+        return {"outcome": "not_found", "message": outcome.message, "http_status": 404, **page}
+    return {"outcome": "invalid_input", "message": outcome.message, "http_status": outcome.http_status, **page}
