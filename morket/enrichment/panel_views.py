@@ -328,7 +328,32 @@ def panel_scrape_preview(workspace: Workspace, membership: Member, table_id: int
     return render_panel(
         "enrichment/_panel_scrape.html",
         200,
-        poll=url_for("scraping.show", slug=workspace.slug, scrape_id=scrape_id),
+        poll=url_for("enrichment.panel_scrape_result", slug=workspace.slug, table_id=table.id, scrape_id=scrape_id),
         target=scrape.url,
+        **context,
+    )
+
+
+@bp.get(f"{PANEL}/scrape-preview/<int:scrape_id>")
+@workspace_page("enrichment.run")
+def panel_scrape_result(workspace: Workspace, membership: Member, table_id: int, scrape_id: int):
+    """The first row's scrape as the card's fields (each one a column to tick); 286 once read stops the polling."""
+    from morket.providers.website import SCRAPE
+    from morket.scraping import service as scraping
+
+    table = tables.get_table_or_404(workspace, table_id)
+    scrape = scraping.get_scrape_or_404(workspace, scrape_id)
+    context: dict[str, Any] = {"workspace": workspace, "table": table, "target": scrape.url}
+    if not scrape.is_final:
+        poll = url_for("enrichment.panel_scrape_result", slug=workspace.slug, table_id=table.id, scrape_id=scrape_id)
+        return render_panel("enrichment/_panel_scrape.html", 200, poll=poll, **context)
+    found = scrape.result if isinstance(scrape.result, dict) else {}
+    fields = [(spec.name, spec.label, found.get(spec.name)) for spec in SCRAPE.outputs]
+    return render_panel(
+        "enrichment/_panel_scrape.html",
+        286,
+        scrape=scrape,
+        fields=fields,
+        error=None if found else (scrape.message or "The site could not be read."),
         **context,
     )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from morket.enrichment.models import EnrichmentAttempt
 from morket.enrichment.schemas import ColumnSetup
 from morket.extensions import db as _db
@@ -87,3 +89,44 @@ def test_a_scrape_cell_shows_the_page_read_or_why_it_was_not(client, leads):
     page = html[html.index("data-cell-page") :]
     assert "<dd data-page-reason>robots.txt disallows this page.</dd>" in page
     assert "no answer" in page and "data-page-url" not in page
+
+
+def test_the_scrape_cards_preview_lists_each_field_with_the_first_rows_value(client, leads):
+    from morket.scraping.models import ScrapeRequest
+
+    workspace, owner, table, ids = leads
+    scrape = ScrapeRequest(workspace_id=workspace.id, url="https://acct0.example.com/", extractor="company")
+    scrape.status = "running"
+    _db.session.add(scrape)
+    _db.session.commit()
+    login(client, owner)
+    url = f"{_base(workspace, table)}/panel/scrape-preview/{scrape.id}"
+    waiting = client.get(url, headers={"HX-Request": "true"})
+    assert waiting.status_code == 200 and f'hx-get="{url}"' in _html(waiting)
+    scrape.status, scrape.http_status = "done", 200
+    scrape.final_url = "https://www.acct0.example.com/"
+    scrape.result = {"name": "Acct0", "emails": ["hello@acct0.example.com"], "phones": [], "website": "x"}
+    _db.session.commit()
+    done = client.get(url, headers={"HX-Request": "true"})
+    assert done.status_code == 286
+    html = _html(done)
+    assert '<dd data-scrape-field="name">Acct0</dd>' in html
+    assert (
+        'data-scrape-field="emails">[&#34;hello@acct0.example.com&#34;]</dd>' in html
+        or "hello@acct0.example.com" in html
+    )
+    assert re.search(r'data-scrape-field="phones"><span class="muted">nothing found', html)
+    assert "https://www.acct0.example.com/" in html and "HTTP 200" in html
+    # The card's fields to keep as columns are the same ones, one checkbox each.
+    card = _html(
+        client.get(f"{_base(workspace, table)}/panel/setup?card=op:website.scrape", headers={"HX-Request": "true"})
+    )
+    assert re.search(r'name="field" value="emails"', card) and re.search(r'name="field" value="phones"', card)
+    # Another workspace's scrape is not found.
+    from tests.factories import workspace_with_owner
+
+    other, other_owner = workspace_with_owner()
+    stranger = ScrapeRequest(workspace_id=other.id, url="https://x.example.com/", extractor="company")
+    _db.session.add(stranger)
+    _db.session.commit()
+    assert client.get(f"{_base(workspace, table)}/panel/scrape-preview/{stranger.id}").status_code == 404

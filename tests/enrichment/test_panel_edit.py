@@ -478,7 +478,7 @@ def test_the_scrape_card_previews_the_first_rows_site_through_the_scraping_servi
     assert resp.status_code == 200, _html(resp)
     scrape = _db.session.query(ScrapeRequest).filter_by(workspace_id=workspace.id).one()
     assert scrape.url.startswith("http://127.0.0.1:8765") and scrape.source == "panel"
-    assert f"/w/{workspace.slug}/scrape/{scrape.id}" in _html(resp)
+    assert f"{base}/panel/scrape-preview/{scrape.id}" in _html(resp)
     nothing = client.post(f"{base}/panel/scrape-preview", data={"csrf_token": token, "in_domain": ""})
     assert nothing.status_code == 422 and "Pick the column" in _html(nothing)
 
