@@ -682,6 +682,19 @@ def save_view(workspace: Workspace, membership: Member, table_id: int, view_id: 
     return _redirect(url_for("tables.grid", slug=workspace.slug, table_id=table_id, view=saved_id))
 
 
+@bp.post("/w/<slug>/tables/<int:table_id>/views/<int:view_id>/filters/clear")
+@workspace_page("tables.edit")
+def clear_view_filters(workspace: Workspace, membership: Member, table_id: int, view_id: int):
+    """Drop every filter of a view (the grid's "No rows match these filters" offers it)."""
+    table = service.get_table_or_404(workspace, table_id, lock="share")
+    view = service.get_view_or_404(workspace, table, view_id)
+    service.update_view(workspace, current_user, table, view, filters={})
+    view_name = view.name
+    db.session.commit()
+    flash(f"Cleared the filters of “{view_name}”.", "success")
+    return _redirect(url_for("tables.grid", slug=workspace.slug, table_id=table_id, view=view_id))
+
+
 @bp.post("/w/<slug>/tables/<int:table_id>/views/<int:view_id>/delete")
 @workspace_page("tables.edit")
 def delete_view(workspace: Workspace, membership: Member, table_id: int, view_id: int):

@@ -222,16 +222,34 @@
     bar.replaceChildren(span);
   };
 
-  // A search that matches nothing says so where the rows would be.
+  // A search that matches nothing says so where the rows would be, with a button that clears it
+  // (the search box's "search" event asks htmx for the unsearched window again).
   Grid.prototype.noMatches = function (query) {
     var note = this.el.querySelector(".grid-nomatch");
     if (!query) { if (note) { note.remove(); } return; }
     if (!note) {
       note = document.createElement("div");
       note.className = "grid-empty grid-nomatch";
+      note.setAttribute("data-empty-state", "");
+      var title = document.createElement("strong");
+      var text = document.createElement("span");
+      var clear = document.createElement("button");
+      clear.type = "button";
+      clear.textContent = "Clear search";
+      clear.setAttribute("data-empty-action", "");
+      var gridId = this.el.id;
+      clear.addEventListener("click", function () {
+        var input = document.querySelector('[data-grid-search="' + gridId + '"]');
+        if (!input) { return; }
+        input.value = "";
+        input.dispatchEvent(new Event("search"));
+        input.focus();
+      });
+      note.append(title, " ", text, " ", clear);
       this.el.appendChild(note);
     }
-    note.textContent = "No rows contain “" + query + "”. Try fewer letters, or clear the search.";
+    note.querySelector("strong").textContent = "No rows match this search.";
+    note.querySelector("span").textContent = "Nothing in this view contains “" + query + "”.";
   };
 
   Grid.prototype.scrollToPos = function (pos) {

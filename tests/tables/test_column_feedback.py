@@ -173,3 +173,31 @@ def test_a_currency_column_changed_to_number_keeps_its_currency_as_the_style(db,
     assert price.config == {"decimals": 1, "style": "currency", "currency": "GBP"}
     shown = number_format.format_json(number_format.format_of(price.type, price.config))
     assert shown == {"decimals": 1, "thousands": True, "suffix": " GBP"}
+
+
+def test_a_view_whose_filters_match_nothing_offers_to_clear_them(db, client, owner, deals):
+    from tests.factories import MembershipFactory
+
+    workspace, user = owner
+    company = _column(deals, "Company")
+    filters = {"op": "and", "conditions": [{"column_id": company.id, "operator": "contains", "value": "zzz"}]}
+    view = service.create_view(workspace, user, deals, "Nobody", filters=filters)
+    page_url = f"/w/{workspace.slug}/tables/{deals.id}?view={view.id}"
+    viewer = MembershipFactory(workspace=workspace, role="viewer").user
+    login(client, viewer)
+    page = client.get(page_url).get_data(as_text=True)
+    assert "No rows match these filters." in page and "No rows yet" not in page
+    assert "Clear filters" not in page and "Ask an editor" in page
+
+    login(client, user)
+    page = client.get(page_url).get_data(as_text=True)
+    assert "No rows match these filters." in page and "Clear filters" in page
+    token = csrf_token(client, page_url)
+    resp = client.post(
+        f"/w/{workspace.slug}/tables/{deals.id}/views/{view.id}/filters/clear", data={"csrf_token": token}
+    )
+    assert resp.status_code == 303
+    db.session.expire_all()
+    assert not service.get_view_or_404(workspace, deals, view.id).filters
+    page = client.get(page_url).get_data(as_text=True)
+    assert "No rows match these filters." not in page and "Cleared the filters of “Nobody”." in page
