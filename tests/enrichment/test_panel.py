@@ -67,7 +67,18 @@ def test_search_and_categories_narrow_the_catalogue(client, named):
     found = _html(client.get(f"{_base(workspace, table)}/panel?cards=1&q=verify"))
     assert re.findall(r'data-card="([^"]+)"', found) == ["op:hunter.email_verifier"]
     nothing = _html(client.get(f"{_base(workspace, table)}/panel?cards=1&q=zzzz"))
-    assert "Nothing matches" in nothing
+    assert 'data-card="' not in nothing
+    # Nothing matched: an empty state offers the HTTP-request card ("Call any API") and clearing the search.
+    assert "No enrichment matches “zzzz”" in nothing and "data-empty-state" in nothing
+    call = re.search(
+        r'<a class="button primary" href="([^"]+)" hx-get="\1"[^>]*data-empty-action>Call any API</a>', nothing
+    )
+    assert call and client.get(call[1], headers={"HX-Request": "true"}).status_code == 200
+    clear = re.search(r'href="([^"]+)"[^>]*data-empty-clear>Clear the search</a>', nothing)
+    assert clear and "q=" not in clear[1]
+    assert 'data-card="' in _html(client.get(clear[1], headers={"HX-Request": "true"}))
+    in_category = _html(client.get(f"{_base(workspace, table)}/panel?cards=1&q=verify&category=phones"))
+    assert "No enrichment matches “verify”" in in_category and "Call any API" in in_category
 
 
 def test_an_own_key_makes_its_part_free_and_hit_rates_come_from_the_attempt_log(client, db, named):
