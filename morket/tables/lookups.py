@@ -36,6 +36,7 @@ from morket.core.types import Workspace
 from morket.extensions import db
 from morket.tables import storage
 from morket.tables.access import list_tables, mark_views_stale
+from morket.tables.formula_rows import refresh_formula_rows
 from morket.tables.models import USER_SCHEMA, Column, Table
 
 MODES = ("first", "joined", "count")
@@ -374,10 +375,14 @@ def _statements(lookup: Lookup, scope: str) -> tuple[str, str]:
         f"UPDATE {a} AS a SET {target} = m.v FROM ({per_key}) AS m "  # noqa: S608 - ids and generated names only
         f"WHERE {a_key} = m.k AND a.{target} IS DISTINCT FROM m.v{a_scope}"
     )
+    if scope == "keys":  # rows of A found by key: their ids go on to A's formulas
+        matched += " RETURNING a.id"
     unmatched = (
         f"UPDATE {a} AS a SET {target} = {empty} WHERE a.{target} IS DISTINCT FROM {empty}{a_scope} "  # noqa: S608 - ids and generated names only
         f"AND NOT EXISTS (SELECT 1 FROM {b} AS b WHERE {b_key} = {a_key} AND {b_key} <> '')"
     )
+    if scope == "keys":
+        unmatched += " RETURNING a.id"
     return unmatched, matched
 
 
@@ -399,10 +404,19 @@ def fill_lookup(
         if not params["keys"]:
             return 0
     written = 0
+    touched: list[int] = []
     for statement in _statements(lookup, scope):
-        written += db.session.execute(sa.text(statement), params).rowcount or 0
+        result = db.session.execute(sa.text(statement), params)
+        if scope == "keys":
+            touched += result.scalars().all()
+        else:
+            written += result.rowcount or 0
+    written += len(touched)
     if written and lookup.column is not None:
         mark_views_stale(workspace, lookup.table, {lookup.column.id})
+        # A change that came from the other table: this table's formulas that read the lookup follow.
+        if touched:
+            refresh_formula_rows(workspace, lookup.table, touched, {lookup.column.id})
     return written
 
 

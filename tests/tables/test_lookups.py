@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from morket.core.errors import NotFound, ValidationFailed
-from morket.tables import column_service, editing, lookups, service, storage
+from morket.tables import column_service, editing, formula_rows, lookups, service, storage
 from morket.tables.undo import undo_last
 
 pytestmark = pytest.mark.usefixtures("db")
@@ -319,3 +319,19 @@ def test_a_view_filters_and_searches_lookup_values_and_follows_the_source(pair):
     service.update_cell(workspace, user, companies, b_rows[0].id, _col(companies, "Name"), "Globex subsidiary")
     rows = service.read_window(workspace, user, people, view, 0, 10)
     assert [r.values(people)[column.id] for r in rows] == ["Globex subsidiary", "Globex"]
+
+
+def test_a_formula_reading_a_lookup_follows_a_change_in_the_source(pair):
+    workspace, user, people, companies = pair
+    _add(pair)
+    column_service.add_table_column(
+        workspace, user, people, "Shout", "formula", config={"expression": 'CONCAT({Company}, "!")'}
+    )
+    formula_rows.recompute_formulas(workspace, people, lo=0, hi=2**62)  # what the formula's job does
+    assert _values(people, "Shout")[:2] == ["Acme!", "Globex!"]
+    b_rows = service.read_window(workspace, user, companies, None, 0, 10)
+    service.update_cell(workspace, user, companies, b_rows[1].id, _col(companies, "Name"), "Globex Corp")
+    assert _values(people, "Shout")[:2] == ["Acme!", "Globex Corp!"]
+    a_rows = service.read_window(workspace, user, people, None, 0, 10)
+    service.update_cell(workspace, user, people, a_rows[0].id, _col(people, "Website"), "globex.com")
+    assert _values(people, "Shout")[:2] == ["Globex Corp!", "Globex Corp!"]
