@@ -235,3 +235,25 @@ def test_viewers_and_strangers_cannot_reach_the_lookup_endpoints(client, db, tea
     resp = client.get(_page(other, mine, "/lookup-preview"), query_string=theirs)
     assert resp.status_code == 200 and "not in this workspace" in resp.get_data(as_text=True)
     assert "Acme" not in resp.get_data(as_text=True)
+
+
+def test_a_large_lookup_added_in_the_grid_shows_its_job(client, db, team, tables, monkeypatch, run_jobs):
+    from morket.tables import lookups
+
+    people, companies = tables
+    workspace = team.workspace
+    monkeypatch.setattr(lookups, "INLINE_FILL_ROWS", 1)
+    login(client, team.member)
+    token = csrf_token(client, _page(workspace, people, "/new"))
+    config = {k: str(v) for k, v in _config(people, companies).items()}
+    resp = client.post(
+        _page(workspace, people),
+        data={"csrf_token": token, "name": "Company", "type": "lookup", **config},
+        headers={"HX-Request": "true"},
+    )
+    assert resp.status_code == 200 and "Filling the lookup" in resp.get_data(as_text=True)
+    assert run_jobs() >= 1
+    db.session.expire_all()
+    people = service.get_table_or_404(workspace, people.id)
+    column = next(c for c in people.live_columns if c.name == "Company")
+    assert _cells(people, column.id) == ["Acme", None]
