@@ -296,8 +296,8 @@ def _cell_renderer(column: Column | service.ColumnMeta) -> Callable[[Any], str]:
             return empty
         return f'{head}{escape(cell_raw(value, kind))}">{escape(cell_display(value, kind, config))}</div>'
 
-    if kind == "formula" and (config or {}).get("result_type") == "number":
-        return _number_formula_renderer(column)
+    if kind in ("formula", "lookup") and (config or {}).get("result_type") == "number":
+        return _number_formula_renderer(column)  # a lookup's count too
     if kind in _PLAIN_TYPES:
 
         def plain(value: Any) -> str:

@@ -257,3 +257,16 @@ def test_a_large_lookup_added_in_the_grid_shows_its_job(client, db, team, tables
     people = service.get_table_or_404(workspace, people.id)
     column = next(c for c in people.live_columns if c.name == "Company")
     assert _cells(people, column.id) == ["Acme", None]
+
+
+def test_a_count_lookup_shows_numbers_in_the_grid(client, db, team, headers, tables):
+    people, companies = tables
+    base = f"/api/v1/tables/{people.id}/columns"
+    config = {k: v for k, v in _config(people, companies, mode="count").items() if k != "field_column_id"}
+    column = client.post(base, json={"name": "Matches", "type": "lookup", "config": config}, headers=headers["member"])
+    column_id = column.get_json()["data"]["id"]
+    login(client, team.viewer)
+    window = client.get(f"/w/{team.workspace.slug}/tables/{people.id}/rows?start=0&limit=10")
+    html = window.get_data(as_text=True)
+    assert window.status_code == 200
+    assert f'is-number" data-col-id="{column_id}"' in html and ">1</div>" in html and ">0</div>" in html
