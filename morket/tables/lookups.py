@@ -327,7 +327,7 @@ def _value_sql(lookup: Lookup) -> str:
     return f"CAST({field} AS text)"
 
 
-def _statements(lookup: Lookup, scope: str) -> tuple[str, str]:
+def fill_statements(lookup: Lookup, scope: str) -> tuple[str, str]:
     """The fill's two statements: the cells whose key matches nothing, then the matched keys' values.
 
     In that order: on a new (empty) column the first finds nothing to write at the cost of one scan,
@@ -405,7 +405,7 @@ def fill_lookup(
             return 0
     written = 0
     touched: list[int] = []
-    for statement in _statements(lookup, scope):
+    for statement in fill_statements(lookup, scope):
         result = db.session.execute(sa.text(statement), params)
         if scope == "keys":
             touched += result.scalars().all()

@@ -335,3 +335,20 @@ def test_a_formula_reading_a_lookup_follows_a_change_in_the_source(pair):
     a_rows = service.read_window(workspace, user, people, None, 0, 10)
     service.update_cell(workspace, user, people, a_rows[0].id, _col(people, "Website"), "globex.com")
     assert _values(people, "Shout")[:2] == ["Globex Corp!", "Globex Corp!"]
+
+
+def test_the_recompute_by_key_can_use_both_indexes(pair, db):
+    """The statements' key expressions are the indexes' expressions (else every edit would scan)."""
+    workspace, user, people, companies = pair
+    column = _add(pair)
+    found = lookups.resolve(column)
+    db.session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+    plans = []
+    for statement in lookups.fill_statements(found, "keys"):
+        plan = db.session.scalars(sa.text("EXPLAIN " + statement), {"keys": ["acme.com"], "sep": ", "}).all()
+        plans.append("\n".join(plan))
+    db.session.execute(sa.text("SET LOCAL enable_seqscan = on"))
+    a_index = lookups.index_name(people.id, _col(people, "Website"), "domain")
+    b_index = lookups.index_name(companies.id, _col(companies, "Domain"), "domain")
+    assert all(a_index in p for p in plans), plans
+    assert b_index in plans[1], plans[1]
