@@ -182,3 +182,45 @@ def _drop(database_url: str, table_id: int) -> None:
     with engine.begin() as conn:
         conn.execute(text(f"DROP TABLE IF EXISTS ut.t_{int(table_id)}"))
     engine.dispose()
+
+
+_CLOSE_BOX = """() => {
+  const b = document.querySelector('#enrich-drawer .enrich-close'), d = document.getElementById('enrich-drawer');
+  const r = b.getBoundingClientRect(), dr = d.getBoundingClientRect();
+  const hit = document.elementFromPoint(r.left + r.width - 3, r.top + r.height / 2);
+  return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, drawerLeft: dr.left, drawerRight: dr.right,
+          width: document.documentElement.clientWidth, inner: window.innerWidth, height: window.innerHeight,
+          scrollWidth: document.documentElement.scrollWidth, drawerScroll: d.scrollWidth - d.clientWidth,
+          hitsButton: hit === b || b.contains(hit)};
+}"""
+
+
+@pytest.mark.browser
+def test_the_enrichment_drawer_fits_a_phone_with_its_close_button_in_view(app, database_url, live_server, browser_page):  # noqa: F811
+    info = _table(app)
+    page, base = browser_page, live_server
+    try:
+        _login(page, base)
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"{base}{info['path']}")
+        expect(page.locator(f"#table-{info['table_id']}-grid .grid-row")).to_have_count(2)
+        page.locator("#enrich-open").click()
+        expect(page.locator("#enrich-drawer [data-card]").first).to_be_visible()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "enrich-drawer-phone-390x844.png"))
+        box = page.evaluate(_CLOSE_BOX)
+        # Full width, nothing sideways, and the close button wholly inside the viewport (its right edge
+        # is what the pointer reaches, not a scrollbar or the drawer's clipped edge).
+        assert box["drawerLeft"] <= 1 and box["drawerRight"] <= box["width"] + 1, box
+        assert box["scrollWidth"] <= box["width"] + 1 and box["drawerScroll"] <= 1, box
+        assert box["left"] >= 0 and box["right"] <= box["width"] - 4 and box["top"] >= 0, box
+        assert box["hitsButton"], box
+        # Scrolled down the catalogue, the close button stays in view.
+        page.evaluate("document.getElementById('enrich-drawer').scrollTop = 600")
+        box = page.evaluate(_CLOSE_BOX)
+        assert box["top"] >= 0 and box["bottom"] <= box["height"] and box["hitsButton"], box
+        page.locator("#enrich-drawer .enrich-close").click()
+        expect(page.locator("#enrich-drawer")).to_be_hidden()
+        assert [p for p in page.problems if "favicon" not in str(p)] == []
+    finally:
+        _drop(database_url, info["table_id"])
