@@ -24,7 +24,7 @@ from morket.enrichment.executor import EXECUTOR
 from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun, EnrichmentRunRow
 from morket.extensions import db
 from morket.runs import callbacks, jobs
-from morket.runs.leases import mark_cells
+from morket.runs.leases import announce_finished, mark_cells
 from morket.runs.models import OPEN_ROW_STATUSES
 from morket.tables import filters, storage
 from morket.tables.models import Column, Table
@@ -372,6 +372,7 @@ def cancel_run(workspace: Workspace, actor: Actor | None, run: EnrichmentRun) ->
             updated_at=sa.func.clock_timestamp(),
         )
     )
+    announce_finished(run.id, "cancelled")  # run.finished for webhooks, in this transaction
     record_audit(workspace, actor, "enrichment.run_cancelled", f"run:{run.id}", rows=len(cancelled))
     db.session.flush()
     db.session.refresh(run)

@@ -40,6 +40,29 @@ def _finished(run_id: int, status: str) -> None:
         listener(run_id, status)
 
 
+def announce_finished(run_id: int, status: str) -> None:
+    """Tell the listeners that a run ended outside the engine (a cancel), in the caller's transaction."""
+    _finished(run_id, status)
+
+
+# Listeners told, in the same transaction, which cells of a run reached a final state: (table, run
+# id, items of {row_id, column_id, state, provider}). Only states, never values or payloads.
+_CELLS: dict[str, Callable[[Table, int, list[dict[str, Any]]], object]] = {}
+
+
+def on_cells_written(name: str, listener: Callable[[Table, int, list[dict[str, Any]]], object]) -> None:
+    """Call ``listener(table, run_id, items)`` when a batch's cells end final, before the change commits."""
+    _CELLS[name] = listener
+
+
+def cells_written(table: Table, run_id: int, items: list[dict[str, Any]]) -> None:
+    """Announce cells of ``run_id`` that reached a final state (the engine's writes call this)."""
+    if not items:
+        return
+    for listener in _CELLS.values():
+        listener(table, run_id, items)
+
+
 def claim_rows(run_id: int, owner: str, limit: int, lease_seconds: int) -> list[ClaimedRow]:
     """Lease up to ``limit`` due pending rows of the run, in row order."""
     rr = RunRow.__table__
@@ -241,5 +264,10 @@ def fail_run(run: Run | None, message: str, table: Table | None) -> None:
     )
     if table is not None and ended:
         mark_cells(table, run.column_id, run.id, ended, "error", message=reason)
+        cells_written(
+            table,
+            run.id,
+            [{"row_id": r, "column_id": run.column_id, "state": "error", "provider": None} for r in sorted(ended)],
+        )
     if failed_now.rowcount:
         _finished(run.id, "failed")

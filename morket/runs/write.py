@@ -25,7 +25,7 @@ from morket.core.db import utcnow
 from morket.extensions import db
 from morket.runs.callbacks import place_answer
 from morket.runs.executor import Executor, RowOutcome, RunPlanLike
-from morket.runs.leases import CALLBACK_TIMEOUT_SECONDS, PAUSE_CREDITS, pause_run, state_patch
+from morket.runs.leases import CALLBACK_TIMEOUT_SECONDS, PAUSE_CREDITS, cells_written, pause_run, state_patch
 from morket.runs.models import Run, RunRow
 from morket.tables import storage
 from morket.tables.models import Table
@@ -282,6 +282,13 @@ def write_outcomes(  # the one place a batch's results are filed
             sa.update(runs).where(runs.c.id == plan.run_id).values(credits_used=runs.c.credits_used - refunded)
         )
         summary.credits -= refunded
+    # Listeners (outbound webhooks) learn which cells ended, with the batch's transaction: a batch
+    # written again (a deadlock, short credits) announces only what its last write filed.
+    cells_written(
+        table,
+        plan.run_id,
+        [{"row_id": o.row_id, "column_id": plan.column_id, "state": o.state, "provider": o.provider} for o in finals],
+    )
     summary.written = len(outcomes)
     summary.finals = len(finals)
     return summary

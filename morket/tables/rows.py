@@ -134,13 +134,12 @@ def delete_rows(workspace: Workspace, actor: Actor | None, table: Table, row_ids
     store = storage.storage_for(table)
     lock_rows(table)
     before = lookups.source_keys(table, ids)
-    removed = (
-        db.session.execute(sa.delete(store.rows).where(store.rows.c.id.in_(ids)).returning(store.rows.c.pos))
-        .scalars()
-        .all()
-    )
-    if not removed:
+    deleted = db.session.execute(
+        sa.delete(store.rows).where(store.rows.c.id.in_(ids)).returning(store.rows.c.id, store.rows.c.pos)
+    ).all()
+    if not deleted:
         return 0
+    removed = [pos for _, pos in deleted]
     table.pos_base, table.pos_gaps = storage.record_gaps(
         table.storage_name, "pos", table.pos_base, table.pos_gaps, removed
     )
@@ -160,6 +159,6 @@ def delete_rows(workspace: Workspace, actor: Actor | None, table: Table, row_ids
             )
     table.row_count = max(0, table.row_count - len(removed))
     lookups.refresh_after_write(workspace, table, [], None, before)
-    hooks.row_events(table, "deleted", ids)
+    hooks.row_events(table, "deleted", sorted(row_id for row_id, _ in deleted))  # only rows that existed
     db.session.flush()
     return len(removed)

@@ -6,8 +6,11 @@
   read the rows' values through the API when they need them. A CSV import does not emit row
   events at all: it emits one ``import.finished`` with its counts (a million-row import is one
   event).
-- Enrichment runs: the run engine announces a run that completed or failed
-  (``runs.leases.on_run_finished``); ``run.finished`` carries its counts and credits.
+- Enrichment runs: the run engine announces a run that completed, failed or was cancelled
+  (``runs.leases.on_run_finished``); ``run.finished`` carries its counts and credits. It announces
+  the cells each written batch ended in a final state (``runs.leases.on_cells_written``);
+  ``enrichment.cell_completed`` carries up to ``WEBHOOK_ROW_BATCH`` items of row id, column id,
+  state and provider: no values, no provider payloads.
 - Imports and exports: a ``DataRun`` reaching a final status (done, failed, cancelled) in a
   flush emits ``import.finished`` or ``export.finished`` (a session listener: dataops knows
   nothing of webhooks).
@@ -42,6 +45,25 @@ def on_row_events(table: Any, kind: str, row_ids: list[int]) -> None:
             table.workspace_id,
             event_type,
             {"table": {"id": table.id, "name": table.name}, "row_ids": chunk, "count": len(chunk)},
+            endpoints=endpoints,
+        )
+
+
+def on_cells_written(table: Any, run_id: int, items: list[dict[str, Any]]) -> None:
+    """Emit ``enrichment.cell_completed`` for a batch's final cells, WEBHOOK_ROW_BATCH items an event."""
+    endpoints = service.subscribed_endpoints(table.workspace_id, "enrichment.cell_completed")
+    if not endpoints:
+        return
+    batch = max(1, int(current_app.config["MORKET"].get("WEBHOOK_ROW_BATCH") or 500))
+    for start in range(0, len(items), batch):
+        chunk = [
+            {"row_id": i["row_id"], "column_id": i["column_id"], "state": i["state"], "provider": i["provider"]}
+            for i in items[start : start + batch]
+        ]
+        service.emit_event(
+            table.workspace_id,
+            "enrichment.cell_completed",
+            {"table": {"id": table.id, "name": table.name}, "run_id": run_id, "cells": chunk, "count": len(chunk)},
             endpoints=endpoints,
         )
 
@@ -87,7 +109,7 @@ def _after_rollback(session: Session) -> None:
 
 
 def on_run_finished(run_id: int, status: str) -> None:
-    """Emit ``run.finished`` for an enrichment run that completed or failed, with its counts."""
+    """Emit ``run.finished`` for an enrichment run that completed, failed or was cancelled, with its counts."""
     from morket.runs.models import Run
 
     run = db.session.get(Run, run_id, populate_existing=True)
@@ -119,6 +141,7 @@ def register() -> None:
 
     hooks.on_row_events("webhooks", on_row_events)
     leases.on_run_finished("webhooks", on_run_finished)
+    leases.on_cells_written("webhooks", on_cells_written)
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "before_commit", _before_commit)

@@ -44,7 +44,7 @@ EVENT_TYPES: dict[str, str] = {
     "row.created": "Rows created",
     "row.updated": "Rows updated",
     "row.deleted": "Rows deleted",
-    "enrichment.cell_completed": "Enrichment cells completed (not sent yet)",
+    "enrichment.cell_completed": "Enrichment cells completed",
     "run.finished": "Enrichment run finished",
     "import.finished": "CSV import finished",
     "export.finished": "CSV export finished",
@@ -609,3 +609,44 @@ def drop_pending_of(endpoint_id: int) -> int:
         .values(status="failed", finished_at=utcnow())
     )
     return result.rowcount or 0
+
+
+def reencrypt_batch(
+    old_master: bytes, new_master: bytes, *, after_id: int = 0, limit: int = 200
+) -> tuple[int, list[int], int]:
+    """Re-seal up to ``limit`` endpoints still under ``old_master`` with ``new_master`` (the caller commits).
+
+    Both the current secret and, during a rotation's overlap, the previous one are re-sealed; the
+    secrets themselves do not change, so receivers keep verifying. Returns (re-encrypted, ids that
+    did not decrypt, last id seen), like the other stores ``flask credentials rotate-master-key`` walks.
+    """
+    old_fp, new_fp = key_fingerprint(old_master), key_fingerprint(new_master)
+    rows = list(
+        db.session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.key_fingerprint == old_fp, WebhookEndpoint.id > after_id)
+            .order_by(WebhookEndpoint.id)
+            .limit(limit)
+            .with_for_update()
+        )
+    )
+    done, unreadable = 0, []
+    for endpoint in rows:
+        purpose = _purpose(endpoint)
+        try:
+            current = decrypt_secret(old_master, endpoint.workspace_id, purpose, bytes(endpoint.secret_ciphertext))
+            previous = None
+            if endpoint.previous_ciphertext is not None:
+                previous = decrypt_secret(
+                    old_master, endpoint.workspace_id, purpose, bytes(endpoint.previous_ciphertext)
+                )
+        except DecryptionError:
+            unreadable.append(endpoint.id)
+            continue
+        endpoint.secret_ciphertext = encrypt_secret(new_master, endpoint.workspace_id, purpose, current)
+        if previous is not None:
+            endpoint.previous_ciphertext = encrypt_secret(new_master, endpoint.workspace_id, purpose, previous)
+        endpoint.key_fingerprint = new_fp
+        done += 1
+    db.session.flush()
+    return done, unreadable, rows[-1].id if rows else after_id
