@@ -1,4 +1,6 @@
-"""``flask credentials rotate-master-key``: re-encrypt every stored provider key under a new master key.
+"""``flask credentials rotate-master-key``: re-encrypt every stored secret under a new master key.
+
+Provider keys, CRM tokens, webhook endpoints' signing secrets and inbound sources' secrets.
 
 The current key is the running configuration's ``MORKET_MASTER_KEY``; the new one comes from
 ``MORKET_NEW_MASTER_KEY`` or a hidden prompt, never from the command line (argv is visible to
@@ -43,7 +45,7 @@ def _new_key() -> bytes:
 @credentials_cli.command("rotate-master-key")
 @click.option("--batch-size", default=200, show_default=True, type=click.IntRange(1, 10_000))
 def rotate_master_key(batch_size: int) -> None:
-    """Re-encrypt every stored provider key under the new master key."""
+    """Re-encrypt every stored secret (provider keys, CRM tokens, webhook and inbound secrets) under the new key."""
     old = current_app.config["MORKET"]["MASTER_KEY"]
     new = _new_key()
     if new == old:
@@ -63,18 +65,22 @@ def rotate_master_key(batch_size: int) -> None:
             break
         after_id = batch.last_id
         click.echo(f"  {done} re-encrypted")
-    # CRM connections' tokens are sealed with the same master key (morket.crm.tokens).
+    # CRM connections' tokens, webhook endpoints' signing secrets and inbound sources' secrets are
+    # sealed with the same master key; each store re-seals itself, batch by batch.
     from morket.crm import tokens as crm_tokens
+    from morket.inbound import rotation as inbound_rotation
+    from morket.webhooks import service as webhooks
 
-    after_id = 0
-    while True:
-        sealed, failed, last_id = crm_tokens.reencrypt_batch(old, new, after_id=after_id, limit=batch_size)
-        db.session.commit()
-        done += sealed
-        unreadable.extend(failed)
-        if last_id == after_id:
-            break
-        after_id = last_id
+    for reencrypt in (crm_tokens.reencrypt_batch, webhooks.reencrypt_batch, inbound_rotation.reencrypt_batch):
+        after_id = 0
+        while True:
+            sealed, failed, last_id = reencrypt(old, new, after_id=after_id, limit=batch_size)
+            db.session.commit()
+            done += sealed
+            unreadable.extend(failed)
+            if last_id == after_id:
+                break
+            after_id = last_id
     record_audit(
         None,
         None,
