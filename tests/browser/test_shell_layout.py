@@ -97,6 +97,10 @@ def test_main_pages_fit_every_size_without_wrapping_or_serious_axe_violations(
         "members": f"{base}/w/{slug}/members",
         "credits": f"{base}/w/{slug}/credits",
         "admin": f"{base}/admin",
+        # The pages added with webhooks, CRM connections and inbound sources, empty as a new workspace has them.
+        "webhooks": f"{base}/w/{slug}/webhooks",
+        "connections": f"{base}/w/{slug}/connections",
+        "inbound-sources": f"{base}/w/{slug}/tables/{team['table_id']}/inbound",
     }
     problems = []
     for name, url in pages.items():
