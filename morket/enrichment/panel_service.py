@@ -129,7 +129,8 @@ def preview_inputs(
 ) -> list[dict[str, Any]]:
     """What each of the first rows would send: input name -> the value, after any derivation.
 
-    A domain input shows the registrable domain the providers send (a URL's or an email's); a cell
+    A domain input shows the registrable domain the providers send (a URL's or an email's), a URL
+    input (the scrape's site) the value as typed, which the scrape reads subdomain and path included; a cell
     no input can be made from (no host name, no last name) is ``{"unusable": <cell>}``: the
     providers refuse it without a call. An empty cell is None.
     """
@@ -141,8 +142,13 @@ def preview_inputs(
             if value in (None, ""):
                 sent[name] = None
                 continue
-            if derivation is None and (kinds or {}).get(name) == "domain":
+            kind = (kinds or {}).get(name)
+            if derivation is None and kind == "domain":
                 derivation = "domain"
+            if derivation is None and kind == "url":
+                # A site read as given (the scrape): shown as typed, when it names a host at all.
+                sent[name] = value if mapping.derive_input("domain", value) else {"unusable": value}
+                continue
             derived = mapping.derive_input(derivation, value)
             # A cell the input cannot be made from is shown as it is, marked unusable.
             sent[name] = derived if derived not in (None, "") else {"unusable": value}

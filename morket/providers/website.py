@@ -30,7 +30,9 @@ SCRAPE = Operation(
     key="website.scrape",
     provider=NAME,
     label="Website: scrape the company's site",
-    inputs=(InputSpec("domain", "Company domain or URL", kind="domain"),),
+    # Kind "url": the scrape reads the site as given (a subdomain is a site of its own), where the
+    # data providers send the registrable domain; the drawer's preview shows what each one sends.
+    inputs=(InputSpec("domain", "Company domain or URL", kind="url"),),
     outputs=(
         FieldSpec("name", "Company name"),
         FieldSpec("description", "Description"),

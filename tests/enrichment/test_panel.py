@@ -324,7 +324,7 @@ def test_a_website_scrape_previews_the_domain_each_row_sends(client, db):
     html = _html(client.get(f"/w/{workspace.slug}/tables/{table.id}/enrichment/panel/setup?card=op:website.scrape"))
     cells = re.findall(r'<td data-input="domain">(.*?)</td>', html)
     assert cells == [
-        "acme.co.uk",
+        "https://www.acme.co.uk/about",
         '<span class="enrich-unusable">“not a website”: no company domain or url</span>',
         '<span class="muted">empty</span>',
     ]
