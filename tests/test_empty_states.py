@@ -139,9 +139,8 @@ def test_an_empty_list_says_what_it_is_for_and_links_the_next_step(app, client, 
     if case.make == "endpoint":
         from morket.webhooks import service as webhooks
 
-        fill["endpoint_id"] = webhooks.create_endpoint(
-            workspace, owner, "https://93.184.216.34/h", ["row.created"]
-        )[0].id
+        endpoint, _ = webhooks.create_endpoint(workspace, owner, "https://93.184.216.34/h", ["row.created"])
+        fill["endpoint_id"] = endpoint.id
     db.session.flush()
     login(client, user)
     resp = client.get(case.path.format(**fill))
