@@ -1,7 +1,9 @@
 """HubSpot CRM v3 as summarised in the contract: OAuth (``/oauth/authorize`` consent page,
 ``/oauth/v1/token``, ``/oauth/v1/access-tokens/{token}``, ``DELETE /oauth/v1/refresh-tokens/{token}``),
 properties, and contacts and companies (create, read, list with ``after`` cursors, batch upsert by a
-unique ``idProperty``, batch read, search).
+unique ``idProperty``, batch read, search), and lists (``GET /crm/v3/lists/{listId}``, ``POST
+/crm/v3/lists/search``, ``POST /crm/v3/lists``, ``GET /crm/v3/lists/{listId}/memberships`` with
+``after`` paging, ``PUT /crm/v3/lists/{listId}/memberships/add``).
 
 As HubSpot does it: every property value is a string; ``email`` is unique for contacts, so a
 plain create of an existing email is a 409 ``CONFLICT`` while an upsert by email updates; the
@@ -73,6 +75,9 @@ PROPERTIES: dict[str, dict[str, tuple[str, str, str, bool, bool]]] = {
 }
 _PATH = re.compile(r"^/crm/v3/objects/(contacts|companies)(?:/(batch/upsert|batch/read|search|[^/]+))?$")
 _PROPS_PATH = re.compile(r"^/crm/v3/properties/(contacts|companies)$")
+_LISTS_PATH = re.compile(r"^/crm/v3/lists(?:/(search)|/(\d+)(?:/(memberships|memberships/add))?)?$")
+MEMBERSHIPS_MAX = 250
+OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2"}
 _TOKEN_PATH = re.compile(r"^/oauth/v1/(access-tokens|refresh-tokens)/([^/]+)$")
 
 
@@ -108,6 +113,10 @@ class HubSpotSandbox(ProviderSandbox):
         self.calls: deque[float] = deque()
         self.records: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in OBJECTS}
         self.next_id = 1000
+        # listId -> {"name", "object", "created", "members": {record id: added ms}}
+        self.lists: dict[str, dict[str, Any]] = {}
+        self.next_list_id = 100
+        self.served = 0  # records answered by read, list, batch read and search (tests count reads with it)
 
     def configure(self, values: Any) -> dict[str, Any]:
         clean = crm_oauth.parse_config(values, {"token_ttl": float, "window_limit": int})
@@ -122,6 +131,11 @@ class HubSpotSandbox(ProviderSandbox):
         if action == "reset" and request.method == "POST":
             self.reset()
             return json_response({"ok": True})
+        if action == "served" and request.method == "GET":
+            with self.lock:
+                return json_response({"records": self.served})
+        if action in ("seed", "touch") and request.method == "POST":
+            return self._seed(request.get_json(silent=True) or {}, touch=action == "touch")
         with self.lock:
             counts = {o: len(r) for o, r in self.records.items()}
         return crm_oauth.admin_answer(request, self.oauth, counts, self.configure)
@@ -140,6 +154,18 @@ class HubSpotSandbox(ProviderSandbox):
             )
         if _PROPS_PATH.match(route) and method == "GET":
             return "properties"
+        match = _LISTS_PATH.match(route)
+        if match:
+            if match.group(1):
+                return "list_search" if method == "POST" else None
+            if match.group(2) is None:
+                return "list_create" if method == "POST" else None
+            tail = match.group(3)
+            if tail is None:
+                return "list_get" if method == "GET" else None
+            if tail == "memberships":
+                return "list_members" if method == "GET" else None
+            return "list_add" if method == "PUT" else None
         match = _PATH.match(route)
         if not match:
             return None
@@ -235,6 +261,10 @@ class HubSpotSandbox(ProviderSandbox):
                 return self.error(404, "OBJECT_NOT_FOUND", "refresh token not found")
             return Response(status=204)
         route = "/" + request.path.lstrip("/").partition("/")[2]
+        if op.startswith("list_"):
+            response = getattr(self, f"_{op}")(request, route)
+            response.headers.extend(self._limit_headers())
+            return response
         obj = (_PROPS_PATH.match(route) or _PATH.match(route)).group(1)
         handler = getattr(self, f"_{op}")
         response = handler(obj, request, route)
@@ -406,6 +436,7 @@ class HubSpotSandbox(ProviderSandbox):
             record = self._find(obj, value, id_property)
             if record is None:
                 return self.error(404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.")
+            self.served += 1
             return json_response(self._public(record, properties))
 
     def _list(self, obj: str, request: Request, route: str) -> Response:
@@ -419,6 +450,7 @@ class HubSpotSandbox(ProviderSandbox):
             ordered = sorted(self.records[obj].values(), key=lambda r: int(r["id"]))
             page = [r for r in ordered if int(r["id"]) > after][: limit + 1]
             results = [self._public(r, properties) for r in page[:limit]]
+            self.served += len(results)
         body: dict[str, Any] = {"results": results}
         if len(page) > limit:
             cursor = page[limit - 1]["id"]
@@ -503,6 +535,7 @@ class HubSpotSandbox(ProviderSandbox):
                     missing.append(str(item.get("id", "")))
                 else:
                     results.append(self._public(record, properties))
+            self.served += len(results)
         answer: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started,
                                   "completedAt": _iso(int(time.time() * 1000))}  # fmt: skip
         if missing:
@@ -538,6 +571,7 @@ class HubSpotSandbox(ProviderSandbox):
             found.sort(key=lambda r: self._sort_value(r, first), reverse=descending)
             properties = body.get("properties") if isinstance(body.get("properties"), list) else None
             page = [self._public(r, properties) for r in found[after : after + limit]]
+            self.served += len(page)
         answer: dict[str, Any] = {"total": len(found), "results": page}
         if after + limit < len(found):
             answer["paging"] = {"next": {"after": str(after + limit)}}
@@ -588,3 +622,111 @@ class HubSpotSandbox(ProviderSandbox):
             left, right = have.lower(), want.lower()
         return {"EQ": left == right, "NEQ": left != right, "LT": left < right, "LTE": left <= right,
                 "GT": left > right, "GTE": left >= right}.get(op, False)  # fmt: skip
+
+    # -- lists ----------------------------------------------------------------------------------
+
+    def _list_shape(self, list_id: str, found: dict[str, Any]) -> dict[str, Any]:
+        return {"listId": list_id, "name": found["name"], "objectTypeId": OBJECT_TYPE_IDS[found["object"]],
+                "processingType": "MANUAL", "processingStatus": "COMPLETE", "size": len(found["members"]),
+                "createdAt": _iso(found["created"]), "updatedAt": _iso(found["created"])}  # fmt: skip
+
+    def _new_list(self, name: str, obj: str) -> str:
+        """Create an empty list (call with the lock); return its id."""
+        self.next_list_id += 1
+        list_id = str(self.next_list_id)
+        self.lists[list_id] = {"name": name, "object": obj, "created": int(time.time() * 1000), "members": {}}
+        return list_id
+
+    def _list_of(self, route: str) -> tuple[str, dict[str, Any] | None]:
+        list_id = _LISTS_PATH.match(route).group(2)
+        return list_id, self.lists.get(list_id)
+
+    def _list_create(self, request: Request, route: str) -> Response:
+        body = request.get_json(silent=True)
+        by_type = {v: k for k, v in OBJECT_TYPE_IDS.items()}
+        if not isinstance(body, dict) or not str(body.get("name") or "").strip():
+            return self.error(400, "VALIDATION_ERROR", "name is required")
+        if body.get("objectTypeId") not in by_type:
+            return self.error(400, "VALIDATION_ERROR", "objectTypeId must be 0-1 (contacts) or 0-2 (companies)")
+        with self.lock:
+            list_id = self._new_list(str(body["name"]).strip(), by_type[body["objectTypeId"]])
+            return json_response({"list": self._list_shape(list_id, self.lists[list_id])})
+
+    def _list_get(self, request: Request, route: str) -> Response:
+        with self.lock:
+            list_id, found = self._list_of(route)
+            if found is None:
+                return self.error(404, "OBJECT_NOT_FOUND", f"List {list_id} does not exist.")
+            return json_response({"list": self._list_shape(list_id, found)})
+
+    def _list_search(self, request: Request, route: str) -> Response:
+        body = request.get_json(silent=True) or {}
+        query = str(body.get("query") or "").strip().lower()
+        try:
+            count = min(500, max(1, int(body.get("count") or 20)))
+            offset = max(0, int(body.get("offset") or 0))
+        except (TypeError, ValueError):
+            return self.error(400, "VALIDATION_ERROR", "count and offset must be numbers")
+        with self.lock:
+            found = [self._list_shape(i, v) for i, v in sorted(self.lists.items(), key=lambda kv: int(kv[0]))
+                     if query in v["name"].lower()]  # fmt: skip
+        page = found[offset : offset + count]
+        return json_response({"lists": page, "hasMore": offset + count < len(found), "offset": offset + len(page),
+                              "total": len(found)})  # fmt: skip
+
+    def _list_members(self, request: Request, route: str) -> Response:
+        try:
+            limit = min(MEMBERSHIPS_MAX, max(1, int(request.args.get("limit") or 100)))
+            after = int(request.args.get("after") or 0)
+        except ValueError:
+            return self.error(400, "VALIDATION_ERROR", "limit and after must be numbers")
+        with self.lock:
+            list_id, found = self._list_of(route)
+            if found is None:
+                return self.error(404, "OBJECT_NOT_FOUND", f"List {list_id} does not exist.")
+            ordered = sorted((int(rid), added) for rid, added in found["members"].items())
+        page = [m for m in ordered if m[0] > after][: limit + 1]
+        body: dict[str, Any] = {"results": [{"recordId": str(rid), "membershipTimestamp": _iso(added)}
+                                            for rid, added in page[:limit]]}  # fmt: skip
+        if len(page) > limit:
+            body["paging"] = {"next": {"after": str(page[limit - 1][0])}}
+        return json_response(body)
+
+    def _list_add(self, request: Request, route: str) -> Response:
+        ids = request.get_json(silent=True)
+        if not isinstance(ids, list):
+            return self.error(400, "VALIDATION_ERROR", "the body is a list of record ids")
+        now = int(time.time() * 1000)
+        with self.lock:
+            list_id, found = self._list_of(route)
+            if found is None:
+                return self.error(404, "OBJECT_NOT_FOUND", f"List {list_id} does not exist.")
+            known = self.records[found["object"]]
+            added = [str(i) for i in ids if str(i) in known and str(i) not in found["members"]]
+            missing = [str(i) for i in ids if str(i) not in known]
+            for rid in added:
+                found["members"][rid] = now
+        return json_response({"recordIdsAdded": added, "recordIdsMissing": missing})
+
+    def _seed(self, body: dict[str, Any], *, touch: bool) -> Response:
+        """Test control: create records (and optionally a list of them), or change records as a user would."""
+        obj = body.get("object", "contacts")
+        if obj not in OBJECTS:
+            return json_response({"error": "unknown object"}, 400)
+        with self.lock:
+            if touch:
+                changed = []
+                for rid in body.get("ids") or []:
+                    record = self.records[obj].get(str(rid))
+                    if record is not None:
+                        self._write(obj, record, dict(body.get("properties") or {}))
+                        changed.append(str(rid))
+                return json_response({"ids": changed})
+            ids = [self._write(obj, None, dict(props))[0]["id"] for props in body.get("records") or []]
+            answer: dict[str, Any] = {"ids": ids}
+            if body.get("list"):
+                list_id = self._new_list(str(body["list"]), obj)
+                now = int(time.time() * 1000)
+                self.lists[list_id]["members"] = dict.fromkeys(ids, now)
+                answer["list_id"] = list_id
+            return json_response(answer)

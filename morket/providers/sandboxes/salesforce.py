@@ -5,8 +5,8 @@ and Account, upsert of one record by an external id (``PATCH
 /services/data/vXX.X/sobjects/{SObject}/{ExternalIdField}/{value}``, 201 or 200), sObject
 Collections upsert by an external id (``PATCH
 /services/data/vXX.X/composite/sobjects/{SObject}/{ExternalIdField}``, 200 records, per-record
-results, ``allOrNone``) and a SOQL subset (``SELECT f, … FROM X [WHERE LastModifiedDate > ts | f =
-'v'] [ORDER BY f [ASC|DESC]] [LIMIT n]``) with ``nextRecordsUrl`` paging.
+results, ``allOrNone``) and a SOQL subset (``SELECT f, … FROM X [WHERE f op v [AND f op v …]] [ORDER BY f
+[ASC|DESC]] [LIMIT n]``, ``v`` a quoted literal or a datetime) with ``nextRecordsUrl`` paging.
 
 As Salesforce does it: the token answer has no ``expires_in`` (the session lasts ``token_ttl``
 seconds, then every call is a 401 ``INVALID_SESSION_ID``); each data answer carries
@@ -78,9 +78,12 @@ FIELDS: dict[str, dict[str, tuple[str, str, bool, bool, bool]]] = {
     },
 }
 _DATA = re.compile(r"^/services/data/v(\d+\.\d)(/.*)$")
+_VALUE = r"'(?:[^'\\]|\\.)*'|[\w:.+-]+"
+_COND_RE = re.compile(rf"(?P<field>\w+)\s*(?P<op>=|!=|>=|<=|>|<)\s*(?P<value>{_VALUE})")
+_BARE_COND = rf"\w+\s*(?:=|!=|>=|<=|>|<)\s*(?:{_VALUE})"
 _SOQL = re.compile(
     r"^\s*SELECT\s+(?P<fields>[\w\s,]+?)\s+FROM\s+(?P<object>\w+)"
-    r"(?:\s+WHERE\s+(?P<field>\w+)\s*(?P<op>=|!=|>=|<=|>|<)\s*(?P<value>'(?:[^'\\]|\\.)*'|[\w:.+-]+))?"
+    rf"(?:\s+WHERE\s+(?P<where>{_BARE_COND}(?:\s+AND\s+{_BARE_COND})*))?"
     r"(?:\s+ORDER\s+BY\s+(?P<order>\w+)(?:\s+(?P<dir>ASC|DESC))?)?"
     r"(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$",
     re.IGNORECASE,
@@ -118,6 +121,7 @@ class SalesforceSandbox(ProviderSandbox):
         self.records: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in FIELDS}
         self.cursors: dict[str, list[dict[str, Any]]] = {}
         self.next_id = 1
+        self.served = 0  # records answered by queries (tests count reads with it)
 
     def configure(self, values: Any) -> dict[str, Any]:
         clean = crm_oauth.parse_config(
@@ -136,6 +140,11 @@ class SalesforceSandbox(ProviderSandbox):
         if action == "reset" and request.method == "POST":
             self.reset()
             return json_response({"ok": True})
+        if action in ("seed", "touch") and request.method == "POST":
+            return self._seed(request.get_json(silent=True) or {}, touch=action == "touch")
+        if action == "served" and request.method == "GET":
+            with self.lock:
+                return json_response({"records": self.served})
         with self.lock:
             counts = {o: len(r) for o, r in self.records.items()}
         return crm_oauth.admin_answer(request, self.oauth, counts, self.configure)
@@ -437,13 +446,14 @@ class SalesforceSandbox(ProviderSandbox):
             return self.error(400, "INVALID_TYPE", f"sObject type '{sobject}' is not supported.")
         fields = FIELDS[sobject]
         selected = [f.strip() for f in match.group("fields").split(",") if f.strip()]
-        for name in selected + [n for n in (match.group("field"), match.group("order")) if n]:
+        conditions = [c.groupdict() for c in _COND_RE.finditer(match.group("where") or "")]
+        for name in selected + [n for n in (*(c["field"] for c in conditions), match.group("order")) if n]:
             if name not in fields:
                 return self.error(400, "INVALID_FIELD", f"No such column '{name}' on entity '{sobject}'.")
         with self.lock:
             rows = list(self.records[sobject].values())
-        if match.group("field"):
-            rows = [r for r in rows if self._where(r, match.group("field"), match.group("op"), match.group("value"))]
+        for cond in conditions:
+            rows = [r for r in rows if self._where(r, cond["field"], cond["op"], cond["value"])]
         order = match.group("order") or "Id"
         key = "_modified" if order == "LastModifiedDate" else "_created" if order == "CreatedDate" else order
         rows.sort(key=lambda r: (r.get(key) or "", r["Id"]), reverse=(match.group("dir") or "").upper() == "DESC")
@@ -456,8 +466,24 @@ class SalesforceSandbox(ProviderSandbox):
         ]
         return self._page(shaped, len(shaped))
 
+    def _seed(self, body: dict[str, Any], *, touch: bool) -> Response:
+        """Test control: create records of ``object``, or change some (``ids``) as a user would."""
+        sobject = body.get("object", "Contact")
+        if sobject not in FIELDS:
+            return json_response({"error": "unknown object"}, 400)
+        with self.lock:
+            if touch:
+                found = [self.records[sobject].get(str(i)) for i in body.get("ids") or []]
+                return json_response(
+                    {"ids": [self._write(sobject, r, dict(body.get("values") or {}))[0]["Id"] for r in found if r]}
+                )
+            ids = [self._write(sobject, None, dict(v))[0]["Id"] for v in body.get("records") or []]
+            return json_response({"ids": ids})
+
     def _page(self, rows: list[dict[str, Any]], total: int) -> Response:
         page, remaining = rows[: self.query_batch], rows[self.query_batch :]
+        with self.lock:
+            self.served += len(page)
         body: dict[str, Any] = {"totalSize": total, "done": not remaining, "records": page}
         if remaining:
             locator = f"01g5g{secrets.token_hex(6)}-{total - len(remaining)}"
