@@ -521,6 +521,8 @@ def receive_payload(workspace: Workspace, source: InboundSource, raw: bytes) -> 
     """Map the body to rows and write them in the caller's transaction; raise Refused and write nothing."""
     payload = parse_body(raw)
     table = source_table(workspace, source, lock=True)
+    # Read the source again under the table's lock: every writer of its counters holds that lock.
+    db.session.refresh(source)
     columns = mapped_columns(table, source)
     names = {c.id: c.name for c in table.live_columns}
     try:
@@ -574,19 +576,27 @@ def _upsert(workspace: Workspace, table: Table, key: Column, rows: list[dict[int
         raise ValidationFailed(f"{len(errors)} key cells could not be read; nothing was written.", fields=errors)
     store = storage.storage_for(table)
     incoming = normalised_sql("k.v", default_kind(key.type))
+    # A join, not a first-match subquery: ORDER BY id LIMIT 1 lets the planner walk the primary key
+    # hoping for an early match, which scans the whole table for every key that is new.
     found = db.session.execute(
         sa.text(
-            f"SELECT k.ord, {incoming} AS nk, (SELECT t.id FROM {store.rows.fullname} t "  # noqa: S608 - generated names
-            f"WHERE {_key_sql(table, key, 't')} = {incoming} ORDER BY t.id LIMIT 1) AS row_id "
-            "FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS k(v, ord)"
+            f"WITH k AS (SELECT ord, {incoming} AS nk FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS k(v, ord)) "  # noqa: S608 - generated names
+            f"SELECT k.ord, k.nk, t.id FROM k LEFT JOIN {store.rows.fullname} t "
+            f"ON k.nk <> '' AND {_key_sql(table, key, 't')} = k.nk"
         ),
         {"keys": keys},
     ).all()
+    first_match: dict[int, tuple[str | None, int | None]] = {}
+    for ord_, normalised, row_id in found:
+        seen = first_match.get(ord_)
+        if seen is None or (row_id is not None and (seen[1] is None or row_id < seen[1])):
+            first_match[ord_] = (normalised, row_id)
     # Later records with the same key fold into the first (last value wins per cell), as a second request would.
     pending: dict[str, dict[int, Any]] = {}
     existing: dict[str, int] = {}
     inserts: list[dict[int, Any]] = []
-    for ord_, normalised, row_id in sorted(found):
+    for ord_ in sorted(first_match):
+        normalised, row_id = first_match[ord_]
         row = rows[ord_ - 1]
         if not normalised:
             inserts.append(row)
