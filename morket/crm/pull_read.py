@@ -1,0 +1,314 @@
+"""Reading records out of the CRMs for a pull: HubSpot lists and objects, Salesforce queries built from parts.
+
+Each reader yields pages of ``Record`` (the CRM id, its last-modified time, its field values as
+strings) with the cursor to resume after that page. A pull is incremental when it has a
+``since`` (the previous pull's high-water mark): HubSpot is asked through search with
+``lastmodifieddate GT since``; Salesforce with ``LastModifiedDate > since`` in the query.
+
+SOQL is built here from a source's parts only: the object and field names must be among the
+fields ``describe`` returned (so they are identifiers Salesforce knows, never user text), the
+operators come from a fixed set, and each value is a quoted, escaped literal (or a checked
+number or datetime). A raw query is never accepted.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from morket.core.errors import MorketError, ValidationFailed
+from morket.crm.client import CrmClient, CrmUnavailable, error_message
+from morket.crm.providers import HUBSPOT, SALESFORCE_API_VERSION
+
+PAGE_HUBSPOT_LIST = 100
+PAGE_HUBSPOT_SEARCH = 200
+PAGE_MEMBERSHIPS = 250
+BATCH_READ = 100
+RETRIES = 8
+RETRY_CAP_SECONDS = 10.0
+OPERATORS = {"=": "EQ", "!=": "NEQ", ">": "GT", ">=": "GTE", "<": "LT", "<=": "LTE"}
+HUBSPOT_MODIFIED = "lastmodifieddate"
+SALESFORCE_MODIFIED = "LastModifiedDate"
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+_SF_NUMERIC = {"int", "double", "currency", "percent"}
+_SF_DATETIME = {"datetime", "date"}
+
+
+class PullRefused(MorketError):
+    """The CRM refused what the pull asked for (a bad field, a list that is gone, limits reached)."""
+
+    status = 422
+    code = "crm_pull_refused"
+
+
+@dataclass
+class Record:
+    crm_id: str
+    modified: str | None
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Page:
+    records: list[Record]
+    cursor: dict[str, Any]
+
+
+def send(client: CrmClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One call with retries: a 429 waits for its Retry-After, a 5xx or a dropped connection backs off.
+
+    A 401 is refreshed and retried by the client itself. Gives up after ``RETRIES`` tries.
+    """
+    for attempt in range(RETRIES):
+        try:
+            response = client.request(method, path, **kwargs)
+        except CrmUnavailable:
+            if attempt == RETRIES - 1:
+                raise
+            time.sleep(min(RETRY_CAP_SECONDS, 0.2 * 2**attempt))
+            continue
+        if response.status_code == 429 or response.status_code >= 500:
+            if attempt == RETRIES - 1:
+                break
+            try:
+                wait = float(response.headers.get("Retry-After") or 0.2 * 2**attempt)
+            except ValueError:
+                wait = 1.0
+            time.sleep(min(RETRY_CAP_SECONDS, max(0.05, wait)))
+            continue
+        return response
+    raise CrmUnavailable(f"The CRM kept refusing (HTTP {response.status_code}: {error_message(response)}); try again.")
+
+
+def _ok(response: httpx.Response, what: str) -> Any:
+    if response.status_code in (200, 207):
+        return response.json()
+    reason = error_message(response) or f"HTTP {response.status_code}"
+    if response.status_code in (400, 403, 404):
+        raise PullRefused(f"{what}: {reason}")
+    raise CrmUnavailable(f"{what}: {reason}")
+
+
+def _hs_ms(value: str) -> str:
+    return str(int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000))
+
+
+def _hs_record(item: Mapping[str, Any], fields: Sequence[str]) -> Record:
+    props = item.get("properties") or {}
+    return Record(
+        crm_id=str(item["id"]),
+        modified=item.get("updatedAt") or props.get(HUBSPOT_MODIFIED),
+        values={f: props.get(f) for f in fields},
+    )
+
+
+def _hs_properties(fields: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*fields, HUBSPOT_MODIFIED]))
+
+
+# --- HubSpot --------------------------------------------------------------------------------------
+
+
+def hubspot_list_info(client: CrmClient, list_id: str) -> dict[str, Any]:
+    """The list's name and object (contacts or companies); PullRefused when it does not exist."""
+    if not str(list_id).isdigit():
+        raise ValidationFailed("A HubSpot list id is a number.", fields={"list_id": ["a number"]})
+    body = _ok(send(client, "GET", f"/crm/v3/lists/{list_id}"), f"HubSpot list {list_id}")
+    found = body.get("list") or {}
+    obj = {"0-1": "contacts", "0-2": "companies"}.get(found.get("objectTypeId"))
+    if obj is None:
+        raise PullRefused(f"HubSpot list {list_id} holds neither contacts nor companies.")
+    return {"name": found.get("name") or f"List {list_id}", "object": obj, "size": found.get("size")}
+
+
+def hubspot_lists(client: CrmClient, query: str = "") -> list[dict[str, Any]]:
+    """The portal's lists (first 100) matching ``query``, for the picker."""
+    body = _ok(send(client, "POST", "/crm/v3/lists/search", json={"query": query, "count": 100}), "HubSpot lists")
+    return [
+        {"id": str(item["listId"]), "name": item.get("name", ""), "size": item.get("size"),
+         "object": {"0-1": "contacts", "0-2": "companies"}.get(item.get("objectTypeId"), "")}
+        for item in body.get("lists") or []
+    ]  # fmt: skip
+
+
+def _hubspot_batch_read(client: CrmClient, obj: str, ids: Sequence[str], fields: Sequence[str]) -> list[Record]:
+    found: list[Record] = []
+    for start in range(0, len(ids), BATCH_READ):
+        chunk = ids[start : start + BATCH_READ]
+        body = _ok(
+            send(client, "POST", f"/crm/v3/objects/{obj}/batch/read",
+                 json={"inputs": [{"id": i} for i in chunk], "properties": _hs_properties(fields)}),
+            f"Reading HubSpot {obj}",
+        )  # fmt: skip
+        found.extend(_hs_record(item, fields) for item in body.get("results") or [])
+    return found
+
+
+def _hubspot_search(client: CrmClient, obj: str, fields: Sequence[str], since: str, after: int) -> Iterator[Page]:
+    filters = [{"propertyName": HUBSPOT_MODIFIED, "operator": "GT", "value": _hs_ms(since)}]
+    while True:
+        body = _ok(
+            send(client, "POST", f"/crm/v3/objects/{obj}/search",
+                 json={"filterGroups": [{"filters": filters}], "sorts": [HUBSPOT_MODIFIED],
+                       "properties": _hs_properties(fields), "limit": PAGE_HUBSPOT_SEARCH, "after": str(after)}),
+            f"Searching HubSpot {obj}",
+        )  # fmt: skip
+        nxt = ((body.get("paging") or {}).get("next") or {}).get("after")
+        after = int(nxt) if nxt else after
+        yield Page([_hs_record(item, fields) for item in body.get("results") or []], {"after": after, "done": not nxt})
+        if not nxt:
+            return
+
+
+def read_hubspot(
+    client: CrmClient, spec: Mapping[str, Any], since: str | None, cursor: Mapping[str, Any]
+) -> Iterator[Page]:
+    """Pages of a HubSpot list or object, all of it or (with ``since``) what changed since."""
+    obj, fields = spec["object"], list(spec.get("fields") or [])
+    list_id = spec.get("list_id")
+    if list_id is None and since is None:
+        after = cursor.get("after") or ""
+        while True:
+            params = {"limit": PAGE_HUBSPOT_LIST, "properties": ",".join(_hs_properties(fields)), "archived": "false"}
+            if after:
+                params["after"] = after
+            body = _ok(send(client, "GET", f"/crm/v3/objects/{obj}", params=params), f"Reading HubSpot {obj}")
+            after = ((body.get("paging") or {}).get("next") or {}).get("after") or ""
+            yield Page([_hs_record(item, fields) for item in body.get("results") or []], {"after": after})
+            if not after:
+                return
+    if list_id is None:
+        yield from _hubspot_search(client, obj, fields, since or "", int(cursor.get("after") or 0))
+        return
+    if since is None:  # the whole list: its members a page at a time, each page's records in batches
+        after = cursor.get("after") or ""
+        while True:
+            params = {"limit": PAGE_MEMBERSHIPS, **({"after": after} if after else {})}
+            body = _ok(send(client, "GET", f"/crm/v3/lists/{list_id}/memberships", params=params), "HubSpot list")
+            ids = [str(m["recordId"]) for m in body.get("results") or []]
+            after = ((body.get("paging") or {}).get("next") or {}).get("after") or ""
+            yield Page(_hubspot_batch_read(client, obj, ids, fields), {"after": after})
+            if not after:
+                return
+    # Since the last pull: the members (ids only), then the records changed since among them, and
+    # the members added since (read even when the record itself did not change).
+    members: set[str] = set()
+    added: list[str] = []
+    after, since_ms = "", int(_hs_ms(since))
+    while True:
+        params = {"limit": PAGE_MEMBERSHIPS, **({"after": after} if after else {})}
+        body = _ok(send(client, "GET", f"/crm/v3/lists/{list_id}/memberships", params=params), "HubSpot list")
+        for m in body.get("results") or []:
+            members.add(str(m["recordId"]))
+            stamp = m.get("membershipTimestamp")
+            if stamp and int(_hs_ms(stamp)) > since_ms:
+                added.append(str(m["recordId"]))
+        after = ((body.get("paging") or {}).get("next") or {}).get("after") or ""
+        if not after:
+            break
+    read: set[str] = set()
+    for page in _hubspot_search(client, obj, fields, since, 0):
+        kept = [r for r in page.records if r.crm_id in members]
+        read.update(r.crm_id for r in kept)
+        yield Page(kept, {})
+    rest = [i for i in added if i not in read]
+    if rest:
+        yield Page(_hubspot_batch_read(client, obj, rest, fields), {})
+
+
+# --- Salesforce -----------------------------------------------------------------------------------
+
+
+def soql_literal(value: str, field_type: str) -> str:
+    """A SOQL literal for ``value`` compared with a field of ``field_type``; ValidationFailed when it cannot be."""
+    text = str(value).strip()
+    if field_type in _SF_NUMERIC:
+        if not _NUMBER.match(text):
+            raise ValidationFailed(f"“{text[:40]}” is not a number.", fields={"where": ["not a number"]})
+        return text
+    if field_type in _SF_DATETIME:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationFailed(
+                f"“{text[:40]}” is not a date (YYYY-MM-DD or an ISO date and time).", fields={"where": ["not a date"]}
+            ) from None
+        if field_type == "date":
+            return moment.date().isoformat()
+        return _sf_time(moment)
+    if field_type == "boolean":
+        if text.lower() not in ("true", "false"):
+            raise ValidationFailed("A checkbox field compares with true or false.", fields={"where": ["true/false"]})
+        return text.lower()
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
+    return f"'{escaped}'"
+
+
+def _sf_time(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_soql(spec: Mapping[str, Any], types: Mapping[str, str], since: str | None) -> str:
+    """SELECT Id, LastModifiedDate and the fields FROM the object [WHERE …] ORDER BY LastModifiedDate.
+
+    ``types`` are the object's described fields (name → type): every name used must be one of them.
+    """
+    obj = spec["object"]
+    fields = [f for f in spec.get("fields") or [] if f not in ("Id", SALESFORCE_MODIFIED)]
+    for name in fields:
+        if name not in types:
+            raise ValidationFailed(f"{obj} has no field “{name[:60]}”.", fields={"fields": [name[:60]]})
+    conditions = []
+    for triple in spec.get("where") or []:
+        name, op, value = triple
+        if name not in types:
+            raise ValidationFailed(f"{obj} has no field “{str(name)[:60]}”.", fields={"where": [str(name)[:60]]})
+        if op not in OPERATORS:
+            raise ValidationFailed(f"Unknown comparison “{str(op)[:8]}”.", fields={"where": ["operator"]})
+        conditions.append(f"{name} {op} {soql_literal(value, types[name])}")
+    if since:
+        conditions.append(f"{SALESFORCE_MODIFIED} > {_sf_time(datetime.fromisoformat(since.replace('Z', '+00:00')))}")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    selected = ", ".join(["Id", SALESFORCE_MODIFIED, *fields])
+    return f"SELECT {selected} FROM {obj}{where} ORDER BY {SALESFORCE_MODIFIED}"  # noqa: S608 - SOQL of described names and escaped literals
+
+
+def read_salesforce(client: CrmClient, soql: str, fields: Sequence[str], limit: int | None = None) -> Iterator[Page]:
+    """Pages of a SOQL query, following ``nextRecordsUrl`` until ``done``."""
+    query = f"{soql} LIMIT {int(limit)}" if limit else soql
+    response = send(client, "GET", "/query", params={"q": query})
+    while True:
+        body = _ok(response, "The Salesforce query")
+        records = [
+            Record(crm_id=str(r["Id"]), modified=r.get(SALESFORCE_MODIFIED), values={f: r.get(f) for f in fields})
+            for r in body.get("records") or []
+        ]
+        nxt = body.get("nextRecordsUrl")
+        yield Page(records, {})
+        if body.get("done", True) or not nxt:
+            return
+        if not str(nxt).startswith(f"/services/data/v{SALESFORCE_API_VERSION}/query/"):
+            raise CrmUnavailable("Salesforce answered a next-page address Morket does not follow.")
+        response = send(client, "GET", nxt)
+
+
+def read(
+    client: CrmClient,
+    provider: str,
+    spec: Mapping[str, Any],
+    types: Mapping[str, str],
+    since: str | None,
+    cursor: Mapping[str, Any],
+) -> Iterator[Page]:
+    """The pages of a pull source."""
+    if provider == HUBSPOT:
+        return read_hubspot(client, spec, since, cursor)
+    return read_salesforce(client, build_soql(spec, types, since), list(spec.get("fields") or []))
