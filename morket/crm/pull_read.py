@@ -30,6 +30,8 @@ PAGE_HUBSPOT_LIST = 100
 PAGE_HUBSPOT_SEARCH = 200
 PAGE_MEMBERSHIPS = 250
 BATCH_READ = 100
+IN_VALUES = 100  # values of one IN filter
+IDS_PER_SEARCH = 5 * IN_VALUES  # five filter groups of a search (HubSpot allows six)
 RETRIES = 8
 RETRY_CAP_SECONDS = 10.0
 OPERATORS = {"=": "EQ", "!=": "NEQ", ">": "GT", ">=": "GTE", "<": "LT", "<=": "LTE"}
@@ -150,12 +152,23 @@ def _hubspot_batch_read(client: CrmClient, obj: str, ids: Sequence[str], fields:
     return found
 
 
-def _hubspot_search(client: CrmClient, obj: str, fields: Sequence[str], since: str, after: int) -> Iterator[Page]:
-    filters = [{"propertyName": HUBSPOT_MODIFIED, "operator": "GT", "value": _hs_ms(since)}]
+def _hubspot_search(
+    client: CrmClient, obj: str, fields: Sequence[str], since: str, after: int, among: Sequence[str] | None = None
+) -> Iterator[Page]:
+    """Records modified after ``since`` (of the ids ``among``, when given: at most ``IDS_PER_SEARCH``)."""
+    changed = {"propertyName": HUBSPOT_MODIFIED, "operator": "GT", "value": _hs_ms(since)}
+    if among is None:
+        groups = [{"filters": [changed]}]
+    else:
+        groups = [
+            {"filters": [changed, {"propertyName": "hs_object_id", "operator": "IN",
+                                   "values": list(among[i : i + IN_VALUES])}]}
+            for i in range(0, len(among), IN_VALUES)
+        ]  # fmt: skip
     while True:
         body = _ok(
             send(client, "POST", f"/crm/v3/objects/{obj}/search",
-                 json={"filterGroups": [{"filters": filters}], "sorts": [HUBSPOT_MODIFIED],
+                 json={"filterGroups": groups, "sorts": [HUBSPOT_MODIFIED],
                        "properties": _hs_properties(fields), "limit": PAGE_HUBSPOT_SEARCH, "after": str(after)}),
             f"Searching HubSpot {obj}",
         )  # fmt: skip
@@ -196,16 +209,17 @@ def read_hubspot(
             yield Page(_hubspot_batch_read(client, obj, ids, fields), {"after": after})
             if not after:
                 return
-    # Since the last pull: the members (ids only), then the records changed since among them, and
-    # the members added since (read even when the record itself did not change).
-    members: set[str] = set()
+    # Since the last pull: the members (ids only), then the records changed since among them (a
+    # search by id and last-modified, up to IDS_PER_SEARCH ids a search), and the members added
+    # since (read even when the record itself did not change).
+    members: list[str] = []
     added: list[str] = []
     after, since_ms = "", int(_hs_ms(since))
     while True:
         params = {"limit": PAGE_MEMBERSHIPS, **({"after": after} if after else {})}
         body = _ok(send(client, "GET", f"/crm/v3/lists/{list_id}/memberships", params=params), "HubSpot list")
         for m in body.get("results") or []:
-            members.add(str(m["recordId"]))
+            members.append(str(m["recordId"]))
             stamp = m.get("membershipTimestamp")
             if stamp and int(_hs_ms(stamp)) > since_ms:
                 added.append(str(m["recordId"]))
@@ -213,10 +227,10 @@ def read_hubspot(
         if not after:
             break
     read: set[str] = set()
-    for page in _hubspot_search(client, obj, fields, since, 0):
-        kept = [r for r in page.records if r.crm_id in members]
-        read.update(r.crm_id for r in kept)
-        yield Page(kept, {})
+    for start in range(0, len(members), IDS_PER_SEARCH):
+        for page in _hubspot_search(client, obj, fields, since, 0, members[start : start + IDS_PER_SEARCH]):
+            read.update(r.crm_id for r in page.records)
+            yield Page(page.records, {})
     rest = [i for i in added if i not in read]
     if rest:
         yield Page(_hubspot_batch_read(client, obj, rest, fields), {})
@@ -250,6 +264,10 @@ def soql_literal(value: str, field_type: str) -> str:
     return f"'{escaped}'"
 
 
+def _moment(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00").replace("+0000", "+00:00"))
+
+
 def _sf_time(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -275,14 +293,19 @@ def build_soql(spec: Mapping[str, Any], types: Mapping[str, str], since: str | N
             raise ValidationFailed(f"Unknown comparison “{str(op)[:8]}”.", fields={"where": ["operator"]})
         conditions.append(f"{name} {op} {soql_literal(value, types[name])}")
     if since:
-        conditions.append(f"{SALESFORCE_MODIFIED} > {_sf_time(datetime.fromisoformat(since.replace('Z', '+00:00')))}")
+        # Whole seconds in SOQL: from the high-water mark's second on; ``read_salesforce`` drops the
+        # records of that second that are not newer than the mark (pulled already).
+        conditions.append(f"{SALESFORCE_MODIFIED} >= {_sf_time(_moment(since))}")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     selected = ", ".join(["Id", SALESFORCE_MODIFIED, *fields])
     return f"SELECT {selected} FROM {obj}{where} ORDER BY {SALESFORCE_MODIFIED}"  # noqa: S608 - SOQL of described names and escaped literals
 
 
-def read_salesforce(client: CrmClient, soql: str, fields: Sequence[str], limit: int | None = None) -> Iterator[Page]:
-    """Pages of a SOQL query, following ``nextRecordsUrl`` until ``done``."""
+def read_salesforce(
+    client: CrmClient, soql: str, fields: Sequence[str], limit: int | None = None, since: str | None = None
+) -> Iterator[Page]:
+    """Pages of a SOQL query, following ``nextRecordsUrl`` until ``done``; records not newer than ``since`` left out."""
+    after = _moment(since) if since else None
     query = f"{soql} LIMIT {int(limit)}" if limit else soql
     response = send(client, "GET", "/query", params={"q": query})
     while True:
@@ -291,6 +314,8 @@ def read_salesforce(client: CrmClient, soql: str, fields: Sequence[str], limit: 
             Record(crm_id=str(r["Id"]), modified=r.get(SALESFORCE_MODIFIED), values={f: r.get(f) for f in fields})
             for r in body.get("records") or []
         ]
+        if after is not None:
+            records = [r for r in records if not r.modified or _moment(r.modified) > after]
         nxt = body.get("nextRecordsUrl")
         yield Page(records, {})
         if body.get("done", True) or not nxt:
@@ -311,4 +336,4 @@ def read(
     """The pages of a pull source."""
     if provider == HUBSPOT:
         return read_hubspot(client, spec, since, cursor)
-    return read_salesforce(client, build_soql(spec, types, since), list(spec.get("fields") or []))
+    return read_salesforce(client, build_soql(spec, types, since), list(spec.get("fields") or []), since=since)
