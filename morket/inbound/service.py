@@ -649,6 +649,16 @@ def record_failure(source_id: int, workspace_id: int, raw: bytes, refused: Refus
         replays=0,
     )
     db.session.add(failure)
+    try:
+        sample = _capped_sample(json.loads(raw))
+    except ValueError:
+        sample = None
+    if isinstance(sample, dict | list):
+        # A refused payload is the one to map: the editor previews it.
+        db.session.execute(
+            sa.update(InboundSource).where(InboundSource.id == source_id).values(sample=sample),
+            execution_options={"synchronize_session": False},
+        )
     db.session.flush()
     _trim_failures(source_id)
     return failure
