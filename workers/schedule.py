@@ -38,6 +38,8 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     # Inline in the scheduler, not on a queue: it is what restarts enrichment after Redis comes back
     # (re-queues expired leases, times out callbacks, resumes paused runs, starts jobs for idle runs).
     PeriodicJob("reconcile-enrichment", 15, "morket.enrichment.tasks.reconcile_enrichment", None),
+    # The same for CRM pushes (runs of kind crm_push on the same engine).
+    PeriodicJob("reconcile-crm-push", 15, "morket.crm.push_tasks.reconcile_push", None),
     PeriodicJob("purge-enrichment-cache", 3600, "morket.enrichment.cache.purge_expired", QUEUE_DEFAULT),
     # Probes the configured scrape proxies and takes dead ones out of rotation (nothing without proxies).
     PeriodicJob("check-scrape-proxies", 300, "morket.scraping.tasks.check_proxies", QUEUE_SCRAPE),

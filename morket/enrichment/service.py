@@ -88,7 +88,11 @@ def _check_column(workspace: Workspace, table: Table, column: Column) -> Enrichm
 def get_run_or_404(workspace: Workspace, run_id: int) -> EnrichmentRun:
     """The workspace's run ``run_id``; NotFound for anyone else's (existence does not leak)."""
     run = db.session.scalar(
-        sa.select(EnrichmentRun).where(EnrichmentRun.id == int(run_id), EnrichmentRun.workspace_id == workspace.id)
+        sa.select(EnrichmentRun).where(
+            EnrichmentRun.id == int(run_id),
+            EnrichmentRun.workspace_id == workspace.id,
+            EnrichmentRun.kind == EXECUTOR.kind,
+        )
     )
     if run is None:
         raise NotFound("Run not found.")
@@ -97,7 +101,9 @@ def get_run_or_404(workspace: Workspace, run_id: int) -> EnrichmentRun:
 
 def list_runs(workspace: Workspace, *, table_id: int | None = None, limit: int = 50) -> list[EnrichmentRun]:
     """The workspace's most recent runs, newest first."""
-    stmt = sa.select(EnrichmentRun).where(EnrichmentRun.workspace_id == workspace.id)
+    stmt = sa.select(EnrichmentRun).where(
+        EnrichmentRun.workspace_id == workspace.id, EnrichmentRun.kind == EXECUTOR.kind
+    )
     if table_id is not None:
         stmt = stmt.where(EnrichmentRun.table_id == table_id)
     return list(db.session.scalars(stmt.order_by(EnrichmentRun.id.desc()).limit(min(max(limit, 1), 200))))

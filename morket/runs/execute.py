@@ -96,7 +96,8 @@ def work(
     if started is None:
         return stats
     _run, table, plan = started
-    batch_rows = max(1, int(jobs.setting("ENRICHMENT_BATCH_ROWS", 50)))
+    # An executor whose rows travel in batch calls (a CRM push) says how many rows a batch holds.
+    batch_rows = max(1, int(getattr(plan, "batch_rows", 0) or jobs.setting("ENRICHMENT_BATCH_ROWS", 50)))
     lease = max(5, int(jobs.setting("ENRICHMENT_LEASE_SECONDS", 120)))
     concurrency = max(1, int(jobs.setting("ENRICHMENT_CONCURRENCY", 8)))
     backoff_base = float(jobs.setting("ENRICHMENT_BACKOFF_SECONDS", BACKOFF_BASE_SECONDS))

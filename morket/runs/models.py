@@ -30,7 +30,7 @@ OPEN_ROW_STATUSES = ("pending", "leased", "awaiting_callback")
 
 
 class Run(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
-    """One run over a set of rows of a table (today: an enrichment column's), with its progress counters."""
+    """One run over a set of rows of a table (an enrichment column's, or a CRM push), with its progress counters."""
 
     __tablename__ = "enrichment_runs"
     __table_args__ = (
@@ -44,6 +44,8 @@ class Run(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
     column_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("table_columns.id", ondelete="CASCADE"), nullable=False
     )
+    # The executor that runs it (``executor.register_executor``): enrichment or crm_push.
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, default="enrichment", server_default="enrichment")
     scope: Mapped[str] = mapped_column(String(16), nullable=False, default="all")
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
     pause_reason: Mapped[str | None] = mapped_column(Text)
@@ -66,11 +68,6 @@ class Run(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow, onupdate=utcnow, nullable=False
     )
-
-    @property
-    def kind(self) -> str:
-        """The executor that runs it: the table holds enrichment runs only until a second kind adds a column."""
-        return "enrichment"
 
     @property
     def finished(self) -> bool:

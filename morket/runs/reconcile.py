@@ -1,5 +1,8 @@
 """The reconciler (a periodic job body, committing step by step): re-queue expired leases, time out
-callbacks, resume paused runs whose cause is gone, and start jobs for runs that have none."""
+callbacks, resume paused runs whose cause is gone, and start jobs for runs that have none.
+
+Each executor reconciles its own kind of run (``Run.kind``); expired leases are put back for all.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +38,9 @@ def reconcile(executor: Executor) -> dict[str, int]:
     runs = Run.__table__
     tag = f"r{int(time.time())}"
     paused = db.session.execute(
-        sa.select(runs.c.id, runs.c.workspace_id, runs.c.pause_reason).where(runs.c.status == "paused")
+        sa.select(runs.c.id, runs.c.workspace_id, runs.c.pause_reason).where(
+            runs.c.status == "paused", runs.c.kind == executor.kind
+        )
     ).all()
     for run_id, workspace_id, reason in paused:
         if leases.finish_if_done(run_id):
@@ -52,7 +57,9 @@ def reconcile(executor: Executor) -> dict[str, int]:
         )
         report["resumed"] += 1
     db.session.commit()
-    active = db.session.scalars(sa.select(runs.c.id).where(runs.c.status.in_(ACTIVE_RUN_STATUSES))).all()
+    active = db.session.scalars(
+        sa.select(runs.c.id).where(runs.c.status.in_(ACTIVE_RUN_STATUSES), runs.c.kind == executor.kind)
+    ).all()
     rr = RunRow.__table__
     for run_id in active:
         if leases.finish_if_done(run_id):

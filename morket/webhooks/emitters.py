@@ -10,7 +10,8 @@
   (``runs.leases.on_run_finished``); ``run.finished`` carries its counts and credits. It announces
   the cells each written batch ended in a final state (``runs.leases.on_cells_written``);
   ``enrichment.cell_completed`` carries up to ``WEBHOOK_ROW_BATCH`` items of row id, column id,
-  state and provider: no values, no provider payloads.
+  state and provider: no values, no provider payloads. A CRM push (a run of kind ``crm_push``)
+  emits neither: it emits one ``crm.push_finished`` with its counts when it ends.
 - Imports and exports: a ``DataRun`` reaching a final status (done, failed, cancelled) in a
   flush emits ``import.finished`` or ``export.finished`` (a session listener: dataops knows
   nothing of webhooks).
@@ -50,9 +51,17 @@ def on_row_events(table: Any, kind: str, row_ids: list[int]) -> None:
 
 
 def on_cells_written(table: Any, run_id: int, items: list[dict[str, Any]]) -> None:
-    """Emit ``enrichment.cell_completed`` for a batch's final cells, WEBHOOK_ROW_BATCH items an event."""
+    """Emit ``enrichment.cell_completed`` for a batch's final cells, WEBHOOK_ROW_BATCH items an event.
+
+    Only enrichment runs: a CRM push (a run of another kind) announces itself once, when it finishes.
+    """
+    from morket.runs.models import Run
+
     endpoints = service.subscribed_endpoints(table.workspace_id, "enrichment.cell_completed")
     if not endpoints:
+        return
+    run = db.session.get(Run, run_id)
+    if run is not None and run.kind != "enrichment":
         return
     batch = max(1, int(current_app.config["MORKET"].get("WEBHOOK_ROW_BATCH") or 500))
     for start in range(0, len(items), batch):
@@ -115,6 +124,9 @@ def on_run_finished(run_id: int, status: str) -> None:
     run = db.session.get(Run, run_id, populate_existing=True)
     if run is None:
         return
+    if run.kind == "crm_push":
+        _push_finished(run, status)
+        return
     service.emit_event(
         run.workspace_id,
         "run.finished",
@@ -130,6 +142,37 @@ def on_run_finished(run_id: int, status: str) -> None:
             "skipped": run.skipped,
             "cancelled": run.cancelled,
             "credits_used": run.credits_used,
+        },
+    )
+
+
+def _push_finished(run: Any, status: str) -> None:
+    """``crm.push_finished``: the push's counts (records created and updated), never values."""
+    from sqlalchemy import func, select
+
+    from morket.runs.models import RunRow
+
+    rr = RunRow.__table__
+    created, updated = db.session.execute(
+        select(
+            func.count().filter(rr.c.provider.like("%:created")), func.count().filter(rr.c.provider.like("%:updated"))
+        ).where(rr.c.run_id == run.id, rr.c.status == "done")
+    ).one()
+    config = run.config or {}
+    service.emit_event(
+        run.workspace_id,
+        "crm.push_finished",
+        {
+            "id": run.id,
+            "status": status,
+            "table_id": run.table_id,
+            "provider": config.get("provider"),
+            "object": config.get("object"),
+            "total": run.total,
+            "created": int(created or 0),
+            "updated": int(updated or 0),
+            "failed": run.failed,
+            "cancelled": run.cancelled,
         },
     )
 

@@ -48,7 +48,7 @@ EVENT_TYPES: dict[str, str] = {
     "run.finished": "Enrichment run finished",
     "import.finished": "CSV import finished",
     "export.finished": "CSV export finished",
-    "crm.push_finished": "CRM push finished (not sent yet)",
+    "crm.push_finished": "CRM push finished",
 }
 TEST_EVENT = "webhook.test"
 DESCRIPTION_MAX = 200
