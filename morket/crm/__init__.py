@@ -6,8 +6,13 @@ bp = Blueprint("crm", __name__)
 
 
 def register(app: Flask) -> None:
-    from morket.crm import models, pull_models, pull_views, views  # noqa: F401 - register the models and routes
-    from morket.crm import push_executor, push_models, push_views  # noqa: F401 - the push executor, mapping, pages
+    from morket.crm import (  # noqa: F401 - register the models and routes (push_views: the push executor too)
+        models,
+        pull_models,
+        pull_views,
+        push_views,
+        views,
+    )
     from morket.crm.oauth import install_log_filter
 
     install_log_filter()
