@@ -252,7 +252,8 @@ def start_pull(workspace: Workspace, actor: Actor | None, source: CrmPullSource,
     """Queue a run of ``source`` (incremental from its high-water mark unless ``full``); Conflict when one runs."""
     if source.workspace_id != workspace.id:
         raise NotFound("No such pull source.")
-    _connection(workspace, source.provider)
+    if service.get_connection(workspace, source.provider) is None:
+        raise Conflict(f"{SPECS[source.provider].label} is not connected; connect it on the Connections page first.")
     locked = db.session.scalar(select(CrmPullSource).where(CrmPullSource.id == source.id).with_for_update())
     if locked is None:
         raise NotFound("No such pull source.")
