@@ -107,7 +107,9 @@ def _source_page(
         can_manage=can(membership.role, "tables.manage"),
         columns=[c for c in table.live_columns if c.type not in service.UNMAPPABLE_TYPES],
         mapped=mapped,
-        sample_fields=[p for p in service.sample_fields(source) if p not in mapped.values()],
+        sample_fields=[
+            p for p in service.sample_fields(source) if p not in {m.removeprefix("$.") for m in mapped.values()}
+        ],
         preview_rows=rows,
         preview_note=preview_note,
         failures=service.list_failures(workspace, source) if can_edit else [],

@@ -160,3 +160,38 @@ def test_the_open_grid_shows_posted_rows_without_a_reload(app, live_server, live
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "inbound-grid-live.png"))
     assert page.problems == []
+
+
+def test_the_source_page_shows_mapping_preview_and_refused_payloads(app, live_server, live_source, browser_page):  # noqa: F811
+    page = browser_page
+    posted = httpx.post(
+        live_source["url"],
+        json=[{"mail": "no-path@example.com", "first": "Nope"}],
+        headers={"X-Morket-Secret": live_source["secret"]},
+    )
+    assert posted.status_code == 422
+    assert (
+        httpx.post(
+            live_source["url"],
+            json={"email": "ok@example.com", "name": "Okay"},
+            headers={"X-Morket-Secret": live_source["secret"]},
+        ).status_code
+        == 200
+    )
+    page.goto(f"{live_server}/login")
+    page.fill("#email", "inbound@example.com")
+    page.fill("#password", PASSWORD)
+    page.click("form button[type=submit]")
+    page.goto(
+        f"{live_server}/w/{live_source['slug']}/tables/{live_source['table_id']}/inbound/{live_source['source_id']}"
+    )
+    expect(page.locator("#inbound-url")).to_contain_text("/api/v1/hooks/in/")
+    expect(page.locator("#preview-table")).to_contain_text("ok@example.com")
+    expect(page.locator("#add-columns-form")).to_have_count(0)
+    expect(page.locator("#failures")).to_contain_text("matched none of the mapped paths")
+    page.set_viewport_size({"width": 1280, "height": 1400})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "inbound-source-page.png"), full_page=True)
+    page.locator("#failures button[type=submit]").first.click()
+    expect(page.locator("#failures")).to_contain_text("matched none", timeout=5000)
+    assert page.problems == []
