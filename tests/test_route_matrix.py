@@ -101,7 +101,23 @@ def _team(db) -> Team:
     ids.update(_enrichment_ids(db, workspace, owner, ids["table_id"]))
     ids.update(_webhook_ids(workspace, owner))
     ids.update(_inbound_ids(workspace, owner, ids["table_id"]))
+    ids.update(_pull_ids(db, workspace, owner, ids["table_id"]))
     return Team(workspace, users, ids, outsider, other_workspace)
+
+
+def _pull_ids(db, workspace, owner, table_id: int) -> dict[str, int]:
+    """A CRM pull source of the matrix table (no CRM connection: starting it is a 409) and a finished pull."""
+    from morket.crm.pull_models import CrmPull, CrmPullSource
+
+    source = CrmPullSource(workspace_id=workspace.id, table_id=table_id, provider="hubspot", kind="list",
+                           label="HubSpot list", spec={"list_id": "1", "object": "contacts", "fields": []},
+                           columns={"fields": {}})  # fmt: skip
+    db.session.add(source)
+    db.session.flush()
+    done = CrmPull(workspace_id=workspace.id, source_id=source.id, status="done", full=True, cursor={})
+    db.session.add(done)
+    db.session.flush()
+    return {"pull_source_id": source.id, "pull_id": done.id}
 
 
 def _inbound_ids(workspace, owner, table_id: int) -> dict[str, int]:
