@@ -34,6 +34,10 @@ def test_preview_start_progress_and_pull_again(client, new_client, crm, db, run_
     assert "12 read" in progress.get_data(as_text=True) and "Pull finished" in progress.headers["HX-Trigger"]
     listed = client.get(f"/w/{workspace.slug}/crm/pull?table_id={source.table_id}").get_data(as_text=True)
     assert "Event leads" in listed and "Pull again" in listed and "12 read" in listed
+    grid = client.get(f"/w/{workspace.slug}/tables/{source.table_id}").get_data(as_text=True)
+    assert "Import from HubSpot/Salesforce" in grid
+    assert "import from HubSpot or Salesforce" in client.get(f"/w/{workspace.slug}/imports").get_data(as_text=True)
+    assert "Import from HubSpot into a table" in client.get(f"/w/{workspace.slug}/connections").get_data(as_text=True)
 
     other = new_client()
     login(other, viewer)
