@@ -102,7 +102,24 @@ def _team(db) -> Team:
     ids.update(_webhook_ids(workspace, owner))
     ids.update(_inbound_ids(workspace, owner, ids["table_id"]))
     ids.update(_pull_ids(db, workspace, owner, ids["table_id"]))
+    ids["push_id"] = _push_id(db, workspace, owner, ids["table_id"])
     return Team(workspace, users, ids, outsider, other_workspace)
+
+
+def _push_id(db, workspace, owner, table_id: int) -> int:
+    """A finished CRM push (a run of kind crm_push) of the matrix table."""
+    from morket.core.db import utcnow
+    from morket.runs.models import Run
+    from morket.tables import service as tables
+    from morket.tables.access import get_table_or_404
+
+    column = tables.add_column(workspace, owner, get_table_or_404(workspace, table_id), "HubSpot ID", "text")
+    now = utcnow()
+    run = Run(workspace_id=workspace.id, table_id=table_id, column_id=column.id, kind="crm_push", status="completed",
+              config={"provider": "hubspot", "object": "contacts"}, started_at=now, finished_at=now)  # fmt: skip
+    db.session.add(run)
+    db.session.flush()
+    return run.id
 
 
 def _pull_ids(db, workspace, owner, table_id: int) -> dict[str, int]:

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from morket.api.routing import Principal, api_route, user_actor
 from morket.api.schemas import Out
-from morket.crm import service
+from morket.crm import push_api, service  # noqa: F401 - push_api: mappings and pushes register with this module
 from morket.crm.models import CrmConnection
 from morket.crm.providers import SPECS
 from morket.extensions import db

@@ -98,6 +98,12 @@ def _connection(workspace: Workspace, provider: str):
     return connection
 
 
+def crm_objects(workspace: Workspace, provider: str) -> list[service.CrmObjectSchema]:
+    """The connected CRM's objects and fields; Conflict (409) when it is not connected."""
+    _connection(workspace, provider)
+    return service.describe_objects(workspace, provider)
+
+
 def _field_kinds(workspace: Workspace, provider: str, mapping: CrmMapping) -> dict[str, str]:
     objects = service.describe_objects(workspace, provider)
     schema = next((o for o in objects if o.name == mapping.object), None)

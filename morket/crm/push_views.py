@@ -121,7 +121,7 @@ def save_mapping(workspace: Workspace, membership: Member, table_id: int, provid
     table = get_table_or_404(workspace, table_id, lock="update")
     payload = _form_payload()
     try:
-        objects = service.describe_objects(workspace, provider)
+        objects = pushes.crm_objects(workspace, provider)
         _, plan = mappings.save_mapping(workspace, current_user, table, provider, objects, payload)
     except MorketError as exc:
         db.session.rollback()
@@ -177,18 +177,18 @@ def start_push(workspace: Workspace, membership: Member, table_id: int, provider
     return redirect(url_for("crm.push_page", slug=workspace.slug, table_id=table_id, provider=provider), code=303)
 
 
-@bp.get("/w/<slug>/crm/pushes/<int:run_id>")
+@bp.get("/w/<slug>/crm/pushes/<int:push_id>")
 @workspace_page("crm.view")
-def push_progress(workspace: Workspace, membership: Member, run_id: int) -> ResponseReturnValue:
-    run = pushes.get_push_or_404(workspace, run_id)
+def push_progress(workspace: Workspace, membership: Member, push_id: int) -> ResponseReturnValue:
+    run = pushes.get_push_or_404(workspace, push_id)
     return render_template("crm/_push_progress.html", workspace=workspace, run=pushes.progress(run),
                            can_use=can(membership.role, "crm.use"))  # fmt: skip
 
 
-@bp.post("/w/<slug>/crm/pushes/<int:run_id>/cancel")
+@bp.post("/w/<slug>/crm/pushes/<int:push_id>/cancel")
 @workspace_page("crm.use")
-def cancel_push(workspace: Workspace, membership: Member, run_id: int) -> ResponseReturnValue:
-    run = pushes.get_push_or_404(workspace, run_id)
+def cancel_push(workspace: Workspace, membership: Member, push_id: int) -> ResponseReturnValue:
+    run = pushes.get_push_or_404(workspace, push_id)
     try:
         run = pushes.cancel_push(workspace, current_user, run)
     except MorketError as exc:
