@@ -204,6 +204,9 @@ def test_saving_the_card_adds_a_typed_email_column_and_offers_the_first_ten_rows
     run = _db.session.scalars(sa.select(EnrichmentRun).where(EnrichmentRun.column_id == column.id)).one()
     assert (run.scope, run.total) == ("selected", 10)
     assert f'id="run-{run.id}-progress"' in _html(resp)
+    # While that run is under way, the drawer offers what comes after the first rows, not them again.
+    assert 'data-rows="first"' not in _html(resp)
+    assert re.search(r'class="button primary" id="enrich-run-rest"', _html(resp))
     resp = client.post(f"{base}/{column.id}/panel/runs", data={"csrf_token": token, "rows": "rest"})
     assert resp.status_code == 200
     runs = _db.session.scalars(
