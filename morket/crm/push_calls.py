@@ -219,11 +219,19 @@ class Sender:
     calls: int = 0
     rate_limited: int = 0
 
+    def _admitted(self) -> bool:
+        """Wait for the limiter in short slices, so a stop (a cancel, the job's end) is noticed."""
+        while True:
+            left = self.deadline - time.monotonic()
+            if self.stopped() or left <= 0:
+                return False
+            if self.limiter.wait(min(left, 1.0)):
+                return True
+
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response | RecordResult:
         """The CRM's answer, or a RecordResult for every row of the call (retry later, session expired)."""
         while True:
-            left = self.deadline - time.monotonic()
-            if self.stopped() or left <= 0 or not self.limiter.wait(left):
+            if not self._admitted():
                 return RecordResult("retry", message="Waiting for the CRM's rate limit.", delay=0.0)
             try:
                 response = self.http.request(

@@ -9,7 +9,8 @@ As HubSpot does it: every property value is a string; ``email`` is unique for co
 plain create of an existing email is a 409 ``CONFLICT`` while an upsert by email updates; the
 custom ``morket_id`` property is unique on both objects (HubSpot's ``domain`` is not); an
 unknown property makes that input fail in a 207 ``…WithErrors`` answer; more than 100 inputs or
-a repeated id is a 400 ``VALIDATION_ERROR``. Limits: a rolling ten-second window per portal
+a repeated id is a 400 ``VALIDATION_ERROR``; a malformed contact email fails that input with
+``INVALID_EMAIL``. Limits: a rolling ten-second window per portal
 (``window_limit`` requests), with the ``X-HubSpot-RateLimit-*`` headers on every answer and a 429
 ``TEN_SECONDLY_ROLLING`` with ``Retry-After`` over it. An expired, revoked or unknown token is a 401.
 """
@@ -95,6 +96,18 @@ def _ms(value: str) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000
     except ValueError:
         return None
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _bad_email(value: str) -> str | None:
+    """HubSpot's refusal of a malformed email (``INVALID_EMAIL``), as the batch endpoints word it."""
+    if _EMAIL.match(value.strip()):
+        return None
+    detail = {"isValid": False, "message": f"Email address {value} is invalid", "error": "INVALID_EMAIL",
+              "name": "email"}  # fmt: skip
+    return f"Property values were not valid: {json.dumps([detail])}"
 
 
 class HubSpotSandbox(ProviderSandbox):
@@ -388,6 +401,8 @@ class HubSpotSandbox(ProviderSandbox):
         read_only = [k for k in properties if defined[k][4]]
         if read_only:
             return f'Property "{read_only[0]}" is read only'
+        if obj == "contacts" and properties.get("email"):
+            return _bad_email(str(properties["email"]))
         return None
 
     def _write(self, obj: str, record: dict[str, Any] | None, properties: dict[str, Any]) -> tuple[dict, bool]:
@@ -489,6 +504,8 @@ class HubSpotSandbox(ProviderSandbox):
             for item, (id_property, value) in zip(inputs, keys, strict=True):
                 trace = item.get("objectWriteTraceId")
                 problem = self._bad_properties(obj, item.get("properties", {}))
+                if not problem and obj == "contacts" and id_property == "email":
+                    problem = _bad_email(value)
                 if problem:
                     error = {"status": "error", "category": "VALIDATION_ERROR", "message": problem,
                              "context": {"ids": [str(item["id"])]}, "errors": []}  # fmt: skip

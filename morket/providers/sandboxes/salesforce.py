@@ -78,9 +78,13 @@ FIELDS: dict[str, dict[str, tuple[str, str, bool, bool, bool]]] = {
     },
 }
 _DATA = re.compile(r"^/services/data/v(\d+\.\d)(/.*)$")
-_VALUE = r"'(?:[^'\\]|\\.)*'|[\w:.+-]+"
-_COND_RE = re.compile(rf"(?P<field>\w+)\s*(?P<op>=|!=|>=|<=|>|<)\s*(?P<value>{_VALUE})")
-_BARE_COND = rf"\w+\s*(?:=|!=|>=|<=|>|<)\s*(?:{_VALUE})"
+_QUOTED = r"'(?:[^'\\]|\\.)*'"
+# A value, or for IN a parenthesised list of quoted values.
+_VALUE = rf"{_QUOTED}|[\w:.+-]+|\((?:\s*{_QUOTED}\s*,?)+\)"
+_OPS = r"=|!=|>=|<=|>|<|IN(?=\s*\()"
+_COND_RE = re.compile(rf"(?P<field>\w+)\s*(?P<op>{_OPS})\s*(?P<value>{_VALUE})")
+_BARE_COND = rf"\w+\s*(?:{_OPS})\s*(?:{_VALUE})"
+_IN_ITEM = re.compile(r"'((?:[^'\\]|\\.)*)'")
 _SOQL = re.compile(
     r"^\s*SELECT\s+(?P<fields>[\w\s,]+?)\s+FROM\s+(?P<object>\w+)"
     rf"(?:\s+WHERE\s+(?P<where>{_BARE_COND}(?:\s+AND\s+{_BARE_COND})*))?"
@@ -502,6 +506,9 @@ class SalesforceSandbox(ProviderSandbox):
         return self._page(remaining, total)
 
     def _where(self, record: dict[str, Any], field: str, op: str, raw: str) -> bool:
+        if op == "IN":
+            wanted = {w.replace("\\'", "'").replace("\\\\", "\\") for w in _IN_ITEM.findall(raw)}
+            return record.get(field) is not None and str(record.get(field)) in wanted
         if raw.startswith("'"):
             want: Any = unquote(raw[1:-1].replace("\\'", "'").replace("\\\\", "\\"))
         else:
