@@ -109,6 +109,7 @@ def list_pull_sources(principal: Principal) -> list[SourceOut]:
     body=SourceCreate,
     response=SourceOut,
     status=201,
+    errors=(404,),  # the CRM is not connected, or the table is not this workspace's
     limit="30 per minute",
 )
 def create_pull_source(principal: Principal, body: SourceCreate) -> SourceOut:
