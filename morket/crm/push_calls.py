@@ -199,6 +199,11 @@ class Limiter:
         if match and int(match.group(1)) >= int(match.group(2)):
             self.bucket().block_for(self.backoff)
 
+    def interval(self) -> float:
+        """Seconds between two calls at the connection's rate."""
+        self.bucket()
+        return 1.0 / self._rate
+
     def block(self, seconds: float) -> None:
         self.bucket().block_for(seconds)
 
@@ -233,33 +238,49 @@ class Sender:
         while True:
             if not self._admitted():
                 return RecordResult("retry", message="Waiting for the CRM's rate limit.", delay=0.0)
-            try:
-                response = self.http.request(
-                    method,
-                    f"{self.target.base_url}{path}",
-                    headers={"Authorization": f"Bearer {self.access_token}"},
-                    **kwargs,
-                )
-            except httpx.HTTPError as exc:
-                return RecordResult("retry", message=f"Could not reach the CRM ({type(exc).__name__}).", delay=2.0)
-            self.calls += 1
-            self.limiter.learn(response)
-            if response.status_code == 401:
-                return RecordResult("session", message="The CRM session expired.")
-            if response.status_code == 429:
+            response = self._request(method, path, **kwargs)
+            if isinstance(response, httpx.Response) and response.status_code == 429:
                 self.rate_limited += 1
                 wait = _retry_after(response, 1.0)
+                if wait <= self.limiter.interval() and wait < self.deadline - time.monotonic():
+                    # The call reached the rolling window a moment early: send it again once the
+                    # window moves, with the turn it already took (blocking the bucket would cost
+                    # every worker a whole interval).
+                    time.sleep(wait)
+                    response = self._request(method, path, **kwargs)
+                    if not (isinstance(response, httpx.Response) and response.status_code == 429):
+                        return self._answer(response)
                 self.limiter.block(wait)
                 continue
-            if response.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in response.text:
-                self.rate_limited += 1
-                self.limiter.block(self.limiter.backoff)
-                return RecordResult("retry", message=error_message(response), delay=self.limiter.backoff)
-            if response.status_code >= 500:
-                return RecordResult(
-                    "retry", message=error_message(response) or f"HTTP {response.status_code}", delay=2.0
-                )
+            return self._answer(response)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response | RecordResult:
+        try:
+            response = self.http.request(
+                method,
+                f"{self.target.base_url}{path}",
+                headers={"Authorization": f"Bearer {self.access_token}"},
+                **kwargs,
+            )
+        except httpx.HTTPError as exc:
+            return RecordResult("retry", message=f"Could not reach the CRM ({type(exc).__name__}).", delay=2.0)
+        self.calls += 1
+        self.limiter.learn(response)
+        return response
+
+    def _answer(self, response: httpx.Response | RecordResult) -> httpx.Response | RecordResult:
+        """The answer as the push reads it: a RecordResult for every row when it is not per record."""
+        if isinstance(response, RecordResult):
             return response
+        if response.status_code == 401:
+            return RecordResult("session", message="The CRM session expired.")
+        if response.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in response.text:
+            self.rate_limited += 1
+            self.limiter.block(self.limiter.backoff)
+            return RecordResult("retry", message=error_message(response), delay=self.limiter.backoff)
+        if response.status_code >= 500:
+            return RecordResult("retry", message=error_message(response) or f"HTTP {response.status_code}", delay=2.0)
+        return response
 
 
 def _retry_after(response: httpx.Response, default: float) -> float:
