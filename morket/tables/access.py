@@ -47,6 +47,8 @@ def get_table_or_404(workspace: Workspace, table_id: int, *, lock: Literal["shar
     table = db.session.scalars(statement).unique().one_or_none()
     if table is None:
         raise NotFound("That table does not exist.")
+    if lock == "update":
+        _note_row_lock(table)
     return table
 
 
@@ -153,16 +155,45 @@ def find_column(table: Table, column_id: int, *, deleted: bool = False) -> Colum
 # --- the row lock ----------------------------------------------------------------------------------
 
 
+_ROW_LOCKS = "morket_table_row_locks"
+
+
+def _current_transaction() -> Any:
+    session = db.session()
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def _note_row_lock(table: Table) -> None:
+    """Remember that this transaction (savepoint) holds ``table``'s row lock ``FOR UPDATE``, read under it."""
+    db.session.info.setdefault(_ROW_LOCKS, {})[table.id] = _current_transaction()
+
+
+def holds_row_lock(table: Table) -> bool:
+    """Whether the session's transaction took ``table``'s row lock ``FOR UPDATE`` and still holds it.
+
+    The lock is counted as held only while the transaction or savepoint that took it is still
+    open: a savepoint rolled back releases its row locks, and one released (or a transaction
+    ended) is not trusted either, so the next writer simply takes the lock again.
+    """
+    taken = db.session.info.get(_ROW_LOCKS, {}).get(table.id)
+    return taken is not None and taken.is_active and taken.session is db.session()
+
+
 def lock_rows(table: Table) -> None:
     """Serialise writes that add or remove rows of one table, and reload its position keys.
 
-    The table was loaded before the lock: another writer may have changed ``pos_gaps`` and
-    ``row_count`` since, so they are read again under it.
+    The table was usually loaded before the lock: another writer may have changed ``pos_gaps``
+    and ``row_count`` since, so they are read again under it. A table loaded by
+    ``get_table_or_404(lock="update")`` in the same open transaction already holds the lock and
+    was read under it (nobody else can have changed it since), so the lock is not taken twice.
     """
+    if holds_row_lock(table):
+        return
     db.session.flush()
     db.session.execute(
         select(Table).where(Table.id == table.id).with_for_update().execution_options(populate_existing=True)
     )
+    _note_row_lock(table)
 
 
 def next_pos(table: Table) -> int:

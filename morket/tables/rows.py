@@ -44,18 +44,30 @@ def _resolve_key(table: Table, key: Any) -> Column | None:
 def _parse_rows(table: Table, rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
     errors: dict[str, list[str]] = {}
     parsed: list[dict[str, Any]] = []
+    # Each key is resolved to its column once per call, not once per cell.
+    # (Keyed by type too: True and 1.0 equal 1 but name no column.)
+    resolved: dict[tuple[type, Any], tuple[Column, str, str, dict[str, Any]] | None] = {}
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
             errors[f"rows[{index}]"] = ["Each row is an object of column → value."]
             continue
         values: dict[str, Any] = {}
         for key, raw in row.items():
-            column = _resolve_key(table, key)
-            if column is None:
+            try:
+                found = resolved[type(key), key]
+            except KeyError:
+                column = _resolve_key(table, key)
+                found = resolved[type(key), key] = (
+                    None if column is None else (column, column.storage_name, column.type, column.config)
+                )
+            except TypeError:  # an unhashable key names no column
+                found = None
+            if found is None:
                 errors.setdefault(f"rows[{index}]", []).append(f"No column “{str(key)[:60]}” in this table.")
                 continue
+            column, storage_name, column_type, config = found
             try:
-                values[column.storage_name] = parse_cell(column.type, column.config, raw)
+                values[storage_name] = parse_cell(column_type, config, raw)
             except CellError as exc:
                 errors[f"rows[{index}].{column.name}"] = [str(exc)]
         parsed.append(values)
