@@ -107,6 +107,7 @@ def _table(principal: Principal, table_id: int):
     tag=TAG,
     permission="crm.view",
     response=MappingOut,
+    errors=(409, 422, 502),
 )
 def get_crm_mapping(principal: Principal, table_id: int, provider: str) -> MappingOut:
     """The saved mapping with fresh type checks, or (``saved: false``) one suggested by column names."""
@@ -125,6 +126,7 @@ def get_crm_mapping(principal: Principal, table_id: int, provider: str) -> Mappi
     tag=TAG,
     permission="crm.use",
     body=MappingIn,
+    errors=(409, 422, 502),
     response=MappingOut,
 )
 def put_crm_mapping(principal: Principal, table_id: int, provider: str, body: MappingIn) -> MappingOut:
@@ -145,6 +147,7 @@ def put_crm_mapping(principal: Principal, table_id: int, provider: str, body: Ma
     permission="crm.use",
     body=ScopeIn,
     response=PreviewOut,
+    errors=(409, 422, 502),
     limit=PREVIEW_LIMIT,
 )
 def preview_crm_push(principal: Principal, table_id: int, provider: str, body: ScopeIn) -> PreviewOut:
@@ -165,6 +168,7 @@ def preview_crm_push(principal: Principal, table_id: int, provider: str, body: S
     permission="crm.use",
     body=ScopeIn,
     response=PushOut,
+    errors=(409, 422, 502),
     status=202,
     limit=PUSH_LIMIT,
 )
@@ -185,7 +189,7 @@ def get_crm_push(principal: Principal, push_id: int) -> PushOut:
 
 
 @api_route("/crm-pushes/<int:push_id>/cancel", "POST", summary="Cancel a CRM push", tag=TAG, permission="crm.use",
-           response=PushOut)  # fmt: skip
+           response=PushOut, errors=(409,))  # fmt: skip
 def cancel_crm_push(principal: Principal, push_id: int) -> PushOut:
     """Rows not sent yet end as cancelled; a call already in flight still lands in the CRM."""
     run = push.cancel_push(principal.workspace, principal.user, push.get_push_or_404(principal.workspace, push_id))

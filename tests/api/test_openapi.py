@@ -163,7 +163,8 @@ def test_schemathesis_fuzzes_the_tables_api_on_a_seeded_table(app, db, team, fuz
         view = views[0] if views else service.create_view(workspace, owner, table, "Grid view")
         db.session.flush()
         row = service.read_window(workspace, owner, table, None, 0, 1)[0]
-        return {"table_id": table.id, "column_id": table.live_columns[0].id, "row_id": row.id, "view_id": view.id}
+        return {"table_id": table.id, "column_id": table.live_columns[0].id, "row_id": row.id, "view_id": view.id,
+                "provider": "hubspot"}  # fmt: skip
 
     def prepare(case) -> None:
         ids = targets()
