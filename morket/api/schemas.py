@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
@@ -13,6 +13,10 @@ AnyRole = Literal["owner", "admin", "member", "viewer", "billing_admin"]
 InvitableRole = Literal["admin", "member", "viewer", "billing_admin"]
 KeyRole = Literal["admin", "member", "viewer"]
 assert {OWNER, ADMIN, MEMBER, VIEWER, BILLING_ADMIN} == set(AnyRole.__args__)
+
+BIGINT_MAX = 2**63 - 1
+# A database id in a request body: a number PostgreSQL's bigint holds (a larger one is a 422, never a 500).
+Id = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 
 
 class Request(BaseModel):

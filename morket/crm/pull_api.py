@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from morket.api.routing import Principal, api_route, user_actor
-from morket.api.schemas import Out, Request
+from morket.api.schemas import Id, Out, Request
 from morket.crm import pull
 from morket.crm.pull_models import CrmPull, CrmPullSource
 from morket.extensions import db
@@ -63,7 +63,7 @@ class SourceCreate(Request):
         max_length=pull.MAX_WHERE,
         description="Salesforce conditions as [field, operator, value], joined with AND; values are literals.",
     )
-    table_id: int | None = Field(default=None, description="Pull into this table (else a new one).")
+    table_id: Id | None = Field(default=None, description="Pull into this table (else a new one).")
     table_name: str | None = Field(default=None, max_length=120)
     key_column: str | None = Field(default=None, max_length=120, description="Upsert key column (id or name).")
     start: bool = True

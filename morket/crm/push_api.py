@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from morket.api.routing import Principal, api_route
-from morket.api.schemas import Out, Request
+from morket.api.schemas import BIGINT_MAX, Id, Out, Request
 from morket.crm import mapping as mappings
 from morket.crm import push, service
 from morket.extensions import db
@@ -19,15 +19,17 @@ PREVIEW_LIMIT = "30 per minute"
 
 
 class FieldPair(Request):
-    column_id: int = Field(description="A column of the table.")
+    column_id: Id = Field(description="A column of the table.")
     field: str = Field(max_length=120, description="The CRM field's API name.")
 
 
 class MappingIn(Request):
     object: str = Field(max_length=64, description="contacts or companies (HubSpot); Contact, Lead or Account.")
     key_field: str = Field(max_length=120, description="A unique or external-id field of the object.")
-    key_column_id: int = Field(description="The column whose values match the key; 0 for the Morket row id.")
-    record_id_column_id: int | None = Field(
+    key_column_id: int = Field(
+        ge=0, le=BIGINT_MAX, description="The column whose values match the key; 0 for the Morket row id."
+    )
+    record_id_column_id: Id | None = Field(
         default=None, description="A text column for the CRM record ids; null creates one (“HubSpot ID”)."
     )
     fields: list[FieldPair] = Field(default_factory=list, max_length=mappings.MAX_FIELDS)
@@ -53,8 +55,8 @@ class MappingOut(Out):
 
 class ScopeIn(Request):
     scope: Literal["all", "selected", "view"] = "all"
-    row_ids: list[int] | None = Field(default=None, max_length=push.MAX_SELECTED)
-    view_id: int | None = None
+    row_ids: list[Id] | None = Field(default=None, max_length=push.MAX_SELECTED)
+    view_id: Id | None = None
 
 
 class DifferenceOut(Out):

@@ -8,18 +8,16 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, RootModel, model_validator
 
-from morket.api.schemas import Out, Request
+from morket.api.schemas import BIGINT_MAX, Id, Out, Request
 from morket.tables.models import COLUMN_TYPES
 from morket.tables.windows import MAX_WINDOW
 
 MAX_BULK_ROWS = 1000
 MAX_POSITION = 2**62
-BIGINT_MAX = 2**63 - 1
 MAX_JSON_DEPTH = 32
 
 # Enrichment columns are added with their setup (POST /tables/{id}/enrichment-columns), which checks it.
 ColumnType = Literal[tuple(t for t in COLUMN_TYPES if t != "enrichment")]  # type: ignore[valid-type]
-Id = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 
 
 def _storable(value: Any, depth: int = 0) -> Any:

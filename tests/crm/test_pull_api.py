@@ -54,3 +54,20 @@ def test_start_poll_and_list_pulls_over_the_api(client, new_client, crm, db, run
     cancelled = api.post(f"/api/v1/crm/pulls/{again.get_json()['data']['id']}/cancel",
                          headers=_bearer(member, workspace, "member"))  # fmt: skip
     assert cancelled.get_json()["data"]["status"] == "cancelled"
+
+
+def test_ids_beyond_what_the_database_holds_are_a_422_not_a_500(client, db):
+    workspace, owner = workspace_with_owner(name="Big Ids Co")
+    headers = _bearer(owner, workspace, "owner")
+    too_big = 2**63
+    pull = client.post(
+        "/api/v1/crm/pull-sources", json={"provider": "hubspot", "kind": "list", "table_id": too_big}, headers=headers
+    )
+    assert pull.status_code == 422 and "table_id" in pull.get_json()["error"]["fields"]
+    push = client.post(
+        "/api/v1/tables/1/crm-pushes/hubspot",
+        json={"scope": "selected", "row_ids": [1, too_big], "view_id": too_big},
+        headers=headers,
+    )
+    assert push.status_code == 422
+    assert {"row_ids", "view_id"} & {key.split(".")[0] for key in push.get_json()["error"]["fields"]}
