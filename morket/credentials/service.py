@@ -25,6 +25,7 @@ from morket.core.errors import Conflict, Forbidden, MorketError, NotFound, Valid
 from morket.core.logging import log_security_event
 from morket.core.models import AuditEvent
 from morket.core.roles import can
+from morket.core.rotation import Move, reseal_batch
 from morket.credentials.models import ProviderCredential
 from morket.extensions import db
 
@@ -342,29 +343,11 @@ def reencrypt_batch(old_master: bytes, new_master: bytes, *, after_id: int = 0, 
     key's fingerprint; the caller commits each batch, so an interrupted rotation resumes where it
     stopped (rows already carrying the new fingerprint are never selected again).
     """
-    old_fp, new_fp = key_fingerprint(old_master), key_fingerprint(new_master)
-    rows = list(
-        db.session.scalars(
-            select(ProviderCredential)
-            .where(ProviderCredential.key_fingerprint == old_fp, ProviderCredential.id > after_id)
-            .order_by(ProviderCredential.id)
-            .limit(limit)
-            .with_for_update()
-        )
+
+    def reseal(credential: ProviderCredential, move: Move) -> None:
+        credential.ciphertext = move(credential.ciphertext, credential.provider)
+
+    done, unreadable, last_id = reseal_batch(
+        ProviderCredential, old_master, new_master, reseal, after_id=after_id, limit=limit, verify=True
     )
-    batch = RotationBatch(last_id=rows[-1].id if rows else after_id)
-    for credential in rows:
-        try:
-            secret = decrypt_secret(old_master, credential.workspace_id, credential.provider, credential.ciphertext)
-        except DecryptionError:
-            batch.unreadable.append(credential.id)
-            continue
-        sealed = encrypt_secret(new_master, credential.workspace_id, credential.provider, secret)
-        if decrypt_secret(new_master, credential.workspace_id, credential.provider, sealed) != secret:
-            batch.unreadable.append(credential.id)
-            continue
-        credential.ciphertext = sealed
-        credential.key_fingerprint = new_fp
-        batch.reencrypted += 1
-    db.session.flush()
-    return batch
+    return RotationBatch(reencrypted=done, unreadable=unreadable, last_id=last_id)

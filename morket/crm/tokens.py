@@ -30,6 +30,7 @@ from morket.core.crypto import (
 from morket.core.db import utcnow
 from morket.core.errors import MorketError
 from morket.core.jobs import redis_connection
+from morket.core.rotation import Move, reseal_batch
 from morket.crm import oauth
 from morket.crm.models import CrmConnection
 from morket.crm.providers import get_spec
@@ -199,33 +200,13 @@ def reencrypt_batch(
     Returns (re-encrypted, ids that did not decrypt, last id seen); the master-key rotation runs it
     batch by batch after the provider credentials. Rows are locked, so a refresh waits for its row.
     """
-    from sqlalchemy import select
 
-    old_fp, new_fp = key_fingerprint(old_master), key_fingerprint(new_master)
-    rows = list(
-        db.session.scalars(
-            select(CrmConnection)
-            .where(CrmConnection.key_fingerprint == old_fp, CrmConnection.id > after_id)
-            .order_by(CrmConnection.id)
-            .limit(limit)
-            .with_for_update()
-        )
-    )
-    done, unreadable = 0, []
-    for row in rows:
-        sealed: dict[str, bytes] = {}
-        try:
-            for kind, blob in (("access", row.access_ciphertext), ("refresh", row.refresh_ciphertext)):
-                if blob is not None:
-                    purpose = _purpose(row.provider, kind)
-                    plain = decrypt_secret(old_master, row.workspace_id, purpose, blob)
-                    sealed[kind] = encrypt_secret(new_master, row.workspace_id, purpose, plain)
-        except DecryptionError:
-            unreadable.append(row.id)
-            continue
-        row.access_ciphertext = sealed["access"]
-        row.refresh_ciphertext = sealed.get("refresh")
-        row.key_fingerprint = new_fp
-        done += 1
-    db.session.flush()
-    return done, unreadable, rows[-1].id if rows else after_id
+    def reseal(row: CrmConnection, move: Move) -> None:
+        access = move(row.access_ciphertext, _purpose(row.provider, "access"))
+        refresh = None
+        if row.refresh_ciphertext is not None:
+            refresh = move(row.refresh_ciphertext, _purpose(row.provider, "refresh"))
+        row.access_ciphertext = access
+        row.refresh_ciphertext = refresh
+
+    return reseal_batch(CrmConnection, old_master, new_master, reseal, after_id=after_id, limit=limit)

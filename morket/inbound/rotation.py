@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from morket.core.crypto import DecryptionError, decrypt_secret, encrypt_secret, key_fingerprint
-from morket.extensions import db
+from morket.core.rotation import Move, reseal_batch
 from morket.inbound.models import InboundSource
 from morket.inbound.service import _associated
 
@@ -18,26 +15,9 @@ def reencrypt_batch(
     The secret itself does not change (senders keep theirs). Returns (re-encrypted, ids that did
     not decrypt, last id seen). Rows are locked, so a rotation of the secret waits for its row.
     """
-    old_fp, new_fp = key_fingerprint(old_master), key_fingerprint(new_master)
-    rows = list(
-        db.session.scalars(
-            select(InboundSource)
-            .where(InboundSource.key_fingerprint == old_fp, InboundSource.id > after_id)
-            .order_by(InboundSource.id)
-            .limit(limit)
-            .with_for_update()
-        )
-    )
-    done, unreadable = 0, []
-    for source in rows:
-        purpose = _associated(source.token)  # what the service seals with (the source's URL token)
-        try:
-            secret = decrypt_secret(old_master, source.workspace_id, purpose, bytes(source.secret_ciphertext))
-        except DecryptionError:
-            unreadable.append(source.id)
-            continue
-        source.secret_ciphertext = encrypt_secret(new_master, source.workspace_id, purpose, secret)
-        source.key_fingerprint = new_fp
-        done += 1
-    db.session.flush()
-    return done, unreadable, rows[-1].id if rows else after_id
+
+    def reseal(source: InboundSource, move: Move) -> None:
+        # sealed with the source's URL token as purpose, like the service does
+        source.secret_ciphertext = move(source.secret_ciphertext, _associated(source.token))
+
+    return reseal_batch(InboundSource, old_master, new_master, reseal, after_id=after_id, limit=limit)

@@ -30,6 +30,7 @@ from morket.core.db import utcnow
 from morket.core.errors import Forbidden, MorketError, NotFound, ValidationFailed
 from morket.core.jobs import QUEUE_IO, enqueue_after_commit
 from morket.core.roles import OWNER, can
+from morket.core.rotation import Move, reseal_batch
 from morket.core.urlsafety import UnsafeUrl
 from morket.extensions import db
 from morket.webhooks import delivery as transport
@@ -620,33 +621,15 @@ def reencrypt_batch(
     secrets themselves do not change, so receivers keep verifying. Returns (re-encrypted, ids that
     did not decrypt, last id seen), like the other stores ``flask credentials rotate-master-key`` walks.
     """
-    old_fp, new_fp = key_fingerprint(old_master), key_fingerprint(new_master)
-    rows = list(
-        db.session.scalars(
-            select(WebhookEndpoint)
-            .where(WebhookEndpoint.key_fingerprint == old_fp, WebhookEndpoint.id > after_id)
-            .order_by(WebhookEndpoint.id)
-            .limit(limit)
-            .with_for_update()
-        )
-    )
-    done, unreadable = 0, []
-    for endpoint in rows:
+
+    def reseal(endpoint: WebhookEndpoint, move: Move) -> None:
         purpose = _purpose(endpoint)
-        try:
-            current = decrypt_secret(old_master, endpoint.workspace_id, purpose, bytes(endpoint.secret_ciphertext))
-            previous = None
-            if endpoint.previous_ciphertext is not None:
-                previous = decrypt_secret(
-                    old_master, endpoint.workspace_id, purpose, bytes(endpoint.previous_ciphertext)
-                )
-        except DecryptionError:
-            unreadable.append(endpoint.id)
-            continue
-        endpoint.secret_ciphertext = encrypt_secret(new_master, endpoint.workspace_id, purpose, current)
+        current = move(endpoint.secret_ciphertext, purpose)
+        previous = None
+        if endpoint.previous_ciphertext is not None:
+            previous = move(endpoint.previous_ciphertext, purpose)
+        endpoint.secret_ciphertext = current
         if previous is not None:
-            endpoint.previous_ciphertext = encrypt_secret(new_master, endpoint.workspace_id, purpose, previous)
-        endpoint.key_fingerprint = new_fp
-        done += 1
-    db.session.flush()
-    return done, unreadable, rows[-1].id if rows else after_id
+            endpoint.previous_ciphertext = previous
+
+    return reseal_batch(WebhookEndpoint, old_master, new_master, reseal, after_id=after_id, limit=limit)
