@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from sqlalchemy import create_engine, select, text
@@ -45,3 +46,22 @@ def bench_workspace(slug: str, name: str):
         db.session.add(Membership(workspace_id=workspace.id, user_id=user.id, role="owner"))
         db.session.commit()
     return workspace, user
+
+
+def migrated_app(default_url: str):
+    """Return (app, database url) for a benchmark: its database created if missing and migrated to head.
+
+    ``MORKET_BENCH_DATABASE_URL`` and ``MORKET_REDIS_URL`` override the defaults.
+    """
+    url = os.environ.get("MORKET_BENCH_DATABASE_URL", default_url)
+    ensure_database(url)
+    os.environ.setdefault("MORKET_ENV", "development")
+    from flask_migrate import upgrade
+
+    from morket import create_app
+
+    redis_url = os.environ.get("MORKET_REDIS_URL") or "redis://127.0.0.1:6379/0"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url, "TESTING": True})
+    with app.app_context():
+        upgrade(directory=os.path.join(app.root_path, "..", "migrations"))
+    return app, url

@@ -45,7 +45,7 @@ import psycopg
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from bench.common import bench_workspace, ensure_database, log
+from bench.common import bench_workspace, log, migrated_app
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/morket_bench"
 WINDOW = 100
@@ -84,17 +84,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.rows < 1000:
         parser.error("--rows must be at least 1000")
 
-    url = os.environ.get("MORKET_BENCH_DATABASE_URL", DEFAULT_URL)
-    ensure_database(url)
-    os.environ.setdefault("MORKET_ENV", "development")
-    from flask_migrate import upgrade
-
-    from morket import create_app
-
-    redis_url = os.environ.get("MORKET_REDIS_URL") or "redis://127.0.0.1:6379/0"
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url, "TESTING": True})
+    app, url = migrated_app(DEFAULT_URL)
     with app.app_context():
-        upgrade(directory=os.path.join(app.root_path, "..", "migrations"))
         return _run(url, args)
 
 
