@@ -33,7 +33,7 @@ from morket.crm.push_executor import EXECUTOR, KIND, ROW_KEY
 from morket.crm.push_models import CrmMapping
 from morket.extensions import db
 from morket.runs import jobs
-from morket.runs.leases import announce_finished, mark_cells
+from morket.runs.leases import cancel_open_rows
 from morket.runs.models import OPEN_ROW_STATUSES, Run, RunRow
 from morket.tables import filters, storage
 from morket.tables.models import Table, View
@@ -262,27 +262,8 @@ def cancel_push(workspace: Workspace, actor: Actor | None, run: Run) -> Run:
         raise NotFound("Push not found.")
     if run.finished:
         raise Conflict(f"This push is already {run.status}.")
-    rr = RunRow.__table__
-    cancelled = list(
-        db.session.scalars(
-            sa.update(rr)
-            .where(rr.c.run_id == run.id, rr.c.status.in_(OPEN_ROW_STATUSES))
-            .values(status="cancelled", state="cancelled", lease_owner=None, lease_expires_at=None)
-            .returning(rr.c.row_id)
-        )
-    )
-    table = db.session.get(Table, run.table_id)
-    if table is not None and cancelled:
-        mark_cells(table, run.column_id, run.id, cancelled, "cancelled")
-    runs = Run.__table__
-    db.session.execute(
-        sa.update(runs)
-        .where(runs.c.id == run.id)
-        .values(status="cancelled", cancelled=runs.c.cancelled + len(cancelled), done=runs.c.done + len(cancelled),
-                pause_reason=None, finished_at=sa.func.clock_timestamp(), updated_at=sa.func.clock_timestamp())
-    )  # fmt: skip
-    announce_finished(run.id, "cancelled")
-    record_audit(workspace, actor, "crm.push_cancelled", f"run:{run.id}", rows=len(cancelled))
+    cancelled = cancel_open_rows(run)
+    record_audit(workspace, actor, "crm.push_cancelled", f"run:{run.id}", rows=cancelled)
     db.session.flush()
     db.session.refresh(run)
     return run

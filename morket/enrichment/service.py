@@ -24,7 +24,7 @@ from morket.enrichment.executor import EXECUTOR
 from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun, EnrichmentRunRow
 from morket.extensions import db
 from morket.runs import callbacks, jobs
-from morket.runs.leases import announce_finished, mark_cells
+from morket.runs.leases import cancel_open_rows
 from morket.runs.models import OPEN_ROW_STATUSES
 from morket.tables import filters, storage
 from morket.tables.models import Column, Table
@@ -352,34 +352,8 @@ def cancel_run(workspace: Workspace, actor: Actor | None, run: EnrichmentRun) ->
         raise NotFound("Run not found.")
     if run.finished:
         raise Conflict(f"This run is already {run.status}.")
-    rr = EnrichmentRunRow.__table__
-    cancelled = [
-        r[0]
-        for r in db.session.execute(
-            sa.update(rr)
-            .where(rr.c.run_id == run.id, rr.c.status.in_(OPEN_ROW_STATUSES))
-            .values(status="cancelled", state="cancelled", lease_owner=None, lease_expires_at=None, callback_id=None)
-            .returning(rr.c.row_id)
-        )
-    ]
-    table = db.session.get(Table, run.table_id)
-    if table is not None and cancelled:
-        mark_cells(table, run.column_id, run.id, cancelled, "cancelled")
-    runs = EnrichmentRun.__table__
-    db.session.execute(
-        sa.update(runs)
-        .where(runs.c.id == run.id)
-        .values(
-            status="cancelled",
-            cancelled=runs.c.cancelled + len(cancelled),
-            done=runs.c.done + len(cancelled),
-            pause_reason=None,
-            finished_at=sa.func.clock_timestamp(),
-            updated_at=sa.func.clock_timestamp(),
-        )
-    )
-    announce_finished(run.id, "cancelled")  # run.finished for webhooks, in this transaction
-    record_audit(workspace, actor, "enrichment.run_cancelled", f"run:{run.id}", rows=len(cancelled))
+    cancelled = cancel_open_rows(run)
+    record_audit(workspace, actor, "enrichment.run_cancelled", f"run:{run.id}", rows=cancelled)
     db.session.flush()
     db.session.refresh(run)
     return run

@@ -140,6 +140,41 @@ def mark_cells(
     )
 
 
+def cancel_open_rows(run: Run) -> int:
+    """Cancel a run: its open rows (and their cells) end cancelled, the run is finished, listeners are told.
+
+    A row being called right now is dropped (its result no longer lands). Everything happens in
+    the caller's transaction; returns how many rows were cancelled.
+    """
+    rr = RunRow.__table__
+    cancelled = list(
+        db.session.scalars(
+            sa.update(rr)
+            .where(rr.c.run_id == run.id, rr.c.status.in_(OPEN_ROW_STATUSES))
+            .values(status="cancelled", state="cancelled", lease_owner=None, lease_expires_at=None, callback_id=None)
+            .returning(rr.c.row_id)
+        )
+    )
+    table = db.session.get(Table, run.table_id)
+    if table is not None and cancelled:
+        mark_cells(table, run.column_id, run.id, cancelled, "cancelled")
+    runs = Run.__table__
+    db.session.execute(
+        sa.update(runs)
+        .where(runs.c.id == run.id)
+        .values(
+            status="cancelled",
+            cancelled=runs.c.cancelled + len(cancelled),
+            done=runs.c.done + len(cancelled),
+            pause_reason=None,
+            finished_at=sa.func.clock_timestamp(),
+            updated_at=sa.func.clock_timestamp(),
+        )
+    )
+    _finished(run.id, "cancelled")  # run.finished for webhooks, in this transaction
+    return len(cancelled)
+
+
 def release_leases(run_id: int, owner: str) -> int:
     """Give this worker's leased rows of the run back (pending, due now)."""
     rr = RunRow.__table__
