@@ -10,7 +10,6 @@ screenshot per state and size lands in ``test-artifacts/screenshots/drawer-<stat
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +17,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine, text
-from werkzeug.serving import make_server
 
-from tests.browser.conftest import CHROMIUM_ARGS, TOUCHED_TABLES, _chromium_path, committed_owner
+from tests.browser.conftest import TOUCHED_TABLES, committed_owner
 from tests.browser.pagecheck import SCREENSHOTS
 from tests.enrichment.test_panel_browser import _work_until_done
 from tests.factories import PASSWORD
 from tests.providers.test_http_request import JsonApi
+from tests.support.live import chromium_page, serve_app
 
 SIZES = {"1366x768": (1366, 768), "390x844": (390, 844)}
 ROWS = 12
@@ -158,85 +157,34 @@ def _cleanup(database_url: str) -> None:
 def drawer(app, database_url, services, smtp_server, sandbox) -> Iterator[Drawer]:
     """A live server pointed at the provider sandboxes and a loopback JSON API, the module's data, and
     one logged-in Chromium page."""
-    from playwright.sync_api import sync_playwright
-
-    from morket import create_app
-    from morket.extensions import db
-
-    executable = _chromium_path()
     api = JsonApi()
     allowed = f"127.0.0.1:{api.port}"
     settings = app.config["MORKET"]
     before = settings.get("SCRAPE_ALLOWLIST")
     settings["SCRAPE_ALLOWLIST"] = [allowed]
     sandbox.reset()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MORKET_SCRAPE_ALLOWLIST", allowed)
-        for name in ("hunter", "apollo", "clearbit"):
-            mp.setenv(f"MORKET_{name.upper()}_URL", sandbox.url(name))
-            mp.setenv(f"MORKET_{name.upper()}_API_KEY", f"sandbox-{name}-key")
-        live = create_app(
-            {
-                "SQLALCHEMY_DATABASE_URI": database_url,
-                "REDIS_URL": services["redis"],
-                "RATELIMIT_STORAGE_URI": services["redis"],
-                "TESTING": True,
-                "MORKET": {"ENV": "test", "SMTP_HOST": smtp_server.host, "SMTP_PORT": smtp_server.port},
-            }
-        )
-        server = make_server("127.0.0.1", 0, live, threaded=True)
-        base = f"http://127.0.0.1:{server.server_port}"
-        live.config["MORKET"]["BASE_URL"] = base
-        thread = threading.Thread(target=server.serve_forever, name="morket-drawer-server", daemon=True)
-        thread.start()
-        try:
-            found = _data(app, api.port)
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-                context = browser.new_context(viewport={"width": 1366, "height": 768})
-                page = context.new_page()
-                page.set_default_timeout(10_000)
-                page.problems = []
-                page.on(
-                    "console",
-                    lambda m: (
-                        page.problems.append(m.text)
-                        if m.type == "error" and not m.text.startswith("Failed to load resource")
-                        else None
-                    ),
-                )
-                page.on(
-                    "response",
-                    lambda r: (
-                        page.problems.append(f"{r.status} {r.url}")
-                        if r.status >= 400 and not r.url.endswith("/favicon.ico")
-                        else None
-                    ),
-                )
-                page.on("pageerror", lambda exc: page.problems.append(str(exc)))
-                page.goto(f"{base}/login")
-                page.fill("#email", "dora@example.com")
-                page.fill("#password", PASSWORD)
-                page.click("form button[type=submit]")
-                expect(page).not_to_have_url(re.compile(r"/login"))
-                grid_url = f"{base}/w/{found['workspace']}/tables/{found['table']}"
-                panel = f"/w/{found['workspace']}/tables/{found['table']}/enrichment"
-                try:
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("MORKET_SCRAPE_ALLOWLIST", allowed)
+            for name in ("hunter", "apollo", "clearbit"):
+                mp.setenv(f"MORKET_{name.upper()}_URL", sandbox.url(name))
+                mp.setenv(f"MORKET_{name.upper()}_API_KEY", f"sandbox-{name}-key")
+            with serve_app(database_url, services["redis"], smtp_server, name="morket-drawer-server") as base:
+                found = _data(app, api.port)
+                with chromium_page(width=1366, height=768) as page:
+                    page.goto(f"{base}/login")
+                    page.fill("#email", "dora@example.com")
+                    page.fill("#password", PASSWORD)
+                    page.click("form button[type=submit]")
+                    expect(page).not_to_have_url(re.compile(r"/login"))
+                    grid_url = f"{base}/w/{found['workspace']}/tables/{found['table']}"
+                    panel = f"/w/{found['workspace']}/tables/{found['table']}/enrichment"
                     yield Drawer(page=page, base=base, grid_url=grid_url, panel=panel, ids=found)
-                finally:
-                    context.close()
-                    browser.close()
-        finally:
-            settings["SCRAPE_ALLOWLIST"] = before
-            server.shutdown()
-            thread.join(10)
-            server.server_close()
-            with live.app_context():
-                db.engine.dispose()
-            live.extensions["morket_redis"].close()
-            api.server.shutdown()
-            sandbox.reset()
-            _cleanup(database_url)
+    finally:
+        settings["SCRAPE_ALLOWLIST"] = before
+        api.server.shutdown()
+        sandbox.reset()
+        _cleanup(database_url)
 
 
 # --- reaching each state -----------------------------------------------------------------------------------
