@@ -92,6 +92,16 @@ def _page(workspace: Workspace, membership: Member, table_id: int, provider: str
     return resp
 
 
+@bp.app_template_global("crm_send_targets")
+def crm_send_targets(workspace: Workspace) -> list[dict[str, Any]]:
+    """The CRMs a table's "Send to" menu offers: each with its label and whether it is connected."""
+    found = service.list_connections(workspace)
+    return [
+        {"provider": name, "label": spec.label, "connected": found.get(name) is not None}
+        for name, spec in SPECS.items()
+    ]
+
+
 @bp.get("/w/<slug>/tables/<int:table_id>/crm/<provider>")
 @workspace_page("crm.view")
 def push_page(workspace: Workspace, membership: Member, table_id: int, provider: str) -> Response:

@@ -61,9 +61,16 @@
         e.preventDefault();
         var menu = button.closest("details[open]");
         if (menu) { menu.open = false; }
-        self.action(button.dataset.editAction, button.hasAttribute("data-at-end"));
+        self.action(button.dataset.editAction, button.hasAttribute("data-at-end"), button);
       });
     }
+    el.addEventListener("contextmenu", function (e) { self.onContextMenu(e); });
+    document.addEventListener("mousedown", function (e) {
+      if (self.rowMenu && !self.rowMenu.contains(e.target)) { self.closeRowMenu(); }
+    });
+    document.addEventListener("keydown", function (e) {
+      if (e.key === "Escape" && self.rowMenu) { self.closeRowMenu(); }
+    });
     this.setOffline(navigator.onLine === false);
   }
 
@@ -585,10 +592,17 @@
     });
   };
 
-  Editor.prototype.action = function (name, atEnd) {
+  Editor.prototype.action = function (name, atEnd, button) {
     if (this.editing) { this.commit(0, 0, true); }
     if (!this.canEdit) { return; }
     var sel = this.selection(), self = this;
+    if (name === "crm-send") {
+      // From the "more" menu: the selected rows when more than one is selected, else the whole table
+      // (the push page lets the user change the scope either way).
+      var many = sel && sel.rowIds && sel.rowIds.length > 1;
+      window.location.assign(crmUrl(button.getAttribute("href"), many ? sel.rowIds : null));
+      return;
+    }
     if (name === "undo" || name === "redo") { this.run(name, {}); return; }
     if (name === "add-row") {
       var after = this.cursor && !atEnd && !this.searching() ? {after_row_id: this.cursor.rowId} : {};
@@ -617,6 +631,46 @@
     } else if (name === "clear") {
       this.run("clear", data);
     }
+  };
+
+  // --- "Send to CRM" for the selection (right-click a cell) -----------------------------------------
+
+  function crmUrl(href, rowIds) {
+    return rowIds && rowIds.length ? href + (href.indexOf("?") < 0 ? "?" : "&") + "rows=" + rowIds.join(",") : href;
+  }
+
+  Editor.prototype.closeRowMenu = function () {
+    if (this.rowMenu) { this.rowMenu.remove(); this.rowMenu = null; }
+  };
+
+  // The toolbar's connected CRMs ([data-edit-action=crm-send]) offered for the selected rows.
+  Editor.prototype.onContextMenu = function (e) {
+    var cell = e.target.closest(".grid-rows .grid-cell");
+    if (!cell || e.defaultPrevented || cell.dataset.type === "enrichment" || this.editing) { return; }
+    var links = this.toolbar ? this.toolbar.querySelectorAll('[data-edit-action="crm-send"]') : [];
+    if (!links.length) { return; }
+    var point = this.point(cell), sel = this.selection();
+    if (!sel || !sel.rowIds || sel.rowIds.indexOf(point.rowId) < 0) { this.moveTo(point, false); sel = this.selection(); }
+    if (!sel || !sel.rowIds) { return; }
+    e.preventDefault();
+    this.closeRowMenu();
+    var menu = document.createElement("div"), n = sel.rowIds.length;
+    menu.className = "grid-pop-panel grid-menu grid-row-menu";
+    menu.setAttribute("role", "menu");
+    menu.setAttribute("aria-label", "Selected rows");
+    Array.prototype.forEach.call(links, function (link) {
+      var item = document.createElement("a");
+      item.className = "grid-menu-item";
+      item.setAttribute("role", "menuitem");
+      item.href = crmUrl(link.getAttribute("href"), sel.rowIds);
+      item.textContent = link.textContent + " (" + n + (n === 1 ? " row)" : " rows)");
+      menu.appendChild(item);
+    });
+    menu.style.setProperty("--pop-left", Math.min(e.clientX, window.innerWidth - 260) + "px");
+    menu.style.setProperty("--pop-top", Math.min(e.clientY, window.innerHeight - 120) + "px");
+    document.body.appendChild(menu);
+    this.rowMenu = menu;
+    menu.querySelector("a").focus();
   };
 
   // --- clipboard ----------------------------------------------------------------------------------
