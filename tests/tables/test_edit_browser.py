@@ -7,25 +7,21 @@ from playwright.sync_api import expect
 from sqlalchemy import create_engine, text
 
 from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - the browser fixtures
+from tests.support.tables import committed_table
 
 PASSWORD = "grid editing passphrase"
+# A 3-row table with a text and a number column (the grid editing tests' table)
+LEADS = {
+    "name": "Leads",
+    "columns": [{"name": "Company", "type": "text"}, {"name": "Seats", "type": "number"}],
+    "rows": [{"Company": "Acme", "Seats": 5}, {"Company": "Globex"}, {}],
+}
 
 
 def _committed_table(app) -> tuple[str, int]:
     """Commit a user, their workspace and a 3-row table with a text and a number column."""
-    from morket.extensions import db
-    from morket.tables import service
-
-    with app.app_context():
-        workspace, user = committed_owner(
-            email="ed@example.com", name="Ed Editor", slug="edit-co", workspace_name="Edit Co", password=PASSWORD
-        )
-        table = service.create_table(
-            workspace, user, "Leads", columns=[{"name": "Company", "type": "text"}, {"name": "Seats", "type": "number"}]
-        )
-        service.insert_rows(workspace, user, table, [{"Company": "Acme", "Seats": 5}, {"Company": "Globex"}, {}])
-        db.session.commit()
-        return f"/w/{workspace.slug}/tables/{table.id}", table.id
+    owner = {"email": "ed@example.com", "name": "Ed Editor", "slug": "edit-co", "workspace_name": "Edit Co"}
+    return committed_table(app, owner={**owner, "password": PASSWORD}, **LEADS)
 
 
 def _cell(page, row: int, column: int):

@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 
 from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - the browser fixtures
 from tests.support.axe import axe_path, severe_violations, skip_without_axe
+from tests.support.tables import committed_table
 from tests.tables.test_grid_browser import PASSWORD, _settle, big_table  # noqa: F401 - big_table is a fixture
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -105,37 +106,23 @@ def test_the_grid_fills_the_window_at_three_sizes(app, live_server, browser_page
 
 def _small_table(app) -> tuple[str, int]:
     """Commit a user, their workspace and a 3-row table: Company, Seats, Price, a number formula."""
-    from morket.extensions import db
-    from morket.tables import service
-    from morket.tables.column_service import add_table_column
-
-    with app.app_context():
-        workspace, user = committed_owner(
-            email="page@example.com", name="Page", slug="page-co", workspace_name="Page Co", password=PASSWORD
-        )
-        table = service.create_table(
-            workspace,
-            user,
-            "Deals",
-            columns=[
-                {"name": "Company", "type": "text"},
-                {"name": "Seats", "type": "number"},
-                {"name": "Price", "type": "number", "config": {"decimals": 2}},
-            ],
-        )
-        service.insert_rows(
-            workspace,
-            user,
-            table,
-            [
-                {"Company": "Acme", "Seats": 5, "Price": "12.5"},
-                {"Company": "Globex", "Seats": 0, "Price": "3"},
-                {"Company": "Initech", "Seats": 1200, "Price": "1.25"},
-            ],
-        )
-        add_table_column(workspace, user, table, "Per seat", "formula", config={"expression": "{Price} * 10 / {Seats}"})
-        db.session.commit()
-        return f"/w/{workspace.slug}/tables/{table.id}", table.id
+    owner = {"email": "page@example.com", "name": "Page", "slug": "page-co", "workspace_name": "Page Co"}
+    return committed_table(
+        app,
+        owner={**owner, "password": PASSWORD},
+        name="Deals",
+        columns=[
+            {"name": "Company", "type": "text"},
+            {"name": "Seats", "type": "number"},
+            {"name": "Price", "type": "number", "config": {"decimals": 2}},
+        ],
+        rows=[
+            {"Company": "Acme", "Seats": 5, "Price": "12.5"},
+            {"Company": "Globex", "Seats": 0, "Price": "3"},
+            {"Company": "Initech", "Seats": 1200, "Price": "1.25"},
+        ],
+        formulas=[("Per seat", "{Price} * 10 / {Seats}")],
+    )
 
 
 def _cell(page, row: int, column: int):

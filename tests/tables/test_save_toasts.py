@@ -10,23 +10,13 @@ from sqlalchemy import create_engine, text
 
 from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - the browser fixtures
 from tests.browser.pagecheck import screenshot
-from tests.tables.test_edit_browser import PASSWORD, _cell
+from tests.support.tables import committed_table
+from tests.tables.test_edit_browser import LEADS, PASSWORD, _cell
 
 
 def _committed_table(app) -> tuple[str, int]:
-    from morket.extensions import db
-    from morket.tables import service
-
-    with app.app_context():
-        workspace, user = committed_owner(
-            email="toast@example.com", name="Toni", slug="toast-co", workspace_name="Toast Co", password=PASSWORD
-        )
-        table = service.create_table(
-            workspace, user, "Leads", columns=[{"name": "Company", "type": "text"}, {"name": "Seats", "type": "number"}]
-        )
-        service.insert_rows(workspace, user, table, [{"Company": "Acme", "Seats": 5}, {"Company": "Globex"}, {}])
-        db.session.commit()
-        return f"/w/{workspace.slug}/tables/{table.id}", table.id
+    owner = {"email": "toast@example.com", "name": "Toni", "slug": "toast-co", "workspace_name": "Toast Co"}
+    return committed_table(app, owner={**owner, "password": PASSWORD}, **LEADS)
 
 
 PASTE = """(text) => {

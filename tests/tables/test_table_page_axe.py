@@ -11,43 +11,30 @@ from sqlalchemy import create_engine, text
 from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - the browser fixtures
 from tests.browser.pagecheck import SIZES, screenshot
 from tests.support.axe import axe_path, severe_violations, skip_without_axe
+from tests.support.tables import committed_table
 from tests.tables.test_edit_browser import PASSWORD
 
 
 def _committed_table(app) -> tuple[str, int]:
-    from morket.extensions import db
-    from morket.tables import service
-    from morket.tables.column_service import add_table_column
-
-    with app.app_context():
-        workspace, user = committed_owner(
-            email="axe@example.com", name="Ally", slug="axe-co", workspace_name="Axe Co", password=PASSWORD
-        )
-        table = service.create_table(
-            workspace,
-            user,
-            "Target accounts",
-            columns=[
-                {"name": "Company", "type": "text"},
-                {"name": "Domain", "type": "domain"},
-                {"name": "Seats", "type": "number"},
-                {"name": "Stage", "type": "single_select", "config": {"options": ["Lead", "Customer"]}},
-                {"name": "Active", "type": "checkbox"},
-            ],
-        )
-        service.insert_rows(
-            workspace,
-            user,
-            table,
-            [
-                {"Company": "Acme", "Domain": "acme.example", "Seats": 5, "Stage": "Lead", "Active": True},
-                {"Company": "Globex", "Domain": "globex.example", "Seats": 1200, "Stage": "Customer"},
-                {"Company": "Initech"},
-            ],
-        )
-        add_table_column(workspace, user, table, "Per seat", "formula", config={"expression": "100 / {Seats}"})
-        db.session.commit()
-        return f"/w/{workspace.slug}/tables/{table.id}", table.id
+    owner = {"email": "axe@example.com", "name": "Ally", "slug": "axe-co", "workspace_name": "Axe Co"}
+    return committed_table(
+        app,
+        owner={**owner, "password": PASSWORD},
+        name="Target accounts",
+        columns=[
+            {"name": "Company", "type": "text"},
+            {"name": "Domain", "type": "domain"},
+            {"name": "Seats", "type": "number"},
+            {"name": "Stage", "type": "single_select", "config": {"options": ["Lead", "Customer"]}},
+            {"name": "Active", "type": "checkbox"},
+        ],
+        rows=[
+            {"Company": "Acme", "Domain": "acme.example", "Seats": 5, "Stage": "Lead", "Active": True},
+            {"Company": "Globex", "Domain": "globex.example", "Seats": 1200, "Stage": "Customer"},
+            {"Company": "Initech"},
+        ],
+        formulas=[("Per seat", "100 / {Seats}")],
+    )
 
 
 def _check(page, state: str, size: str) -> list[str]:
