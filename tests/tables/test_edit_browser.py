@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import create_engine, text
 
-from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - the browser fixtures
+from tests.browser.conftest import browser_page, live_server  # noqa: F401 - the browser fixtures
 from tests.support.tables import committed_table
 
 PASSWORD = "grid editing passphrase"
