@@ -151,9 +151,13 @@ def test_email_waterfall_over_200_people(app, services, served, browser_page):  
         expect(header).to_be_visible()
         expect(page.locator(".grid-col-header", has_text="Job title")).to_be_visible()
 
-        # The estimate, then a confirmed start.
+        # The estimate, then a confirmed start. The header menu needs the grid's script: wait for the
+        # page's load (a busy machine ran it late) and give the menu's fetch time to answer.
+        page.wait_for_load_state("load")
         header.click(button="right")
-        page.click("button[data-enrich-scope=all]")
+        run_all = page.locator("button[data-enrich-scope=all]")
+        expect(run_all).to_be_visible(timeout=20_000)
+        run_all.click()
         estimate = page.locator("#enrichment-estimate")
         expect(estimate.locator("[data-estimate-rows]")).to_have_text("200")
         max_credits = _number(estimate.locator("[data-estimate-credits]"))
