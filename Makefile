@@ -66,8 +66,9 @@ format: deps-dev ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: deps-dev chromium ## ruff check, the import contracts (lint-imports), then every test except those marked slow
+test: deps-dev chromium ## ruff check and format check, the import contracts (lint-imports), then every test except those marked slow
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadfile
 

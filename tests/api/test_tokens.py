@@ -161,9 +161,7 @@ def test_replayed_refresh_token_revokes_the_whole_family(client, db, team, login
     assert rows and all(row.revoked_at is not None for row in rows)
 
 
-def test_a_replayed_refresh_token_refuses_the_access_tokens_already_issued_from_its_family(
-    client, db, team, login_api
-):
+def test_a_replayed_refresh_token_refuses_the_access_tokens_already_issued_from_its_family(client, db, team, login_api):
     pair = login_api(team.member, team.workspace)
     second = client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).get_json()["data"]
     other_family = login_api(team.member, team.workspace, ip="10.9.8.1")
