@@ -39,8 +39,10 @@ def test_filter_and_page_through_the_history(app, live_server, browser_page):  #
     expect(page.locator("#credits-balance-value")).to_have_text("45")
     expect(page.locator("#credit-ledger tbody tr")).to_have_count(50)
 
+    # The filter is htmx: on a loaded machine the page's scripts can still be loading here.
+    page.wait_for_load_state("load")
     page.select_option("#credit-kind", "grant")
-    expect(page.locator("#credit-ledger tbody tr")).to_have_count(1)
+    expect(page.locator("#credit-ledger tbody tr")).to_have_count(1, timeout=15_000)
     expect(page.locator("#credit-ledger")).to_contain_text("Starter credits")
     assert page.url.endswith("kind=grant")
     expect(page.locator("#credits-balance-value")).to_have_text("45")  # only the history was swapped
