@@ -320,8 +320,8 @@ def run_pull(pull_id: int) -> None:
                 pull.rows_written += inserted + updated
                 pull.inserted += inserted
                 pull.updated += updated
-                for record in page.records:
-                    pull.seen_high = _later(pull.seen_high, record.modified)
+                for stamp in [*(r.modified for r in page.records), page.joined]:
+                    pull.seen_high = _later(pull.seen_high, stamp)
                 if page.cursor:
                     pull.cursor = dict(page.cursor)
                 db.session.commit()

@@ -60,6 +60,9 @@ class Record:
 class Page:
     records: list[Record]
     cursor: dict[str, Any]
+    #: The newest list-membership stamp seen reading this page: a member added after its record
+    #: last changed moves the high-water mark too, or the next pull would read it again as "added".
+    joined: str | None = None
 
 
 def send(client: CrmClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -204,9 +207,10 @@ def read_hubspot(
         while True:
             params = {"limit": PAGE_MEMBERSHIPS, **({"after": after} if after else {})}
             body = _ok(send(client, "GET", f"/crm/v3/lists/{list_id}/memberships", params=params), "HubSpot list")
-            ids = [str(m["recordId"]) for m in body.get("results") or []]
+            results = body.get("results") or []
+            ids = [str(m["recordId"]) for m in results]
             after = ((body.get("paging") or {}).get("next") or {}).get("after") or ""
-            yield Page(_hubspot_batch_read(client, obj, ids, fields), {"after": after})
+            yield Page(_hubspot_batch_read(client, obj, ids, fields), {"after": after}, _newest_stamp(results))
             if not after:
                 return
     # Since the last pull: the members (ids only), then the records changed since among them (a
@@ -214,10 +218,12 @@ def read_hubspot(
     # since (read even when the record itself did not change).
     members: list[str] = []
     added: list[str] = []
+    joined: str | None = None
     after, since_ms = "", int(_hs_ms(since))
     while True:
         params = {"limit": PAGE_MEMBERSHIPS, **({"after": after} if after else {})}
         body = _ok(send(client, "GET", f"/crm/v3/lists/{list_id}/memberships", params=params), "HubSpot list")
+        joined = _newest_stamp([*(body.get("results") or []), {"membershipTimestamp": joined}])
         for m in body.get("results") or []:
             members.append(str(m["recordId"]))
             stamp = m.get("membershipTimestamp")
@@ -232,8 +238,12 @@ def read_hubspot(
             read.update(r.crm_id for r in page.records)
             yield Page(page.records, {})
     rest = [i for i in added if i not in read]
-    if rest:
-        yield Page(_hubspot_batch_read(client, obj, rest, fields), {})
+    yield Page(_hubspot_batch_read(client, obj, rest, fields) if rest else [], {}, joined)
+
+
+def _newest_stamp(members: Sequence[Mapping[str, Any]]) -> str | None:
+    stamps = [m["membershipTimestamp"] for m in members if m.get("membershipTimestamp")]
+    return max(stamps, key=lambda s: int(_hs_ms(s)), default=None)
 
 
 # --- Salesforce -----------------------------------------------------------------------------------

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from flask import current_app
 from sqlalchemy import text
 
 from morket.core.errors import MorketError, NotFound
-from morket.crm import pull, pull_read
+from morket.crm import pull, pull_read, service
+from morket.crm.client import CrmClient
 from morket.crm.pull_models import CrmPull, CrmPullSource
 from morket.tables import storage
 from morket.tables.models import Table
@@ -98,6 +102,40 @@ def test_hubspot_list_into_a_new_table_then_only_the_changed_records(owner, crm,
     rows = table_rows(db, table.id)
     assert len(rows) == 250
     assert sorted(r["HubSpot ID"] for r in rows if r["First name"] == "Changed") == sorted(changed)
+
+
+def test_members_added_to_a_list_after_their_records_changed_are_not_read_again(owner, crm, db, run_jobs):
+    """A contact made on Monday and put on the list on Tuesday: the first pull reads it, the second
+    (nothing changed since) reads nothing. The high-water mark covers the list's own stamps."""
+    workspace, user, client = owner
+    connect(client, crm, workspace.slug, "hubspot")
+    ids = seed(crm, "hubspot", object="contacts", records=contacts(40))["ids"]
+    time.sleep(0.05)  # the records' last change is now well before they join the list
+    made = seed(crm, "hubspot", object="contacts", records=[], list="Joined later", members=ids)
+    source = pull.create_source(workspace, user, "hubspot", "list", {"list_id": made["list_id"], "fields": ["email"]})
+    pull.start_pull(workspace, user, source)
+    db.session.flush()
+    run_jobs()
+    assert (latest(db, source.id).rows_read, latest(db, source.id).inserted) == (40, 40)
+    source = db.session.get(CrmPullSource, source.id)
+    pull.start_pull(workspace, user, source)
+    db.session.flush()
+    before = served(crm, "hubspot")
+    run_jobs()
+    second = latest(db, source.id)
+    assert second.status == "done", second.error
+    assert (second.rows_read, second.inserted, second.updated) == (0, 0, 0)
+    assert served(crm, "hubspot") - before == 0
+    # a member added after that pull is read by the next one, and only it
+    extra = seed(crm, "hubspot", object="contacts", records=contacts(1, start=900))["ids"]
+    connection = service.get_connection(workspace, "hubspot")
+    with CrmClient(connection.id, current_app.config["MORKET"]) as hubspot:
+        hubspot.request("PUT", f"/crm/v3/lists/{made['list_id']}/memberships/add", json=extra).raise_for_status()
+    pull.start_pull(workspace, user, db.session.get(CrmPullSource, source.id))
+    db.session.flush()
+    run_jobs()
+    third = latest(db, source.id)
+    assert (third.rows_read, third.inserted) == (1, 1), third.error
 
 
 def _hubspot_list_source(crm, workspace, user, n: int = 250):

@@ -226,6 +226,7 @@ def test_toolbar_menus_header_sort_and_new_row(app, database_url, live_server, b
         form.get_by_role("button", name="Add column").click()
         headers = page.locator(".grid-col-header .col-name")
         expect(headers).to_have_text(["Company", "Region", "Seats", "Price", "Per seat"])
+        page.wait_for_load_state("load")  # the page reloaded: its header menus work once its scripts ran
 
         # The Company header's menu sorts Z to A: the view is saved and the page shows its order.
         page.locator(".grid-col-header", has_text="Company").hover()

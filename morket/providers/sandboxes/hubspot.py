@@ -726,7 +726,8 @@ class HubSpotSandbox(ProviderSandbox):
         return json_response({"recordIdsAdded": added, "recordIdsMissing": missing})
 
     def _seed(self, body: dict[str, Any], *, touch: bool) -> Response:
-        """Test control: create records (and optionally a list of them), or change records as a user would."""
+        """Test control: create records (and optionally a list of them and of ``members``, ids made earlier),
+        or change records as a user would."""
         obj = body.get("object", "contacts")
         if obj not in OBJECTS:
             return json_response({"error": "unknown object"}, 400)
@@ -744,6 +745,7 @@ class HubSpotSandbox(ProviderSandbox):
             if body.get("list"):
                 list_id = self._new_list(str(body["list"]), obj)
                 now = int(time.time() * 1000)
-                self.lists[list_id]["members"] = dict.fromkeys(ids, now)
+                members = ids + [str(i) for i in body.get("members") or [] if str(i) in self.records[obj]]
+                self.lists[list_id]["members"] = dict.fromkeys(members, now)
                 answer["list_id"] = list_id
             return json_response(answer)
