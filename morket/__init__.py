@@ -25,6 +25,9 @@ BLUEPRINT_MODULES = (
     "morket.inbound",
     "morket.crm",
     "morket.webhooks",
+    "morket.ai",
+    "morket.billing",
+    "morket.search",
 )
 # The domains' JSON API handlers. Each adds its routes to the /api/v1 blueprint, so they are loaded
 # before that blueprint is registered; the API package itself imports no domain's handlers.
@@ -38,6 +41,9 @@ API_MODULES = (
     "morket.tables.api",
     "morket.inbound.api",
     "morket.webhooks.api",
+    "morket.ai.api",
+    "morket.billing.api",
+    "morket.search.api",
 )
 
 

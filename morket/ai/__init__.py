@@ -1,0 +1,12 @@
+"""AI: model endpoints (OpenAI-compatible and Anthropic), AI columns run by the row-run engine,
+natural-language filters and the research agent."""
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("ai", __name__)
+
+
+def register(app: Flask) -> None:
+    from morket.ai import views  # noqa: F401 - register the routes (api: see morket.api)
+
+    app.register_blueprint(bp)

@@ -1,0 +1,1 @@
+"""The JSON API of ai under /api/v1."""

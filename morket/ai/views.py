@@ -1,0 +1,3 @@
+"""Pages of ai."""
+
+from morket.ai import bp  # noqa: F401 - the routes below attach to it

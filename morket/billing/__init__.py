@@ -1,0 +1,12 @@
+"""Billing with Stripe: plans and their limits, Checkout and the customer portal, webhooks
+processed exactly once, credit packs."""
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("billing", __name__)
+
+
+def register(app: Flask) -> None:
+    from morket.billing import views  # noqa: F401 - register the routes (api: see morket.api)
+
+    app.register_blueprint(bp)

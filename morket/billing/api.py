@@ -1,0 +1,1 @@
+"""The JSON API of billing under /api/v1."""

@@ -1,0 +1,3 @@
+"""Pages of billing."""
+
+from morket.billing import bp  # noqa: F401 - the routes below attach to it

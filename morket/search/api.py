@@ -1,0 +1,1 @@
+"""The JSON API of search under /api/v1."""
