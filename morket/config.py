@@ -221,6 +221,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEBHOOK_TIMEOUT", _float, "10", help="seconds a webhook receiver has to answer"),
     Setting("WEBHOOK_ROTATION_OVERLAP", _int, "86400", help="seconds the previous secret still signs after a rotation"),
     Setting("WEBHOOK_ROW_BATCH", _int, "500", help="row ids carried by one row event at most"),
+    # Billing (Stripe). Empty keys leave billing off: every workspace is on the free plan.
+    Setting("STRIPE_SECRET_KEY", _str, "", secret=True, help="Stripe secret API key (sk_live_… or sk_test_…)"),
+    Setting("STRIPE_WEBHOOK_SECRET", _str, "", secret=True, help="signing secret (whsec_…) of the webhook endpoint"),
+    Setting("STRIPE_API_BASE", _str, "", help="Stripe API base URL; empty means the real api.stripe.com (sandbox)"),
+    Setting("STRIPE_PRICE_STARTER", _str, "price_morket_starter", help="Stripe price id of the Starter plan"),
+    Setting("STRIPE_PRICE_PRO", _str, "price_morket_pro", help="Stripe price id of the Pro plan"),
+    Setting("STRIPE_PRICE_TEAM", _str, "price_morket_team", help="Stripe price id of the Team plan"),
+    Setting("STRIPE_PRICE_PACK_5K", _str, "price_morket_pack_5k", help="Stripe price id of the 5,000-credit pack"),
+    Setting("STRIPE_PRICE_PACK_25K", _str, "price_morket_pack_25k", help="Stripe price id of the 25,000-credit pack"),
+    Setting("BILLING_GRACE_DAYS", _int, "7", help="days a workspace keeps its plan after a renewal payment fails"),
 )
 
 
