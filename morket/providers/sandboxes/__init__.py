@@ -1,5 +1,5 @@
-"""Local stand-ins for the external providers (Hunter, Apollo, Clearbit, and the HubSpot and
-Salesforce CRMs) with synthetic data.
+"""Local stand-ins for the external providers (Hunter, Apollo, Clearbit, the HubSpot and
+Salesforce CRMs, and language models behind the OpenAI and Anthropic APIs) with synthetic data.
 
 ``python -m morket.providers.sandboxes --port 8900`` serves them all on one port; the tests and
 ``make run``'s sandbox mode point MORKET_<PROVIDER>_URL at ``http://HOST:PORT/<provider>``.
@@ -13,6 +13,7 @@ from morket.providers.sandboxes.apollo import ApolloSandbox
 from morket.providers.sandboxes.clearbit import ClearbitSandbox
 from morket.providers.sandboxes.hubspot import HubSpotSandbox
 from morket.providers.sandboxes.hunter import HunterSandbox
+from morket.providers.sandboxes.llm import AnthropicSandbox, OpenAISandbox
 from morket.providers.sandboxes.salesforce import SalesforceSandbox
 from morket.providers.sandboxes.server import KeepAliveHandler, QuietHandler, SandboxApp
 
@@ -21,7 +22,17 @@ __all__ = ["SandboxApp", "build_app", "serve"]
 
 def build_app() -> SandboxApp:
     """The sandbox with every provider it imitates."""
-    return SandboxApp([HunterSandbox(), ApolloSandbox(), ClearbitSandbox(), HubSpotSandbox(), SalesforceSandbox()])
+    return SandboxApp(
+        [
+            HunterSandbox(),
+            ApolloSandbox(),
+            ClearbitSandbox(),
+            HubSpotSandbox(),
+            SalesforceSandbox(),
+            OpenAISandbox(),
+            AnthropicSandbox(),
+        ]
+    )
 
 
 def serve(host: str = "127.0.0.1", port: int = 8900, *, quiet: bool = True) -> BaseWSGIServer:
