@@ -44,3 +44,35 @@ def delivery_price(operation_key: str, validation_key: str | None, *, own: Conta
     """
     parts = [operation_key] + ([validation_key] if validation_key else [])
     return sum(price(key) for key in parts if provider_of(key) not in own)
+
+
+# Language models: platform credits per million tokens (input, output), for answers from the
+# platform's default endpoint (a workspace's own endpoint costs no platform credits). One credit
+# is about one US cent, so these follow the providers' list prices; the sandbox models are dear on
+# purpose so that tests see whole credits from a few hundred tokens.
+MODEL_PRICES: dict[str, tuple[int, int]] = {
+    "gpt-4o-mini": (15, 60),
+    "gpt-4.1-mini": (40, 160),
+    "gpt-4.1-nano": (10, 40),
+    "gpt-4o": (250, 1000),
+    "gpt-4.1": (200, 800),
+    "claude-haiku-4-5": (100, 500),
+    "claude-sonnet-4-5": (300, 1500),
+    "sandbox-small": (10_000, 40_000),
+    "sandbox-large": (30_000, 120_000),
+}
+# A model missing from the list is charged like the dearest listed non-sandbox model.
+DEFAULT_MODEL_PRICE: tuple[int, int] = (300, 1500)
+TOKENS_PER_PRICE_UNIT = 1_000_000
+
+
+def model_price(model: str) -> tuple[int, int]:
+    """Credits per million (input, output) tokens of ``model``."""
+    return MODEL_PRICES.get(model, DEFAULT_MODEL_PRICE)
+
+
+def model_cost(model: str, input_tokens: int, output_tokens: int) -> int:
+    """Platform credits of one answer: its reported tokens at the model's prices, rounded up."""
+    per_in, per_out = model_price(model)
+    micro = max(0, int(input_tokens)) * per_in + max(0, int(output_tokens)) * per_out
+    return -(-micro // TOKENS_PER_PRICE_UNIT)
