@@ -155,6 +155,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IMPORT_MAX_BYTES", _int, "524288000", help="size cap of one CSV import (its own, above uploads)"),
     Setting("DATAOPS_DIR", _str, "", help="folder for uploaded and exported files, shared by web and workers"),
     Setting("EXPORT_BACKGROUND_ROWS", _int, "50000", help="exports of more rows run as a job and are emailed"),
+    Setting("LIVE_STREAMS", _int, "4", help="live grid streams open at once per web process (each holds a thread)"),
+    Setting("LIVE_STREAM_SECONDS", _int, "120", help="a live grid stream ends after this long; the browser reconnects"),
+    Setting("LIVE_HEARTBEAT_SECONDS", _int, "15", help="seconds between a live grid stream's heartbeats"),
     Setting("LOG_LEVEL", _str, "INFO"),
     Setting("METRICS_TOKEN", _str, "", secret=True, help="bearer token a Prometheus scraper sends to /metrics"),
     Setting("METRICS_ALLOW", _networks, "", help="networks (CIDRs) whose scrapers /metrics answers without a token"),
@@ -205,6 +208,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCRAPE_RECYCLE_PAGES", _int, "200", help="pages before a browser context is recycled"),
     Setting("SCRAPE_HOST_RESOLVER_RULES", _str, "", help="MAP rules for the egress proxy's resolver (test sites)"),
     Setting("SCRAPE_RECYCLE_MB", _int, "1024", help="browser memory growth (MB) that forces a relaunch"),
+    # Language models (AI columns): the platform's default endpoint, charged in platform credits.
+    Setting("AI_KIND", _str, "openai", help="the default endpoint's API: openai (any compatible server) or anthropic"),
+    Setting("AI_BASE_URL", _str, "", help="the default endpoint's base URL; empty means no platform default"),
+    Setting("AI_API_KEY", _str, "", secret=True, help="the platform's key for the default endpoint"),
+    Setting("AI_MODEL", _str, "gpt-4o-mini", help="the default endpoint's default model"),
+    Setting("AI_MODELS", _list, "", help="more models workspaces may pick on the default endpoint"),
+    Setting(
+        "AI_ALLOW_LOOPBACK",
+        _bool,
+        "false",
+        help="let workspace model endpoints use loopback addresses (development, sandbox and tests only)",
+    ),
+    Setting("AI_ENDPOINT_ALLOWLIST", _list, "", help="host:port pairs a model endpoint may use though private"),
     # Outbound webhooks.
     Setting(
         "WEBHOOK_ALLOW_HTTP_LOOPBACK",
