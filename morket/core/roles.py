@@ -44,6 +44,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "crm.manage": _MANAGERS,
     "webhooks.view": _MANAGERS,
     "webhooks.manage": _MANAGERS,
+    "ai.view": _READERS,
+    "ai.manage": _MANAGERS,
 }
 
 
