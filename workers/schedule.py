@@ -40,9 +40,14 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     PeriodicJob("reconcile-enrichment", 15, "morket.enrichment.tasks.reconcile_enrichment", None),
     # The same for CRM pushes (runs of kind crm_push on the same engine).
     PeriodicJob("reconcile-crm-push", 15, "morket.crm.push_tasks.reconcile_push", None),
+    PeriodicJob("reconcile-ai-runs", 15, "morket.ai.column_tasks.reconcile_ai_runs", None),
+    # CRM pulls whose worker died mid-pull (their lease lapsed) are queued again, from their cursor.
+    PeriodicJob("reconcile-crm-pulls", 15, "morket.crm.pull.reconcile_pulls", None),
     PeriodicJob("purge-enrichment-cache", 3600, "morket.enrichment.cache.purge_expired", QUEUE_DEFAULT),
     # Probes the configured scrape proxies and takes dead ones out of rotation (nothing without proxies).
     PeriodicJob("check-scrape-proxies", 300, "morket.scraping.tasks.check_proxies", QUEUE_SCRAPE),
     # Wakes the delivery job of every webhook endpoint whose oldest waiting delivery is due (retries).
     PeriodicJob("wake-due-webhooks", 5, "morket.webhooks.tasks.wake_due_endpoints", QUEUE_IO),
+    # Indexes rows the storage triggers marked for search (new tables, imports, enrichment results).
+    PeriodicJob("sync-search", 2, "morket.search.tasks.sync_search", QUEUE_DEFAULT),
 )

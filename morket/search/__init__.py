@@ -7,6 +7,12 @@ bp = Blueprint("search", __name__)
 
 
 def register(app: Flask) -> None:
-    from morket.search import views  # noqa: F401 - register the routes (api: see morket.api)
+    from morket.search import service, views  # noqa: F401 - register the routes (api: see morket.api)
+    from morket.search.cli import search_cli
+    from morket.tables import hooks
 
     app.register_blueprint(bp)
+    app.cli.add_command(search_cli)
+    # Written rows reach the index right after their commit (the storage triggers mark them).
+    hooks.on_row_events("search", service.queue_sync)
+    hooks.on_rows_changed("search", service.queue_sync)

@@ -1,0 +1,258 @@
+"""Search across a workspace: one service over an engine (PostgreSQL today, see ``engine``).
+
+The service checks the query and who asks, asks the engine for scored cells of the caller's
+workspace (the workspace id comes from the caller's membership, never from input), keeps the
+best cell per row, ranks (score, then table and row for a stable order), counts facets (table,
+column, enrichment state, provider), pages, and marks where the query matched for highlighting.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from morket.core.errors import Forbidden, ValidationFailed
+from morket.core.jobs import enqueue_after_commit
+from morket.core.roles import can
+from morket.core.types import Workspace
+from morket.extensions import db
+from morket.search.engine import QUERY_MAX, Engine, Filters, Hit, ParsedQuery, parse_query
+from morket.search.postgres import PostgresEngine
+from morket.tables.cells import CellError, check_characters
+from morket.tables.hooks import CELL_STATE_LABELS
+
+CAP = 500  # candidate cells per way of matching; more are counted as "more than"
+PER_PAGE_MAX = 100
+TYPEAHEAD_TABLES = 5
+TYPEAHEAD_PER_TABLE = 3
+
+_engine: Engine = PostgresEngine()
+
+
+def engine() -> Engine:
+    """The engine in use (PostgreSQL; OpenSearch will be chosen here when it is configured)."""
+    return _engine
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    table_id: int
+    table_name: str
+    row_id: int
+    column_id: int
+    column_name: str
+    value: str
+    score: float
+    states: tuple[str, ...]
+    providers: tuple[str, ...]
+    segments: tuple[tuple[str, bool], ...]
+
+
+@dataclass(frozen=True)
+class Facet:
+    key: str
+    label: str
+    count: int
+
+
+@dataclass
+class Results:
+    query: str
+    rows: list[ResultRow]
+    total: int
+    capped: bool
+    page: int
+    per_page: int
+    facets: dict[str, list[Facet]] = field(default_factory=dict)
+
+
+def check_query(raw: object) -> ParsedQuery:
+    """Return the parsed query, or raise ValidationFailed (422) with a message a person can act on."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValidationFailed("Type something to search for.", fields={"q": ["required"]})
+    if len(raw) > QUERY_MAX:
+        raise ValidationFailed(
+            f"Search for at most {QUERY_MAX} characters.", fields={"q": [f"at most {QUERY_MAX} characters"]}
+        )
+    try:
+        check_characters(raw)
+    except CellError as exc:
+        raise ValidationFailed(f"Search: {exc}", fields={"q": [str(exc)]}) from exc
+    return parse_query(raw)
+
+
+def _require(role: str) -> None:
+    if not can(role, "tables.view"):
+        raise Forbidden("You cannot view this workspace's tables.")
+
+
+def _names(workspace_id: int, table_ids: set[int], column_ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
+    tables = {
+        int(r.id): r.name
+        for r in db.session.execute(
+            sa.text("SELECT id, name FROM tables WHERE workspace_id = :w AND id = ANY(:ids)"),
+            {"w": workspace_id, "ids": list(table_ids)},
+        )
+    }
+    columns = {
+        int(r.id): r.name
+        for r in db.session.execute(
+            sa.text("SELECT id, name FROM table_columns WHERE workspace_id = :w AND id = ANY(:ids)"),
+            {"w": workspace_id, "ids": list(column_ids)},
+        )
+    }
+    return tables, columns
+
+
+def highlight(value: str, query: ParsedQuery) -> tuple[tuple[str, bool], ...]:
+    """Split ``value`` into (text, matched) parts: each query word, or its longest prefix of three or
+    more letters found in the text (so "acmee" marks "Acme"), is marked. The caller escapes the parts."""
+    spans: list[tuple[int, int]] = []
+    lower = value.lower()
+    for token in sorted(set(query.tokens) | ({query.norm} if query.norm else set()), key=len, reverse=True):
+        for size in range(len(token), min(len(token), 3) - 1, -1):
+            piece = token[:size]
+            found = [(m.start(), m.end()) for m in re.finditer(re.escape(piece), lower)]
+            if found:
+                spans.extend(found)
+                break
+    if not spans:
+        return ((value, False),)
+    spans.sort()
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    parts: list[tuple[str, bool]] = []
+    at = 0
+    for start, end in merged:
+        if start > at:
+            parts.append((value[at:start], False))
+        parts.append((value[start:end], True))
+        at = end
+    if at < len(value):
+        parts.append((value[at:], False))
+    return tuple(parts)
+
+
+def _best_per_row(hits: list[Hit]) -> list[Hit]:
+    best: dict[tuple[int, int], Hit] = {}
+    for hit in hits:
+        key = (hit.table_id, hit.row_id)
+        held = best.get(key)
+        if held is None or (hit.score, -hit.column_id) > (held.score, -held.column_id):
+            best[key] = hit
+    return sorted(best.values(), key=lambda h: (-h.score, h.table_id, h.row_id))
+
+
+def _facets(rows: list[Hit], tables: dict[int, str], columns: dict[int, str]) -> dict[str, list[Facet]]:
+    by_table = Counter(h.table_id for h in rows)
+    by_column = Counter(h.column_id for h in rows)
+    by_state = Counter(s for h in rows for s in set(h.states))
+    by_provider = Counter(p for h in rows for p in set(h.providers))
+
+    def ordered(counter: Counter, label) -> list[Facet]:
+        return [Facet(str(k), label(k), n) for k, n in sorted(counter.items(), key=lambda kv: (-kv[1], str(kv[0])))]
+
+    return {
+        "table": ordered(by_table, lambda k: tables.get(k, "?")),
+        "column": ordered(by_column, lambda k: columns.get(k, "?")),
+        "state": ordered(by_state, lambda k: CELL_STATE_LABELS.get(k, k.replace("_", " ").capitalize())),
+        "provider": ordered(by_provider, lambda k: k),
+    }
+
+
+def search(
+    workspace: Workspace,
+    role: str,
+    raw_query: object,
+    filters: Filters = Filters(),
+    *,
+    page: int = 1,
+    per_page: int = 20,
+) -> Results:
+    """Rows of ``workspace`` matching the query, best first, with facets (counted over every match,
+    before the facet filters, so each chip says how many it would show)."""
+    _require(role)
+    query = check_query(raw_query)
+    if page < 1 or not 1 <= per_page <= PER_PAGE_MAX:
+        raise ValidationFailed("page starts at 1; per_page is 1 to 100.", fields={"page": ["out of range"]})
+    eng = engine()
+    everything = _best_per_row(eng.find(workspace.id, query, Filters(), CAP))
+    chosen = everything if filters.empty else _best_per_row(eng.find(workspace.id, query, filters, CAP))
+    table_ids = {h.table_id for h in everything} | {h.table_id for h in chosen}
+    column_ids = {h.column_id for h in everything} | {h.column_id for h in chosen}
+    tables, columns = _names(workspace.id, table_ids, column_ids)
+    window = chosen[(page - 1) * per_page : page * per_page]
+    rows = [
+        ResultRow(
+            table_id=h.table_id,
+            table_name=tables.get(h.table_id, "?"),
+            row_id=h.row_id,
+            column_id=h.column_id,
+            column_name=columns.get(h.column_id, "?"),
+            value=h.value,
+            score=h.score,
+            states=h.states,
+            providers=h.providers,
+            segments=highlight(h.value, query),
+        )
+        for h in window
+    ]
+    return Results(
+        query=query.raw,
+        rows=rows,
+        total=len(chosen),
+        capped=len(chosen) >= CAP,
+        page=page,
+        per_page=per_page,
+        facets=_facets(everything, tables, columns),
+    )
+
+
+@dataclass(frozen=True)
+class TypeaheadGroup:
+    table_id: int
+    table_name: str
+    rows: list[ResultRow]
+
+
+def typeahead(workspace: Workspace, role: str, raw_query: object) -> list[TypeaheadGroup]:
+    """The top matches grouped by table: at most five tables, three rows each, best table first."""
+    results = search(workspace, role, raw_query, per_page=PER_PAGE_MAX)
+    groups: dict[int, TypeaheadGroup] = {}
+    for row in results.rows:
+        group = groups.get(row.table_id)
+        if group is None:
+            if len(groups) >= TYPEAHEAD_TABLES:
+                continue
+            group = groups[row.table_id] = TypeaheadGroup(row.table_id, row.table_name, [])
+        if len(group.rows) < TYPEAHEAD_PER_TABLE:
+            group.rows.append(row)
+    return list(groups.values())
+
+
+def queue_sync(table, *_args) -> None:
+    """Tables' change hook: index the rows this transaction wrote right after it commits.
+
+    The storage triggers have marked the rows already; this only wakes the sync through the
+    outbox (once per table and transaction) instead of waiting for the scheduler's sweep.
+    """
+    queued: set[int] = db.session.info.setdefault("morket_search_queued", set())
+    if table.id in queued:
+        return
+    queued.add(table.id)
+    enqueue_after_commit("morket.search.tasks.sync_search", table.id, job_id=f"search-sync-{table.id}")
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_queued(session: Session) -> None:
+    session.info.pop("morket_search_queued", None)
