@@ -6,25 +6,33 @@ table), which column each CRM field fills, and the upsert key (the CRM record id
 mapped column was chosen; matched normalised, as dedupe keys are). A **pull** is one run of it,
 an RQ job (``run_pull``): page by page, each page upserted and committed with the pull's counts
 and cursor, so a killed job is retried from its cursor, and since every write is an upsert by the
-key a page read twice writes no duplicate. The cancel flag is read between pages. A finished
-pull moves the source's high-water mark to the newest last-modified time it saw; the next pull
-asks only for records modified after it, unless ``full``.
+key a page read twice writes no duplicate. A running job holds the pull's lease in Redis
+(``morket:crm-pull:alive:<id>``, refreshed by a heartbeat); a worker killed outright lets it
+lapse, and ``reconcile_pulls`` (every 15 s in the scheduler) queues the pull again, to go on from
+its cursor. A second job of the same pull finds the lease held and does nothing. The cancel flag
+is read between pages. A finished pull moves the source's high-water mark to the newest
+last-modified time it saw; the next pull asks only for records modified after it, unless ``full``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+import logging
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from morket.core.audit import record_audit
 from morket.core.db import utcnow
 from morket.core.errors import Conflict, MorketError, NotFound, ValidationFailed
-from morket.core.jobs import QUEUE_IO, enqueue_after_commit
+from morket.core.jobs import QUEUE_IO, enqueue_after_commit, redis_connection
 from morket.core.normalise import normalised_sql
 from morket.crm import pull_read, service
 from morket.crm.client import CrmClient
@@ -39,7 +47,13 @@ from morket.tables.models import Column, Table
 if TYPE_CHECKING:
     from morket.core.types import Actor, Workspace
 
+log = logging.getLogger(__name__)
+
 LIVE = ("queued", "running")
+ALIVE_KEY = "morket:crm-pull:alive:{}"
+ALIVE_SECONDS = 30
+REQUEUED_KEY = "morket:crm-pull:requeued:{}"
+QUEUED_GRACE = timedelta(minutes=10)  # a queued pull whose job is lost is queued again after this
 PREVIEW_ROWS = 10
 MAX_FIELDS = 60
 MAX_WHERE = 5
@@ -293,8 +307,63 @@ def _later(a: str | None, b: str | None) -> str | None:
     return a if parse(a) >= parse(b) else b
 
 
+@contextmanager
+def _lease(pull_id: int) -> Iterator[bool]:
+    """Hold the pull's lease while the block runs (a heartbeat keeps it); yield False when another job holds it."""
+    redis = redis_connection()
+    key, token = ALIVE_KEY.format(pull_id), uuid.uuid4().hex
+    if not redis.set(key, token, nx=True, ex=ALIVE_SECONDS):
+        yield False
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(ALIVE_SECONDS / 3):
+            try:
+                redis.set(key, token, xx=True, ex=ALIVE_SECONDS)
+            except RedisError as exc:  # a missed beat only lets the reconciler queue a live pull again
+                log.warning("crm pull %s: lease not refreshed (%s)", pull_id, type(exc).__name__)
+
+    thread = threading.Thread(target=beat, name=f"crm-pull-{pull_id}-lease", daemon=True)
+    thread.start()
+    try:
+        yield True
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        if redis.get(key) in (token, token.encode()):
+            redis.delete(key)
+
+
+def reconcile_pulls() -> dict[str, int]:
+    """Periodic: queue again every running pull whose job died (its lease lapsed), to go on from its cursor."""
+    redis = redis_connection()
+    stale_queued = utcnow() - QUEUED_GRACE
+    candidates = db.session.execute(
+        select(CrmPull.id, CrmPull.status).where(
+            sa.or_(CrmPull.status == "running", sa.and_(CrmPull.status == "queued", CrmPull.created_at < stale_queued))
+        )
+    ).all()
+    requeued = 0
+    for pull_id, _status in candidates:
+        if redis.exists(ALIVE_KEY.format(pull_id)):
+            continue
+        if not redis.set(REQUEUED_KEY.format(pull_id), "1", nx=True, ex=ALIVE_SECONDS * 2):
+            continue  # queued again a moment ago; its job has not started yet
+        enqueue_after_commit(run_pull, pull_id, queue=QUEUE_IO, job_id=f"crm-pull-{pull_id}-{uuid.uuid4().hex[:8]}")
+        requeued += 1
+    db.session.commit()
+    return {"requeued": requeued}
+
+
 def run_pull(pull_id: int) -> None:
     """The RQ job: read the source page by page and upsert each page, committing progress as it goes."""
+    with _lease(pull_id) as held:
+        if held:
+            _run_pull(pull_id)
+
+
+def _run_pull(pull_id: int) -> None:
     from morket.workspaces.models import Workspace as WorkspaceModel
 
     pull = db.session.get(CrmPull, pull_id)
