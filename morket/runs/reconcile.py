@@ -16,6 +16,10 @@ from morket.runs import jobs, leases
 from morket.runs.executor import Executor
 from morket.runs.models import ACTIVE_RUN_STATUSES, Run, RunRow
 
+# A run paused with a reason starting so (an AI run at its budget) waits for a person: the reconciler
+# leaves it paused, its open rows queued, until someone raises the budget or cancels it.
+PAUSE_HELD_PREFIX = "Stopped:"
+
 
 def _resume_balance(executor: Executor, run_id: int) -> int:
     """The balance a run paused for credits needs before it is worth resuming."""
@@ -46,7 +50,7 @@ def reconcile(executor: Executor) -> dict[str, int]:
         if leases.finish_if_done(run_id):
             report["completed"] += 1
             continue
-        if not redis_ok:
+        if not redis_ok or (reason or "").startswith(PAUSE_HELD_PREFIX):
             continue
         if reason == leases.PAUSE_CREDITS and balance(workspace_id) < _resume_balance(executor, run_id):
             continue
