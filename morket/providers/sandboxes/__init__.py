@@ -1,5 +1,5 @@
 """Local stand-ins for the external providers (Hunter, Apollo, Clearbit, the HubSpot and
-Salesforce CRMs, and language models behind the OpenAI and Anthropic APIs) with synthetic data.
+Salesforce CRMs, and language models behind the OpenAI and Anthropic APIs, Stripe) with synthetic data.
 
 ``python -m morket.providers.sandboxes --port 8900`` serves them all on one port; the tests and
 ``make run``'s sandbox mode point MORKET_<PROVIDER>_URL at ``http://HOST:PORT/<provider>``.
@@ -16,6 +16,7 @@ from morket.providers.sandboxes.hunter import HunterSandbox
 from morket.providers.sandboxes.llm import AnthropicSandbox, OpenAISandbox
 from morket.providers.sandboxes.salesforce import SalesforceSandbox
 from morket.providers.sandboxes.server import KeepAliveHandler, QuietHandler, SandboxApp
+from morket.providers.sandboxes.stripe import StripeSandbox
 
 __all__ = ["SandboxApp", "build_app", "serve"]
 
@@ -31,6 +32,7 @@ def build_app() -> SandboxApp:
             SalesforceSandbox(),
             OpenAISandbox(),
             AnthropicSandbox(),
+            StripeSandbox(),
         ]
     )
 
