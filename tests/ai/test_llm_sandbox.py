@@ -187,10 +187,12 @@ def test_openai_client_structured_output_and_tool_calls(llm_sandbox):
         response_format={"type": "json_schema", "json_schema": {"name": "company", "schema": SCHEMA, "strict": True}},
     )  # fmt: skip
     assert json.loads(result.choices[0].message.content) == EXPECTED and result.model == "sandbox-large"
-    tools = [
-        {"type": "function", "function": {"name": "web_search", "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}},
-        {"type": "function", "function": {"name": "fetch_page", "parameters": {"type": "object", "properties": {"url": {"type": "string"}}}}},
-    ]  # fmt: skip
+
+    def tool(name: str, argument: str) -> dict:
+        parameters = {"type": "object", "properties": {argument: {"type": "string"}}}
+        return {"type": "function", "function": {"name": name, "parameters": parameters}}
+
+    tools = [tool("web_search", "query"), tool("fetch_page", "url")]
     messages = [{"role": "user", "content": "Use fetch_page on https://acme.example/team please"}]
     first = client.chat.completions.create(model="sandbox-small", messages=messages, tools=tools)
     call = first.choices[0].message.tool_calls[0]
@@ -212,6 +214,9 @@ def test_openai_client_structured_output_and_tool_calls(llm_sandbox):
         for c in stream if c.choices and c.choices[0].delta.tool_calls
     )  # fmt: skip
     assert json.loads(arguments) == {"url": "https://acme.example/team"}
+
+
+RESULT = "Acme: 7 people"
 
 
 def test_anthropic_client_tool_use_and_streaming(llm_sandbox):
@@ -237,7 +242,7 @@ def test_anthropic_client_tool_use_and_streaming(llm_sandbox):
         messages=[
             {"role": "user", "content": "lookup acme.example, 7 people"},
             {"role": "assistant", "content": [block.model_dump(include={"type", "id", "name", "input"})]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block.id, "content": "Acme: 7 people"}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block.id, "content": RESULT}]},
         ],
     )  # fmt: skip
     assert follow.content[0].text == 'Sandbox answer about "Acme: 7 people".' and follow.stop_reason == "end_turn"
