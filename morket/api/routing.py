@@ -78,6 +78,7 @@ class Operation:
     status: int = 200
     path_params: list[str] = field(default_factory=list)
     errors: tuple[int, ...] = ()
+    hidden: bool = False  # a role without the permission gets 404, as if the operation did not exist
     media_type: str = "application/json"
 
     @property
@@ -266,6 +267,7 @@ def api_route(
     limit_key: Callable[[], str] | None = None,
     errors: tuple[int, ...] = (),
     description: str = "",
+    hidden: bool = False,
     media_type: str = "application/json",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an API endpoint on the api blueprint.
@@ -274,7 +276,8 @@ def api_route(
     models are declared) plus its URL parameters, and returns an instance of ``response`` (or a
     list of them), or a ``WithMeta`` of one and the envelope's ``meta`` (documented by ``meta``);
     the helper wraps it in the envelope with ``status``. A view declared with another ``media_type``
-    (a file download) returns its own Response, which is sent as it is.
+    (a file download) returns its own Response, which is sent as it is. With ``hidden``, a role
+    without the permission gets 404 rather than 403 (billing: its existence is not theirs to know).
     """
     if permission is not None and (not authenticated or permission not in PERMISSIONS):
         raise ValueError(f"{rule}: permission {permission!r} needs an authenticated route and a declared permission")
@@ -293,6 +296,8 @@ def api_route(
                     workspace_id=principal.workspace.id,
                     permission=permission,
                 )
+                if hidden:
+                    return api_error("not_found", "There is nothing here, or you do not have access to it.", status=404)
                 return api_error("forbidden", "Your role in this workspace does not allow this.", status=403)
             try:
                 if body is not None:
@@ -355,6 +360,7 @@ def api_route(
                 path_params=[name for _, name in _RULE_PARAM.findall(rule)],
                 errors=errors,
                 media_type=media_type,
+                hidden=hidden,
             )
         )
         return handler

@@ -7,6 +7,6 @@ bp = Blueprint("billing", __name__)
 
 
 def register(app: Flask) -> None:
-    from morket.billing import views  # noqa: F401 - register the routes (api: see morket.api)
+    from morket.billing import models, views  # noqa: F401 - the models and routes (api: see morket.API_MODULES)
 
     app.register_blueprint(bp)

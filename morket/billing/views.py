@@ -1,3 +1,135 @@
-"""Pages of billing."""
+"""Pages of billing, and Stripe's webhook endpoint.
 
-from morket.billing import bp  # noqa: F401 - the routes below attach to it
+Only owners, admins and billing admins (``billing.manage``) reach billing; other members get 404.
+The return from Checkout shows a note and grants nothing: plans and credits change when Stripe's
+webhook reports the payment (``events``).
+"""
+
+from __future__ import annotations
+
+from flask import Response, current_app, flash, jsonify, redirect, request, url_for
+from flask_login import current_user
+
+from morket.billing import bp, events, plans, service
+from morket.core.errors import MorketError
+from morket.core.htmx import render_page_or_fragment
+from morket.core.logging import log_security_event
+from morket.core.tenancy import workspace_page
+from morket.core.types import Member, Workspace
+from morket.credits import service as credits
+from morket.extensions import csrf, db, limiter
+
+PERMISSION = "billing.manage"
+
+
+def notice(workspace_id: int) -> dict[str, object] | None:
+    """What a workspace's banner says about billing: a failed renewal's grace period, or credits owed."""
+    account = service.get_account(workspace_id)
+    if account is None:
+        return None
+    if account.grace_until is not None:
+        return {
+            "kind": "grace",
+            "grace_until": account.grace_until,
+            "plan": plans.plan(account.plan).name,
+        }
+    if account.credit_shortfall > 0:
+        return {"kind": "shortfall", "owed": account.credit_shortfall}
+    return None
+
+
+@bp.get("/w/<slug>/billing")
+@workspace_page(PERMISSION, hidden=True)
+def index(workspace: Workspace, membership: Member) -> Response:
+    """Plan, renewal, this period's usage, plans and packs to buy, invoices from Stripe."""
+    account = service.get_account(workspace.id)
+    current = service.effective_plan(account)
+    since = service.period_start(account)
+    invoices: list[service.InvoiceLine] = []
+    invoices_error = None
+    try:
+        invoices = service.list_invoices(workspace.id)
+    except MorketError as exc:
+        invoices_error = exc.message
+    returned = request.args.get("checkout")
+    return render_page_or_fragment(
+        "billing/index.html",
+        200,
+        workspace=workspace,
+        membership=membership,
+        account=account,
+        plan=current,
+        plans=list(plans.PLANS.values()),
+        packs=list(plans.PACKS.values()),
+        balance=credits.balance(workspace.id),
+        usage=service.usage(workspace.id, since),
+        invoices=invoices,
+        invoices_error=invoices_error,
+        notice=notice(workspace.id),
+        returned=returned if returned in ("success", "cancelled") else None,
+        configured=bool(current_app.config["MORKET"]["STRIPE_SECRET_KEY"]),
+    )
+
+
+def _back(workspace: Workspace, **args: str) -> str:
+    return url_for("billing.index", slug=workspace.slug, _external=True, **args)
+
+
+@bp.post("/w/<slug>/billing/checkout")
+@workspace_page(PERMISSION, hidden=True)
+def checkout(workspace: Workspace, membership: Member) -> Response:
+    """Start Stripe Checkout for the chosen plan or pack and send the browser there."""
+    plan_key = request.form.get("plan") or None
+    pack_key = request.form.get("pack") or None
+    try:
+        started = service.start_checkout(
+            workspace,
+            current_user,
+            plan_key=plan_key,
+            pack_key=pack_key,
+            success_url=_back(workspace, checkout="success") + "&session_id={CHECKOUT_SESSION_ID}",
+            cancel_url=_back(workspace, checkout="cancelled"),
+        )
+    except MorketError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("billing.index", slug=workspace.slug), code=303)
+    db.session.commit()
+    return redirect(started.url, code=303)
+
+
+@bp.post("/w/<slug>/billing/portal")
+@workspace_page(PERMISSION, hidden=True)
+def portal(workspace: Workspace, membership: Member) -> Response:
+    """Open Stripe's customer portal (cards, plan changes, cancelling, invoices)."""
+    try:
+        url = service.open_portal(workspace, current_user, return_url=_back(workspace))
+    except MorketError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("billing.index", slug=workspace.slug), code=303)
+    db.session.commit()
+    return redirect(url, code=303)
+
+
+@bp.post("/billing/stripe/webhook")
+@csrf.exempt
+@limiter.exempt
+def stripe_webhook() -> tuple[Response, int]:
+    """Stripe's events: verified, applied once with their effects, or refused (400) changing nothing."""
+    try:
+        event = events.verify(request.get_data(cache=False), request.headers.get("Stripe-Signature"))
+    except MorketError as exc:
+        if exc.status == 400:
+            log_security_event("stripe_webhook_refused", reason=exc.message)
+        return jsonify({"error": {"code": exc.code, "message": exc.message}}), exc.status
+    try:
+        outcome = events.process(event)
+        db.session.commit()
+    except Exception as exc:  # any failure: keep nothing of it, note it, let Stripe retry
+        db.session.rollback()
+        current_app.logger.exception("stripe event failed", extra={"stripe_event": event.id, "type": event.type})
+        events.record_failure(event, exc)
+        db.session.commit()
+        return jsonify({"error": {"code": "processing_failed", "message": "Will be processed on retry."}}), 500
+    return jsonify({"received": True, "status": outcome.status}), 200

@@ -181,9 +181,12 @@ def transaction_for_writes() -> None:
 
 
 def workspace_page(
-    permission: str, *, member_source: Callable[..., Any] | None = None
+    permission: str, *, member_source: Callable[..., Any] | None = None, hidden: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Guard a ``/w/<slug>/...`` view: members only (404 to others), then ``permission`` (403).
+
+    With ``hidden``, a member without the permission gets 404 too: the page's existence is not
+    theirs to know (billing).
 
     The view receives ``workspace`` and ``membership`` instead of ``slug``.
 
@@ -234,10 +237,11 @@ def workspace_page(
                 log_security_event(
                     "authorization_refused", user_id=current_user.id, workspace_id=workspace.id, permission=permission
                 )
-                abort(403)
+                abort(404 if hidden else 403)
             return view(workspace=workspace, membership=membership, **kwargs)
 
         wrapper.morket_permission = permission  # type: ignore[attr-defined]
+        wrapper.morket_hidden = hidden  # type: ignore[attr-defined]
         return wrapper
 
     return decorator

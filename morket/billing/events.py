@@ -1,0 +1,333 @@
+"""Stripe webhooks: verified, each event id applied exactly once, its effects in one transaction.
+
+``verify`` checks the ``Stripe-Signature`` header over the raw body with
+``stripe.Webhook.construct_event`` (5 minutes' tolerance); a bad, stale or missing signature is a
+400 and nothing is written. ``process`` then claims the event id in ``billing_events`` (an
+``INSERT … ON CONFLICT`` that succeeds only for a new id or one whose handling failed before) and
+runs its handler in the same transaction, so the claim and the effects commit together or not at
+all: an event sent twice, or two deliveries at once, apply once (the second waits on the first's
+row and then finds it processed). A handler that raises leaves nothing; the view records the
+failure in a transaction of its own and answers 500, and Stripe's retry applies the event.
+
+Handlers never trust the event's copy of an object, nor the order events arrive in: they read the
+object's current state from Stripe (a session, invoice, subscription, charge or dispute) and act
+on that, with idempotency keys on every grant, so a replay or a late event changes nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from morket.accounts.models import User
+from morket.billing import plans
+from morket.billing.models import BillingAccount, BillingEvent
+from morket.billing.service import (
+    BillingUnavailable,
+    account_for_customer,
+    apply_subscription,
+    claw_back,
+    ensure_account,
+    field,
+    grant_purchase,
+    purchase_for_payment,
+    start_grace,
+    stripe_client,
+)
+from morket.core.db import utcnow
+from morket.core.errors import MorketError
+from morket.core.roles import BILLING_ADMIN, OWNER
+from morket.extensions import db
+from morket.workspaces.models import Membership, Workspace
+
+TOLERANCE_SECONDS = 300
+ERROR_MAX = 2000
+
+
+class BadSignature(MorketError):
+    """The request is not a Stripe event signed with our secret within the tolerance."""
+
+    status = 400
+    code = "bad_signature"
+
+
+def verify(payload: bytes, header: str | None) -> stripe.Event:
+    """The event in ``payload`` if ``header`` signs it with the webhook secret; BadSignature otherwise."""
+    secret = current_app.config["MORKET"]["STRIPE_WEBHOOK_SECRET"]
+    if not secret:
+        raise BillingUnavailable("Billing webhooks are not set up on this Morket server.")
+    if not header:
+        raise BadSignature("The Stripe-Signature header is missing.")
+    try:
+        return stripe.Webhook.construct_event(payload, header, secret, tolerance=TOLERANCE_SECONDS)
+    except ValueError:
+        raise BadSignature("The body is not a Stripe event.") from None
+    except stripe.SignatureVerificationError:
+        raise BadSignature("The signature does not match this body, or it is older than 5 minutes.") from None
+
+
+@dataclass
+class Outcome:
+    """What processing did: ``processed``, ``ignored`` (a type Morket does not act on) or ``duplicate``."""
+
+    status: str
+    workspace_id: int | None = None
+    summary: str = ""
+
+
+Handler = Callable[[Any, stripe.StripeClient, Outcome], None]
+
+
+def _claim(event: stripe.Event, status: str) -> int | None:
+    """Claim the event id for this transaction; None when it was processed already."""
+    stmt = (
+        pg_insert(BillingEvent)
+        .values(stripe_event_id=event.id, type=event.type[:80], status=status, attempts=1, summary="")
+        .on_conflict_do_update(
+            index_elements=[BillingEvent.stripe_event_id],
+            set_={"status": status, "attempts": BillingEvent.attempts + 1, "error": None},
+            where=BillingEvent.status == "failed",
+        )
+        .returning(BillingEvent.id)
+    )
+    return db.session.scalar(stmt)
+
+
+def process(event: stripe.Event) -> Outcome:
+    """Apply ``event`` once, in the caller's transaction (the caller commits, or rolls back on error)."""
+    handler = HANDLERS.get(event.type)
+    row_id = _claim(event, "processed" if handler else "ignored")
+    if row_id is None:
+        return Outcome("duplicate")
+    outcome = Outcome("processed" if handler else "ignored")
+    if handler is not None:
+        handler(event.data.object, stripe_client(), outcome)
+    db.session.execute(
+        update(BillingEvent)
+        .where(BillingEvent.id == row_id)
+        .values(workspace_id=outcome.workspace_id, summary=outcome.summary[:300], processed_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    return outcome
+
+
+def record_failure(event: stripe.Event, exc: BaseException) -> None:
+    """Note a failed handling (after the rollback, in a new transaction): Stripe's retry applies it."""
+    error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX]
+    db.session.execute(
+        pg_insert(BillingEvent)
+        .values(stripe_event_id=event.id, type=event.type[:80], status="failed", attempts=1, error=error, summary="")
+        .on_conflict_do_update(
+            index_elements=[BillingEvent.stripe_event_id],
+            set_={"error": error},
+            where=BillingEvent.status == "failed",
+        )
+    )
+
+
+# Handlers ----------------------------------------------------------------------------------------
+
+
+def _account(customer: str | None, workspace_hint: Any, outcome: Outcome) -> BillingAccount | None:
+    """The account of ``customer``, locked; a checkout's workspace adopts its customer the first time."""
+    account = account_for_customer(customer)
+    if account is None and workspace_hint is not None and str(workspace_hint).isdigit():
+        workspace_id = int(str(workspace_hint))
+        if db.session.get(Workspace, workspace_id) is not None:
+            account = ensure_account(workspace_id, lock=True)
+            if account.stripe_customer_id and customer and account.stripe_customer_id != customer:
+                outcome.summary = f"customer {customer} does not belong to workspace {workspace_id}"
+                return None
+            if customer and not account.stripe_customer_id:
+                account.stripe_customer_id = customer
+    if account is None:
+        outcome.summary = outcome.summary or f"no workspace for customer {customer}"
+        return None
+    outcome.workspace_id = account.workspace_id
+    return account
+
+
+def _checkout_completed(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
+    session = client.v1.checkout.sessions.retrieve(obj.id, params={"expand": ["line_items"]})
+    hint = field(session, "client_reference_id") or field(session, "metadata", "workspace_id")
+    account = _account(field(session, "customer"), hint, outcome)
+    if account is None:
+        return
+    if field(session, "mode") == "subscription":
+        sub_id = field(session, "subscription")
+        if sub_id:
+            chosen = apply_subscription(account, client.v1.subscriptions.retrieve(str(sub_id)))
+            outcome.summary = f"subscription {sub_id}: {chosen.name}"
+        return
+    if field(session, "payment_status") != "paid":
+        outcome.summary = f"checkout {session.id} not paid yet ({field(session, 'payment_status')})"
+        return
+    line = field(session, "line_items", "data", 0)
+    if line is None:
+        line = field(client.v1.checkout.sessions.line_items.list(session.id), "data", 0)
+    pack = plans.pack_for_price(field(line, "price", "id"))
+    if pack is None:
+        outcome.summary = f"checkout {session.id}: no credit pack in it"
+        return
+    quantity = int(field(line, "quantity") or 1)
+    granted = grant_purchase(
+        account,
+        kind="pack",
+        ref=session.id,
+        item=pack.key,
+        amount=pack.credits * quantity,
+        amount_cents=int(field(session, "amount_total") or 0),
+        payment_intent=field(session, "payment_intent"),
+        note=f"Credit pack: {pack.name}" + (f" × {quantity}" if quantity > 1 else ""),
+    )
+    outcome.summary = f"{pack.name} × {quantity}: " + ("granted" if granted else "granted before")
+
+
+def _invoice_subscription(inv: Any) -> str | None:
+    return field(inv, "parent", "subscription_details", "subscription") or field(inv, "subscription")
+
+
+def _invoice_payment_intent(inv: Any) -> str | None:
+    return field(inv, "payment_intent") or field(inv, "payments", "data", 0, "payment", "payment_intent")
+
+
+def _invoice_paid(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
+    inv = client.v1.invoices.retrieve(obj.id)
+    sub_id = _invoice_subscription(inv)
+    account = _account(field(inv, "customer"), field(inv, "metadata", "workspace_id"), outcome)
+    if account is None:
+        return
+    if field(inv, "status") != "paid" or not sub_id:
+        outcome.summary = f"invoice {inv.id}: {field(inv, 'status')}, nothing to grant"
+        return
+    sub = client.v1.subscriptions.retrieve(str(sub_id))
+    line = field(inv, "lines", "data", 0)
+    price = field(line, "pricing", "price_details", "price") or field(line, "price", "id") or field(line, "plan", "id")
+    chosen = plans.plan_for_price(price) or plans.plan_for_price(field(sub, "items", "data", 0, "price", "id"))
+    apply_subscription(account, sub)
+    if account.grace_invoice_id == inv.id or field(sub, "status") in ("active", "trialing"):
+        account.grace_until = None
+        account.grace_invoice_id = None
+    if chosen is None:
+        outcome.summary = f"invoice {inv.id}: no Morket plan in it"
+        return
+    granted = grant_purchase(
+        account,
+        kind="plan",
+        ref=inv.id,
+        item=chosen.key,
+        amount=chosen.monthly_credits,
+        amount_cents=int(field(inv, "amount_paid") or 0),
+        payment_intent=_invoice_payment_intent(inv),
+        note=f"{chosen.name} plan: this period's {chosen.monthly_credits:,} credits (invoice {inv.id})",
+    )
+    outcome.summary = f"invoice {inv.id}: {chosen.name} " + ("credits granted" if granted else "granted before")
+
+
+def _invoice_failed(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
+    inv = client.v1.invoices.retrieve(obj.id)
+    account = _account(field(inv, "customer"), None, outcome)
+    if account is None:
+        return
+    if field(inv, "status") == "paid" or not _invoice_subscription(inv):
+        outcome.summary = f"invoice {inv.id}: {field(inv, 'status')}, no grace needed"
+        return
+    if start_grace(account, inv.id):
+        _email_billing_people(account, inv)
+        outcome.summary = f"invoice {inv.id} failed: grace until {account.grace_until:%Y-%m-%d}"
+    else:
+        outcome.summary = f"invoice {inv.id} failed: grace period already running"
+
+
+def _email_billing_people(account: BillingAccount, inv: Any) -> None:
+    from morket.mail.service import absolute_url, send_email
+
+    workspace = db.session.get(Workspace, account.workspace_id)
+    assert workspace is not None
+    rows = db.session.execute(
+        select(User.email, User.name)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.workspace_id == workspace.id, Membership.role.in_((OWNER, BILLING_ADMIN)))
+    )
+    link = absolute_url("billing.index", slug=workspace.slug)
+    current = plans.plan(account.plan)
+    for row in rows:
+        send_email(
+            row.email,
+            f"Payment failed for {workspace.name}: update your card within "
+            f"{current_app.config['MORKET']['BILLING_GRACE_DAYS']} days",
+            "billing_payment_failed",
+            name=row.name,
+            workspace_name=workspace.name,
+            plan_name=current.name,
+            grace_until=account.grace_until,
+            link=link,
+            amount=int(field(inv, "amount_due") or 0) / 100,
+            currency=str(field(inv, "currency") or "usd").upper(),
+        )
+
+
+def _subscription_changed(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
+    try:
+        sub = client.v1.subscriptions.retrieve(obj.id)
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status != 404:
+            raise
+        sub = obj  # gone at Stripe: the event's copy says how it ended
+        if field(sub, "status") in ("active", "trialing", "past_due"):
+            sub["status"] = "canceled"
+    account = _account(field(sub, "customer"), field(sub, "metadata", "workspace_id"), outcome)
+    if account is None:
+        return
+    chosen = apply_subscription(account, sub)
+    outcome.summary = f"subscription {sub.id} {field(sub, 'status')}: {chosen.name}"
+
+
+def _charge_refunded(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
+    charge = client.v1.charges.retrieve(obj.id)
+    _claw_back_charge(charge, outcome, dispute=None)
+
+
+def _dispute_created(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
+    dispute = client.v1.disputes.retrieve(obj.id)
+    charge_id = field(dispute, "charge")
+    charge = client.v1.charges.retrieve(charge_id if isinstance(charge_id, str) else charge_id.id)
+    _claw_back_charge(charge, outcome, dispute=dispute.id)
+
+
+def _claw_back_charge(charge: Any, outcome: Outcome, *, dispute: str | None) -> None:
+    purchase = purchase_for_payment(field(charge, "payment_intent"))
+    if purchase is None:
+        outcome.summary = f"charge {charge.id}: no credits were granted for it"
+        return
+    account = ensure_account(purchase.workspace_id, lock=True)
+    outcome.workspace_id = account.workspace_id
+    amount = int(field(charge, "amount") or 0)
+    refunded = int(field(charge, "amount_refunded") or 0)
+    if dispute is not None or field(charge, "refunded") or (amount and refunded >= amount):
+        target = purchase.credits
+    else:
+        target = purchase.credits * refunded // amount if amount else 0
+    why = f"dispute {dispute}" if dispute else f"refund of charge {charge.id}"
+    taken = claw_back(account, purchase, target, reason=f"Credits taken back: {why} ({purchase.stripe_ref})")
+    outcome.summary = f"{why}: {taken:,} credits taken back, {account.credit_shortfall:,} owed"
+
+
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": _checkout_completed,
+    "checkout.session.async_payment_succeeded": _checkout_completed,
+    "invoice.paid": _invoice_paid,
+    "invoice.payment_succeeded": _invoice_paid,
+    "invoice.payment_failed": _invoice_failed,
+    "customer.subscription.created": _subscription_changed,
+    "customer.subscription.updated": _subscription_changed,
+    "customer.subscription.deleted": _subscription_changed,
+    "charge.refunded": _charge_refunded,
+    "charge.dispute.created": _dispute_created,
+}
