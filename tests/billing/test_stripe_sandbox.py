@@ -418,7 +418,7 @@ def test_errors_are_shaped_like_stripes(stripe_sandbox):
     with pytest.raises(stripe.AuthenticationError) as bad_key:
         box.client_for("pk_live_nope").v1.customers.list()
     with pytest.raises(stripe.InvalidRequestError) as bad_expand:
-        box.client.v1.customers.create(params={"expand": ["email"]})
+        box.client.v1.customers.create(params={"email": "x@example.com", "expand": ["email"]})
 
     assert (errors["unknown"].code, errors["unknown"].param) == ("parameter_unknown", "foo")
     assert (errors["missing"].code, errors["missing"].param) == ("parameter_missing", "mode")
@@ -429,6 +429,7 @@ def test_errors_are_shaped_like_stripes(stripe_sandbox):
     assert bad_key.value.http_status == 401
     assert bad_expand.value.param == "expand"
     assert box.client.v1.checkout.sessions.list().data == []  # nothing half-made
+    assert box.client.v1.customers.list().data == []
 
 
 def test_paying_an_open_invoice_with_a_declining_card_is_a_402_card_error(stripe_sandbox):

@@ -115,6 +115,12 @@ from morket.providers.sandboxes.stripe_hooks import WebhookDispatcher
 KEY_PREFIXES = ("sk_test_", "rk_test_", "sandbox-")
 SESSION_TTL = DAY
 EXPAND_DEPTH = 4
+# Fields an ``expand[]`` path may walk through: checked before a call changes anything.
+EXPANDABLE = frozenset({
+    "customer", "subscription", "latest_invoice", "invoice", "payment_intent", "latest_charge", "charge", "product",
+    "price", "default_price", "data", "items", "lines", "test_clock", "refunds", "payments", "payment", "parent",
+    "subscription_details", "pricing", "price_details", "default_payment_method",
+})  # fmt: skip
 
 # product id, name, price id, lookup key, amount, interval (None: one-time), metadata
 CATALOGUE = (
@@ -459,8 +465,9 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
             self.request_meta = {"id": request_id, "idempotency_key": key}
             try:
                 params = Params(parse_form(pairs), allowed)
+                expand = self._expand_paths(params)
                 body = getattr(self, f"_{op}")(params, *args, request=request)
-                body = self._expanded(body, params.expand())
+                body = self._expanded(body, expand)
                 status = 200
             except StripeError as exc:
                 status, body = exc.status, {"error": exc.body}
@@ -487,16 +494,24 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
             return json_response({"error": error.body}, 400, headers)
         return json_response(body, status, {**headers, "Idempotent-Replayed": "true", "Idempotency-Key": key})
 
-    def _expanded(self, body: dict[str, Any], paths: list[str]) -> dict[str, Any]:
-        if not paths:
-            return body
-        body = copy.deepcopy(body)
+    @staticmethod
+    def _expand_paths(params: Params) -> list[str]:
+        paths = params.expand()
         for path in paths:
             parts = path.split(".")
             if len(parts) > EXPAND_DEPTH:
                 raise StripeError(400, f"You cannot expand more than {EXPAND_DEPTH} levels of a property. "
                                   f"Property: {path}", param="expand")  # fmt: skip
-            self._expand(body, parts, path)
+            if not all(part in EXPANDABLE for part in parts):
+                raise StripeError(400, f"This property cannot be expanded ({path}).", param="expand")
+        return paths
+
+    def _expanded(self, body: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+        if not paths:
+            return body
+        body = copy.deepcopy(body)
+        for path in paths:
+            self._expand(body, path.split("."), path)
         return body
 
     def _expand(self, obj: Any, parts: list[str], path: str) -> None:
