@@ -4,9 +4,10 @@ Routes are classified by what guards them; a route that fits no class fails
 ``test_every_route_is_classified``, so nothing new escapes the matrix:
 
 - workspace pages (``/w/<slug>/...``): anonymous → log in; a member of another workspace → 404;
-  each role → 403 exactly when ``can(role, permission)`` is false, and never 404/5xx otherwise;
+  each role → 403 exactly when ``can(role, permission)`` is false (404 on a hidden page: billing),
+  and never 404/5xx otherwise;
 - API operations (``/api/v1``): no token → 401; a token of another workspace, given this
-  workspace's ids → 404; each role → 403 exactly when ``can`` is false;
+  workspace's ids → 404; each role → 403 exactly when ``can`` is false (404 when hidden);
 - admin console (``/admin``): 404 to everyone but platform admins;
 - account pages that need a login: anonymous → log in;
 - public pages: answer without a login and never 5xx.
@@ -50,6 +51,7 @@ PUBLIC = {
     "api.refresh_token",
     "api.receive_enrichment_callback",
     "api.receive_inbound_webhook",
+    "billing.stripe_webhook",
 }
 LOGIN_REQUIRED = {
     "accounts.logout",
@@ -350,8 +352,10 @@ def test_workspace_pages_for_every_role(app, client, new_client, db, route_cases
             token = csrf_token(browser, "/w")
             resp = _request(browser, method, _fill(rule, team, endpoint=endpoint), csrf=token)
             expected_forbidden = not can(role, permission)
-            if expected_forbidden and resp.status_code != 403:
-                failures.append(f"{method} {rule} as {role} → {resp.status_code}, expected 403")
+            # A hidden page (billing) answers a role without its permission as if it did not exist.
+            refusal = 404 if getattr(app.view_functions[endpoint], "morket_hidden", False) else 403
+            if expected_forbidden and resp.status_code != refusal:
+                failures.append(f"{method} {rule} as {role} → {resp.status_code}, expected {refusal}")
             # A 404 is wrong only where we passed real ids; a route keyed by query string may 404 without them.
             denied = {403, 404} if "<int:" in rule else {403}
             if not expected_forbidden and (resp.status_code in denied or resp.status_code >= 500):
@@ -398,8 +402,9 @@ def test_api_operations_for_every_role(app, client, db, route_cases):
             user = team.users[role]
             resp = _request(client, method, path, json={}, headers=_bearer(user, team.workspace, role))
             forbidden = op.permission is not None and not can(role, op.permission)
-            if forbidden and resp.status_code != 403:
-                failures.append(f"{method} {rule} as {role} → {resp.status_code}, expected 403")
+            refusal = 404 if op.hidden else 403
+            if forbidden and resp.status_code != refusal:
+                failures.append(f"{method} {rule} as {role} → {resp.status_code}, expected {refusal}")
             if not forbidden and (resp.status_code in {401, 403, 404} or resp.status_code >= 500):
                 failures.append(f"{method} {rule} as {role} → {resp.status_code}, expected access")
     assert not failures, "\n".join(failures)
