@@ -27,6 +27,8 @@ from morket.core.db import utcnow
 from morket.core.errors import MorketError
 from morket.crm.providers import HUBSPOT, CrmSpec, instance_url_allowed
 
+log = logging.getLogger(__name__)
+
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 _TOKEN_IN_PATH = re.compile(r"(/oauth/v1/(?:access|refresh)-tokens/)[^\s\"/?]+")
 
@@ -202,9 +204,13 @@ def revoke(
                     f"{spec.setting(settings, 'LOGIN_URL')}/services/oauth2/revoke",
                     data={"token": token},
                 )
-    except httpx.HTTPError:
+    except httpx.HTTPError as exc:
+        log.warning("%s revoke failed: %s", spec.label, type(exc).__name__)  # never the token
         return False
-    return resp.status_code in (200, 204)
+    if resp.status_code not in (200, 204):
+        log.warning("%s revoke not confirmed: HTTP %s", spec.label, resp.status_code)
+        return False
+    return True
 
 
 def _hubspot_account(spec: CrmSpec, settings: Mapping[str, Any], found: Tokens) -> None:

@@ -165,6 +165,7 @@ def complete_connect(
     except oauth.CrmAuthError as exc:
         raise ConnectRefused(exc.message) from None
     connection = get_connection(workspace, provider) or CrmConnection(workspace_id=workspace.id, provider=provider)
+    _revoke_previous(workspace, spec, connection, found)
     connection.account_id = found.account_id[:64]
     connection.account_name = found.account_name[:255]
     connection.scopes = [s[:120] for s in found.scopes]
@@ -184,6 +185,28 @@ def complete_connect(
     redis_connection().delete(*(_SCHEMA_KEY.format(connection.id, o.name) for o in spec.objects))
     record_audit(workspace, actor, "crm.connect", f"{provider}:{connection.account_id}", scopes=connection.scopes)
     return workspace, connection
+
+
+def _revoke_previous(workspace: Workspace, spec: CrmSpec, connection: CrmConnection, found: oauth.Tokens) -> bool:
+    """On a reconnect, revoke the grant being replaced (unless the CRM handed the same refresh token back).
+
+    A revoke that fails is logged (never with the token) and does not stop the reconnect: the new
+    tokens replace the old ones either way.
+    """
+    if connection.id is None or not connection.access_ciphertext:
+        return False
+    try:
+        access = tokens.unseal(workspace.id, spec.name, "access", connection.access_ciphertext)
+        refresh = (
+            tokens.unseal(workspace.id, spec.name, "refresh", connection.refresh_ciphertext)
+            if connection.refresh_ciphertext
+            else None
+        )
+    except tokens.NotConnected:
+        return False
+    if (refresh or access) in (found.refresh_token, found.access_token):
+        return False
+    return oauth.revoke(spec, _settings(), refresh, access)
 
 
 def disconnect(workspace: Workspace, actor: User, provider: str) -> bool:
