@@ -1,1 +1,134 @@
-"""The JSON API of ai under /api/v1."""
+"""Model endpoints over the JSON API: list (keys masked), the models pickers offer, create, delete, test.
+
+Listing takes any reader's token or an API key; creating, deleting and testing an endpoint take a
+manager's user token (an API key must not swap where the workspace's prompts and data go).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from morket.ai import service
+from morket.ai.models import AiEndpoint
+from morket.api.routing import Principal, api_route, user_actor
+from morket.api.schemas import DeletedOut, Out, Request
+from morket.extensions import db
+
+TAG = "AI"
+
+
+class EndpointCreate(Request):
+    """A model endpoint; its key is encrypted and never returned again (only its last characters)."""
+
+    name: str = Field(min_length=1, max_length=service.NAME_MAX, description="A name to tell endpoints apart.")
+    kind: Literal["openai", "anthropic"] = Field(description="openai: any OpenAI-compatible server; anthropic.")
+    base_url: str | None = Field(
+        default=None,
+        max_length=service.URL_MAX,
+        description="e.g. https://api.openai.com/v1 or https://openrouter.ai/api/v1; empty: the kind's own API.",
+    )
+    api_key: str = Field(min_length=1, max_length=service.SECRET_MAX, description="The endpoint's API key.")
+    model: str = Field(min_length=1, max_length=service.MODEL_MAX, description="The default model.")
+    models: list[str] = Field(default_factory=list, max_length=service.MODELS_MAX, description="Other models.")
+
+
+class EndpointOut(Out):
+    """A model endpoint, its key masked."""
+
+    id: int
+    name: str
+    kind: str
+    base_url: str
+    model: str
+    models: list[str]
+    masked: str = Field(description='The last characters of a long key, e.g. "••••1a2b".')
+    created_at: datetime
+
+
+class ModelOut(Out):
+    """A model a picker offers: on the platform default (endpoint_id null, charged in credits) or an endpoint."""
+
+    endpoint_id: int | None
+    endpoint_name: str
+    kind: str
+    model: str
+    platform: bool
+
+
+class ProbeOut(Out):
+    """What one tiny call to the endpoint gave: its answer, or the error."""
+
+    ok: bool
+    message: str
+    input_tokens: int
+    output_tokens: int
+
+
+def _out(endpoint: AiEndpoint) -> EndpointOut:
+    return EndpointOut(
+        id=endpoint.id,
+        name=endpoint.name,
+        kind=endpoint.kind,
+        base_url=endpoint.base_url,
+        model=endpoint.model,
+        models=list(endpoint.models or []),
+        masked=endpoint.masked,
+        created_at=endpoint.created_at,
+    )
+
+
+@api_route(
+    "/ai/endpoints", "GET", summary="List model endpoints (keys masked)", tag=TAG, permission="ai.view",
+    response=list[EndpointOut],
+)  # fmt: skip
+def list_ai_endpoints(principal: Principal) -> list[EndpointOut]:
+    """The workspace's own model endpoints; answers from them cost no platform credits."""
+    return [_out(e) for e in service.list_endpoints(principal.workspace)]
+
+
+@api_route(
+    "/ai/models", "GET", summary="List the models AI columns may use", tag=TAG, permission="ai.view",
+    response=list[ModelOut],
+)  # fmt: skip
+def list_ai_models(principal: Principal) -> list[ModelOut]:
+    """Morket's default endpoint's models first (charged in credits), then each endpoint's."""
+    return [ModelOut.model_validate(choice) for choice in service.list_models(principal.workspace)]
+
+
+@api_route(
+    "/ai/endpoints", "POST", summary="Add a model endpoint", tag=TAG, permission="ai.manage",
+    body=EndpointCreate, response=EndpointOut, status=201,
+)  # fmt: skip
+def create_ai_endpoint(principal: Principal, body: EndpointCreate) -> EndpointOut:
+    """Store the endpoint with its key encrypted. Needs a user's token."""
+    endpoint = service.create_endpoint(
+        principal.workspace, user_actor(principal), name=body.name, kind=body.kind, base_url=body.base_url,
+        api_key=body.api_key, model=body.model, models=body.models,
+    )  # fmt: skip
+    db.session.commit()
+    return _out(endpoint)
+
+
+@api_route(
+    "/ai/endpoints/<int:endpoint_id>", "DELETE", summary="Delete a model endpoint", tag=TAG,
+    permission="ai.manage", response=DeletedOut,
+)  # fmt: skip
+def delete_ai_endpoint(principal: Principal, endpoint_id: int) -> DeletedOut:
+    """AI columns using it stop reaching it at once. Needs a user's token."""
+    service.delete_endpoint(principal.workspace, user_actor(principal), endpoint_id)
+    db.session.commit()
+    return DeletedOut(id=endpoint_id)
+
+
+@api_route(
+    "/ai/endpoints/<int:endpoint_id>/test", "POST", summary="Test a model endpoint", tag=TAG,
+    permission="ai.manage", response=ProbeOut,
+)  # fmt: skip
+def test_ai_endpoint(principal: Principal, endpoint_id: int) -> ProbeOut:
+    """Make one tiny call to the endpoint's default model and say what came back. Needs a user's token."""
+    result = service.probe_endpoint(principal.workspace, user_actor(principal), endpoint_id)
+    db.session.commit()
+    return ProbeOut.model_validate(result)
