@@ -47,6 +47,9 @@ CRM_SANDBOX_CLIENTS = {
     "SALESFORCE_CLIENT_ID": "sandbox-morket-salesforce",
     "SALESFORCE_CLIENT_SECRET": "sandbox-morket-salesforce-secret",
 }
+# Without a Stripe key of your own, billing runs against the Stripe sandbox with these.
+STRIPE_SANDBOX_KEY = "sk_test_sandbox_morket"
+STRIPE_SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_morket"  # noqa: S105 - the sandbox's documented test secret
 PR_SET_PDEATHSIG = 1
 
 
@@ -140,6 +143,12 @@ class DevServer:
     def start_sandbox(self, timeout: float = 20) -> bool:
         """Run the sandboxes as a child and point web and worker at them; False if they never answer."""
         port = int(self.env.get("MORKET_SANDBOX_PORT") or free_port())
+        stripe_sandbox = not self.env.get("MORKET_STRIPE_SECRET_KEY")
+        if stripe_sandbox:
+            # The Stripe sandbox signs its webhooks with this secret and sends them to our web server.
+            self.env.setdefault("MORKET_STRIPE_WEBHOOK_SECRET", STRIPE_SANDBOX_WEBHOOK_SECRET)
+            web = self.env.get("MORKET_BASE_URL") or f"http://{self.host}:{self.port}"
+            self.env["MORKET_STRIPE_SANDBOX_WEBHOOK_URL"] = f"{web}/billing/stripe/webhook"
         self.spawn(
             "sandbox", [sys.executable, "-m", "morket.providers.sandboxes", "--host", "127.0.0.1", "--port", str(port)]
         )
@@ -157,7 +166,11 @@ class DevServer:
         self.env["MORKET_SALESFORCE_LOGIN_URL"] = f"{base}/salesforce"
         for key, value in CRM_SANDBOX_CLIENTS.items():
             self.env[f"MORKET_{key}"] = value
-        say(f"sandbox mode: demo providers and CRMs (HubSpot, Salesforce) with synthetic data at {base}")
+        if stripe_sandbox:
+            self.env["MORKET_STRIPE_API_BASE"] = f"{base}/stripe"
+            self.env["MORKET_STRIPE_SECRET_KEY"] = STRIPE_SANDBOX_KEY
+        stripe_note = " and Stripe (test mode)" if stripe_sandbox else ""
+        say(f"sandbox mode: demo providers, CRMs (HubSpot, Salesforce){stripe_note} with synthetic data at {base}")
         return True
 
     # -- Morket's processes ---------------------------------------------------------------

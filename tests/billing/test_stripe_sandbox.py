@@ -13,6 +13,7 @@ import httpx
 import pytest
 import stripe
 
+from morket.devserver import DevServer
 from tests.support.sandbox import WebhookSink
 
 SECRET = "whsec_sandbox_tests_5f1e"
@@ -499,3 +500,21 @@ def test_the_hosted_page_names_the_sandbox_and_escapes_what_it_shows(stripe_sand
 
     assert "Stripe sandbox" in page and "<script>x" not in page
     assert re.search(r"5,000 credits × 1", page) and "$50.00" in page
+
+
+@pytest.mark.timeout(60)
+def test_make_runs_sandbox_mode_points_billing_at_the_stripe_sandbox():
+    server = DevServer({"PATH": "/usr/bin:/bin", "MORKET_PORT": "5999"})
+    try:
+        assert server.start_sandbox()
+        env = server.env
+        client = stripe.StripeClient(
+            env["MORKET_STRIPE_SECRET_KEY"], base_addresses={"api": env["MORKET_STRIPE_API_BASE"]}
+        )
+        pro = client.v1.prices.retrieve("price_morket_pro")
+        settings = httpx.get(env["MORKET_STRIPE_API_BASE"].replace("/stripe", "/_sandbox/stripe/state")).json()
+    finally:
+        server.stop_children()
+    assert pro.unit_amount == 14900
+    assert settings["settings"]["webhook_url"] == "http://127.0.0.1:5999/billing/stripe/webhook"
+    assert settings["settings"]["webhook_secret"] == env["MORKET_STRIPE_WEBHOOK_SECRET"]

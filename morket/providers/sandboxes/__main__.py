@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     base = f"http://{args.host}:{server.server_port}"
     print(
         f"[sandbox] providers at {base}/hunter, {base}/apollo, {base}/clearbit (keys: sandbox-...); CRMs at "
-        f"{base}/hubspot, {base}/salesforce (OAuth clients: sandbox-...)",
+        f"{base}/hubspot, {base}/salesforce (OAuth clients: sandbox-...); Stripe (test mode) at {base}/stripe "
+        "(keys: sk_test_...)",
         flush=True,
     )
     try:

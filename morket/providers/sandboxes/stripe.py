@@ -74,13 +74,17 @@ more than what is left is a 400 (``amount_too_large`` / ``charge_already_refunde
   ``charge.dispute.created``.
 
 Webhooks are signed ``Stripe-Signature: t=…,v1=…`` (see ``stripe_hooks``); verify them with
-``stripe.Webhook.construct_event(body, header, secret)``. State lives in memory per process.
+``stripe.Webhook.construct_event(body, header, secret)``. Under ``make run`` (sandbox mode, no
+``MORKET_STRIPE_SECRET_KEY`` of your own) events go to ``MORKET_STRIPE_SANDBOX_WEBHOOK_URL`` (the web
+server's ``/billing/stripe/webhook``) signed with ``MORKET_STRIPE_WEBHOOK_SECRET``. State lives in
+memory per process.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import secrets
 import string
@@ -110,7 +114,7 @@ from morket.providers.sandboxes.stripe_api import (
     parse_form,
 )
 from morket.providers.sandboxes.stripe_billing import BillingMixin
-from morket.providers.sandboxes.stripe_hooks import WebhookDispatcher
+from morket.providers.sandboxes.stripe_hooks import DEFAULT_SECRET, WebhookDispatcher
 
 KEY_PREFIXES = ("sk_test_", "rk_test_", "sandbox-")
 SESSION_TTL = DAY
@@ -210,6 +214,11 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
     def reset(self) -> None:
         with self.lock:
             self.hooks.reset()
+            # make run's sandbox mode names Morket's webhook endpoint and secret in the environment.
+            self.hooks.configure({
+                "webhook_url": os.environ.get("MORKET_STRIPE_SANDBOX_WEBHOOK_URL") or None,
+                "webhook_secret": os.environ.get("MORKET_STRIPE_WEBHOOK_SECRET") or DEFAULT_SECRET,
+            })  # fmt: skip
             self.objects: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS.values()}
             self.cards: dict[str, str] = {}  # customer -> test card number later charges use
             self.session_items: dict[str, list[dict[str, Any]]] = {}
