@@ -61,7 +61,7 @@ def load_table(table_id: int) -> IndexedTable | None:
     return IndexedTable(int(table_id), int(row.workspace_id), kept)
 
 
-def _documents_select(table: IndexedTable, *, where: str = "") -> str:
+def documents_select(table: IndexedTable, *, where: str = "") -> str:
     """The SELECT producing the documents of ``table``'s rows (all, or those ``where`` keeps)."""
     values = []
     for column_id, kind in table.columns:
@@ -103,7 +103,7 @@ def index_rows(table: IndexedTable, row_ids: list[int]) -> int:
     _exec("DELETE FROM search_documents WHERE table_id = :t AND row_id = ANY(:ids)", {"t": table.id, "ids": row_ids})
     if not table.columns or not row_ids:
         return 0
-    return _exec(_INSERT + _documents_select(table, where="AND r.id = ANY(:ids)"), {"ids": row_ids}).rowcount
+    return _exec(_INSERT + documents_select(table, where="AND r.id = ANY(:ids)"), {"ids": row_ids}).rowcount
 
 
 def reindex_table(table: IndexedTable) -> int:
@@ -114,7 +114,7 @@ def reindex_table(table: IndexedTable) -> int:
     """
     _exec("DELETE FROM search_documents WHERE table_id = :t", {"t": table.id})
     _exec("DELETE FROM search_pending WHERE table_id = :t", {"t": table.id})
-    written = _exec(_INSERT + _documents_select(table)).rowcount if table.columns else 0
+    written = _exec(_INSERT + documents_select(table)).rowcount if table.columns else 0
     _exec(
         "INSERT INTO search_tables (table_id, workspace_id, indexed_at) VALUES (:t, :w, now()) "
         "ON CONFLICT (table_id) DO UPDATE SET indexed_at = now(), workspace_id = EXCLUDED.workspace_id",

@@ -26,6 +26,7 @@ from morket.tables.filters import OPERATORS
 from morket.tables.models import Column, Table, View
 from morket.tables.number_format import NUMERIC_TYPES, format_number, format_of, number_texts, raw_text
 from morket.tables.search import search_window
+from morket.tables.windows import row_position
 
 ROW_HEIGHT = 32
 ROWNUM_WIDTH = 76  # the row-number column fits seven digits (row 1000000)
@@ -238,6 +239,14 @@ def grid(workspace: Workspace, membership: Member, table_id: int):
     columns = _visible_columns(table, view)
     # A stale sorted/filtered view is ordered by the first window request, which shows "Sorting…".
     sorting = view is not None and view.is_ordered and view.order_stale
+    # ?row=<id> (a search result) opens the grid scrolled to that row with its panel open.
+    open_row = _int_arg("row", 0, 0, 2**63 - 1) or None
+    open_pos = None
+    if open_row is not None:
+        if view is not None and view.is_ordered:
+            transaction_for_writes()
+        open_pos = row_position(workspace, table, view, open_row)
+        sorting = view is not None and view.is_ordered and view.order_stale
     total = None if sorting else service.count_rows(workspace, current_user, table, view)
     resp = render_page_or_fragment(
         "tables/grid.html",
@@ -257,6 +266,8 @@ def grid(workspace: Workspace, membership: Member, table_id: int):
         can_manage=can(membership.role, "tables.manage"),
         import_url=_import_url(workspace, table.id),
         editor=_editor(table, view) if view is not None else None,
+        open_row=open_row,
+        open_pos=open_pos,
     )
     if total is not None and view is not None and view.is_ordered:
         db.session.commit()  # counting rebuilds an order a crash emptied: keep it

@@ -396,3 +396,23 @@ def ensure_view_order(workspace: Workspace, table: Table, view: View) -> None:
     view.rank_base, view.rank_gaps = 1, []
     view.order_stale = False
     db.session.flush()
+
+
+def row_position(workspace: Workspace, table: Table, view: View | None, row_id: int) -> int | None:
+    """Return the position of row ``row_id`` in ``view``'s order (the default order without one).
+
+    None when the table has no such row, or the view's filters leave it out. The default order
+    reads the row's key and counts the gaps before it (no scan, at any depth); a sorted or
+    filtered view looks the row up in its built order.
+    """
+    check_owned(workspace, table)
+    rows = storage.storage_for(table).rows
+    key = db.session.execute(select(rows.c.pos).where(rows.c.id == row_id)).scalar()
+    if key is None:
+        return None
+    if view is None or not view.is_ordered:
+        return storage.position_of(table.pos_base, table.pos_gaps or [], int(key))
+    ensure_view_order(workspace, table, view)
+    order = storage.order_table(table.id, view.id)
+    rank = db.session.execute(select(order.c.rank).where(order.c.row_id == row_id)).scalar()
+    return None if rank is None else storage.position_of(view.rank_base, view.rank_gaps or [], int(rank))

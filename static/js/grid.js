@@ -31,8 +31,25 @@
     window.addEventListener("resize", function () { self.onScroll(); });
     el.addEventListener("click", function (e) { self.onClick(e); });
     el.addEventListener("keydown", function (e) { self.onKey(e); });
-    this.fetchWindow(0, true);
+    if (el.dataset.openRow) { this.openTarget(el.dataset.openRow, parseInt(el.dataset.openPos, 10)); } else { this.fetchWindow(0, true); }
   }
+
+  // ?row=<id> (a search result): scroll to the row at any depth, mark it, and open its panel.
+  Grid.prototype.openTarget = function (rowId, pos) {
+    var el = this.el;
+    if (!isNaN(pos) && this.total) {
+      el.scrollTop = this.scrollTopFor(Math.max(0, pos - 2));
+      this.fetchWindow(undefined, true);
+    } else {
+      this.fetchWindow(0, true);
+    }
+    var mark = function () {
+      var row = el.querySelector('.grid-row[data-row-id="' + rowId + '"]');
+      if (row) { row.classList.add("is-target"); }
+    };
+    el.addEventListener("grid:window-rendered", mark);
+    this.openRow({dataset: {rowId: rowId}});
+  };
 
   // Column widths come from data-width (the view's widths); rows are CSS grids sharing --grid-cols.
   // Frozen columns stick at left offsets --f1..--f10 (see grid.css).
@@ -302,6 +319,7 @@
     return {
       scrollToPos: function (pos) { g.scrollToPos(pos); },
       refresh: function () { g.refresh(); },
+      busy: function () { return !!g.pending; },
       totalRows: function () { return g.total || 0; },
       rowHeight: g.rowHeight
     };
