@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,8 +15,10 @@ import pytest
 import stripe
 
 from morket.devserver import DevServer
+from tests.support.live import chromium_page
 from tests.support.sandbox import WebhookSink
 
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 SECRET = "whsec_sandbox_tests_5f1e"
 MONTH = 31 * 86_400
 DAY = 86_400
@@ -518,3 +521,36 @@ def test_make_runs_sandbox_mode_points_billing_at_the_stripe_sandbox():
     assert pro.unit_amount == 14900
     assert settings["settings"]["webhook_url"] == "http://127.0.0.1:5999/billing/stripe/webhook"
     assert settings["settings"]["webhook_secret"] == env["MORKET_STRIPE_WEBHOOK_SECRET"]
+
+
+@pytest.mark.timeout(90)
+def test_a_browser_subscribes_on_the_hosted_page_and_manages_the_plan_in_the_portal(stripe_sandbox):
+    box = stripe_sandbox
+    morket = WebhookSink().start()  # stands in for Morket's success and return pages
+    customer = box.client.v1.customers.create(params={"email": "grace@example.com"})
+    session = new_session(
+        box, customer=customer.id, success_url=morket.url("/billing/done?session_id={CHECKOUT_SESSION_ID}")
+    )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with chromium_page(width=1280, height=860) as page:
+            page.goto(session.url)
+            page.screenshot(path=str(SCREENSHOTS / "stripe-sandbox-checkout.png"))
+            page.get_by_label("Visa •••• 0341").check()
+            page.get_by_role("button", name="Subscribe").click()
+            page.wait_for_url(re.compile(r"/billing/done\?session_id=cs_test_"))
+            assert page.url.endswith(session.id)
+            portal = box.client.v1.billing_portal.sessions.create(
+                params={"customer": customer.id, "return_url": morket.url("/billing")}
+            )
+            page.goto(portal.url)
+            page.get_by_role("button", name="Cancel plan").click()
+            page.wait_for_load_state("load")
+            assert page.get_by_role("status").inner_text() == "Your plan will be canceled at the end of the period."
+            page.screenshot(path=str(SCREENSHOTS / "stripe-sandbox-portal.png"))
+            assert page.problems == []
+    finally:
+        morket.stop()
+    assert box.events()[-1].type == "customer.subscription.updated"
+    sub = box.client.v1.subscriptions.list(params={"customer": customer.id}).data[0]
+    assert sub.cancel_at_period_end is True and sub.default_payment_method == "pm_card_0341"

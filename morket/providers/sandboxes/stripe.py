@@ -749,7 +749,11 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
             return stripe_pages.missing_page("checkout session")
         if session["status"] != "open":
             return stripe_pages.closed_page(session)
-        return stripe_pages.checkout_page(session, self.session_items[ident])
+        return stripe_pages.checkout_page(session, self.session_items[ident], email=self._email_of(session))
+
+    def _email_of(self, session: dict[str, Any]) -> str | None:
+        customer = self.objects["customer"].get(session["customer"] or "")
+        return session["customer_email"] or (customer or {}).get("email")
 
     def _checkout_submit(self, request: Request, ident: str) -> Response:
         session = self._open_session(ident)
@@ -762,10 +766,13 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
         if action == "decline":
             card = "4000000000000002"
         elif action != "pay" or card not in stripe_pages.TEST_CARDS:
-            return stripe_pages.checkout_page(session, self.session_items[ident], error="Choose a test card and Pay.")
+            return stripe_pages.checkout_page(
+                session, self.session_items[ident], email=self._email_of(session), error="Choose a test card and Pay."
+            )
         error = self._submit_checkout(session, card, request.form.get("email"))
         if error:
-            return stripe_pages.checkout_page(session, self.session_items[ident], error=error)
+            email = request.form.get("email") or self._email_of(session)
+            return stripe_pages.checkout_page(session, self.session_items[ident], email=email, error=error)
         target = session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
         return Response("", status=303, headers={"Location": target})
 

@@ -4,6 +4,7 @@ customer portal (cancel or renew, switch plan, change the card). Plain HTML form
 from __future__ import annotations
 
 import html
+from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug.wrappers import Response
@@ -29,7 +30,8 @@ border-radius:6px}.row{display:flex;gap:10px;margin-top:18px;flex-wrap:wrap}butt
 border-radius:6px;border:1px solid #b6bac4;background:#fff;cursor:pointer}
 button.primary{background:#1f5fd1;border-color:#1f5fd1;color:#fff}
 .error{background:#fdecec;color:#8a1c1c;border-radius:6px;padding:8px 12px;margin:12px 0}a{color:#1f5fd1}
-.card{border:1px solid #eef0f3;border-radius:8px;padding:12px 14px;margin:10px 0}select{font:inherit;padding:6px}"""
+.card{border:1px solid #eef0f3;border-radius:8px;padding:12px 14px;margin:10px 0}
+select{font:inherit;padding:6px;max-width:100%}"""
 
 
 def money(amount: int, currency: str) -> str:
@@ -37,6 +39,12 @@ def money(amount: int, currency: str) -> str:
     symbol = {"usd": "$", "eur": "€", "gbp": "£"}.get(currency.lower())
     value = f"{amount / 100:,.2f}"
     return f"{symbol}{value}" if symbol else f"{value} {currency.upper()}"
+
+
+def day(ts: int) -> str:
+    """A timestamp as a date people read (7 Jan 2027)."""
+    moment = datetime.fromtimestamp(ts, UTC)
+    return f"{moment.day} {moment:%b %Y}"
 
 
 def _page(title: str, body: str, status: int = 200) -> Response:
@@ -57,10 +65,12 @@ def _lines(items: list[dict[str, Any]], currency: str, total: int) -> str:
     return f'<table>{rows}<tr class="total"><td>Total due today</td><td class=amount>{due}</td></tr></table>'
 
 
-def checkout_page(session: dict[str, Any], items: list[dict[str, Any]], *, error: str | None = None) -> Response:
+def checkout_page(
+    session: dict[str, Any], items: list[dict[str, Any]], *, email: str | None = None, error: str | None = None
+) -> Response:
     """The hosted Checkout page of an open session: the items, an email, a test card, Pay and Decline."""
     subscription = session["mode"] == "subscription"
-    email = session.get("customer_email") or (session.get("customer_details") or {}).get("email") or ""
+    email = email or session.get("customer_email") or ""
     cards = "".join(
         f'<label><input type="radio" name="card" value="{n}"{" checked" if i == 0 else ""}> '
         f'{html.escape(label)} <span class="muted">({html.escape(effect)})</span></label>'
@@ -117,7 +127,7 @@ def portal_page(
         blocks.append(
             f"""<div class="card"><strong>{html.escape(price.get("nickname") or price["id"])}</strong>
 <span class="muted">{money(price["unit_amount"], price["currency"])} / {price["recurring"]["interval"]} · {state}
-· period ends {ends}</span>
+· {"ends" if sub["cancel_at_period_end"] else "renews"} {day(ends)}</span>
 <form method="post"><input type="hidden" name="subscription" value="{sub["id"]}"><div class="row">{toggle}
 <select name="price" aria-label="Plan">{options}</select>
 <button type="submit" name="action" value="switch">Switch plan</button></div></form></div>"""
