@@ -154,7 +154,7 @@ def _account(customer: str | None, workspace_hint: Any, outcome: Outcome) -> Bil
 
 
 def _checkout_completed(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
-    session = client.v1.checkout.sessions.retrieve(obj.id, params={"expand": ["line_items"]})
+    session = client.v1.checkout.sessions.retrieve(obj.id)
     hint = field(session, "client_reference_id") or field(session, "metadata", "workspace_id")
     account = _account(field(session, "customer"), hint, outcome)
     if account is None:
@@ -168,9 +168,7 @@ def _checkout_completed(obj: Any, client: stripe.StripeClient, outcome: Outcome)
     if field(session, "payment_status") != "paid":
         outcome.summary = f"checkout {session.id} not paid yet ({field(session, 'payment_status')})"
         return
-    line = field(session, "line_items", "data", 0)
-    if line is None:
-        line = field(client.v1.checkout.sessions.line_items.list(session.id), "data", 0)
+    line = field(client.v1.checkout.sessions.line_items.list(session.id), "data", 0)
     pack = plans.pack_for_price(field(line, "price", "id"))
     if pack is None:
         outcome.summary = f"checkout {session.id}: no credit pack in it"

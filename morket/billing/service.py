@@ -66,7 +66,7 @@ def stripe_client() -> stripe.StripeClient:
             options["base_addresses"] = {"api": base, "connect": base, "files": base, "meter_events": base}
         found = stripe.StripeClient(
             key,
-            http_client=stripe.HTTPXClient(timeout=STRIPE_TIMEOUT, allow_sync_methods=True),
+            http_client=stripe.new_default_http_client(timeout=STRIPE_TIMEOUT),
             max_network_retries=2,
             **options,
         )
@@ -76,7 +76,9 @@ def stripe_client() -> stripe.StripeClient:
 
 def stripe_failed(exc: stripe.StripeError) -> BillingUnavailable:
     """A Stripe error as the error a user sees (the details go to the log, not the page)."""
-    current_app.logger.warning("stripe call failed", extra={"stripe_error": type(exc).__name__})
+    current_app.logger.warning(
+        "stripe call failed: %s %s", type(exc).__name__, getattr(exc, "user_message", None) or str(exc)[:300]
+    )
     return BillingUnavailable("Stripe did not answer as expected; nothing was changed. Try again in a minute.")
 
 

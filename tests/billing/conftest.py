@@ -72,3 +72,80 @@ def post_event(client, body: bytes, header: str | None = "sign"):
     if header is not None:
         headers["Stripe-Signature"] = header
     return client.post(WEBHOOK_PATH, data=body, headers=headers)
+
+
+class StripeRelay:
+    """The Stripe sandbox with its webhooks caught by a receiver and handed to the app by the test.
+
+    The app runs inside the test's transaction, so the events the sandbox signs and sends are
+    received by a loopback server and then posted, byte for byte with Stripe's own signature
+    header, through the test client (``deliver``). ``deliver`` may hand over everything again,
+    as Stripe does when it resends.
+    """
+
+    def __init__(self, base: str, sink) -> None:
+        import httpx
+
+        self.api = f"{base}/stripe"
+        self.control = httpx.Client(base_url=f"{base}/_sandbox/stripe", timeout=15)
+        self.sink = sink
+        self.delivered = 0
+        self.client = stripe.StripeClient(
+            "sk_test_morket_billing_tests", base_addresses={"api": self.api}, max_network_retries=0
+        )
+
+    def post(self, path: str, **body):
+        resp = self.control.post(path, json=body)
+        assert resp.status_code < 300, resp.text
+        return resp.json()
+
+    def received(self) -> list[dict]:
+        assert self.post("webhooks/wait", timeout=15)["idle"]
+        with self.sink.lock:
+            return list(self.sink.received)
+
+    def deliver(self, client, *, again: bool = False, reverse: bool = False) -> list:
+        """Post the events received since the last call (all of them with ``again``) to the app."""
+        found = self.received()
+        batch = found if again else found[self.delivered :]
+        self.delivered = len(found)
+        if reverse:
+            batch = batch[::-1]
+        answers = []
+        for item in batch:
+            resp = client.post(
+                WEBHOOK_PATH,
+                data=item["body"],
+                headers={"Content-Type": "application/json", "Stripe-Signature": item["headers"]["Stripe-Signature"]},
+            )
+            answers.append((json.loads(item["body"])["type"], resp.status_code, resp.get_json()))
+        return answers
+
+    def event_ids(self) -> list[str]:
+        return [json.loads(item["body"])["id"] for item in self.received()]
+
+
+@pytest.fixture
+def stripe_relay(app, sandbox_server, stripe_settings, monkeypatch):
+    """The sandbox's Stripe (reset), the app pointed at it, its webhooks relayed by ``deliver``."""
+    from tests.support.sandbox import WebhookSink
+
+    sink = WebhookSink().start()
+    relay = StripeRelay(sandbox_server.base, sink)
+    relay.post("reset")
+    relay.post("config", webhook_url=sink.url(WEBHOOK_PATH), webhook_secret=WEBHOOK_SECRET)
+    monkeypatch.setitem(app.config["MORKET"], "STRIPE_API_BASE", relay.api)
+    monkeypatch.setitem(app.config["MORKET"], "STRIPE_SECRET_KEY", "sk_test_morket_billing_tests")
+    yield relay
+    relay.post("reset")
+    sink.stop()
+    relay.control.close()
+
+
+def pay_on_page(url: str, card: str = "4242424242424242"):
+    """Submit the sandbox's hosted checkout page as a browser would; return its answer (303 when paid)."""
+    import httpx
+
+    page = httpx.get(url)
+    assert page.status_code == 200 and f'value="{card}"' in page.text
+    return httpx.post(url, data={"email": "buyer@example.com", "card": card, "action": "pay"})
