@@ -366,6 +366,7 @@ def _load(
     if inserted or updated:
         tables.mark_views_stale(workspace, table, None)
         tables.refresh_lookups(workspace, table)
+        tables.announce_change(table.id, "import")  # open grids fetch again once the import commits
     db.session.flush()
     skipped = good - inserted - updated
     parts = [f"{plural(inserted, 'row')} added"]

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql as pg
 from morket.extensions import db
 from morket.runs.executor import ClaimedRow
 from morket.runs.models import ACTIVE_RUN_STATUSES, OPEN_ROW_STATUSES, Run, RunRow
-from morket.tables import storage
+from morket.tables import live, storage
 from morket.tables.models import Table
 
 PAUSE_REDIS = "Paused: the job queue (Redis) cannot be reached. The run resumes when it is back."
@@ -59,6 +59,8 @@ def cells_written(table: Table, run_id: int, items: list[dict[str, Any]]) -> Non
     """Announce cells of ``run_id`` that reached a final state (the engine's writes call this)."""
     if not items:
         return
+    # Open grids of the table fetch the new values once the batch commits.
+    live.announce(table.id, "cells", sorted({int(item["row_id"]) for item in items}))
     for listener in _CELLS.values():
         listener(table, run_id, items)
 

@@ -10,6 +10,9 @@ def register(app: Flask) -> None:
     from morket.tables import (  # noqa: F401 - register the tables (and undo steps) with the metadata
         column_views,  # the column endpoints
         edit_views,  # the grid edit endpoints
+        hooks,
+        live,
+        live_views,  # the live grid's stream
         lookup_views,  # the lookup column settings and preview
         models,
         overview_views,
@@ -21,4 +24,6 @@ def register(app: Flask) -> None:
 
     register_droppable_schema(models.USER_SCHEMA)
     add_overview_section("tables", overview_views.overview_tables)
+    hooks.on_row_events("live", live.on_row_events)
+    hooks.on_rows_changed("live", live.on_rows_changed)
     app.register_blueprint(bp)

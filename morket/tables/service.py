@@ -43,6 +43,7 @@ from morket.tables.cells import CellError, check_characters
 from morket.tables.column_configs import clean_config
 from morket.tables.editing import apply_grid_change, cell_steps, read_cells, row_snapshots, write_cells
 from morket.tables.filters import validate_filters, validate_sort
+from morket.tables.live import announce as announce_change
 from morket.tables.models import COLUMN_TYPES, Column, Table, View
 from morket.tables.rows import (
     MAX_DELETE_ROWS,
@@ -107,6 +108,7 @@ __all__ = [
     "insert_rows",
     "update_cell",
     "delete_rows",
+    "announce_change",
     # cells in batches, with their undo steps
     "read_cells",
     "cell_steps",
