@@ -12,6 +12,8 @@ differ), unchanged. The first ``PREVIEW_SHOWN`` differences are listed; the coun
 
 from __future__ import annotations
 
+import json
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +46,8 @@ MAX_SELECTED = 100_000
 PREVIEW_MAX_ROWS = 10_000
 PREVIEW_SHOWN = 50
 PREVIEW_SECONDS = 60.0
+CHANGES_KEY = "morket:crm-preview:{}"
+CHANGES_SECONDS = 900
 
 
 @dataclass
@@ -63,6 +67,7 @@ class Preview:
     calls: int = 0
     differences: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    changed_ids: list[int] = field(default_factory=list)  # the rows to create or update
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -372,6 +377,7 @@ def preview(
                 theirs = answer.get(key)
                 if theirs is None:
                     result.create += 1
+                    result.changed_ids.append(row_id)
                     continue
                 diffs = [
                     {"field": name, "column": labels.get(cid, name), "crm": theirs.get(name), "morket": values[name]}
@@ -382,9 +388,32 @@ def preview(
                     result.unchanged += 1
                     continue
                 result.update += 1
+                result.changed_ids.append(row_id)
                 if len(result.differences) < PREVIEW_SHOWN:
                     result.differences.append({"row_id": row_id, "key": key, "record_id": theirs.get("id"),
                                                "fields": diffs})  # fmt: skip
         result.calls = sender.calls
     result.seconds = time.monotonic() - started
     return result
+
+
+def remember_changes(workspace: Workspace, actor: Actor, table: Table, provider: str, found: Preview) -> str:
+    """Keep the rows a preview found to create or update, for "Send only the changes"; return its token."""
+    token = secrets.token_urlsafe(16)
+    value = {"workspace_id": workspace.id, "table_id": table.id, "provider": provider,
+             "user_id": getattr(actor, "id", None), "row_ids": found.changed_ids}  # fmt: skip
+    redis_connection().set(CHANGES_KEY.format(token), json.dumps(value), ex=CHANGES_SECONDS)
+    return token
+
+
+def changed_rows(workspace: Workspace, actor: Actor, table: Table, provider: str, token: str) -> list[int]:
+    """The rows a preview of this table by this user found to change; ValidationFailed once it expired."""
+    raw = redis_connection().get(CHANGES_KEY.format(token)) if token else None
+    found = json.loads(raw) if raw else None
+    mine = (workspace.id, table.id, provider, getattr(actor, "id", None))
+    if found is None or (found["workspace_id"], found["table_id"], found["provider"], found["user_id"]) != mine:
+        raise ValidationFailed("That preview expired (after 15 minutes); preview the changes again.",
+                               fields={"changes": ["expired"]})  # fmt: skip
+    if not found["row_ids"]:
+        raise ValidationFailed("The preview found nothing to change; nothing was sent.", fields={"changes": ["none"]})
+    return [int(r) for r in found["row_ids"]]

@@ -165,9 +165,10 @@ def preview(workspace: Workspace, membership: Member, table_id: int, provider: s
     except MorketError as exc:
         db.session.rollback()
         return Response(render_template("crm/_push_preview.html", problem=exc.message, spec=spec), status=200)
+    changes = pushes.remember_changes(workspace, current_user, table, provider, found) if found.changed_ids else None
     db.session.commit()
     return render_template("crm/_push_preview.html", preview=found.as_dict(), estimate=estimate, spec=spec,
-                           problem=None)  # fmt: skip
+                           problem=None, changes=changes)  # fmt: skip
 
 
 @bp.post("/w/<slug>/tables/<int:table_id>/crm/<provider>/push")
@@ -176,14 +177,19 @@ def preview(workspace: Workspace, membership: Member, table_id: int, provider: s
 def start_push(workspace: Workspace, membership: Member, table_id: int, provider: str) -> ResponseReturnValue:
     _spec(provider)
     table = get_table_or_404(workspace, table_id)
+    only = request.form.get("changes")
     try:
-        run = pushes.start_push(workspace, current_user, table, provider, **_scope_args())
+        if only:  # "Send only the changes" of the preview just shown: those rows, selected
+            row_ids = pushes.changed_rows(workspace, current_user, table, provider, only)
+            run = pushes.start_push(workspace, current_user, table, provider, scope="selected", row_ids=row_ids)
+        else:
+            run = pushes.start_push(workspace, current_user, table, provider, **_scope_args())
     except MorketError as exc:
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(url_for("crm.push_page", slug=workspace.slug, table_id=table_id, provider=provider), code=303)
     db.session.commit()
-    flash(f"Push started: {run.total:,} rows.", "success")
+    flash(f"Push started: {run.total:,} rows" + (" (only the changes)." if only else "."), "success")
     return redirect(url_for("crm.push_page", slug=workspace.slug, table_id=table_id, provider=provider), code=303)
 
 

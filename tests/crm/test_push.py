@@ -100,3 +100,50 @@ def test_preview_push_then_edit_and_push_again(client, db, crm, hubspot):
     }
     third = push.preview(workspace, table, "hubspot", scope="all")
     assert (third.create, third.update, third.unchanged) == (0, 0, ROWS)
+
+
+def test_send_only_the_changes_of_a_preview(client, new_client, db, crm, hubspot):
+    import re
+
+    from morket.runs.models import Run
+    from tests.factories import MembershipFactory, csrf_token, login
+
+    workspace, owner, table, mapping = hubspot
+    run_push(db, workspace, owner, table, "hubspot")
+    edited = sorted(cells(db, table, mapping.record_id_column_id))[:4]
+    for rid in edited:
+        table_rows.update_cell(workspace, owner, table, rid, column(table, "Job title"), "Head of Growth")
+    db.session.commit()
+    page = f"/w/{workspace.slug}/tables/{table.id}/crm/hubspot"
+    token = csrf_token(client, page)
+    fragment = client.post(f"{page}/preview", data={"scope": "all"}, headers={"X-CSRFToken": token})
+    html = fragment.get_data(as_text=True)
+    assert "Send only the 4 changes" in html and f"the {ROWS - 4} unchanged records are not sent" in html
+    changes = re.search(r'name="changes" value="([^"]+)"', html).group(1)
+
+    # Someone else (even in the same workspace) cannot replay this preview's rows.
+    member = MembershipFactory(workspace=workspace, role="member").user
+    other = new_client()
+    login(other, member)
+    refused = other.post(f"{page}/push", data={"scope": "all", "changes": changes},
+                         headers={"X-CSRFToken": csrf_token(other, page)})  # fmt: skip
+    assert "That preview expired" in other.get(refused.headers["Location"]).get_data(as_text=True)
+    pushes_before = db.session.query(Run).filter_by(table_id=table.id).count()
+
+    resp = client.post(f"{page}/push", data={"scope": "all", "changes": changes}, headers={"X-CSRFToken": token})
+    assert "Push started: 4 rows (only the changes)" in client.get(resp.headers["Location"]).get_data(as_text=True)
+    run = db.session.query(Run).filter_by(table_id=table.id).order_by(Run.id.desc()).first()
+    assert db.session.query(Run).filter_by(table_id=table.id).count() == pushes_before + 1
+    assert run.total == 4
+    from morket.crm.push_executor import work
+
+    work(run.id, 0, budget=30)
+    db.session.expire_all()
+    progress = push.progress(db.session.get(Run, run.id))
+    assert (progress["created"], progress["updated"], progress["failed"]) == (0, 4, 0)
+    assert crm.state("hubspot")["records"]["contacts"] == ROWS
+
+    # A made-up or expired token starts nothing.
+    resp = client.post(f"{page}/push", data={"scope": "all", "changes": "nope"}, headers={"X-CSRFToken": token})
+    assert "That preview expired" in client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert db.session.query(Run).filter_by(table_id=table.id).count() == pushes_before + 1

@@ -1,4 +1,5 @@
-"""In a real browser, sandbox mode: the table's "more" menu -> Send to HubSpot, map, preview, push, push again."""
+"""In a real browser, sandbox mode: the table's "more" menu -> Send to HubSpot, map, preview, push 1,000
+rows, edit 10, preview (10 updates, 990 unchanged), send only the changes (10 updates, 0 new)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from tests.crm.push_support import COLUMNS, column, person
 from tests.crm.test_browser import crm_env  # noqa: F401 - the CRM sandboxes for the live server
 from tests.factories import PASSWORD
 
-# 200 rows, not the issue's 1,000: the same code paths (two batches of 100 upserts, batched reads
-# in the preview) at a fifth of the time on a shared test machine; tests/crm/test_push.py covers size.
-ROWS = 200
+# The issue's numbers: 1,000 enriched rows to create, then 10 edited rows to update.
+ROWS = 1000
+EDITED = 10
 
 
 def _push(app, sandbox: str, run_jobs):
@@ -78,7 +79,7 @@ def test_send_a_table_to_hubspot_from_its_more_menu(crm_env, app, live_server, b
 
     page.get_by_role("button", name="Preview changes").click()
     preview = page.locator("[data-preview]")
-    expect(preview.locator("[data-create]")).to_have_text(str(ROWS))
+    expect(preview.locator("[data-create]")).to_have_text(f"{ROWS:,}")
     expect(preview.locator("[data-update]")).to_have_text("0")
     problems += check_page(page, "crm-push-preview", "1366x768")
     page.set_viewport_size({"width": 390, "height": 844})
@@ -86,11 +87,11 @@ def test_send_a_table_to_hubspot_from_its_more_menu(crm_env, app, live_server, b
     page.set_viewport_size({"width": 1366, "height": 768})
 
     page.get_by_role("button", name="Send to HubSpot").click()
-    expect(page.locator("#toasts")).to_contain_text(f"Push started: {ROWS} rows")
+    expect(page.locator("#toasts")).to_contain_text(f"Push started: {ROWS:,} rows")
     _push(app, crm_env, run_jobs)
     first = page.locator(".crm-push-run").first
     expect(first).to_have_attribute("data-status", "completed", timeout=15_000)
-    expect(first.locator("[data-created]")).to_have_text(str(ROWS))
+    expect(first.locator("[data-created]")).to_have_text(f"{ROWS:,}")
     problems += check_page(page, "crm-push-done", "1366x768")
     state = httpx.get(f"{crm_env}/_sandbox/hubspot/state").json()
     assert state["records"]["contacts"] == ROWS
@@ -104,7 +105,7 @@ def test_send_a_table_to_hubspot_from_its_more_menu(crm_env, app, live_server, b
     expect(first_ids.first).not_to_have_attribute("data-raw", "")
     assert all(v for v in first_ids.evaluate_all("cells => cells.slice(0, 20).map(c => c.dataset.raw)"))
 
-    # Edit three rows, preview: 3 updates, the rest unchanged; push again: nothing new.
+    # Edit ten rows, preview: 10 updates, the rest unchanged; push again: 10 updates, nothing new.
     with app.app_context():
         from morket.accounts.models import User
         from morket.tables import storage
@@ -115,7 +116,7 @@ def test_send_a_table_to_hubspot_from_its_more_menu(crm_env, app, live_server, b
         owner = db.session.query(User).filter_by(email="noa@example.com").one()
         table = db.session.get(Table, table_id)
         store = storage.storage_for(table)
-        query = store.rows.select().with_only_columns(store.rows.c.id).order_by(store.rows.c.id).limit(3)
+        query = store.rows.select().with_only_columns(store.rows.c.id).order_by(store.rows.c.id).limit(EDITED)
         for (rid,) in db.session.execute(query):
             table_rows.update_cell(workspace, owner, table, rid, title_id, "Chief Revenue Officer")
         db.session.commit()
@@ -123,15 +124,18 @@ def test_send_a_table_to_hubspot_from_its_more_menu(crm_env, app, live_server, b
     page.locator(".grid-more > summary").click()
     page.get_by_role("link", name="Send to HubSpot", exact=True).click()
     page.get_by_role("button", name="Preview changes").click()
-    expect(preview.locator("[data-update]")).to_have_text("3")
+    expect(preview.locator("[data-update]")).to_have_text(str(EDITED))
     expect(preview.locator("[data-create]")).to_have_text("0")
-    expect(preview.locator("[data-unchanged]")).to_have_text(str(ROWS - 3))
+    expect(preview.locator("[data-unchanged]")).to_have_text(f"{ROWS - EDITED:,}")
     expect(page.locator("#crm-differences")).to_contain_text("Chief Revenue Officer")
-    page.get_by_role("button", name="Send to HubSpot").click()
+    problems += check_page(page, "crm-push-changes", "1366x768")
+    page.get_by_role("button", name=f"Send only the {EDITED} changes").click()
+    expect(page.locator("#toasts")).to_contain_text(f"Push started: {EDITED} rows (only the changes)")
     _push(app, crm_env, run_jobs)
     second = page.locator(".crm-push-run").first
     expect(second).to_have_attribute("data-status", "completed", timeout=15_000)
     expect(second.locator("[data-created]")).to_have_text("0")
+    expect(second.locator("[data-updated]")).to_have_text(str(EDITED))
     assert httpx.get(f"{crm_env}/_sandbox/hubspot/state").json()["records"]["contacts"] == ROWS
     assert problems == []
     assert page.problems == []
