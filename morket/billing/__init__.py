@@ -7,6 +7,10 @@ bp = Blueprint("billing", __name__)
 
 
 def register(app: Flask) -> None:
-    from morket.billing import models, views  # noqa: F401 - the models and routes (api: see morket.API_MODULES)
+    from morket.billing import models, service, views  # noqa: F401 - the models and routes (api: see morket.API_MODULES)
+    from morket.workspaces.overview import add_overview_section
+    from morket.workspaces.service import on_invite
 
+    on_invite("billing.seats", lambda workspace, taken: service.check_seats(workspace.id, taken))
+    add_overview_section("billing", lambda workspace, membership: {"billing_notice": views.notice(workspace.id)})
     app.register_blueprint(bp)

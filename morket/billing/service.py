@@ -440,6 +440,13 @@ def purchase_for_payment(payment_intent: str | None) -> BillingPurchase | None:
 
 
 # Limits --------------------------------------------------------------------------------------------
+#
+# Plans limit a workspace only where billing is set up (a Stripe key): a Morket server run without
+# billing sells nothing, so nothing is held back. Credits owed after a clawback block runs always.
+
+
+def limits_apply() -> bool:
+    return bool(current_app.config["MORKET"]["STRIPE_SECRET_KEY"])
 
 
 def check_run(workspace_id: int, rows: int) -> None:
@@ -450,6 +457,8 @@ def check_run(workspace_id: int, rows: int) -> None:
             f"Runs are paused: {account.credit_shortfall:,} credits are owed after a refund or dispute. "
             "Buy credits on the Billing page to continue."
         )
+    if not limits_apply():
+        return
     current = effective_plan(account)
     if current.run_rows is not None and rows > current.run_rows:
         better = next((p for p in plans.PLANS.values() if p.run_rows is None or p.run_rows >= rows), None)
@@ -458,6 +467,8 @@ def check_run(workspace_id: int, rows: int) -> None:
 
 def check_seats(workspace_id: int, seats_taken: int) -> None:
     """Refuse one more member (or invitation) beyond the plan's seats."""
+    if not limits_apply():
+        return
     current = plan_of(workspace_id)
     if current.seats is not None and seats_taken >= current.seats:
         better = next((p for p in plans.PLANS.values() if p.seats is None or p.seats > seats_taken), None)
@@ -466,6 +477,8 @@ def check_seats(workspace_id: int, seats_taken: int) -> None:
 
 def check_feature(workspace_id: int, feature: str) -> None:
     """Refuse a feature (``crm_sync``, ``ai``) the plan does not include."""
+    if not limits_apply():
+        return
     current = plan_of(workspace_id)
     if not getattr(current, feature):
         label = plans.FEATURE_LABELS.get(feature, feature)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 from sqlalchemy import select
 
+from morket.billing import service as billing
 from morket.core.audit import record_audit
 from morket.core.errors import Forbidden, MorketError, NotFound, ValidationFailed
 from morket.core.jobs import redis_connection
@@ -118,6 +119,7 @@ def start_connect(workspace: Workspace, actor: User, provider: str, redirect_uri
     """Begin connecting ``provider``: return (the CRM's consent URL, the state to keep in the session)."""
     _require(workspace, actor, "crm.manage")
     spec = spec_or_404(provider)
+    billing.check_feature(workspace.id, "crm_sync")  # the plan must include CRM sync
     settings = _settings()
     if not spec.configured(settings):
         raise ValidationFailed(f"{spec.label} is not set up on this Morket server (no OAuth app); ask its operator.")

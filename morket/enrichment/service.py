@@ -15,6 +15,7 @@ import pydantic
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from morket.billing import service as billing
 from morket.core.audit import record_audit
 from morket.core.db import utcnow
 from morket.core.errors import Conflict, MorketError, NotFound, ValidationFailed
@@ -232,6 +233,7 @@ def start_run(
     config = _check_column(workspace, table, column)
     scope = _check_scope(scope)
     estimate = estimate_run(workspace, table, column, scope=scope, row_ids=row_ids)
+    billing.check_run(workspace.id, estimate.rows)  # the plan's run size; credits owed block every run
     if estimate.needs_confirmation and not confirm:
         raise ConfirmationRequired(estimate)
     if estimate.rows + estimate.skipped == 0:

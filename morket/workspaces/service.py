@@ -127,6 +127,16 @@ def on_workspace_created(name: str, hook: Callable[[Workspace, User], object]) -
     _ON_CREATE[name] = hook
 
 
+# What the domains above this one check before an invitation goes out (billing: the plan's seats),
+# registered by them (``on_invite``): ``check(workspace, seats_taken)`` raises to refuse it.
+_INVITE_CHECKS: dict[str, Callable[[Workspace, int], object]] = {}
+
+
+def on_invite(name: str, check: Callable[[Workspace, int], object]) -> None:
+    """Call ``check(workspace, seats_taken)`` (members and other pending invitations) in every ``invite_member``."""
+    _INVITE_CHECKS[name] = check
+
+
 def create_workspace(actor: User, name: str) -> Workspace:
     """Create a workspace named ``name`` with ``actor`` as its owner."""
     if not actor.is_verified:
@@ -355,6 +365,23 @@ def invite_member(workspace: Workspace, actor: User, email: str, role: str) -> I
             Invitation.revoked_at.is_(None),
         )
     )
+    pending = list(pending)
+    if _INVITE_CHECKS:
+        taken = db.session.scalar(
+            select(func.count()).select_from(Membership).where(Membership.workspace_id == workspace.id)
+        ) + db.session.scalar(
+            select(func.count())
+            .select_from(Invitation)
+            .where(
+                Invitation.workspace_id == workspace.id,
+                Invitation.email != email,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > now,
+            )
+        )
+        for check in _INVITE_CHECKS.values():
+            check(workspace, int(taken))
     for previous in pending:
         previous.revoked_at = now
     invitation = Invitation(

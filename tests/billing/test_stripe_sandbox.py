@@ -367,6 +367,20 @@ def test_deleting_a_subscription_cancels_it_now(stripe_sandbox):
         box.client.v1.subscriptions.cancel(sub_id)
 
 
+def test_deleting_a_customer_ends_their_subscriptions(stripe_sandbox):
+    box = stripe_sandbox
+    _, customer, sub = on_clock(box)
+    box.forget_received()
+
+    deleted = box.client.v1.customers.delete(customer)
+
+    assert deleted.deleted is True
+    assert box.types() == ["customer.subscription.deleted", "customer.deleted"]
+    assert box.client.v1.subscriptions.retrieve(sub.id).status == "canceled"
+    with pytest.raises(stripe.InvalidRequestError):
+        box.client.v1.customers.retrieve(customer)
+
+
 # -- the portal -----------------------------------------------------------------------------------
 
 
