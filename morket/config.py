@@ -157,7 +157,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EXPORT_BACKGROUND_ROWS", _int, "50000", help="exports of more rows run as a job and are emailed"),
     Setting("LIVE_STREAMS", _int, "4", help="live grid streams open at once per web process (each holds a thread)"),
     Setting("LIVE_STREAM_SECONDS", _int, "120", help="a live grid stream ends after this long; the browser reconnects"),
-    Setting("LIVE_HEARTBEAT_SECONDS", _int, "15", help="seconds between a live grid stream's heartbeats"),
+    Setting("LIVE_HEARTBEAT_SECONDS", _int, "5", help="seconds between heartbeats; a closed tab frees its slot"),
     Setting("LOG_LEVEL", _str, "INFO"),
     Setting("METRICS_TOKEN", _str, "", secret=True, help="bearer token a Prometheus scraper sends to /metrics"),
     Setting("METRICS_ALLOW", _networks, "", help="networks (CIDRs) whose scrapers /metrics answers without a token"),

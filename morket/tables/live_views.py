@@ -20,7 +20,7 @@ from morket.tables import bp, live, service
 
 DEFAULT_STREAMS = 4
 DEFAULT_SECONDS = 120
-DEFAULT_HEARTBEAT = 15
+DEFAULT_HEARTBEAT = 5
 RETRY_MS = 2000
 
 
