@@ -8,7 +8,8 @@ fixtures, API version ``2026-10-28.endive``: subscription periods live on the it
 and, as the fixtures still show, in ``subscription``; read ``sub["items"]``, since ``.items`` is
 the dict method).
 
-**API** (``/v1/…``): customers (create, retrieve, update, list by ``email``); products and prices
+**API** (``/v1/…``): customers (create, retrieve, update, list by ``email``, delete: their
+subscriptions end); products and prices
 (a fixed catalogue, plus create; ``GET /v1/prices?lookup_keys[]=…&active=true&expand[]=data.product``);
 checkout sessions (create ``mode=subscription|payment`` with ``line_items``, ``customer`` or
 ``customer_email``, ``client_reference_id``, ``success_url`` (``{CHECKOUT_SESSION_ID}`` is filled
@@ -26,7 +27,8 @@ four levels). Unknown parameters, missing ones and unknown ids are 400/404
 ``{"error": {"type", "code", "message", "param"}}``; a declined ``/pay`` is a 402 ``card_error``.
 A POST with ``Idempotency-Key`` answers the first response again for the same key and
 parameters (header ``Idempotent-Replayed: true``) and a 400 ``idempotency_error`` for other
-parameters.
+parameters. The server-wide knobs apply too (``POST /_sandbox/config`` with ``"provider": "stripe"``:
+latency, error rate, a rate limit answered 429 ``rate_limit``; default 50 requests a second).
 
 **Catalogue** (price id = ``price_`` + lookup key; amounts in cents, USD): monthly plans
 ``morket_starter`` (4,900; metadata ``plan=starter``, ``monthly_credits=5000``), ``morket_pro``
@@ -119,6 +121,7 @@ from morket.providers.sandboxes.stripe_hooks import DEFAULT_SECRET, WebhookDispa
 KEY_PREFIXES = ("sk_test_", "rk_test_", "sandbox-")
 SESSION_TTL = DAY
 EXPAND_DEPTH = 4
+IDEMPOTENCY_KEPT = 10_000  # keys remembered (Stripe keeps them 24 hours); the oldest go first
 # Fields an ``expand[]`` path may walk through: checked before a call changes anything.
 EXPANDABLE = frozenset({
     "customer", "subscription", "latest_invoice", "invoice", "payment_intent", "latest_charge", "charge", "product",
@@ -154,6 +157,7 @@ ROUTES: list[Route] = [
     _route("GET", "/v1/customers", "customer_list", f"email test_clock {_L}"),
     _route("GET", r"/v1/customers/(cus_\w+|[^/]+)", "customer_get"),
     _route("POST", r"/v1/customers/([^/]+)", "customer_update", "email name description metadata phone"),
+    _route("DELETE", r"/v1/customers/([^/]+)", "customer_delete"),
     _route("POST", "/v1/products", "product_create", "name description metadata active id"),
     _route("GET", "/v1/products", "product_list", f"active {_L}"),
     _route("GET", r"/v1/products/([^/]+)", "product_get"),
@@ -341,9 +345,7 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
         return None
 
     def error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-        type_ = {429: "invalid_request_error", 401: "invalid_request_error"}.get(status, "api_error")
-        if status < 500 and status not in (401, 429):
-            type_ = "invalid_request_error"
+        type_ = "api_error" if status >= 500 else "invalid_request_error"
         body = StripeError(status, message, type_=type_, code=code or None).body
         return json_response({"error": body}, status, {**(headers or {}), "Request-Id": new_id("req")})
 
@@ -485,6 +487,8 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
             self._flush()
             if key is not None:
                 self.idempotent[(call.key, key)] = (f"{method} {route}", status, body, fingerprint)
+                while len(self.idempotent) > IDEMPOTENCY_KEPT:
+                    del self.idempotent[next(iter(self.idempotent))]
         if key is not None:
             headers["Idempotency-Key"] = key
         return json_response(body, status, headers)
@@ -588,6 +592,16 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
             cust["metadata"] = {k: v for k, v in cust["metadata"].items() if v != ""}
         self._emit("customer.updated", cust, self._now(ident), previous)
         return cust
+
+    def _customer_delete(self, p: Params, ident: str, request: Request) -> dict[str, Any]:
+        cust = self._get("customer", ident)
+        now = self._now(ident)
+        for sub in list(self.objects["subscription"].values()):
+            if sub["customer"] == ident and sub["status"] != "canceled":
+                self._end(sub, now, "cancellation_requested")
+        del self.objects["customer"][ident]
+        self._emit("customer.deleted", cust, now)
+        return {"id": ident, "object": "customer", "deleted": True}
 
     def _customer_list(self, p: Params, request: Request) -> dict[str, Any]:
         email, clock = p.text("email"), p.text("test_clock")

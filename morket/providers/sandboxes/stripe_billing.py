@@ -388,9 +388,9 @@ class BillingMixin:
 
     def _portal_page(self, request: Request, ident: str) -> Response:
         portal = self.objects["billing_portal.session"].get(ident)
-        if portal is None:
+        customer = self.objects["customer"].get(portal["customer"]) if portal else None
+        if portal is None or customer is None:
             return stripe_pages.missing_page("portal session")
-        customer = self.objects["customer"][portal["customer"]]
         subs = [s for s in reversed(self.objects["subscription"].values())
                 if s["customer"] == customer["id"] and s["status"] in LIVE]  # fmt: skip
         plans = [x for x in self.objects["price"].values() if x["type"] == "recurring" and x["active"]]
