@@ -425,6 +425,11 @@ def test_errors_are_shaped_like_stripes(stripe_sandbox):
         "missing": {"line_items": [{"price": "price_morket_pack_5k"}], "success_url": "x"},
         "no_price": {"mode": "payment", "line_items": [{"price": "price_nope"}], "success_url": "x"},
         "recurring": {"mode": "payment", "line_items": [{"price": "price_morket_pro"}], "success_url": "x"},
+        "bad_url": {
+            "mode": "payment",
+            "line_items": [{"price": "price_morket_pack_5k"}],
+            "success_url": "javascript:x",
+        },
     }
     errors = {}
     for name, params in cases.items():
@@ -442,6 +447,7 @@ def test_errors_are_shaped_like_stripes(stripe_sandbox):
     assert (errors["missing"].code, errors["missing"].param) == ("parameter_missing", "mode")
     assert (errors["no_price"].code, errors["no_price"].param) == ("resource_missing", "line_items[0][price]")
     assert "recurring price" in errors["recurring"].user_message
+    assert (errors["bad_url"].code, errors["bad_url"].param) == ("url_invalid", "success_url")
     assert all(e.http_status == 400 and e.error.type == "invalid_request_error" for e in errors.values())
     assert not_found.value.http_status == 404 and not_found.value.code == "resource_missing"
     assert bad_key.value.http_status == 401

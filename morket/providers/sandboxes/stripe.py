@@ -677,7 +677,8 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
         customer = p.text("customer")
         if customer:
             self._get("customer", customer, "customer")
-        success = p.text("success_url", required=True)
+        success = p.url("success_url", required=True)
+        cancel = p.url("cancel_url")
         now = self._now(customer)
         expires = p.integer("expires_at") or now + SESSION_TTL
         ident = "cs_test_" + "".join(secrets.choice(ALNUM) for _ in range(58))
@@ -686,7 +687,7 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
         pi_data = p.get("payment_intent_data") if isinstance(p.get("payment_intent_data"), dict) else {}
         session = {
             "id": ident, "object": "checkout.session", "amount_subtotal": total, "amount_total": total,
-            "cancel_url": p.text("cancel_url"), "client_reference_id": p.text("client_reference_id"),
+            "cancel_url": cancel, "client_reference_id": p.text("client_reference_id"),
             "created": now, "currency": items[0]["currency"], "customer": customer,
             "customer_creation": None if customer else "if_required", "customer_details": None,
             "customer_email": p.text("customer_email"), "expires_at": expires, "invoice": None, "livemode": False,

@@ -9,6 +9,7 @@ import secrets
 import string
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 API_VERSION = "2026-10-28.endive"
 DOCS = "https://docs.stripe.com/error-codes"
@@ -155,6 +156,15 @@ class Params:
         if value not in ("true", "false"):
             raise StripeError(400, f"Invalid boolean: {value}", param=key)
         return value == "true"
+
+    def url(self, key: str, *, required: bool = False) -> str | None:
+        """An http(s) URL (Stripe refuses anything else with "Not a valid URL")."""
+        value = self.text(key, required=required)
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise StripeError(400, "Not a valid URL", code="url_invalid", param=key)
+        return value
 
     def mapping(self, key: str) -> dict[str, str]:
         value = self.values.get(key)

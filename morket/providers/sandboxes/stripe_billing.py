@@ -382,7 +382,7 @@ class BillingMixin:
         return self._store({
             "id": ident, "object": "billing_portal.session", "configuration": "bpc_sandbox",
             "created": self._now(customer), "customer": customer, "flow": None, "livemode": False,
-            "locale": p.text("locale"), "on_behalf_of": None, "return_url": p.text("return_url"),
+            "locale": p.text("locale"), "on_behalf_of": None, "return_url": p.url("return_url"),
             "url": f"{request.host_url}{self.name}/portal/{ident}",
         })  # fmt: skip
 
