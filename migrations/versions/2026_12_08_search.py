@@ -69,7 +69,13 @@ def upgrade():
         """
     )
     op.execute("CREATE INDEX ix_search_documents_tsv ON search_documents USING gin (tsv)")
-    op.execute("CREATE INDEX ix_search_documents_trgm ON search_documents USING gin (norm gin_trgm_ops)")
+    # Trigrams (typos, word similarity) for short cells only: names, emails, domains, phones. Long
+    # text would make common trigrams' posting lists huge and every recheck slow; it is matched by
+    # its words and their prefixes (the tsvector) instead.
+    op.execute(
+        "CREATE INDEX ix_search_documents_trgm ON search_documents USING gin (norm gin_trgm_ops) "
+        "WHERE length(norm) <= 80"
+    )
     op.execute("CREATE INDEX ix_search_documents_workspace ON search_documents (workspace_id, table_id)")
     # Exact matches first, whatever the trigram and full-text candidates hold.
     op.execute("CREATE INDEX ix_search_documents_norm ON search_documents (workspace_id, norm text_pattern_ops)")

@@ -3,7 +3,9 @@
 Four ways of matching, each an index scan capped at ``cap`` documents and each filtered by the
 workspace first: the normalised cell equals the query (btree), every query word is a word prefix
 (GIN on the tsvector), the cell is similar to the query (``%``, GIN trigrams: typos), and some
-words of the cell are similar to it (``<%``, word similarity: "acme" in "Acme Corp"). The union is
+words of the cell are similar to it (``<%``, word similarity: "acme" in "Acme Corp"). The two
+trigram ways cover cells of at most 80 characters (their partial index); longer text is found by
+its words and prefixes. The union is
 joined to the workspace's tables and live columns, so a deleted table or column is never found
 even before its documents are purged.
 """
@@ -17,6 +19,9 @@ import sqlalchemy as sa
 from morket.extensions import db
 from morket.search.engine import Filters, Hit, ParsedQuery
 
+SIMILARITY = "0.45"  # ``%``: "ACME Corporation" meets "Acme Corp" (0.5), "acmee corp" too (0.75)
+_DOCS = "search_documents d"
+_SHORT = "length(d.norm) <= 80"  # the trigram index's predicate
 _COLS = "d.table_id, d.row_id, d.column_id, d.value, d.norm, d.states, d.providers"
 
 
@@ -52,8 +57,8 @@ class PostgresEngine:
         scope = " AND ".join(where)
         branches = [
             f"(SELECT {_COLS}, false AS ft FROM search_documents d WHERE {scope} AND d.norm = :qn LIMIT :cap)",  # noqa: S608
-            f"(SELECT {_COLS}, false AS ft FROM search_documents d WHERE {scope} AND d.norm % :qn LIMIT :cap)",  # noqa: S608
-            f"(SELECT {_COLS}, false AS ft FROM search_documents d WHERE {scope} AND :qn <% d.norm LIMIT :cap)",  # noqa: S608
+            f"(SELECT {_COLS}, false AS ft FROM {_DOCS} WHERE {scope} AND {_SHORT} AND d.norm % :qn LIMIT :cap)",  # noqa: S608
+            f"(SELECT {_COLS}, false AS ft FROM {_DOCS} WHERE {scope} AND {_SHORT} AND :qn <% d.norm LIMIT :cap)",  # noqa: S608
         ]
         if query.tokens:
             params["tsq"] = " & ".join(f"'{t}':*" for t in query.tokens)
@@ -62,7 +67,7 @@ class PostgresEngine:
                 "AND d.tsv @@ (to_tsquery('simple', :tsq) || to_tsquery('english', :tsq)) LIMIT :cap)"
             )
         sql = f"""
-            WITH cand AS ({" UNION ALL ".join(branches)})
+            WITH cand AS MATERIALIZED ({" UNION ALL ".join(branches)})
             SELECT c.table_id, c.row_id, c.column_id, c.value, c.states, c.providers,
                    greatest(similarity(c.norm, :qn), word_similarity(:qn, c.norm))
                    + CASE WHEN c.norm = :qn THEN 1.0 WHEN c.norm LIKE :prefix ESCAPE '\\' THEN 0.5 ELSE 0 END
@@ -72,6 +77,9 @@ class PostgresEngine:
             JOIN table_columns col ON col.id = c.column_id AND col.table_id = c.table_id AND col.deleted_at IS NULL
             GROUP BY c.table_id, c.row_id, c.column_id, c.value, c.norm, c.states, c.providers
         """  # noqa: S608 - fixed SQL formatted in; every value is a bound parameter
+        # The ``%`` operator's threshold (pg_trgm's default 0.3 lets common trigrams through by the
+        # ten thousand); only search uses pg_trgm's operators, so the session keeps it.
+        db.session.execute(sa.text("SELECT set_config('pg_trgm.similarity_threshold', :s, false)"), {"s": SIMILARITY})
         rows = db.session.execute(sa.text(sql), params).all()
         return [
             Hit(

@@ -9,6 +9,7 @@ column, enrichment state, provider), pages, and marks where the query matched fo
 from __future__ import annotations
 
 import re
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -26,7 +27,7 @@ from morket.search.postgres import PostgresEngine
 from morket.tables.cells import CellError, check_characters
 from morket.tables.hooks import CELL_STATE_LABELS
 
-CAP = 500  # candidate cells per way of matching; more are counted as "more than"
+CAP = 200  # candidate cells per way of matching; more are counted as "more than"
 PER_PAGE_MAX = 100
 TYPEAHEAD_TABLES = 5
 TYPEAHEAD_PER_TABLE = 3
@@ -249,7 +250,11 @@ def queue_sync(table, *_args) -> None:
     if table.id in queued:
         return
     queued.add(table.id)
-    enqueue_after_commit("morket.search.tasks.sync_search", table.id, job_id=f"search-sync-{table.id}")
+    # A job id of its own: a sync already running for this table may have read the marks before
+    # this commit, so this commit's rows need a job of their own (it finds nothing if beaten to them).
+    enqueue_after_commit(
+        "morket.search.tasks.sync_search", table.id, job_id=f"search-sync-{table.id}-{uuid.uuid4().hex[:16]}"
+    )
 
 
 @event.listens_for(Session, "after_commit")
