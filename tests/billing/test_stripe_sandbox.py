@@ -261,6 +261,18 @@ def test_shuffle_reorders_only_the_next_batch(stripe_sandbox):
     assert in_creation_order(second)
 
 
+def test_during_a_secret_rotation_events_verify_with_either_secret(stripe_sandbox):
+    box = stripe_sandbox
+    box.post("config", webhook_secret=["whsec_old_1", SECRET])
+    box.client.v1.customers.create(params={"email": "rotate@example.com"})
+
+    assert box.types() == ["customer.created"]  # verified with SECRET
+    raw = box.sink.received[0]
+    header = raw["headers"]["Stripe-Signature"]
+    assert header.count("v1=") == 2
+    assert stripe.Webhook.construct_event(raw["body"], header, "whsec_old_1").type == "customer.created"
+
+
 def test_a_failing_endpoint_is_retried_until_it_answers(stripe_sandbox):
     box = stripe_sandbox
     box.post("config", retry_delays=[0.1, 0.1])
