@@ -61,9 +61,10 @@ more than what is left is a 400 (``amount_too_large`` / ``charge_already_refunde
 **Test controls** (``/_sandbox/stripe/…``, JSON bodies):
 
 - ``POST config``: ``webhook_url`` (where events go; none: kept, not sent), ``webhook_secret``
-  (default ``whsec_sandbox_morket``), ``retry_delays`` (seconds between attempts after a non-2xx,
-  default ``[0.5, 2, 5]``), ``duplicates`` (extra copies of every event), ``grace_days`` (7),
-  ``retry_days`` (3). ``GET state``: object counts and these settings. ``POST reset``.
+  (default ``whsec_sandbox_morket``; a list signs with each, as during a rotation),
+  ``retry_delays`` (seconds between attempts after a non-2xx, default ``[0.5, 2, 5]``),
+  ``duplicates`` (extra copies of every event), ``grace_days`` (7), ``retry_days`` (3).
+  ``GET state``: object counts and these settings. ``POST reset``.
 - ``GET deliveries``: every attempt (event, type, attempt, status, error). ``POST
   webhooks/wait`` ``{"timeout": 5}``: until nothing is queued or in flight.
 - ``POST webhooks/hold``: keep new events back; ``POST webhooks/release`` ``{"order":
@@ -432,7 +433,10 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
         if "webhook_url" in body:
             hooks["webhook_url"] = None if body["webhook_url"] is None else str(body["webhook_url"])
         if "webhook_secret" in body:
-            hooks["webhook_secret"] = str(body["webhook_secret"])
+            secret = body["webhook_secret"]
+            hooks["webhook_secret"] = [str(x) for x in secret] if isinstance(secret, list) else str(secret)
+            if not hooks["webhook_secret"]:
+                raise ValueError("webhook_secret must not be empty")
         if "retry_delays" in body:
             hooks["retry_delays"] = [max(0.0, float(d)) for d in body["retry_delays"]]
         if "duplicates" in body:

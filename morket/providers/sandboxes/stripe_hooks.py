@@ -27,11 +27,13 @@ DELIVERY_TIMEOUT = 10.0
 DELIVERY_LOG_LIMIT = 10_000
 
 
-def signature_header(payload: bytes, secret: str, timestamp: int | None = None) -> str:
-    """Stripe's ``Stripe-Signature`` value for ``payload`` (``t=…,v1=…``)."""
+def signature_header(payload: bytes, secret: str | list[str], timestamp: int | None = None) -> str:
+    """Stripe's ``Stripe-Signature`` value for ``payload``: ``t=…,v1=…``, one ``v1`` per secret
+    (during a secret's rotation Stripe signs with the old and the new one)."""
     stamp = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + payload, hashlib.sha256).hexdigest()
-    return f"t={stamp},v1={digest}"
+    keys = [secret] if isinstance(secret, str) else secret
+    signed = f"{stamp}.".encode() + payload
+    return ",".join([f"t={stamp}", *(f"v1={hmac.new(k.encode(), signed, hashlib.sha256).hexdigest()}" for k in keys)])
 
 
 def reordered(items: list[Any], order: str, seed: int | None) -> list[Any]:
@@ -61,7 +63,7 @@ class WebhookDispatcher:
     def reset(self) -> None:
         with self.cond:
             self.url: str | None = None
-            self.secret = DEFAULT_SECRET
+            self.secret: str | list[str] = DEFAULT_SECRET
             self.retry_delays: list[float] = [0.5, 2.0, 5.0]
             self.duplicates = 0  # extra copies of every event
             self.holding = False
@@ -180,7 +182,7 @@ class WebhookDispatcher:
                         self._after(event, attempt, url, status, error)
                     self.cond.notify_all()
 
-    def _post(self, url: str, secret: str, event: dict[str, Any]) -> tuple[int | None, str | None]:
+    def _post(self, url: str, secret: str | list[str], event: dict[str, Any]) -> tuple[int | None, str | None]:
         payload = json.dumps(event, indent=2).encode()
         headers = {
             "Content-Type": "application/json; charset=utf-8",
