@@ -11,7 +11,9 @@ with its own app context and database session), batch upserts of 100 by email.
 
 - rate phase: the sandbox allows ``--window`` calls per rolling ten seconds (default: half the
   push's calls, so the push spans about two windows). Allowed records/s = window × 100 / 10.
-  ``ratios.push_rate_over_allowed`` = N / (push wall time) / allowed (goal >= 0.95).
+  ``ratios.push_rate_over_allowed`` = N / (push wall time) / allowed (goal >= 0.95), and
+  ``figures.rate_limited_calls``: the calls the sandbox refused with a 429 (goal: none). The window
+  is rolling, so a whole window may go at once: a push of two windows' calls can take one interval.
 - overhead phase: no rate limit, a fresh sandbox. Bare: the same batch-upsert calls (same bodies)
   from two threads through one httpx client, nothing else. Morket: the push of the same rows.
   ``figures.push_overhead_ms_per_row`` = (Morket's wall time − bare wall time) / N (goal <= 1).
@@ -64,6 +66,9 @@ class Sandbox:
     def post(self, action: str, **values: Any) -> dict[str, Any]:
         return self.control.post(f"{self.base}/_sandbox/hubspot/{action}", json=values).raise_for_status().json()
 
+    def rate_limited(self) -> int:
+        return self.control.get(f"{self.base}/_sandbox/hubspot/served").raise_for_status().json()["rate_limited"]
+
     def contacts(self) -> int:
         return self.control.get(f"{self.base}/_sandbox/hubspot/state").raise_for_status().json()["records"]["contacts"]
 
@@ -104,6 +109,12 @@ def _connect(sandbox: Sandbox, workspace) -> int:
     db.session.add(connection)
     db.session.commit()
     return connection.id
+
+
+def _forget_limits(redis, connection_id: int) -> None:
+    """A fresh sandbox: drop what the limiter learned of the last one (its shape and its window)."""
+    redis.delete(f"morket:crm-rate:{connection_id}", f"morket:throttle:window:crm:hubspot:{connection_id}",
+                 f"morket:throttle:window:crm:hubspot:{connection_id}:blocked")  # fmt: skip
 
 
 def _people(rows: int, salt: str) -> list[dict[str, Any]]:
@@ -220,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             # Rate phase.
             sandbox.post("reset")
             connection_id = _connect(sandbox, workspace)
-            redis.delete(f"morket:crm-rate:{connection_id}")
+            _forget_limits(redis, connection_id)
             sandbox.post("config", window_limit=window)
             table, _ = _table(workspace, owner, args.rows, uuid.uuid4().hex[:8])
             log(f"rate phase: {args.rows} rows, {calls} calls, {window} calls per 10 s")
@@ -228,12 +239,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             assert sandbox.contacts() == args.rows, "the sandbox does not hold one contact per row"
             allowed = window * 100 / 10.0
             figures |= {"rate_push_s": round(rate_s, 3), "allowed_records_per_s": allowed,
-                        "pushed_records_per_s": round(args.rows / rate_s, 1)}  # fmt: skip
+                        "pushed_records_per_s": round(args.rows / rate_s, 1),
+                        "rate_limited_calls": sandbox.rate_limited()}  # fmt: skip
 
             # Overhead phase: no limit; bare calls first, then Morket, each on a fresh sandbox.
             sandbox.post("reset")
             connection_id = _connect(sandbox, workspace)
-            redis.delete(f"morket:crm-rate:{connection_id}")
+            _forget_limits(redis, connection_id)
             sandbox.post("config", window_limit=1_000_000)
             salt = uuid.uuid4().hex[:8]
             table, people = _table(workspace, owner, args.rows, salt)
@@ -243,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             bare_s = _bare(sandbox.base, token, people)
             sandbox.post("reset")
             connection_id = _connect(sandbox, workspace)
-            redis.delete(f"morket:crm-rate:{connection_id}")
+            _forget_limits(redis, connection_id)
             sandbox.post("config", window_limit=1_000_000)
             log("overhead phase: Morket push")
             morket_s = _push(app, workspace, owner, table)

@@ -9,6 +9,7 @@ because limiting from a local guess would break the provider's limit once severa
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Literal, NamedTuple
 
 from redis import Redis
@@ -241,3 +242,103 @@ class CircuitBreaker:
     def reset(self) -> None:
         """Forget the breaker's state (tests and the admin console)."""
         self.redis.delete(self.key)
+
+
+# KEYS[1] window (sorted set of call stamps), KEYS[2] block stamp; ARGV limit, interval, slot id.
+# Returns the seconds to wait as a string: "0" when the slot was taken (stamped now).
+_WINDOW_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local limit, interval = tonumber(ARGV[1]), tonumber(ARGV[2])
+local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
+if blocked > now then return tostring(blocked - now) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - interval)
+local n = redis.call('ZCARD', KEYS[1])
+if n >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, n - limit, 'WITHSCORES')
+  return tostring(math.max(0.001, tonumber(oldest[#oldest]) + interval - now))
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(interval * 1000) + 60000)
+return '0'
+"""
+
+# KEYS[1] window; ARGV limit, interval, slot id, remaining (-1: unknown). The call's answer came
+# back: its slot is stamped now (the CRM counted it no later than that). When the CRM says fewer
+# calls remain than ours explain, the difference (someone else's calls) is stamped now too.
+_WINDOW_DONE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local limit, interval, remaining = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+if remaining >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - interval)
+  local others = (limit - remaining) - redis.call('ZCARD', KEYS[1])
+  for i = 1, math.min(others, limit) do
+    redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. i)
+  end
+end
+redis.call('PEXPIRE', KEYS[1], math.ceil(interval * 1000) + 60000)
+return 0
+"""
+
+# KEYS[1] block stamp; ARGV seconds. Blocks until now + seconds (never shortens a block).
+_WINDOW_BLOCK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local until_ts = now + tonumber(ARGV[1])
+local blocked = tonumber(redis.call('GET', KEYS[1]) or '0')
+if blocked > until_ts then until_ts = blocked end
+redis.call('SET', KEYS[1], tostring(until_ts), 'PX', math.ceil((until_ts - now) * 1000) + 1000)
+return tostring(until_ts - now)
+"""
+
+
+class SlidingWindow:
+    """At most ``limit`` calls in any ``interval`` seconds, across every process: a rolling window.
+
+    The shape of a CRM's own limit (HubSpot: N calls per rolling ten seconds), so a whole window
+    may go out at once and every freed slot is used the moment it frees, where a token bucket at
+    the same average rate leaves part of each window unused. A slot is taken when the call is
+    sent and stamped again when its answer is back (``done``): the CRM counted the call between
+    the two, so a slot reused ``interval`` after its answer can never overlap it in the CRM's window.
+    """
+
+    def __init__(self, redis: Redis, key: str, limit: int, interval: float) -> None:
+        if limit < 1 or interval <= 0:
+            raise ValueError("limit and interval must be positive")
+        self.redis = redis
+        self.key = f"{KEY_PREFIX}window:{key}"
+        self.block_key = f"{self.key}:blocked"
+        self.limit = int(limit)
+        self.interval = float(interval)
+        self._take = redis.register_script(_WINDOW_TAKE)
+        self._done = redis.register_script(_WINDOW_DONE)
+        self._block = redis.register_script(_WINDOW_BLOCK)
+
+    def try_acquire(self) -> tuple[float, str | None]:
+        """(0.0, slot) when a slot was taken, else (seconds until one may free, None)."""
+        slot = uuid.uuid4().hex
+        wait = float(self._take(keys=[self.key, self.block_key], args=[self.limit, self.interval, slot]))
+        return (0.0, slot) if wait <= 0 else (wait, None)
+
+    def acquire(self, timeout: float) -> str | None:
+        """Wait up to ``timeout`` seconds for a slot; its id, or None when none freed in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            wait, slot = self.try_acquire()
+            if slot is not None:
+                return slot
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            time.sleep(min(wait, left))
+
+    def done(self, slot: str, remaining: int | None = None) -> None:
+        """The call of ``slot`` was answered; ``remaining``: what the CRM says is left of its window."""
+        args = [self.limit, self.interval, slot, -1 if remaining is None else max(0, int(remaining))]
+        self._done(keys=[self.key], args=args)
+
+    def block_for(self, seconds: float) -> None:
+        """No slot for anyone for ``seconds`` (a 429's Retry-After); never shortens a longer block."""
+        self._block(keys=[self.block_key], args=[max(float(seconds), 0.0)])

@@ -8,10 +8,12 @@ order) and a SOQL ``WHERE field IN (…)`` read. The calls are plain httpx with 
 bearer token: the push's pool threads have no database session, so the job thread hands them
 the token (``LiveToken``) and a 401 sends the rows back for the job to refresh once.
 
-Limits, shared by every worker through Redis (``core.throttle.TokenBucket``, one bucket per
-connection): HubSpot's ``X-HubSpot-RateLimit-Max`` / ``-Interval-Milliseconds`` set the bucket's
-rate (learned from the first answer and kept in Redis), a 429 blocks the bucket for its
-``Retry-After``; Salesforce's ``Sforce-Limit-Info`` (api-usage=n/limit) at its limit, or a 403
+Limits, shared by every worker through Redis, one limiter per connection: HubSpot's is a rolling
+window (``core.throttle.SlidingWindow``) of ``X-HubSpot-RateLimit-Max`` calls per
+``-Interval-Milliseconds`` (learned from the first answer and kept in Redis; ``-Remaining`` counts
+other apps' calls on the portal), so a whole window goes out at once and each slot is reused the
+moment HubSpot frees it; a 429 blocks it for its ``Retry-After``. Salesforce's is a token bucket
+(``core.throttle.TokenBucket``): ``Sforce-Limit-Info`` (api-usage=n/limit) at its limit, or a 403
 ``REQUEST_LIMIT_EXCEEDED``, blocks it for ``LIMIT_BACKOFF_SECONDS``. A whole-batch 400 is split in
 halves until the rows at fault are alone, so each row gets the CRM's own message.
 """
@@ -30,7 +32,7 @@ from typing import Any
 import httpx
 from redis import Redis
 
-from morket.core.throttle import TokenBucket
+from morket.core.throttle import SlidingWindow, TokenBucket
 from morket.crm.client import error_message, json_body
 from morket.crm.providers import HUBSPOT, SALESFORCE_API_VERSION, get_spec
 
@@ -38,6 +40,7 @@ HUBSPOT_BATCH = 100
 SALESFORCE_BATCH = 200
 # HubSpot's own default (100 calls per 10 s) until its headers say otherwise.
 HUBSPOT_DEFAULT_RATE = 10.0
+HUBSPOT_INTERVAL = 10.0
 SALESFORCE_DEFAULT_RATE = 20.0
 LIMIT_BACKOFF_SECONDS = 60.0
 RATE_KEY = "morket:crm-rate:{}"
@@ -152,7 +155,13 @@ def same_value(ours: Any, theirs: Any, kind: str) -> bool:
 
 
 class Limiter:
-    """The connection's share of the CRM's limit, across every worker (Redis)."""
+    """The connection's share of the CRM's limit, across every worker (Redis).
+
+    HubSpot: a rolling window of ``X-HubSpot-RateLimit-Max`` calls per ``-Interval-Milliseconds``
+    (``core.throttle.SlidingWindow``, the shape of HubSpot's own limit), learned from the answers
+    and kept in Redis; ``-Remaining`` below what our own calls explain (another app on the same
+    portal) fills the window's difference. Salesforce: a token bucket, blocked at its daily limit.
+    """
 
     def __init__(self, redis: Redis, target: Target, backoff: float = LIMIT_BACKOFF_SECONDS) -> None:
         self.redis = redis
@@ -160,9 +169,14 @@ class Limiter:
         self.backoff = backoff
         self._rate = 0.0
         self._bucket: TokenBucket | None = None
+        self._shape: tuple[int, float] = (0, 0.0)
+        self._window: SlidingWindow | None = None
 
     def _key(self) -> str:
         return RATE_KEY.format(self.target.connection_id)
+
+    def _limiter_key(self) -> str:
+        return f"crm:{self.target.provider}:{self.target.connection_id}"
 
     def bucket(self) -> TokenBucket:
         stored = self.redis.get(self._key())
@@ -171,41 +185,71 @@ class Limiter:
         if self._bucket is None or rate != self._rate:
             self._rate = rate
             # A burst of one call: the CRM's window is rolling, so calls are spread, not bunched.
-            key = f"crm:{self.target.provider}:{self.target.connection_id}"
-            self._bucket = TokenBucket(self.redis, key, rate=rate, burst=1.0)
+            self._bucket = TokenBucket(self.redis, self._limiter_key(), rate=rate, burst=1.0)
         return self._bucket
 
-    def wait(self, timeout: float) -> bool:
-        """Take a call from the bucket, waiting up to ``timeout`` seconds."""
-        return self.bucket().acquire(timeout)
+    def window(self) -> SlidingWindow:
+        """HubSpot's rolling window as last learned: ``"<max> <interval ms>"`` (or a plain calls/s)."""
+        stored = self.redis.get(self._key())
+        limit, interval = int(HUBSPOT_DEFAULT_RATE * HUBSPOT_INTERVAL), HUBSPOT_INTERVAL
+        if stored:
+            parts = (stored.decode() if isinstance(stored, bytes) else str(stored)).split()
+            try:
+                if len(parts) == 2:
+                    limit, interval = int(parts[0]), int(parts[1]) / 1000.0
+                else:
+                    limit = max(1, round(float(parts[0]) * HUBSPOT_INTERVAL))
+            except ValueError:
+                pass
+        if self._window is None or (limit, interval) != self._shape:
+            self._shape = (limit, interval)
+            self._window = SlidingWindow(self.redis, self._limiter_key(), limit, interval)
+        return self._window
 
-    def learn(self, response: httpx.Response) -> None:
-        """Follow what the CRM's headers say of its limit."""
+    def wait(self, timeout: float) -> str | None:
+        """Take a call from the limit, waiting up to ``timeout`` seconds: the slot's id ("" for a
+        bucket's token), or None when none came in time."""
+        if self.target.provider == HUBSPOT:
+            return self.window().acquire(timeout)
+        return "" if self.bucket().acquire(timeout) else None
+
+    def learn(self, response: httpx.Response, slot: str | None = None) -> None:
+        """Follow what the CRM's headers say of its limit; ``slot``: the call's, now answered."""
         headers = response.headers
         if self.target.provider == HUBSPOT:
             most, interval = (
                 headers.get("X-HubSpot-RateLimit-Max"),
                 headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"),
             )
+            remaining: int | None = None
             if most and interval:
                 try:
-                    rate = int(most) / (int(interval) / 1000.0)
-                except (ValueError, ZeroDivisionError):
-                    return
-                if rate > 0 and abs(rate - self._rate) > 1e-9:
-                    self.redis.set(self._key(), str(rate), ex=86400)
+                    shape = (int(most), int(interval) / 1000.0)
+                    remaining = int(headers.get("X-HubSpot-RateLimit-Remaining", ""))
+                except ValueError:
+                    shape = self._shape
+                if shape[0] > 0 and shape[1] > 0 and shape != self._shape:
+                    self.redis.set(self._key(), f"{shape[0]} {round(shape[1] * 1000)}", ex=86400)
+            if slot:
+                self.window().done(slot, remaining)
             return
         match = _LIMIT_INFO.search(headers.get("Sforce-Limit-Info", ""))
         if match and int(match.group(1)) >= int(match.group(2)):
             self.bucket().block_for(self.backoff)
 
     def interval(self) -> float:
-        """Seconds between two calls at the connection's rate."""
+        """Seconds between two calls at the connection's average rate."""
+        if self.target.provider == HUBSPOT:
+            window = self.window()
+            return window.interval / window.limit
         self.bucket()
         return 1.0 / self._rate
 
     def block(self, seconds: float) -> None:
-        self.bucket().block_for(seconds)
+        if self.target.provider == HUBSPOT:
+            self.window().block_for(seconds)
+        else:
+            self.bucket().block_for(seconds)
 
 
 # --- sending -------------------------------------------------------------------------------------------
@@ -224,21 +268,23 @@ class Sender:
     calls: int = 0
     rate_limited: int = 0
 
-    def _admitted(self) -> bool:
+    def _admitted(self) -> str | None:
         """Wait for the limiter in short slices, so a stop (a cancel, the job's end) is noticed."""
         while True:
             left = self.deadline - time.monotonic()
             if self.stopped() or left <= 0:
-                return False
-            if self.limiter.wait(min(left, 1.0)):
-                return True
+                return None
+            slot = self.limiter.wait(min(left, 1.0))
+            if slot is not None:
+                return slot
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response | RecordResult:
         """The CRM's answer, or a RecordResult for every row of the call (retry later, session expired)."""
         while True:
-            if not self._admitted():
+            slot = self._admitted()
+            if slot is None:
                 return RecordResult("retry", message="Waiting for the CRM's rate limit.", delay=0.0)
-            response = self._request(method, path, **kwargs)
+            response = self._request(method, path, slot, **kwargs)
             if isinstance(response, httpx.Response) and response.status_code == 429:
                 self.rate_limited += 1
                 wait = _retry_after(response, 1.0)
@@ -247,14 +293,14 @@ class Sender:
                     # window moves, with the turn it already took (blocking the bucket would cost
                     # every worker a whole interval).
                     time.sleep(wait)
-                    response = self._request(method, path, **kwargs)
+                    response = self._request(method, path, slot, **kwargs)
                     if not (isinstance(response, httpx.Response) and response.status_code == 429):
                         return self._answer(response)
                 self.limiter.block(wait)
                 continue
             return self._answer(response)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response | RecordResult:
+    def _request(self, method: str, path: str, slot: str, **kwargs: Any) -> httpx.Response | RecordResult:
         try:
             response = self.http.request(
                 method,
@@ -265,7 +311,7 @@ class Sender:
         except httpx.HTTPError as exc:
             return RecordResult("retry", message=f"Could not reach the CRM ({type(exc).__name__}).", delay=2.0)
         self.calls += 1
-        self.limiter.learn(response)
+        self.limiter.learn(response, slot)
         return response
 
     def _answer(self, response: httpx.Response | RecordResult) -> httpx.Response | RecordResult:

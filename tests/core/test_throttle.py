@@ -161,3 +161,38 @@ def test_redis_errors_propagate():
         CircuitBreaker(dead, _key()).allow()
     with pytest.raises(RedisConnectionError):
         CircuitBreaker(dead, _key()).admit(TokenBucket(dead, _key(), rate=1))
+
+
+def test_window_admits_its_limit_at_once_then_waits_for_the_oldest_answer(redis):
+    from morket.core.throttle import SlidingWindow
+
+    window = SlidingWindow(redis, _key(), limit=3, interval=0.6)
+    slots = [window.try_acquire() for _ in range(3)]
+    assert all(wait == 0.0 and slot for wait, slot in slots)
+    wait, slot = window.try_acquire()
+    assert slot is None and 0.5 < wait <= 0.6
+    time.sleep(0.3)
+    for _, slot in slots:  # the answers came back late: their slots count from now
+        window.done(slot)
+    assert window.acquire(timeout=0.45) is None
+    assert window.acquire(timeout=0.4) is not None
+
+
+def test_window_counts_calls_the_crm_says_others_made(redis):
+    from morket.core.throttle import SlidingWindow
+
+    window = SlidingWindow(redis, _key(), limit=5, interval=5)
+    _, slot = window.try_acquire()
+    window.done(slot, remaining=1)  # the CRM counted 4 calls: three of them someone else's
+    assert window.try_acquire()[1] is not None
+    wait, slot = window.try_acquire()
+    assert slot is None and wait > 4
+
+
+def test_window_block_holds_every_caller(redis):
+    from morket.core.throttle import SlidingWindow
+
+    key = _key()
+    SlidingWindow(redis, key, limit=100, interval=10).block_for(0.3)
+    wait, slot = SlidingWindow(redis, key, limit=100, interval=10).try_acquire()
+    assert slot is None and 0.2 < wait <= 0.3

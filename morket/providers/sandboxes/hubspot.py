@@ -3,7 +3,9 @@
 properties, and contacts and companies (create, read, list with ``after`` cursors, batch upsert by a
 unique ``idProperty``, batch read, search), and lists (``GET /crm/v3/lists/{listId}``, ``POST
 /crm/v3/lists/search``, ``POST /crm/v3/lists``, ``GET /crm/v3/lists/{listId}/memberships`` with
-``after`` paging, ``PUT /crm/v3/lists/{listId}/memberships/add``).
+``after`` paging, ``PUT /crm/v3/lists/{listId}/memberships/add``). Archived (deleted) records
+are listed with ``?archived=true`` (with ``archivedAt``) and leave every list; the test controls
+``/_sandbox/hubspot/archive`` and ``/unlist`` archive records or take them out of a list.
 
 As HubSpot does it: every property value is a string; ``email`` is unique for contacts, so a
 plain create of an existing email is a 409 ``CONFLICT`` while an upsert by email updates; the
@@ -125,11 +127,13 @@ class HubSpotSandbox(ProviderSandbox):
         self.window_limit = 100
         self.calls: deque[float] = deque()
         self.records: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in OBJECTS}
+        self.archived: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in OBJECTS}  # deleted, restorable
         self.next_id = 1000
         # listId -> {"name", "object", "created", "members": {record id: added ms}}
         self.lists: dict[str, dict[str, Any]] = {}
         self.next_list_id = 100
         self.served = 0  # records answered by read, list, batch read and search (tests count reads with it)
+        self.refused = 0  # calls refused with a 429 (tests check a push stayed inside the window)
 
     def configure(self, values: Any) -> dict[str, Any]:
         clean = crm_oauth.parse_config(values, {"token_ttl": float, "window_limit": int})
@@ -146,9 +150,11 @@ class HubSpotSandbox(ProviderSandbox):
             return json_response({"ok": True})
         if action == "served" and request.method == "GET":
             with self.lock:
-                return json_response({"records": self.served})
+                return json_response({"records": self.served, "rate_limited": self.refused})
         if action in ("seed", "touch") and request.method == "POST":
             return self._seed(request.get_json(silent=True) or {}, touch=action == "touch")
+        if action in ("archive", "unlist") and request.method == "POST":
+            return self._archive(request.get_json(silent=True) or {}, unlist_only=action == "unlist")
         with self.lock:
             counts = {o: len(r) for o, r in self.records.items()}
         return crm_oauth.admin_answer(request, self.oauth, counts, self.configure)
@@ -211,6 +217,7 @@ class HubSpotSandbox(ProviderSandbox):
                 self.calls.popleft()
             if len(self.calls) >= self.window_limit:
                 wait = max(0.05, WINDOW_SECONDS - (now - self.calls[0]))
+                self.refused += 1
                 return self._rate_limited(wait)
             self.calls.append(now)
         return None
@@ -374,8 +381,11 @@ class HubSpotSandbox(ProviderSandbox):
             props = {k: props.get(k) for k in properties} | {
                 k: props[k] for k in ("hs_object_id", "createdate", "lastmodifieddate")
             }
-        return {"id": record["id"], "properties": dict(props), "createdAt": _iso(record["created"]),
-                "updatedAt": _iso(record["updated"]), "archived": False}  # fmt: skip
+        answer = {"id": record["id"], "properties": dict(props), "createdAt": _iso(record["created"]),
+                  "updatedAt": _iso(record["updated"]), "archived": "archived" in record}  # fmt: skip
+        if "archived" in record:
+            answer["archivedAt"] = _iso(record["archived"])
+        return answer
 
     def _find(self, obj: str, value: str, id_property: str | None) -> dict[str, Any] | None:
         """The record whose unique ``id_property`` (default: the record id) equals ``value``; call with the lock."""
@@ -461,8 +471,9 @@ class HubSpotSandbox(ProviderSandbox):
         except ValueError:
             return self.error(400, "VALIDATION_ERROR", "limit and after must be numbers")
         properties = [p for p in (request.args.get("properties") or "").split(",") if p] or None
+        store = self.archived if request.args.get("archived") == "true" else self.records
         with self.lock:
-            ordered = sorted(self.records[obj].values(), key=lambda r: int(r["id"]))
+            ordered = sorted(store[obj].values(), key=lambda r: int(r["id"]))
             page = [r for r in ordered if int(r["id"]) > after][: limit + 1]
             results = [self._public(r, properties) for r in page[:limit]]
             self.served += len(results)
@@ -724,6 +735,30 @@ class HubSpotSandbox(ProviderSandbox):
             for rid in added:
                 found["members"][rid] = now
         return json_response({"recordIdsAdded": added, "recordIdsMissing": missing})
+
+    def _archive(self, body: dict[str, Any], *, unlist_only: bool) -> Response:
+        """Test control: archive (delete) records as a user would, which also takes them out of every
+        list; or (``unlist_only``) take them out of one list (``list_id``)."""
+        obj = body.get("object", "contacts")
+        if obj not in OBJECTS:
+            return json_response({"error": "unknown object"}, 400)
+        ids = [str(i) for i in body.get("ids") or []]
+        now = int(time.time() * 1000)
+        with self.lock:
+            if unlist_only:
+                found = self.lists.get(str(body.get("list_id")))
+                if found is None:
+                    return json_response({"error": "unknown list"}, 404)
+                gone = [i for i in ids if found["members"].pop(i, None) is not None]
+                return json_response({"ids": gone})
+            gone = [i for i in ids if i in self.records[obj]]
+            for rid in gone:
+                record = self.records[obj].pop(rid)
+                record["archived"] = now
+                self.archived[obj][rid] = record
+                for listed in self.lists.values():
+                    listed["members"].pop(rid, None)
+        return json_response({"ids": gone})
 
     def _seed(self, body: dict[str, Any], *, touch: bool) -> Response:
         """Test control: create records (and optionally a list of them and of ``members``, ids made earlier),
