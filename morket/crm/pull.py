@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql as pg
 
 from morket.core.audit import record_audit
 from morket.core.db import utcnow
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LIVE = ("queued", "running")
+ON_DELETE = ("keep", "remove")
+REMOVE_BATCH = 5_000
 ALIVE_KEY = "morket:crm-pull:alive:{}"
 ALIVE_SECONDS = 30
 REQUEUED_KEY = "morket:crm-pull:requeued:{}"
@@ -176,6 +179,7 @@ def create_source(
     table: Table | None = None,
     table_name: str | None = None,
     key_column: str | None = None,
+    on_delete: str = "keep",
 ) -> CrmPullSource:
     """Check the parts with the CRM, then create the table (or add missing columns) and the source.
 
@@ -183,6 +187,9 @@ def create_source(
     missing, typed from the CRM's field type). All in the caller's transaction: a refusal leaves
     nothing behind.
     """
+    if on_delete not in ON_DELETE:
+        raise ValidationFailed("When a record is deleted in the CRM, keep the row or remove it.",
+                               fields={"on_delete": ["keep or remove"]})  # fmt: skip
     spec, described, label = clean_spec(workspace, provider, kind, raw)
     if table is None:
         name = (table_name or "").strip() or label.replace("“", "").replace("”", "")
@@ -203,8 +210,11 @@ def create_source(
             by_name[existing.name.casefold()] = existing
         columns[name] = existing.id
     key = id_col
+    if key_column and key_column.strip() in columns:  # a field of the pull: the column it fills
+        key_column = str(columns[key_column.strip()])
     if key_column:
-        key = next((c for c in table.live_columns if str(c.id) == str(key_column) or c.name == key_column), None)
+        key_column = key_column.strip()
+        key = next((c for c in table.live_columns if str(c.id) == key_column or c.name == key_column), None)
         if key is None or (key.id != id_col.id and key.id not in columns.values()):
             raise ValidationFailed(
                 "The upsert key must be the record id column or a column this pull fills.", fields={"key": ["pick"]}
@@ -212,6 +222,7 @@ def create_source(
     source = CrmPullSource(
         workspace_id=workspace.id, table_id=table.id, provider=provider, kind=kind, label=label[:200], spec=spec,
         columns={"id": id_col.id, "fields": columns}, key_column_id=key.id, created_by_id=getattr(actor, "id", None),
+        on_delete=on_delete,
     )  # fmt: skip
     db.session.add(source)
     db.session.flush()
@@ -394,6 +405,9 @@ def _run_pull(pull_id: int) -> None:
                 if page.cursor:
                     pull.cursor = dict(page.cursor)
                 db.session.commit()
+            if source.on_delete == "remove":
+                pull.removed += remove_gone(workspace, source, client, pull.since)
+                db.session.commit()
     except MorketError as exc:
         db.session.rollback()
         pull = db.session.get(CrmPull, pull_id)
@@ -408,6 +422,41 @@ def _finish(pull: CrmPull, source: CrmPullSource, status: str, error: str | None
     if status == "done":
         source.high_water = _later(source.high_water, pull.seen_high)
     db.session.commit()
+
+
+def remove_gone(workspace: Workspace, source: CrmPullSource, client: CrmClient, since: str | None) -> int:
+    """Delete the rows whose record is gone from the source; return how many.
+
+    HubSpot lists: rows whose record is no longer a member (it left the list or was archived).
+    HubSpot objects: rows of records archived (since the last pull's mark, or ever on a full pull).
+    Salesforce: rows of records deleted since the mark (Salesforce answers for 30 days back).
+    Rows with no record id (typed in by hand) are never removed.
+    """
+    table = tables.get_table_or_404(workspace, source.table_id, lock="update")
+    id_col = next((c for c in table.live_columns if c.id == source.columns.get("id")), None)
+    if id_col is None:
+        raise ValidationFailed("The pull's record id column was deleted; set the pull up again.")
+    store = storage.storage_for(table)
+    column = store.columns[id_col.id]
+    has_id = sa.and_(column.isnot(None), column != "")
+    if source.provider == HUBSPOT and source.spec.get("list_id"):
+        members = sorted(pull_read.hubspot_list_members(client, str(source.spec["list_id"])))
+        where = sa.and_(has_id, sa.not_(column == sa.func.any(sa.cast(members, pg.ARRAY(sa.Text)))))
+    else:
+        obj = source.spec["object"]
+        gone = (
+            pull_read.hubspot_archived(client, obj, since)
+            if source.provider == HUBSPOT
+            else pull_read.salesforce_deleted(client, obj, since)
+        )
+        if not gone:
+            return 0
+        where = sa.and_(has_id, column == sa.func.any(sa.cast(sorted(gone), pg.ARRAY(sa.Text))))
+    ids = list(db.session.scalars(sa.select(store.rows.c.id).where(where)))
+    removed = 0
+    for start in range(0, len(ids), REMOVE_BATCH):
+        removed += tables.delete_rows(workspace, None, table, ids[start : start + REMOVE_BATCH])
+    return removed
 
 
 def write_page(workspace: Workspace, source: CrmPullSource, records: Sequence[pull_read.Record]) -> tuple[int, int]:

@@ -32,6 +32,7 @@ class PullOut(Out):
     rows_written: int
     inserted: int
     updated: int
+    removed: int = Field(default=0, description="Rows removed because their record was deleted in the CRM.")
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -46,6 +47,7 @@ class SourceOut(Out):
     object: str
     fields: list[str]
     key_column_id: int | None
+    on_delete: str = Field(default="keep", description="keep or remove: rows whose record was deleted in the CRM.")
     high_water: str | None = None
     last_run_at: datetime | None = None
     last_status: str | None = None
@@ -66,6 +68,11 @@ class SourceCreate(Request):
     table_id: Id | None = Field(default=None, description="Pull into this table (else a new one).")
     table_name: str | None = Field(default=None, max_length=120)
     key_column: str | None = Field(default=None, max_length=120, description="Upsert key column (id or name).")
+    on_delete: Literal["keep", "remove"] = Field(
+        default="keep",
+        description="When a record is deleted in the CRM (HubSpot: archived or gone from the list): keep the row "
+        "or remove it on the next pull.",
+    )
     start: bool = True
 
 
@@ -82,8 +89,9 @@ def _source_out(source: CrmPullSource) -> SourceOut:
     return SourceOut(
         id=source.id, table_id=source.table_id, provider=source.provider, kind=source.kind, label=source.label,
         object=source.spec.get("object", ""), fields=list(source.spec.get("fields") or []),
-        key_column_id=source.key_column_id, high_water=source.high_water, last_run_at=source.last_run_at,
-        last_status=source.last_status, latest_pull=_pull_out(latest) if latest else None,
+        key_column_id=source.key_column_id, on_delete=source.on_delete, high_water=source.high_water,
+        last_run_at=source.last_run_at, last_status=source.last_status,
+        latest_pull=_pull_out(latest) if latest else None,
     )  # fmt: skip
 
 
@@ -120,7 +128,7 @@ def create_pull_source(principal: Principal, body: SourceCreate) -> SourceOut:
     actor = user_actor(principal)
     source = pull.create_source(
         principal.workspace, actor, body.provider, body.kind, raw, table=table, table_name=body.table_name,
-        key_column=body.key_column,
+        key_column=body.key_column, on_delete=body.on_delete,
     )  # fmt: skip
     if body.start:
         pull.start_pull(principal.workspace, actor, source)

@@ -32,6 +32,8 @@ class CrmPullSource(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
     spec: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
     columns: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
     key_column_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: A row whose record was deleted in the CRM (archived, or gone from the list): keep | remove.
+    on_delete: Mapped[str] = mapped_column(String(8), nullable=False, default="keep", server_default="keep")
     high_water: Mapped[str | None] = mapped_column(String(40))
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_status: Mapped[str | None] = mapped_column(String(16))
@@ -53,6 +55,7 @@ class CrmPull(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
     rows_written: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     inserted: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     updated: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    removed: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     cursor: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
     seen_high: Mapped[str | None] = mapped_column(String(40))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -333,6 +333,51 @@ def read_salesforce(
         if not str(nxt).startswith(f"/services/data/v{SALESFORCE_API_VERSION}/query/"):
             raise CrmUnavailable("Salesforce answered a next-page address Morket does not follow.")
         response = send(client, "GET", nxt)
+
+
+# --- records deleted in the CRM ---------------------------------------------------------------------
+
+SALESFORCE_DELETED_DAYS = 29  # Salesforce answers getDeleted for the last 30 days only
+
+
+def hubspot_archived(client: CrmClient, obj: str, since: str | None) -> set[str]:
+    """Ids of the object's archived (deleted) records, those archived after ``since`` when given."""
+    after, gone = "", set()
+    floor = _moment(since) if since else None
+    while True:
+        params = {"limit": PAGE_HUBSPOT_LIST, "archived": "true", "properties": HUBSPOT_MODIFIED,
+                  **({"after": after} if after else {})}  # fmt: skip
+        body = _ok(send(client, "GET", f"/crm/v3/objects/{obj}", params=params), f"Reading archived HubSpot {obj}")
+        for item in body.get("results") or []:
+            stamp = item.get("archivedAt")
+            if floor is None or not stamp or _moment(stamp) > floor:
+                gone.add(str(item["id"]))
+        after = ((body.get("paging") or {}).get("next") or {}).get("after") or ""
+        if not after:
+            return gone
+
+
+def hubspot_list_members(client: CrmClient, list_id: str) -> set[str]:
+    """Every record id in the list now (members that left it, or were archived, are not)."""
+    after, members = "", set()
+    while True:
+        params = {"limit": PAGE_MEMBERSHIPS, **({"after": after} if after else {})}
+        body = _ok(send(client, "GET", f"/crm/v3/lists/{list_id}/memberships", params=params), "HubSpot list")
+        members.update(str(m["recordId"]) for m in body.get("results") or [])
+        after = ((body.get("paging") or {}).get("next") or {}).get("after") or ""
+        if not after:
+            return members
+
+
+def salesforce_deleted(client: CrmClient, obj: str, since: str | None) -> set[str]:
+    """Ids of the object's records deleted since ``since`` (at most the last 29 days: Salesforce keeps 30)."""
+    end = datetime.now(UTC)
+    start = end - timedelta(days=SALESFORCE_DELETED_DAYS)
+    if since and _moment(since) > start:
+        start = _moment(since) - timedelta(seconds=1)
+    params = {"start": _sf_time(start), "end": _sf_time(end + timedelta(seconds=1))}
+    body = _ok(send(client, "GET", f"/sobjects/{obj}/deleted/", params=params), f"Reading deleted Salesforce {obj}")
+    return {str(r["id"]) for r in body.get("deletedRecords") or []}
 
 
 def read(

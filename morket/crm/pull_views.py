@@ -88,7 +88,7 @@ def pull_start(workspace: Workspace, membership: Member) -> ResponseReturnValue:
     try:
         source = pull.create_source(
             workspace, current_user, provider, kind, raw, table=table, table_name=request.form.get("table_name"),
-            key_column=request.form.get("key_column") or None,
+            key_column=request.form.get("key_column") or None, on_delete=request.form.get("on_delete") or "keep",
         )  # fmt: skip
         started = pull.start_pull(workspace, current_user, source, full=True)
     except MorketError as exc:
@@ -128,7 +128,9 @@ def pull_progress(workspace: Workspace, membership: Member, pull_id: int) -> Res
     resp = Response(render_template("crm/_pull_progress.html", workspace=workspace, pull=found, final=FINAL))
     if found.status in FINAL and request.args.get("polling"):
         kind = {"done": "success", "failed": "error"}.get(found.status, "info")
-        words = {"done": f"Pull finished: {found.rows_read} read, {found.inserted} new, {found.updated} updated.",
+        removed = f", {found.removed} removed" if found.removed else ""
+        words = {"done": f"Pull finished: {found.rows_read} read, {found.inserted} new, {found.updated} updated"
+                         f"{removed}.",
                  "failed": f"Pull failed: {found.error}", "cancelled": "Pull cancelled."}  # fmt: skip
         add_toast(resp, words[found.status], kind)
     return resp

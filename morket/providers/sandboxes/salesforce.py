@@ -5,8 +5,11 @@ and Account, upsert of one record by an external id (``PATCH
 /services/data/vXX.X/sobjects/{SObject}/{ExternalIdField}/{value}``, 201 or 200), sObject
 Collections upsert by an external id (``PATCH
 /services/data/vXX.X/composite/sobjects/{SObject}/{ExternalIdField}``, 200 records, per-record
-results, ``allOrNone``) and a SOQL subset (``SELECT f, … FROM X [WHERE f op v [AND f op v …]] [ORDER BY f
-[ASC|DESC]] [LIMIT n]``, ``v`` a quoted literal or a datetime) with ``nextRecordsUrl`` paging.
+results, ``allOrNone``), deleted records (``GET
+/services/data/vXX.X/sobjects/{SObject}/deleted/?start=&end=``, 30 days back; the test control
+``/_sandbox/salesforce/delete`` deletes records) and a SOQL subset (``SELECT f, … FROM X [WHERE f
+op v [AND f op v …]] [ORDER BY f [ASC|DESC]] [LIMIT n]``, ``v`` a quoted literal or a datetime)
+with ``nextRecordsUrl`` paging.
 
 As Salesforce does it: the token answer has no ``expires_in`` (the session lasts ``token_ttl``
 seconds, then every call is a 401 ``INVALID_SESSION_ID``); each data answer carries
@@ -123,6 +126,7 @@ class SalesforceSandbox(ProviderSandbox):
         self.query_batch = 2000
         self.used = 0
         self.records: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in FIELDS}
+        self.deleted: dict[str, dict[str, float]] = {o: {} for o in FIELDS}  # id -> when it was deleted
         self.cursors: dict[str, list[dict[str, Any]]] = {}
         self.next_id = 1
         self.served = 0  # records answered by queries (tests count reads with it)
@@ -149,6 +153,8 @@ class SalesforceSandbox(ProviderSandbox):
         if action == "served" and request.method == "GET":
             with self.lock:
                 return json_response({"records": self.served})
+        if action == "delete" and request.method == "POST":
+            return self._delete_records(request.get_json(silent=True) or {})
         with self.lock:
             counts = {o: len(r) for o, r in self.records.items()}
         return crm_oauth.admin_answer(request, self.oauth, counts, self.configure)
@@ -176,6 +182,8 @@ class SalesforceSandbox(ProviderSandbox):
             return "collection_upsert"
         if method == "PATCH" and re.fullmatch(r"/sobjects/\w+/\w+/[^/]+", rest):
             return "record_upsert"
+        if method == "GET" and re.fullmatch(r"/sobjects/\w+/deleted/?", rest):
+            return "deleted"
         if method == "GET" and rest in ("/query", "/query/"):
             return "query"
         if method == "GET" and re.fullmatch(r"/query/[\w-]+", rest):
@@ -483,6 +491,34 @@ class SalesforceSandbox(ProviderSandbox):
                 )
             ids = [self._write(sobject, None, dict(v))[0]["Id"] for v in body.get("records") or []]
             return json_response({"ids": ids})
+
+    def _delete_records(self, body: dict[str, Any]) -> Response:
+        """Test control: delete records of ``object`` (``ids``) as a user would; ``getDeleted`` lists them."""
+        sobject = body.get("object", "Contact")
+        if sobject not in FIELDS:
+            return json_response({"error": "unknown object"}, 400)
+        now = time.time()
+        with self.lock:
+            gone = [str(i) for i in body.get("ids") or [] if self.records[sobject].pop(str(i), None) is not None]
+            for rid in gone:
+                self.deleted[sobject][rid] = now
+        return json_response({"ids": gone})
+
+    def _deleted(self, request: Request, rest: str, base: str) -> Response:
+        """``GET /sobjects/{SObject}/deleted/?start=&end=``: records deleted in the range (30 days back at most)."""
+        sobject = rest.split("/")[2]
+        if sobject not in FIELDS:
+            return self.error(404, "NOT_FOUND", f"The requested resource does not exist: {sobject}")
+        start, end = _parse_ts(request.args.get("start") or ""), _parse_ts(request.args.get("end") or "")
+        if start is None or end is None or end < start:
+            return self.error(400, "INVALID_REPLICATION_DATE", "start and end must be dateTimes, start before end")
+        earliest = time.time() - 30 * 86400
+        if start < earliest:
+            return self.error(400, "INVALID_REPLICATION_DATE", "startDate before org replication enabled date")
+        with self.lock:
+            found = sorted((when, rid) for rid, when in self.deleted[sobject].items() if start <= when <= end)
+        return json_response({"deletedRecords": [{"id": rid, "deletedDate": _iso(when)} for when, rid in found],
+                              "earliestDateAvailable": _iso(earliest), "latestDateCovered": _iso(end)})  # fmt: skip
 
     def _page(self, rows: list[dict[str, Any]], total: int) -> Response:
         page, remaining = rows[: self.query_batch], rows[self.query_batch :]
