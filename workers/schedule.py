@@ -50,4 +50,6 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     PeriodicJob("wake-due-webhooks", 5, "morket.webhooks.tasks.wake_due_endpoints", QUEUE_IO),
     # Indexes rows the storage triggers marked for search (new tables, imports, enrichment results).
     PeriodicJob("sync-search", 2, "morket.search.tasks.sync_search", QUEUE_DEFAULT),
+    # A failed renewal's grace period ends by the clock even when Stripe sends nothing more.
+    PeriodicJob("end-billing-grace", 3600, "morket.billing.tasks.end_expired_grace", QUEUE_DEFAULT),
 )
