@@ -172,6 +172,36 @@ def test_a_declined_card_keeps_the_session_open_and_a_later_payment_completes_it
     assert intent.metadata["workspace_id"] == "42"
 
 
+@pytest.mark.parametrize(
+    ("iban", "outcome", "status"),
+    [("DE89370400440532013000", "succeeded", "paid"), ("DE62370400440532013001", "failed", "unpaid")],
+)
+def test_a_debit_that_settles_later_completes_unpaid_then_succeeds_or_fails(stripe_sandbox, iban, outcome, status):
+    box = stripe_sandbox
+    session = new_session(box, "price_morket_pack_5k")
+    assert iban not in httpx.get(new_session(box).url).text  # not offered for subscriptions
+
+    assert pay_on_page(session, card=iban).status_code == 303
+
+    events = box.events()
+    assert [e.type for e in events][-3:] == [
+        "charge.pending",
+        "payment_intent.processing",
+        "checkout.session.completed",
+    ]
+    assert events[-1].data.object.payment_status == "unpaid"
+    with pytest.raises(stripe.InvalidRequestError):  # nothing to refund yet
+        box.client.v1.refunds.create(params={"payment_intent": events[-1].data.object.payment_intent})
+    box.forget_received()
+
+    box.post(f"checkout/{session.id}/settle")
+
+    settled = box.events()
+    assert settled[-1].type == f"checkout.session.async_payment_{outcome}"
+    assert box.client.v1.checkout.sessions.retrieve(session.id).payment_status == status
+    assert box.control.post(f"checkout/{session.id}/settle", json={}).status_code == 400
+
+
 def test_refunds_send_charge_refunded_and_refuse_more_than_was_paid(stripe_sandbox):
     box = stripe_sandbox
     session = new_session(box, "price_morket_pack_25k")

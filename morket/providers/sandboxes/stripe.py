@@ -72,7 +72,12 @@ more than what is left is a 400 (``amount_too_large`` / ``charge_already_refunde
   ``{"seed": n}``: the next batch (one call's events) goes out shuffled. ``POST
   events/<evt>/resend`` ``{"times": n}``: send an event again n times.
 - ``POST checkout/<cs>/complete`` ``{"card", "email"}`` and ``checkout/<cs>/decline``: what the
-  page's buttons do. ``POST customers/<cus>/card`` ``{"card": "4000000000000341"}``: the card
+  page's buttons do. ``POST checkout/<cs>/settle``: a payment by SEPA Direct Debit (offered in
+  payment mode: IBAN ``DE89370400440532013000`` settles paid, ``DE62370400440532013001`` fails)
+  completes the session with ``payment_status=unpaid`` (``charge.pending``,
+  ``payment_intent.processing``, ``checkout.session.completed``); settling sends
+  ``checkout.session.async_payment_succeeded`` (now ``paid``) or ``…_failed``.
+  ``POST customers/<cus>/card`` ``{"card": "4000000000000341"}``: the card
   later charges use. ``POST charges/<ch>/dispute`` ``{"reason": "fraudulent"}``: sends
   ``charge.dispute.created``.
 
@@ -406,6 +411,8 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
                 raise ValueError("times must be 1..100")
             self.hooks.resend(self._get("event", ident), times)
             return json_response({"resent": times})
+        if (what, verb) == ("checkout", "settle"):
+            return json_response(self._settle(self._get("checkout.session", ident)))
         if what == "checkout" and verb in ("complete", "decline"):
             session = self._get("checkout.session", ident)
             if session["status"] != "open":
@@ -784,7 +791,7 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
         card = request.form.get("card") or DEFAULT_CARD
         if action == "decline":
             card = "4000000000000002"
-        elif action != "pay" or card not in stripe_pages.TEST_CARDS:
+        elif action != "pay" or card not in stripe_pages.TEST_CARDS and card not in stripe_pages.DELAYED_METHODS:
             return stripe_pages.checkout_page(
                 session, self.session_items[ident], email=self._email_of(session), error="Choose a test card and Pay."
             )
@@ -797,8 +804,13 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
 
     def _submit_checkout(self, session: dict[str, Any], card: str, email: str | None) -> str | None:
         """Pay ``session`` with ``card``: None when paid, else the decline message (the session stays open)."""
-        if card not in stripe_pages.TEST_CARDS:
-            raise ValueError(f"card must be one of {', '.join(stripe_pages.TEST_CARDS)}")
+        delayed = card in stripe_pages.DELAYED_METHODS
+        if card not in stripe_pages.TEST_CARDS and not delayed:
+            raise ValueError(
+                f"card must be one of {', '.join([*stripe_pages.TEST_CARDS, *stripe_pages.DELAYED_METHODS])}"
+            )
+        if delayed and session["mode"] != "payment":
+            return "SEPA Direct Debit is offered for one-time payments only."
         email = (email or "").strip() or session["customer_email"]
         extra = self.session_extra.get(session["id"], {})
         customer_id = session["customer"]
@@ -811,20 +823,23 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
         if customer_id is None:
             customer_id = self._customer(email or "buyer@example.com", None, {}, None)["id"]
             self._emit("customer.created", self.objects["customer"][customer_id], self._now(customer_id))
-        self.cards[customer_id] = card
+        if not delayed:
+            self.cards[customer_id] = card
         customer = self.objects["customer"][customer_id]
         now = self._now(customer_id)
         session.update(
-            customer=customer_id, status="complete", payment_status="paid",
+            customer=customer_id, status="complete", payment_status="unpaid" if delayed else "paid",
             customer_details={"address": None, "email": customer["email"] or email, "name": customer["name"],
                               "phone": None, "tax_exempt": "none", "tax_ids": []},
         )  # fmt: skip
         if session["mode"] == "payment":
             intent, _ = self._charge(
                 customer_id, session["amount_total"], session["currency"], card, first=True,
-                metadata=extra.get("payment_metadata", {}), description="Morket credits",
+                metadata=extra.get("payment_metadata", {}), description="Morket credits", pending=delayed,
             )  # fmt: skip
             session["payment_intent"] = intent["id"]
+            if delayed:
+                extra["delayed"] = card
         else:
             items = self.session_items[session["id"]]
             sub = self._subscribe(customer_id, items, extra.get("subscription_metadata", {}), now, card)
@@ -834,13 +849,39 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
 
     # -- payments -------------------------------------------------------------------------------
 
+    def _settle(self, session: dict[str, Any]) -> dict[str, Any]:
+        """Settle a checkout paid by a delayed method: paid or failed per the IBAN (events sent)."""
+        extra = self.session_extra.get(session["id"], {})
+        iban = extra.pop("delayed", None)
+        if iban is None:
+            raise ValueError("this session has no payment waiting to settle")
+        intent = self.objects["payment_intent"][session["payment_intent"]]
+        charge = self.objects["charge"][intent["latest_charge"]]
+        now = self._now(session["customer"])
+        ok = iban == "DE89370400440532013000"
+        if ok:
+            charge.update(status="succeeded", paid=True)
+            intent.update(status="succeeded", amount_received=intent["amount"], payment_method=charge["payment_method"])
+            session["payment_status"] = "paid"
+        else:
+            message = "The customer's account has insufficient funds to cover this payment."
+            charge.update(status="failed", failure_code="insufficient_funds", failure_message=message)
+            error = {"type": "card_error", "code": "insufficient_funds", "message": message, "charge": charge["id"]}
+            intent.update(status="requires_payment_method", last_payment_error=error)
+        self._emit("charge.succeeded" if ok else "charge.failed", charge, now)
+        self._emit("payment_intent.succeeded" if ok else "payment_intent.payment_failed", intent, now)
+        self._emit(f"checkout.session.async_payment_{'succeeded' if ok else 'failed'}", session, now)
+        return session
+
     def _charge(self, customer: str | None, amount: int, currency: str, card: str, *, first: bool,
-                metadata: dict[str, str], description: str | None) -> tuple[dict, dict]:  # fmt: skip
-        """A payment intent and its charge, succeeded or declined per the card (events sent)."""
+                metadata: dict[str, str], description: str | None,
+                pending: bool = False) -> tuple[dict, dict]:  # fmt: skip
+        """A payment intent and its charge, succeeded or declined per the card, or processing for a
+        method that settles later (events sent)."""
         now = self._now(customer)
         decline = (DECLINES if first else LATER_DECLINES).get(card)
         intent_id, charge_id = new_id("pi", 24), new_id("ch", 24)
-        method = "pm_card_" + card[-4:]
+        method = ("pm_sepa_" if pending else "pm_card_") + card[-4:]
         charge = {
             "id": charge_id, "object": "charge", "amount": amount, "amount_captured": 0 if decline else amount,
             "amount_refunded": 0, "balance_transaction": None, "billing_details": {"email": None, "name": None},
@@ -871,8 +912,18 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
             "payment_method": None if decline else method, "payment_method_types": ["card"],
             "status": "requires_payment_method" if decline else "succeeded",
         }  # fmt: skip
+        if pending:
+            sepa = {"bank_code": "37040044", "country": "DE", "last4": card[-4:]}
+            charge.update(
+                status="pending", paid=False, payment_method_details={"type": "sepa_debit", "sepa_debit": sepa}
+            )
+            intent.update(status="processing", amount_received=0, payment_method_types=["sepa_debit"])
         self._store(charge)
         self._store(intent)
+        if pending:
+            self._emit("charge.pending", charge, now)
+            self._emit("payment_intent.processing", intent, now)
+            return intent, charge
         self._emit("charge.failed" if decline else "charge.succeeded", charge, now)
         self._emit("payment_intent.payment_failed" if decline else "payment_intent.succeeded", intent, now)
         return intent, charge

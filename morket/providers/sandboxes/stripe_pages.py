@@ -17,6 +17,12 @@ TEST_CARDS: dict[str, tuple[str, str]] = {
     "4000000000000002": ("Visa •••• 0002", "declined: generic decline"),
 }
 
+# Payment methods that settle later (Checkout in payment mode only): IBAN -> (label, outcome).
+DELAYED_METHODS: dict[str, tuple[str, str]] = {
+    "DE89370400440532013000": ("SEPA Direct Debit •••• 3000", "settles later: paid"),
+    "DE62370400440532013001": ("SEPA Direct Debit •••• 3001", "settles later: fails"),
+}
+
 _STYLE = """body{font:15px system-ui,sans-serif;background:#f4f5f7;color:#1f2430;margin:0}
 main{max-width:520px;margin:48px auto;background:#fff;border:1px solid #d9dce3;border-radius:10px;padding:28px}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:22px 0 8px}.muted{color:#667085}
@@ -71,10 +77,11 @@ def checkout_page(
     """The hosted Checkout page of an open session: the items, an email, a test card, Pay and Decline."""
     subscription = session["mode"] == "subscription"
     email = email or session.get("customer_email") or ""
+    methods = {**TEST_CARDS, **({} if subscription else DELAYED_METHODS)}
     cards = "".join(
         f'<label><input type="radio" name="card" value="{n}"{" checked" if i == 0 else ""}> '
         f'{html.escape(label)} <span class="muted">({html.escape(effect)})</span></label>'
-        for i, (n, (label, effect)) in enumerate(TEST_CARDS.items())
+        for i, (n, (label, effect)) in enumerate(methods.items())
     )
     cancel = session.get("cancel_url")
     back = f'<p><a href="{html.escape(cancel)}">← Back</a></p>' if cancel else ""
@@ -85,7 +92,7 @@ def checkout_page(
 {_lines(items, session["currency"], session["amount_total"])}{problem}
 <form method="post">
 <label for="email">Email</label><input type="email" id="email" name="email" value="{html.escape(email)}">
-<fieldset><legend>Test card</legend>{cards}</fieldset>
+<fieldset><legend>Test payment method</legend>{cards}</fieldset>
 <div class="row"><button class="primary" type="submit" name="action" value="pay">{verb}</button>
 <button type="submit" name="action" value="decline">Decline payment</button></div></form>"""
     return _page("Checkout", body, 402 if error else 200)
