@@ -742,6 +742,7 @@ class StripeSandbox(BillingMixin, ProviderSandbox):
                 "quantity": quantity}  # fmt: skip
 
     def _session_get(self, p: Params, ident: str, request: Request) -> dict[str, Any]:
+        self._open_session(ident)  # past its expires_at an open session reads as expired
         return self._get("checkout.session", ident)
 
     def _session_list(self, p: Params, request: Request) -> dict[str, Any]:
