@@ -202,6 +202,24 @@ def test_a_debit_that_settles_later_completes_unpaid_then_succeeds_or_fails(stri
     assert box.control.post(f"checkout/{session.id}/settle", json={}).status_code == 400
 
 
+def test_sessions_expire_after_a_day_or_when_expired_and_their_page_says_so(stripe_sandbox):
+    box = stripe_sandbox
+    clock = box.client.v1.test_helpers.test_clocks.create(params={"frozen_time": int(time.time())})
+    customer = box.client.v1.customers.create(params={"test_clock": clock.id})
+    late = new_session(box, customer=customer.id)
+    now = new_session(box, "price_morket_pack_5k")
+
+    box.client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": clock.frozen_time + DAY + 1})
+    expired = box.client.v1.checkout.sessions.expire(now.id)
+
+    assert box.client.v1.checkout.sessions.retrieve(late.id).status == "expired" and expired.status == "expired"
+    assert [e.type for e in box.events()].count("checkout.session.expired") == 2
+    assert httpx.get(now.url).status_code == 410
+    assert httpx.post(now.url, data={"action": "pay", "card": "4242424242424242"}).status_code == 410
+    with pytest.raises(stripe.InvalidRequestError):
+        box.client.v1.checkout.sessions.expire(now.id)
+
+
 def test_refunds_send_charge_refunded_and_refuse_more_than_was_paid(stripe_sandbox):
     box = stripe_sandbox
     session = new_session(box, "price_morket_pack_25k")
