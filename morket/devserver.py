@@ -186,7 +186,7 @@ class DevServer:
             "web",
             [
                 python, "-m", "gunicorn", "app:app", "--config", "python:morket.gunicorn_config",
-                "--worker-class", "gthread", "--workers", "2", "--threads", "4",
+                "--worker-class", "gthread", "--workers", "2", "--threads", "8",
                 "--bind", f"{self.host}:{self.port}",
                 "--graceful-timeout", "10", "--access-logfile", "-",
             ],

@@ -16,7 +16,13 @@ limit_request_line = 8190
 
 
 def post_worker_init(worker: Any) -> None:  # gunicorn's hook signature
-    """Once a worker has loaded the app, freeze what it loaded (see ``freeze_loaded_objects``)."""
-    from morket.core.runtime import freeze_loaded_objects
+    """Once a worker has loaded the app, freeze what it loaded (see ``freeze_loaded_objects``).
 
+    Live grid streams each hold one of the worker's threads: at most half of them may (and at
+    most ``MORKET_LIVE_STREAMS``), so pages are always served.
+    """
+    from morket.core.runtime import freeze_loaded_objects
+    from morket.tables.live import SLOTS
+
+    SLOTS.cap = max(1, int(getattr(worker.cfg, "threads", 2) or 2) // 2)
     freeze_loaded_objects()

@@ -130,9 +130,12 @@ class StreamSlots:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.open = 0
+        self.cap: int | None = None  # half the web worker's threads, set by gunicorn_config
 
     def take(self, limit: int) -> Callable[[], None] | None:
         """Take a slot; return the function that gives it back (once, however often called), or None."""
+        if self.cap is not None:
+            limit = min(limit, self.cap)
         with self._lock:
             if self.open >= limit:
                 return None
