@@ -546,6 +546,23 @@ def test_the_same_idempotency_key_answers_the_first_response(stripe_sandbox):
     assert len(box.client.v1.checkout.sessions.list().data) == 2
 
 
+def test_concurrent_calls_with_one_idempotency_key_create_one_object(stripe_sandbox):
+    from concurrent.futures import ThreadPoolExecutor
+
+    box = stripe_sandbox
+    params = {"email": "once@example.com", "metadata": {"workspace_id": "42"}}
+
+    def create(_: int) -> str:
+        return box.client.v1.customers.create(params=params, options={"idempotency_key": "morket-customer-42"}).id
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(create, range(16)))
+
+    assert len(ids) == 1
+    assert [c.id for c in box.client.v1.customers.list().data] == list(ids)
+    assert box.types() == ["customer.created"]
+
+
 def test_lists_page_with_starting_after_and_has_more(stripe_sandbox):
     box = stripe_sandbox
     made = [box.client.v1.customers.create(params={"email": f"p{i}@example.com"}).id for i in range(5)]

@@ -15,7 +15,7 @@ checkout sessions (create ``mode=subscription|payment`` with ``line_items``, ``c
 ``customer_email``, ``client_reference_id``, ``success_url`` (``{CHECKOUT_SESSION_ID}`` is filled
 in), ``cancel_url``, ``metadata``, ``subscription_data[metadata]``, ``payment_intent_data[metadata]``;
 retrieve, list, ``/line_items``, ``/expire``); billing portal sessions; subscriptions (retrieve,
-list by ``customer``/``status``, update ``cancel_at_period_end``, ``metadata``, ``items[0][price]``;
+list by ``customer``/``status``, update ``cancel_at_period_end``, ``metadata``, ``items[0][price]`` (no proration);
 ``DELETE`` cancels now); invoices (retrieve, list by ``customer``/``subscription``/``status``,
 ``/pay``); payment intents and charges (retrieve); refunds (create by ``payment_intent`` or
 ``charge``, optional ``amount``; retrieve, list); disputes (retrieve); events (retrieve, list by
