@@ -9,26 +9,29 @@ and, as the fixtures still show, in ``subscription``; read ``sub["items"]``, sin
 the dict method).
 
 **API** (``/v1/…``): customers (create, retrieve, update, list by ``email``, delete: their
-subscriptions end); products and prices
-(a fixed catalogue, plus create; ``GET /v1/prices?lookup_keys[]=…&active=true&expand[]=data.product``);
-checkout sessions (create ``mode=subscription|payment`` with ``line_items``, ``customer`` or
-``customer_email``, ``client_reference_id``, ``success_url`` (``{CHECKOUT_SESSION_ID}`` is filled
-in), ``cancel_url``, ``metadata``, ``subscription_data[metadata]``, ``payment_intent_data[metadata]``;
-retrieve, list, ``/line_items``, ``/expire``); billing portal sessions; subscriptions (retrieve,
-list by ``customer``/``status``, update ``cancel_at_period_end``, ``metadata``, ``items[0][price]`` (no proration);
-``DELETE`` cancels now); invoices (retrieve, list by ``customer``/``subscription``/``status``,
-``/pay``); payment intents and charges (retrieve); refunds (create by ``payment_intent`` or
-``charge``, optional ``amount``; retrieve, list); disputes (retrieve); events (retrieve, list by
-``type`` with ``*`` wildcards or ``types[]``); test clocks (``/v1/test_helpers/test_clocks``
-create, retrieve, list, ``/advance``, delete). Lists are newest first with ``limit`` (1-100),
-``starting_after``/``ending_before`` and ``has_more``. ``expand[]`` replaces any id field
-(``subscription``, ``latest_invoice``, ``customer``, ``payment_intent``, ``data.product``, up to
-four levels). Unknown parameters, missing ones and unknown ids are 400/404
-``{"error": {"type", "code", "message", "param"}}``; a declined ``/pay`` is a 402 ``card_error``.
-A POST with ``Idempotency-Key`` answers the first response again for the same key and
-parameters (header ``Idempotent-Replayed: true``) and a 400 ``idempotency_error`` for other
-parameters. The server-wide knobs apply too (``POST /_sandbox/config`` with ``"provider": "stripe"``:
-latency, error rate, a rate limit answered 429 ``rate_limit``; default 50 requests a second).
+subscriptions end); products and prices (a fixed catalogue, plus create;
+``GET /v1/prices?lookup_keys[]=…&active=true&expand[]=data.product``); checkout sessions (create
+``mode=subscription|payment`` with ``line_items``, ``customer`` or ``customer_email``,
+``client_reference_id``, ``success_url`` (``{CHECKOUT_SESSION_ID}`` is filled in), ``cancel_url``,
+``metadata``, ``subscription_data[metadata]``, ``payment_intent_data[metadata]``; retrieve, list,
+``/line_items``, ``/expire``; an open session expires a day after it was made, by its customer's
+clock, with ``checkout.session.expired``); billing portal sessions; subscriptions (retrieve, list
+by ``customer``/``status``, update ``cancel_at_period_end``, ``metadata``, ``items[0][price]`` (no
+proration); ``DELETE`` cancels now); invoices (retrieve, list by
+``customer``/``subscription``/``status``, ``/pay``); payment intents and charges (retrieve);
+refunds (create by ``payment_intent`` or ``charge``, optional ``amount``; retrieve, list); disputes
+(retrieve); events (retrieve, list by ``type`` with ``*`` wildcards or ``types[]``); test clocks
+(``/v1/test_helpers/test_clocks`` create, retrieve, list, ``/advance``, delete). Lists are newest
+first with ``limit`` (1-100), ``starting_after``/``ending_before`` and ``has_more``. ``expand[]``
+replaces any id field (``subscription``, ``latest_invoice``, ``customer``, ``payment_intent``,
+``data.product``, up to four levels). Unknown parameters, missing ones and unknown ids are
+400/404 ``{"error": {"type", "code", "message", "param"}}``; a declined ``/pay`` is a 402
+``card_error``. A POST with ``Idempotency-Key`` answers the first response again for the same key
+and parameters (header ``Idempotent-Replayed: true``) and a 400 ``idempotency_error`` for other
+parameters. The server-wide knobs apply too (``POST /_sandbox/config`` with ``"provider":
+"stripe"``: latency, error rate, a rate limit answered 429 ``rate_limit``; default 50 requests a
+second). Use the client's default HTTP client: ``stripe.HTTPXClient`` passes raw bytes as
+``data=``, which httpx deprecates (an error under the test suite's warning filter).
 
 **Catalogue** (price id = ``price_`` + lookup key; amounts in cents, USD): monthly plans
 ``morket_starter`` (4,900; metadata ``plan=starter``, ``monthly_credits=5000``), ``morket_pro``
