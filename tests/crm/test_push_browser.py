@@ -21,8 +21,9 @@ EDITED = 10
 def _push(app, sandbox: str, run_jobs):
     """Work the queued push in this process, as a worker would, against the same sandboxes."""
     settings = app.config["MORKET"]
-    saved = {k: settings.get(k) for k in (*CLIENTS, "HUBSPOT_API_URL", "HUBSPOT_AUTH_URL")}
-    settings.update({**CLIENTS, "HUBSPOT_API_URL": f"{sandbox}/hubspot", "HUBSPOT_AUTH_URL": f"{sandbox}/hubspot"})
+    saved = {k: settings.get(k) for k in (*CLIENTS, "HUBSPOT_API_URL", "HUBSPOT_AUTH_URL", "SALESFORCE_LOGIN_URL")}
+    settings.update({**CLIENTS, "HUBSPOT_API_URL": f"{sandbox}/hubspot", "HUBSPOT_AUTH_URL": f"{sandbox}/hubspot",
+                     "SALESFORCE_LOGIN_URL": f"{sandbox}/salesforce"})  # fmt: skip
     try:
         for _ in range(10):
             if not run_jobs():
@@ -137,5 +138,97 @@ def test_send_a_table_to_hubspot_from_its_more_menu(crm_env, app, live_server, b
     expect(second.locator("[data-created]")).to_have_text("0")
     expect(second.locator("[data-updated]")).to_have_text(str(EDITED))
     assert httpx.get(f"{crm_env}/_sandbox/hubspot/state").json()["records"]["contacts"] == ROWS
+    assert problems == []
+    assert page.problems == []
+
+
+def test_send_a_table_to_salesforce_by_external_id(crm_env, app, live_server, browser_page, run_jobs):  # noqa: F811
+    """Leads by the Morket row id as the external id Morket_Id__c: 1,000 created, then 10 edited sent as updates."""
+    from morket.extensions import db
+    from morket.tables import rows as table_rows
+    from morket.tables import service as tables
+
+    httpx.post(f"{crm_env}/_sandbox/salesforce/reset").raise_for_status()
+    with app.app_context():
+        workspace, owner = committed_owner(
+            email="ira@example.com", name="Ira", slug="ira-co", workspace_name="Ira Co", password=PASSWORD
+        )
+        db.session.flush()
+        table = tables.create_table(workspace, owner, "Leads", columns=COLUMNS)
+        table_rows.insert_rows(workspace, owner, table, [person(i) for i in range(ROWS)])
+        table_id, title_id = table.id, column(table, "Job title")
+        db.session.commit()
+    page, base = browser_page, live_server
+    table_url = f"{base}/w/ira-co/tables/{table_id}"
+    page.goto(f"{base}/login")
+    page.fill("#email", "ira@example.com")
+    page.fill("#password", PASSWORD)
+    page.click("form button[type=submit]")
+    page.goto(f"{base}/w/ira-co/connections")
+    page.locator("#crm-salesforce").get_by_role("button", name="Connect Salesforce").click()
+    page.get_by_role("button", name="Allow").click()
+    expect(page.locator("#toasts")).to_contain_text("Connected Salesforce")
+
+    page.goto(table_url)
+    page.wait_for_load_state("load")
+    page.locator(".grid-more > summary").click()
+    page.get_by_role("link", name="Send to Salesforce", exact=True).click()
+    expect(page.get_by_role("heading", name="Send “Leads” to Salesforce")).to_be_visible()
+    page.select_option("#crm-object", "Lead")
+    page.get_by_role("button", name="Show fields").click()
+    page.wait_for_load_state("load")
+    page.select_option("#crm-key-field", "Morket_Id__c")
+    page.select_option("#crm-key-column", label="Morket row id")
+    for field, label in (("FirstName", "First name (text)"), ("LastName", "Last name (text)"),
+                         ("Company", "Company (text)"), ("Email", "Email (email)"),
+                         ("Title", "Job title (text)")):  # fmt: skip
+        page.select_option(f"#map-{field}", label=label)
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.locator("#toasts")).to_contain_text("Mapping saved")
+
+    preview = page.locator("[data-preview]")
+    page.get_by_role("button", name="Preview changes").click()
+    expect(preview.locator("[data-create]")).to_have_text(f"{ROWS:,}")
+    page.get_by_role("button", name="Send to Salesforce").click()
+    expect(page.locator("#toasts")).to_contain_text(f"Push started: {ROWS:,} rows")
+    _push(app, crm_env, run_jobs)
+    first = page.locator(".crm-push-run").first
+    expect(first).to_have_attribute("data-status", "completed", timeout=15_000)
+    expect(first.locator("[data-created]")).to_have_text(f"{ROWS:,}")
+    problems = check_page(page, "crm-push-salesforce-done", "1366x768")
+    assert httpx.get(f"{crm_env}/_sandbox/salesforce/state").json()["records"]["Lead"] == ROWS
+
+    with app.app_context():
+        from morket.accounts.models import User
+        from morket.tables import storage
+        from morket.tables.models import Table
+        from morket.workspaces.models import Workspace
+
+        workspace = db.session.query(Workspace).filter_by(slug="ira-co").one()
+        owner = db.session.query(User).filter_by(email="ira@example.com").one()
+        table = db.session.get(Table, table_id)
+        store = storage.storage_for(table)
+        query = store.rows.select().with_only_columns(store.rows.c.id).order_by(store.rows.c.id.desc()).limit(EDITED)
+        for (rid,) in db.session.execute(query):
+            table_rows.update_cell(workspace, owner, table, rid, title_id, "Head of RevOps")
+        db.session.commit()
+    page.reload()
+    page.wait_for_load_state("load")
+    page.get_by_role("button", name="Preview changes").click()
+    expect(preview.locator("[data-update]")).to_have_text(str(EDITED))
+    expect(preview.locator("[data-unchanged]")).to_have_text(f"{ROWS - EDITED:,}")
+    page.get_by_role("button", name=f"Send only the {EDITED} changes").click()
+    _push(app, crm_env, run_jobs)
+    second = page.locator(".crm-push-run").first
+    expect(second).to_have_attribute("data-status", "completed", timeout=15_000)
+    expect(second.locator("[data-created]")).to_have_text("0")
+    expect(second.locator("[data-updated]")).to_have_text(str(EDITED))
+    assert httpx.get(f"{crm_env}/_sandbox/salesforce/state").json()["records"]["Lead"] == ROWS
+
+    # The breadcrumb leads back to the table, where the record ids are.
+    page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name="Leads").click()
+    expect(page).to_have_url(table_url)
+    header = page.locator(".grid-col-header", has_text="Salesforce ID")
+    expect(header).to_be_visible()
     assert problems == []
     assert page.problems == []
