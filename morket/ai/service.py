@@ -30,6 +30,7 @@ from morket.core.audit import record_audit
 from morket.core.crypto import DecryptionError, decrypt_secret, encrypt_secret, key_fingerprint
 from morket.core.errors import Conflict, Forbidden, MorketError, NotFound, ValidationFailed
 from morket.core.roles import can
+from morket.core.rotation import Move, register_resealer, reseal_batch
 from morket.core.urlsafety import UnsafeUrl, check_url
 from morket.extensions import db
 
@@ -398,3 +399,19 @@ def probe_endpoint(workspace: Workspace, actor: User, endpoint_id: int) -> Probe
     )  # fmt: skip
     db.session.flush()
     return result
+
+
+@register_resealer
+def reencrypt_batch(
+    old_master: bytes, new_master: bytes, *, after_id: int = 0, limit: int = 200
+) -> tuple[int, list[int], int]:
+    """Re-seal up to ``limit`` endpoints' keys still under ``old_master`` with ``new_master`` (the caller commits).
+
+    Part of ``flask credentials rotate-master-key``. Returns (re-encrypted, ids that did not
+    decrypt, last id seen).
+    """
+
+    def reseal(endpoint: AiEndpoint, move: Move) -> None:
+        endpoint.ciphertext = move(endpoint.ciphertext, sealed_name(endpoint.id))
+
+    return reseal_batch(AiEndpoint, old_master, new_master, reseal, after_id=after_id, limit=limit, verify=True)

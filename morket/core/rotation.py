@@ -18,6 +18,17 @@ from morket.extensions import db
 
 # move(blob, purpose) -> the same secret sealed under the new key (raises DecryptionError)
 Move = Callable[[bytes, str], bytes]
+# reencrypt(old_master, new_master, *, after_id, limit) -> (re-encrypted, unreadable ids, last id)
+Resealer = Callable[..., tuple[int, list[int], int]]
+# Stores that register themselves (a domain the credentials CLI may not import without a cycle).
+RESEALERS: list[Resealer] = []
+
+
+def register_resealer(resealer: Resealer) -> Resealer:
+    """Add a store's batch re-sealer to every later master-key rotation (usable as a decorator)."""
+    if resealer not in RESEALERS:
+        RESEALERS.append(resealer)
+    return resealer
 
 
 def reseal_batch(

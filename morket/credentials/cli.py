@@ -65,13 +65,20 @@ def rotate_master_key(batch_size: int) -> None:
             break
         after_id = batch.last_id
         click.echo(f"  {done} re-encrypted")
-    # CRM connections' tokens, webhook endpoints' signing secrets and inbound sources' secrets are
-    # sealed with the same master key; each store re-seals itself, batch by batch.
+    # CRM connections' tokens, webhook endpoints' signing secrets, inbound sources' secrets and the
+    # stores registered in core.rotation (model endpoints' keys) are sealed with the same master
+    # key; each store re-seals itself, batch by batch.
+    from morket.core.rotation import RESEALERS
     from morket.crm import tokens as crm_tokens
     from morket.inbound import rotation as inbound_rotation
     from morket.webhooks import service as webhooks
 
-    for reencrypt in (crm_tokens.reencrypt_batch, webhooks.reencrypt_batch, inbound_rotation.reencrypt_batch):
+    for reencrypt in (
+        crm_tokens.reencrypt_batch,
+        webhooks.reencrypt_batch,
+        inbound_rotation.reencrypt_batch,
+        *RESEALERS,
+    ):
         after_id = 0
         while True:
             sealed, failed, last_id = reencrypt(old, new, after_id=after_id, limit=batch_size)

@@ -272,3 +272,22 @@ def test_sidebar_links_ai_models_in_settings(client, db, team, ai):
     html = client.get(f"/w/{team.workspace.slug}/").get_data(as_text=True)
     settings = html[html.index('id="sidebar-settings"') :]
     assert re.search(rf'href="/w/{team.workspace.slug}/ai-models"[^>]*>.*?AI models', settings, re.S)
+
+
+def test_master_key_rotation_reseals_endpoint_keys(app, db, team, ai, monkeypatch):
+    new_master = bytes(range(100, 132))
+    endpoint = service.create_endpoint(team.workspace, team["owner"], **_kw(ai))
+    db.session.flush()
+    result = app.test_cli_runner().invoke(
+        args=["credentials", "rotate-master-key"], env={"MORKET_NEW_MASTER_KEY": new_master.hex()}
+    )
+    assert result.exit_code == 0, result.output
+    assert KEY not in result.output
+    db.session.expire_all()
+    # The old master key no longer reads it; the new one does, and the call path works with it.
+    with pytest.raises(service.EndpointUnreadable, match="another master key"):
+        service.resolve_endpoint(team.workspace, endpoint.id, None)
+    monkeypatch.setitem(app.config["MORKET"], "MASTER_KEY", new_master)
+    resolved = service.resolve_endpoint(team.workspace, endpoint.id, None)
+    assert resolved.api_key == KEY
+    assert llm.complete(resolved, system="", prompt="<data>ok</data>").text == 'Sandbox answer about "ok".'
