@@ -81,6 +81,25 @@ def sanitise(text: str, *secrets: str) -> str:
     return _CONTROL.sub(" ", text)[:EXCERPT_MAX]
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a run of deliveries goes: the URL pinned to the address the check allowed."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, str]
+
+
+def prepare(url: str, *, allow_http_loopback: bool) -> Target:
+    """Check ``url`` (raise UnsafeUrl) and pin it to the first allowed address, for a run of sends.
+
+    A delivery job checks once per batch it takes (the name is resolved again for the next batch):
+    every request of the run goes to the address that was checked, never to a fresh resolution."""
+    addresses = check_target(url, allow_http_loopback=allow_http_loopback)
+    target, pin_headers, extensions = pinned_request(url, addresses[0])
+    return Target(target, {**pin_headers, "Content-Type": "application/json", "User-Agent": USER_AGENT}, extensions)
+
+
 def send(
     client: httpx.Client,
     url: str,
@@ -90,30 +109,28 @@ def send(
     timeout: float,
     allow_http_loopback: bool,
     secrets: tuple[str, ...] = (),
+    target: Target | None = None,
 ) -> Outcome:
-    """POST ``body`` to ``url`` once, pinned to the checked address; never follows a redirect."""
+    """POST ``body`` to ``url`` once, pinned to the checked address; never follows a redirect.
+
+    ``target``: ``url`` already checked and pinned by ``prepare`` (else it is checked here)."""
     started = time.perf_counter()
 
     def elapsed() -> int:
         return int((time.perf_counter() - started) * 1000)
 
-    try:
-        addresses = check_target(url, allow_http_loopback=allow_http_loopback)
-    except UnsafeUrl as exc:
-        return Outcome(False, None, elapsed(), "", f"refused: {exc.message}"[:300])
-    target, pin_headers, extensions = pinned_request(url, addresses[0])
+    if target is None:
+        try:
+            target = prepare(url, allow_http_loopback=allow_http_loopback)
+        except UnsafeUrl as exc:
+            return Outcome(False, None, elapsed(), "", f"refused: {exc.message}"[:300])
     request = client.build_request(
         "POST",
-        target,
+        target.url,
         content=body,
-        headers={
-            **headers,
-            **pin_headers,
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-        },
+        headers={**headers, **target.headers},
         timeout=timeout,
-        extensions=extensions,
+        extensions=target.extensions,
     )
     try:
         response = client.send(request, stream=True, follow_redirects=False)

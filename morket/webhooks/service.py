@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
-from sqlalchemy import any_, func, insert, select, update
+from sqlalchemy import any_, func, select, text, update
 
 from morket.core.audit import record_audit
 from morket.core.crypto import DecryptionError, decrypt_secret, encrypt_secret, key_fingerprint
@@ -548,43 +548,42 @@ def due_batch(endpoint_id: int, limit: int = 100) -> list[Due]:
     return due
 
 
+# One round trip for a run of successes: the deliveries marked succeeded and their attempts logged by
+# one statement over typed arrays (the same text every time, so the driver prepares it once).
+_RECORD_SUCCESSES = text(
+    """
+    WITH sent AS (
+      SELECT * FROM unnest(CAST(:delivery_ids AS bigint[]), CAST(:workspace_ids AS bigint[]),
+                           CAST(:status_codes AS integer[]), CAST(:latencies AS integer[]),
+                           CAST(:excerpts AS text[])) AS s(delivery_id, workspace_id, status_code, latency_ms, excerpt)
+    ), marked AS (
+      UPDATE webhook_deliveries AS d
+      SET status = 'succeeded', attempts = d.attempts + 1, last_status_code = s.status_code, finished_at = :now
+      FROM sent AS s
+      WHERE d.id = s.delivery_id AND d.status = 'pending'
+    )
+    INSERT INTO webhook_attempts
+      (workspace_id, delivery_id, attempted_at, ok, status_code, latency_ms, response_excerpt, error)
+    SELECT workspace_id, delivery_id, :now, true, status_code, latency_ms, excerpt, NULL FROM sent
+    """
+)
+
+
 def record_successes(endpoint: WebhookEndpoint, done: Sequence[tuple[Due, transport.Outcome]]) -> None:
-    """Log a run of successful attempts and mark their deliveries succeeded (two statements, one per status)."""
+    """Log a run of successful attempts and mark their deliveries succeeded (one statement)."""
     if not done:
         return
-    now = utcnow()
-    # executemany: one compiled statement, the rows pipelined (a multi-row VALUES compiles per call).
     db.session.execute(
-        insert(WebhookAttempt),
-        [
-            {
-                "workspace_id": d.workspace_id,
-                "delivery_id": d.delivery_id,
-                "attempted_at": now,
-                "ok": True,
-                "status_code": o.status_code,
-                "latency_ms": o.latency_ms,
-                "response_excerpt": o.excerpt,
-                "error": None,
-            }
-            for d, o in done
-        ],
+        _RECORD_SUCCESSES,
+        {
+            "now": utcnow(),
+            "delivery_ids": [d.delivery_id for d, _ in done],
+            "workspace_ids": [d.workspace_id for d, _ in done],
+            "status_codes": [o.status_code for _, o in done],
+            "latencies": [o.latency_ms for _, o in done],
+            "excerpts": [o.excerpt for _, o in done],
+        },
     )
-    by_status: dict[int | None, list[int]] = {}
-    for d, o in done:
-        by_status.setdefault(o.status_code, []).append(d.delivery_id)
-    for status_code, ids in by_status.items():
-        db.session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(ids), WebhookDelivery.status == "pending")
-            .values(
-                status="succeeded",
-                attempts=WebhookDelivery.attempts + 1,
-                last_status_code=status_code,
-                finished_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
     if endpoint.failing_since is not None:
         endpoint.failing_since = None
 

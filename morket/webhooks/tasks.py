@@ -20,6 +20,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from morket.core.jobs import QUEUE_IO, enqueue_after_commit, relay_committed
+from morket.core.urlsafety import UnsafeUrl
 from morket.extensions import db
 from morket.webhooks import delivery as transport
 from morket.webhooks import service
@@ -94,13 +95,18 @@ def _drain(endpoint_id: int) -> int:
                 log.error("webhook secret unreadable", extra={"data": {"endpoint_id": endpoint_id}})
                 return sent
         kept, url = tuple(secrets), endpoint.url
+        try:  # checked and pinned once per batch; a refusal is recorded by the first send below
+            target: transport.Target | None = transport.prepare(url, allow_http_loopback=allow_http)
+        except UnsafeUrl:
+            target = None
         done: list[tuple[service.Due, transport.Outcome]] = []
         flushed = time.monotonic()
         for due in batch:
             headers = signed_headers(secrets, due.event_uid, int(time.time()), due.body)
             outcome = transport.send(
-                client, url, due.body, headers, timeout=timeout, allow_http_loopback=allow_http, secrets=kept
-            )
+                client, url, due.body, headers, timeout=timeout, allow_http_loopback=allow_http, secrets=kept,
+                target=target,
+            )  # fmt: skip
             if outcome.ok:
                 done.append((due, outcome))
                 sent += 1
