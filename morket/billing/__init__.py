@@ -13,4 +13,5 @@ def register(app: Flask) -> None:
 
     on_invite("billing.seats", lambda workspace, taken: service.check_seats(workspace.id, taken))
     add_overview_section("billing", lambda workspace, membership: {"billing_notice": views.notice(workspace.id)})
+    app.add_template_global(service.admin_summary, "billing_admin_summary")
     app.register_blueprint(bp)

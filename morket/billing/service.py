@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from morket.billing import plans
 from morket.billing.models import BillingAccount, BillingEvent, BillingPurchase
+from morket.core.audit import record_audit
 from morket.core.db import utcnow
 from morket.core.errors import MorketError, NotFound, ValidationFailed
 from morket.core.types import Actor, Workspace
@@ -483,6 +484,52 @@ def check_feature(workspace_id: int, feature: str) -> None:
     if not getattr(current, feature):
         label = plans.FEATURE_LABELS.get(feature, feature)
         raise PlanLimit(plans.upgrade_message(current, label, plans.cheapest_with(feature)))
+
+
+# Admin console -------------------------------------------------------------------------------------
+
+
+def admin_refund(actor: Any, workspace: Workspace, purchase_id: int, reason: str) -> str:
+    """Refund a purchase's payment at Stripe (a platform admin, with a reason); return the refund id.
+
+    The credits come back out when Stripe reports the refund (``charge.refunded``), as for a
+    refund made in Stripe's dashboard: one path, so a refund is never clawed back twice.
+    """
+    if actor is None or not actor.is_active or not actor.is_platform_admin:
+        raise NotFound("Not found.")
+    reason = (reason or "").strip()
+    if not reason or len(reason) > 300 or "\x00" in reason:
+        raise ValidationFailed(
+            "Say why the purchase is refunded (up to 300 characters).", fields={"reason": ["required"]}
+        )
+    purchase = get_purchase_or_404(workspace.id, purchase_id)
+    if not purchase.payment_intent:
+        raise ValidationFailed("Stripe did not report a payment for this purchase; refund it in Stripe.")
+    try:
+        refund = stripe_client().v1.refunds.create(
+            params={
+                "payment_intent": purchase.payment_intent,
+                "metadata": {"reason": reason, "admin_id": str(actor.id)},
+            },
+            options={"idempotency_key": f"morket-refund-{purchase.id}"},
+        )
+    except stripe.StripeError as exc:
+        raise stripe_failed(exc) from exc
+    record_audit(workspace, actor, "billing.refunded", f"billing_purchase:{purchase.id}", reason=reason,
+                 refund=refund.id)  # fmt: skip
+    db.session.flush()
+    return str(refund.id)
+
+
+def admin_summary(workspace_id: int) -> dict[str, Any]:
+    """What the admin console shows of a workspace's billing: account, purchases, Stripe events."""
+    account = get_account(workspace_id)
+    return {
+        "account": account,
+        "plan": effective_plan(account),
+        "purchases": list_purchases(workspace_id, limit=20),
+        "events": list_events(workspace_id, limit=20),
+    }
 
 
 # Reading -------------------------------------------------------------------------------------------

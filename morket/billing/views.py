@@ -7,7 +7,7 @@ webhook reports the payment (``events``).
 
 from __future__ import annotations
 
-from flask import Response, current_app, flash, jsonify, redirect, request, url_for
+from flask import Response, abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_login import current_user
 
 from morket.billing import bp, events, plans, service
@@ -18,6 +18,7 @@ from morket.core.tenancy import workspace_page
 from morket.core.types import Member, Workspace
 from morket.credits import service as credits
 from morket.extensions import csrf, db, limiter
+from morket.workspaces.models import Workspace as WorkspaceRow
 
 PERMISSION = "billing.manage"
 
@@ -133,3 +134,23 @@ def stripe_webhook() -> tuple[Response, int]:
         db.session.commit()
         return jsonify({"error": {"code": "processing_failed", "message": "Will be processed on retry."}}), 500
     return jsonify({"received": True, "status": outcome.status}), 200
+
+
+@bp.post("/admin/workspaces/<int:workspace_id>/billing/purchases/<int:purchase_id>/refund")
+@csrf.exempt  # the admin console checks CSRF after its own check, so a refused POST is a plain 404
+def admin_refund(workspace_id: int, purchase_id: int) -> Response:
+    """A platform admin refunds a purchase at Stripe, with a reason; the webhook takes the credits back."""
+    workspace = db.session.get(WorkspaceRow, workspace_id)
+    if workspace is None or not current_user.is_authenticated or not current_user.is_platform_admin:
+        abort(404)
+    try:
+        refund = service.admin_refund(current_user, workspace, purchase_id, request.form.get("reason", ""))
+    except MorketError as exc:
+        db.session.rollback()
+        if exc.status == 404:
+            abort(404)
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash(f"Refund {refund} requested at Stripe; the credits come back out when Stripe confirms it.", "success")
+    return redirect(url_for("admin.workspace", workspace_id=workspace_id), code=303)

@@ -10,6 +10,7 @@ import pytest
 import stripe
 
 from morket.core.roles import ROLES
+from tests.admin.conftest import admin_user, make_user  # noqa: F401 - the console's fixtures, reused here
 from tests.factories import MembershipFactory, workspace_with_owner
 
 WEBHOOK_SECRET = "whsec_morket_billing_tests_0123456789"
