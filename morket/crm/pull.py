@@ -32,9 +32,10 @@ from sqlalchemy.dialects import postgresql as pg
 
 from morket.core.audit import record_audit
 from morket.core.db import utcnow
-from morket.core.errors import Conflict, MorketError, NotFound, ValidationFailed
+from morket.core.errors import Conflict, Forbidden, MorketError, NotFound, ValidationFailed
 from morket.core.jobs import QUEUE_IO, enqueue_after_commit, redis_connection
 from morket.core.normalise import normalised_sql
+from morket.core.roles import can
 from morket.crm import pull_read, service
 from morket.crm.client import CrmClient
 from morket.crm.providers import HUBSPOT, SALESFORCE, SPECS
@@ -147,8 +148,32 @@ def clean_spec(workspace: Workspace, provider: str, kind: Any, raw: Mapping[str,
     return spec, described, label
 
 
-def preview(workspace: Workspace, provider: str, kind: Any, raw: Mapping[str, Any]) -> tuple[dict, list[dict]]:
+def from_soql(workspace: Workspace, actor: Actor | None, provider: str, raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A raw SOQL query (owners and admins only) read into the source's parts; other sources unchanged."""
+    soql = str(raw.get("soql") or "").strip()
+    if not soql:
+        return raw
+    if provider != SALESFORCE:
+        raise ValidationFailed("A SOQL query is for Salesforce.", fields={"soql": ["salesforce only"]})
+    if actor is None or not can(_role(workspace, actor), "crm.manage"):
+        raise Forbidden("Only owners and admins can pull with a SOQL query; members build the query from parts.")
+    if raw.get("fields") or raw.get("where"):
+        raise ValidationFailed("Write the query or pick its parts, not both.", fields={"soql": ["both"]})
+    return {**raw, **pull_read.parse_soql(soql)}
+
+
+def _role(workspace: Workspace, actor: Actor) -> str | None:
+    from morket.workspaces.service import get_membership
+
+    membership = get_membership(workspace, actor)
+    return membership.role if membership is not None else None
+
+
+def preview(
+    workspace: Workspace, provider: str, kind: Any, raw: Mapping[str, Any], actor: Actor | None = None
+) -> tuple[dict, list[dict]]:
     """The checked spec and the source's first ``PREVIEW_ROWS`` records (field → value)."""
+    raw = from_soql(workspace, actor, provider, raw)
     spec, described, label = clean_spec(workspace, provider, kind, raw)
     connection = _connection(workspace, provider)
     rows: list[dict[str, Any]] = []
@@ -187,6 +212,7 @@ def create_source(
     missing, typed from the CRM's field type). All in the caller's transaction: a refusal leaves
     nothing behind.
     """
+    raw = from_soql(workspace, actor, provider, raw)
     if on_delete not in ON_DELETE:
         raise ValidationFailed("When a record is deleted in the CRM, keep the row or remove it.",
                                fields={"on_delete": ["keep or remove"]})  # fmt: skip

@@ -65,6 +65,12 @@ class SourceCreate(Request):
         max_length=pull.MAX_WHERE,
         description="Salesforce conditions as [field, operator, value], joined with AND; values are literals.",
     )
+    soql: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="Salesforce, owners and admins: SELECT field, … FROM Object [WHERE field op literal AND …], "
+        "instead of object, fields and where (read into those parts and checked against describe).",
+    )
     table_id: Id | None = Field(default=None, description="Pull into this table (else a new one).")
     table_name: str | None = Field(default=None, max_length=120)
     key_column: str | None = Field(default=None, max_length=120, description="Upsert key column (id or name).")
@@ -124,7 +130,7 @@ def create_pull_source(principal: Principal, body: SourceCreate) -> SourceOut:
     """Check the source with the CRM, create the table (or its missing columns) and the source; start a pull."""
     table = tables.get_table_or_404(principal.workspace, body.table_id) if body.table_id else None
     where = [list(w) for w in body.where]
-    raw = {"list_id": body.list_id, "object": body.object, "fields": body.fields, "where": where}
+    raw = {"list_id": body.list_id, "object": body.object, "fields": body.fields, "where": where, "soql": body.soql}
     actor = user_actor(principal)
     source = pull.create_source(
         principal.workspace, actor, body.provider, body.kind, raw, table=table, table_name=body.table_name,

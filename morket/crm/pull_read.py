@@ -284,6 +284,65 @@ def _sf_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_SOQL = re.compile(
+    r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<object>[A-Za-z_]\w*)(?:\s+WHERE\s+(?P<where>.+?))?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_NAME = re.compile(r"^[A-Za-z_]\w*$")
+_CONDITION = re.compile(
+    r"\s*(?P<field>[A-Za-z_]\w*)\s*(?P<op>!=|>=|<=|=|>|<)\s*"
+    r"(?P<value>'(?:[^'\\]|\\.)*'|\d{4}-\d{2}-\d{2}(?:T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|[-+]?\d+(?:\.\d+)?)\s*"
+)
+_AND = re.compile(r"AND\b", re.IGNORECASE)
+SOQL_MAX = 4000
+
+
+def parse_soql(text: str) -> dict[str, Any]:
+    """Read a raw SOQL query into a source's parts (object, fields, conditions), or refuse it.
+
+    Only ``SELECT field, … FROM Object [WHERE field op literal [AND …]]``: one object, plain field
+    names (no relationships, functions or subqueries), the fixed operators, quoted strings, numbers
+    and dates, no semicolons or comments. The parts are then checked against ``describe`` and the
+    query Morket runs is built again from them (``build_soql``), never sent as typed.
+    """
+    text = str(text or "")
+    if len(text) > SOQL_MAX:
+        raise ValidationFailed(f"A query is at most {SOQL_MAX:,} characters.", fields={"soql": ["too long"]})
+    if ";" in text or "--" in text or "/*" in text:
+        raise ValidationFailed("One SELECT only: no semicolons or comments.", fields={"soql": ["one statement"]})
+    found = _SOQL.match(text)
+    if found is None:
+        raise ValidationFailed("Write SELECT field, … FROM Object [WHERE field = 'value' AND …].",
+                               fields={"soql": ["not a SELECT"]})  # fmt: skip
+    fields = [f.strip() for f in found["fields"].split(",")]
+    bad = next((f for f in fields if not _NAME.match(f)), None)
+    if bad is not None:
+        raise ValidationFailed(f"Select plain field names; “{bad[:60]}” is not one.", fields={"soql": ["field"]})
+    where: list[list[str]] = []
+    rest, pos = found["where"] or "", 0
+    while rest:
+        cond = _CONDITION.match(rest, pos)
+        if cond is None:
+            raise ValidationFailed(
+                "Conditions are field, operator (=, !=, <, <=, >, >=) and a quoted text, number or date, "
+                f"joined with AND; cannot read “{rest[pos : pos + 40]}”.",
+                fields={"soql": ["where"]},
+            )
+        value = cond["value"]
+        if value.startswith("'"):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        where.append([cond["field"], cond["op"], value])
+        pos = cond.end()
+        if pos >= len(rest):
+            break
+        joined = _AND.match(rest, pos)
+        if joined is None:
+            raise ValidationFailed(f"Join conditions with AND; cannot read “{rest[pos:pos + 40]}”.",
+                                   fields={"soql": ["where"]})  # fmt: skip
+        pos = joined.end()
+    return {"object": found["object"], "fields": fields, "where": where}
+
+
 def build_soql(spec: Mapping[str, Any], types: Mapping[str, str], since: str | None) -> str:
     """SELECT Id, LastModifiedDate and the fields FROM the object [WHERE …] ORDER BY LastModifiedDate.
 

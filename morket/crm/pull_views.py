@@ -34,7 +34,7 @@ def _form_raw() -> tuple[str, str, dict]:
         if field:
             where.append([field, form.get(f"where_op_{i}", "="), form.get(f"where_value_{i}", "")])
     raw = {"list_id": form.get("list_id", "").strip(), "object": form.get("object", "").strip(),
-           "fields": form.get("fields", ""), "where": where}  # fmt: skip
+           "fields": form.get("fields", ""), "where": where, "soql": form.get("soql", "").strip()}  # fmt: skip
     return provider, kind, raw
 
 
@@ -60,6 +60,7 @@ def pull_page(workspace: Workspace, membership: Member) -> Response:
         sources=[(s, pull.latest_pull(s)) for s in sources],
         table_names=names,
         can_use=can(membership.role, "crm.use"),
+        can_manage=can(membership.role, "crm.manage"),
         operators=list(pull.pull_read.OPERATORS),
         max_where=pull.MAX_WHERE,
     )
@@ -71,7 +72,7 @@ def pull_page(workspace: Workspace, membership: Member) -> Response:
 def pull_preview(workspace: Workspace, membership: Member) -> ResponseReturnValue:
     provider, kind, raw = _form_raw()
     try:
-        spec, rows = pull.preview(workspace, provider, kind, raw)
+        spec, rows = pull.preview(workspace, provider, kind, raw, actor=current_user)
     except MorketError as exc:
         db.session.rollback()
         return render_template("crm/_pull_preview.html", problem=exc.message, spec=None, rows=[])
