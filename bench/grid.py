@@ -11,8 +11,10 @@ and migrated when missing), then measures in the same run:
   statement sent through a bare psycopg connection (no ORM, no Morket code);
 - ``sort_build_s``: the time from saving a new sort (and filter) to a usable window;
 - ``edit_p95_ms``: loading the table, ``update_cell`` and the commit;
-- ``delete_one_row_*_ms``: ``delete_rows`` of one row in the middle (the worst case: half the
-  positions move) and near the end, with the view's order patched too (rolled back afterwards).
+- ``delete_one_row_ms``: ``delete_rows`` of one row in the middle and near the end (the worse of
+  the two medians), with the sorted view's order patched too (rolled back afterwards), once its
+  ``row_id`` index is built (``order_index_s``; the ``*_before_index`` figures are the same delete
+  scanning the order), against the bare ``DELETE`` of that row (``ratios.delete_over_sql``).
 
 Server-side times only. A window sample first loads the table and view as a request would (timed
 apart, ``load_table_and_view_median_ms``), then times ``read_window`` alone, so that the ratio to
@@ -240,16 +242,36 @@ def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         edits.append(_timed(edit))
     figures["edit_p95_ms"] = round(_p95(edits) * 1000, 3)
     figures["edit_median_ms"] = round(statistics.median(edits) * 1000, 3)
-    # Deleting renumbers the shorter side of the table (and of each built view order) in one
-    # UPDATE: a row in the middle is the worst case. Timed, then rolled back to keep the table.
-    for label, fraction in (("middle", 0.5), ("near_end", 0.999)):
-        doomed = service.read_window(workspace, user, table, None, int(total * fraction), 1)[0].id
-        db.session.commit()
-        loaded = service.get_table_or_404(workspace, table.id)
-        figures[f"delete_one_row_{label}_ms"] = round(
-            _timed(lambda t=loaded, d=doomed: service.delete_rows(workspace, user, t, [d])) * 1000, 1
-        )
-        db.session.rollback()
+    # Deleting a row is a DELETE, a gap in the table's positions and one in each built view order
+    # (found through the order's row_id index, which a job builds after the order), never a
+    # renumbering. Timed in the middle and near the end, then rolled back to keep the table; first
+    # as a delete meets an order whose index is not built yet (the scan), then with it. The
+    # baseline is the bare ``DELETE … WHERE id = …`` on a plain connection, rolled back too.
+    from morket.tables import storage
+
+    bare_delete = f"DELETE FROM ut.{table.storage_name} WHERE id = %s"
+    for stage in ("before_index", "indexed"):
+        if stage == "indexed":
+            figures["order_index_s"] = round(_timed(lambda: storage.index_order_rows(table.id, view.id)), 2)
+        for label, fraction in (("middle", 0.5), ("near_end", 0.999)):
+            doomed = service.read_window(workspace, user, table, None, int(total * fraction), 1)[0].id
+            db.session.commit()
+            samples, bare_samples = [], []
+            for _ in range(5):
+                loaded = service.get_table_or_404(workspace, table.id)
+                samples.append(_timed(lambda t=loaded, d=doomed: service.delete_rows(workspace, user, t, [d])))
+                db.session.rollback()
+                with raw.transaction(force_rollback=True), raw.cursor() as cur:
+                    bare_samples.append(_timed(lambda c=cur, d=doomed: c.execute(bare_delete, [d])))
+            suffix = "" if stage == "indexed" else "_before_index"
+            figures[f"delete_one_row_{label}{suffix}_ms"] = round(statistics.median(samples) * 1000, 1)
+            figures[f"sql_delete_one_row_{label}{suffix}_ms"] = round(statistics.median(bare_samples) * 1000, 1)
+    figures["delete_one_row_ms"] = max(figures["delete_one_row_middle_ms"], figures["delete_one_row_near_end_ms"])
+    ratios["delete_over_sql"] = round(
+        figures["delete_one_row_ms"]
+        / max(figures["sql_delete_one_row_middle_ms"], figures["sql_delete_one_row_near_end_ms"], 0.01),
+        3,
+    )
     _html(
         table,
         {"unsorted": service.list_views(workspace, table)[0], "sorted_filtered": view},

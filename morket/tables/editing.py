@@ -425,6 +425,11 @@ def _open_gap(table: Table, position: int, count: int) -> int:
     if position == size:
         return next_pos(table)
     key = storage.key_of(table.pos_base, table.pos_gaps, position)
+    free = set(range(key - count, key))
+    if free <= set(table.pos_gaps):
+        # The rows' own gaps are still remembered (undoing a delete): they go back there, nothing moves.
+        table.pos_gaps = [g for g in table.pos_gaps if g not in free]
+        return key - count
     rows = storage.storage_for(table).rows
     if position < size - position:
         db.session.execute(sa.update(rows).where(rows.c.pos < key).values(pos=rows.c.pos - count))

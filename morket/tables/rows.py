@@ -14,15 +14,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from morket.core.errors import NotFound, ValidationFailed
+from morket.core.jobs import enqueue_after_commit
 from morket.core.types import Actor, Workspace
 from morket.extensions import db
 from morket.tables import hooks, lookups, storage
 from morket.tables.access import check_owned, find_column, lock_rows, mark_views_stale, next_pos
 from morket.tables.cells import CellError, parse_cell
 from morket.tables.formula_rows import refresh_formula_rows
-from morket.tables.models import Column, Table, View
+from morket.tables.models import USER_SCHEMA, Column, Table, View
 
 MAX_INSERT_ROWS = 10_000
 MAX_DELETE_ROWS = 10_000
@@ -83,6 +85,49 @@ def _parse_rows(table: Table, rows: Sequence[Mapping[Any, Any]]) -> list[dict[st
     return parsed
 
 
+# Column types whose values go in as one typed array each (arrays of arrays and of JSON do not).
+_UNNEST_TYPES = frozenset({"text", "numeric", "date", "timestamptz", "boolean"})
+
+
+def _insert_unnest(table: Table, store: storage.Storage, parsed: list[dict[str, Any]]) -> list[int] | None:
+    """Insert ``parsed`` with one short statement: a typed array per column, unnested in order, the
+    positions numbered after the table's last by the statement itself (under the row lock).
+
+    The table's ``row_count`` is counted by the same statement. One round trip whatever the row
+    count, and the same text for every call on a table, so the driver parses and prepares it once
+    (a multi-row VALUES is a new, long text each time). None when a column's type cannot go in as
+    an array (multi-select, JSON): the caller inserts row by row.
+    """
+    columns = [(store.columns[cid].name, storage.sql_type(kind)) for cid, kind in store.types.items()]
+    if not columns or any(kind not in _UNNEST_TYPES for _, kind in columns):
+        return None
+    quote = db.session.get_bind().dialect.identifier_preparer.quote
+    relation = f"{quote(USER_SCHEMA)}.{quote(table.storage_name)}"
+    names = [quote(name) for name, _ in columns]
+    arrays = ", ".join(f"CAST(:a{i} AS {kind}[])" for i, (_, kind) in enumerate(columns))
+    statement = sa.text(
+        f"WITH added AS (INSERT INTO {relation} (pos, {', '.join(names)}) "  # noqa: S608 - generated, quoted names
+        f"SELECT coalesce((SELECT max(pos) FROM {relation}), :base - 1) + u.n, {', '.join('u.' + n for n in names)} "
+        f"FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(names)}, n) RETURNING id, pos), "
+        "counted AS (UPDATE tables SET row_count = row_count + (SELECT count(*) FROM added) WHERE id = :table_id "
+        "RETURNING row_count) "
+        "SELECT id, pos, (SELECT row_count FROM counted) FROM added"
+    )
+    params: dict[str, Any] = {"base": table.pos_base, "table_id": table.id}
+    for i, (name, kind) in enumerate(columns):
+        values = [row.get(name) for row in parsed]
+        if len({type(v) for v in values if v is not None}) > 1:  # the driver types an array by one element
+            if kind != "numeric":
+                return None
+            values = [None if v is None else str(v) for v in values]
+        params[f"a{i}"] = values
+    db.session.flush()  # the table's row is written below, outside the unit of work
+    inserted = db.session.execute(statement, params).all()
+    if inserted:
+        set_committed_value(table, "row_count", inserted[0][2])
+    return [row_id for row_id, _, _ in sorted(inserted, key=lambda r: r[1])]
+
+
 def insert_rows(
     workspace: Workspace, actor: Actor | None, table: Table, rows: Sequence[Mapping[Any, Any]]
 ) -> list[int]:
@@ -95,15 +140,17 @@ def insert_rows(
     parsed = _parse_rows(table, rows)
     store = storage.storage_for(table)
     lock_rows(table)
-    start = next_pos(table)
-    names = [c.name for c in store.columns.values()]
-    params = [{"pos": start + i, **{n: values.get(n) for n in names}} for i, values in enumerate(parsed)]
-    ids = (
-        db.session.execute(sa.insert(store.rows).returning(store.rows.c.id, sort_by_parameter_order=True), params)
-        .scalars()
-        .all()
-    )
-    table.row_count += len(ids)
+    ids = _insert_unnest(table, store, parsed)  # counts the rows in the table's row_count too
+    if ids is None:
+        start = next_pos(table)
+        names = [c.name for c in store.columns.values()]
+        params = [{"pos": start + i, **{n: values.get(n) for n in names}} for i, values in enumerate(parsed)]
+        ids = (
+            db.session.execute(sa.insert(store.rows).returning(store.rows.c.id, sort_by_parameter_order=True), params)
+            .scalars()
+            .all()
+        )
+        table.row_count += len(ids)
     mark_views_stale(workspace, table, None)
     lookups.refresh_after_write(workspace, table, ids)
     refresh_formula_rows(workspace, table, ids)
@@ -135,6 +182,18 @@ def update_cell(workspace: Workspace, actor: Actor | None, table: Table, row_id:
     return stored[0]
 
 
+def _compact_later(table: Table, gaps: Sequence[int], view: View | None = None) -> None:
+    """Queue the closing of a table's (or a view order's) gaps once there are more than ``GAP_LIMIT``.
+
+    The delete itself never renumbers: the job moves rows in short steps (``storage.compact_step``).
+    """
+    if len(gaps) > storage.GAP_LIMIT:
+        view_id = 0 if view is None else view.id
+        enqueue_after_commit(
+            "morket.tables.tasks.compact_keys", table.id, view_id, job_id=f"compact-{table.id}-{view_id}"
+        )
+
+
 def delete_rows(workspace: Workspace, actor: Actor | None, table: Table, row_ids: Sequence[int]) -> int:
     """Delete rows by id, keep positions dense in the table and in every view; return the count."""
     check_owned(workspace, table)
@@ -155,6 +214,7 @@ def delete_rows(workspace: Workspace, actor: Actor | None, table: Table, row_ids
     table.pos_base, table.pos_gaps = storage.record_gaps(
         table.storage_name, "pos", table.pos_base, table.pos_gaps, removed
     )
+    _compact_later(table, table.pos_gaps)
     locked_views = db.session.scalars(
         select(View)
         .where(View.table_id == table.id, View.workspace_id == workspace.id)
@@ -169,6 +229,7 @@ def delete_rows(workspace: Workspace, actor: Actor | None, table: Table, row_ids
             view.rank_base, view.rank_gaps = storage.record_gaps(
                 storage.order_name(table.id, view.id), "rank", view.rank_base, view.rank_gaps, ranks
             )
+            _compact_later(table, view.rank_gaps, view)
     table.row_count = max(0, table.row_count - len(removed))
     lookups.refresh_after_write(workspace, table, [], None, before)
     hooks.row_events(table, "deleted", sorted(row_id for row_id, _ in deleted))  # only rows that existed

@@ -8,15 +8,19 @@ Layout of ``ut.t_<table_id>``:
 - ``cell_state jsonb``: per-cell state of enrichment columns, added by later features.
 
 Positions without OFFSET: ``pos`` values are consecutive from ``tables.pos_base`` except for the
-deleted ones, which the table remembers in ``tables.pos_gaps`` (sorted, at most ``GAP_LIMIT``).
+deleted ones, which the table remembers in ``tables.pos_gaps`` (sorted; a few thousand at most).
 ``key_of`` maps a window's positions [start, start + limit) to the ``pos`` range that holds
 exactly those rows (a bisect over the gaps, in Python), so every window is one index range scan
 ``pos >= lo AND pos < hi`` at any depth, and the count is the table's kept ``row_count``. Appends
-take the key after the last row. Deleting is a DELETE plus a few gaps; once more than
-``GAP_LIMIT`` gaps pile up, one UPDATE renumbers whichever side of them is shorter (``close_gaps``;
-the unique constraint is ``DEFERRABLE INITIALLY IMMEDIATE`` so PostgreSQL checks it at the end of
-that statement rather than row by row). Measured with ``python -m bench.grid``: deleting one row
-in the middle of 100,000 rows took 0.63 s when every delete renumbered, 20 ms with gaps.
+take the key after the last row. Deleting is a DELETE plus a few gaps, never a renumbering on
+the request path; once more than ``GAP_LIMIT`` gaps pile up, a job (``tables.tasks.compact_keys``)
+closes them in short steps (``compact_step``: each moves the rows between two gaps by a key range
+and commits; the unique constraint is ``DEFERRABLE INITIALLY IMMEDIATE`` so PostgreSQL checks it at
+the end of each statement rather than row by row). Undoing a delete puts the rows back into their
+remembered gaps when they are still there (no row moves). Measured with ``python -m bench.grid``:
+deleting one row in the middle of 100,000 rows took 0.63 s when every delete renumbered, 20 ms with
+gaps; 10,000,000 rows took 0.94 s while the sorted view's order was scanned for the row, which the
+order's ``row_id`` index (built by a job after the order, ``index_order_rows``) now finds.
 
 A sorted or filtered view keeps the same kind of keys in its own order table
 ``ut.o_<table_id>_<view_id> (rank, row_id)`` with ``rank_base``, ``rank_gaps`` and ``order_size``
@@ -49,6 +53,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.sql.visitors import replacement_traverse
 
+from morket.core.jobs import enqueue_after_commit
 from morket.extensions import db
 from morket.tables.models import USER_SCHEMA, Column, Table
 
@@ -312,7 +317,9 @@ def record_gaps(
     """Return the (base, gaps) after the keys in ``removed`` were deleted from ``relation``.
 
     Gaps at the head move the base; gaps past the last row are forgotten (the next row appended
-    takes the key after the last row); past ``GAP_LIMIT`` gaps, one UPDATE renumbers the rows.
+    takes the key after the last row). Nothing is renumbered here, however many gaps there are:
+    past ``GAP_LIMIT`` the caller queues a compaction (``compact_step`` in a job), so a delete costs
+    the same at any table size.
     """
     merged = sorted(set(gaps).union(removed))
     while merged and merged[0] == base:
@@ -321,45 +328,54 @@ def record_gaps(
     first, last = sequence_bounds(relation, key)
     if first is None:
         return base, []
-    merged = [g for g in merged if g < last]
-    if len(merged) > GAP_LIMIT:
-        close_gaps(relation, key, merged)
-        first, _ = sequence_bounds(relation, key)
-        return int(first), []
-    return base, merged
+    return base, [g for g in merged if g < last]
 
 
-def close_gaps(relation: str, key: str, removed: Sequence[int]) -> None:
-    """Renumber the dense ``key`` of ``relation`` after the keys in ``removed`` were deleted.
+def compact_step(
+    relation: str, key: str, base: int, gaps: Sequence[int], budget: int, *, downwards: bool
+) -> tuple[int, list[int], int]:
+    """Close gaps by moving at most about ``budget`` rows; return the new (base, gaps) and the rows moved.
 
-    One UPDATE moves the shorter side: the rows before the first gap move up to meet the rest, or
-    the rows after it move down; either way the surviving keys stay consecutive and in order.
+    ``downwards``: the run of free keys at the lowest gap travels up. The rows between the run and the
+    next gap move down by the run's length, which frees as many keys just below that gap; the run
+    grows by it and goes on, until it passes the last row and is forgotten. Otherwise the run at the
+    highest gap travels down the same way and ends in the base. Every step keeps each row's position
+    (its key minus the base minus the gaps below it), so a step can commit alone and readers in
+    between see the right rows; the list never grows. One UPDATE of a key range per gap passed.
     """
-    if not removed:
-        return
-    low, high = min(removed), max(removed)
-    bounds = _exec(f"SELECT min({key}), max({key}) FROM {_q(relation)}").one()  # noqa: S608 - generated names
-    first, last = bounds
-    if first is None:
-        return
-    after = max(0, last - low)
-    before = max(0, high - first)
-    if after <= before:
-        _exec(
-            f"UPDATE {_q(relation)} AS t SET {key} = s.new_key "  # noqa: S608 - generated names
-            f"FROM (SELECT {key} AS old_key, :low + row_number() OVER (ORDER BY {key}) - 1 AS new_key "
-            f"      FROM {_q(relation)} WHERE {key} > :low) AS s "
-            f"WHERE t.{key} = s.old_key AND s.old_key <> s.new_key",
-            {"low": low},
-        )
-    else:
-        _exec(
-            f"UPDATE {_q(relation)} AS t SET {key} = s.new_key "  # noqa: S608 - generated names
-            f"FROM (SELECT {key} AS old_key, :high - row_number() OVER (ORDER BY {key} DESC) + 1 AS new_key "
-            f"      FROM {_q(relation)} WHERE {key} < :high) AS s "
-            f"WHERE t.{key} = s.old_key AND s.old_key <> s.new_key",
-            {"high": high},
-        )
+    gaps = sorted(gaps)
+    moved = 0
+    while gaps and moved < budget:
+        if downwards:
+            run = 1
+            while run < len(gaps) and gaps[run] == gaps[0] + run:
+                run += 1
+            end = gaps[run - 1]
+            upto = gaps[run] if run < len(gaps) else None
+            bound = "" if upto is None else f" AND {key} < :upto"
+            moved += _exec(
+                f"UPDATE {_q(relation)} SET {key} = {key} - :d WHERE {key} > :end{bound}",  # noqa: S608 - generated names
+                {"d": run, "end": end, "upto": upto},
+            ).rowcount
+            gaps = [] if upto is None else [*range(upto - run, upto), *gaps[run:]]
+        else:
+            run = 1
+            while run < len(gaps) and gaps[-1 - run] == gaps[-1] - run:
+                run += 1
+            start = gaps[-run]
+            below = gaps[-run - 1] if run < len(gaps) else None
+            bound = "" if below is None else f" AND {key} > :below"
+            moved += _exec(
+                f"UPDATE {_q(relation)} SET {key} = {key} + :d WHERE {key} < :start{bound}",  # noqa: S608 - generated names
+                {"d": run, "start": start, "below": below},
+            ).rowcount
+            if below is None:
+                base += run
+                gaps = gaps[: len(gaps) - run]
+            else:
+                gaps = [*gaps[: len(gaps) - run], *range(below + 1, below + 1 + run)]
+    base, gaps = record_gaps(relation, key, base, gaps, [])
+    return base, gaps, moved
 
 
 def sequence_bounds(relation: str, key: str) -> tuple[int | None, int | None]:
@@ -430,12 +446,37 @@ def build_order(table_id: int, view_id: int, order_by: Sequence[Any], where: Any
     built = connection.exec_driver_sql(
         f"CREATE UNLOGGED TABLE {_q(name)} WITH (parallel_workers = 0) AS {compiled}", dict(compiled.params)
     ).rowcount
-    # Deferrable like the rows table's pos: close_gaps renumbers ranks in one UPDATE, whose rows may
-    # pass through each other's old values whatever plan the statement gets.
+    # Deferrable like the rows table's pos: compact_step moves ranks in one UPDATE per key range,
+    # whose rows may pass through each other's old values whatever plan the statement gets.
     _exec(f"ALTER TABLE {_q(name)} ADD CONSTRAINT {name}_pk PRIMARY KEY (rank) DEFERRABLE INITIALLY IMMEDIATE")
     # No ANALYZE (it took a tenth of a million-row build): a window reads a rank range through
     # the primary key whatever the statistics, and autovacuum analyzes the table soon after.
+    if built >= ORDER_INDEX_AT:
+        # A delete finds its rows' ranks through this index; built after the commit, off the build.
+        enqueue_after_commit(
+            "morket.tables.tasks.index_order_rows", table_id, view_id, job_id=f"order-index-{table_id}-{view_id}"
+        )
     return int(built)
+
+
+# Orders of at least this many rows get their row_id index (below it, a delete's scan takes a few ms).
+ORDER_INDEX_AT = 100_000
+
+
+def index_order_rows(table_id: int, view_id: int) -> bool:
+    """Index a view's order by ``row_id`` (a short transaction of its own); False when the order is gone.
+
+    Not part of the build: the build's sort stays one sort, and the index follows within seconds
+    (``CREATE INDEX`` blocks a delete of rows for that time, never a read). Until it exists a delete
+    scans the order for its rows (0.9 s at 10,000,000 rows).
+    """
+    name = order_name(table_id, view_id)
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+        if not connection.execute(sa.text("SELECT to_regclass(:rel) IS NOT NULL"), {"rel": _q(name)}).scalar_one():
+            return False
+        connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name}_row ON {_q(name)} (row_id)")
+    return True
 
 
 def drop_order(table_id: int, view_id: int) -> None:
@@ -451,8 +492,8 @@ def order_exists(table_id: int, view_id: int) -> bool:
 def remove_from_order(table_id: int, view_id: int, row_ids: Sequence[int]) -> list[int]:
     """Delete rows from a view's order; return the ranks they held (the view records them as gaps).
 
-    There is no index on ``row_id``: it would add a second sort to every build, and a delete
-    scanning the order table (tens of milliseconds at a million rows) is the cheaper trade.
+    An order of ``ORDER_INDEX_AT`` rows or more has an index on ``row_id`` soon after it is built
+    (``index_order_rows``); a smaller one is scanned (a few milliseconds).
     """
     name = order_name(table_id, view_id)
     return list(

@@ -23,7 +23,7 @@ from morket.tables.access import mark_views_stale
 from morket.tables.cells import CellError, parse_cell
 from morket.tables.column_configs import MAX_SELECT_OPTIONS
 from morket.tables.column_service import ColumnJob
-from morket.tables.models import Table
+from morket.tables.models import Table, View
 from morket.tables.undo import push_undo
 from morket.workspaces.models import Workspace
 
@@ -269,3 +269,60 @@ def _derive_options(rows: sa.Table, source: Any, from_type: str, to_type: str) -
                 seen.add(name.casefold())
                 options.append(name)
     return sorted(options)[:MAX_SELECT_OPTIONS]
+
+
+# --- position keys -----------------------------------------------------------------------------
+
+# Rows one compaction step moves before it commits (a short hold of the table's row lock).
+COMPACT_STEP_ROWS = 20_000
+
+
+def compact_keys(table_id: int, view_id: int) -> int:
+    """Close the remembered gaps of a table's positions (``view_id`` 0) or of a view's order; return rows moved.
+
+    Queued by a delete that left more than ``storage.GAP_LIMIT`` gaps. Each step locks the table's
+    row (and the view's), moves about ``COMPACT_STEP_ROWS`` rows and commits, so writers wait at most
+    one step and readers always see consistent keys. The side with fewer rows to move is chosen once.
+    """
+    moved, downwards = 0, None
+    while True:
+        table = db.session.scalars(
+            select(Table).where(Table.id == table_id).with_for_update().execution_options(populate_existing=True)
+        ).one_or_none()
+        view = None
+        if table is not None and view_id:
+            view = db.session.scalars(
+                select(View)
+                .where(View.id == view_id, View.table_id == table_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ).one_or_none()
+        if table is None or (view_id and (view is None or view.order_stale or not view.is_ordered)):
+            db.session.rollback()
+            return moved
+        if view is None:
+            relation, key, base, gaps = table.storage_name, "pos", table.pos_base, table.pos_gaps
+        else:
+            relation, key = storage.order_name(table_id, view_id), "rank"
+            base, gaps = view.rank_base, view.rank_gaps
+            if not storage.order_exists(table_id, view_id):
+                db.session.rollback()
+                return moved
+        if not gaps:
+            db.session.rollback()
+            return moved
+        if downwards is None:
+            first, last = storage.sequence_bounds(relation, key)
+            downwards = first is None or last - min(gaps) <= max(gaps) - first
+        base, gaps, step = storage.compact_step(relation, key, base, gaps, COMPACT_STEP_ROWS, downwards=downwards)
+        if view is None:
+            table.pos_base, table.pos_gaps = base, gaps
+        else:
+            view.rank_base, view.rank_gaps = base, gaps
+        db.session.commit()
+        moved += step
+
+
+def index_order_rows(table_id: int, view_id: int) -> None:
+    """Give a freshly built view order its ``row_id`` index, which deletes find their rows by."""
+    storage.index_order_rows(table_id, view_id)

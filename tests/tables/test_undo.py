@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
 
 from morket.core.errors import NotFound
 from morket.tables import editing, service, undo
@@ -114,6 +115,18 @@ def test_deleted_rows_come_back_at_their_positions_with_their_values(db, owner, 
     doomed = [_ids(workspace, user, small, p, 1)[0] for p in (0, 1, 5, 11)]
     _round_trip(workspace, user, small, lambda: editing.remove_rows(workspace, user, small, doomed))
     assert small.row_count == 12 == service.count_rows(workspace, user, small)
+
+
+def test_undoing_a_delete_puts_rows_back_in_their_gaps_without_moving_others(db, owner, small):
+    workspace, user = owner
+    keys = f"SELECT id, pos FROM ut.{small.storage_name} ORDER BY pos"  # noqa: S608 - generated name
+    before = db.session.execute(text(keys)).all()
+    doomed = [before[4][0], before[5][0], before[9][0]]
+    editing.remove_rows(workspace, user, small, doomed)
+    assert len(small.pos_gaps) == 3, "the delete renumbered the rows"
+    undo_last(workspace, user, small)
+    assert db.session.execute(text(keys)).all() == before, "rows moved, or came back under other keys"
+    assert small.pos_gaps == []
 
 
 def test_a_sorted_view_sees_rows_that_undo_brings_back(db, owner, small):
