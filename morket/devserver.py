@@ -169,8 +169,22 @@ class DevServer:
         if stripe_sandbox:
             self.env["MORKET_STRIPE_API_BASE"] = f"{base}/stripe"
             self.env["MORKET_STRIPE_SECRET_KEY"] = STRIPE_SANDBOX_KEY
-        stripe_note = " and Stripe (test mode)" if stripe_sandbox else ""
-        say(f"sandbox mode: demo providers, CRMs (HubSpot, Salesforce){stripe_note} with synthetic data at {base}")
+        if not self.env.get("MORKET_AI_BASE_URL"):
+            # The platform's default model endpoint: the sandbox LLM (deterministic answers, no model).
+            self.env.update(
+                MORKET_AI_KIND="openai",
+                MORKET_AI_BASE_URL=f"{base}/openai/v1",
+                MORKET_AI_API_KEY="sandbox-morket-ai",
+                MORKET_AI_MODEL="sandbox-small",
+                MORKET_AI_MODELS="sandbox-large",
+            )
+        # Workspace model endpoints may point at the sandbox LLM (or a local Ollama) on loopback.
+        self.env.setdefault("MORKET_AI_ALLOW_LOOPBACK", "true")
+        stripe_note = ", Stripe (test mode)" if stripe_sandbox else ""
+        say(
+            f"sandbox mode: demo providers, CRMs (HubSpot, Salesforce){stripe_note} and a sandbox LLM "
+            f"with synthetic data at {base}"
+        )
         return True
 
     # -- Morket's processes ---------------------------------------------------------------
