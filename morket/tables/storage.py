@@ -464,18 +464,17 @@ ORDER_INDEX_AT = 100_000
 
 
 def index_order_rows(table_id: int, view_id: int) -> bool:
-    """Index a view's order by ``row_id`` (a short transaction of its own); False when the order is gone.
+    """Index a view's order by ``row_id`` (the job's short transaction); False when the order is gone.
 
     Not part of the build: the build's sort stays one sort, and the index follows within seconds
     (``CREATE INDEX`` blocks a delete of rows for that time, never a read). Until it exists a delete
     scans the order for its rows (0.9 s at 10,000,000 rows).
     """
     name = order_name(table_id, view_id)
-    with db.engine.begin() as connection:
-        connection.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
-        if not connection.execute(sa.text("SELECT to_regclass(:rel) IS NOT NULL"), {"rel": _q(name)}).scalar_one():
-            return False
-        connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name}_row ON {_q(name)} (row_id)")
+    _exec("SET LOCAL lock_timeout = '10s'")
+    if not order_exists(table_id, view_id):
+        return False
+    _exec(f"CREATE INDEX IF NOT EXISTS {name}_row ON {_q(name)} (row_id)")
     return True
 
 

@@ -324,5 +324,5 @@ def compact_keys(table_id: int, view_id: int) -> int:
 
 
 def index_order_rows(table_id: int, view_id: int) -> None:
-    """Give a freshly built view order its ``row_id`` index, which deletes find their rows by."""
+    """Give a freshly built view order its ``row_id`` index, which deletes find their rows by (the runner commits)."""
     storage.index_order_rows(table_id, view_id)

@@ -245,3 +245,20 @@ def test_a_view_deleted_while_its_order_is_stale_is_a_404(db, owner, seeded):
     db.session.execute(text("DELETE FROM table_views WHERE id = :id"), {"id": view.id})
     with pytest.raises(NotFound):
         service.read_window(workspace, user, seeded, view, 0, 20)
+
+
+def test_a_large_order_gets_its_row_id_index_from_a_job(db, owner, seeded, monkeypatch):
+    monkeypatch.setattr(storage, "ORDER_INDEX_AT", 100)
+    workspace, user = owner
+    view = _sorted_filtered_view(workspace, user, seeded)
+    expected = _expected_sorted(db, seeded)
+    service.read_window(workspace, user, seeded, view, 0, 1)  # builds the order
+    queued = [m.job_id for m in db.session.scalars(select(OutboxMessage).where(OutboxMessage.relayed_at.is_(None)))]
+    assert f"order-index-{seeded.id}-{view.id}" in queued
+    tasks.index_order_rows(seeded.id, view.id)
+    name = storage.order_name(seeded.id, view.id)
+    assert db.session.execute(text("SELECT to_regclass(:i) IS NOT NULL"), {"i": f"ut.{name}_row"}).scalar_one()
+    doomed = expected[10:13]
+    assert service.delete_rows(workspace, user, seeded, doomed) == 3
+    rest = [i for i in expected if i not in doomed]
+    assert _ids(service.read_window(workspace, user, seeded, view, 0, 20)) == rest[:20]
