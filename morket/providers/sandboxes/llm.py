@@ -41,6 +41,8 @@ Rules, tried in order by ``RULES`` (first one that answers wins; insert a rule w
      a property named like email → the first email address in the data, else
      ``<tag>@example.com``; other strings → the data's first non-empty line (up to 80
      characters, and ``maxLength``), else ``sandbox-<tag>``.
+   Requests whose schema's title is ``morket_view_filters`` (natural-language filters) are answered
+   before this rule by ``llm_filters`` (its phrase grammar is documented there).
 5. Plain text: ``Sandbox answer about "<first non-empty line of the data, up to 80
    characters>".``, or ``Sandbox answer: nothing to go on.`` when the data is empty.
 
@@ -70,6 +72,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from morket.providers.sandboxes import llm_filters
 from morket.providers.sandboxes.server import Call, ProviderSandbox, json_response
 
 MODELS = ("sandbox-small", "sandbox-large")
@@ -263,6 +266,20 @@ RULES: list[Rule] = [rule_not_json, rule_junk, rule_tools, rule_schema, rule_tex
 def add_rule(rule: Rule, *, before: Rule | None = rule_tools) -> None:
     """Insert ``rule`` ahead of ``before`` (default: ahead of the tool, schema and text rules)."""
     RULES.insert(RULES.index(before) if before in RULES else len(RULES), rule)
+
+
+def rule_filters(ask: Ask) -> Reply | None:
+    """Natural-language filter requests (their schema's title says so): ``llm_filters.answer``."""
+    if llm_filters.is_filter_schema(ask.schema):
+        return Reply(text=json.dumps(llm_filters.answer(ask.schema, ask.data)))
+    if ask.tools and ask.tool_choice != "none" and not ask.tool_results:
+        tool = pick_tool(ask)
+        if llm_filters.is_filter_schema(tool.get("parameters")):
+            return Reply(tool=(tool["name"], llm_filters.answer(tool["parameters"], ask.data)))
+    return None
+
+
+add_rule(rule_filters)
 
 
 def reply_to(ask: Ask) -> Reply:
