@@ -207,10 +207,12 @@ def start_checkout(
         if chosen is None or chosen.price_id is None:
             raise ValidationFailed("There is no such paid plan.", fields={"plan": ["unknown plan"]})
         account = get_account(workspace.id)
-        if account is not None and account.plan == chosen.key and account.subscription_status in _LIVE:
+        if account is not None and account.stripe_subscription_id and account.subscription_status in _LIVE:
+            # A second subscription would bill twice: a plan change is made on the one there is.
             raise ValidationFailed(
-                f"This workspace is on {chosen.name} already; change plans from the billing portal.",
-                fields={"plan": ["current plan"]},
+                f"This workspace has a {plans.plan(account.plan).name} subscription already; "
+                "change plans from Stripe's billing portal (Manage).",
+                fields={"plan": ["subscribed"]},
             )
         params.update(
             mode="subscription",

@@ -7,6 +7,8 @@ webhook reports the payment (``events``).
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Response, abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_login import current_user
 
@@ -16,11 +18,14 @@ from morket.core.htmx import render_page_or_fragment
 from morket.core.logging import log_security_event
 from morket.core.tenancy import workspace_page
 from morket.core.types import Member, Workspace
+from morket.core.web import CSP
 from morket.credits import service as credits
 from morket.extensions import csrf, db, limiter
 from morket.workspaces.models import Workspace as WorkspaceRow
 
 PERMISSION = "billing.manage"
+# Where Stripe's hosted Checkout and customer portal live (the sandbox's origin when one is set).
+STRIPE_PAGES = "https://checkout.stripe.com https://billing.stripe.com"
 
 
 def notice(workspace_id: int) -> dict[str, object] | None:
@@ -53,7 +58,7 @@ def index(workspace: Workspace, membership: Member) -> Response:
     except MorketError as exc:
         invoices_error = exc.message
     returned = request.args.get("checkout")
-    return render_page_or_fragment(
+    resp = render_page_or_fragment(
         "billing/index.html",
         200,
         workspace=workspace,
@@ -70,6 +75,19 @@ def index(workspace: Workspace, membership: Member) -> Response:
         returned=returned if returned in ("success", "cancelled") else None,
         configured=bool(current_app.config["MORKET"]["STRIPE_SECRET_KEY"]),
     )
+    return _allow_stripe_pages(resp)
+
+
+def _allow_stripe_pages(resp: Response) -> Response:
+    """Let this page's forms land on Stripe's Checkout and portal (browsers apply form-action to redirects)."""
+    base = current_app.config["MORKET"]["STRIPE_API_BASE"]
+    if base:
+        parts = urlsplit(base)
+        origins = f"{parts.scheme}://{parts.netloc}"
+    else:
+        origins = STRIPE_PAGES
+    resp.headers["Content-Security-Policy"] = CSP.replace("form-action 'self'", f"form-action 'self' {origins}")
+    return resp
 
 
 def _back(workspace: Workspace, **args: str) -> str:

@@ -136,3 +136,18 @@ def test_bad_choices_are_refused_with_a_message(client, db, team, stripe_relay):
         resp = client.post("/api/v1/billing/checkout", json=body, headers=bearer)
         assert resp.status_code == 422, body
     assert stripe_relay.client.v1.checkout.sessions.list().data == []
+
+
+def test_a_subscribed_workspace_changes_plans_in_the_portal_not_a_second_checkout(client, db, team, stripe_relay):
+    workspace = team.workspace
+    login(client, team["owner"])
+    assert pay_on_page(_checkout(client, workspace.slug, plan="pro").headers["Location"]).status_code == 303
+    stripe_relay.deliver(client)
+    resp = _checkout(client, workspace.slug, plan="team")
+    assert resp.headers["Location"] == f"/w/{workspace.slug}/billing"
+    page = client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "change plans from Stripe&#39;s billing portal" in page and "Switch in Stripe" in page
+    assert len(stripe_relay.client.v1.checkout.sessions.list().data) == 1
+    token = csrf_token(client, f"/w/{workspace.slug}/billing")
+    portal = client.post(f"/w/{workspace.slug}/billing/portal", data={"csrf_token": token})
+    assert portal.status_code == 303 and portal.headers["Location"].startswith(stripe_relay.api + "/portal/")
