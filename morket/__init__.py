@@ -42,6 +42,7 @@ API_MODULES = (
     "morket.inbound.api",
     "morket.webhooks.api",
     "morket.ai.api",
+    "morket.ai.column_api",
     "morket.billing.api",
     "morket.search.api",
 )

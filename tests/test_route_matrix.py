@@ -105,6 +105,7 @@ def _team(db) -> Team:
     ids.update(_inbound_ids(workspace, owner, ids["table_id"]))
     ids.update(_pull_ids(db, workspace, owner, ids["table_id"]))
     ids["push_id"] = _push_id(db, workspace, owner, ids["table_id"])
+    ids.update(_ai_ids(db, workspace, owner, ids["table_id"]))
     return Team(workspace, users, ids, outsider, other_workspace)
 
 
@@ -122,6 +123,23 @@ def _push_id(db, workspace, owner, table_id: int) -> int:
     db.session.add(run)
     db.session.flush()
     return run.id
+
+
+def _ai_ids(db, workspace, owner, table_id: int) -> dict[str, int]:
+    """An AI column (its setup stored as is: the matrix has no model endpoint) and a finished AI run."""
+    from morket.ai.columns import AiConfig
+    from morket.runs.models import Run
+    from morket.tables import service as tables
+
+    table = tables.get_table_or_404(workspace, table_id)
+    column = tables.add_column(workspace, owner, table, "Summary", "ai")
+    config = AiConfig(prompt="Sum up {{Name}}", inputs={"Name": table.live_columns[0].id})
+    column.config = config.model_dump(mode="json")
+    run = Run(workspace_id=workspace.id, table_id=table_id, column_id=column.id, kind="ai", status="completed",
+              config={"column": column.config})  # fmt: skip
+    db.session.add(run)
+    db.session.flush()
+    return {"ai_column_id": column.id, "ai_run_id": run.id}
 
 
 def _pull_ids(db, workspace, owner, table_id: int) -> dict[str, int]:

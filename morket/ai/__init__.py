@@ -7,7 +7,7 @@ bp = Blueprint("ai", __name__)
 
 
 def register(app: Flask) -> None:
-    from morket.ai import views  # noqa: F401 - register the routes (api: see morket.api)
-    from morket.ai import column_models, executor  # noqa: F401 - AI columns' tables, and their run executor
+    # register the routes (api: see morket.api), AI columns' tables, pages and run executor
+    from morket.ai import column_models, column_views, executor, views  # noqa: F401
 
     app.register_blueprint(bp)

@@ -10,6 +10,7 @@ queued, with a reason that names the budget. Nothing is ever spent past a budget
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -100,20 +101,56 @@ def set_monthly_limit(workspace: Workspace, actor: Actor | None, credits: int | 
     return credits
 
 
-def in_flight_rows(workspace_id: int, run_id: int) -> tuple[int, int]:
-    """(rows of this run, rows of every AI run of the workspace) leased right now."""
+def reserved(workspace_id: int, run_id: int, claimed: Sequence[int]) -> tuple[int, int]:
+    """Credits held right now by rows other batches are calling: (this run's, every AI run's of the workspace).
+
+    A batch writes each calling row's most (``row_bound``) on its run row with the lease; a row given
+    back or filed, or whose lease lapsed (a killed worker), holds nothing any more.
+    """
+    from sqlalchemy.dialects import postgresql as pg
+
     from morket.runs.models import Run, RunRow
 
     rr, runs = RunRow.__table__, Run.__table__
+    bound = sa.func.coalesce(sa.cast(rr.c.result["bound"].astext, sa.BigInteger), 0)
+    mine = sa.and_(rr.c.run_id == run_id, rr.c.row_id == sa.func.any(sa.cast(sa.literal(list(claimed)),
+                                                                              pg.ARRAY(sa.BigInteger))))  # fmt: skip
     row = db.session.execute(
         sa.select(
-            sa.func.count().filter(rr.c.run_id == run_id),
-            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(bound).filter(rr.c.run_id == run_id), 0),
+            sa.func.coalesce(sa.func.sum(bound), 0),
         )
         .select_from(rr.join(runs, runs.c.id == rr.c.run_id))
-        .where(runs.c.workspace_id == workspace_id, runs.c.kind == "ai", rr.c.status == "leased")
+        .where(runs.c.workspace_id == workspace_id, runs.c.kind == "ai", rr.c.status == "leased", ~mine)
     ).one()
     return int(row[0]), int(row[1])
+
+
+def hold(run_id: int, bounds: dict[int, int | None]) -> None:
+    """Write on the leased run rows what each will hold while it is called (None: nothing)."""
+    if not bounds:
+        return
+    ids = sorted(bounds)
+    values = [None if bounds[i] is None else json.dumps({"bound": bounds[i]}) for i in ids]
+    db.session.execute(
+        sa.text(
+            "UPDATE enrichment_run_rows AS rr SET result = v.held::jsonb"
+            " FROM unnest(CAST(:ids AS bigint[]), CAST(:held AS text[])) AS v(row_id, held)"
+            " WHERE rr.run_id = :run_id AND rr.row_id = v.row_id AND rr.status = 'leased'"
+        ),
+        {"run_id": run_id, "ids": ids, "held": values},
+    )
+
+
+def lock_month(workspace_id: int) -> None:
+    """Serialise the batches of every AI run of a workspace that reserve against its monthly budget."""
+    from morket.ai.column_models import AiWorkspaceBudget
+
+    db.session.execute(
+        sa.select(AiWorkspaceBudget.workspace_id)
+        .where(AiWorkspaceBudget.workspace_id == workspace_id)
+        .with_for_update()
+    )
 
 
 def fit(bounds: Sequence[int], room: int) -> int:

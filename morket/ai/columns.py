@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from morket.ai import outputs, prompt
+from morket.ai import outputs
+from morket.ai import prompt as prompts
 from morket.core.audit import record_audit
 from morket.core.errors import NotFound, ValidationFailed
 from morket.core.types import Actor, Workspace
@@ -42,8 +43,8 @@ class AiSetup(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=120)
-    prompt: str = Field(min_length=1, max_length=prompt.MAX_PROMPT_CHARS)
-    system: str = Field(default="", max_length=prompt.MAX_SYSTEM_CHARS)
+    prompt: str = Field(min_length=1, max_length=prompts.MAX_PROMPT_CHARS)
+    system: str = Field(default="", max_length=prompts.MAX_SYSTEM_CHARS)
     endpoint_id: int | None = None
     model: str | None = Field(default=None, max_length=120)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
@@ -107,7 +108,7 @@ def _fail(message: str, field: str) -> ValidationFailed:
 
 
 def _inputs(table: Table, template: str, self_id: int | None) -> dict[str, int]:
-    names = prompt.references(template)
+    names = prompts.references(template)
     if not names:
         raise _fail("The prompt must name at least one column, as {{Company}}.", "prompt")
     by_name = {c.name.casefold(): c for c in table.live_columns}

@@ -207,8 +207,8 @@ class AiBatch:
 
 
 def _ready(row: ClaimedRow, kind: str, state: str, **extra: Any) -> RowOutcome:
-    return RowOutcome(row.row_id, kind, state, origin=(row.step_index, row.attempts), step_index=0,
-                      attempts=row.attempts, **extra)  # fmt: skip
+    extra.setdefault("attempts", row.attempts)
+    return RowOutcome(row.row_id, kind, state, origin=(row.step_index, row.attempts), step_index=0, **extra)
 
 
 def _lock_run(run_id: int) -> int:
@@ -218,32 +218,37 @@ def _lock_run(run_id: int) -> int:
 
 
 def apply_budgets(plan: AiPlan, claimed: Sequence[ClaimedRow], rows: list[AiRow]) -> str | None:
-    """Mark the rows that do not fit in the run's or the month's budget; the stop reason, if any."""
+    """Keep the batch within the run's and the month's budget; the stop reason when the run cannot go on.
+
+    Rows that fit what is left (after what other batches' calling rows hold) are called and hold their
+    most until filed; the others go back. The run stops only when nothing else is being called and not
+    even one more row fits: then the budget is truly spent.
+    """
     callers = [r for r in rows if r.ready is None]
-    if not callers:
-        return None
     limit = budget.monthly_limit(plan.workspace_id)
-    if plan.budget is None and limit is None:
+    if not callers or (plan.budget is None and limit is None):
         return None
-    used = _lock_run(plan.run_id)
-    run_leased, all_leased = budget.in_flight_rows(plan.workspace_id, plan.run_id)
-    widest = max(r.bound for r in callers)
-    rooms: list[tuple[int, str]] = []
-    if plan.budget is not None:
-        others = max(run_leased - len(claimed), 0)
-        rooms.append((plan.budget - used - others * widest, "run"))
     if limit is not None:
-        others = max(all_leased - len(claimed), 0)
-        rooms.append((limit - budget.month_spent(plan.workspace_id) - others * widest, "month"))
-    room, which = min(rooms)
+        budget.lock_month(plan.workspace_id)
+    used = _lock_run(plan.run_id)
+    run_held, all_held = budget.reserved(plan.workspace_id, plan.run_id, [c.row_id for c in claimed])
+    rooms: list[tuple[int, int, str]] = []  # (room, held by others, which)
+    if plan.budget is not None:
+        rooms.append((plan.budget - used - run_held, run_held, "run"))
+    if limit is not None:
+        rooms.append((limit - budget.month_spent(plan.workspace_id) - all_held, all_held, "month"))
+    room, others, which = min(rooms)
     fits = budget.fit([r.bound for r in callers], max(room, 0))
+    budget.hold(plan.run_id, {r.row_id: (r.bound if i < fits else None) for i, r in enumerate(callers)})
     if fits == len(callers):
         return None
     for row in callers[fits:]:
         claim = next(c for c in claimed if c.row_id == row.row_id)
         row.ready = _ready(claim, "release", "queued")
+    if fits > 0 or others > 0:
+        return None  # more room comes back as the rows being called are filed (they cost less than they hold)
     if which == "run":
-        left = _open_rows(plan.run_id) - fits
+        left = _open_rows(plan.run_id)
         return budget.STOPPED_RUN.format(budget=plan.budget, left=max(left, 0))
     return budget.STOPPED_MONTH.format(budget=limit)
 

@@ -1,0 +1,275 @@
+"""AI columns over the JSON API: columns, tries ("dry runs"), estimates, runs with budgets, the monthly budget.
+
+Everything is looked up inside the caller's workspace, so another workspace's ids answer 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from morket.ai import budget, column_runs, columns
+from morket.ai.column_models import AiDryRun
+from morket.api.routing import Principal, api_route
+from morket.extensions import db
+from morket.tables import service as tables
+from morket.tables.models import Column, Table
+
+TAG = "AI columns"
+
+
+class AiFieldOut(BaseModel):
+    name: str
+    type: str
+    column_id: int | None
+
+
+class AiColumnOut(BaseModel):
+    id: int
+    table_id: int
+    name: str
+    prompt: str
+    system: str
+    endpoint_id: int | None
+    model: str | None
+    temperature: float
+    max_tokens: int
+    output_type: str
+    options: list[str]
+    fields: list[AiFieldOut]
+    inputs: dict[str, int]
+
+
+class SampleOut(BaseModel):
+    row_id: int
+    prompt: str
+    answer: str | None = None
+    value: Any = None
+    fields: dict[str, Any] | None = None
+    error: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: int = 0
+
+
+class DryRunOut(BaseModel):
+    id: int
+    column_id: int
+    samples: list[SampleOut]
+    credits: int
+    input_tokens: int
+    output_tokens: int
+    rows_total: int
+    estimate_credits: int
+
+
+class EstimateOut(BaseModel):
+    rows: int
+    per_row: float | None
+    estimate_credits: int | None
+    max_credits: int
+    monthly_limit: int | None
+    month_spent: int
+
+
+class EstimateQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["all", "empty"] = "all"
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["all", "empty", "selected"] = "all"
+    row_ids: list[int] | None = Field(default=None, max_length=column_runs.MAX_SELECTED_ROWS)
+    budget_credits: int | None = Field(default=None, ge=1)
+
+
+class BudgetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    budget_credits: int | None = Field(default=None, ge=1)
+
+
+class MonthlyBudget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    monthly_credits: int | None = Field(default=None, ge=0)
+
+
+class MonthlyBudgetOut(BaseModel):
+    monthly_credits: int | None
+    month_spent: int
+
+
+class AiRunOut(BaseModel):
+    id: int
+    column_id: int
+    table_id: int
+    status: str
+    finished: bool
+    pause_reason: str | None
+    stopped_at_budget: bool
+    budget_credits: int | None
+    total: int
+    done: int
+    queued: int
+    succeeded: int
+    failed: int
+    no_data: int
+    cancelled: int
+    credits_used: int
+    estimate_credits: int
+    percent: int
+
+
+def _column_out(column: Column) -> AiColumnOut:
+    config = columns.read_config(column.config)
+    return AiColumnOut(
+        id=column.id,
+        table_id=column.table_id,
+        name=column.name,
+        prompt=config.prompt,
+        system=config.system,
+        endpoint_id=config.endpoint_id,
+        model=config.model,
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
+        output_type=config.output_type,
+        options=config.options,
+        fields=[AiFieldOut(**f.model_dump()) for f in config.fields],
+        inputs=config.inputs,
+    )
+
+
+def _dry_out(dry: AiDryRun) -> DryRunOut:
+    return DryRunOut(
+        id=dry.id,
+        column_id=dry.column_id,
+        samples=[SampleOut(**s) for s in dry.samples],
+        credits=dry.credits,
+        input_tokens=dry.input_tokens,
+        output_tokens=dry.output_tokens,
+        rows_total=dry.rows_total,
+        estimate_credits=dry.estimate_credits,
+    )
+
+
+def _table_column(principal: Principal, table_id: int, ai_column_id: int) -> tuple[Table, Column]:
+    table = tables.get_table_or_404(principal.workspace, table_id)
+    return table, columns.get_ai_column_or_404(principal.workspace, table, ai_column_id)
+
+
+@api_route("/tables/<int:table_id>/ai-columns", "GET", summary="List a table's AI columns", tag=TAG,
+           permission="enrichment.view", response=list[AiColumnOut])  # fmt: skip
+def list_ai_columns(principal: Principal, table_id: int) -> list[AiColumnOut]:
+    """Every AI column of the table with its prompt, model and output type."""
+    table = tables.get_table_or_404(principal.workspace, table_id)
+    return [_column_out(c) for c in column_runs.ai_columns(table)]
+
+
+@api_route("/tables/<int:table_id>/ai-columns", "POST", summary="Add an AI column", tag=TAG,
+           permission="enrichment.run", body=columns.AiSetup, response=AiColumnOut, status=201)  # fmt: skip
+def create_ai_column(principal: Principal, table_id: int, body: columns.AiSetup) -> AiColumnOut:
+    """The prompt names columns as ``{{Column}}``; a ``json`` output's fields each get a new column."""
+    table = tables.get_table_or_404(principal.workspace, table_id)
+    column = columns.create_ai_column(principal.workspace, principal.user, table, body)
+    out = _column_out(column)
+    db.session.commit()
+    return out
+
+
+@api_route("/tables/<int:table_id>/ai-columns/<int:ai_column_id>", "GET", summary="Get an AI column", tag=TAG,
+           permission="enrichment.view", response=AiColumnOut)  # fmt: skip
+def get_ai_column(principal: Principal, table_id: int, ai_column_id: int) -> AiColumnOut:
+    return _column_out(_table_column(principal, table_id, ai_column_id)[1])
+
+
+@api_route("/tables/<int:table_id>/ai-columns/<int:ai_column_id>", "PUT", summary="Replace an AI column's setup",
+           tag=TAG, permission="enrichment.run", body=columns.AiSetup, response=AiColumnOut)  # fmt: skip
+def update_ai_column(principal: Principal, table_id: int, ai_column_id: int, body: columns.AiSetup) -> AiColumnOut:
+    """The whole setup is replaced; cells already answered keep their values."""
+    table, column = _table_column(principal, table_id, ai_column_id)
+    column = columns.update_ai_column(principal.workspace, principal.user, table, column.id, body)
+    out = _column_out(column)
+    db.session.commit()
+    return out
+
+
+@api_route("/tables/<int:table_id>/ai-columns/<int:ai_column_id>/dry-runs", "POST", status=201,
+           summary="Try an AI column on 5 rows", tag=TAG, permission="enrichment.run", response=DryRunOut)  # fmt: skip
+def create_dry_run(principal: Principal, table_id: int, ai_column_id: int) -> DryRunOut:
+    """Asks the model for the first 5 rows with something to ask: prompts, answers, costs and an estimate.
+
+    No cell is written; the answers are charged like a run's."""
+    table, column = _table_column(principal, table_id, ai_column_id)
+    dry = column_runs.try_rows(principal.workspace, principal.user, table, column)
+    out = _dry_out(dry)
+    db.session.commit()
+    return out
+
+
+@api_route("/tables/<int:table_id>/ai-columns/<int:ai_column_id>/estimate", "GET", summary="Estimate an AI run",
+           tag=TAG, permission="enrichment.view", query=EstimateQuery, response=EstimateOut)  # fmt: skip
+def estimate_ai_run(principal: Principal, table_id: int, ai_column_id: int, query: EstimateQuery) -> EstimateOut:
+    """From the last try's cost per answered row, and the most the run could cost."""
+    table, column = _table_column(principal, table_id, ai_column_id)
+    found = column_runs.estimate(principal.workspace, table, column, scope=query.scope)
+    return EstimateOut(**found.__dict__)
+
+
+@api_route("/tables/<int:table_id>/ai-columns/<int:ai_column_id>/runs", "POST", summary="Run an AI column",
+           tag=TAG, permission="enrichment.run", body=RunRequest, response=AiRunOut, status=202)  # fmt: skip
+def start_ai_run(principal: Principal, table_id: int, ai_column_id: int, body: RunRequest) -> AiRunOut:
+    """With ``budget_credits`` the run stops before it would spend more (rows not reached stay queued)."""
+    table, column = _table_column(principal, table_id, ai_column_id)
+    run = column_runs.start_run(principal.workspace, principal.user, table, column, scope=body.scope,
+                                row_ids=body.row_ids, budget_credits=body.budget_credits)  # fmt: skip
+    db.session.commit()
+    return AiRunOut(**column_runs.progress(run))
+
+
+@api_route("/ai-runs/<int:ai_run_id>", "GET", summary="Get an AI run's progress", tag=TAG,
+           permission="enrichment.view", response=AiRunOut)  # fmt: skip
+def get_ai_run(principal: Principal, ai_run_id: int) -> AiRunOut:
+    return AiRunOut(**column_runs.progress(column_runs.get_run_or_404(principal.workspace, ai_run_id)))
+
+
+@api_route("/ai-runs/<int:ai_run_id>/cancel", "POST", summary="Cancel an AI run", tag=TAG,
+           permission="enrichment.run", response=AiRunOut)  # fmt: skip
+def cancel_ai_run(principal: Principal, ai_run_id: int) -> AiRunOut:
+    run = column_runs.get_run_or_404(principal.workspace, ai_run_id)
+    run = column_runs.cancel_run(principal.workspace, principal.user, run)
+    db.session.commit()
+    return AiRunOut(**column_runs.progress(run))
+
+
+@api_route("/ai-runs/<int:ai_run_id>/budget", "POST", summary="Raise a stopped AI run's budget", tag=TAG,
+           permission="enrichment.run", body=BudgetRequest, response=AiRunOut)  # fmt: skip
+def raise_ai_run_budget(principal: Principal, ai_run_id: int, body: BudgetRequest) -> AiRunOut:
+    """A run stopped at its budget goes on from its queued rows (None: no budget)."""
+    run = column_runs.get_run_or_404(principal.workspace, ai_run_id)
+    run = column_runs.raise_budget(principal.workspace, principal.user, run, body.budget_credits)
+    out = AiRunOut(**column_runs.progress(run))
+    db.session.commit()
+    return out
+
+
+@api_route("/ai-budget", "GET", summary="The workspace's monthly AI budget", tag=TAG, permission="ai.view",
+           response=MonthlyBudgetOut)  # fmt: skip
+def get_monthly_budget(principal: Principal) -> MonthlyBudgetOut:
+    workspace_id = principal.workspace.id
+    return MonthlyBudgetOut(monthly_credits=budget.monthly_limit(workspace_id),
+                            month_spent=budget.month_spent(workspace_id))  # fmt: skip
+
+
+@api_route("/ai-budget", "PUT", summary="Set the workspace's monthly AI budget", tag=TAG, permission="ai.manage",
+           body=MonthlyBudget, response=MonthlyBudgetOut)  # fmt: skip
+def set_monthly_budget(principal: Principal, body: MonthlyBudget) -> MonthlyBudgetOut:
+    """``monthly_credits`` null removes the limit; AI runs and tries stop before they would spend past it."""
+    budget.set_monthly_limit(principal.workspace, principal.user, body.monthly_credits)
+    out = MonthlyBudgetOut(monthly_credits=body.monthly_credits, month_spent=budget.month_spent(principal.workspace.id))
+    db.session.commit()
+    return out
