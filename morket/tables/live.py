@@ -4,7 +4,7 @@ Every write of a table's rows passes through ``announce`` (registered with ``hoo
 created, updated and deleted by the grid, the API, paste and undo, and for rows other domains wrote;
 called by the row-run engine for enrichment cells and by the CSV import). ``announce`` only notes
 the table in the session; once the session's transaction commits, one message per table is
-published on the Redis channel ``morket:live:<table id>`` with a per-table sequence number
+published on the Redis channel ``morket:live:<redis db>:<table id>`` with a per-table sequence number
 (``INCR``), so a change is never announced and then rolled back, and a rollback drops what was
 noted. A rolled-back savepoint inside a committed transaction may leave a note behind: the grids
 then fetch their window once more and see the committed state.
@@ -41,8 +41,10 @@ MAX_ROW_IDS = 500
 _INFO_KEY = "morket_live"
 
 
-def channel(table_id: int) -> str:
-    return f"{PREFIX}{int(table_id)}"
+def channel(client: Redis, table_id: int) -> str:
+    """The table's channel. Pub/sub ignores Redis's database number, so the channel names it: two
+    deployments (or test runs) sharing one Redis server on different databases never hear each other."""
+    return f"{PREFIX}{client.connection_pool.connection_kwargs.get('db', 0)}:{int(table_id)}"
 
 
 def _seq_key(table_id: int) -> str:
@@ -84,7 +86,7 @@ def publish(table_id: int, kinds: Sequence[str], rows: Sequence[int] | None) -> 
         seq = int(client.incr(_seq_key(table_id)))
         named = None if rows is None else sorted(rows)
         body = {"seq": seq, "table": int(table_id), "kinds": sorted(kinds), "rows": named}
-        client.publish(channel(table_id), json.dumps(body, separators=(",", ":")))
+        client.publish(channel(client, table_id), json.dumps(body, separators=(",", ":")))
         return seq
     except RedisError as exc:
         log.warning("live grid: could not publish a change", extra={"data": {"table": table_id, "error": str(exc)}})
@@ -175,7 +177,7 @@ def stream(
     """
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
-        pubsub.subscribe(channel(table_id))
+        pubsub.subscribe(channel(client, table_id))
         seq = current_seq(client, table_id)
         yield f"retry: {int(retry_ms)}\n" + _event("hello", {"seq": seq}, seq)
         if last_seen is not None and last_seen < seq:

@@ -21,7 +21,7 @@ def listener(services):
     """A Redis subscriber on every table's channel; ``take()`` returns the messages seen so far."""
     conn = redis_lib.Redis.from_url(services["redis"])
     pubsub = conn.pubsub(ignore_subscribe_messages=True)
-    pubsub.psubscribe(f"{live.PREFIX}*")
+    pubsub.psubscribe(live.channel(conn, 0)[:-1] + "*")  # this test run's Redis database only
 
     def take(wait: float = 0.5) -> list[dict]:
         got, ends = [], time.monotonic() + wait
@@ -170,3 +170,21 @@ def test_streams_are_bounded_per_process(app, db, client, seeded, owner, monkeyp
     assert live.SLOTS.open == 0
     assert [name for name, _ in _stream(client, f"/w/{workspace.slug}/tables/{seeded.id}/live")] == ["hello", "bye"]
     assert live.SLOTS.open == 0, "the stream gave its slot back"
+
+
+def test_a_csv_import_into_an_open_table_is_announced_when_it_commits(db, owner, listener):
+    import io
+
+    from morket.dataops import service as dataops
+    from morket.dataops import tasks
+
+    workspace, user = owner
+    table = service.create_table(workspace, user, "Leads", columns=[{"name": "Email", "type": "email"}])
+    (email,) = (c.id for c in table.live_columns)
+    run = dataops.upload_import(workspace, user, io.BytesIO(b"mail\nann@beta.io\nbob@gamma.io\n"), "leads.csv")
+    dataops.start_import(workspace, user, run, table=table, mapping=[{"source": 0, "target": email}])
+    db.session.commit()
+    listener(0.1)
+    assert tasks.run_import(run.id).status == "done"
+    got = [m for m in listener() if m["table"] == table.id]
+    assert [m["kinds"] for m in got] == [["import"]]
