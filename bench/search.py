@@ -256,40 +256,44 @@ def _http(server: _Server, token: str, samples: int, figures: dict[str, Any]) ->
 
 
 def _engine_sql(workspace_id: int, samples: int, url: str) -> list[float]:
-    """The engine's own statement for the same queries, on a plain connection (captured, then replayed)."""
+    """The engine's own statements for the same queries, on a plain connection (captured, then replayed).
+
+    One sample is every statement the engine ran for one query, in one transaction, as it runs them.
+    """
     from morket.extensions import db
     from morket.search.engine import Filters, parse_query
     from morket.search.postgres import PostgresEngine
 
-    captured: list[tuple[str, dict[str, Any]]] = []
+    captured: list[list[tuple[str, dict[str, Any]]]] = []
     real = db.session.execute
 
     def capture(statement, params=None, *a, **kw):
         compiled = statement.compile(dialect=db.engine.dialect)
-        captured.append((str(compiled), {**compiled.params, **(params or {})}))
+        captured[-1].append((str(compiled), {**compiled.params, **(params or {})}))
         return real(statement, params, *a, **kw)
 
     engine = PostgresEngine()
     db.session.execute = capture  # type: ignore[method-assign]
     try:
         for q in QUERIES:
-            engine.find(workspace_id, parse_query(q), Filters(), 500)
+            captured.append([])
+            engine.find(workspace_id, parse_query(q), Filters(), 200)
+            db.session.rollback()
     finally:
         del db.session.execute
     raw = psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
-    raw.autocommit = True
     timings: list[float] = []
     with raw.cursor() as cur:
-        for sql, params in captured:  # warm, and the session's similarity threshold set as the engine sets it
-            cur.execute(sql, params)
-            cur.fetchall()
-        searches = [(sql, params) for sql, params in captured if "WITH cand" in sql]
-        for _ in range(samples):
-            for sql, params in searches:
+        for round_ in range(samples + 1):  # the first round warms
+            for statements in captured:
                 began = time.perf_counter()
-                cur.execute(sql, params)
-                cur.fetchall()
-                timings.append(time.perf_counter() - began)
+                for sql, params in statements:
+                    cur.execute(sql, params)
+                    cur.fetchall()
+                elapsed = time.perf_counter() - began
+                raw.rollback()
+                if round_:
+                    timings.append(elapsed)
     raw.close()
     return timings
 

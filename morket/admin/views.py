@@ -19,6 +19,7 @@ from morket.core.errors import MorketError
 from morket.credits import service as credits
 from morket.credits.forms import AdjustCreditsForm
 from morket.extensions import db
+from morket.search import indexing as search_indexing
 
 
 def _list_args() -> tuple[SearchListForm, dict[str, object], int]:
@@ -83,6 +84,12 @@ def workspaces():
     form, args, status = _list_args()
     page = list_workspaces(current_user._get_current_object(), **args)
     return render_template("admin/workspaces.html", form=form, page=page, search=args.get("search", "")), status
+
+
+@bp.get("/search")
+def search_index():
+    """How far the workspace search index is behind the tables: rows waiting, oldest wait, recent lag."""
+    return render_template("admin/search.html", report=search_indexing.lag_report())
 
 
 @bp.get("/workspaces/<int:workspace_id>")

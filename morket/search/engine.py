@@ -15,6 +15,9 @@ from typing import Protocol
 QUERY_MAX = 200
 TOKENS_MAX = 8
 _DOMAIN = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?:www\.)?([\w-]+(?:\.[\w-]+)+)(?:[/:?#].*)?$", re.IGNORECASE)
+# Company-name words written long or short meet: "ACME Corporation" is "acme corp" in the index.
+COMPANY_WORDS = {"corporation": "corp", "incorporated": "inc", "company": "co", "limited": "ltd"}
+_COMPANY = re.compile(r"\b(" + "|".join(COMPANY_WORDS) + r")\b")
 _EMAIL = re.compile(r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
 
 
@@ -28,14 +31,17 @@ class ParsedQuery:
 
 
 def parse_query(raw: str) -> ParsedQuery:
-    """Normalise like the index does: lower case, single spaces; an email lower-cased; a domain or URL
-    without scheme, ``www.`` and path (``https://www.ACME.com/x`` -> ``acme.com``)."""
+    """Normalise like the index does: lower case, single spaces, company words short ("corporation" ->
+    "corp"); an email lower-cased; a domain or URL without scheme, ``www.`` and path
+    (``https://www.ACME.com/x`` -> ``acme.com``)."""
     text = " ".join(raw.split()).lower()
     norm = text
     if " " not in text and not _EMAIL.match(text):
         found = _DOMAIN.match(text)
         if found and "." in found.group(1):
             norm = found.group(1)
+    if norm == text:
+        norm = _COMPANY.sub(lambda m: COMPANY_WORDS[m.group(1)], norm)
     tokens = tuple(dict.fromkeys(re.findall(r"\w+", norm)))[:TOKENS_MAX]
     return ParsedQuery(raw=raw, norm=norm, tokens=tokens)
 

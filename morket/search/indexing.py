@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from morket.core.normalise import normalised_sql
 from morket.extensions import db
+from morket.search.engine import COMPANY_WORDS
 
 # Column types whose cells are text the index reads as they are (formulas and lookups are stored as text).
 INDEXED_TEXT_TYPES = frozenset(
@@ -33,6 +34,13 @@ NORM_CHARS = 256  # the text matched by trigrams
 SYNC_BATCH = 5000  # marked rows reindexed per statement
 _NORM_KIND = {"email": "email", "domain": "domain", "url": "domain"}
 TRIGGERS = ("search_mark_ins", "search_mark_upd", "search_mark_del")
+
+
+def _company_words(expr: str) -> str:
+    """SQL writing company words short, as ``engine.parse_query`` does ("acme corporation" -> "acme corp")."""
+    for long, short in COMPANY_WORDS.items():
+        expr = rf"regexp_replace({expr}, '\m{long}\M', '{short}', 'g')"
+    return expr
 
 
 def _exec(sql: str, params: dict[str, Any] | None = None) -> sa.CursorResult:
@@ -71,7 +79,7 @@ def documents_select(table: IndexedTable, *, where: str = "") -> str:
         "CASE v.kind "
         f"WHEN 'email' THEN {normalised_sql('v.value', 'email')} "
         f"WHEN 'domain' THEN {normalised_sql('v.value', 'domain')} "
-        f"ELSE {normalised_sql('v.value', 'text')} END"
+        f"ELSE {_company_words(normalised_sql('v.value', 'text'))} END"
     )
     return f"""
         SELECT {table.workspace_id}::bigint, {table.id}::bigint, r.id, v.column_id,

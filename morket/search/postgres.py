@@ -1,13 +1,13 @@
 """The PostgreSQL search engine: full text (``simple`` and ``english``) and ``pg_trgm`` over ``search_documents``.
 
-Four ways of matching, each an index scan capped at ``cap`` documents and each filtered by the
-workspace first: the normalised cell equals the query (btree), every query word is a word prefix
-(GIN on the tsvector), the cell is similar to the query (``%``, GIN trigrams: typos), and some
-words of the cell are similar to it (``<%``, word similarity: "acme" in "Acme Corp"). The two
-trigram ways cover cells of at most 80 characters (their partial index); longer text is found by
-its words and prefixes. The union is
-joined to the workspace's tables and live columns, so a deleted table or column is never found
-even before its documents are purged.
+Three direct ways of matching, each an index scan capped at ``cap`` documents and each filtered by
+the workspace first: the normalised cell equals the query (btree), some words of the cell are
+similar to it (``<%``, word similarity: "acme" in "Acme Corp"), and every query word is a word
+prefix (GIN on the tsvector). When they find nothing, the statement runs again with the
+similarity scan (``%``: typos), the costly one when the query's trigrams are common. The
+trigram ways cover cells of at most 80 characters (their partial index); longer text is found
+by its words and prefixes. The union is joined to the workspace's tables and live columns, so a
+deleted table or column is never found, even before its documents are purged.
 """
 
 from __future__ import annotations
@@ -27,6 +27,21 @@ _COLS = "d.table_id, d.row_id, d.column_id, d.value, d.norm, d.states, d.provide
 
 def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _scored(branches: list[str]) -> str:
+    """The candidates of ``branches`` (materialised once), joined to live tables and columns, scored."""
+    return f"""
+        WITH cand AS MATERIALIZED ({" UNION ALL ".join(branches)})
+        SELECT c.table_id, c.row_id, c.column_id, c.value, c.states, c.providers,
+               greatest(similarity(c.norm, :qn), word_similarity(:qn, c.norm))
+               + CASE WHEN c.norm = :qn THEN 1.0 WHEN c.norm LIKE :prefix ESCAPE '\\' THEN 0.5 ELSE 0 END
+               + CASE WHEN bool_or(c.ft) THEN 0.25 ELSE 0 END AS score
+        FROM cand c
+        JOIN tables t ON t.id = c.table_id AND t.workspace_id = :ws
+        JOIN table_columns col ON col.id = c.column_id AND col.table_id = c.table_id AND col.deleted_at IS NULL
+        GROUP BY c.table_id, c.row_id, c.column_id, c.value, c.norm, c.states, c.providers
+    """  # noqa: S608 - fixed SQL formatted in; every value is a bound parameter
 
 
 class PostgresEngine:
@@ -55,32 +70,32 @@ class PostgresEngine:
             where.append("d.providers && CAST(:f_providers AS text[])")
             params["f_providers"] = list(filters.providers)
         scope = " AND ".join(where)
-        branches = [
-            f"(SELECT {_COLS}, false AS ft FROM search_documents d WHERE {scope} AND d.norm = :qn LIMIT :cap)",  # noqa: S608
-            f"(SELECT {_COLS}, false AS ft FROM {_DOCS} WHERE {scope} AND {_SHORT} AND d.norm % :qn LIMIT :cap)",  # noqa: S608
+        direct = [
+            f"(SELECT {_COLS}, false AS ft FROM {_DOCS} WHERE {scope} AND d.norm = :qn LIMIT :cap)",  # noqa: S608
             f"(SELECT {_COLS}, false AS ft FROM {_DOCS} WHERE {scope} AND {_SHORT} AND :qn <% d.norm LIMIT :cap)",  # noqa: S608
         ]
         if query.tokens:
             params["tsq"] = " & ".join(f"'{t}':*" for t in query.tokens)
-            branches.append(
-                f"(SELECT {_COLS}, true AS ft FROM search_documents d WHERE {scope} "  # noqa: S608
+            direct.append(
+                f"(SELECT {_COLS}, true AS ft FROM {_DOCS} WHERE {scope} "  # noqa: S608
                 "AND d.tsv @@ (to_tsquery('simple', :tsq) || to_tsquery('english', :tsq)) LIMIT :cap)"
             )
-        sql = f"""
-            WITH cand AS MATERIALIZED ({" UNION ALL ".join(branches)})
-            SELECT c.table_id, c.row_id, c.column_id, c.value, c.states, c.providers,
-                   greatest(similarity(c.norm, :qn), word_similarity(:qn, c.norm))
-                   + CASE WHEN c.norm = :qn THEN 1.0 WHEN c.norm LIKE :prefix ESCAPE '\\' THEN 0.5 ELSE 0 END
-                   + CASE WHEN bool_or(c.ft) THEN 0.25 ELSE 0 END AS score
-            FROM cand c
-            JOIN tables t ON t.id = c.table_id AND t.workspace_id = :ws
-            JOIN table_columns col ON col.id = c.column_id AND col.table_id = c.table_id AND col.deleted_at IS NULL
-            GROUP BY c.table_id, c.row_id, c.column_id, c.value, c.norm, c.states, c.providers
-        """  # noqa: S608 - fixed SQL formatted in; every value is a bound parameter
-        # The ``%`` operator's threshold (pg_trgm's default 0.3 lets common trigrams through by the
-        # ten thousand); only search uses pg_trgm's operators, so the session keeps it.
-        db.session.execute(sa.text("SELECT set_config('pg_trgm.similarity_threshold', :s, false)"), {"s": SIMILARITY})
-        rows = db.session.execute(sa.text(sql), params).all()
+        typos = f"(SELECT {_COLS}, false AS ft FROM {_DOCS} WHERE {scope} AND {_SHORT} AND d.norm % :qn LIMIT :cap)"  # noqa: S608
+        # For this transaction: the ``%`` threshold (pg_trgm's 0.3 lets common trigrams through by
+        # the ten thousand), and no sequential scan: with LIMIT, the planner bets a scan finds a
+        # prefix's estimated thousands of matches early, and reads the whole index table when the
+        # prefix matches six.
+        db.session.execute(
+            sa.text(
+                "SELECT set_config('pg_trgm.similarity_threshold', :s, true), set_config('enable_seqscan', 'off', true)"
+            ),
+            {"s": SIMILARITY},
+        )
+        rows = db.session.execute(sa.text(_scored(direct)), params).all()
+        if not rows:
+            # No direct match: add the similarity scan (typos, "ACME Corporation" for "Acme Corp").
+            # It is the costly one when the query's trigrams are common (".com"), so it runs only here.
+            rows = db.session.execute(sa.text(_scored([*direct, typos])), params).all()
         return [
             Hit(
                 table_id=int(r.table_id),

@@ -101,3 +101,38 @@ def test_a_result_opens_its_row_in_the_grid(db, setup, client):
     html = client.get(f"/w/{workspace.slug}/tables/{accounts.id}", query_string={"row": row_id}).get_data(as_text=True)
     assert f'data-open-row="{row_id}" data-open-pos="30"' in html
     assert client.get(f"/w/{workspace.slug}/tables/{accounts.id}", query_string={"row": "x"}).status_code == 422
+
+
+def test_admin_console_shows_the_index_lag(db, setup, new_client):
+    from datetime import UTC, datetime
+
+    from morket.accounts.models import User
+    from morket.search import indexing
+
+    workspace, owner, accounts, _ = setup
+    admin = User(
+        email="root@search.test",
+        name="Root",
+        password_hash="!",
+        is_platform_admin=True,
+        email_verified_at=datetime.now(UTC),
+    )
+    db.session.add(admin)
+    db.session.flush()
+    as_admin = new_client()
+    login(as_admin, admin)
+    service.insert_rows(workspace, owner, accounts, [{"Company": "Waiting Row"}])
+    db.session.flush()
+    before = indexing.lag_report()
+    assert before.pending_rows >= 1 and before.oldest_pending_s is not None
+    html = as_admin.get("/admin/search").get_data(as_text=True)
+    assert "Rows waiting to be indexed" in html and 'data-figure="pending">' in html
+    assert 'data-figure="oldest">none' not in html
+    tasks.sync_search()
+    after = as_admin.get("/admin/search").get_data(as_text=True)
+    assert 'data-figure="pending">0<' in after and 'data-figure="oldest">none' in after
+    assert "no syncs yet" not in after
+    # Not a platform admin: the console does not exist.
+    plain = new_client()
+    login(plain, owner)
+    assert plain.get("/admin/search").status_code == 404
