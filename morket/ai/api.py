@@ -7,15 +7,16 @@ manager's user token (an API key must not swap where the workspace's prompts and
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from morket.ai import service
+from morket.ai import nl_filter, service
 from morket.ai.models import AiEndpoint
 from morket.api.routing import Principal, api_route, user_actor
 from morket.api.schemas import DeletedOut, Out, Request
 from morket.extensions import db
+from morket.tables import service as tables
 
 TAG = "AI"
 
@@ -132,3 +133,56 @@ def test_ai_endpoint(principal: Principal, endpoint_id: int) -> ProbeOut:
     result = service.probe_endpoint(principal.workspace, user_actor(principal), endpoint_id)
     db.session.commit()
     return ProbeOut.model_validate(result)
+
+
+# --- natural language to filters -------------------------------------------------------------------
+
+
+class FiltersFromText(Request):
+    """A description of the rows wanted, in words (never SQL)."""
+
+    text: str = Field(min_length=1, max_length=nl_filter.PHRASE_MAX,
+                      description='e.g. "German companies with more than 50 employees and no email yet".')  # fmt: skip
+    endpoint_id: int | None = Field(default=None, description="A model endpoint of the workspace; null: Morket's.")
+    model: str | None = Field(default=None, max_length=service.MODEL_MAX, description="A model of that endpoint.")
+
+
+class FilterConditionOut(Out):
+    """One condition as a person would read it."""
+
+    column_id: int
+    column: str
+    operator: str
+    label: str
+    value: Any = Field(default=None, description="Text, a list of two (between) or many (any_of), or null.")
+
+
+class FiltersFromTextOut(Out):
+    """A view filter group built only from this table's columns and their operators, not applied yet.
+
+    Apply it with ``PATCH /tables/<table_id>/views/<view_id>`` (``{"filters": <filters>}``)."""
+
+    text: str
+    filters: dict[str, Any]
+    conditions: list[FilterConditionOut]
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+
+@api_route(
+    "/tables/<int:table_id>/filters/from-text", "POST", summary="Turn a description into view filters", tag=TAG,
+    permission="tables.view", body=FiltersFromText, response=FiltersFromTextOut,
+)  # fmt: skip
+def filters_from_text(principal: Principal, body: FiltersFromText, table_id: int) -> FiltersFromTextOut:
+    """Ask the model for filters over this table's columns. A description naming no column, or asking
+    for SQL, is refused (422 with the reason); an unreachable model is 502."""
+    table = tables.get_table_or_404(principal.workspace, table_id)
+    result = nl_filter.translate(principal.workspace, table, body.text, endpoint_id=body.endpoint_id,
+                                 model=body.model)  # fmt: skip
+    conditions = [
+        FilterConditionOut(column_id=c.column_id, column=c.column, operator=c.operator, label=c.label, value=c.value)
+        for c in result.chips
+    ]
+    return FiltersFromTextOut(text=result.phrase, filters=result.filters, conditions=conditions, model=result.model,
+                              input_tokens=result.input_tokens, output_tokens=result.output_tokens)  # fmt: skip

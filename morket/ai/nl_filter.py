@@ -285,3 +285,8 @@ def filters_from_form(op: str, cols: list[str], operators: list[str], values: li
             item["value"] = value
         conditions.append(item)
     return {"op": op if op in ("and", "or") else "and", "conditions": conditions} if conditions else {}
+
+
+def chips_from_form(filters: dict[str, Any], columns: list[Column]) -> list[Chip]:
+    """Chips for an edited form that did not validate (unknown columns dropped, values as typed)."""
+    return chips(filters or {}, columns)

@@ -28,8 +28,9 @@ The phrase is lower-cased, ``between A and B`` is kept whole, and it is cut into
   ``equals`` (multi-select: ``contains``); ``<V> X`` where X names a single-select column
   (``software industry``): ``equals``;
 - ``(has|with) (a|an) X``: ``is_not_empty`` (checkbox: ``is_true``);
-- words that name no column (``companies``, ``show me all``) are skipped when they are filler;
-  anything else is a refusal naming the words it could not match.
+- leading filler words (``companies in France``) are dropped unless they name a column; a clause
+  of filler only (``companies``, ``show me all``) is skipped; anything else is a refusal naming
+  the words it could not match.
 
 A column is named by its name, case-insensitive, also without a plural ``s``; a clause naming no
 column exactly uses the longest column name found in it as whole words.
@@ -169,6 +170,10 @@ def _country(word: str) -> str | None:
 def _clause(text: str, table: _Table) -> dict[str, Any] | None | str:
     """One clause's condition, None for filler, or the text it could not match."""
     text = re.sub(r"^(?:show me|find|list|give me|get|only|all|just)\s+", "", text, flags=re.IGNORECASE).strip(" .!?")
+    words = text.split()
+    while len(words) > 1 and words[0].casefold() in FILLER and table.find(words[0], loose=False) is None:
+        words = words[1:]
+    text = " ".join(words)
     if not text:
         return None
     found = _fm(r"(?:with no|has no|have no|having no|no|without|missing|lacking) (?P<col>.+?)(?: yet)?", text)
