@@ -21,7 +21,7 @@ from morket.tables import service as tables
 TAG = "AI"
 
 
-class EndpointCreate(Request):
+class AiEndpointCreate(Request):
     """A model endpoint; its key is encrypted and never returned again (only its last characters)."""
 
     name: str = Field(min_length=1, max_length=service.NAME_MAX, description="A name to tell endpoints apart.")
@@ -36,7 +36,7 @@ class EndpointCreate(Request):
     models: list[str] = Field(default_factory=list, max_length=service.MODELS_MAX, description="Other models.")
 
 
-class EndpointOut(Out):
+class AiEndpointOut(Out):
     """A model endpoint, its key masked."""
 
     id: int
@@ -49,7 +49,7 @@ class EndpointOut(Out):
     created_at: datetime
 
 
-class ModelOut(Out):
+class AiModelOut(Out):
     """A model a picker offers: on the platform default (endpoint_id null, charged in credits) or an endpoint."""
 
     endpoint_id: int | None
@@ -59,7 +59,7 @@ class ModelOut(Out):
     platform: bool
 
 
-class ProbeOut(Out):
+class AiProbeOut(Out):
     """What one tiny call to the endpoint gave: its answer, or the error."""
 
     ok: bool
@@ -68,8 +68,8 @@ class ProbeOut(Out):
     output_tokens: int
 
 
-def _out(endpoint: AiEndpoint) -> EndpointOut:
-    return EndpointOut(
+def _out(endpoint: AiEndpoint) -> AiEndpointOut:
+    return AiEndpointOut(
         id=endpoint.id,
         name=endpoint.name,
         kind=endpoint.kind,
@@ -83,27 +83,27 @@ def _out(endpoint: AiEndpoint) -> EndpointOut:
 
 @api_route(
     "/ai/endpoints", "GET", summary="List model endpoints (keys masked)", tag=TAG, permission="ai.view",
-    response=list[EndpointOut],
+    response=list[AiEndpointOut],
 )  # fmt: skip
-def list_ai_endpoints(principal: Principal) -> list[EndpointOut]:
+def list_ai_endpoints(principal: Principal) -> list[AiEndpointOut]:
     """The workspace's own model endpoints; answers from them cost no platform credits."""
     return [_out(e) for e in service.list_endpoints(principal.workspace)]
 
 
 @api_route(
     "/ai/models", "GET", summary="List the models AI columns may use", tag=TAG, permission="ai.view",
-    response=list[ModelOut],
+    response=list[AiModelOut],
 )  # fmt: skip
-def list_ai_models(principal: Principal) -> list[ModelOut]:
+def list_ai_models(principal: Principal) -> list[AiModelOut]:
     """Morket's default endpoint's models first (charged in credits), then each endpoint's."""
-    return [ModelOut.model_validate(choice) for choice in service.list_models(principal.workspace)]
+    return [AiModelOut.model_validate(choice) for choice in service.list_models(principal.workspace)]
 
 
 @api_route(
     "/ai/endpoints", "POST", summary="Add a model endpoint", tag=TAG, permission="ai.manage",
-    body=EndpointCreate, response=EndpointOut, status=201,
+    body=AiEndpointCreate, response=AiEndpointOut, status=201,
 )  # fmt: skip
-def create_ai_endpoint(principal: Principal, body: EndpointCreate) -> EndpointOut:
+def create_ai_endpoint(principal: Principal, body: AiEndpointCreate) -> AiEndpointOut:
     """Store the endpoint with its key encrypted. Needs a user's token."""
     endpoint = service.create_endpoint(
         principal.workspace, user_actor(principal), name=body.name, kind=body.kind, base_url=body.base_url,
@@ -126,13 +126,13 @@ def delete_ai_endpoint(principal: Principal, endpoint_id: int) -> DeletedOut:
 
 @api_route(
     "/ai/endpoints/<int:endpoint_id>/test", "POST", summary="Test a model endpoint", tag=TAG,
-    permission="ai.manage", response=ProbeOut,
+    permission="ai.manage", response=AiProbeOut,
 )  # fmt: skip
-def test_ai_endpoint(principal: Principal, endpoint_id: int) -> ProbeOut:
+def test_ai_endpoint(principal: Principal, endpoint_id: int) -> AiProbeOut:
     """Make one tiny call to the endpoint's default model and say what came back. Needs a user's token."""
     result = service.probe_endpoint(principal.workspace, user_actor(principal), endpoint_id)
     db.session.commit()
-    return ProbeOut.model_validate(result)
+    return AiProbeOut.model_validate(result)
 
 
 # --- natural language to filters -------------------------------------------------------------------

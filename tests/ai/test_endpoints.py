@@ -291,3 +291,24 @@ def test_master_key_rotation_reseals_endpoint_keys(app, db, team, ai, monkeypatc
     resolved = service.resolve_endpoint(team.workspace, endpoint.id, None)
     assert resolved.api_key == KEY
     assert llm.complete(resolved, system="", prompt="<data>ok</data>").text == 'Sandbox answer about "ok".'
+
+
+def test_schemathesis_finds_no_server_errors_in_the_ai_api(app, db, team, ai, access_token):
+    import schemathesis
+
+    from tests.api.test_openapi import _fuzz
+
+    endpoint = service.create_endpoint(team.workspace, team["owner"], **_kw(ai))
+    db.session.commit()
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [
+        op for op in operations if op.path.startswith("/api/v1/ai/endpoints") or op.path == "/api/v1/ai/models"
+    ]
+    assert {op.path for op in operations} >= {"/api/v1/ai/endpoints", "/api/v1/ai/models"}
+
+    def prepare(case):
+        if case.path_parameters and "endpoint_id" in case.path_parameters:
+            case.path_parameters["endpoint_id"] = endpoint.id
+
+    _fuzz(app, operations, bearer(access_token(team["owner"], team.workspace)), max_examples=15, prepare=prepare)
