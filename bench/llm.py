@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     server = subprocess.Popen(
         [sys.executable, "-m", "morket.providers.sandboxes", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # idle kept-alive connections timing out are not news
     )
     deadline = time.monotonic() + 20
     while not port_answers("127.0.0.1", port):
