@@ -175,3 +175,15 @@ def test_the_catalogue_offers_an_ai_column(client, team):
     login(client, team.users["member"])
     html = client.get(f"/w/{team.workspace.slug}/tables/{team.table.id}/enrichment/panel").get_data(as_text=True)
     assert f"/w/{team.workspace.slug}/tables/{team.table.id}/ai/new" in html
+
+
+def test_the_grid_shows_an_ai_column_and_its_states(client, team):
+    from morket.ai import column_runs, columns
+
+    owner = team.users["owner"]
+    column = columns.create_ai_column(team.workspace, owner, team.table, columns.parse_setup(_setup()))
+    finish(column_runs.start_run(team.workspace, owner, team.table, column).id)
+    login(client, owner)
+    resp = client.get(f"/w/{team.workspace.slug}/tables/{team.table.id}")
+    assert resp.status_code == 200
+    assert "Industry" in resp.get_data(as_text=True)
