@@ -92,7 +92,9 @@ def _require(role: str) -> None:
         raise Forbidden("You cannot view this workspace's tables.")
 
 
-def _names(workspace_id: int, table_ids: set[int], column_ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
+def _names(
+    workspace_id: int, table_ids: set[int], column_ids: set[int]
+) -> tuple[dict[int, str], dict[int, tuple[str, int]]]:
     tables = {
         int(r.id): r.name
         for r in db.session.execute(
@@ -101,9 +103,9 @@ def _names(workspace_id: int, table_ids: set[int], column_ids: set[int]) -> tupl
         )
     }
     columns = {
-        int(r.id): r.name
+        int(r.id): (r.name, int(r.table_id))
         for r in db.session.execute(
-            sa.text("SELECT id, name FROM table_columns WHERE workspace_id = :w AND id = ANY(:ids)"),
+            sa.text("SELECT id, name, table_id FROM table_columns WHERE workspace_id = :w AND id = ANY(:ids)"),
             {"w": workspace_id, "ids": list(column_ids)},
         )
     }
@@ -153,7 +155,12 @@ def _best_per_row(hits: list[Hit]) -> list[Hit]:
     return sorted(best.values(), key=lambda h: (-h.score, h.table_id, h.row_id))
 
 
-def _facets(rows: list[Hit], tables: dict[int, str], columns: dict[int, str]) -> dict[str, list[Facet]]:
+def _column_label(column_id: int, tables: dict[int, str], columns: dict[int, tuple[str, int]]) -> str:
+    name, table_id = columns.get(column_id, ("?", 0))
+    return f"{name} · {tables.get(table_id, '?')}"
+
+
+def _facets(rows: list[Hit], tables: dict[int, str], columns: dict[int, tuple[str, int]]) -> dict[str, list[Facet]]:
     by_table = Counter(h.table_id for h in rows)
     by_column = Counter(h.column_id for h in rows)
     by_state = Counter(s for h in rows for s in set(h.states))
@@ -164,7 +171,7 @@ def _facets(rows: list[Hit], tables: dict[int, str], columns: dict[int, str]) ->
 
     return {
         "table": ordered(by_table, lambda k: tables.get(k, "?")),
-        "column": ordered(by_column, lambda k: columns.get(k, "?")),
+        "column": ordered(by_column, lambda k: _column_label(k, tables, columns)),
         "state": ordered(by_state, lambda k: CELL_STATE_LABELS.get(k, k.replace("_", " ").capitalize())),
         "provider": ordered(by_provider, lambda k: k),
     }
@@ -198,7 +205,7 @@ def search(
             table_name=tables.get(h.table_id, "?"),
             row_id=h.row_id,
             column_id=h.column_id,
-            column_name=columns.get(h.column_id, "?"),
+            column_name=columns.get(h.column_id, ("?", 0))[0],
             value=h.value,
             score=h.score,
             states=h.states,

@@ -10,6 +10,7 @@ from morket.core.tenancy import workspace_page
 from morket.core.types import Member, Workspace
 from morket.search import bp, service
 from morket.search.engine import Filters
+from morket.tables.hooks import CELL_STATE_LABELS
 
 _FACETS = (("table", "Table"), ("column", "Column"), ("state", "Enrichment state"), ("provider", "Provider"))
 
@@ -83,6 +84,7 @@ def results(workspace: Workspace, membership: Member):
         chip_url=chip_url,
         page_url=page_url,
         row_url=lambda table_id, row_id: row_url(workspace, table_id, row_id),
+        state_labels=CELL_STATE_LABELS,
     )
 
 
