@@ -205,15 +205,20 @@ def delete_rows(workspace: Workspace, actor: Actor | None, table: Table, row_ids
     store = storage.storage_for(table)
     lock_rows(table)
     before = lookups.source_keys(table, ids)
+    # The last key before the delete comes back with it (the subquery sees the rows as they were):
+    # when the last row survives, the gaps need no second look at the table's bounds.
+    last_before = sa.select(sa.func.max(store.rows.c.pos)).scalar_subquery()
     deleted = db.session.execute(
-        sa.delete(store.rows).where(store.rows.c.id.in_(ids)).returning(store.rows.c.id, store.rows.c.pos)
+        sa.delete(store.rows).where(store.rows.c.id.in_(ids)).returning(store.rows.c.id, store.rows.c.pos, last_before)
     ).all()
     if not deleted:
         return 0
-    removed = [pos for _, pos in deleted]
+    removed = [row[1] for row in deleted]
+    last = deleted[0][2] if max(removed) < deleted[0][2] else None
     table.pos_base, table.pos_gaps = storage.record_gaps(
-        table.storage_name, "pos", table.pos_base, table.pos_gaps, removed
+        table.storage_name, "pos", table.pos_base, table.pos_gaps, removed, last=last
     )
+    table.row_count = max(0, table.row_count - len(removed))  # one UPDATE of the table's row with the gaps
     _compact_later(table, table.pos_gaps)
     locked_views = db.session.scalars(
         select(View)
@@ -224,14 +229,16 @@ def delete_rows(workspace: Workspace, actor: Actor | None, table: Table, row_ids
     )
     for view in locked_views:
         if view.is_ordered and not view.order_stale and storage.order_exists(table.id, view.id):
-            ranks = storage.remove_from_order(table.id, view.id, ids)
+            ranks, last_rank = storage.remove_from_order(table.id, view.id, ids)
+            if not ranks:  # none of the rows was in this view
+                continue
             view.order_size = max(0, (view.order_size or 0) - len(ranks))
+            kept_last = last_rank if max(ranks) < (last_rank or 0) else None
             view.rank_base, view.rank_gaps = storage.record_gaps(
-                storage.order_name(table.id, view.id), "rank", view.rank_base, view.rank_gaps, ranks
+                storage.order_name(table.id, view.id), "rank", view.rank_base, view.rank_gaps, ranks, last=kept_last
             )
             _compact_later(table, view.rank_gaps, view)
-    table.row_count = max(0, table.row_count - len(removed))
     lookups.refresh_after_write(workspace, table, [], None, before)
-    hooks.row_events(table, "deleted", sorted(row_id for row_id, _ in deleted))  # only rows that existed
+    hooks.row_events(table, "deleted", sorted(row[0] for row in deleted))  # only rows that existed
     db.session.flush()
     return len(removed)

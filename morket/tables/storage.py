@@ -312,22 +312,23 @@ def position_of(base: int, gaps: Sequence[int], key: int) -> int:
 
 
 def record_gaps(
-    relation: str, key: str, base: int, gaps: Sequence[int], removed: Sequence[int]
+    relation: str, key: str, base: int, gaps: Sequence[int], removed: Sequence[int], *, last: int | None = None
 ) -> tuple[int, list[int]]:
     """Return the (base, gaps) after the keys in ``removed`` were deleted from ``relation``.
 
     Gaps at the head move the base; gaps past the last row are forgotten (the next row appended
     takes the key after the last row). Nothing is renumbered here, however many gaps there are:
     past ``GAP_LIMIT`` the caller queues a compaction (``compact_step`` in a job), so a delete costs
-    the same at any table size.
+    the same at any table size. ``last``: the last key when the caller knows it survived (no lookup).
     """
     merged = sorted(set(gaps).union(removed))
     while merged and merged[0] == base:
         merged.pop(0)
         base += 1
-    first, last = sequence_bounds(relation, key)
-    if first is None:
-        return base, []
+    if last is None:
+        first, last = sequence_bounds(relation, key)
+        if first is None:
+            return base, []
     return base, [g for g in merged if g < last]
 
 
@@ -488,19 +489,20 @@ def order_exists(table_id: int, view_id: int) -> bool:
     return _exec("SELECT to_regclass(:rel) IS NOT NULL", {"rel": _q(order_name(table_id, view_id))}).scalar_one()
 
 
-def remove_from_order(table_id: int, view_id: int, row_ids: Sequence[int]) -> list[int]:
-    """Delete rows from a view's order; return the ranks they held (the view records them as gaps).
+def remove_from_order(table_id: int, view_id: int, row_ids: Sequence[int]) -> tuple[list[int], int | None]:
+    """Delete rows from a view's order; return the ranks they held (the view records them as gaps)
+    and the order's last rank before the delete.
 
     An order of ``ORDER_INDEX_AT`` rows or more has an index on ``row_id`` soon after it is built
     (``index_order_rows``); a smaller one is scanned (a few milliseconds).
     """
     name = order_name(table_id, view_id)
-    return list(
-        _exec(
-            f"DELETE FROM {_q(name)} WHERE row_id = ANY(:ids) RETURNING rank",  # noqa: S608 - generated names
-            {"ids": list(row_ids)},
-        ).scalars()
-    )
+    found = _exec(
+        f"DELETE FROM {_q(name)} WHERE row_id = ANY(:ids) "  # noqa: S608 - generated names
+        f"RETURNING rank, (SELECT max(rank) FROM {_q(name)})",
+        {"ids": list(row_ids)},
+    ).all()
+    return [r[0] for r in found], (found[0][1] if found else None)
 
 
 def dropped_under(exc: sa.exc.DBAPIError) -> bool:
