@@ -155,7 +155,7 @@ def list_packs(principal: Principal) -> list[PackOut]:
     body=CheckoutRequest,
     response=CheckoutOut,
     status=201,
-    errors=(503,),
+    errors=(409, 503),
     hidden=True,
 )
 def start_checkout(principal: Principal, body: CheckoutRequest) -> CheckoutOut:

@@ -40,6 +40,13 @@ class BillingUnavailable(MorketError):
     code = "billing_unavailable"
 
 
+class BillingNotSetUp(MorketError):
+    """This server has no Stripe key: nothing can be bought (a state of the server, not an outage)."""
+
+    status = 409
+    code = "billing_not_set_up"
+
+
 class PlanLimit(MorketError):
     """The workspace's plan does not allow this; the message names the plan that does."""
 
@@ -58,7 +65,7 @@ def stripe_client() -> stripe.StripeClient:
     settings = current_app.config["MORKET"]
     key, base = settings["STRIPE_SECRET_KEY"], settings["STRIPE_API_BASE"]
     if not key:
-        raise BillingUnavailable("Billing is not set up on this Morket server.")
+        raise BillingNotSetUp("Billing is not set up on this Morket server: nothing can be bought here.")
     cache = current_app.extensions.setdefault("morket_stripe", {})
     found = cache.get((key, base))
     if found is None:

@@ -150,3 +150,19 @@ def pay_on_page(url: str, card: str = "4242424242424242"):
     page = httpx.get(url)
     assert page.status_code == 200 and f'value="{card}"' in page.text
     return httpx.post(url, data={"email": "buyer@example.com", "card": card, "action": "pay"})
+
+
+@pytest.fixture
+def stripe_env(monkeypatch, sandbox_server):
+    """For a live server (made after this), which reads its Stripe settings from the environment:
+    the variables set, the sandbox's Stripe reset; yields the sandbox's Stripe control client."""
+    import httpx
+
+    monkeypatch.setenv("MORKET_STRIPE_SECRET_KEY", "sk_test_morket_browser")
+    monkeypatch.setenv("MORKET_STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    monkeypatch.setenv("MORKET_STRIPE_API_BASE", f"{sandbox_server.base}/stripe")
+    control = httpx.Client(base_url=f"{sandbox_server.base}/_sandbox/stripe", timeout=15)
+    control.post("reset").raise_for_status()
+    yield control
+    control.post("reset").raise_for_status()
+    control.close()

@@ -3,7 +3,6 @@ hosted checkout page, comes back to a note that grants nothing, and the plan arr
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -12,19 +11,6 @@ from tests.browser.conftest import browser_page, committed_owner, live_server  #
 from tests.factories import PASSWORD
 
 SCREENSHOTS = "test-artifacts/screenshots"
-
-
-@pytest.fixture
-def stripe_env(monkeypatch, sandbox_server):
-    """The live server (made after this) reads its Stripe settings from the environment."""
-    monkeypatch.setenv("MORKET_STRIPE_SECRET_KEY", "sk_test_morket_browser")
-    monkeypatch.setenv("MORKET_STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
-    monkeypatch.setenv("MORKET_STRIPE_API_BASE", f"{sandbox_server.base}/stripe")
-    control = httpx.Client(base_url=f"{sandbox_server.base}/_sandbox/stripe", timeout=15)
-    control.post("reset").raise_for_status()
-    yield control
-    control.post("reset").raise_for_status()
-    control.close()
 
 
 def _committed_billing_admin(app) -> str:

@@ -117,3 +117,12 @@ def test_without_billing_set_up_no_plan_limit_applies(client, db, team):
     service.check_seats(team.workspace.id, 50)
     service.check_feature(team.workspace.id, "crm_sync")
     service.check_run(team.workspace.id, 1_000_000)
+
+
+def test_without_billing_set_up_a_checkout_is_a_409_naming_why(client, db, team):
+    resp = client.post(
+        "/api/v1/billing/checkout", json={"plan": "pro"}, headers=_bearer(team["owner"], team.workspace, "owner")
+    )
+    assert resp.status_code == 409
+    assert resp.get_json()["error"]["message"].startswith("Billing is not set up on this Morket server")
+    assert service.get_account(team.workspace.id) is None
