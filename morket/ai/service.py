@@ -204,7 +204,7 @@ def create_endpoint(
     """Store a model endpoint with its key encrypted; the key is never shown again (only its last 4)."""
     _require(workspace, actor)
     name = _text(name, "name", "The name", NAME_MAX)
-    if kind not in KIND_LABELS:
+    if not isinstance(kind, str) or kind not in KIND_LABELS:
         raise ValidationFailed(
             "Choose the endpoint's API: openai or anthropic.", fields={"kind": ["Choose openai or anthropic."]}
         )

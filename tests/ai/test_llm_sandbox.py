@@ -275,3 +275,16 @@ def test_any_prompt_gives_an_answer_or_an_llm_error(llm_sandbox, prompt, system,
     assert isinstance(answer.text, str) and answer.input_tokens >= 0 and answer.output_tokens >= 0
     # The sandbox never failed on its own: no 500 from a rule blowing up.
     assert all(e["status"] != 500 for e in llm_sandbox.log(kind))
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_numbers_follow_the_data_exactly(llm_sandbox, kind):
+    schema = {"type": "object", "properties": {"n": {"type": "number"}, "i": {"type": "integer"}}}
+    endpoint = _endpoint(llm_sandbox, kind)
+    assert llm.complete(endpoint, system="", prompt="<data>ARR 12.5m, 40 staff</data>", schema=schema).value == {
+        "n": 12.5, "i": 12,
+    }  # fmt: skip
+    huge = "9" * 400
+    answer = llm.complete(endpoint, system="", prompt=f"<data>{huge}.5</data>", schema=schema)
+    assert answer.value == {"n": int(huge), "i": int(huge)}
+    assert llm.complete(endpoint, system="", prompt="<data>none</data>", schema=schema).value == {"n": 0, "i": 0}

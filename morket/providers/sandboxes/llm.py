@@ -33,8 +33,8 @@ Rules, tried in order by ``RULES`` (first one that answers wins; insert a rule w
    - ``anyOf``/``oneOf`` → the first branch that is not ``null``; a type list → its first
      non-null type;
    - object → every property, in order, by these rules; array → ``max(1, minItems)`` items;
-   - number → the first number in the data (``-?\\d+(\\.\\d+)?``), else 0; integer → the
-     integer part of it, else 0;
+   - number → the first number in the data (``-?\\d+(\\.\\d+)?``; a whole one as an integer),
+     else 0; integer → the integer part of it, else 0;
    - boolean → true when ``yes`` or ``true`` appears in the data as a whole word, else false;
    - string with ``format`` uri/url or a property named like url/website/link → the first
      ``http(s)://`` URL in the data, else ``https://example.com/<tag>``; with ``format`` email or
@@ -175,8 +175,10 @@ def fill(schema: Any, ask: Ask, name: str = "", depth: int = 0) -> Any:
         return [fill(schema.get("items", {}), ask, name, depth + 1) for _ in range(count)]
     if kind in ("number", "integer"):
         found = _NUMBER.search(ask.data)
-        number = float(found.group()) if found else 0
-        return int(number) if kind == "integer" else (int(number) if float(number).is_integer() else number)
+        text = found.group() if found else "0"
+        whole = int(text.split(".")[0])  # Python's int has no limit: a 400-digit number stays exact
+        number = float(text) if kind == "number" and "." in text else None
+        return number if number is not None and math.isfinite(number) and not number.is_integer() else whole
     if kind == "boolean":
         return whole_word("yes", ask.data) or whole_word("true", ask.data)
     if kind == "null":
