@@ -87,7 +87,9 @@ def set_monthly_limit(workspace: Workspace, actor: Actor | None, credits: int | 
     from morket.ai.column_models import AiWorkspaceBudget
     from morket.core.audit import record_audit
 
-    if credits is not None and (isinstance(credits, bool) or not isinstance(credits, int) or credits < 0):
+    if credits is not None and (
+        isinstance(credits, bool) or not isinstance(credits, int) or not 0 <= credits <= 10**15
+    ):
         raise ValidationFailed("The monthly budget is a whole number of credits, 0 or more.",
                                fields={"monthly_credits": ["not a count"]})  # fmt: skip
     row = db.session.get(AiWorkspaceBudget, workspace.id)

@@ -5,7 +5,7 @@ Everything is looked up inside the caller's workspace, so another workspace's id
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,8 @@ from morket.tables import service as tables
 from morket.tables.models import Column, Table
 
 TAG = "AI columns"
+MAX_ID = 2**63 - 1
+MAX_CREDITS = 10**15
 
 
 class AiFieldOut(BaseModel):
@@ -41,7 +43,7 @@ class AiColumnOut(BaseModel):
     inputs: dict[str, int]
 
 
-class SampleOut(BaseModel):
+class AiSampleOut(BaseModel):
     row_id: int
     prompt: str
     answer: str | None = None
@@ -53,10 +55,10 @@ class SampleOut(BaseModel):
     cost: int = 0
 
 
-class DryRunOut(BaseModel):
+class AiDryRunOut(BaseModel):
     id: int
     column_id: int
-    samples: list[SampleOut]
+    samples: list[AiSampleOut]
     credits: int
     input_tokens: int
     output_tokens: int
@@ -64,7 +66,7 @@ class DryRunOut(BaseModel):
     estimate_credits: int
 
 
-class EstimateOut(BaseModel):
+class AiEstimateOut(BaseModel):
     rows: int
     per_row: float | None
     estimate_credits: int | None
@@ -73,33 +75,35 @@ class EstimateOut(BaseModel):
     month_spent: int
 
 
-class EstimateQuery(BaseModel):
+class AiEstimateQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     scope: Literal["all", "empty"] = "all"
 
 
-class RunRequest(BaseModel):
+class AiRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     scope: Literal["all", "empty", "selected"] = "all"
-    row_ids: list[int] | None = Field(default=None, max_length=column_runs.MAX_SELECTED_ROWS)
-    budget_credits: int | None = Field(default=None, ge=1)
+    row_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
+        default=None, max_length=column_runs.MAX_SELECTED_ROWS
+    )
+    budget_credits: int | None = Field(default=None, ge=1, le=MAX_CREDITS)
 
 
-class BudgetRequest(BaseModel):
+class AiBudgetRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    budget_credits: int | None = Field(default=None, ge=1)
+    budget_credits: int | None = Field(default=None, ge=1, le=MAX_CREDITS)
 
 
-class MonthlyBudget(BaseModel):
+class AiMonthlyBudget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    monthly_credits: int | None = Field(default=None, ge=0)
+    monthly_credits: int | None = Field(default=None, ge=0, le=MAX_CREDITS)
 
 
-class MonthlyBudgetOut(BaseModel):
+class AiMonthlyBudgetOut(BaseModel):
     monthly_credits: int | None
     month_spent: int
 
@@ -144,11 +148,11 @@ def _column_out(column: Column) -> AiColumnOut:
     )
 
 
-def _dry_out(dry: AiDryRun) -> DryRunOut:
-    return DryRunOut(
+def _dry_out(dry: AiDryRun) -> AiDryRunOut:
+    return AiDryRunOut(
         id=dry.id,
         column_id=dry.column_id,
-        samples=[SampleOut(**s) for s in dry.samples],
+        samples=[AiSampleOut(**s) for s in dry.samples],
         credits=dry.credits,
         input_tokens=dry.input_tokens,
         output_tokens=dry.output_tokens,
@@ -198,9 +202,10 @@ def update_ai_column(principal: Principal, table_id: int, ai_column_id: int, bod
     return out
 
 
-@api_route("/tables/<int:table_id>/ai-columns/<int:ai_column_id>/dry-runs", "POST", status=201,
-           summary="Try an AI column on 5 rows", tag=TAG, permission="enrichment.run", response=DryRunOut)  # fmt: skip
-def create_dry_run(principal: Principal, table_id: int, ai_column_id: int) -> DryRunOut:
+@api_route("/tables/<int:table_id>/ai-columns/<int:ai_column_id>/dry-runs", "POST", status=201, errors=(422,),
+           summary="Try an AI column on 5 rows", tag=TAG, permission="enrichment.run",
+           response=AiDryRunOut)  # fmt: skip
+def create_dry_run(principal: Principal, table_id: int, ai_column_id: int) -> AiDryRunOut:
     """Asks the model for the first 5 rows with something to ask: prompts, answers, costs and an estimate.
 
     No cell is written; the answers are charged like a run's."""
@@ -212,17 +217,17 @@ def create_dry_run(principal: Principal, table_id: int, ai_column_id: int) -> Dr
 
 
 @api_route("/tables/<int:table_id>/ai-columns/<int:ai_column_id>/estimate", "GET", summary="Estimate an AI run",
-           tag=TAG, permission="enrichment.view", query=EstimateQuery, response=EstimateOut)  # fmt: skip
-def estimate_ai_run(principal: Principal, table_id: int, ai_column_id: int, query: EstimateQuery) -> EstimateOut:
+           tag=TAG, permission="enrichment.view", query=AiEstimateQuery, response=AiEstimateOut)  # fmt: skip
+def estimate_ai_run(principal: Principal, table_id: int, ai_column_id: int, query: AiEstimateQuery) -> AiEstimateOut:
     """From the last try's cost per answered row, and the most the run could cost."""
     table, column = _table_column(principal, table_id, ai_column_id)
     found = column_runs.estimate(principal.workspace, table, column, scope=query.scope)
-    return EstimateOut(**found.__dict__)
+    return AiEstimateOut(**found.__dict__)
 
 
 @api_route("/tables/<int:table_id>/ai-columns/<int:ai_column_id>/runs", "POST", summary="Run an AI column",
-           tag=TAG, permission="enrichment.run", body=RunRequest, response=AiRunOut, status=202)  # fmt: skip
-def start_ai_run(principal: Principal, table_id: int, ai_column_id: int, body: RunRequest) -> AiRunOut:
+           tag=TAG, permission="enrichment.run", body=AiRunRequest, response=AiRunOut, status=202)  # fmt: skip
+def start_ai_run(principal: Principal, table_id: int, ai_column_id: int, body: AiRunRequest) -> AiRunOut:
     """With ``budget_credits`` the run stops before it would spend more (rows not reached stay queued)."""
     table, column = _table_column(principal, table_id, ai_column_id)
     run = column_runs.start_run(principal.workspace, principal.user, table, column, scope=body.scope,
@@ -238,7 +243,7 @@ def get_ai_run(principal: Principal, ai_run_id: int) -> AiRunOut:
 
 
 @api_route("/ai-runs/<int:ai_run_id>/cancel", "POST", summary="Cancel an AI run", tag=TAG,
-           permission="enrichment.run", response=AiRunOut)  # fmt: skip
+           permission="enrichment.run", response=AiRunOut, errors=(409,))  # fmt: skip
 def cancel_ai_run(principal: Principal, ai_run_id: int) -> AiRunOut:
     run = column_runs.get_run_or_404(principal.workspace, ai_run_id)
     run = column_runs.cancel_run(principal.workspace, principal.user, run)
@@ -247,8 +252,8 @@ def cancel_ai_run(principal: Principal, ai_run_id: int) -> AiRunOut:
 
 
 @api_route("/ai-runs/<int:ai_run_id>/budget", "POST", summary="Raise a stopped AI run's budget", tag=TAG,
-           permission="enrichment.run", body=BudgetRequest, response=AiRunOut)  # fmt: skip
-def raise_ai_run_budget(principal: Principal, ai_run_id: int, body: BudgetRequest) -> AiRunOut:
+           permission="enrichment.run", body=AiBudgetRequest, response=AiRunOut, errors=(409,))  # fmt: skip
+def raise_ai_run_budget(principal: Principal, ai_run_id: int, body: AiBudgetRequest) -> AiRunOut:
     """A run stopped at its budget goes on from its queued rows (None: no budget)."""
     run = column_runs.get_run_or_404(principal.workspace, ai_run_id)
     run = column_runs.raise_budget(principal.workspace, principal.user, run, body.budget_credits)
@@ -258,18 +263,20 @@ def raise_ai_run_budget(principal: Principal, ai_run_id: int, body: BudgetReques
 
 
 @api_route("/ai-budget", "GET", summary="The workspace's monthly AI budget", tag=TAG, permission="ai.view",
-           response=MonthlyBudgetOut)  # fmt: skip
-def get_monthly_budget(principal: Principal) -> MonthlyBudgetOut:
+           response=AiMonthlyBudgetOut)  # fmt: skip
+def get_monthly_budget(principal: Principal) -> AiMonthlyBudgetOut:
     workspace_id = principal.workspace.id
-    return MonthlyBudgetOut(monthly_credits=budget.monthly_limit(workspace_id),
+    return AiMonthlyBudgetOut(monthly_credits=budget.monthly_limit(workspace_id),
                             month_spent=budget.month_spent(workspace_id))  # fmt: skip
 
 
 @api_route("/ai-budget", "PUT", summary="Set the workspace's monthly AI budget", tag=TAG, permission="ai.manage",
-           body=MonthlyBudget, response=MonthlyBudgetOut)  # fmt: skip
-def set_monthly_budget(principal: Principal, body: MonthlyBudget) -> MonthlyBudgetOut:
+           body=AiMonthlyBudget, response=AiMonthlyBudgetOut)  # fmt: skip
+def set_monthly_budget(principal: Principal, body: AiMonthlyBudget) -> AiMonthlyBudgetOut:
     """``monthly_credits`` null removes the limit; AI runs and tries stop before they would spend past it."""
     budget.set_monthly_limit(principal.workspace, principal.user, body.monthly_credits)
-    out = MonthlyBudgetOut(monthly_credits=body.monthly_credits, month_spent=budget.month_spent(principal.workspace.id))
+    out = AiMonthlyBudgetOut(
+        monthly_credits=body.monthly_credits, month_spent=budget.month_spent(principal.workspace.id)
+    )
     db.session.commit()
     return out

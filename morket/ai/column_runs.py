@@ -252,8 +252,10 @@ def _check_budget(value: Any) -> int | None:
         raise ValidationFailed(
             "The budget is a whole number of credits.", fields={"budget_credits": ["not a number"]}
         ) from None
-    if isinstance(value, bool) or number < 1:
-        raise ValidationFailed("The budget is at least 1 credit.", fields={"budget_credits": ["too small"]})
+    if isinstance(value, bool) or number < 1 or number > 10**15:
+        raise ValidationFailed(
+            "The budget is a whole number of credits from 1.", fields={"budget_credits": ["too small"]}
+        )
     return number
 
 

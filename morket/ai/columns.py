@@ -34,7 +34,7 @@ class AiField(BaseModel):
 
     name: str = Field(min_length=1, max_length=64)
     type: Literal["text", "number", "boolean", "url", "email"] = "text"
-    column_id: int | None = None
+    column_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
 
 
 class AiSetup(BaseModel):
@@ -45,13 +45,13 @@ class AiSetup(BaseModel):
     name: str = Field(min_length=1, max_length=120)
     prompt: str = Field(min_length=1, max_length=prompts.MAX_PROMPT_CHARS)
     system: str = Field(default="", max_length=prompts.MAX_SYSTEM_CHARS)
-    endpoint_id: int | None = None
+    endpoint_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     model: str | None = Field(default=None, max_length=120)
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, allow_inf_nan=False)
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=16, le=4096)
     output_type: Literal["text", "number", "boolean", "choice", "url", "email", "json"] = "text"
-    options: list[str] = Field(default_factory=list)
-    fields: list[AiField] = Field(default_factory=list)
+    options: list[str] = Field(default_factory=list, max_length=200)
+    fields: list[AiField] = Field(default_factory=list, max_length=100)
 
     @field_validator("options")
     @classmethod
