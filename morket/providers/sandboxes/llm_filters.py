@@ -8,7 +8,7 @@ branch's ``description`` is the column's type, its ``column`` property a one-nam
 
 The phrase is lower-cased, ``between A and B`` is kept whole, and it is cut into clauses at commas,
 ``and``, ``or`` (``op`` becomes ``or`` when the phrase uses ``or`` and no ``and``), ``but``,
-``whose``, ``where``, ``that``, ``who``, ``which`` and ``with``. Each clause, in this order:
+``whose``, ``where``, ``that``, ``who``, ``which``, ``with`` and ``without``. Each clause, in this order:
 
 - SQL (``select … from``, ``drop``, ``delete from``, ``update … set``, ``insert into``, ``union``,
   ``;``, ``--`` or the word ``sql``) anywhere in the phrase: a refusal, no conditions;
@@ -75,7 +75,7 @@ _DATE = r"\d{4}-\d{2}-\d{2}|\d{4}"
 _WHEN = {"before": "lt", "after": "gt", "since": "gte", "until": "lte", "on or after": "gte", "on or before": "lte"}
 _SPLIT = re.compile(
     r"\s*(?:,(?!\d{3})|;|\band\b|\bor\b|\bbut\b|\bwhose\b|\bwhere\b|\bthat\b|\bwho\b|\bwhich\b"
-    r"|(?<!starts )(?<!starting )(?<!begins )(?<!beginning )(?=\bwith\b))\s*",
+    r"|(?<!starts )(?<!starting )(?<!begins )(?<!beginning )(?=\bwith\b)|(?=\bwithout\b))\s*",
     re.IGNORECASE,
 )
 
