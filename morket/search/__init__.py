@@ -7,7 +7,7 @@ bp = Blueprint("search", __name__)
 
 
 def register(app: Flask) -> None:
-    from morket.search import service, views  # noqa: F401 - register the routes (api: see morket.api)
+    from morket.search import models, service, views  # noqa: F401 - the models and routes (api: see morket.api)
     from morket.search.cli import search_cli
     from morket.tables import hooks
 
