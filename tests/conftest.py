@@ -115,6 +115,9 @@ def app(database_url: str, services: dict[str, str], smtp_server):
                 "SMTP_HOST": smtp_server.host,
                 "SMTP_PORT": smtp_server.port,
                 "BASE_URL": "http://localhost",
+                # A live grid stream read by the test client ends after a second (tests that wait
+                # for events set their own).
+                "LIVE_STREAM_SECONDS": 1,
             },
         }
     )
