@@ -16,6 +16,15 @@ from tests.factories import PASSWORD
 # The issue's numbers: 1,000 enriched rows to create, then 10 edited rows to update.
 ROWS = 1000
 EDITED = 10
+PREVIEW_WAIT = 30_000  # a preview reads 1,000 records back from the CRM sandbox; the machine is shared
+
+
+def _preview(page) -> None:
+    """Press Preview changes once the page's scripts are in, and wait for the CRM's answer (it reads 1,000 records)."""
+    page.wait_for_load_state("load")
+    with page.expect_response(lambda r: r.url.endswith("/preview"), timeout=PREVIEW_WAIT) as answer:
+        page.get_by_role("button", name="Preview changes").click()
+    assert answer.value.status == 200, (answer.value.status, answer.value.text()[:500])
 
 
 def _push(app, sandbox: str, run_jobs):
@@ -78,9 +87,9 @@ def test_send_a_table_to_hubspot_from_its_more_menu(crm_env, app, live_server, b
     page.get_by_role("button", name="Save mapping").click()
     expect(page.locator("#toasts")).to_contain_text("Mapping saved")
 
-    page.get_by_role("button", name="Preview changes").click()
+    _preview(page)
     preview = page.locator("[data-preview]")
-    expect(preview.locator("[data-create]")).to_have_text(f"{ROWS:,}")
+    expect(preview.locator("[data-create]")).to_have_text(f"{ROWS:,}", timeout=PREVIEW_WAIT)
     expect(preview.locator("[data-update]")).to_have_text("0")
     problems += check_page(page, "crm-push-preview", "1366x768")
     page.set_viewport_size({"width": 390, "height": 844})
@@ -124,8 +133,8 @@ def test_send_a_table_to_hubspot_from_its_more_menu(crm_env, app, live_server, b
     page.goto(table_url)
     page.locator(".grid-more > summary").click()
     page.get_by_role("link", name="Send to HubSpot", exact=True).click()
-    page.get_by_role("button", name="Preview changes").click()
-    expect(preview.locator("[data-update]")).to_have_text(str(EDITED))
+    _preview(page)
+    expect(preview.locator("[data-update]")).to_have_text(str(EDITED), timeout=PREVIEW_WAIT)
     expect(preview.locator("[data-create]")).to_have_text("0")
     expect(preview.locator("[data-unchanged]")).to_have_text(f"{ROWS - EDITED:,}")
     expect(page.locator("#crm-differences")).to_contain_text("Chief Revenue Officer")
@@ -171,7 +180,7 @@ def test_send_a_table_to_salesforce_by_external_id(crm_env, app, live_server, br
 
     page.goto(table_url)
     page.wait_for_load_state("load")
-    page.locator(".grid-more > summary").click()
+    page.locator(".grid-more > summary").click(timeout=30_000)  # a 1,000-row grid on a loaded machine
     page.get_by_role("link", name="Send to Salesforce", exact=True).click()
     expect(page.get_by_role("heading", name="Send “Leads” to Salesforce")).to_be_visible()
     page.select_option("#crm-object", "Lead")
@@ -187,8 +196,8 @@ def test_send_a_table_to_salesforce_by_external_id(crm_env, app, live_server, br
     expect(page.locator("#toasts")).to_contain_text("Mapping saved")
 
     preview = page.locator("[data-preview]")
-    page.get_by_role("button", name="Preview changes").click()
-    expect(preview.locator("[data-create]")).to_have_text(f"{ROWS:,}")
+    _preview(page)
+    expect(preview.locator("[data-create]")).to_have_text(f"{ROWS:,}", timeout=PREVIEW_WAIT)
     page.get_by_role("button", name="Send to Salesforce").click()
     expect(page.locator("#toasts")).to_contain_text(f"Push started: {ROWS:,} rows")
     _push(app, crm_env, run_jobs)
@@ -214,8 +223,8 @@ def test_send_a_table_to_salesforce_by_external_id(crm_env, app, live_server, br
         db.session.commit()
     page.reload()
     page.wait_for_load_state("load")
-    page.get_by_role("button", name="Preview changes").click()
-    expect(preview.locator("[data-update]")).to_have_text(str(EDITED))
+    _preview(page)
+    expect(preview.locator("[data-update]")).to_have_text(str(EDITED), timeout=PREVIEW_WAIT)
     expect(preview.locator("[data-unchanged]")).to_have_text(f"{ROWS - EDITED:,}")
     page.get_by_role("button", name=f"Send only the {EDITED} changes").click()
     _push(app, crm_env, run_jobs)
