@@ -118,6 +118,13 @@ def _redis_url(raw: str) -> str:
     return url
 
 
+def _http_url(raw: str) -> str:
+    url = raw.strip()
+    if url and not url.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return url
+
+
 def _env(raw: str) -> str:
     value = raw.strip().lower()
     if value not in {"development", "production", "test"}:
@@ -139,6 +146,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SECRET_KEY", _str, "", secret=True, help="signs sessions, CSRF and links; required in production"),
     Setting("DATABASE_URL", _db_url, "", help="PostgreSQL URL; empty means embedded (make run)"),
     Setting("REDIS_URL", _redis_url, "", help="Redis/Valkey URL; empty means embedded (make run)"),
+    Setting(
+        "OPENSEARCH_URL", _http_url, "", secret=True, help="OpenSearch URL for search; empty searches in PostgreSQL"
+    ),
     Setting("BASE_URL", _str, "http://127.0.0.1:5000", help="public URL used in emailed links"),
     Setting("SMTP_HOST", _str, "", help="SMTP server; empty stores mail in the dev mailbox"),
     Setting("SMTP_PORT", _int, "587"),
