@@ -16,6 +16,7 @@ rewritten tables) and indexes them whole, and drops the documents of deleted tab
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +102,13 @@ def documents_select(table: IndexedTable, *, where: str = "") -> str:
     """  # noqa: S608 - only catalogue integers and fixed SQL are formatted in; row ids are bound
 
 
+# Listeners told, in the writer's transaction, which documents were rewritten: (table, row ids or
+# None for the whole table), and which tables' documents were dropped: [(workspace id, table id)].
+# The OpenSearch engine mirrors the index through them (``service.engine()`` registers it).
+INDEXED: list[Callable[[IndexedTable, list[int] | None], None]] = []
+DROPPED: list[Callable[[list[tuple[int, int]]], None]] = []
+
+
 _INSERT = (
     "INSERT INTO search_documents (workspace_id, table_id, row_id, column_id, value, norm, tsv, states, providers) "
 )
@@ -111,7 +119,10 @@ def index_rows(table: IndexedTable, row_ids: list[int]) -> int:
     _exec("DELETE FROM search_documents WHERE table_id = :t AND row_id = ANY(:ids)", {"t": table.id, "ids": row_ids})
     if not table.columns or not row_ids:
         return 0
-    return _exec(_INSERT + documents_select(table, where="AND r.id = ANY(:ids)"), {"ids": row_ids}).rowcount
+    written = _exec(_INSERT + documents_select(table, where="AND r.id = ANY(:ids)"), {"ids": row_ids}).rowcount
+    for listener in INDEXED:
+        listener(table, row_ids)
+    return written
 
 
 def reindex_table(table: IndexedTable) -> int:
@@ -128,6 +139,8 @@ def reindex_table(table: IndexedTable) -> int:
         "ON CONFLICT (table_id) DO UPDATE SET indexed_at = now(), workspace_id = EXCLUDED.workspace_id",
         {"t": table.id, "w": table.workspace_id},
     )
+    for listener in INDEXED:
+        listener(table, None)
     return written
 
 
@@ -177,13 +190,14 @@ def watch_and_index(table_id: int) -> int:
 
 def drop_gone_tables() -> int:
     """Delete the documents of tables that no longer exist; return how many tables were dropped."""
-    gone = [
-        int(r.table_id)
-        for r in _exec(
-            "SELECT s.table_id FROM search_tables s LEFT JOIN tables t ON t.id = s.table_id WHERE t.id IS NULL"
-        )
-    ]
+    rows = _exec(
+        "SELECT s.table_id, s.workspace_id FROM search_tables s LEFT JOIN tables t ON t.id = s.table_id "
+        "WHERE t.id IS NULL"
+    ).all()
+    gone = [int(r.table_id) for r in rows]
     if gone:
+        for listener in DROPPED:
+            listener([(int(r.workspace_id), int(r.table_id)) for r in rows])
         _exec("DELETE FROM search_documents WHERE table_id = ANY(:g)", {"g": gone})
         _exec("DELETE FROM search_pending WHERE table_id = ANY(:g)", {"g": gone})
         _exec("DELETE FROM search_tables WHERE table_id = ANY(:g)", {"g": gone})

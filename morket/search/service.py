@@ -1,4 +1,4 @@
-"""Search across a workspace: one service over an engine (PostgreSQL today, see ``engine``).
+"""Search across a workspace: one service over an engine (PostgreSQL, or OpenSearch when configured).
 
 The service checks the query and who asks, asks the engine for scored cells of the caller's
 workspace (the workspace id comes from the caller's membership, never from input), keeps the
@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,9 @@ from morket.core.jobs import enqueue_after_commit
 from morket.core.roles import can
 from morket.core.types import Workspace
 from morket.extensions import db
+from morket.search import indexing
 from morket.search.engine import QUERY_MAX, Engine, Filters, Hit, ParsedQuery, parse_query
+from morket.search.opensearch import OpenSearchEngine
 from morket.search.postgres import PostgresEngine
 from morket.tables.cells import CellError, check_characters
 from morket.tables.hooks import CELL_STATE_LABELS
@@ -33,11 +36,38 @@ TYPEAHEAD_TABLES = 5
 TYPEAHEAD_PER_TABLE = 3
 
 _engine: Engine = PostgresEngine()
+_opensearch: dict[tuple[str, str], OpenSearchEngine] = {}
 
 
 def engine() -> Engine:
-    """The engine in use (PostgreSQL; OpenSearch will be chosen here when it is configured)."""
-    return _engine
+    """The engine in use: OpenSearch when ``MORKET_OPENSEARCH_URL`` is set, PostgreSQL otherwise."""
+    settings = current_app.config["MORKET"] if has_app_context() else {}
+    url = settings.get("OPENSEARCH_URL") or ""
+    if not url:
+        return _engine
+    key = (url, settings.get("ENV") or "development")
+    found = _opensearch.get(key)
+    if found is None:
+        found = _opensearch[key] = OpenSearchEngine(url, key[1])
+    return found
+
+
+def _mirror_indexed(table: indexing.IndexedTable, row_ids: list[int] | None) -> None:
+    """Rows (or a whole table) rewritten in ``search_documents`` reach OpenSearch in the same sync."""
+    eng = engine()
+    if isinstance(eng, OpenSearchEngine):
+        eng.push(table.workspace_id, table.id, row_ids)
+
+
+def _mirror_dropped(tables: list[tuple[int, int]]) -> None:
+    eng = engine()
+    if isinstance(eng, OpenSearchEngine):
+        for workspace_id, table_id in tables:
+            eng.drop_table(workspace_id, table_id)
+
+
+indexing.INDEXED.append(_mirror_indexed)
+indexing.DROPPED.append(_mirror_dropped)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,353 @@
+"""The OpenSearch engine: the same protocol as ``postgres``, through opensearch-py.
+
+Chosen by ``service.engine()`` when ``MORKET_OPENSEARCH_URL`` is set. One index per environment
+(``morket-<env>-search``), every document routed by its workspace (``_routing`` is required by the
+mapping, so a document cannot be written without it), and every query filtered by the workspace
+and sent with the same routing: ``search_body`` and ``routing`` are the only way a query is built.
+
+The index mirrors ``search_documents`` (``push_rows``/``push_table`` after each sync), which stays the
+source of truth: hits OpenSearch returns are confirmed against it (same workspace, live table and
+column), so a deleted row, column or table is never shown even if the mirror lags, and the text
+and facets shown are the current ones. Scores follow the rule written on ``engine.Hit``, computed
+here with the same trigram measure as pg_trgm, so both engines rank alike; the typo way (fuzzy
+``multi_match``) counts only when nothing matched directly, as in PostgreSQL.
+
+Request bodies are built by pure functions so the tests validate them against the OpenSearch API
+specification; the adapter is contract-tested and replayed through opensearch-py's transport here,
+and run against a real cluster in CI (see docs/ARCHITECTURE.md, Search).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from morket.core.errors import MorketError
+from morket.extensions import db
+from morket.search.engine import COMPANY_WORDS, Filters, Hit, ParsedQuery
+
+log = logging.getLogger(__name__)
+
+WORD_SIMILARITY = 0.6  # pg_trgm's word_similarity_threshold: the ``<%`` way
+SIMILARITY = 0.45  # the typo way's threshold, as in ``postgres.SIMILARITY``
+BULK_DOCS = 2000  # documents per _bulk request
+_FIELDS = ["workspace_id", "table_id", "row_id", "column_id", "value", "norm", "states", "providers"]
+
+
+class SearchUnavailable(MorketError):
+    status = 503
+    code = "search_unavailable"
+
+
+# --- names -------------------------------------------------------------------------------------
+
+
+def index_name(env: str) -> str:
+    """One index per environment: development, test and production never share documents."""
+    return f"morket-{re.sub(r'[^a-z0-9-]', '-', env.lower())}-search"
+
+
+def routing(workspace_id: int) -> str:
+    """The shard routing of a workspace: its documents live together, its queries ask only there."""
+    return str(int(workspace_id))
+
+
+def doc_id(table_id: int, row_id: int, column_id: int) -> str:
+    return f"{int(table_id)}:{int(row_id)}:{int(column_id)}"
+
+
+# --- request bodies (pure) ---------------------------------------------------------------------
+
+
+def index_body(shards: int = 1) -> dict[str, Any]:
+    """Settings and mappings: analyzers for names (company words short), emails and domains; a
+    ``search_as_you_type`` field for prefixes; keywords for the exact form and the facets."""
+    synonyms = [f"{long} => {short}" for long, short in COMPANY_WORDS.items()]
+    return {
+        "settings": {
+            "index": {"number_of_shards": shards, "number_of_replicas": 0},
+            "analysis": {
+                "filter": {"morket_company": {"type": "synonym", "synonyms": synonyms}},
+                "tokenizer": {"morket_domain": {"type": "pattern", "pattern": "[^\\p{L}\\p{N}]+"}},
+                "normalizer": {"morket_norm": {"type": "custom", "filter": ["lowercase"]}},
+                "analyzer": {
+                    "morket_name": {
+                        "type": "custom",
+                        "tokenizer": "standard",
+                        "filter": ["lowercase", "asciifolding", "morket_company"],
+                    },
+                    "morket_email": {"type": "custom", "tokenizer": "uax_url_email", "filter": ["lowercase"]},
+                    "morket_domain": {"type": "custom", "tokenizer": "morket_domain", "filter": ["lowercase"]},
+                },
+            },
+        },
+        "mappings": {
+            "dynamic": "strict",
+            "_routing": {"required": True},
+            "properties": {
+                "workspace_id": {"type": "long"},
+                "table_id": {"type": "long"},
+                "row_id": {"type": "long"},
+                "column_id": {"type": "long"},
+                "value": {
+                    "type": "text",
+                    "analyzer": "morket_name",
+                    "fields": {
+                        "sayt": {"type": "search_as_you_type", "analyzer": "morket_name"},
+                        "email": {"type": "text", "analyzer": "morket_email"},
+                        "domain": {"type": "text", "analyzer": "morket_domain"},
+                    },
+                },
+                "norm": {"type": "keyword", "normalizer": "morket_norm", "ignore_above": 256},
+                "states": {"type": "keyword"},
+                "providers": {"type": "keyword"},
+            },
+        },
+    }
+
+
+def scope_filter(workspace_id: int, filters: Filters = Filters()) -> list[dict[str, Any]]:
+    """The workspace term first, then the facet filters: every query of this module starts here."""
+    clauses: list[dict[str, Any]] = [{"term": {"workspace_id": int(workspace_id)}}]
+    if filters.table_ids:
+        clauses.append({"terms": {"table_id": [int(t) for t in filters.table_ids]}})
+    if filters.column_ids:
+        clauses.append({"terms": {"column_id": [int(c) for c in filters.column_ids]}})
+    if filters.states:
+        clauses.append({"terms": {"states": list(filters.states)}})
+    if filters.providers:
+        clauses.append({"terms": {"providers": list(filters.providers)}})
+    return clauses
+
+
+def search_body(workspace_id: int, query: ParsedQuery, filters: Filters, cap: int) -> dict[str, Any]:
+    """One request for every way of matching: the exact form, its prefix, word prefixes as you
+    type, and a fuzzy ``multi_match`` over the name, email and domain analyses (typos)."""
+    should: list[dict[str, Any]] = [
+        {"term": {"norm": {"value": query.norm, "boost": 4.0}}},
+        {"prefix": {"norm": {"value": query.norm, "boost": 2.0}}},
+        {
+            "multi_match": {
+                "query": query.norm,
+                "type": "bool_prefix",
+                "fields": ["value.sayt", "value.sayt._2gram", "value.sayt._3gram"],
+                "operator": "and",
+            }
+        },
+        {
+            "multi_match": {
+                "query": query.norm,
+                "type": "best_fields",
+                "fields": ["value", "value.email", "value.domain"],
+                "fuzziness": "AUTO",
+                "prefix_length": 1,
+                "max_expansions": 50,
+                "operator": "and",
+            }
+        },
+    ]
+    return {
+        "size": int(cap) * 3,  # three direct ways of ``cap`` each in PostgreSQL; one request here
+        "track_total_hits": False,
+        "_source": _FIELDS,
+        "query": {"bool": {"filter": scope_filter(workspace_id, filters), "should": should, "minimum_should_match": 1}},
+    }
+
+
+def rows_query(workspace_id: int, table_id: int, row_ids: Iterable[int] | None = None) -> dict[str, Any]:
+    """A ``delete_by_query`` body for a table's documents (some rows, or all), inside the workspace."""
+    clauses = [*scope_filter(workspace_id), {"term": {"table_id": int(table_id)}}]
+    if row_ids is not None:
+        clauses.append({"terms": {"row_id": [int(r) for r in row_ids]}})
+    return {"query": {"bool": {"filter": clauses}}}
+
+
+def bulk_lines(index: str, docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``_bulk`` body: an ``index`` action routed by the document's workspace, then the document."""
+    lines: list[dict[str, Any]] = []
+    for doc in docs:
+        action = {
+            "_index": index,
+            "_id": doc_id(doc["table_id"], doc["row_id"], doc["column_id"]),
+            "routing": routing(doc["workspace_id"]),
+        }
+        lines.append({"index": action})
+        lines.append({k: doc[k] for k in _FIELDS})
+    return lines
+
+
+# --- scoring (the rule on engine.Hit, with pg_trgm's measure) ----------------------------------
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _trigrams(text: str) -> set[str]:
+    grams: set[str] = set()
+    for word in _WORD.findall(text.lower()):
+        padded = f"  {word} "
+        grams.update(padded[i : i + 3] for i in range(len(padded) - 2))
+    return grams
+
+
+def similarity(a: str, b: str) -> float:
+    """pg_trgm's ``similarity``: shared trigrams over all trigrams of both."""
+    ta, tb = _trigrams(a), _trigrams(b)
+    return len(ta & tb) / len(ta | tb) if ta and tb else 0.0
+
+
+def word_similarity(query: str, text: str) -> float:
+    """Close to pg_trgm's ``word_similarity``: the query's trigrams found in the best run of the
+    text's words, over the query's trigrams (so "acme" scores 1 in "Acme Corp Europe")."""
+    tq = _trigrams(query)
+    words = _WORD.findall(text.lower())
+    if not tq or not words:
+        return 0.0
+    best = 0.0
+    span = len(_WORD.findall(query.lower())) + 1
+    for start in range(len(words)):
+        for end in range(start + 1, min(len(words), start + span) + 1):
+            tw = _trigrams(" ".join(words[start:end]))
+            best = max(best, len(tq & tw) / len(tq))
+    return best
+
+
+def _word_prefixes(query: ParsedQuery, value: str, norm: str) -> bool:
+    words = set(_WORD.findall(value.lower())) | set(_WORD.findall(norm))
+    return bool(query.tokens) and all(any(w.startswith(t) for w in words) for t in query.tokens)
+
+
+def score(query: ParsedQuery, value: str, norm: str) -> tuple[float, bool]:
+    """(score, direct): the shared rule, and whether a direct way (exact, words, prefixes) matched."""
+    closeness = max(similarity(norm, query.norm), word_similarity(query.norm, norm))
+    prefixes = _word_prefixes(query, value, norm)
+    exact = norm == query.norm
+    total = closeness + (1.0 if exact else 0.5 if norm.startswith(query.norm) else 0.0) + (0.25 if prefixes else 0.0)
+    direct = exact or prefixes or (len(norm) <= 80 and word_similarity(query.norm, norm) >= WORD_SIMILARITY)
+    return total, direct
+
+
+# --- the engine --------------------------------------------------------------------------------
+
+
+def client(url: str):
+    """An opensearch-py client for ``url`` (credentials may be in the URL), short timeouts, two retries."""
+    from opensearchpy import OpenSearch
+
+    return OpenSearch(hosts=[url], timeout=5, max_retries=2, retry_on_timeout=True, http_compress=False)
+
+
+class OpenSearchEngine:
+    name = "opensearch"
+
+    def __init__(self, url: str, env: str, *, os_client: Any = None) -> None:
+        self.url = url
+        self.index = index_name(env)
+        self.client = os_client if os_client is not None else client(url)
+
+    # reading ------------------------------------------------------------------------------------
+
+    def find(self, workspace_id: int, query: ParsedQuery, filters: Filters, cap: int) -> list[Hit]:
+        if not query.norm:
+            return []
+        from opensearchpy.exceptions import NotFoundError, OpenSearchException
+
+        body = search_body(workspace_id, query, filters, cap)
+        try:
+            answer = self.client.search(index=self.index, body=body, routing=routing(workspace_id))
+        except NotFoundError:
+            return []  # no index yet: nothing was ever indexed in this environment
+        except OpenSearchException as exc:
+            log.warning("search: OpenSearch failed: %s", exc)
+            raise SearchUnavailable("Search is unavailable right now. Try again shortly.") from exc
+        keys = []
+        for hit in (answer.get("hits") or {}).get("hits") or []:
+            src = hit.get("_source") or {}
+            try:
+                if int(src["workspace_id"]) != int(workspace_id):
+                    continue  # never trust a document of another workspace, whatever the index holds
+                keys.append((int(src["table_id"]), int(src["row_id"]), int(src["column_id"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return self._confirmed(workspace_id, query, keys)
+
+    def _confirmed(self, workspace_id: int, query: ParsedQuery, keys: list[tuple[int, int, int]]) -> list[Hit]:
+        """The candidates still in the workspace's index of live tables and columns, scored."""
+        if not keys:
+            return []
+        rows = db.session.execute(
+            sa.text(
+                """
+                SELECT d.table_id, d.row_id, d.column_id, d.value, d.norm, d.states, d.providers
+                FROM unnest(CAST(:t AS bigint[]), CAST(:r AS bigint[]), CAST(:c AS bigint[])) AS k(t, r, c)
+                JOIN search_documents d ON d.table_id = k.t AND d.row_id = k.r AND d.column_id = k.c
+                JOIN tables t ON t.id = d.table_id AND t.workspace_id = :ws
+                JOIN table_columns col ON col.id = d.column_id AND col.table_id = d.table_id
+                     AND col.deleted_at IS NULL
+                WHERE d.workspace_id = :ws
+                """
+            ),
+            {"ws": int(workspace_id), "t": [k[0] for k in keys], "r": [k[1] for k in keys], "c": [k[2] for k in keys]},
+        ).all()
+        scored = []
+        for r in rows:
+            value, direct = score(query, r.value, r.norm)
+            hit = Hit(
+                table_id=int(r.table_id),
+                row_id=int(r.row_id),
+                column_id=int(r.column_id),
+                value=r.value,
+                score=value,
+                states=tuple(r.states or ()),
+                providers=tuple(r.providers or ()),
+            )
+            scored.append((hit, direct, similarity(r.norm, query.norm)))
+        if any(direct for _, direct, _ in scored):
+            return [h for h, direct, _ in scored if direct]
+        return [h for h, _, sim in scored if sim >= SIMILARITY]
+
+    # writing (the mirror of search_documents) ---------------------------------------------------
+
+    def ensure_index(self) -> bool:
+        """Create the environment's index when it is missing; True when it was created."""
+        if self.client.indices.exists(index=self.index):
+            return False
+        self.client.indices.create(index=self.index, body=index_body())
+        return True
+
+    def _documents(self, table_id: int, row_ids: list[int] | None) -> list[dict[str, Any]]:
+        where = "table_id = :t" + (" AND row_id = ANY(:ids)" if row_ids is not None else "")
+        rows = db.session.execute(
+            sa.text(f"SELECT {', '.join(_FIELDS)} FROM search_documents WHERE {where}"),  # noqa: S608 - fixed SQL
+            {"t": int(table_id), "ids": row_ids},
+        ).mappings()
+        return [{**r, "states": list(r["states"] or ()), "providers": list(r["providers"] or ())} for r in rows]
+
+    def push(self, workspace_id: int, table_id: int, row_ids: list[int] | None = None) -> int:
+        """Mirror a table's documents (some rows, or all): delete them, then index the current ones."""
+        self.ensure_index()
+        self.client.delete_by_query(
+            index=self.index,
+            body=rows_query(workspace_id, table_id, row_ids),
+            routing=routing(workspace_id),
+            refresh=True,
+            conflicts="proceed",
+        )
+        docs = self._documents(table_id, row_ids)
+        for start in range(0, len(docs), BULK_DOCS):
+            answer = self.client.bulk(body=bulk_lines(self.index, docs[start : start + BULK_DOCS]), refresh=True)
+            if answer.get("errors"):
+                failed = [i for i in answer.get("items", []) if (next(iter(i.values())) or {}).get("error")]
+                raise SearchUnavailable(f"OpenSearch refused {len(failed)} of {len(docs)} documents.")
+        return len(docs)
+
+    def drop_table(self, workspace_id: int, table_id: int) -> None:
+        self.client.delete_by_query(
+            index=self.index,
+            body=rows_query(workspace_id, table_id),
+            routing=routing(workspace_id),
+            conflicts="proceed",
+        )
