@@ -30,6 +30,7 @@ from morket.enrichment import service
 from morket.enrichment.models import EnrichmentAttempt, EnrichmentRun, EnrichmentRunRow
 from morket.extensions import db
 from tests.enrichment.test_engine_support import enrichment_column, grant, people_table
+from tests.support.processes import kill_tree
 from tests.support.sandbox import SandboxServer
 from tests.support.waiting import wait_until
 
@@ -161,20 +162,14 @@ class Processes:
 
     @staticmethod
     def kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, sig)
-        proc.wait(timeout=30)
+        kill_tree(proc, sig)  # the work horse too: it runs in a session of its own
 
     def stop_all(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
             try:
-                proc.wait(timeout=20)
+                kill_tree(proc, signal.SIGTERM, timeout=20)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                kill_tree(proc, signal.SIGKILL)
 
 
 def assert_run_settled(run_id: int, workspace_id: int, sandbox: SandboxServer) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from morket.core.models import OutboxMessage
 from morket.webhooks import service, tasks
 from morket.webhooks.models import WebhookDelivery, WebhookEvent
 from morket.workspaces.models import Membership, Workspace
+from tests.support.processes import kill_tree
 from tests.support.waiting import wait_until
 from tests.webhooks.test_delivery import independent_verify
 
@@ -66,9 +66,7 @@ def _worker(app) -> subprocess.Popen:
 
 
 def _kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+    kill_tree(proc, timeout=10)  # the work horse too: it runs in a session of its own
 
 
 def test_sigkill_mid_delivery_loses_nothing(app, receiver, committed_endpoint):
