@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ from morket.tables.filters import OPERATORS, validate_filters
 from morket.tables.models import Column, Table
 
 SCHEMA_TITLE = "morket_view_filters"
+PROVIDER = "ai"  # the ledger's provider for answers of models
 PHRASE_MAX = 500
 MAX_CONDITIONS = 20
 MAX_COLUMNS = 200
@@ -246,6 +248,17 @@ def chips(filters: dict[str, Any], columns: list[Column]) -> list[Chip]:
     return out
 
 
+def _charge(workspace: Workspace, endpoint: llm.Endpoint, answer: llm.Answer) -> None:
+    """A suggestion that was delivered pays its tokens on the platform default (a free usage record on
+    the workspace's own endpoint); a refused one pays nothing. InsufficientCredits (402) when short."""
+    from morket.credits.service import charge
+
+    amount, source = ai_service.usage_charge(endpoint, answer)
+    if amount > 0 or source == "own":
+        charge(workspace.id, amount, idempotency_key=f"nl-filter:{uuid.uuid4().hex}", provider=PROVIDER,
+               operation="nl_filter", key_source=source)  # fmt: skip
+
+
 def translate(
     workspace: Workspace, table: Table, phrase: Any, *, endpoint_id: int | None = None, model: str | None = None
 ) -> Translation:
@@ -265,6 +278,7 @@ def translate(
         raise ModelUnavailable(f"The model did not answer: {exc.message}") from exc
     model_ms = (time.perf_counter() - asked) * 1000
     filters = to_filters(answer.value, columns)
+    _charge(workspace, endpoint, answer)
     return Translation(
         phrase=phrase, filters=filters, chips=chips(filters, columns), model=answer.model or endpoint.model,
         input_tokens=answer.input_tokens, output_tokens=answer.output_tokens, model_ms=model_ms,

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from morket.ai import nl_filter
 from morket.ai import service as ai_service
 from morket.core.errors import ValidationFailed
+from morket.credits.service import InsufficientCredits, grant
 from morket.extensions import db
 from morket.tables import service as tables
 from morket.tables.filters import OPERATORS, validate_filters
@@ -82,6 +83,7 @@ def stranger(db):
 @pytest.fixture
 def sample(team):
     table = companies(team.workspace, team["owner"])
+    grant(team.workspace.id, 1000, idempotency_key="nl-filter-tests")
     db.session.commit()
     return table
 
@@ -119,6 +121,49 @@ def test_an_anthropic_endpoint_gives_the_same_filters(team, sample, ai):
     )  # fmt: skip
     result = nl_filter.translate(team.workspace, sample, "French companies with an email", endpoint_id=endpoint.id)
     assert _named(sample, result.filters) == ("and", [("Country", "equals", "France"), ("Email", "is_not_empty", None)])
+
+
+def test_a_delivered_suggestion_pays_its_tokens_and_a_refused_one_nothing(team, sample, ai):
+    from sqlalchemy import select
+
+    from morket.credits.models import LedgerEntry
+    from morket.credits.prices import model_cost
+    from morket.credits.service import balance
+
+    def entries():
+        query = select(LedgerEntry).where(LedgerEntry.workspace_id == team.workspace.id,
+                                          LedgerEntry.operation == "nl_filter")  # fmt: skip
+        return db.session.scalars(query.order_by(LedgerEntry.id)).all()
+
+    before = balance(team.workspace.id)
+    result = nl_filter.translate(team.workspace, sample, "companies in France")
+    cost = model_cost("sandbox-small", result.input_tokens, result.output_tokens)
+    assert cost > 0 and balance(team.workspace.id) == before - cost
+    assert [(e.kind, e.amount, e.key_source) for e in entries()] == [("debit", -cost, "platform")]
+    with pytest.raises(ValidationFailed):
+        nl_filter.translate(team.workspace, sample, "companies with a favourite colour of blue")
+    assert len(entries()) == 1 and balance(team.workspace.id) == before - cost
+    endpoint = ai_service.create_endpoint(
+        team.workspace, team["owner"], name="Own", kind="openai", base_url=ai.url("openai") + "/v1",
+        api_key="sandbox-own-key-000001", model="sandbox-small", models=None,
+    )  # fmt: skip
+    nl_filter.translate(team.workspace, sample, "customers", endpoint_id=endpoint.id)
+    assert [(e.kind, e.amount, e.key_source) for e in entries()][-1] == ("usage", 0, "own")
+    assert balance(team.workspace.id) == before - cost
+
+
+def test_a_workspace_without_credits_is_told_so(client, stranger, ai):
+    table = companies(stranger.workspace, stranger["owner"])
+    db.session.commit()
+    with pytest.raises(InsufficientCredits):
+        nl_filter.translate(stranger.workspace, table, "companies in France")
+    db.session.rollback()
+    login(client, stranger["owner"])
+    view_id = tables.list_views(stranger.workspace, table)[0].id
+    token = csrf_token(client, _grid(stranger.workspace.slug, table))
+    path = f"/w/{stranger.workspace.slug}/tables/{table.id}/views/{view_id}/ask"
+    resp = client.post(path, data={"text": "companies in France", "csrf_token": token}, headers={"HX-Request": "true"})
+    assert resp.status_code == 402 and "Not enough credits" in resp.get_data(as_text=True)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from morket.credits.service import grant
 from tests.ai.nl_support import companies
 from tests.browser.conftest import browser_page, committed_owner, live_server  # noqa: F401 - the browser fixtures
 from tests.browser.pagecheck import screenshot
@@ -32,6 +33,7 @@ def test_type_a_phrase_see_chips_apply_and_the_grid_filters(app, platform_llm, l
         )
         db.session.flush()
         table = companies(workspace, owner)
+        grant(workspace.id, 1000, idempotency_key="nl-filter-browser")
         slug, table_id = workspace.slug, table.id
         db.session.commit()
         db.session.remove()  # no open transaction may hold locks the live server's clean-up needs
