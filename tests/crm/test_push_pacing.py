@@ -49,7 +49,8 @@ def test_calls_fill_the_window_at_once_and_the_next_window_as_it_frees(client, d
             assert found[i].status == "ok", found[i].message
             sent.append(time.monotonic() - started)
     assert _rate_limited(crm) == 0 and sender.rate_limited == 0
-    # Four calls at once (a bucket at the same average rate would space them 2.5 s apart), then
-    # the next four once the first four's slots leave the window, ten seconds on.
-    assert sent[3] < 3.0, sent
-    assert sent[4] >= 10.0 and sent[7] < 14.0, sent
+    # Four calls at once (a bucket at the same average rate would space them 2.5 s apart, the
+    # fourth 7.5 s on), then the next four once the first four's slots leave the window, ten
+    # seconds on, again without spacing. The bounds leave room for slow calls on a busy machine.
+    assert sent[3] < 7.0, sent
+    assert sent[4] >= 10.0 and sent[7] - sent[4] < 7.0, sent
