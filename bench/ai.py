@@ -6,7 +6,8 @@ set of phrasings: resolving the platform endpoint, building the schema and the p
 through ``llm.complete``, validating the answer against the table's whitelist and charging its
 tokens (one ledger entry; the session is committed after each request, as the page's is). Each call's
 ``model_ms`` (the time inside ``complete``) is subtracted from its total, so
-``figures.nl_filter_p95_ms`` is Morket's own work per request (goal: 50 ms or less). The raw
+``figures.nl_filter_p95_ms`` is Morket's own work per request (goal: 50 ms or less), the commit of
+the charge included (``commit_p95_ms`` and ``own_before_commit_p95_ms`` split it). The raw
 baseline, measured in the same run: the same request posted by a bare ``httpx.Client`` with the
 answer's JSON parsed (``bare_p95_ms``). Ends with one JSON line of figures and ratios.
 """
