@@ -77,6 +77,9 @@ class Hit:
     score: float
     states: tuple[str, ...] = field(default=())
     providers: tuple[str, ...] = field(default=())
+    # The table's and column's names when the engine read them with the hit (None: the service looks them up).
+    table_name: str | None = None
+    column_name: str | None = None
 
 
 class Engine(Protocol):

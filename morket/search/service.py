@@ -122,23 +122,28 @@ def _require(role: str) -> None:
         raise Forbidden("You cannot view this workspace's tables.")
 
 
-def _names(
-    workspace_id: int, table_ids: set[int], column_ids: set[int]
-) -> tuple[dict[int, str], dict[int, tuple[str, int]]]:
-    tables = {
-        int(r.id): r.name
-        for r in db.session.execute(
-            sa.text("SELECT id, name FROM tables WHERE workspace_id = :w AND id = ANY(:ids)"),
-            {"w": workspace_id, "ids": list(table_ids)},
+def _names(workspace_id: int, hits: list[Hit]) -> tuple[dict[int, str], dict[int, tuple[str, int]]]:
+    """Names of the hits' tables and columns: read with the hits (PostgreSQL), else one look-up each."""
+    tables = {h.table_id: h.table_name for h in hits if h.table_name is not None}
+    columns = {h.column_id: (h.column_name, h.table_id) for h in hits if h.column_name is not None}
+    table_ids = {h.table_id for h in hits} - tables.keys()
+    column_ids = {h.column_id for h in hits} - columns.keys()
+    if table_ids:
+        tables.update(
+            (int(r.id), r.name)
+            for r in db.session.execute(
+                sa.text("SELECT id, name FROM tables WHERE workspace_id = :w AND id = ANY(:ids)"),
+                {"w": workspace_id, "ids": list(table_ids)},
+            )
         )
-    }
-    columns = {
-        int(r.id): (r.name, int(r.table_id))
-        for r in db.session.execute(
-            sa.text("SELECT id, name, table_id FROM table_columns WHERE workspace_id = :w AND id = ANY(:ids)"),
-            {"w": workspace_id, "ids": list(column_ids)},
+    if column_ids:
+        columns.update(
+            (int(r.id), (r.name, int(r.table_id)))
+            for r in db.session.execute(
+                sa.text("SELECT id, name, table_id FROM table_columns WHERE workspace_id = :w AND id = ANY(:ids)"),
+                {"w": workspace_id, "ids": list(column_ids)},
+            )
         )
-    }
     return tables, columns
 
 
@@ -207,6 +212,32 @@ def _facets(rows: list[Hit], tables: dict[int, str], columns: dict[int, tuple[st
     }
 
 
+def _ranked(
+    workspace_id: int, query: ParsedQuery, filters: Filters
+) -> tuple[list[Hit], list[Hit], dict[int, str], dict[int, tuple[str, int]]]:
+    """Every match and the filtered ones (best cell per row, ranked), and the names they need."""
+    eng = engine()
+    everything = _best_per_row(eng.find(workspace_id, query, Filters(), CAP))
+    chosen = everything if filters.empty else _best_per_row(eng.find(workspace_id, query, filters, CAP))
+    tables, columns = _names(workspace_id, everything + chosen)
+    return everything, chosen, tables, columns
+
+
+def _result_row(h: Hit, query: ParsedQuery, tables: dict[int, str], columns: dict[int, tuple[str, int]]) -> ResultRow:
+    return ResultRow(
+        table_id=h.table_id,
+        table_name=tables.get(h.table_id, "?"),
+        row_id=h.row_id,
+        column_id=h.column_id,
+        column_name=columns.get(h.column_id, ("?", 0))[0],
+        value=h.value,
+        score=h.score,
+        states=h.states,
+        providers=h.providers,
+        segments=highlight(h.value, query),
+    )
+
+
 def search(
     workspace: Workspace,
     role: str,
@@ -222,28 +253,9 @@ def search(
     query = check_query(raw_query)
     if page < 1 or not 1 <= per_page <= PER_PAGE_MAX:
         raise ValidationFailed("page starts at 1; per_page is 1 to 100.", fields={"page": ["out of range"]})
-    eng = engine()
-    everything = _best_per_row(eng.find(workspace.id, query, Filters(), CAP))
-    chosen = everything if filters.empty else _best_per_row(eng.find(workspace.id, query, filters, CAP))
-    table_ids = {h.table_id for h in everything} | {h.table_id for h in chosen}
-    column_ids = {h.column_id for h in everything} | {h.column_id for h in chosen}
-    tables, columns = _names(workspace.id, table_ids, column_ids)
+    everything, chosen, tables, columns = _ranked(workspace.id, query, filters)
     window = chosen[(page - 1) * per_page : page * per_page]
-    rows = [
-        ResultRow(
-            table_id=h.table_id,
-            table_name=tables.get(h.table_id, "?"),
-            row_id=h.row_id,
-            column_id=h.column_id,
-            column_name=columns.get(h.column_id, ("?", 0))[0],
-            value=h.value,
-            score=h.score,
-            states=h.states,
-            providers=h.providers,
-            segments=highlight(h.value, query),
-        )
-        for h in window
-    ]
+    rows = [_result_row(h, query, tables, columns) for h in window]
     return Results(
         query=query.raw,
         rows=rows,
@@ -263,17 +275,22 @@ class TypeaheadGroup:
 
 
 def typeahead(workspace: Workspace, role: str, raw_query: object) -> list[TypeaheadGroup]:
-    """The top matches grouped by table: at most five tables, three rows each, best table first."""
-    results = search(workspace, role, raw_query, per_page=PER_PAGE_MAX)
+    """The top matches grouped by table: at most five tables, three rows each, best table first.
+
+    The same ranking as ``search`` over its first 100 rows; only the rows shown are highlighted,
+    and no facets are counted."""
+    _require(role)
+    query = check_query(raw_query)
+    _everything, ranked, tables, columns = _ranked(workspace.id, query, Filters())
     groups: dict[int, TypeaheadGroup] = {}
-    for row in results.rows:
-        group = groups.get(row.table_id)
+    for hit in ranked[:PER_PAGE_MAX]:
+        group = groups.get(hit.table_id)
         if group is None:
             if len(groups) >= TYPEAHEAD_TABLES:
                 continue
-            group = groups[row.table_id] = TypeaheadGroup(row.table_id, row.table_name, [])
+            group = groups[hit.table_id] = TypeaheadGroup(hit.table_id, tables.get(hit.table_id, "?"), [])
         if len(group.rows) < TYPEAHEAD_PER_TABLE:
-            group.rows.append(row)
+            group.rows.append(_result_row(hit, query, tables, columns))
     return list(groups.values())
 
 
