@@ -8,7 +8,7 @@ import json
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from morket.ai import nl_filter
@@ -213,16 +213,33 @@ def test_random_model_answers_never_leave_the_whitelist(team, sample):
     columns = nl_filter.filterable(sample)
     names = [c.name for c in columns] + ["Salary", "id; DROP TABLE x", "", "company"]
     ops = sorted({o for ops in OPERATORS.values() for o in ops}) + ["search", "raw_sql", "="]
-    condition = st.fixed_dictionaries(
-        {"column": st.sampled_from(names) | _json, "operator": st.sampled_from(ops) | _json, "value": _json}
+    value = (
+        st.none()
+        | st.text(min_size=1, max_size=12)
+        | st.integers()
+        | st.floats()
+        | st.booleans()
+        | st.lists(st.text(max_size=8) | st.integers(), max_size=3)
     )
-    answer = st.fixed_dictionaries(
-        {"op": st.sampled_from(["and", "or", "xor"]), "conditions": st.lists(condition | _json, max_size=5),
-         "refusal": st.none() | st.text(max_size=10)}
+    condition = st.fixed_dictionaries(
+        {"column": st.sampled_from(names), "operator": st.sampled_from(ops), "value": value}
+    )
+    well_formed = st.fixed_dictionaries(
+        {"op": st.sampled_from(["and", "or"]), "conditions": st.lists(condition, min_size=1, max_size=3),
+         "refusal": st.none()}
+    )  # fmt: skip
+    junk = st.fixed_dictionaries(
+        {"op": st.sampled_from(["and", "or", "xor"]),
+         "conditions": st.lists(condition | _json, max_size=5) | _json,
+         "refusal": st.none() | st.text(max_size=10) | _json}
     ) | _json  # fmt: skip
+    answer = well_formed | junk
+    accepted = []
 
-    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(answer)
+    @example({"op": "and", "conditions": [{"column": "Company", "operator": "search", "value": "x"}], "refusal": None})
+    @example({"op": "or", "conditions": [{"column": "Salary", "operator": "equals", "value": "1"}], "refusal": None})
     def check(raw):
         try:
             filters = nl_filter.to_filters(raw, columns)
@@ -230,8 +247,10 @@ def test_random_model_answers_never_leave_the_whitelist(team, sample):
             assert exc.message
             return
         _whitelisted(filters, columns)
+        accepted.append(filters)
 
     check()
+    assert len(accepted) >= 5  # the validator was exercised on answers it keeps, not only on refusals
 
 
 def test_random_model_answers_over_the_api_never_give_a_500(client, team, sample, ai):
