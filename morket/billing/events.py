@@ -85,13 +85,19 @@ Handler = Callable[[Any, stripe.StripeClient, Outcome], None]
 
 
 def _claim(event: stripe.Event, status: str) -> int | None:
-    """Claim the event id for this transaction; None when it was processed already."""
+    """Claim the event id for this transaction; None when it was processed already.
+
+    An ignored type is recorded as done by the claim itself (one statement, nothing else to write).
+    """
+    done = utcnow() if status == "ignored" else None
     stmt = (
         pg_insert(BillingEvent)
-        .values(stripe_event_id=event.id, type=event.type[:80], status=status, attempts=1, summary="")
+        .values(
+            stripe_event_id=event.id, type=event.type[:80], status=status, attempts=1, summary="", processed_at=done
+        )  # fmt: skip
         .on_conflict_do_update(
             index_elements=[BillingEvent.stripe_event_id],
-            set_={"status": status, "attempts": BillingEvent.attempts + 1, "error": None},
+            set_={"status": status, "attempts": BillingEvent.attempts + 1, "error": None, "processed_at": done},
             where=BillingEvent.status == "failed",
         )
         .returning(BillingEvent.id)
@@ -105,9 +111,10 @@ def process(event: stripe.Event) -> Outcome:
     row_id = _claim(event, "processed" if handler else "ignored")
     if row_id is None:
         return Outcome("duplicate")
-    outcome = Outcome("processed" if handler else "ignored")
-    if handler is not None:
-        handler(event.data.object, stripe_client(), outcome)
+    if handler is None:
+        return Outcome("ignored")
+    outcome = Outcome("processed")
+    handler(event.data.object, stripe_client(), outcome)
     db.session.execute(
         update(BillingEvent)
         .where(BillingEvent.id == row_id)
@@ -154,16 +161,16 @@ def _account(customer: str | None, workspace_hint: Any, outcome: Outcome) -> Bil
 
 
 def _checkout_completed(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
-    session = client.v1.checkout.sessions.retrieve(obj.id)
+    session = client.v1.checkout.sessions.retrieve(obj.id, params={"expand": ["subscription"]})
     hint = field(session, "client_reference_id") or field(session, "metadata", "workspace_id")
     account = _account(field(session, "customer"), hint, outcome)
     if account is None:
         return
     if field(session, "mode") == "subscription":
-        sub_id = field(session, "subscription")
-        if sub_id:
-            chosen = apply_subscription(account, client.v1.subscriptions.retrieve(str(sub_id)))
-            outcome.summary = f"subscription {sub_id}: {chosen.name}"
+        sub = _current(field(session, "subscription"), client.v1.subscriptions.retrieve)
+        if sub is not None:
+            chosen = apply_subscription(account, sub)
+            outcome.summary = f"subscription {sub.id}: {chosen.name}"
         return
     if field(session, "payment_status") != "paid":
         outcome.summary = f"checkout {session.id} not paid yet ({field(session, 'payment_status')})"
@@ -187,8 +194,20 @@ def _checkout_completed(obj: Any, client: stripe.StripeClient, outcome: Outcome)
     outcome.summary = f"{pack.name} × {quantity}: " + ("granted" if granted else "granted before")
 
 
+def _current(ref: Any, retrieve: Callable[[str], Any]) -> Any:
+    """An object Stripe expanded in place (read with its parent), else read now by its id; None for none."""
+    if not ref:
+        return None
+    return retrieve(ref) if isinstance(ref, str) else ref
+
+
+# An invoice read with its subscription (one call instead of two; the paid handler needs both).
+INVOICE_SUBSCRIPTION = "parent.subscription_details.subscription"
+
+
 def _invoice_subscription(inv: Any) -> str | None:
-    return field(inv, "parent", "subscription_details", "subscription") or field(inv, "subscription")
+    ref = field(inv, "parent", "subscription_details", "subscription") or field(inv, "subscription")
+    return ref if ref is None or isinstance(ref, str) else field(ref, "id")
 
 
 def _invoice_payment_intent(inv: Any) -> str | None:
@@ -196,7 +215,7 @@ def _invoice_payment_intent(inv: Any) -> str | None:
 
 
 def _invoice_paid(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
-    inv = client.v1.invoices.retrieve(obj.id)
+    inv = client.v1.invoices.retrieve(obj.id, params={"expand": [INVOICE_SUBSCRIPTION]})
     sub_id = _invoice_subscription(inv)
     account = _account(field(inv, "customer"), field(inv, "metadata", "workspace_id"), outcome)
     if account is None:
@@ -204,7 +223,8 @@ def _invoice_paid(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> No
     if field(inv, "status") != "paid" or not sub_id:
         outcome.summary = f"invoice {inv.id}: {field(inv, 'status')}, nothing to grant"
         return
-    sub = client.v1.subscriptions.retrieve(str(sub_id))
+    sub = _current(field(inv, "parent", "subscription_details", "subscription") or sub_id,
+                   client.v1.subscriptions.retrieve)  # fmt: skip
     line = field(inv, "lines", "data", 0)
     price = field(line, "pricing", "price_details", "price") or field(line, "price", "id") or field(line, "plan", "id")
     chosen = plans.plan_for_price(price) or plans.plan_for_price(field(sub, "items", "data", 0, "price", "id"))
