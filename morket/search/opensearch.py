@@ -8,9 +8,10 @@ and sent with the same routing: ``search_body`` and ``routing`` are the only way
 The index mirrors ``search_documents`` (``push_rows``/``push_table`` after each sync), which stays the
 source of truth: hits OpenSearch returns are confirmed against it (same workspace, live table and
 column), so a deleted row, column or table is never shown even if the mirror lags, and the text
-and facets shown are the current ones. Scores follow the rule written on ``engine.Hit``, computed
-here with the same trigram measure as pg_trgm, so both engines rank alike; the typo way (fuzzy
-``multi_match``) counts only when nothing matched directly, as in PostgreSQL.
+and facets shown are the current ones. OpenSearch finds the candidates (its analyzers, fuzzy and
+as-you-type matching); their scores are the rule written on ``engine.Hit``, computed in that same
+confirming statement with the PostgreSQL engine's expression, so both engines rank alike; the
+typo way counts only when nothing matched directly, as in PostgreSQL.
 
 Request bodies are built by pure functions so the tests validate them against the OpenSearch API
 specification; the adapter is contract-tested and replayed through opensearch-py's transport here,
@@ -29,11 +30,11 @@ import sqlalchemy as sa
 from morket.core.errors import MorketError
 from morket.extensions import db
 from morket.search.engine import COMPANY_WORDS, Filters, Hit, ParsedQuery
+from morket.search.postgres import SIMILARITY, _like_prefix
 
 log = logging.getLogger(__name__)
 
-WORD_SIMILARITY = 0.6  # pg_trgm's word_similarity_threshold: the ``<%`` way
-SIMILARITY = 0.45  # the typo way's threshold, as in ``postgres.SIMILARITY``
+WORD_SIMILARITY = "0.6"  # pg_trgm's word_similarity_threshold: the ``<%`` way of the PostgreSQL engine
 BULK_DOCS = 2000  # documents per _bulk request
 _FIELDS = ["workspace_id", "table_id", "row_id", "column_id", "value", "norm", "states", "providers"]
 
@@ -180,56 +181,6 @@ def bulk_lines(index: str, docs: Iterable[dict[str, Any]]) -> list[dict[str, Any
     return lines
 
 
-# --- scoring (the rule on engine.Hit, with pg_trgm's measure) ----------------------------------
-
-_WORD = re.compile(r"[^\W_]+")
-
-
-def _trigrams(text: str) -> set[str]:
-    grams: set[str] = set()
-    for word in _WORD.findall(text.lower()):
-        padded = f"  {word} "
-        grams.update(padded[i : i + 3] for i in range(len(padded) - 2))
-    return grams
-
-
-def similarity(a: str, b: str) -> float:
-    """pg_trgm's ``similarity``: shared trigrams over all trigrams of both."""
-    ta, tb = _trigrams(a), _trigrams(b)
-    return len(ta & tb) / len(ta | tb) if ta and tb else 0.0
-
-
-def word_similarity(query: str, text: str) -> float:
-    """Close to pg_trgm's ``word_similarity``: the query's trigrams found in the best run of the
-    text's words, over the query's trigrams (so "acme" scores 1 in "Acme Corp Europe")."""
-    tq = _trigrams(query)
-    words = _WORD.findall(text.lower())
-    if not tq or not words:
-        return 0.0
-    best = 0.0
-    span = len(_WORD.findall(query.lower())) + 1
-    for start in range(len(words)):
-        for end in range(start + 1, min(len(words), start + span) + 1):
-            tw = _trigrams(" ".join(words[start:end]))
-            best = max(best, len(tq & tw) / len(tq))
-    return best
-
-
-def _word_prefixes(query: ParsedQuery, value: str, norm: str) -> bool:
-    words = set(_WORD.findall(value.lower())) | set(_WORD.findall(norm))
-    return bool(query.tokens) and all(any(w.startswith(t) for w in words) for t in query.tokens)
-
-
-def score(query: ParsedQuery, value: str, norm: str) -> tuple[float, bool]:
-    """(score, direct): the shared rule, and whether a direct way (exact, words, prefixes) matched."""
-    closeness = max(similarity(norm, query.norm), word_similarity(query.norm, norm))
-    prefixes = _word_prefixes(query, value, norm)
-    exact = norm == query.norm
-    total = closeness + (1.0 if exact else 0.5 if norm.startswith(query.norm) else 0.0) + (0.25 if prefixes else 0.0)
-    direct = exact or prefixes or (len(norm) <= 80 and word_similarity(query.norm, norm) >= WORD_SIMILARITY)
-    return total, direct
-
-
 # --- the engine --------------------------------------------------------------------------------
 
 
@@ -275,39 +226,56 @@ class OpenSearchEngine:
         return self._confirmed(workspace_id, query, keys)
 
     def _confirmed(self, workspace_id: int, query: ParsedQuery, keys: list[tuple[int, int, int]]) -> list[Hit]:
-        """The candidates still in the workspace's index of live tables and columns, scored."""
+        """The candidates still in the workspace's index of live tables and columns, scored by the
+        PostgreSQL engine's own expression (so both engines rank alike by construction)."""
         if not keys:
             return []
+        params: dict[str, Any] = {
+            "ws": int(workspace_id),
+            "qn": query.norm,
+            "prefix": _like_prefix(query.norm),
+            "t": [k[0] for k in keys],
+            "r": [k[1] for k in keys],
+            "c": [k[2] for k in keys],
+        }
+        words = "false"
+        if query.tokens:
+            params["tsq"] = " & ".join(f"'{t}':*" for t in query.tokens)
+            words = "d.tsv @@ (to_tsquery('simple', :tsq) || to_tsquery('english', :tsq))"
         rows = db.session.execute(
             sa.text(
-                """
-                SELECT d.table_id, d.row_id, d.column_id, d.value, d.norm, d.states, d.providers
+                f"""
+                SELECT d.table_id, d.row_id, d.column_id, d.value, d.states, d.providers,
+                       greatest(similarity(d.norm, :qn), word_similarity(:qn, d.norm))
+                       + CASE WHEN d.norm = :qn THEN 1.0 WHEN d.norm LIKE :prefix ESCAPE '\\' THEN 0.5 ELSE 0 END
+                       + CASE WHEN {words} THEN 0.25 ELSE 0 END AS score,
+                       d.norm = :qn OR (length(d.norm) <= 80 AND word_similarity(:qn, d.norm) >= {WORD_SIMILARITY})
+                         OR {words} AS direct,
+                       length(d.norm) <= 80 AND similarity(d.norm, :qn) >= {SIMILARITY} AS typo
                 FROM unnest(CAST(:t AS bigint[]), CAST(:r AS bigint[]), CAST(:c AS bigint[])) AS k(t, r, c)
                 JOIN search_documents d ON d.table_id = k.t AND d.row_id = k.r AND d.column_id = k.c
                 JOIN tables t ON t.id = d.table_id AND t.workspace_id = :ws
                 JOIN table_columns col ON col.id = d.column_id AND col.table_id = d.table_id
                      AND col.deleted_at IS NULL
                 WHERE d.workspace_id = :ws
-                """
+                """  # noqa: S608 - fixed SQL and constants formatted in; every value is bound
             ),
-            {"ws": int(workspace_id), "t": [k[0] for k in keys], "r": [k[1] for k in keys], "c": [k[2] for k in keys]},
+            params,
         ).all()
-        scored = []
-        for r in rows:
-            value, direct = score(query, r.value, r.norm)
-            hit = Hit(
+        # As in PostgreSQL: the typo way counts only when no cell matched directly.
+        kept = [r for r in rows if r.direct] or [r for r in rows if r.typo]
+        return [
+            Hit(
                 table_id=int(r.table_id),
                 row_id=int(r.row_id),
                 column_id=int(r.column_id),
                 value=r.value,
-                score=value,
+                score=float(r.score),
                 states=tuple(r.states or ()),
                 providers=tuple(r.providers or ()),
             )
-            scored.append((hit, direct, similarity(r.norm, query.norm)))
-        if any(direct for _, direct, _ in scored):
-            return [h for h, direct, _ in scored if direct]
-        return [h for h, _, sim in scored if sim >= SIMILARITY]
+            for r in kept
+        ]
 
     # writing (the mirror of search_documents) ---------------------------------------------------
 

@@ -290,3 +290,35 @@ def test_a_refused_bulk_keeps_the_rows_marked_for_the_next_sync(db, opensearch_s
     assert db.session.execute(recorded, {"t": table.id}).scalar() == 1
     last = replay.requests("POST", "/_bulk")[-1].ndjson()
     assert {d["value"] for d in last[1::2]} >= {"Acme Corp", "Acme Europe", "Globex"}
+
+
+# --- the same ranking rule as PostgreSQL ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw", ["acme corp", "ACME Corporation", "acmee corp", "acme", "glob", "acme.com", "jane@acme.com"]
+)
+def test_given_every_cell_the_engine_keeps_and_scores_what_postgres_finds(db, replay, raw):
+    """Handed every document of the workspace as candidates, the OpenSearch engine keeps exactly the
+    cells the PostgreSQL engine finds, with the same scores (typos only when nothing matches directly)."""
+    from morket.search.postgres import PostgresEngine
+
+    team = make_team()
+    table = _accounts(team)
+    tables.insert_rows(team.workspace, team.owner, table, [{"Company": "ACME Corporation", "Email": "Jane@ACME.com"}])
+    db.session.flush()
+    tasks.sync_search()
+    replay.answer(
+        "POST", SEARCH_PATH, 200, search_answer([search_hit(INDEX, d) for d in _documents(team.workspace.id, db)])
+    )
+    query = parse_query(raw)
+    theirs = {
+        (h.table_id, h.row_id, h.column_id): h.score
+        for h in PostgresEngine().find(team.workspace.id, query, Filters(), 200)
+    }
+    mine = {
+        (h.table_id, h.row_id, h.column_id): h.score
+        for h in osx.OpenSearchEngine(replay.url, "test").find(team.workspace.id, query, Filters(), 200)
+    }
+    assert theirs and mine.keys() == theirs.keys()
+    assert all(mine[k] == pytest.approx(theirs[k]) for k in theirs)
