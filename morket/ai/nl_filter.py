@@ -45,9 +45,10 @@ OPERATOR_LABELS = {
 }  # fmt: skip
 NO_VALUE = frozenset({"is_empty", "is_not_empty", "is_true", "is_false"})
 _SQL = re.compile(
-    r"\bsql\b|\bselect\b.+\bfrom\b|\bdrop\s+(?:table|database|schema)\b|\bdelete\s+from\b|\bupdate\b.+\bset\b|"
-    r"\binsert\s+into\b|\bunion\s+(?:all\s+)?select\b|\btruncate\b|\balter\s+table\b|;\s*--|\bpg_\w+",
-    re.IGNORECASE | re.DOTALL,
+    r"\bsql\b|\bselect\s+(?:\*|distinct\b|count\s*\()|\bfrom\s+\w+\s+where\b|\bwhere\s+\w+\s*(?:=|<>|!=)|"
+    r"\bdrop\s+(?:table|database|schema)\b|\bdelete\s+from\b|\bupdate\s+\w+\s+set\b|\binsert\s+into\b|"
+    r"\bunion\s+(?:all\s+)?select\b|\btruncate\b|\balter\s+table\b|;\s*--|/\*|\bpg_\w+",
+    re.IGNORECASE,
 )
 SYSTEM = (
     "You turn a person's description of the rows they want into filters over a table's columns. "

@@ -60,6 +60,7 @@ CASES = [
     ("French companies that are customers", "and", [("Country", "equals", "France"), ("Customer", "is_true", None)]),
     ("software industry with at least 100 employees, founded after 2010",
      "and", [("Industry", "equals", "Software"), ("Employees", "gte", "100"), ("Founded", "gt", "2010-12-31")]),
+    ("Select companies from Germany", "and", [("Country", "equals", "Germany")]),
     ("Show me all leads whose job title is CEO and no email yet",
      "and", [("Job title", "equals", "CEO"), ("Email", "is_empty", None)]),
 ]  # fmt: skip

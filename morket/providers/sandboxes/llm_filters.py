@@ -10,8 +10,8 @@ The phrase is lower-cased, ``between A and B`` is kept whole, and it is cut into
 ``and``, ``or`` (``op`` becomes ``or`` when the phrase uses ``or`` and no ``and``), ``but``,
 ``whose``, ``where``, ``that``, ``who``, ``which``, ``with`` and ``without``. Each clause, in this order:
 
-- SQL (``select … from``, ``drop``, ``delete from``, ``update … set``, ``insert into``, ``union``,
-  ``;``, ``--`` or the word ``sql``) anywhere in the phrase: a refusal, no conditions;
+- SQL (``select *``, ``where x =``, ``drop table``, ``delete from``, ``update x set``, ``insert
+  into``, ``union select``, ``;--``, ``/*`` or the word ``sql``) anywhere in the phrase: a refusal;
 - ``no X (yet)`` / ``without X`` / ``missing X`` / ``X is empty``: ``is_empty`` (checkbox:
   ``is_false``); ``X is not empty`` / ``X is set``: ``is_not_empty``;
 - ``more than|over|above|greater than N X`` or ``X more than N``: ``gt``; ``at least|min N``:
@@ -60,9 +60,10 @@ _FILLER_WORDS = (
 )
 FILLER = frozenset(_FILLER_WORDS.split(" "))
 _SQL = re.compile(
-    r"\bsql\b|\bselect\b.+\bfrom\b|\bdrop\s+(table|database)\b|\bdelete\s+from\b|\bupdate\b.+\bset\b|"
-    r"\binsert\s+into\b|\bunion\b|;|--|\btruncate\b|\balter\s+table\b",
-    re.IGNORECASE | re.DOTALL,
+    r"\bsql\b|\bselect\s+(?:\*|distinct\b|count\s*\()|\bfrom\s+\w+\s+where\b|\bwhere\s+\w+\s*(?:=|<>|!=)|"
+    r"\bdrop\s+(?:table|database|schema)\b|\bdelete\s+from\b|\bupdate\s+\w+\s+set\b|\binsert\s+into\b|"
+    r"\bunion\s+(?:all\s+)?select\b|\btruncate\b|\balter\s+table\b|;\s*--|/\*|\bpg_\w+",
+    re.IGNORECASE,
 )
 _NUM = r"\$?-?\d[\d,]*(?:\.\d+)?(?:[km%](?!\w))?"
 _CMP = {
@@ -169,7 +170,9 @@ def _country(word: str) -> str | None:
 
 def _clause(text: str, table: _Table) -> dict[str, Any] | None | str:
     """One clause's condition, None for filler, or the text it could not match."""
-    text = re.sub(r"^(?:show me|find|list|give me|get|only|all|just)\s+", "", text, flags=re.IGNORECASE).strip(" .!?")
+    text = re.sub(r"^(?:show me|find|list|give me|get|only|all|just|select)\s+", "", text, flags=re.IGNORECASE).strip(
+        " .!?"
+    )
     words = text.split()
     while len(words) > 1 and words[0].casefold() in FILLER and table.find(words[0], loose=False) is None:
         words = words[1:]
