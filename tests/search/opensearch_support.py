@@ -3,8 +3,8 @@ local HTTP server answering with recorded OpenSearch JSON (so opensearch-py's re
 serialisation, retries and error mapping run).
 
 The specification is read at test time from a checkout of opensearch-project/opensearch-api-specification
-(``spec/`` and ``tests/``): ``MORKET_OPENSEARCH_SPEC`` names it, else ``.cache/opensearch-api-specification``
-in the repository (where CI checks it out). Tests that need it skip with a message when it is absent.
+(``spec/`` and ``tests/``) named by ``MORKET_OPENSEARCH_SPEC`` (CI fetches it at a pinned commit). Tests
+that need it skip with a message when it is absent.
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
 _BASE = "https://opensearch-spec.invalid/"
 
 
 def spec_root() -> Path | None:
-    for candidate in (os.environ.get("MORKET_OPENSEARCH_SPEC"), REPO / ".cache" / "opensearch-api-specification"):
-        if candidate and (Path(candidate) / "spec" / "namespaces" / "_core.yaml").is_file():
-            return Path(candidate)
+    named = os.environ.get("MORKET_OPENSEARCH_SPEC", "").strip()
+    if named and (Path(named) / "spec" / "namespaces" / "_core.yaml").is_file():
+        return Path(named)
     return None
 
 
@@ -39,7 +38,7 @@ def need_spec() -> Path:
     if root is None:
         pytest.skip(
             "OpenSearch API specification not found: set MORKET_OPENSEARCH_SPEC to a checkout of "
-            "opensearch-project/opensearch-api-specification (CI checks it out into .cache/)"
+            "opensearch-project/opensearch-api-specification (CI fetches it)"
         )
     return root
 

@@ -30,6 +30,7 @@ from tests.search.opensearch_support import (
     need_spec,
     search_answer,
     search_hit,
+    spec_root,
 )
 
 INDEX = osx.index_name("test")
@@ -248,7 +249,7 @@ def test_an_unreachable_cluster_is_a_503_with_a_message_not_a_500(db, client, op
     assert resp.status_code == 200 and resp.get_json()["data"] == []
 
 
-def test_a_sync_mirrors_the_documents_routed_by_workspace(db, spec, opensearch_settings):
+def test_a_sync_mirrors_the_documents_routed_by_workspace(db, opensearch_settings):
     replay = opensearch_settings
     replay.answer("PUT", f"/{INDEX}", 200, {"acknowledged": True, "shards_acknowledged": True, "index": INDEX})
     replay.answer("POST", f"/{INDEX}/_delete_by_query", 200, DELETED)
@@ -262,9 +263,12 @@ def test_a_sync_mirrors_the_documents_routed_by_workspace(db, spec, opensearch_s
     assert created.json() == osx.index_body()
     deletes = replay.requests("POST", f"/{INDEX}/_delete_by_query")
     assert deletes and all(d.query["routing"] == [str(team.workspace.id)] for d in deletes)
-    assert all(errors(spec.request("_core", "delete_by_query"), d.json()) == [] for d in deletes)
     lines = [line for b in replay.requests("POST", "/_bulk") for line in b.ndjson()]
-    assert errors(spec.request("_core", "bulk", "application/x-ndjson"), lines) == []
+    root = spec_root()  # what the client sent, as sent, against the specification when it is here
+    if root is not None:
+        spec = load_spec(str(root))
+        assert all(errors(spec.request("_core", "delete_by_query"), d.json()) == [] for d in deletes)
+        assert errors(spec.request("_core", "bulk", "application/x-ndjson"), lines) == []
     actions, docs = lines[0::2], lines[1::2]
     assert all(a["index"]["routing"] == str(team.workspace.id) for a in actions)
     assert {(d["table_id"], d["value"]) for d in docs} >= {(table.id, "Acme Corp"), (table.id, "acme.com")}
