@@ -281,9 +281,16 @@ class OpenSearchEngine:
 
     def ensure_index(self) -> bool:
         """Create the environment's index when it is missing; True when it was created."""
+        from opensearchpy.exceptions import RequestError
+
         if self.client.indices.exists(index=self.index):
             return False
-        self.client.indices.create(index=self.index, body=index_body())
+        try:
+            self.client.indices.create(index=self.index, body=index_body())
+        except RequestError as exc:
+            if exc.error != "resource_already_exists_exception":  # another worker created it first
+                raise
+            return False
         return True
 
     def _documents(self, table_id: int, row_ids: list[int] | None) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ def _fresh_index(app):
     from morket.search import opensearch as osx
 
     client = osx.client(OPENSEARCH_URL)
-    client.indices.delete(index=osx.index_name("test"), ignore_unavailable=True)
+    client.indices.delete(index=osx.index_name("test"), ignore=[404])
     yield
     client.close()
 

@@ -326,3 +326,25 @@ def test_given_every_cell_the_engine_keeps_and_scores_what_postgres_finds(db, re
     }
     assert theirs and mine.keys() == theirs.keys()
     assert all(mine[k] == pytest.approx(theirs[k]) for k in theirs)
+
+
+def test_an_index_created_meanwhile_by_another_worker_is_used(db, opensearch_settings):
+    replay = opensearch_settings
+    cause = {
+        "type": "resource_already_exists_exception",
+        "reason": f"index [{INDEX}/Zx3] already exists",
+        "index_uuid": "Zx3",
+        "index": INDEX,
+    }
+    replay.answer("PUT", f"/{INDEX}", 400, {"error": {"root_cause": [cause], **cause}, "status": 400})
+    replay.answer("POST", f"/{INDEX}/_delete_by_query", 200, DELETED)
+    replay.answer("POST", "/_bulk", 200, BULK_OK)
+    team = make_team()
+    _accounts(team)
+    db.session.flush()
+    tasks.sync_search()
+    assert replay.requests("PUT", f"/{INDEX}") and replay.requests("POST", "/_bulk")
+    # Any other refusal of the index is not swallowed.
+    replay.answers[0].payload = {"error": {"type": "illegal_argument_exception", "reason": "bad"}, "status": 400}
+    with pytest.raises(Exception, match="illegal_argument_exception"):
+        osx.OpenSearchEngine(replay.url, "test").ensure_index()
