@@ -2,8 +2,8 @@
 
 The service (``morket.search.service``) parses the query, checks who asks, groups hits by row,
 ranks, builds facets and pages; an engine only finds scored candidate cells of one workspace.
-PostgreSQL (``morket.search.postgres``) is the engine today; an OpenSearch engine is the next
-implementation of the same protocol, chosen when ``MORKET_OPENSEARCH_URL`` is set.
+PostgreSQL (``morket.search.postgres``) is the default; OpenSearch (``morket.search.opensearch``)
+implements the same protocol and is chosen when ``MORKET_OPENSEARCH_URL`` is set.
 """
 
 from __future__ import annotations
