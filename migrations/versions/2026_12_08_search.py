@@ -71,11 +71,20 @@ def upgrade():
     op.execute("CREATE INDEX ix_search_documents_tsv ON search_documents USING gin (tsv)")
     # Trigrams (typos, word similarity) for short cells only: names, emails, domains, phones. Long
     # text would make common trigrams' posting lists huge and every recheck slow; it is matched by
-    # its words and their prefixes (the tsvector) instead.
+    # its words and their prefixes (the tsvector) instead. The trigrams index the distinct short
+    # values of each workspace (``search_terms``), not every document: the candidates a trigram
+    # scan rechecks are then narrow rows, each value once however many cells hold it, and the
+    # documents holding a found value come from the (workspace_id, norm) btree.
     op.execute(
-        "CREATE INDEX ix_search_documents_trgm ON search_documents USING gin (norm gin_trgm_ops) "
-        "WHERE length(norm) <= 80"
+        """
+        CREATE TABLE search_terms (
+            workspace_id bigint NOT NULL,
+            norm text NOT NULL,
+            PRIMARY KEY (workspace_id, norm)
+        )
+        """
     )
+    op.execute("CREATE INDEX ix_search_terms_trgm ON search_terms USING gin (norm gin_trgm_ops)")
     op.execute("CREATE INDEX ix_search_documents_workspace ON search_documents (workspace_id, table_id)")
     # Exact matches first, whatever the trigram and full-text candidates hold.
     op.execute("CREATE INDEX ix_search_documents_norm ON search_documents (workspace_id, norm text_pattern_ops)")
@@ -130,4 +139,5 @@ def downgrade():
     op.execute("DROP TABLE IF EXISTS search_syncs")
     op.execute("DROP TABLE IF EXISTS search_tables")
     op.execute("DROP TABLE IF EXISTS search_pending")
+    op.execute("DROP TABLE IF EXISTS search_terms")
     op.execute("DROP TABLE IF EXISTS search_documents")

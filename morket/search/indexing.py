@@ -10,8 +10,9 @@ Freshness: search installs three statement-level triggers on each ``ut.t_<id>`` 
 delete; the function is the migration's ``search_mark_rows``). Deletes leave the index in the
 writer's transaction; inserts and updates mark rows in ``search_pending`` (one whole-table mark past
 5,000 rows). ``sync`` reindexes marked rows from the table's storage with one DELETE and one
-INSERT … SELECT per table; it also installs the triggers on tables that lack them (new tables,
-rewritten tables) and indexes them whole, and drops the documents of deleted tables.
+INSERT … SELECT per table, and adds their short values to the workspace's ``search_terms``; it
+also installs the triggers on tables that lack them (new tables, rewritten tables) and indexes them
+whole, and drops the documents of deleted tables.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ NORM_CHARS = 256  # the text matched by trigrams
 SYNC_BATCH = 5000  # marked rows reindexed per statement
 _NORM_KIND = {"email": "email", "domain": "domain", "url": "domain"}
 TRIGGERS = ("search_mark_ins", "search_mark_upd", "search_mark_del")
+TERM_CHARS = 80  # values this short (names, emails, domains, phones) are matched by trigrams too
+# The advisory lock's first key names search's terms; the second is the workspace id. Writers of
+# terms hold it shared, a prune holds it alone (so it never deletes a term a sync is adding back).
+TERMS_LOCK_CLASS = 0x5354
 
 
 def _company_words(expr: str) -> str:
@@ -114,12 +119,42 @@ _INSERT = (
 )
 
 
+def _add_terms(table: IndexedTable, row_ids: list[int] | None) -> None:
+    """Record the distinct short values of the documents just written (rows, or the whole table)."""
+    _exec("SELECT pg_advisory_xact_lock_shared(:c, :w)", {"c": TERMS_LOCK_CLASS, "w": table.workspace_id})
+    rows = "AND row_id = ANY(:ids)" if row_ids is not None else ""
+    sql = (
+        "INSERT INTO search_terms (workspace_id, norm) "  # noqa: S608 - a fixed clause and an integer constant; ids are bound
+        f"SELECT DISTINCT workspace_id, norm FROM search_documents WHERE table_id = :t {rows} "
+        f"AND length(norm) <= {TERM_CHARS} ON CONFLICT DO NOTHING"
+    )
+    _exec(sql, {"t": table.id, "ids": row_ids})
+
+
+def prune_terms(workspace_ids: list[int]) -> int:
+    """Delete the terms no document of their workspace holds any more; return how many.
+
+    A stale term only costs the engine a probe of the documents' btree, so this runs with the
+    rebuilds (``flask search reindex``) and when tables are dropped, not on every write.
+    """
+    pruned = 0
+    for workspace_id in sorted(set(workspace_ids)):
+        _exec("SELECT pg_advisory_xact_lock(:c, :w)", {"c": TERMS_LOCK_CLASS, "w": workspace_id})
+        pruned += _exec(
+            "DELETE FROM search_terms s WHERE s.workspace_id = :w AND NOT EXISTS "
+            "(SELECT 1 FROM search_documents d WHERE d.workspace_id = s.workspace_id AND d.norm = s.norm)",
+            {"w": workspace_id},
+        ).rowcount
+    return pruned
+
+
 def index_rows(table: IndexedTable, row_ids: list[int]) -> int:
     """Replace the documents of ``row_ids`` of ``table`` with their current cells; return documents written."""
     _exec("DELETE FROM search_documents WHERE table_id = :t AND row_id = ANY(:ids)", {"t": table.id, "ids": row_ids})
     if not table.columns or not row_ids:
         return 0
     written = _exec(_INSERT + documents_select(table, where="AND r.id = ANY(:ids)"), {"ids": row_ids}).rowcount
+    _add_terms(table, row_ids)
     for listener in INDEXED:
         listener(table, row_ids)
     return written
@@ -134,6 +169,8 @@ def reindex_table(table: IndexedTable) -> int:
     _exec("DELETE FROM search_documents WHERE table_id = :t", {"t": table.id})
     _exec("DELETE FROM search_pending WHERE table_id = :t", {"t": table.id})
     written = _exec(_INSERT + documents_select(table)).rowcount if table.columns else 0
+    if written:
+        _add_terms(table, None)
     _exec(
         "INSERT INTO search_tables (table_id, workspace_id, indexed_at) VALUES (:t, :w, now()) "
         "ON CONFLICT (table_id) DO UPDATE SET indexed_at = now(), workspace_id = EXCLUDED.workspace_id",
@@ -201,6 +238,7 @@ def drop_gone_tables() -> int:
         _exec("DELETE FROM search_documents WHERE table_id = ANY(:g)", {"g": gone})
         _exec("DELETE FROM search_pending WHERE table_id = ANY(:g)", {"g": gone})
         _exec("DELETE FROM search_tables WHERE table_id = ANY(:g)", {"g": gone})
+        prune_terms([int(r.workspace_id) for r in rows])
     return len(gone)
 
 

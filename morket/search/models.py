@@ -1,6 +1,7 @@
 """The search index's tables, declared for the schema check (search reads and writes them in SQL).
 
-``search_documents`` holds one row per indexed cell; ``search_pending`` the rows the storage
+``search_documents`` holds one row per indexed cell; ``search_terms`` the distinct short values
+the trigram ways scan; ``search_pending`` the rows the storage
 triggers marked; ``search_tables`` the tables whose triggers are installed; ``search_syncs`` the
 lag of recent syncs. See ``morket.search.indexing``.
 """
@@ -21,13 +22,6 @@ class SearchDocument(db.Model):
     __table_args__ = (
         PrimaryKeyConstraint("table_id", "row_id", "column_id", name="search_documents_pkey"),
         Index("ix_search_documents_tsv", "tsv", postgresql_using="gin"),
-        Index(
-            "ix_search_documents_trgm",
-            "norm",
-            postgresql_using="gin",
-            postgresql_ops={"norm": "gin_trgm_ops"},
-            postgresql_where=text("length(norm) <= 80"),
-        ),
         Index("ix_search_documents_norm", "workspace_id", "norm", postgresql_ops={"norm": "text_pattern_ops"}),
         Index("ix_search_documents_workspace", "workspace_id", "table_id"),
     )
@@ -41,6 +35,19 @@ class SearchDocument(db.Model):
     tsv: Mapped[str] = mapped_column(TSVECTOR, nullable=False)
     states: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
     providers: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+
+
+class SearchTerm(db.Model):
+    """A distinct short normalised value of a workspace's documents: what the trigram ways scan."""
+
+    __tablename__ = "search_terms"
+    __table_args__ = (
+        PrimaryKeyConstraint("workspace_id", "norm", name="search_terms_pkey"),
+        Index("ix_search_terms_trgm", "norm", postgresql_using="gin", postgresql_ops={"norm": "gin_trgm_ops"}),
+    )
+
+    workspace_id: Mapped[int] = mapped_column(BigInteger, autoincrement=False)
+    norm: Mapped[str] = mapped_column(Text)
 
 
 class SearchPending(db.Model):

@@ -233,3 +233,33 @@ def test_no_query_500s_or_leaks(db, client, team, other_team, q):
             data = resp.get_json()["data"]
             tables = {h["table_id"] for h in data} if path.endswith("search") else {g["table_id"] for g in data}
             assert tables <= mine
+
+
+def test_an_edited_value_is_found_by_its_typos_and_a_dropped_table_leaves_no_terms(db, client, team, other_team):
+    """The trigram ways read the workspace's distinct short values: an edit's sync adds its value
+    (a typo finds it), and a dropped table's values leave (another workspace's same value stays)."""
+    accounts, leads, _ = _tables(db, team)
+    _tables(db, other_team)
+    row_id = db.session.execute(sa.text(f"SELECT id FROM ut.t_{leads.id} ORDER BY pos LIMIT 1")).scalar()  # noqa: S608
+    company = next(c for c in leads.live_columns if c.name == "Company")
+    service.update_cell(team.workspace, team.owner, leads, row_id, company.id, "Qorvatek Industries")
+    db.session.flush()
+    tasks.sync_search(leads.id)
+    # "qorvatec industres" shares no word prefix with the value: only a trigram way finds it.
+    assert (leads.id, "Qorvatek Industries") in _found(_search(client, team, "qorvatec industres"))
+    assert _search(client, other_team, "qorvatec industres")["data"] == []
+
+    def terms(team_) -> set[str]:
+        rows = db.session.execute(
+            sa.text("SELECT norm FROM search_terms WHERE workspace_id = :w"), {"w": team_.workspace.id}
+        )
+        return {r.norm for r in rows}
+
+    assert {"qorvatek industries", "globex", "globex.com"} <= terms(team)
+    service.delete_table(team.workspace, team.owner, accounts)
+    db.session.flush()
+    tasks.sync_search()
+    assert "globex" not in terms(team) and "globex.com" not in terms(team)  # only the dropped table held them
+    assert {"hooli", "qorvatek industries", "acme.com"} <= terms(team)  # Leads and Events still hold these
+    assert {"globex", "globex.com"} <= terms(other_team)
+    assert "globex" in {h["value"].lower() for h in _search(client, other_team, "globx")["data"]}
