@@ -49,6 +49,7 @@ from morket.tables import hooks, storage
 from morket.tables import service as tables
 from morket.tables.cells import CellError, parse_cell
 from morket.tables.models import Column, Table
+from morket.webhooks import service as webhooks
 from morket.workspaces.models import Workspace as WorkspaceRow
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
@@ -63,6 +64,8 @@ PREVIEW_ROWS = 5
 MESSAGE_ID_TTL_S = 600
 # Column types a payload cannot write: computed by Morket itself.
 UNMAPPABLE_TYPES = frozenset({"formula", "enrichment", "ai"})
+# The event a row written by a payload is announced as (outbound webhooks).
+ROW_CREATED = "row.created"
 
 
 class Refused(MorketError):
@@ -521,12 +524,26 @@ def find_source(token: str) -> tuple[InboundSource, WorkspaceRow] | None:
     """Return the source whose URL token is ``token`` and its workspace (the token is the address)."""
     if not token or len(token) > 64:
         return None
+    # The same read learns whether a write of rows has ordered views to mark stale or endpoints to
+    # tell: when not (the usual case), the rest of the transaction skips those two reads.
     row = db.session.execute(
-        select(InboundSource, WorkspaceRow)
+        select(
+            InboundSource,
+            WorkspaceRow,
+            tables.fresh_orders_exist(InboundSource.table_id),
+            webhooks.subscribers_exist(InboundSource.workspace_id, ROW_CREATED),
+        )
         .join(WorkspaceRow, WorkspaceRow.id == InboundSource.workspace_id)
         .where(InboundSource.token == token)
     ).first()
-    return (row[0], row[1]) if row is not None else None
+    if row is None:
+        return None
+    source, workspace, fresh_orders, subscribers = row
+    if not fresh_orders:
+        tables.note_no_fresh_orders(source.table_id)
+    if not subscribers:
+        webhooks.note_unsubscribed(source.workspace_id, ROW_CREATED)
+    return source, workspace
 
 
 def parse_body(raw: bytes) -> Any:

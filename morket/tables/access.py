@@ -17,8 +17,9 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import event, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session, joinedload
 
 from morket.core.errors import NotFound
 from morket.core.types import Workspace
@@ -222,8 +223,46 @@ def _referenced_columns(view: View) -> tuple[set[int], bool]:
     return used, searches
 
 
+# Tables this transaction read to have no fresh ordered view (``note_no_fresh_orders``).
+_NO_FRESH_ORDERS = "morket_tables_no_fresh_orders"
+
+
+def _non_empty(value: Any) -> sa.ColumnElement[bool]:
+    empty, null = sa.literal_column("'[]'::jsonb", JSONB), sa.literal_column("'null'::jsonb", JSONB)
+    return sa.func.coalesce(value, empty).not_in([empty, null])
+
+
+def fresh_orders_exist(table_id: Any) -> sa.ColumnElement[bool]:
+    """SQL: whether the table has a sorted or filtered view whose order is fresh (the views
+    ``mark_views_stale`` would mark), to fold into another query of the same transaction."""
+    return sa.exists().where(
+        View.table_id == table_id,
+        View.order_stale.is_(False),
+        sa.or_(_non_empty(View.sort), _non_empty(View.filters["conditions"])),
+    )
+
+
+def note_no_fresh_orders(table_id: int) -> None:
+    """Remember, until this transaction ends, that ``fresh_orders_exist`` was false for the table:
+    ``mark_views_stale`` then has no view to read."""
+    db.session.info.setdefault(_NO_FRESH_ORDERS, set()).add(table_id)
+
+
+def forget_no_fresh_orders(table_id: int) -> None:
+    """A view of the table got a fresh order in this transaction: ``mark_views_stale`` reads again."""
+    db.session.info.get(_NO_FRESH_ORDERS, set()).discard(table_id)
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_no_fresh_orders(session: Session) -> None:
+    session.info.pop(_NO_FRESH_ORDERS, None)
+
+
 def mark_views_stale(workspace: Workspace, table: Table, column_ids: Iterable[int] | None) -> None:
     """Mark the ordered views whose order may have changed for a rebuild; None means rows were added."""
+    if table.id in db.session.info.get(_NO_FRESH_ORDERS, ()):
+        return
     changed_ids = None if column_ids is None else set(column_ids)
     text_columns = {c.id for c in table.columns if c.type in TEXT_LIKE}
     changed = False

@@ -29,6 +29,7 @@ from morket.tables import lookups, storage
 from morket.tables.access import (
     check_owned,
     find_column,
+    fresh_orders_exist,
     get_table_and_view_or_404,
     get_table_or_404,
     get_view_or_404,
@@ -38,6 +39,7 @@ from morket.tables.access import (
     lock_rows,
     mark_views_stale,
     next_pos,
+    note_no_fresh_orders,
 )
 from morket.tables.cells import CellError, check_characters
 from morket.tables.column_configs import clean_config
@@ -85,6 +87,8 @@ __all__ = [
     "lock_rows",
     "next_pos",
     "mark_views_stale",
+    "fresh_orders_exist",
+    "note_no_fresh_orders",
     # window reads
     "MAX_WINDOW",
     "WindowRow",

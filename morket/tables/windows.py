@@ -24,7 +24,7 @@ from morket.core.tenancy import transaction_for_writes
 from morket.core.types import Actor, Workspace
 from morket.extensions import db
 from morket.tables import storage
-from morket.tables.access import check_owned, get_table_and_view_or_404
+from morket.tables.access import check_owned, forget_no_fresh_orders, get_table_and_view_or_404
 from morket.tables.cells import CellError, check_characters
 from morket.tables.filters import compile_filters, compile_sort, search_clause
 from morket.tables.models import Table, View
@@ -395,6 +395,7 @@ def ensure_view_order(workspace: Workspace, table: Table, view: View) -> None:
     )
     view.rank_base, view.rank_gaps = 1, []
     view.order_stale = False
+    forget_no_fresh_orders(table.id)
     db.session.flush()
 
 

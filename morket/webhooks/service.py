@@ -22,7 +22,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
-from sqlalchemy import any_, func, select, text, update
+from sqlalchemy import any_, event, exists, func, select, text, update
+from sqlalchemy.orm import Session
 
 from morket.core.audit import record_audit
 from morket.core.crypto import DecryptionError, decrypt_secret, encrypt_secret, key_fingerprint
@@ -185,6 +186,7 @@ def create_endpoint(
         created_by_id=actor.id,
     )
     endpoint.secret_ciphertext = encrypt_secret(master, workspace.id, _purpose(endpoint), secret)
+    db.session.info.pop(_UNSUBSCRIBED, None)
     db.session.add(endpoint)
     db.session.flush()
     record_audit(workspace, actor, "webhook.created", url[:200], endpoint_id=endpoint.id, event_types=types)
@@ -217,6 +219,7 @@ def update_endpoint(
         if enabled:
             endpoint.failing_since = None
             _wake(endpoint)
+    db.session.info.pop(_UNSUBSCRIBED, None)
     db.session.flush()
     record_audit(workspace, actor, "webhook.updated", endpoint.url[:200], endpoint_id=endpoint.id)
     return endpoint
@@ -299,17 +302,41 @@ def _wake(endpoint: WebhookEndpoint, part: str | None = None) -> None:
     wake_endpoint(endpoint.id, part)
 
 
+# (workspace id, event type) pairs this transaction read to have no subscriber (``note_unsubscribed``).
+_UNSUBSCRIBED = "morket_webhooks_unsubscribed"
+
+
+def _subscribed(workspace_id: Any, event_type: str) -> list[Any]:
+    return [
+        WebhookEndpoint.workspace_id == workspace_id,
+        WebhookEndpoint.enabled.is_(True),
+        event_type == any_(WebhookEndpoint.event_types),
+    ]
+
+
+def subscribers_exist(workspace_id: Any, event_type: str) -> Any:
+    """SQL: whether an enabled endpoint of the workspace subscribes to ``event_type``, to fold into
+    another query of the same transaction (then ``note_unsubscribed`` when it is false)."""
+    return exists().where(*_subscribed(workspace_id, event_type))
+
+
+def note_unsubscribed(workspace_id: int, event_type: str) -> None:
+    """Remember, until this transaction ends or an endpoint is saved, that nobody subscribes:
+    ``subscribed_endpoints`` then answers without a read."""
+    db.session.info.setdefault(_UNSUBSCRIBED, set()).add((workspace_id, event_type))
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_unsubscribed(session: Session) -> None:
+    session.info.pop(_UNSUBSCRIBED, None)
+
+
 def subscribed_endpoints(workspace_id: int, event_type: str) -> list[WebhookEndpoint]:
     """The enabled endpoints of the workspace that subscribe to ``event_type``."""
-    return list(
-        db.session.scalars(
-            select(WebhookEndpoint).where(
-                WebhookEndpoint.workspace_id == workspace_id,
-                WebhookEndpoint.enabled.is_(True),
-                event_type == any_(WebhookEndpoint.event_types),
-            )
-        )
-    )
+    if (workspace_id, event_type) in db.session.info.get(_UNSUBSCRIBED, ()):
+        return []
+    return list(db.session.scalars(select(WebhookEndpoint).where(*_subscribed(workspace_id, event_type))))
 
 
 def _new_event(workspace_id: int, event_type: str, data: dict[str, Any]) -> WebhookEvent:
