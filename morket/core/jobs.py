@@ -17,7 +17,7 @@ from flask import current_app
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
-from sqlalchemy import event, select, update
+from sqlalchemy import case, event, select, update
 from sqlalchemy.orm import Session
 
 from morket.core.db import utcnow
@@ -85,21 +85,30 @@ def resolve_func(path: str) -> Callable[..., Any]:
 def relay_outbox(limit: int = RELAY_BATCH, ids: list[int] | None = None) -> int:
     """Move committed, unrelayed outbox rows to RQ; return how many were relayed.
 
-    Rows are locked with SKIP LOCKED so several relays can run at once without double work;
-    RQ dedupes on the job id for the case where a relay dies between enqueue and commit.
+    One statement claims the rows (locked with SKIP LOCKED, so several relays can run at once
+    without double work) and marks them relayed; the mark commits after the enqueues. A row Redis
+    refuses, and those after it, are unmarked for the next relay. RQ dedupes on the job id for the
+    case where a relay dies between enqueue and commit.
     """
-    stmt = (
-        select(OutboxMessage)
+    table = OutboxMessage.__table__
+    claim = (
+        select(OutboxMessage.id)
         .where(OutboxMessage.relayed_at.is_(None), OutboxMessage.kind == "job")
         .order_by(OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     if ids is not None:
-        stmt = stmt.where(OutboxMessage.id.in_(ids))
-    rows = list(db.session.scalars(stmt))
+        claim = claim.where(OutboxMessage.id.in_(ids))
+    claimed = db.session.execute(
+        update(table)
+        .where(table.c.id.in_(claim.scalar_subquery()))
+        .values(relayed_at=utcnow())
+        .returning(table.c.id, table.c.queue, table.c.func, table.c.job_id, table.c.args),
+        execution_options={"synchronize_session": False},
+    ).all()
     relayed = 0
-    for row in rows:
+    for position, row in enumerate(sorted(claimed, key=lambda r: r.id)):
         try:
             queue = get_queue(row.queue)
             existing = queue.fetch_job(row.job_id)
@@ -117,11 +126,17 @@ def relay_outbox(limit: int = RELAY_BATCH, ids: list[int] | None = None) -> int:
                 )
         except RedisError as exc:
             log.warning("outbox relay could not reach Redis; will retry", extra={"data": {"error": str(exc)}})
+            left = [r.id for r in sorted(claimed, key=lambda r: r.id)[position:]]
             db.session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == row.id).values(attempts=OutboxMessage.attempts + 1)
+                update(table)
+                .where(table.c.id.in_(left))
+                .values(
+                    relayed_at=None,
+                    attempts=table.c.attempts + case((table.c.id == row.id, 1), else_=0),
+                ),
+                execution_options={"synchronize_session": False},
             )
             break
-        row.relayed_at = utcnow()
         relayed += 1
     db.session.commit()
     return relayed
