@@ -263,3 +263,20 @@ def test_an_edited_value_is_found_by_its_typos_and_a_dropped_table_leaves_no_ter
     assert {"hooli", "qorvatek industries", "acme.com"} <= terms(team)  # Leads and Events still hold these
     assert {"globex", "globex.com"} <= terms(other_team)
     assert "globex" in {h["value"].lower() for h in _search(client, other_team, "globx")["data"]}
+
+
+def test_a_short_last_word_must_still_start_a_word_of_the_cell(db, client, team):
+    """ "acme e": the index reads "acme"'s prefixes and "e" is checked on those candidates: the
+    every-word-starts-a-word bonus (0.25) goes to "Acme Corp Europe", never to "Acme Corp"."""
+    accounts, _, _ = _tables(db, team)
+    service.insert_rows(team.workspace, team.owner, accounts, [{"Company": "Acme Corp Europe"}])
+    db.session.flush()
+    tasks.sync_search()
+    scores = {h["value"]: h["score"] for h in _search(client, team, "acme e")["data"]}
+
+    def closeness(value: str) -> float:
+        sql = "SELECT greatest(similarity(:v, 'acme e'), word_similarity('acme e', :v))"
+        return round(db.session.execute(sa.text(sql), {"v": value}).scalar(), 4)
+
+    assert scores["Acme Corp"] == pytest.approx(closeness("acme corp"), abs=1e-3)
+    assert scores["Acme Corp Europe"] == pytest.approx(closeness("acme corp europe") + 0.25, abs=1e-3)
