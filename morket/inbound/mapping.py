@@ -123,12 +123,24 @@ def map_records(
         )
     rows: list[dict[int, Any]] = []
     empty: list[int] = []
+    # Plain dotted paths (the usual mapping) are walked inline; others go through jsonpath-ng.
+    compiled = [(column_id, path.keys, path) for column_id, path in columns.items()]
     for index, record in enumerate(records):
         row: dict[int, Any] = {}
-        for column_id, path in columns.items():
-            value = path.first(record)
+        for column_id, keys, path in compiled:
+            if keys is None:
+                value = path.first(record)
+            else:
+                value = record
+                for key in keys:
+                    if not isinstance(value, Mapping):
+                        value = _MISSING
+                        break
+                    value = value.get(key, _MISSING)
+                    if value is _MISSING:
+                        break
             if value is not _MISSING:
-                row[column_id] = to_cell(value)
+                row[column_id] = to_cell(value) if isinstance(value, list) else value
         if not row:
             empty.append(index)
         rows.append(row)

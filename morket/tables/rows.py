@@ -9,7 +9,7 @@ are built on these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +22,7 @@ from morket.core.types import Actor, Workspace
 from morket.extensions import db
 from morket.tables import hooks, lookups, storage
 from morket.tables.access import check_owned, find_column, lock_rows, mark_views_stale, next_pos
-from morket.tables.cells import CellError, parse_cell
+from morket.tables.cells import CellError, cell_parser, parse_cell
 from morket.tables.formula_rows import refresh_formula_rows
 from morket.tables.models import USER_SCHEMA, Column, Table, View
 
@@ -48,7 +48,7 @@ def _parse_rows(table: Table, rows: Sequence[Mapping[Any, Any]]) -> list[dict[st
     parsed: list[dict[str, Any]] = []
     # Each key is resolved to its column once per call, not once per cell.
     # (Keyed by type too: True and 1.0 equal 1 but name no column.)
-    resolved: dict[tuple[type, Any], tuple[Column, str, str, dict[str, Any]] | None] = {}
+    resolved: dict[tuple[type, Any], tuple[Column, str, Callable[[Any], Any]] | None] = {}
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
             errors[f"rows[{index}]"] = ["Each row is an object of column → value."]
@@ -60,16 +60,16 @@ def _parse_rows(table: Table, rows: Sequence[Mapping[Any, Any]]) -> list[dict[st
             except KeyError:
                 column = _resolve_key(table, key)
                 found = resolved[type(key), key] = (
-                    None if column is None else (column, column.storage_name, column.type, column.config)
+                    None if column is None else (column, column.storage_name, cell_parser(column.type, column.config))
                 )
             except TypeError:  # an unhashable key names no column
                 found = None
             if found is None:
                 errors.setdefault(f"rows[{index}]", []).append(f"No column “{str(key)[:60]}” in this table.")
                 continue
-            column, storage_name, column_type, config = found
+            column, storage_name, parse = found
             try:
-                values[storage_name] = parse_cell(column_type, config, raw)
+                values[storage_name] = parse(raw)
             except CellError as exc:
                 errors[f"rows[{index}].{column.name}"] = [str(exc)]
         parsed.append(values)
