@@ -52,4 +52,6 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     PeriodicJob("sync-search", 2, "morket.search.tasks.sync_search", QUEUE_DEFAULT),
     # A failed renewal's grace period ends by the clock even when Stripe sends nothing more.
     PeriodicJob("end-billing-grace", 3600, "morket.billing.tasks.end_expired_grace", QUEUE_DEFAULT),
+    # Buys the auto top-up pack of workspaces whose balance fell below their threshold (once a crossing).
+    PeriodicJob("check-auto-topups", 60, "morket.billing.tasks.check_auto_topups", QUEUE_DEFAULT),
 )

@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from morket.accounts.models import User
-from morket.billing import plans
+from morket.billing import plans, topup
 from morket.billing.models import BillingAccount, BillingEvent
 from morket.billing.service import (
     BillingUnavailable,
@@ -107,7 +107,7 @@ def _claim(event: stripe.Event, status: str) -> int | None:
 
 def process(event: stripe.Event) -> Outcome:
     """Apply ``event`` once, in the caller's transaction (the caller commits, or rolls back on error)."""
-    handler = HANDLERS.get(event.type)
+    handler = _handler_for(event)
     row_id = _claim(event, "processed" if handler else "ignored")
     if row_id is None:
         return Outcome("duplicate")
@@ -122,6 +122,15 @@ def process(event: stripe.Event) -> Outcome:
         execution_options={"synchronize_session": False},
     )
     return outcome
+
+
+def _handler_for(event: stripe.Event) -> Handler | None:
+    """The event's handler; payment intents are Morket's business only when they are auto top-ups
+    (a checkout's is granted by its session's event), so any other is recorded as ignored."""
+    handler = HANDLERS.get(event.type)
+    if event.type.startswith("payment_intent.") and field(event.data.object, "metadata", "kind") != topup.KIND:
+        return None
+    return handler
 
 
 def record_failure(event: stripe.Event, exc: BaseException) -> None:
@@ -337,7 +346,90 @@ def _claw_back_charge(charge: Any, outcome: Outcome, *, dispute: str | None) -> 
     outcome.summary = f"{why}: {taken:,} credits taken back, {account.credit_shortfall:,} owed"
 
 
+def _topup_intent(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> tuple[Any, BillingAccount] | None:
+    """The auto top-up's PaymentIntent as Stripe has it now, and its account; None for any other payment.
+
+    A checkout's payment intent is left alone without a call (its session's event grants it).
+    """
+    if field(obj, "metadata", "kind") != topup.KIND:
+        outcome.summary = f"payment intent {obj.id}: not an auto top-up"
+        return None
+    intent = client.v1.payment_intents.retrieve(obj.id)
+    if field(intent, "metadata", "kind") != topup.KIND:
+        outcome.summary = f"payment intent {obj.id}: not an auto top-up"
+        return None
+    account = _account(field(intent, "customer"), None, outcome)
+    if account is None:
+        return None
+    return intent, account
+
+
+def _topup_succeeded(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
+    found = _topup_intent(obj, client, outcome)
+    if found is None:
+        return
+    intent, account = found
+    pack = plans.PACKS.get(str(field(intent, "metadata", "pack")))
+    received = int(field(intent, "amount_received") or 0)
+    if field(intent, "status") != "succeeded" or pack is None or received != pack.usd * 100:
+        outcome.summary = f"{topup.SUMMARY_PREFIX} {intent.id}: {field(intent, 'status')}, nothing to grant"
+        return
+    granted = grant_purchase(
+        account,
+        kind="pack",
+        ref=intent.id,
+        item=pack.key,
+        amount=pack.credits,
+        amount_cents=received,
+        payment_intent=intent.id,
+        note=f"Auto top-up: {pack.name}",
+    )
+    outcome.summary = f"{topup.SUMMARY_PREFIX} {pack.name}: " + ("granted" if granted else "granted before")
+
+
+def _topup_failed(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
+    found = _topup_intent(obj, client, outcome)
+    if found is None:
+        return
+    intent, account = found
+    if field(intent, "status") == "succeeded":
+        outcome.summary = f"{topup.SUMMARY_PREFIX} {intent.id}: paid after all"
+        return
+    pack = plans.PACKS.get(str(field(intent, "metadata", "pack")))
+    message = str(field(intent, "last_payment_error", "message") or "The payment failed.")
+    outcome.summary = f"{topup.SUMMARY_PREFIX} failed: {message}"
+    _email_topup_failed(account, pack, message, int(field(intent, "amount") or 0))
+
+
+def _email_topup_failed(account: BillingAccount, pack: plans.CreditPack | None, message: str, cents: int) -> None:
+    from morket.mail.service import absolute_url, send_email
+
+    workspace = db.session.get(Workspace, account.workspace_id)
+    assert workspace is not None
+    rows = db.session.execute(
+        select(User.email, User.name)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.workspace_id == workspace.id, Membership.role.in_((OWNER, BILLING_ADMIN)))
+    )
+    link = absolute_url("billing.index", slug=workspace.slug)
+    for row in rows:
+        send_email(
+            row.email,
+            f"Auto top-up failed for {workspace.name}",
+            "billing_auto_topup_failed",
+            name=row.name,
+            workspace_name=workspace.name,
+            pack_name=pack.name if pack else "credit pack",
+            threshold=account.auto_topup_threshold,
+            message=message,
+            amount=cents / 100,
+            link=link,
+        )
+
+
 HANDLERS: dict[str, Handler] = {
+    "payment_intent.succeeded": _topup_succeeded,
+    "payment_intent.payment_failed": _topup_failed,
     "checkout.session.completed": _checkout_completed,
     "checkout.session.async_payment_succeeded": _checkout_completed,
     "invoice.paid": _invoice_paid,

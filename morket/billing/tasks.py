@@ -15,3 +15,23 @@ def end_expired_grace() -> int:
     if ended:
         log.info("grace periods ended", extra={"workspaces": ended})
     return len(ended)
+
+
+def check_auto_topups() -> int:
+    """Buy the top-up pack of every workspace whose balance fell below its threshold (once a crossing)."""
+    from morket.billing import topup
+    from morket.core.errors import MorketError
+    from morket.extensions import db
+
+    started = 0
+    for workspace_id in topup.due_workspaces():
+        try:
+            found = topup.check(workspace_id)
+        except MorketError:
+            db.session.rollback()
+            log.warning("auto top-up could not reach Stripe", extra={"workspace": workspace_id})
+            continue
+        if found.result in ("charged", "declined"):
+            started += 1
+            log.info("auto top-up", extra={"workspace": workspace_id, "result": found.result})
+    return started

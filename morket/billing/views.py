@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from flask import Response, abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_login import current_user
 
-from morket.billing import bp, events, plans, service
+from morket.billing import bp, events, plans, service, topup
 from morket.core.errors import MorketError
 from morket.core.htmx import render_page_or_fragment
 from morket.core.logging import log_security_event
@@ -72,6 +72,7 @@ def index(workspace: Workspace, membership: Member) -> Response:
         invoices=invoices,
         invoices_error=invoices_error,
         notice=notice(workspace.id),
+        topup_last=topup.last_result(workspace.id),
         returned=returned if returned in ("success", "cancelled") else None,
         configured=bool(current_app.config["MORKET"]["STRIPE_SECRET_KEY"]),
     )
@@ -115,6 +116,28 @@ def checkout(workspace: Workspace, membership: Member) -> Response:
         return redirect(url_for("billing.index", slug=workspace.slug), code=303)
     db.session.commit()
     return redirect(started.url, code=303)
+
+
+@bp.post("/w/<slug>/billing/auto-topup")
+@workspace_page(PERMISSION, hidden=True)
+def auto_topup(workspace: Workspace, membership: Member) -> Response:
+    """Turn auto top-up on (a pack and a threshold) or off."""
+    try:
+        account = topup.configure(
+            workspace, current_user, pack_key=request.form.get("pack") or None, threshold=request.form.get("threshold")
+        )
+    except MorketError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("billing.index", slug=workspace.slug), code=303)
+    db.session.commit()
+    if account.auto_topup_pack:
+        pack = plans.PACKS[account.auto_topup_pack]
+        flash(f"Auto top-up on: {pack.name} when the balance falls below {account.auto_topup_threshold:,} credits.",
+              "success")  # fmt: skip
+    else:
+        flash("Auto top-up off.", "success")
+    return redirect(url_for("billing.index", slug=workspace.slug), code=303)
 
 
 @bp.post("/w/<slug>/billing/portal")

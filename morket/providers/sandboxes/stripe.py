@@ -18,7 +18,10 @@ subscriptions end); products and prices (a fixed catalogue, plus create;
 clock, with ``checkout.session.expired``); billing portal sessions; subscriptions (retrieve, list
 by ``customer``/``status``, update ``cancel_at_period_end``, ``metadata``, ``items[0][price]`` (no
 proration); ``DELETE`` cancels now); invoices (retrieve, list by
-``customer``/``subscription``/``status``, ``/pay``); payment intents and charges (retrieve);
+``customer``/``subscription``/``status``, ``/pay``); payment intents (create an off-session
+charge of a customer's saved card: ``customer``, ``amount``, ``currency``, ``confirm=true``,
+``off_session=true``, ``metadata``; a decline is a 402 ``card_error`` and
+``payment_intent.payment_failed``) and charges (retrieve);
 refunds (create by ``payment_intent`` or ``charge``, optional ``amount``; retrieve, list); disputes
 (retrieve); events (retrieve, list by ``type`` with ``*`` wildcards or ``types[]``); test clocks
 (``/v1/test_helpers/test_clocks`` create, retrieve, list, ``/advance``, delete). Lists are newest
@@ -188,6 +191,8 @@ ROUTES: list[Route] = [
     _route("GET", "/v1/invoices", "invoice_list", f"customer subscription status {_L}"),
     _route("GET", r"/v1/invoices/([^/]+)", "invoice_get"),
     _route("POST", r"/v1/invoices/([^/]+)/pay", "invoice_pay", "payment_method off_session"),
+    _route("POST", "/v1/payment_intents", "payment_intent_create",
+           "amount currency customer confirm off_session payment_method description metadata"),
     _route("GET", r"/v1/payment_intents/([^/]+)", "payment_intent_get"),
     _route("GET", r"/v1/charges/([^/]+)", "charge_get"),
     _route("POST", "/v1/refunds", "refund_create", "charge payment_intent amount reason metadata"),

@@ -290,6 +290,27 @@ class PaymentsMixin:
         self._emit("payment_intent.payment_failed" if decline else "payment_intent.succeeded", intent, now)
         return intent, charge
 
+    def _payment_intent_create(self, p: Params, request: Request) -> dict[str, Any]:
+        """An off-session charge of the customer's saved card (the one its last checkout paid with)."""
+        customer = p.text("customer", required=True)
+        self._get("customer", customer, "customer")  # type: ignore[attr-defined]
+        amount = p.integer("amount", required=True, minimum=50)
+        currency = (p.text("currency", required=True) or "").lower()
+        if p.boolean("confirm") is not True or p.boolean("off_session") is not True:
+            raise StripeError(400, "This sandbox makes off-session charges only: pass confirm=true and "
+                              "off_session=true.", param="confirm")  # fmt: skip
+        card = self.cards.get(str(customer))
+        if card is None:
+            raise StripeError(400, "The customer has no saved payment method to charge off-session.",
+                              code="resource_missing", param="customer")  # fmt: skip
+        intent, _ = self._charge(str(customer), int(amount or 0), currency, card, first=False,
+                                 metadata=p.mapping("metadata"), description=p.text("description"))  # fmt: skip
+        if intent["status"] != "succeeded":
+            error = intent["last_payment_error"]
+            raise StripeError(402, error["message"], type_="card_error", code="card_declined",
+                              decline_code=error["decline_code"])  # fmt: skip
+        return intent
+
     def _payment_intent_get(self, p: Params, ident: str, request: Request) -> dict[str, Any]:
         return self._get("payment_intent", ident)
 
