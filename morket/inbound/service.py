@@ -520,13 +520,12 @@ def preview(table: Table, source: InboundSource, payload: Any) -> tuple[list[Pre
 # --- receiving ---------------------------------------------------------------------------------------
 
 
-def find_source(token: str) -> tuple[InboundSource, WorkspaceRow] | None:
-    """Return the source whose URL token is ``token`` and its workspace (the token is the address)."""
-    if not token or len(token) > 64:
-        return None
-    # The same read learns whether a write of rows has ordered views to mark stale or endpoints to
-    # tell: when not (the usual case), the rest of the transaction skips those two reads.
-    row = db.session.execute(
+@lru_cache(maxsize=1)
+def _find_source_statement() -> sa.Select:
+    """The source's lookup, built once per process (the token is its one parameter). The same read
+    learns whether a write of rows has ordered views to mark stale or endpoints to tell: when not
+    (the usual case), the rest of the transaction skips those two reads."""
+    return (
         select(
             InboundSource,
             WorkspaceRow,
@@ -534,8 +533,15 @@ def find_source(token: str) -> tuple[InboundSource, WorkspaceRow] | None:
             webhooks.subscribers_exist(InboundSource.workspace_id, ROW_CREATED),
         )
         .join(WorkspaceRow, WorkspaceRow.id == InboundSource.workspace_id)
-        .where(InboundSource.token == token)
-    ).first()
+        .where(InboundSource.token == sa.bindparam("token"))
+    )
+
+
+def find_source(token: str) -> tuple[InboundSource, WorkspaceRow] | None:
+    """Return the source whose URL token is ``token`` and its workspace (the token is the address)."""
+    if not token or len(token) > 64:
+        return None
+    row = db.session.execute(_find_source_statement(), {"token": token}).first()
     if row is None:
         return None
     source, workspace, fresh_orders, subscribers = row
@@ -586,27 +592,48 @@ def receive_payload(workspace: Workspace, source: InboundSource, raw: bytes) -> 
     return result
 
 
-def _count(source: InboundSource, result: Received, sample: Any) -> None:
-    """Count the request and keep its receipt (and sample) in one UPDATE computed from the stored values:
-    no second read of the source under the lock, and no count lost to a concurrent request."""
-    now, c = utcnow(), InboundSource.__table__.c
-    entry = {"at": now.isoformat(), "inserted": result.inserted, "updated": result.updated}
-    receipt = sa.cast(sa.literal(json.dumps(entry)), JSONB)
+@lru_cache(maxsize=2)
+def _count_statement(with_sample: bool) -> tuple[sa.Update, tuple[str, ...]]:
+    """``_count``'s UPDATE, built once per process (with or without the sample); values are parameters."""
+    c = InboundSource.__table__.c
+    receipt = sa.cast(sa.bindparam("receipt", type_=sa.String), JSONB)
     recent = func.jsonb_build_array(receipt).op("||")(func.coalesce(c.recent, sa.cast(sa.literal("[]"), JSONB)))
     values: dict[str, Any] = {
         "requests_accepted": func.coalesce(c.requests_accepted, 0) + 1,
-        "rows_inserted": func.coalesce(c.rows_inserted, 0) + result.inserted,
-        "rows_updated": func.coalesce(c.rows_updated, 0) + result.updated,
-        "last_received_at": now,
+        "rows_inserted": func.coalesce(c.rows_inserted, 0) + sa.bindparam("inserted_now", type_=sa.Integer),
+        "rows_updated": func.coalesce(c.rows_updated, 0) + sa.bindparam("updated_now", type_=sa.Integer),
+        "last_received_at": sa.bindparam("received_at", type_=c.last_received_at.type),
         "recent": func.jsonb_path_query_array(recent, sa.cast(f"$[0 to {RECENT_KEPT - 1}]", JSONPATH), type_=JSONB),
-        **({} if sample is None else {"sample": sample}),
     }
+    if with_sample:
+        values["sample"] = sa.bindparam("new_sample", type_=c.sample.type)
+    statement = (
+        sa.update(InboundSource)
+        .where(InboundSource.id == sa.bindparam("source_id", type_=sa.BigInteger))
+        .values(values)
+        .returning(*(c[k] for k in values))
+    )
+    return statement, tuple(values)
+
+
+def _count(source: InboundSource, result: Received, sample: Any) -> None:
+    """Count the request and keep its receipt (and sample) in one UPDATE computed from the stored values:
+    no second read of the source under the lock, and no count lost to a concurrent request."""
+    now = utcnow()
+    entry = {"at": now.isoformat(), "inserted": result.inserted, "updated": result.updated}
+    statement, names = _count_statement(sample is not None)
+    params: dict[str, Any] = {
+        "source_id": source.id,
+        "receipt": json.dumps(entry),
+        "inserted_now": result.inserted,
+        "updated_now": result.updated,
+        "received_at": now,
+    }
+    if sample is not None:
+        params["new_sample"] = sample
     db.session.flush()  # nothing of the source is pending: the values set below are the stored ones
-    stored = db.session.execute(
-        sa.update(InboundSource).where(InboundSource.id == source.id).values(values).returning(*(c[k] for k in values)),
-        execution_options={"synchronize_session": False},
-    ).one()
-    for name, value in zip(values, stored, strict=True):
+    stored = db.session.execute(statement, params, execution_options={"synchronize_session": False}).one()
+    for name, value in zip(names, stored, strict=True):
         set_committed_value(source, name, value)
 
 
