@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import closing
 from typing import Any
 
 import sqlalchemy as sa
@@ -309,13 +310,20 @@ class OpenSearchEngine:
             return False
         return True
 
-    def _documents(self, table_id: int, row_ids: list[int] | None) -> list[dict[str, Any]]:
+    def _documents(self, table_id: int, row_ids: list[int] | None) -> Iterator[list[dict[str, Any]]]:
+        """The documents to mirror, ``BULK_DOCS`` at a time (a server-side cursor: a whole table of
+        millions of cells is never held in memory)."""
         where = "table_id = :t" + (" AND row_id = ANY(:ids)" if row_ids is not None else "")
-        rows = db.session.execute(
+        result = db.session.execute(
             sa.text(f"SELECT {', '.join(_FIELDS)} FROM search_documents WHERE {where}"),  # noqa: S608 - fixed SQL
             {"t": int(table_id), "ids": row_ids},
-        ).mappings()
-        return [{**r, "states": list(r["states"] or ()), "providers": list(r["providers"] or ())} for r in rows]
+            execution_options={"stream_results": True, "yield_per": BULK_DOCS},
+        )
+        try:
+            for part in result.mappings().partitions(BULK_DOCS):
+                yield [{**r, "states": list(r["states"] or ()), "providers": list(r["providers"] or ())} for r in part]
+        finally:
+            result.close()
 
     def push(self, workspace_id: int, table_id: int, row_ids: list[int] | None = None) -> int:
         """Mirror a table's documents (some rows, or all): delete them, then index the current ones."""
@@ -327,13 +335,15 @@ class OpenSearchEngine:
             refresh=True,
             conflicts="proceed",
         )
-        docs = self._documents(table_id, row_ids)
-        for start in range(0, len(docs), BULK_DOCS):
-            answer = self.client.bulk(body=bulk_lines(self.index, docs[start : start + BULK_DOCS]), refresh=True)
-            if answer.get("errors"):
-                failed = [i for i in answer.get("items", []) if (next(iter(i.values())) or {}).get("error")]
-                raise SearchUnavailable(f"OpenSearch refused {len(failed)} of {len(docs)} documents.")
-        return len(docs)
+        sent = 0
+        with closing(self._documents(table_id, row_ids)) as batches:
+            for docs in batches:
+                answer = self.client.bulk(body=bulk_lines(self.index, docs), refresh=True)
+                if answer.get("errors"):
+                    failed = [i for i in answer.get("items", []) if (next(iter(i.values())) or {}).get("error")]
+                    raise SearchUnavailable(f"OpenSearch refused {len(failed)} of {len(docs)} documents.")
+                sent += len(docs)
+        return sent
 
     def drop_table(self, workspace_id: int, table_id: int) -> None:
         self.client.delete_by_query(

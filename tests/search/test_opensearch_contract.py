@@ -348,3 +348,22 @@ def test_an_index_created_meanwhile_by_another_worker_is_used(db, opensearch_set
     replay.answers[0].payload = {"error": {"type": "illegal_argument_exception", "reason": "bad"}, "status": 400}
     with pytest.raises(Exception, match="illegal_argument_exception"):
         osx.OpenSearchEngine(replay.url, "test").ensure_index()
+
+
+def test_a_whole_table_is_mirrored_in_bounded_bulks(db, opensearch_settings, monkeypatch):
+    monkeypatch.setattr(osx, "BULK_DOCS", 2)
+    replay = opensearch_settings
+    replay.answer("HEAD", f"/{INDEX}", 200, {})
+    replay.answer("POST", f"/{INDEX}/_delete_by_query", 200, DELETED)
+    replay.answer("POST", "/_bulk", 200, BULK_OK)
+    team = make_team()
+    table = _accounts(team)
+    db.session.flush()
+    tasks.sync_search()
+    bulks = [b.ndjson() for b in replay.requests("POST", "/_bulk")]
+    assert all(len(lines) <= 4 for lines in bulks) and len(bulks) >= 2
+    sent = sorted((d["row_id"], d["column_id"]) for lines in bulks for d in lines[1::2])
+    indexed = db.session.execute(
+        sa.text("SELECT row_id, column_id FROM search_documents WHERE table_id = :t ORDER BY 1, 2"), {"t": table.id}
+    ).all()
+    assert sent == [tuple(r) for r in indexed]
