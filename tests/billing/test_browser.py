@@ -64,6 +64,15 @@ def test_a_billing_admin_buys_pro_on_the_checkout_page(app, stripe_env, live_ser
     expect(page.locator("#renewal-date")).to_be_visible()
     expect(page.locator("#billing-invoices tbody tr")).to_have_count(1)
     page.screenshot(path=f"{SCREENSHOTS}/billing-pro.png", full_page=True)
+
+    # Auto top-up is set on the same page: a pack and a threshold, saved with a confirmation.
+    page.select_option("#auto-topup-form select[name=pack]", "pack_5k")
+    page.fill("#auto-topup-form input[name=threshold]", "2500")
+    page.click("#auto-topup-form button[type=submit]")
+    page.wait_for_load_state("load")
+    expect(page.locator("body")).to_contain_text("Auto top-up on: 5,000 credits when the balance falls below 2,500")
+    expect(page.locator("#auto-topup-form select[name=pack]")).to_have_value("pack_5k")
+    page.locator("#billing-auto-topup").screenshot(path=f"{SCREENSHOTS}/billing-auto-topup.png")
     deliveries = stripe_env.get("deliveries").json()
     assert deliveries and all(d["status"] == 200 for d in deliveries), deliveries
     assert page.problems == []
