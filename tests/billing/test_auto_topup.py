@@ -180,3 +180,15 @@ def test_checks_racing_on_one_crossing_buy_once(app, committed_workspace, stripe
         assert service.get_account(committed_workspace).auto_topup_spent is True
         assert topup.due_workspaces() == []
         db.session.remove()
+
+
+def test_the_periodic_job_buys_for_due_workspaces_once(app, committed_workspace, stripe_relay):
+    from morket.billing import tasks
+    from morket.extensions import db
+
+    with app.app_context():
+        assert topup.due_workspaces() == [committed_workspace]
+        assert tasks.check_auto_topups() == 1
+        assert tasks.check_auto_topups() == 0  # bought for this crossing: not due any more
+        db.session.remove()
+    assert _topup_events(stripe_relay) == ["payment_intent.succeeded"]
