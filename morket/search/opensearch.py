@@ -261,6 +261,7 @@ class OpenSearchEngine:
                 ),
                 m AS (
                     SELECT d.table_id, d.row_id, d.column_id, d.value, d.norm, d.states, d.providers,
+                           t.name AS table_name, col.name AS column_name,
                            similarity(d.norm, :qn) AS sim, word_similarity(:qn, d.norm) AS wsim, {words} AS ft
                     FROM d CROSS JOIN q
                     JOIN tables t ON t.id = d.table_id AND t.workspace_id = :ws
@@ -268,7 +269,7 @@ class OpenSearchEngine:
                          AND col.deleted_at IS NULL
                     WHERE d.workspace_id = :ws
                 )
-                SELECT table_id, row_id, column_id, value, states, providers,
+                SELECT table_id, row_id, column_id, value, states, providers, table_name, column_name,
                        greatest(sim, wsim)
                        + CASE WHEN norm = :qn THEN 1.0 WHEN norm LIKE :prefix ESCAPE '\\' THEN 0.5 ELSE 0 END
                        + CASE WHEN ft THEN 0.25 ELSE 0 END AS score,
@@ -290,6 +291,8 @@ class OpenSearchEngine:
                 score=float(r.score),
                 states=tuple(r.states or ()),
                 providers=tuple(r.providers or ()),
+                table_name=r.table_name,
+                column_name=r.column_name,
             )
             for r in kept
         ]

@@ -207,6 +207,7 @@ def test_find_asks_with_routing_and_shows_only_live_cells_of_the_workspace(db, r
     hits = engine.find(team.workspace.id, query, Filters(), 200)
 
     assert {(h.table_id, h.row_id, h.value) for h in hits} == {(table.id, d["row_id"], d["value"]) for d in mine}
+    assert {(h.table_name, h.column_name) for h in hits} == {("Accounts", "Company")}  # read with the hits
     (sent,) = replay.requests("POST", SEARCH_PATH)
     assert sent.query["routing"] == [str(team.workspace.id)]
     assert sent.json() == osx.search_body(team.workspace.id, query, Filters(), 200)
