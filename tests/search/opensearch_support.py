@@ -3,8 +3,9 @@ local HTTP server answering with recorded OpenSearch JSON (so opensearch-py's re
 serialisation, retries and error mapping run).
 
 The specification is read at test time from a checkout of opensearch-project/opensearch-api-specification
-(``spec/`` and ``tests/``) named by ``MORKET_OPENSEARCH_SPEC`` (CI fetches it at a pinned commit). Tests
-that need it skip with a message when it is absent.
+(``spec/`` and ``tests/``) named by ``MORKET_OPENSEARCH_SPEC``, else the copy under
+``../shared/contracts/opensearch/`` beside the project. Tests that need it skip with a message when
+neither is there.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
+from tests.conftest import SHARED
+
 _BASE = "https://opensearch-spec.invalid/"
 
 
 def spec_root() -> Path | None:
     named = os.environ.get("MORKET_OPENSEARCH_SPEC", "").strip()
-    if named and (Path(named) / "spec" / "namespaces" / "_core.yaml").is_file():
-        return Path(named)
+    for root in ([Path(named)] if named else []) + [SHARED / "contracts" / "opensearch"]:
+        if (root / "spec" / "namespaces" / "_core.yaml").is_file():
+            return root
     return None
 
 
@@ -37,8 +41,8 @@ def need_spec() -> Path:
     root = spec_root()
     if root is None:
         pytest.skip(
-            "OpenSearch API specification not found: set MORKET_OPENSEARCH_SPEC to a checkout of "
-            "opensearch-project/opensearch-api-specification (CI fetches it)"
+            "OpenSearch API specification not found in ../shared/contracts/opensearch/: set "
+            "MORKET_OPENSEARCH_SPEC to a checkout of opensearch-project/opensearch-api-specification"
         )
     return root
 
