@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from morket.core.rotation import Move, reseal_batch
 from morket.inbound.models import InboundSource
-from morket.inbound.service import _associated
+from morket.inbound.signing import _associated
 
 
 def reencrypt_batch(
