@@ -19,8 +19,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from morket.core.errors import MorketError
 from morket.extensions import db
 from morket.search.engine import Filters, Hit, ParsedQuery
+
+STATEMENT_TIMEOUT_MS = 5000  # a search that runs longer is stopped and answered, never left to run
+
+
+class SearchTooSlow(MorketError):
+    status = 503
+    code = "search_timeout"
+
 
 SCANNED_PREFIX = 3  # shorter query words are checked on the candidates, not looked up in the index
 SIMILARITY = "0.45"  # ``%``: "ACME Corporation" meets "Acme Corp" (0.5), "acmee corp" too (0.75)
@@ -30,9 +39,23 @@ _DOCS = "search_documents d"
 # stops that nested loop early. ``+ 0`` keeps the terms' primary key out of it: given the
 # workspace, the planner bet on walking all its terms in order, filtering each by similarity
 # ("tyrel": 19,000 terms read, 260 ms, for 200 matches).
-_TERMS = (
-    "search_terms s JOIN search_documents d ON d.workspace_id = :ws AND d.norm = s.norm AND s.workspace_id + 0 = :ws"
-)
+TERMS_CAP = 1000  # distinct values a trigram way reads before it fetches their documents
+
+
+def _terms(match: str) -> str:
+    """Documents holding the workspace's distinct short values that ``match`` (a predicate on ``s.norm``).
+
+    The values are found first, capped, in a subquery of their own (a bitmap of the terms' trigram
+    index: ``+ 0`` keeps the terms' primary key out of it), and only then joined to the documents
+    through the (workspace_id, norm) btree. Joined in one level, a narrow scope (one table's facet)
+    let the planner walk every term for documents the scope then refused, for minutes.
+    """
+    return (
+        f"(SELECT s.norm FROM search_terms s WHERE s.workspace_id + 0 = :ws AND {match} LIMIT {TERMS_CAP}) s "  # noqa: S608
+        "JOIN search_documents d ON d.workspace_id = :ws AND d.norm = s.norm"
+    )
+
+
 _COLS = "d.table_id, d.row_id, d.column_id, d.value, d.norm, d.states, d.providers"
 
 
@@ -98,7 +121,7 @@ class PostgresEngine:
         scope = " AND ".join(where)
         direct = [
             f"(SELECT {_COLS}, false AS ft FROM {_DOCS} WHERE {scope} AND d.norm = :qn LIMIT :cap)",  # noqa: S608
-            f"(SELECT {_COLS}, false AS ft FROM {_TERMS} WHERE {scope} AND :qn <% s.norm LIMIT :cap)",  # noqa: S608
+            f"(SELECT {_COLS}, false AS ft FROM {_terms(':qn <% s.norm')} WHERE {scope} LIMIT :cap)",  # noqa: S608
         ]
         if query.tokens:
             params["tsq"] = " & ".join(f"'{t}':*" for t in query.tokens)
@@ -115,18 +138,25 @@ class PostgresEngine:
                 )
             direct.append(f"(SELECT {_COLS}, true AS ft FROM {_DOCS} WHERE {scope} AND {words} LIMIT :cap)")  # noqa: S608
         # No direct match: the similarity scan (typos, "ACME Corporation" for "Acme Corp").
-        typos = f"(SELECT {_COLS}, false AS ft FROM {_TERMS} WHERE {scope} AND s.norm % :qn LIMIT :cap)"  # noqa: S608
+        typos = f"(SELECT {_COLS}, false AS ft FROM {_terms('s.norm % :qn')} WHERE {scope} LIMIT :cap)"  # noqa: S608
         # For this transaction: the ``%`` threshold (pg_trgm's 0.3 lets common trigrams through by
         # the ten thousand), and no sequential scan: with LIMIT, the planner bets a scan finds a
         # prefix's estimated thousands of matches early, and reads the whole index table when the
         # prefix matches six (measured again without it: "acm" 470 ms, "umbrela" 600 ms at 100,000 rows).
         db.session.execute(
             sa.text(
-                "SELECT set_config('pg_trgm.similarity_threshold', :s, true), set_config('enable_seqscan', 'off', true)"
+                "SELECT set_config('pg_trgm.similarity_threshold', :s, true),"
+                " set_config('enable_seqscan', 'off', true), set_config('statement_timeout', :timeout, true)"
             ),
-            {"s": SIMILARITY},
+            {"s": SIMILARITY, "timeout": str(STATEMENT_TIMEOUT_MS)},
         )
-        rows = db.session.execute(sa.text(_scored(direct, typos)), params).all()
+        try:
+            with db.session.begin_nested():
+                rows = db.session.execute(sa.text(_scored(direct, typos)), params).all()
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "57014":  # query_canceled
+                raise
+            raise SearchTooSlow("This search took too long and was stopped; add a word or pick a table.") from None
         return [
             Hit(
                 table_id=int(r.table_id),
