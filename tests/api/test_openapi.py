@@ -169,7 +169,8 @@ def test_schemathesis_fuzzes_the_tables_api_on_a_seeded_table(app, db, team, fuz
     def prepare(case) -> None:
         ids = targets()
         for name in case.path_parameters or {}:
-            case.path_parameters[name] = ids[name]
+            # an id the seed does not make (an AI column's, a run's) names nothing: that route answers 404
+            case.path_parameters[name] = ids.get(name, 999_999_999)
 
     operations = [result.ok() for result in fuzz_schema.get_all_operations()]
     operations = [op for op in operations if op.path.startswith(TABLES_PATH)]
