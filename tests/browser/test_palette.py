@@ -83,14 +83,16 @@ def test_the_palette_finds_table_27_of_30_and_opens_it_by_keyboard(thirty_tables
     expect(page).to_have_url(f"{base}/w/{slug}/tables/{table_27}")
     expect(page.locator(".grid-title, h1").first).to_contain_text("Lead list 27")
 
-    # Pages by what they are for: "scraping" finds the scrape page, "billing" the credits, Escape closes.
+    # Pages by what they are for: "scraping" finds the scrape page, "billing" the billing page and the
+    # credits, Escape closes.
     page.wait_for_load_state("load")
     page.keyboard.press("Control+k")
     expect(palette_input).to_be_focused()
     palette_input.fill("scraping")
     expect(page.locator("#palette-list [role=option]").first).to_contain_text("Scrape a website")
     palette_input.fill("billing")
-    expect(page.locator("#palette-list [role=option]").first).to_contain_text("Credits")
+    expect(page.locator("#palette-list [role=option]").first).to_contain_text("Billing")
+    expect(page.locator("#palette-list [role=option]", has_text="Credits")).to_have_count(1)
     palette_input.fill("zzz no such thing")
     expect(page.locator("#palette-empty")).to_be_visible()
     page.keyboard.press("Escape")
