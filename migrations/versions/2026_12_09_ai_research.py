@@ -1,0 +1,20 @@
+"""AI research agent: runs, steps and cited sources
+
+Revision ID: 20261207_64
+Revises: 20261207_63
+Create Date: 2026-12-09 00:00:00.000000
+"""
+
+# revision identifiers, used by Alembic.
+revision = "20261207_64"
+down_revision = "20261207_63"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
