@@ -105,6 +105,22 @@ CASES = [
         table=[{"name": "Email", "type": "email"}],
         make="inbound source",
     ),
+    Case("AI model endpoints", "/w/{slug}/ai-models", "No model endpoints yet", "#add-endpoint"),
+    Case("billing usage this period", "/w/{slug}/billing", "No credits used this period", "/w/{slug}/tables"),
+    Case("billing invoices", "/w/{slug}/billing", "No invoices yet", "#billing-plans"),
+    Case(
+        "search with no results",
+        "/w/{slug}/search?q=nowhere-to-be-found",
+        "Nothing matches “nowhere-to-be-found”",
+        "/w/{slug}/tables",
+    ),
+    Case(
+        "search with filters and no results",
+        "/w/{slug}/search?q=nowhere&table=999999",
+        "Nothing matches with these filters",
+        "/w/{slug}/search?q=nowhere",
+    ),
+    Case("CRM pull without a connection", "/w/{slug}/crm/pull", "No CRM is connected", "/w/{slug}/connections"),
     Case(
         "lookup without another table",
         "/w/{slug}/tables/{table_id}/columns/new",
