@@ -181,6 +181,20 @@ def reindex_table(table: IndexedTable) -> int:
     return written
 
 
+ANALYZE_AFTER = 5000  # documents written at once that make the planner's statistics worth refreshing
+
+
+def refresh_statistics(written: int) -> None:
+    """Refresh the index tables' planner statistics after a bulk write of ``written`` documents.
+
+    Autovacuum gets there within a minute, but a whole table indexed at once (a new 20,000-row
+    import) makes the planner think a table's facet holds one document until it does; ANALYZE
+    samples a fixed number of rows, so it costs about the same at any size.
+    """
+    if written >= ANALYZE_AFTER:
+        _exec("ANALYZE search_documents, search_terms")
+
+
 def install_triggers(table_id: int) -> bool:
     """Install the marking triggers on ``ut.t_<id>`` (False when its storage does not exist)."""
     name = f"ut.t_{int(table_id)}"

@@ -23,7 +23,9 @@ def sync_search(table_id: int | None = None, max_seconds: float = 20.0) -> int:
     started = time.monotonic()
     if table_id is None:
         for new_table in indexing.unwatched_tables():
-            indexing.watch_and_index(new_table)
+            written = indexing.watch_and_index(new_table)
+            db.session.commit()
+            indexing.refresh_statistics(written)
             db.session.commit()
         indexing.drop_gone_tables()
         db.session.commit()
@@ -37,6 +39,8 @@ def sync_search(table_id: int | None = None, max_seconds: float = 20.0) -> int:
         done += step
         if step == 0:
             break
+    indexing.refresh_statistics(done)
+    db.session.commit()
     if table_id is None:
         indexing.prune_sync_log()
         db.session.commit()
@@ -56,5 +60,7 @@ def reindex(table_ids: list[int]) -> int:
     indexing.drop_gone_tables()
     db.session.commit()
     indexing.prune_terms(sorted(workspaces))  # the values the rebuilt rows no longer hold
+    db.session.commit()
+    indexing.refresh_statistics(written)
     db.session.commit()
     return written

@@ -94,11 +94,6 @@ def _login(page, base: str) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(
-    reason="known defect: since search_terms, a search narrowed to one table's facet can run past the "
-    "search's statement timeout (answered with a 503); the header, typeahead and deep-row steps before it hold",
-    strict=False,
-)
 def test_search_from_the_header_to_the_row(app, live_server, browser_page, three_tables, run_jobs):  # noqa: F811
     page, base, info = browser_page, live_server, three_tables
     page.set_viewport_size({"width": 1366, "height": 800})
