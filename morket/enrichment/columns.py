@@ -24,11 +24,14 @@ from morket.providers.base import InputSpec, Operation
 from morket.tables import column_service, service
 from morket.tables.filters import validate_filters
 from morket.tables.models import Column, Table
+from morket.tables.undo import UndoConflict, push_undo, register_undo_kind
 
 # Columns whose cells are computed: never an input of our own outputs' loop, never an output target.
 _COMPUTED = frozenset({"formula", "enrichment", "ai"})
 # The generic HTTP step: its inputs and fields are named by the step's own options.
 HTTP_OPERATION = "http.request"
+# The undo step of a changed setup; "column." so that the grid reloads its header on undo and redo.
+UNDO_KIND = "column.enrichment_setup"
 # Column types a generic HTTP step may give the columns its fields go into.
 OUTPUT_TYPES = ("text", "number", "email", "url", "phone", "domain", "date", "checkbox", "json")
 
@@ -279,17 +282,57 @@ def create_enrichment_column(workspace: Workspace, actor: Actor | None, table: T
 def update_enrichment_column(
     workspace: Workspace, actor: Actor | None, table: Table, column_id: int, setup: ColumnSetup
 ) -> Column:
-    """Replace an enrichment column's setup (name included); cells already filled are kept."""
+    """Replace an enrichment column's setup (name included); cells already filled are kept.
+
+    A person's change is one undo step (name and setup together); new output columns it adds are
+    steps of their own beneath it, so a first undo restores the setup and a second removes them.
+    """
     column = get_enrichment_column_or_404(workspace, table, column_id)
     condition = check_setup(table, setup, column=column)
+    before_name, before_config = column.name, dict(column.config or {})
     if setup.name.strip() != column.name:
-        column_service.rename_table_column(workspace, actor, table, column.id, setup.name, record=actor is not None)
+        column_service.rename_table_column(workspace, actor, table, column.id, setup.name, record=False)
     column.config = _build_config(workspace, actor, table, setup, condition)
     # Views filtered on this column's state or value reorder on their next read.
     service.mark_views_stale(workspace, table, {column.id})
     db.session.flush()
+    if actor is not None and (column.name, column.config) != (before_name, before_config):
+        push_undo(
+            workspace,
+            actor,
+            table,
+            UNDO_KIND,
+            {"column_id": column.id, "name": column.name, "config": column.config, "expect": before_config},
+            {"column_id": column.id, "name": before_name, "config": before_config, "expect": column.config},
+        )
     record_audit(workspace, actor, "enrichment.column_updated", f"column:{column.id}", table_id=table.id)
     return column
+
+
+def _undo_setup(workspace: Workspace, actor: Actor, table: Table, payload: dict[str, Any]) -> None:
+    """Put back the setup (and name) a step names, unless someone changed the setup since."""
+    column = next((c for c in table.live_columns if c.id == payload["column_id"]), None)
+    if column is None or column.type != "enrichment":
+        raise UndoConflict("That enrichment column no longer exists.")
+    if (column.config or {}) != payload["expect"]:
+        raise UndoConflict("Someone changed that column's enrichment setup since; it keeps theirs.")
+    try:
+        config = read_config(payload["config"])
+    except ValueError:
+        config = None  # a setup that was already unreadable comes back as it was
+    live = {c.id for c in table.live_columns}
+    named = set(config.inputs.values()) | {out.column_id for out in config.outputs} if config else set()
+    if not named <= live:
+        raise UndoConflict("A column that setup reads or fills was deleted since; the column keeps its setup.")
+    if column.name != payload["name"]:
+        column_service.rename_table_column(workspace, actor, table, column.id, payload["name"], record=False)
+    column.config = payload["config"]
+    service.mark_views_stale(workspace, table, {column.id})
+    db.session.flush()
+    record_audit(workspace, actor, "enrichment.column_updated", f"column:{column.id}", table_id=table.id, undo=True)
+
+
+register_undo_kind(UNDO_KIND, _undo_setup, label="the enrichment setup change")
 
 
 def setup_of(column: Column) -> dict[str, Any]:

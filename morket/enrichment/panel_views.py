@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import request, url_for
+from flask import flash, request, url_for
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
@@ -130,9 +130,10 @@ def panel_update(workspace: Workspace, membership: Member, table_id: int, column
             return _edit_form(workspace, membership, table, column, values, error=exc.message, status=exc.status)
         focus = _moved_to(action, len(panel_forms.steps_of(values)))
         return _edit_form(workspace, membership, table, column, values, focus=focus)
+    before = (column.name, dict(column.config or {}))
     try:
         setup = forms.setup_from_form(MultiDict(values), columns.operations())
-        columns.update_enrichment_column(workspace, current_user, table, column.id, setup)
+        column = columns.update_enrichment_column(workspace, current_user, table, column.id, setup)
     except MorketError as exc:
         db.session.rollback()
         table = tables.get_table_or_404(workspace, table_id)
@@ -140,8 +141,19 @@ def panel_update(workspace: Workspace, membership: Member, table_id: int, column
         return _edit_form(
             workspace, membership, table, column, values, error=exc.message, errors=exc.fields, status=exc.status
         )
+    _flash_saved(column, changed=(column.name, column.config) != before)
     db.session.commit()
     return _back_to_grid(workspace, table_id, column_id)
+
+
+def _flash_saved(column: Column, *, changed: bool) -> None:
+    """Say what saving did; on the grid (where htmx callers land) the toast offers the grid's Undo."""
+    if not changed:
+        flash(f"Nothing changed in “{column.name}”.", "info")
+    elif request.headers.get("HX-Request") == "true":
+        flash(f"Saved “{column.name}”: its next run uses the new setup; found values are kept.", "undo")
+    else:
+        flash(f"Saved “{column.name}”: its next run uses the new setup; found values are kept.", "success")
 
 
 @bp.post(f"{EDIT}/http-test")

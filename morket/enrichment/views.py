@@ -116,6 +116,8 @@ def _submit(workspace: Workspace, membership: Member, table: Table, column: Colu
         form = forms.describe(table, catalogue, request.form, error=exc.message, errors=exc.fields, self_id=self_id)
         return _setup_page(workspace, membership, table, form, column=column, status=exc.status)
     saved_id = saved.id
+    if column is not None:  # the grid it lands on offers its Undo in the toast
+        flash(f"Saved “{saved.name}”: its next run uses the new setup; found values are kept.", "undo")
     db.session.commit()
     return go(url_for("tables.grid", slug=workspace.slug, table_id=table.id, enriched=saved_id))
 
