@@ -29,6 +29,8 @@ from morket.tables.models import Table
 
 TEST_TIMEOUT_SECONDS = 10.0
 KEY_PROVIDER = "http"
+# How much of a test answer's body the drawer shows (characters, after decoding).
+EXCERPT_CHARS = 600
 
 
 @dataclass
@@ -55,6 +57,51 @@ class TestAnswer:
     message: str | None = None
     refused: bool = False
     values: dict[str, Any] = field(default_factory=dict)
+    # The first characters of the answer's body as it came (secrets masked), and whether there was more.
+    excerpt: str | None = None
+    truncated: bool = False
+
+
+class _Recorder(httpx.BaseTransport):
+    """The test client's transport: passes the answer on as read, keeping its first bytes for the excerpt."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+        self.head = bytearray()
+        self.more = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        inner, keep = response.stream, EXCERPT_CHARS * 4  # enough bytes for the characters in any UTF-8
+
+        recorder = self
+
+        class _Tee(httpx.SyncByteStream):
+            def __iter__(self):
+                for chunk in inner:  # type: ignore[union-attr]
+                    room = keep - len(recorder.head)
+                    recorder.head.extend(chunk[: max(room, 0)])
+                    recorder.more = recorder.more or len(chunk) > room
+                    yield chunk
+
+            def close(self) -> None:
+                inner.close()  # type: ignore[union-attr]
+
+        response.stream = _Tee()
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _excerpt(recorder: _Recorder, secrets: tuple[str | None, ...]) -> tuple[str | None, bool]:
+    text = bytes(recorder.head).decode("utf-8", "replace")
+    more = recorder.more or len(text) > EXCERPT_CHARS
+    text = text[:EXCERPT_CHARS]
+    for secret in secrets:
+        if secret and len(secret) >= 6:
+            text = text.replace(secret, "••••")
+    return (text or None), more
 
 
 def stored_key_hint(workspace: Workspace) -> str | None:
@@ -134,13 +181,16 @@ def send_test(workspace: Workspace, actor: Actor, table: Table, form: Mapping[st
 
         key, _source = resolve_key(workspace.id, KEY_PROVIDER, actor_id=getattr(actor, "id", None))
     inputs = first_row_inputs(workspace, actor, table, values)
-    with httpx.Client(timeout=TEST_TIMEOUT_SECONDS, trust_env=False) as client:
+    recorder = _Recorder()
+    with httpx.Client(timeout=TEST_TIMEOUT_SECONDS, trust_env=False, transport=recorder) as client:
         ctx = CallContext(client=client, api_key=key, base_url="", timeout=TEST_TIMEOUT_SECONDS)
         started = time.perf_counter()
         result = http_request.PROVIDER.call(http_request.REQUEST, inputs, ctx, options)
         latency = int((time.perf_counter() - started) * 1000)
     field_name = (form.get("out_field") or "").strip()
     refused = result.outcome == "invalid_input" and result.http_status is None
+    typed_secrets = (v for n, v in panel_forms.header_rows(form) if panel_forms.looks_secret(n, v))
+    excerpt, more = _excerpt(recorder, (key, *typed_secrets))
     return TestAnswer(
         outcome=result.outcome,
         status=result.http_status,
@@ -149,6 +199,8 @@ def send_test(workspace: Workspace, actor: Actor, table: Table, form: Mapping[st
         message=result.message,
         refused=refused,
         values=dict(result.values),
+        excerpt=None if refused else excerpt,
+        truncated=more,
     )
 
 

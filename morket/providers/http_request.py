@@ -92,6 +92,20 @@ def output_names(options: Mapping[str, Any]) -> list[str]:
     return list(options.get("outputs") or {}) or ["response"]
 
 
+def _check_placeholders(where: str, text: str, *, closing: bool = True) -> None:
+    """``OptionsError`` for a ``{{`` (or ``}}``) that opens no placeholder: it would be sent as it is.
+
+    A body checks only ``{{``, since JSON closes nested objects with ``}}``.
+    """
+    rest = PLACEHOLDER.sub("", text)
+    stray = re.search(r"\{\{[^{}]{0,40}(\}\})?", rest) or (re.search(r"[^{}]{0,40}\}\}", rest) if closing else None)
+    if stray:
+        raise OptionsError(
+            f"{where}: “{stray.group(0).strip()}” is not a placeholder; write {{{{name}}}} with letters, digits and "
+            "underscores (no spaces), as the column picker inserts it"
+        )
+
+
 def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Normalised options, or ``OptionsError`` naming the first problem (for the setup form too)."""
     method = str(options.get("method") or "GET").upper()
@@ -100,18 +114,22 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     url = str(options.get("url") or "").strip()
     if not url:
         raise OptionsError("url is required")
+    _check_placeholders("URL", url)
     scheme = urlsplit(PLACEHOLDER.sub("x", url)).scheme.lower()
     if scheme not in ("http", "https"):
         raise OptionsError("url must start with http:// or https://")
     headers = options.get("headers") or {}
     if not isinstance(headers, Mapping) or not all(isinstance(v, str | int | float) for v in headers.values()):
         raise OptionsError("headers must map names to text values")
-    for name in headers:
+    for name, value in headers.items():
         if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", str(name)) or str(name).lower() in FORBIDDEN_HEADERS:
             raise OptionsError(f"header {name!r} cannot be set")
+        _check_placeholders(f"header {name}", str(value))
     body = options.get("body")
     if body is not None and not isinstance(body, str):
         body = json.dumps(body)
+    if body is not None:
+        _check_placeholders("body", body, closing=False)
     outputs = options.get("outputs") or {}
     if not isinstance(outputs, Mapping) or len(outputs) > MAX_OUTPUTS:
         raise OptionsError(f"outputs must map up to {MAX_OUTPUTS} field names to JSONPath expressions")
