@@ -82,6 +82,20 @@ def resolve_func(path: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module_name), attr)
 
 
+def enqueue_now(func: Callable[..., Any] | str, *args: Any, queue: str = QUEUE_DEFAULT, job_id: str) -> None:
+    """Enqueue ``func(*args)`` on RQ now, with the relay's options, for jobs that need no outbox: ones
+    a periodic job would do anyway (a lost enqueue only delays the work). Raises RedisError."""
+    get_queue(queue).enqueue_call(
+        "workers.runner.run_job",
+        args=(_func_path(func), list(args)),
+        job_id=job_id,
+        timeout=JOB_TIMEOUT_SECONDS,
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+        retry=Retry(max=len(RETRY_INTERVALS), interval=list(RETRY_INTERVALS)),
+    )
+
+
 def relay_outbox(limit: int = RELAY_BATCH, ids: list[int] | None = None) -> int:
     """Move committed, unrelayed outbox rows to RQ; return how many were relayed.
 

@@ -22,6 +22,7 @@ from morket.core.ratelimit import client_ip
 from morket.extensions import db
 from morket.inbound import service
 from morket.inbound.models import InboundFailure, InboundSource
+from morket.search import service as search
 from morket.tables import service as tables
 
 TAG = "Inbound webhooks"
@@ -372,7 +373,8 @@ def receive_inbound_webhook(token: str) -> ReceivedOut:
     g.log_workspace_id = workspace.id
     if message_id and service.seen_message(source.id, message_id):
         return ReceivedOut(inserted=0, updated=0, duplicate=True)
-    source_id, workspace_id = source.id, workspace.id
+    source_id, workspace_id, table_id = source.id, workspace.id, source.table_id
+    search.defer_sync(table_id)  # one debounced wake after the commit instead of an outbox job a request
     try:
         result = service.receive_payload(workspace, source, raw)
     except service.Refused as exc:
@@ -382,5 +384,6 @@ def receive_inbound_webhook(token: str) -> ReceivedOut:
         raise
     out = ReceivedOut(inserted=result.inserted, updated=result.updated)
     db.session.commit()
+    search.wake_sync(table_id)
     service.remember_message(source_id, message_id or "")
     return out

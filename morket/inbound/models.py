@@ -43,6 +43,8 @@ class InboundSource(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
     last_received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     secret_rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
+    # Not stored: the kept sample's shape as the inbound URL's lookup read it (see service.find_source).
+    stored_sample_keys = None
 
 
 class InboundFailure(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):

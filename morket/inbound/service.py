@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import JSONB, JSONPATH
+from sqlalchemy.orm import defer
 from sqlalchemy.orm.attributes import set_committed_value
 
 from morket.core.db import utcnow
@@ -64,6 +65,7 @@ RECENT_KEPT = 10
 FAILURES_KEPT = 50
 FAILURE_BYTES_KEPT = 8 * 1024 * 1024
 SAMPLE_MAX_BYTES = 16 * 1024
+SAMPLE_EVERY = 50  # a payload of an unchanged shape becomes the sample once in this many requests
 PREVIEW_ROWS = 5
 # Column types a payload cannot write: computed by Morket itself.
 UNMAPPABLE_TYPES = frozenset({"formula", "enrichment", "ai"})
@@ -436,10 +438,34 @@ def _find_source_statement() -> sa.Select:
             WorkspaceRow,
             tables.fresh_orders_exist(InboundSource.table_id),
             webhooks.subscribers_exist(InboundSource.workspace_id, ROW_CREATED),
+            sa.literal_column(_SAMPLE_KEYS_SQL),
         )
         .join(WorkspaceRow, WorkspaceRow.id == InboundSource.workspace_id)
         .where(InboundSource.token == sa.bindparam("token"))
+        .options(defer(InboundSource.sample))
     )
+
+
+# The stored sample's shape (its first record's top-level keys, sorted) instead of the sample itself:
+# a request rewrites the sample only when its own shape differs, or every ``SAMPLE_EVERY`` requests.
+_SAMPLE_KEYS_SQL = """(SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(CASE
+  WHEN jsonb_typeof(inbound_sources.sample) = 'object' THEN inbound_sources.sample
+  WHEN jsonb_typeof(inbound_sources.sample -> 0) = 'object' THEN inbound_sources.sample -> 0
+  ELSE '{}'::jsonb END) AS k)"""
+
+
+def _first_keys(payload: Any) -> list[str] | None:
+    first = payload[0] if isinstance(payload, list) and payload else payload
+    return sorted(first) if isinstance(first, dict) and first else None
+
+
+def _sample_due(source: InboundSource, payload: Any) -> bool:
+    """Whether this request's payload becomes the sample: when the source was not read by
+    ``find_source`` (a replay), when none is kept, when the shape changed, and every SAMPLE_EVERY."""
+    stored = source.stored_sample_keys
+    if stored is None or (source.requests_accepted or 0) % SAMPLE_EVERY == 0:
+        return True
+    return stored != _first_keys(payload)
 
 
 def find_source(token: str) -> tuple[InboundSource, WorkspaceRow] | None:
@@ -449,7 +475,8 @@ def find_source(token: str) -> tuple[InboundSource, WorkspaceRow] | None:
     row = db.session.execute(_find_source_statement(), {"token": token}).first()
     if row is None:
         return None
-    source, workspace, fresh_orders, subscribers = row
+    source, workspace, fresh_orders, subscribers, sample_keys = row
+    source.stored_sample_keys = sample_keys
     if not fresh_orders:
         tables.note_no_fresh_orders(source.table_id)
     if not subscribers:
@@ -478,7 +505,7 @@ def receive_payload(workspace: Workspace, source: InboundSource, raw: bytes) -> 
         rows = map_records(records, {cid: compile_path(p) for cid, p in columns.items()}, names)
     except MappingError as exc:
         raise Refused(422, "unmapped", exc.message, exc.fields) from None
-    sample = _capped_sample(payload)
+    sample = _capped_sample(payload) if _sample_due(source, payload) else None
     key = next((c for c in table.live_columns if c.id == source.upsert_column_id), None)
     try:
         if key is not None and key.id in columns:

@@ -8,6 +8,7 @@ column, enrichment state, provider), pages, and marks where the query matched fo
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections import Counter
@@ -15,11 +16,12 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from flask import current_app, has_app_context
+from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from morket.core.errors import Forbidden, ValidationFailed
-from morket.core.jobs import enqueue_after_commit
+from morket.core.jobs import enqueue_after_commit, enqueue_now, redis_connection
 from morket.core.roles import can
 from morket.core.types import Workspace
 from morket.extensions import db
@@ -29,6 +31,8 @@ from morket.search.opensearch import OpenSearchEngine
 from morket.search.postgres import PostgresEngine
 from morket.tables.cells import CellError, check_characters
 from morket.tables.hooks import CELL_STATE_LABELS
+
+log = logging.getLogger("morket.search")
 
 CAP = 200  # candidate cells per way of matching; more are counted as "more than"
 PER_PAGE_MAX = 100
@@ -309,6 +313,31 @@ def queue_sync(table, *_args) -> None:
     enqueue_after_commit(
         "morket.search.tasks.sync_search", table.id, job_id=f"search-sync-{table.id}-{uuid.uuid4().hex[:16]}"
     )
+
+
+WAKE_MS = 1000  # a deferred writer enqueues a table's sync at most once in this many milliseconds
+
+
+def defer_sync(table_id: int) -> None:
+    """For a writer of many small transactions (inbound webhooks): no outbox job for ``table_id`` in
+    this transaction; the caller calls ``wake_sync`` after its commit instead. The storage triggers
+    have marked the rows either way, and the scheduler's sweep indexes whatever a wake missed."""
+    db.session.info.setdefault("morket_search_queued", set()).add(int(table_id))
+
+
+def wake_sync(table_id: int) -> None:
+    """After a deferred commit: enqueue the table's sync straight to RQ, at most once per ``WAKE_MS``
+    (one Redis ``SET NX`` a call). Redis down costs only freshness: the sweep runs every two seconds."""
+    try:
+        client = redis_connection()
+        if client.set(f"morket:search:wake:{int(table_id)}", 1, nx=True, px=WAKE_MS):
+            enqueue_now(
+                "morket.search.tasks.sync_search",
+                int(table_id),
+                job_id=f"search-sync-{int(table_id)}-{uuid.uuid4().hex[:16]}",
+            )
+    except RedisError as exc:
+        log.warning("search: could not wake the sync", extra={"data": {"table": table_id, "error": str(exc)}})
 
 
 @event.listens_for(Session, "after_commit")

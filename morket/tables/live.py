@@ -83,14 +83,30 @@ def publish(table_id: int, kinds: Sequence[str], rows: Sequence[int] | None) -> 
     if client is None:
         return None
     try:
-        seq = int(client.incr(_seq_key(table_id)))
         named = None if rows is None else sorted(rows)
-        body = {"seq": seq, "table": int(table_id), "kinds": sorted(kinds), "rows": named}
-        client.publish(channel(client, table_id), json.dumps(body, separators=(",", ":")))
-        return seq
+        # The body with "seq" last, its number filled in by the script: one round trip, not two.
+        head = {"table": int(table_id), "kinds": sorted(kinds), "rows": named}
+        prefix = json.dumps(head, separators=(",", ":"))[:-1] + ',"seq":'
+        return int(_publish_script(client)(keys=[_seq_key(table_id)], args=[channel(client, table_id), prefix]))
     except RedisError as exc:
         log.warning("live grid: could not publish a change", extra={"data": {"table": table_id, "error": str(exc)}})
         return None
+
+
+# INCR the table's sequence and PUBLISH the message carrying it, atomically, in one round trip.
+_PUBLISH_LUA = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. seq .. '}')
+return seq
+"""
+
+
+def _publish_script(client: Redis):
+    scripts = current_app.extensions.setdefault("morket_live_scripts", {})
+    script = scripts.get(id(client))
+    if script is None:
+        script = scripts[id(client)] = client.register_script(_PUBLISH_LUA)
+    return script
 
 
 def current_seq(client: Redis, table_id: int) -> int:

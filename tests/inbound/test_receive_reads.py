@@ -3,10 +3,13 @@ sorted view and whether anyone subscribes to row.created, and the write reads ne
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import event, select
 
 from morket.extensions import db as ext_db
+from morket.inbound import service
 from morket.tables import service as tables
 from morket.tables.models import View
 from morket.webhooks import service as webhooks
@@ -92,3 +95,61 @@ def test_an_endpoint_of_another_workspace_hears_nothing(client, db, team, source
     resp = post(client, made, _records(0, 2), secret=secret)
     assert resp.status_code == 200, resp.get_json()
     assert db.session.scalar(select(WebhookEvent.id).where(WebhookEvent.workspace_id == other.id)) is None
+
+
+def test_rows_posted_are_found_by_search_through_one_wake_not_an_outbox_row(client, db, team, source, run_jobs):
+    from rq import Queue
+
+    from morket.core.jobs import redis_connection
+    from morket.core.models import OutboxMessage
+    from morket.search import service as search
+    from morket.search import tasks as search_tasks
+
+    workspace, owner, table = team
+    made, secret = source
+    db.session.commit()
+    search_tasks.sync_search()  # the sweep watches the new table
+    db.session.commit()
+    started = time.monotonic()
+    for i in range(3):
+        resp = post(
+            client, made, {"email": f"wake{i}@searchable.example", "person": {"name": f"Wake {i}"}}, secret=secret
+        )
+        assert resp.status_code == 200
+    quick = time.monotonic() - started < search.WAKE_MS / 1000
+    assert db.session.scalar(db.select(db.func.count()).select_from(OutboxMessage)) == 0  # no outbox row a request
+    queued = [
+        j for j in Queue("default", connection=redis_connection()).get_jobs() if j.args[0].endswith("sync_search")
+    ]
+    assert queued and queued[0].args[1] == [table.id]
+    if quick:  # three requests inside the wake's window enqueue one sync
+        assert len(queued) == 1
+    run_jobs()
+    db.session.expire_all()
+    found = search.search(workspace, "owner", "wake2@searchable.example")
+    assert [r.row_id for r in found.rows] and found.total >= 1
+
+
+def test_the_sample_is_rewritten_when_the_shape_changes_not_on_every_request(client, db, team, source):
+    made, secret = source
+    first = {"email": "one@example.com", "person": {"name": "One"}}
+    assert post(client, made, first, secret=secret).status_code == 200
+    db.session.refresh(made)
+    assert made.sample == first
+    # Same shape: the kept sample stays (it is refreshed every SAMPLE_EVERY requests).
+    assert post(client, made, {"email": "two@example.com", "person": {"name": "Two"}}, secret=secret).status_code == 200
+    db.session.refresh(made)
+    assert made.sample == first and made.requests_accepted == 2
+    # A new field: the payload becomes the sample at once, so the mapping editor offers it.
+    third = [{"email": "three@example.com", "person": {"name": "Three"}, "title": "CTO"}]
+    assert post(client, made, third, secret=secret).status_code == 200
+    db.session.refresh(made)
+    assert made.sample == third
+    for i in range(service.SAMPLE_EVERY - 3):
+        post(client, made, [{"email": f"n{i}@example.com", "person": {"name": "N"}, "title": "X"}], secret=secret)
+    db.session.refresh(made)
+    assert made.requests_accepted == service.SAMPLE_EVERY and made.sample == third
+    last = [{"email": "last@example.com", "person": {"name": "Last"}, "title": "CEO"}]
+    assert post(client, made, last, secret=secret).status_code == 200
+    db.session.refresh(made)
+    assert made.sample == last  # the SAMPLE_EVERY-th request since the count started refreshes it
