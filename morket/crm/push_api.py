@@ -8,6 +8,7 @@ from pydantic import Field
 
 from morket.api.routing import Principal, api_route
 from morket.api.schemas import BIGINT_MAX, Id, Out, Request
+from morket.core.errors import ValidationFailed
 from morket.crm import mapping as mappings
 from morket.crm import push, service
 from morket.extensions import db
@@ -59,6 +60,17 @@ class ScopeIn(Request):
     view_id: Id | None = None
 
 
+class PushIn(ScopeIn):
+    changes_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "Send only the changes: a preview's ``changes_id`` (yours, for this table and CRM, 15 minutes). "
+            "Only the rows that preview found to create or update are sent; leave the scope out."
+        ),
+    )
+
+
 class DifferenceOut(Out):
     row_id: int
     key: str
@@ -75,6 +87,9 @@ class PreviewOut(Out):
     calls: int = Field(description="CRM read calls the preview made.")
     estimate_calls: int = Field(description="CRM upsert calls the push would make.")
     differences: list[DifferenceOut] = Field(description=f"The first {push.PREVIEW_SHOWN} records to update.")
+    changes_id: str | None = Field(
+        description="Start a push with this to send only the rows to create or update (null: nothing to change)."
+    )
 
 
 class PushOut(Out):
@@ -158,8 +173,13 @@ def preview_crm_push(principal: Principal, table_id: int, provider: str, body: S
     args = body.model_dump()
     found = push.preview(principal.workspace, table, provider, **args)
     estimate = push.estimate(principal.workspace, table, provider, **args)
+    changes = (
+        push.remember_changes(principal.workspace, principal.user, table, provider, found)
+        if found.changed_ids
+        else None
+    )
     db.session.commit()
-    return PreviewOut(**{**found.as_dict(), "estimate_calls": estimate.calls})
+    return PreviewOut(**{**found.as_dict(), "estimate_calls": estimate.calls, "changes_id": changes})
 
 
 @api_route(
@@ -168,16 +188,26 @@ def preview_crm_push(principal: Principal, table_id: int, provider: str, body: S
     summary="Start a CRM push",
     tag=TAG,
     permission="crm.use",
-    body=ScopeIn,
+    body=PushIn,
     response=PushOut,
     errors=(409, 422, 502),
     status=202,
     limit=PUSH_LIMIT,
 )
-def start_crm_push(principal: Principal, table_id: int, provider: str, body: ScopeIn) -> PushOut:
-    """Upserts the rows by the mapping's key; poll the push for progress. Pushes cost no credits."""
+def start_crm_push(principal: Principal, table_id: int, provider: str, body: PushIn) -> PushOut:
+    """Upserts the rows by the mapping's key; poll the push for progress. Pushes cost no credits.
+
+    With a preview's ``changes_id``, only the rows that preview found to create or update are sent."""
     table = _table(principal, table_id)
-    run = push.start_push(principal.workspace, principal.user, table, provider, **body.model_dump())
+    scope = body.model_dump(exclude={"changes_id"})
+    if body.changes_id is not None:
+        if body.scope != "all" or body.row_ids is not None or body.view_id is not None:
+            raise ValidationFailed(
+                "Send either a preview's changes_id or a scope, not both.", fields={"changes_id": ["with a scope"]}
+            )
+        row_ids = push.changed_rows(principal.workspace, principal.user, table, provider, body.changes_id)
+        scope = {"scope": "selected", "row_ids": row_ids, "view_id": None}
+    run = push.start_push(principal.workspace, principal.user, table, provider, **scope)
     out = PushOut(**push.progress(run))
     db.session.commit()
     return out
