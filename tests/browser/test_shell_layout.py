@@ -52,6 +52,9 @@ def team(app, dataops_env):
         tables.insert_rows(workspace, owner, table, [{"Company": "Northwind", "Domain": "northwind.example"}])
         workspaces.invite_member(workspace, owner, "ivy@example.com", "viewer")
         db.session.commit()
+        from morket.search import tasks as search_tasks
+
+        search_tasks.sync_search()  # the scheduler's sweep: the search results page finds Northwind
         made = {"slug": workspace.slug, "table_id": table.id}
     # Out of the app context, so no transaction of this process holds a lock the server's cleanup waits for.
     yield made
@@ -101,6 +104,12 @@ def test_main_pages_fit_every_size_without_wrapping_or_serious_axe_violations(
         "webhooks": f"{base}/w/{slug}/webhooks",
         "connections": f"{base}/w/{slug}/connections",
         "inbound-sources": f"{base}/w/{slug}/tables/{team['table_id']}/inbound",
+        # And those added with billing, search and AI models.
+        "billing": f"{base}/w/{slug}/billing",
+        "search-results": f"{base}/w/{slug}/search?q=Northwind",
+        "search-no-results": f"{base}/w/{slug}/search?q=nowhere-to-be-found",
+        "ai-models": f"{base}/w/{slug}/ai-models",
+        "crm-pull": f"{base}/w/{slug}/crm/pull",
     }
     problems = []
     for name, url in pages.items():

@@ -147,7 +147,7 @@ def test_search_from_the_header_to_the_row(app, live_server, browser_page, three
     page.locator('[data-facet="state"] [data-facet-key="no_data"]').click()
     expect(results).to_have_count(1)
     expect(results.first).to_have_attribute("data-row-id", str(info["deep_id"]))
-    expect(page.locator('.search-chip[aria-pressed="true"]')).to_have_count(2)
+    expect(page.locator('.search-chip[aria-current="true"]')).to_have_count(2)
     page.screenshot(path=str(SCREENSHOTS / "search-results-filtered.png"), full_page=True)
 
     # An edit reaches the index through the outbox and a sync job, then the header box finds it.

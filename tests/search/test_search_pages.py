@@ -73,7 +73,7 @@ def test_results_page_with_facet_chips(setup, client):
     chip = re.search(rf'href="([^"]+)" data-facet-key="{leads.id}"', html)
     assert chip, "no chip for the Leads table"
     filtered = client.get(chip.group(1).replace("&amp;", "&")).get_data(as_text=True)
-    assert filtered.count('class="search-result"') == 1 and 'aria-pressed="true"' in filtered
+    assert filtered.count('class="search-result"') == 1 and 'aria-current="true"' in filtered
     assert "<mark>ACME</mark> Corporation" in filtered
     bad = client.get(f"/w/{workspace.slug}/search", query_string={"q": "a\x00"})
     assert bad.status_code == 422 and "NUL" in bad.get_data(as_text=True)
