@@ -455,8 +455,9 @@ def remove_gone(workspace: Workspace, source: CrmPullSource, client: CrmClient, 
 
     HubSpot lists: rows whose record is no longer a member (it left the list or was archived).
     HubSpot objects: rows of records archived (since the last pull's mark, or ever on a full pull).
-    Salesforce: rows of records deleted since the mark (Salesforce answers for 30 days back).
-    Rows with no record id (typed in by hand) are never removed.
+    Salesforce: rows of records deleted since the last pull (``getDeleted``); when that pull is older
+    than ``getDeleted``'s 30 days, or there was none, every row's record id is compared with the
+    object's ids instead. Rows with no record id (typed in by hand) are never removed.
     """
     table = tables.get_table_or_404(workspace, source.table_id, lock="update")
     id_col = next((c for c in table.live_columns if c.id == source.columns.get("id")), None)
@@ -468,12 +469,18 @@ def remove_gone(workspace: Workspace, source: CrmPullSource, client: CrmClient, 
     if source.provider == HUBSPOT and source.spec.get("list_id"):
         members = sorted(pull_read.hubspot_list_members(client, str(source.spec["list_id"])))
         where = sa.and_(has_id, sa.not_(column == sa.func.any(sa.cast(members, pg.ARRAY(sa.Text)))))
+    elif source.provider != HUBSPOT and not pull_read.salesforce_deleted_covers(
+        checked := _deletions_checked(source, since)
+    ):
+        present = sa.cast(sorted(pull_read.salesforce_ids(client, source.spec["object"])), pg.ARRAY(sa.Text))
+        listed = sa.func.unnest(present).table_valued("id").render_derived(name="p")
+        where = sa.and_(has_id, ~sa.exists().where(listed.c.id == column))
     else:
         obj = source.spec["object"]
         gone = (
             pull_read.hubspot_archived(client, obj, since)
             if source.provider == HUBSPOT
-            else pull_read.salesforce_deleted(client, obj, since)
+            else pull_read.salesforce_deleted(client, obj, checked)
         )
         if not gone:
             return 0
@@ -483,6 +490,14 @@ def remove_gone(workspace: Workspace, source: CrmPullSource, client: CrmClient, 
     for start in range(0, len(ids), REMOVE_BATCH):
         removed += tables.delete_rows(workspace, None, table, ids[start : start + REMOVE_BATCH])
     return removed
+
+
+def _deletions_checked(source: CrmPullSource, since: str | None) -> datetime | None:
+    """When deletions were last looked for: the last pull's end, if it was incremental and succeeded
+    (None for a first or full pull, or after a failed one: every key is compared then)."""
+    if not since or source.last_status != "done" or source.last_run_at is None:
+        return None
+    return source.last_run_at
 
 
 def write_page(workspace: Workspace, source: CrmPullSource, records: Sequence[pull_read.Record]) -> tuple[int, int]:

@@ -428,15 +428,26 @@ def hubspot_list_members(client: CrmClient, list_id: str) -> set[str]:
             return members
 
 
-def salesforce_deleted(client: CrmClient, obj: str, since: str | None) -> set[str]:
-    """Ids of the object's records deleted since ``since`` (at most the last 29 days: Salesforce keeps 30)."""
+def salesforce_deleted(client: CrmClient, obj: str, since: datetime) -> set[str]:
+    """Ids of the object's records deleted since ``since`` (Salesforce answers for the last 30 days only:
+    the caller compares every key instead when ``since`` is older, see ``salesforce_deleted_covers``)."""
     end = datetime.now(UTC)
-    start = end - timedelta(days=SALESFORCE_DELETED_DAYS)
-    if since and _moment(since) > start:
-        start = _moment(since) - timedelta(seconds=1)
+    start = max(since - timedelta(seconds=1), end - timedelta(days=SALESFORCE_DELETED_DAYS))
     params = {"start": _sf_time(start), "end": _sf_time(end + timedelta(seconds=1))}
     body = _ok(send(client, "GET", f"/sobjects/{obj}/deleted/", params=params), f"Reading deleted Salesforce {obj}")
     return {str(r["id"]) for r in body.get("deletedRecords") or []}
+
+
+def salesforce_deleted_covers(since: datetime | None) -> bool:
+    """Whether ``getDeleted`` still names every record deleted since ``since`` (None: since ever, never)."""
+    return since is not None and since > datetime.now(UTC) - timedelta(days=SALESFORCE_DELETED_DAYS)
+
+
+def salesforce_ids(client: CrmClient, obj: str) -> set[str]:
+    """Every record id of the object now (deleted records are not in a query's answer): the full key
+    comparison for deletions older than ``getDeleted`` reaches."""
+    soql = f"SELECT Id FROM {obj} ORDER BY Id"  # noqa: S608 - a described object's name
+    return {record.crm_id for page in read_salesforce(client, soql, []) for record in page.records}
 
 
 def read(

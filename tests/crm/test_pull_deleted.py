@@ -153,3 +153,37 @@ def test_on_delete_over_the_api_and_the_page(owner, crm, db, new_client, run_job
     assert source.on_delete == "remove"
     key = next(c for c in db.session.get(Table, source.table_id).live_columns if c.id == source.key_column_id)
     assert key.name == "Email"
+
+
+def test_salesforce_deletions_older_than_get_deleted_reaches_are_found_by_comparing_keys(owner, crm, db, run_jobs):  # noqa: F811
+    from datetime import timedelta
+
+    from morket.core.db import utcnow
+
+    workspace, user, client = owner
+    connect(client, crm, workspace.slug, "salesforce")
+    people = [{"LastName": f"Old{i}", "Email": f"old{i}@example.com"} for i in range(12)]
+    ids = seed(crm, "salesforce", object="Contact", records=people)["ids"]
+    source = pull.create_source(workspace, user, "salesforce", "query",
+                                {"object": "Contact", "fields": ["Email", "LastName"]}, on_delete="remove")  # fmt: skip
+    assert pull_now(db, workspace, user, source.id, run_jobs).inserted == 12
+    table = db.session.get(Table, source.table_id)
+    table_rows_service.insert_rows(workspace, user, table, [{"Email": "typed@by-hand.example"}])  # no Salesforce ID
+    # The last pull was 45 days ago; four records were deleted 40 days ago (getDeleted no longer names
+    # them: it answers for 30 days), two just now.
+    db.session.get(CrmPullSource, source.id).last_run_at = utcnow() - timedelta(days=45)
+    db.session.commit()
+    assert control(crm, "salesforce", "delete", object="Contact", ids=ids[:4], days_ago=40) == ids[:4]
+    assert control(crm, "salesforce", "delete", object="Contact", ids=ids[4:6]) == ids[4:6]
+
+    second = pull_now(db, workspace, user, source.id, run_jobs)
+    assert second.removed == 6
+    rows = table_rows(db, source.table_id)
+    assert sorted(r["Salesforce ID"] for r in rows if r["Salesforce ID"]) == sorted(ids[6:])
+    assert "typed@by-hand.example" in {r["Email"] for r in rows}  # never removed: no record id
+
+    # The next pull is within getDeleted's reach again: a record deleted now is removed, nothing twice.
+    assert control(crm, "salesforce", "delete", object="Contact", ids=ids[6:7]) == ids[6:7]
+    third = pull_now(db, workspace, user, source.id, run_jobs)
+    assert third.removed == 1
+    assert sorted(r["Salesforce ID"] for r in table_rows(db, source.table_id) if r["Salesforce ID"]) == sorted(ids[7:])

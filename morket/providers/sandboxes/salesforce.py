@@ -493,11 +493,14 @@ class SalesforceSandbox(ProviderSandbox):
             return json_response({"ids": ids})
 
     def _delete_records(self, body: dict[str, Any]) -> Response:
-        """Test control: delete records of ``object`` (``ids``) as a user would; ``getDeleted`` lists them."""
+        """Test control: delete records of ``object`` (``ids``) as a user would; ``getDeleted`` lists them.
+
+        ``days_ago`` backdates the deletions: past 30, ``getDeleted`` can no longer name them (as in Salesforce).
+        """
         sobject = body.get("object", "Contact")
         if sobject not in FIELDS:
             return json_response({"error": "unknown object"}, 400)
-        now = time.time()
+        now = time.time() - float(body.get("days_ago") or 0) * 86400
         with self.lock:
             gone = [str(i) for i in body.get("ids") or [] if self.records[sobject].pop(str(i), None) is not None]
             for rid in gone:
