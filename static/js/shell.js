@@ -193,6 +193,16 @@
       seen[label.toLowerCase()] = true;
       found.push({label: label, kind: kindOf(el), el: el, url: el.getAttribute("href"), keywords: el.getAttribute("data-palette-keywords") || ""});
     });
+    // The pages the sidebar does not list (search, exports, imports), from the palette's inert template.
+    var pages = document.getElementById("palette-pages");
+    if (pages && pages.content) {
+      pages.content.querySelectorAll("a[data-palette-label]").forEach(function (a) {
+        var label = a.getAttribute("data-palette-label");
+        if (seen[label.toLowerCase()]) { return; }
+        seen[label.toLowerCase()] = true;
+        found.push({label: label, kind: "Go to", url: a.getAttribute("href"), keywords: a.getAttribute("data-palette-keywords") || ""});
+      });
+    }
     return found;
   }
   // Tables the server found by name (any table of the workspace, not only the sidebar's eight),

@@ -93,8 +93,25 @@ def test_the_palette_finds_table_27_of_30_and_opens_it_by_keyboard(thirty_tables
     palette_input.fill("billing")
     expect(page.locator("#palette-list [role=option]").first).to_contain_text("Billing")
     expect(page.locator("#palette-list [role=option]", has_text="Credits")).to_have_count(1)
+    # Pages the sidebar does not list: search, the large exports, imports, a CRM pull.
+    palette_input.fill("exports")
+    expect(page.locator("#palette-list [role=option]", has_text="Large exports")).to_have_count(1)
+    expect(page.locator("#palette-list [role=option]", has_text="Imports and exports")).to_have_count(1)
+    palette_input.fill("hubspot")
+    expect(page.locator("#palette-list [role=option]").first).to_contain_text("Import from a CRM")
     palette_input.fill("zzz no such thing")
     expect(page.locator("#palette-empty")).to_be_visible()
+    palette_input.fill("find rows")
+    expect(page.locator("#palette-list [role=option]").first).to_have_text("Search every tableGo to")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{base}/w/{slug}/search")
+
+    # The current page's common actions: on the tables list, "Create table".
+    page.goto(f"{base}/w/{slug}/tables")
+    page.keyboard.press("Control+k")
+    expect(palette_input).to_be_focused()
+    palette_input.fill("create")
+    expect(page.locator("#palette-list [role=option]").first).to_have_text("Create tableAction")
     page.keyboard.press("Escape")
     expect(page.locator("#palette")).not_to_be_visible()
     assert page.problems == []
@@ -110,8 +127,10 @@ def test_a_viewer_finds_the_tables_but_no_destructive_action(thirty_tables, live
     expect(page.locator("#palette-list")).to_contain_text("Table: Lead list 11")  # the server's twenty newest
     everything = _options(page)
     assert len([o for o in everything if o.startswith("Table: ")]) == 20, everything
-    for word in ("delete", "remove", "revoke", "clear", "new table", "import"):
+    for word in ("delete", "remove", "revoke", "clear", "new table", "create", "import"):
         assert not [o for o in everything if word in o.lower()], (word, everything)
+    # A viewer still finds the pages it may read that the sidebar does not list.
+    assert "Search every table" in everything and "Large exports" in everything, everything
     page.locator("#palette-input").fill("lead list 05")
     expect(page.locator("#palette-list [role=option]")).to_have_count(1)
     page.keyboard.press("ArrowDown")
