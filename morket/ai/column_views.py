@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
@@ -159,8 +159,9 @@ def create_column(workspace: Workspace, membership: Member, table_id: int):
         db.session.rollback()
         table = tables.get_table_or_404(workspace, table_id)
         return _page(workspace, membership, table, None, dict(request.form), error=exc.message, status=exc.status)
-    ai_column_id = column.id
+    ai_column_id, name = column.id, column.name
     db.session.commit()
+    flash(f"Added the AI column “{name}”. Try it on the first rows, then run it.", "success")
     return redirect(_column_url(workspace, table, ai_column_id), 303)
 
 
@@ -180,13 +181,16 @@ def update_column(workspace: Workspace, membership: Member, table_id: int, ai_co
     table = tables.get_table_or_404(workspace, table_id)
     column = columns.get_ai_column_or_404(workspace, table, ai_column_id)
     try:
-        columns.update_ai_column(workspace, current_user, table, column.id, setup_from_form(request.form))
+        saved = columns.update_ai_column(workspace, current_user, table, column.id, setup_from_form(request.form))
     except MorketError as exc:
         db.session.rollback()
         table = tables.get_table_or_404(workspace, table_id)
         column = columns.get_ai_column_or_404(workspace, table, ai_column_id)
         return _page(workspace, membership, table, column, dict(request.form), error=exc.message, status=exc.status)
+    name = saved.name
     db.session.commit()
+    message = f"Saved the AI column “{name}”. Cells already answered keep their answers; run it to fill the rest."
+    flash(message, "success")
     return redirect(_column_url(workspace, table, ai_column_id), 303)
 
 

@@ -688,8 +688,9 @@ def save_view(workspace: Workspace, membership: Member, table_id: int, view_id: 
             can_edit=True,
             editor=_editor(table, view, error=exc.message, form=request.form),
         )
-    saved_id = saved.id
+    saved_id, saved_name = saved.id, saved.name
     db.session.commit()
+    flash(f"Saved the view “{saved_name}”.", "success")
     return _redirect(url_for("tables.grid", slug=workspace.slug, table_id=table_id, view=saved_id))
 
 

@@ -93,6 +93,7 @@ def create(workspace: Workspace, membership: Member) -> ResponseReturnValue:
         show_error_on_form(form, exc)
         return _index(workspace, membership, form, exc.status)
     db.session.commit()
+    flash(f"Added the endpoint {endpoint.url}. Copy its signing secret now: it is shown only once.", "success")
     return _detail(workspace, membership, endpoint, new_secret=secret, created=True)
 
 
