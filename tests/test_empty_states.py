@@ -39,6 +39,8 @@ class Case:
 
 
 CASES = [
+    Case("overview's tables", "/w/{slug}/", "No tables yet", "/w/{slug}/tables"),
+    Case("overview's tables as a viewer", "/w/{slug}/", "No tables yet", "/w/{slug}/members", role="viewer"),
     Case("tables", "/w/{slug}/tables", "Create your first table", "#new-table"),
     Case("tables as a viewer", "/w/{slug}/tables", "No tables yet", "/w/{slug}/members", role="viewer"),
     Case("enrichment runs", "/w/{slug}/runs", "No enrichment runs yet", "/w/{slug}/tables"),
