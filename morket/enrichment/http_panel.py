@@ -60,6 +60,8 @@ class TestAnswer:
     # The first characters of the answer's body as it came (secrets masked), and whether there was more.
     excerpt: str | None = None
     truncated: bool = False
+    # No field is named yet: the value is the whole answer, which the excerpt already shows.
+    whole: bool = False
 
 
 class _Recorder(httpx.BaseTransport):
@@ -201,6 +203,7 @@ def send_test(workspace: Workspace, actor: Actor, table: Table, form: Mapping[st
         values=dict(result.values),
         excerpt=None if refused else excerpt,
         truncated=more,
+        whole=not field_name,
     )
 
 
