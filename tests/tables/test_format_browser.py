@@ -33,7 +33,11 @@ def _table(app) -> tuple[str, int]:
             workspace,
             user,
             table,
-            [{"Company": "Acme", "Amount": "1234.5"}, {"Company": "Globex", "Amount": "20000"}],
+            [
+                {"Company": "Acme", "Amount": "1234.5"},
+                {"Company": "Globex", "Amount": "20000"},
+                {"Company": "Initech", "Amount": "3.1"},
+            ],
         )
         db.session.commit()
         return f"/w/{workspace.slug}/tables/{table.id}", table.id
@@ -85,6 +89,7 @@ def test_format_from_the_header_menu_reformats_cells_and_the_status_bar(app, dat
         # Saved: the cells show the format without a reload, right-aligned; a toast says so.
         expect(_cell(page, 0, 1)).to_have_text("1,234.50")
         expect(_cell(page, 1, 1)).to_have_text("20,000.00")
+        expect(_cell(page, 2, 1)).to_have_text("3.10")
         assert _cell(page, 0, 1).evaluate("(c) => getComputedStyle(c).textAlign") == "right"
         expect(page.get_by_text("Amount now shows 1,234.50.")).to_be_visible()
         expect(form).to_be_hidden()
@@ -102,6 +107,7 @@ def test_format_from_the_header_menu_reformats_cells_and_the_status_bar(app, dat
         # Undo brings the previous format back.
         page.keyboard.press("Control+z")
         expect(_cell(page, 0, 1)).to_have_text("1,234.5")
+        expect(_cell(page, 2, 1)).to_have_text("3.1")
         assert not [p for p in page.problems if not re.search(r"favicon", str(p))]
     finally:
         engine = create_engine(database_url)
