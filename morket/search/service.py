@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -325,11 +326,19 @@ def defer_sync(table_id: int) -> None:
     db.session.info.setdefault("morket_search_queued", set()).add(int(table_id))
 
 
+_woken: dict[tuple[int, int], float] = {}  # (Redis client, table) -> when this process last woke it
+
+
 def wake_sync(table_id: int) -> None:
     """After a deferred commit: enqueue the table's sync straight to RQ, at most once per ``WAKE_MS``
-    (one Redis ``SET NX`` a call). Redis down costs only freshness: the sweep runs every two seconds."""
+    (one Redis ``SET NX``, and none when this process woke the table less than that ago). Redis down
+    costs only freshness: the sweep runs every two seconds."""
+    client = redis_connection()
+    now, key = time.monotonic(), (id(client), int(table_id))
+    if now - _woken.get(key, -WAKE_MS) < WAKE_MS / 1000:
+        return  # this process woke it a moment ago: not even the round trip
+    _woken[key] = now
     try:
-        client = redis_connection()
         if client.set(f"morket:search:wake:{int(table_id)}", 1, nx=True, px=WAKE_MS):
             enqueue_now(
                 "morket.search.tasks.sync_search",

@@ -89,14 +89,21 @@ def _parse_rows(table: Table, rows: Sequence[Mapping[Any, Any]]) -> list[dict[st
 _UNNEST_TYPES = frozenset({"text", "numeric", "date", "timestamptz", "boolean"})
 
 
-def _insert_unnest(table: Table, store: storage.Storage, parsed: list[dict[str, Any]]) -> list[int] | None:
+# A caller's own write sent with the insert (SQL text and its parameters, named apart from the insert's).
+Also = tuple[str, dict[str, Any]]
+
+
+def _insert_unnest(
+    table: Table, store: storage.Storage, parsed: list[dict[str, Any]], also: Also | None = None
+) -> list[int] | None:
     """Insert ``parsed`` with one short statement: a typed array per column, unnested in order, the
     positions numbered after the table's last by the statement itself (under the row lock).
 
     The table's ``row_count`` is counted by the same statement. One round trip whatever the row
     count, and the same text for every call on a table, so the driver parses and prepares it once
     (a multi-row VALUES is a new, long text each time). None when a column's type cannot go in as
-    an array (multi-select, JSON): the caller inserts row by row.
+    an array (multi-select, JSON): the caller inserts row by row. ``also`` rides in the same
+    statement as one more data-modifying CTE.
     """
     columns = [(store.columns[cid].name, storage.sql_type(kind)) for cid, kind in store.types.items()]
     if not columns or any(kind not in _UNNEST_TYPES for _, kind in columns):
@@ -111,9 +118,10 @@ def _insert_unnest(table: Table, store: storage.Storage, parsed: list[dict[str, 
         f"FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(names)}, n) RETURNING id, pos), "
         "counted AS (UPDATE tables SET row_count = row_count + (SELECT count(*) FROM added) WHERE id = :table_id "
         "RETURNING row_count) "
-        "SELECT id, pos, (SELECT row_count FROM counted) FROM added"
+        + (f", also AS ({also[0]}) " if also else "")
+        + "SELECT id, pos, (SELECT row_count FROM counted) FROM added"
     )
-    params: dict[str, Any] = {"base": table.pos_base, "table_id": table.id}
+    params: dict[str, Any] = {"base": table.pos_base, "table_id": table.id, **(also[1] if also else {})}
     for i, (name, kind) in enumerate(columns):
         values = [row.get(name) for row in parsed]
         if len({type(v) for v in values if v is not None}) > 1:  # the driver types an array by one element
@@ -129,9 +137,18 @@ def _insert_unnest(table: Table, store: storage.Storage, parsed: list[dict[str, 
 
 
 def insert_rows(
-    workspace: Workspace, actor: Actor | None, table: Table, rows: Sequence[Mapping[Any, Any]]
+    workspace: Workspace,
+    actor: Actor | None,
+    table: Table,
+    rows: Sequence[Mapping[Any, Any]],
+    *,
+    also: Also | None = None,
 ) -> list[int]:
-    """Append rows (column id or name → value), all or nothing; return their ids in order."""
+    """Append rows (column id or name → value), all or nothing; return their ids in order.
+
+    ``also``: a caller's own data-modifying statement (no RETURNING read back) written in the same
+    round trip as the rows when they go in as arrays, else right after them.
+    """
     check_owned(workspace, table)
     if not isinstance(rows, Sequence) or isinstance(rows, str | bytes) or not rows:
         raise ValidationFailed("Send at least one row.", fields={"rows": ["empty"]})
@@ -140,7 +157,7 @@ def insert_rows(
     parsed = _parse_rows(table, rows)
     store = storage.storage_for(table)
     lock_rows(table)
-    ids = _insert_unnest(table, store, parsed)  # counts the rows in the table's row_count too
+    ids = _insert_unnest(table, store, parsed, also)  # counts the rows in the table's row_count too
     if ids is None:
         start = next_pos(table)
         names = [c.name for c in store.columns.values()]
@@ -151,6 +168,8 @@ def insert_rows(
             .all()
         )
         table.row_count += len(ids)
+        if also:
+            db.session.execute(sa.text(also[0]), also[1])
     mark_views_stale(workspace, table, None)
     lookups.refresh_after_write(workspace, table, ids)
     refresh_formula_rows(workspace, table, ids)

@@ -153,3 +153,25 @@ def test_the_sample_is_rewritten_when_the_shape_changes_not_on_every_request(cli
     assert post(client, made, last, secret=secret).status_code == 200
     db.session.refresh(made)
     assert made.sample == last  # the SAMPLE_EVERY-th request since the count started refreshes it
+
+
+def test_counters_are_kept_when_the_rows_cannot_go_in_as_arrays(client, db, team):
+    """A multi-select column takes the row-by-row insert: the counters are written right after it."""
+    workspace, owner, _ = team
+    table = tables.create_table(
+        workspace,
+        owner,
+        "Tagged",
+        columns=[
+            {"name": "Email", "type": "email"},
+            {"name": "Tags", "type": "multi_select", "config": {"options": ["a", "b"]}},
+        ],
+    )
+    made, secret = service.create_source(workspace, owner, table, "Tags in")
+    service.update_source(workspace, owner, made, columns={"Email": "$.email", "Tags": "$.tags"})
+    db.session.commit()
+    body = [{"email": "t1@example.com", "tags": ["a"]}, {"email": "t2@example.com", "tags": ["a", "b"]}]
+    resp = post(client, made, body, secret=secret)
+    assert resp.status_code == 200 and resp.get_json()["data"]["inserted"] == 2
+    db.session.refresh(made)
+    assert (made.requests_accepted, made.rows_inserted, made.recent[0]["inserted"], made.sample) == (1, 2, 2, body)
