@@ -1,9 +1,10 @@
-"""What the drawer's HTTP card shows before anything is saved: the answer's body, and plain errors.
+"""What the drawer's HTTP and scrape cards show before anything is saved: the answer's body, and plain errors.
 
 "Send test request" shows the status, latency, extracted value and the beginning of the answer's body;
 an API that does not answer in time, a placeholder that is not one ("{{Company domain}}", an unclosed
 "{{website") and an answer too large to keep are said in words in the drawer, never a 500, and a setup
-with a broken placeholder is refused with the same words and writes nothing.
+with a broken placeholder is refused with the same words and writes nothing. The scrape card's first-row
+scrape refuses a private address before anything is queued, and a scrape that failed says why.
 """
 
 from __future__ import annotations
@@ -117,3 +118,47 @@ def test_a_broken_placeholder_is_shown_in_the_preview_refused_on_test_and_save(c
     assert saved.status_code == 422
     assert fragment in htmllib.unescape(_html(saved))
     assert len(tables.get_table_or_404(workspace, table.id).live_columns) == before
+
+
+def test_the_scrape_card_refuses_a_private_address_before_queueing_anything(client, leads):  # noqa: F811
+    from morket.extensions import db
+    from morket.scraping.models import ScrapeRequest
+
+    workspace, owner, table, ids = leads
+    first = tables.read_window(workspace, owner, table, None, 0, 1)[0].id
+    tables.write_cells(workspace, table, {first: {ids["Website"]: "http://10.0.0.8/admin"}})
+    db.session.commit()
+    login(client, owner)
+    base = _base(workspace, table)
+    token = csrf_token(client, f"{base}/panel/setup?card=op:website.scrape")
+    data = {"csrf_token": token, "in_domain": str(ids["Website"]), "extractor": "company"}
+    resp = client.post(f"{base}/panel/scrape-preview", data=data, headers={"HX-Request": "true"})
+    assert 400 <= resp.status_code < 500
+    alert = re.search(r'<p class="flash flash-error" role="alert">([^<]+)</p>', _html(resp))
+    assert alert is not None
+    assert "private" in alert.group(1).lower() or "not allowed" in alert.group(1).lower(), alert.group(1)
+    assert db.session.query(ScrapeRequest).filter_by(workspace_id=workspace.id).count() == 0
+
+
+def test_a_failed_first_row_scrape_says_why_in_the_drawer(client, leads):  # noqa: F811
+    from morket.extensions import db
+    from morket.scraping.models import ScrapeRequest
+
+    workspace, owner, table, _ids = leads
+    scrape = ScrapeRequest(
+        workspace_id=workspace.id,
+        created_by_id=owner.id,
+        source="panel",
+        url="https://acct0.example.com/",
+        extractor="company",
+        status="failed",
+        error_kind="robots",
+        message="robots.txt does not allow reading this page.",
+    )
+    db.session.add(scrape)
+    db.session.commit()
+    login(client, owner)
+    resp = client.get(f"{_base(workspace, table)}/panel/scrape-preview/{scrape.id}", headers={"HX-Request": "true"})
+    assert resp.status_code == 286  # htmx stops polling
+    alert = re.search(r'<p class="flash flash-error" role="alert">([^<]+)</p>', _html(resp))
+    assert alert is not None and alert.group(1) == "robots.txt does not allow reading this page."
