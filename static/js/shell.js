@@ -187,7 +187,9 @@
     );
     candidates.forEach(function (el) {
       if (el.closest("dialog") || el.closest("[data-confirm]") || el.classList.contains("danger")) { return; }
-      if (el.disabled || (el.closest("#main") && !el.getClientRects().length)) { return; }
+      // Hidden controls of the page are left out, except its menus' actions marked for the palette.
+      var hidden = el.closest("#main") && !el.getClientRects().length && !el.hasAttribute("data-palette-action");
+      if (el.disabled || hidden) { return; }
       var label = (el.getAttribute("data-palette-label") || el.getAttribute("aria-label") || el.textContent || "").replace(/\s+/g, " ").trim();
       if (!label || seen[label.toLowerCase()]) { return; }
       seen[label.toLowerCase()] = true;

@@ -114,6 +114,22 @@ def test_the_palette_finds_table_27_of_30_and_opens_it_by_keyboard(thirty_tables
     expect(page.locator("#palette-list [role=option]").first).to_have_text("Create tableAction")
     page.keyboard.press("Escape")
     expect(page.locator("#palette")).not_to_be_visible()
+
+    # On a table: the tools of its "more" menu, closed as it is, are actions of the palette.
+    page.goto(f"{base}/w/{slug}/tables/{table_27}")
+    page.wait_for_load_state("load")
+    page.keyboard.press("Control+k")
+    expect(palette_input).to_be_focused()
+    palette_input.fill("export")
+    expect(page.locator("#palette-list [role=option]").first).to_have_text("Export CSVAction")
+    palette_input.fill("duplicates")
+    expect(page.locator("#palette-list [role=option]").first).to_have_text("Find duplicatesAction")
+    palette_input.fill("")
+    expect(page.locator("#palette-list [role=option]", has_text="Add a row")).to_have_count(1)
+    assert not [o for o in _options(page) if "delete" in o.lower()], _options(page)  # not "Delete selected rows"
+    palette_input.fill("duplicates")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{base}/w/{slug}/tables/{table_27}/dedupe")
     assert page.problems == []
 
 
