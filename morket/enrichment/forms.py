@@ -100,6 +100,23 @@ def input_choices(
     return choices
 
 
+def _step_input_names(steps: list[dict[str, Any]]) -> list[str]:
+    """The input names the saved steps read (an unknown operation reads none)."""
+    from morket.providers import registry
+
+    names: list[str] = []
+    for step in steps:
+        key = step.get("operation", "")
+        if key == HTTP_OPERATION:
+            names += http_request.template_inputs(step.get("options") or {})
+            continue
+        try:
+            names += [spec.name for spec in registry.get_operation(key).inputs]
+        except (KeyError, LookupError, ValueError):
+            continue
+    return names
+
+
 def values_from_column(column: Column, setup: dict[str, Any]) -> dict[str, str]:
     """Form values of a saved column (the edit form starts from these)."""
     values: dict[str, str] = {"name": column.name, "target": setup.get("target", "")}
@@ -116,6 +133,10 @@ def values_from_column(column: Column, setup: dict[str, Any]) -> dict[str, str]:
             if options.get("headers"):
                 values[f"http_headers_{i}"] = "\n".join(f"{k}: {v}" for k, v in options["headers"].items())
     derive = setup.get("derive") or {}
+    # An input the saved setup leaves unmapped shows as "none" rather than a guess by meaning, so that
+    # opening the editor and saving changes nothing; inputs of a step added while editing are guessed.
+    for name in _step_input_names(setup.get("steps") or []):
+        values[f"in_{name}"] = ""
     for name, column_id in (setup.get("inputs") or {}).items():
         values[f"in_{name}"] = f"{column_id}:{derive[name]}" if name in derive else str(column_id)
     for out in setup.get("outputs") or []:

@@ -7,6 +7,8 @@ changed since is not overwritten.
 
 from __future__ import annotations
 
+import re
+
 from morket.enrichment import columns, panel_service
 from morket.enrichment.schemas import ColumnSetup
 from morket.extensions import db as _db
@@ -82,11 +84,17 @@ def test_a_saved_setup_is_confirmed_with_undo_and_undo_then_redo_swap_it_back(cl
 def test_a_save_that_changes_nothing_says_so_and_leaves_nothing_to_undo(client, leads):  # noqa: F811
     workspace, owner, table, ids = leads
     column = _waterfall(workspace, owner, table, ids)
+    # A column that means "company name": the saved setup leaves Apollo's company input unmapped, and
+    # the editor shows it so (no guess that a save would then write).
+    tables.add_column(workspace, owner, table, "Company", "text")
     _db.session.commit()
     login(client, owner)
     url = _edit_url(workspace, table, column)
     depth = undo.undo_depth(workspace, owner, table)
-    saved = client.post(url, data=_fields(_html(client.get(url))), headers={"HX-Request": "true"})
+    html = _html(client.get(url))
+    company = re.search(r'<select name="in_organization_name"[^>]*>(.*?)</select>', html, re.S)
+    assert company is not None and " selected" not in company.group(1)
+    saved = client.post(url, data=_fields(html), headers={"HX-Request": "true"})
     assert saved.status_code == 204
     toast = _toasts(client, workspace, table)
     assert "Nothing changed in “Work email”." in toast and "data-toast-undo" not in toast
