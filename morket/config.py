@@ -231,6 +231,10 @@ SETTINGS: tuple[Setting, ...] = (
         help="let workspace model endpoints use loopback addresses (development, sandbox and tests only)",
     ),
     Setting("AI_ENDPOINT_ALLOWLIST", _list, "", help="host:port pairs a model endpoint may use though private"),
+    # The research agent: a Brave-compatible web search API (the operator's) and its page budget.
+    Setting("WEBSEARCH_URL", _str, "https://api.search.brave.com", help="web search API base (Brave's contract)"),
+    Setting("WEBSEARCH_API_KEY", _str, "", secret=True, help="the web search API's key; empty: only company sites"),
+    Setting("RESEARCH_PAGE_MAX_BYTES", _int, "1048576", help="largest page the research agent reads"),
     # Outbound webhooks.
     Setting(
         "WEBHOOK_ALLOW_HTTP_LOOPBACK",

@@ -1,4 +1,4 @@
-"""AI columns' own tables: a workspace's monthly AI budget, and the "try on 5 rows" dry runs.
+"""AI columns' own tables: a workspace's monthly AI budget, the "try on 5 rows" dry runs, research results.
 
 An AI column's setup lives in its ``Column.config`` and its runs are row-run engine runs
 (``Run.kind = "ai"``, with the run's budget in the run's config); only what has no other home is here.
@@ -9,7 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -57,3 +68,29 @@ class AiDryRun(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
     output_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     rows_total: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     estimate_credits: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class AiResearchResult(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
+    """A research column's latest result for one row: the answer, its sources and every page visited.
+
+    ``record`` is ``research.Research.record()``: status, answer, sources ({url, title, quote}),
+    rejected sources, pages ({url, final_url, status, outcome, reason}), searches, steps, tokens.
+    """
+
+    __tablename__ = "ai_research_results"
+    __table_args__ = (UniqueConstraint("column_id", "row_id"),)
+
+    table_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tables.id", ondelete="CASCADE"), nullable=False)
+    column_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("table_columns.id", ondelete="CASCADE"), nullable=False
+    )
+    row_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    run_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("enrichment_runs.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    answer: Mapped[str | None] = mapped_column(Text)
+    record: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow, onupdate=utcnow, nullable=False
+    )

@@ -25,6 +25,8 @@ COLUMN_TYPE = "ai"
 MAX_OPTIONS = 50
 MAX_FIELDS = 20
 DEFAULT_MAX_TOKENS = 256
+RESEARCH_STEPS = 6
+RESEARCH_PAGES = 3
 # Columns whose cells are computed: not an input of a prompt.
 _COMPUTED = frozenset({"formula", "enrichment", "ai"})
 
@@ -49,9 +51,12 @@ class AiSetup(BaseModel):
     model: str | None = Field(default=None, max_length=120)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, allow_inf_nan=False)
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=16, le=4096)
-    output_type: Literal["text", "number", "boolean", "choice", "url", "email", "json"] = "text"
+    output_type: Literal["text", "number", "boolean", "choice", "url", "email", "json", "research"] = "text"
     options: list[str] = Field(default_factory=list, max_length=200)
     fields: list[AiField] = Field(default_factory=list, max_length=100)
+    # A research column's bounds per row: model steps and pages fetched.
+    research_steps: int = Field(default=RESEARCH_STEPS, ge=2, le=12)
+    research_pages: int = Field(default=RESEARCH_PAGES, ge=1, le=6)
 
     @field_validator("options")
     @classmethod
@@ -80,6 +85,12 @@ class AiConfig(BaseModel):
     output_type: str = "text"
     options: list[str] = Field(default_factory=list)
     fields: list[AiField] = Field(default_factory=list)
+    research_steps: int = RESEARCH_STEPS
+    research_pages: int = RESEARCH_PAGES
+
+    @property
+    def research(self) -> bool:
+        return self.output_type == "research"
 
     def schema(self) -> dict[str, Any]:
         return outputs.json_schema(self.output_type, self.options, [f.model_dump() for f in self.fields])
@@ -199,6 +210,8 @@ def _config(
         output_type=setup.output_type,
         options=setup.options if setup.output_type == "choice" else [],
         fields=fields,
+        research_steps=setup.research_steps,
+        research_pages=setup.research_pages,
     )
     return config.model_dump(mode="json")
 

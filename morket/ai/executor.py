@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from redis.exceptions import RedisError
 
-from morket.ai import budget, outputs, prompt
+from morket.ai import budget, outputs, prompt, research
 from morket.ai.columns import AiConfig, read_config
 from morket.core.db import utcnow
 from morket.enrichment import cache
@@ -53,6 +53,10 @@ DEFAULT_TPM = 400_000
 # The token bucket counts tokens in chunks of this many: one bucket token per chunk a call may use.
 TOKEN_CHUNK = 500
 EMPTY_MESSAGE = "Nothing to ask: the columns the prompt reads are empty in this row."
+RESEARCH_SETTINGS = (
+    "SCRAPE_ALLOWLIST", "SCRAPE_HOST_RESOLVER_RULES", "SCRAPE_RESPECT_ROBOTS", "SCRAPE_DOMAIN_RATE",
+    "RESEARCH_PAGE_MAX_BYTES", "WEBSEARCH_URL", "WEBSEARCH_API_KEY",
+)  # fmt: skip
 
 
 @dataclass
@@ -72,6 +76,17 @@ class AiPlan:
     backoff: float
     rpm: float
     tpm: float
+    # What a research column's tools read: scraping's guard and limits, the web search API.
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def research(self) -> bool:
+        return self.config.research
+
+    @property
+    def caps(self) -> research.Caps:
+        c = self.config
+        return research.Caps(steps=c.research_steps, pages=c.research_pages, max_tokens=c.max_tokens)
 
     @property
     def model(self) -> str:
@@ -87,6 +102,8 @@ class AiPlan:
     @property
     def answer_tokens(self) -> int:
         config = self.config
+        if config.research:
+            return config.research_steps * config.max_tokens
         return budget.answer_bound(config.output_type, config.options, config.max_tokens)
 
     @property
@@ -127,6 +144,7 @@ def build_plan(run: Run, *, resolve_keys: bool = True) -> AiPlan:
         backoff=float(settings.get("ENRICHMENT_BACKOFF_SECONDS") or 2.0),
         rpm=float(rpm),
         tpm=float(tpm),
+        settings={k: settings.get(k) for k in RESEARCH_SETTINGS},
     )
 
 
@@ -198,6 +216,7 @@ class AiRow:
     bound: int = 0
     cache_key: tuple[str, str] | None = None
     ready: RowOutcome | None = None  # decided without a call (empty, cached, over budget)
+    sites: list[str] = field(default_factory=list)  # a research row's own sites
 
 
 @dataclass
@@ -277,9 +296,12 @@ def prepare_rows(table: Table, plan: AiPlan, claimed: Sequence[ClaimedRow]) -> P
             row.ready = _ready(c, "final", "no_data", message=EMPTY_MESSAGE)
         else:
             row.cache_key = (plan.operation, prompt_hash(plan.model, plan.system, text, plan.schema, plan.config))
-            row.bound = budget.row_bound(
-                plan.model, prompt.byte_bound(plan.system, text, json.dumps(plan.schema)), plan.answer_tokens
-            )
+            if plan.research:
+                row.sites = research.site_urls(list(inputs[c.row_id].values()))
+                bytes_ = research.bound_bytes(plan.system, text, plan.caps)
+            else:
+                bytes_ = prompt.byte_bound(plan.system, text, json.dumps(plan.schema))
+            row.bound = budget.row_bound(plan.model, bytes_, plan.answer_tokens)
         rows.append(row)
     known = cache.lookup_many(plan.workspace_id, [r.cache_key for r in rows if r.cache_key is not None])
     for row in rows:
@@ -291,6 +313,7 @@ def prepare_rows(table: Table, plan: AiPlan, claimed: Sequence[ClaimedRow]) -> P
                 claim, "final", "success", provider="ai:cache", value=values.get("value"),
                 fields=values.get("fields") or {},
                 delivered_by=Delivered(plan.model, cached=True, answer=values.get("value")),
+                attempt_log=[values["research"]] if values.get("research") else [],
             )  # fmt: skip
     batch.stopped = apply_budgets(plan, claimed, rows)
     if batch.stopped:
@@ -364,6 +387,8 @@ class RowWorker:
                 return self._release(claim)
         if s.stop.is_set():
             return self._release(claim)
+        if plan.research:
+            return self._research(claim, row, requests, breaker, admission.clean)
         left = s.lease_deadline - time.monotonic() - s.lease_margin
         try:
             answer = llm.complete(
@@ -401,6 +426,68 @@ class RowWorker:
         return _ready(claim, "final", "success", provider=plan.operation, value=value, fields=fields,
                       attempts=claim.attempts + 1, delivered_by=delivered)  # fmt: skip
 
+    def _research(self, claim: ClaimedRow, row: AiRow, requests: Any, breaker: Any, clean: bool) -> RowOutcome:
+        """A research row: the bounded tool loop; only a sourced answer is delivered (and paid for)."""
+        from morket.ai import llm
+
+        plan, s = self.plan, self.s
+        steps = {"n": 0}
+
+        def before_step() -> bool:  # the first step was admitted above; each further one takes a request
+            steps["n"] += 1
+            left = s.lease_deadline - time.monotonic() - s.lease_margin
+            return not s.stop.is_set() and (steps["n"] == 1 or requests.acquire(timeout=max(left, 0.1)))
+
+        loop = research.Loop(
+            plan.endpoint, system=plan.system, question=row.prompt or "", sites=row.sites, caps=plan.caps,
+            fetch=lambda url: read_page(url, plan.settings, s.redis), search=web_search(plan.settings),
+            deadline=s.lease_deadline - s.lease_margin, before_step=before_step,
+        )  # fmt: skip
+        try:
+            found = loop.run()
+        except research.Retry as exc:
+            if exc.retry_after == 0:
+                return self._release(claim)
+            requests.block_for(exc.retry_after if exc.retry_after is not None else 1.0)
+            return self._retry(claim, exc.message, exc.retry_after, True)
+        except llm.LlmError as exc:
+            limited = exc.retry_after is not None or "rate limit" in exc.message.lower()
+            if exc.retryable:
+                if limited:
+                    requests.block_for(exc.retry_after if exc.retry_after is not None else 1.0)
+                else:
+                    breaker.record_failure()
+                return self._retry(claim, exc.message, exc.retry_after, limited)
+            return _ready(claim, "final", "error", provider=plan.operation, attempts=claim.attempts + 1,
+                          message=exc.message)  # fmt: skip
+        if not clean:
+            breaker.record_success()
+        record = found.record()
+        if found.status != "answered":
+            return _ready(claim, "final", "error", provider=plan.operation, attempts=claim.attempts + 1,
+                          message=found.message, attempt_log=[record])  # fmt: skip
+        delivered = Delivered(found.model or plan.model, found.input_tokens, found.output_tokens,
+                              cache_key=row.cache_key, answer=found.answer)  # fmt: skip
+        return _ready(claim, "final", "success", provider=plan.operation, value=found.answer, fields={},
+                      attempts=claim.attempts + 1, delivered_by=delivered, attempt_log=[record])  # fmt: skip
+
+
+def read_page(url: str, settings: Mapping[str, Any], redis: Any) -> Any:
+    """A page's text through scraping's guard, robots.txt and per-domain limits."""
+    from morket.scraping.pages import read_page as read
+
+    return read(url, dict(settings), redis)
+
+
+def web_search(settings: Mapping[str, Any]) -> Callable[[str], list] | None:
+    """The web search the loop may use (None when the operator configured no key: company sites only)."""
+    from morket.ai import websearch
+
+    base, key = settings.get("WEBSEARCH_URL"), settings.get("WEBSEARCH_API_KEY")
+    if not base or not key:
+        return None
+    return lambda query: websearch.search(str(base), str(key), query)
+
 
 # --- filing and charging -------------------------------------------------------------------------------
 
@@ -426,7 +513,10 @@ def file_outcomes(table: Table, plan: AiPlan, outcomes: Sequence[RowOutcome]) ->
             continue
         delivered = o.delivered_by
         if isinstance(delivered, Delivered) and not delivered.cached and delivered.cache_key is not None:
-            fresh[delivered.cache_key] = cache.CachedAnswer("hit", {"value": o.value, "fields": o.fields or {}})
+            values = {"value": o.value, "fields": o.fields or {}}
+            if plan.research and o.attempt_log:
+                values["research"] = o.attempt_log[0]
+            fresh[delivered.cache_key] = cache.CachedAnswer("hit", values)
         cells: dict[int, Any] = {}
         if plan.column_id in store.columns:
             cells[plan.column_id] = o.value
@@ -436,7 +526,31 @@ def file_outcomes(table: Table, plan: AiPlan, outcomes: Sequence[RowOutcome]) ->
                 cells[f.column_id] = value
         changes[o.row_id] = cells
     cache.store_many(plan.workspace_id, fresh, plan.cache_ttl)
+    if plan.research:
+        store_research(plan, [o for o in outcomes if o.kind == "final" and o.attempt_log])
     return changes
+
+
+def store_research(plan: AiPlan, outcomes: Sequence[RowOutcome]) -> None:
+    """Each researched row's record (answer, sources, pages visited), replacing the row's last one."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    from morket.ai.column_models import AiResearchResult
+
+    rows = [
+        {"workspace_id": plan.workspace_id, "table_id": plan.table_id, "column_id": plan.column_id,
+         "row_id": o.row_id, "run_id": plan.run_id, "status": o.attempt_log[0].get("status") or "gave_up",
+         "answer": o.attempt_log[0].get("answer"), "record": o.attempt_log[0], "updated_at": utcnow()}
+        for o in outcomes
+        if isinstance(o.attempt_log[0], dict)
+    ]  # fmt: skip
+    if not rows:
+        return
+    statement = insert(AiResearchResult).values(rows)
+    db.session.execute(statement.on_conflict_do_update(
+        index_elements=["column_id", "row_id"],
+        set_={k: statement.excluded[k] for k in ("run_id", "status", "answer", "record", "updated_at")},
+    ))  # fmt: skip
 
 
 def answer_cost(plan: AiPlan, delivered: Delivered) -> int:

@@ -285,3 +285,135 @@ def complete(
         raise
     except Exception as exc:  # one error type for every caller; the cause stays chained
         raise _map_error(exc) from exc
+
+
+# --- tool use: one step of a conversation (the research agent) ----------------------------------
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One model step: a tool call (``call``) or text, with the step's usage."""
+
+    call: ToolCall | None
+    text: str
+    input_tokens: int
+    output_tokens: int
+    model: str
+
+
+def _openai_messages(system: str, messages: list[dict]) -> list[dict]:
+    wire: list[dict] = [{"role": "system", "content": system}] if system else []
+    for m in messages:
+        if m["role"] == "user":
+            wire.append({"role": "user", "content": _clean(m["text"])})
+        elif m["role"] == "assistant":
+            call = m["call"]
+            wire.append({"role": "assistant", "content": None, "tool_calls": [{
+                "id": call.id, "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+            }]})  # fmt: skip
+        else:
+            wire.append({"role": "tool", "tool_call_id": m["id"], "content": _clean(m["text"])})
+    return wire
+
+
+def _anthropic_messages(messages: list[dict]) -> list[dict]:
+    wire: list[dict] = []
+    for m in messages:
+        if m["role"] == "user":
+            wire.append({"role": "user", "content": _clean(m["text"])})
+        elif m["role"] == "assistant":
+            call = m["call"]
+            wire.append({"role": "assistant", "content": [
+                {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+            ]})  # fmt: skip
+        else:
+            wire.append({"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": m["id"], "content": _clean(m["text"])}
+            ]})  # fmt: skip
+    return wire
+
+
+def _arguments(raw: Any) -> dict:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw or "{}")
+    except (TypeError, ValueError):
+        raise LlmError("The model's tool call did not hold JSON arguments", retryable=False) from None
+    if not isinstance(value, dict):
+        raise LlmError("The model's tool call did not hold an object", retryable=False)
+    return value
+
+
+def _openai_turn(endpoint, system, messages, tools, max_tokens, timeout) -> Turn:
+    result = _client(endpoint).chat.completions.create(
+        model=endpoint.model,
+        messages=_openai_messages(system, messages),
+        tools=[{"type": "function", "function": t} for t in tools],
+        tool_choice="required",
+        temperature=0,
+        max_completion_tokens=max_tokens,
+        timeout=timeout,
+    )
+    if not result.choices:
+        raise LlmError("The model endpoint gave no answer", retryable=True)
+    message = result.choices[0].message
+    calls = getattr(message, "tool_calls", None) or []
+    call = None
+    if calls:
+        fn = calls[0].function
+        call = ToolCall(str(calls[0].id), str(fn.name), _arguments(fn.arguments))
+    usage = result.usage
+    return Turn(call, message.content or "", int(getattr(usage, "prompt_tokens", 0) or 0),
+                int(getattr(usage, "completion_tokens", 0) or 0), result.model or endpoint.model)  # fmt: skip
+
+
+def _anthropic_turn(endpoint, system, messages, tools, max_tokens, timeout) -> Turn:
+    kwargs: dict[str, Any] = {"system": system} if system else {}
+    result = _client(endpoint).messages.create(
+        model=endpoint.model,
+        max_tokens=max_tokens,
+        messages=_anthropic_messages(messages),
+        tools=[{"name": t["name"], "description": t["description"], "input_schema": t["parameters"]} for t in tools],
+        tool_choice={"type": "any"},
+        timeout=timeout,
+        **kwargs,
+    )
+    call, texts = None, []
+    for block in result.content or []:
+        if block.type == "tool_use" and call is None:
+            call = ToolCall(str(block.id), str(block.name), _arguments(block.input))
+        elif block.type == "text":
+            texts.append(block.text)
+    usage = result.usage
+    return Turn(call, "".join(texts), int(getattr(usage, "input_tokens", 0) or 0),
+                int(getattr(usage, "output_tokens", 0) or 0), result.model or endpoint.model)  # fmt: skip
+
+
+def converse(
+    endpoint: Endpoint, *, system: str, messages: list[dict], tools: list[dict], max_tokens: int = 512,
+    timeout: float = 30.0,
+) -> Turn:  # fmt: skip
+    """One step of a tool-using conversation; the model must call one of ``tools``.
+
+    ``messages``: ``{"role": "user", "text"}``, ``{"role": "assistant", "call": ToolCall}`` and
+    ``{"role": "tool", "id", "text"}`` (a call's result), in order. ``tools``: ``{"name",
+    "description", "parameters"}`` (a JSON schema). Errors as ``complete``'s.
+    """
+    if endpoint.kind not in KINDS:
+        raise LlmError(f"Unknown kind of model endpoint {endpoint.kind!r}", retryable=False)
+    call = _openai_turn if endpoint.kind == "openai" else _anthropic_turn
+    try:
+        return call(endpoint, _clean(system or ""), messages, tools, max_tokens, timeout)
+    except LlmError:
+        raise
+    except Exception as exc:  # one error type for every caller; the cause stays chained
+        raise _map_error(exc) from exc

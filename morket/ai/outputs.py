@@ -24,6 +24,7 @@ OUTPUT_TYPES: dict[str, str] = {
     "url": "URL",
     "email": "Email",
     "json": "Several fields (JSON)",
+    "research": "Research the web (answer with sources)",
 }
 FIELD_TYPES = ("text", "number", "boolean", "url", "email")
 # The table column type each output type's field is written into.

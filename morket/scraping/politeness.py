@@ -210,27 +210,37 @@ class Robots:
 
     def _get(self, url: str, addresses: list) -> httpx.Response | None:
         """GET ``url`` from the first approved address, sending the real Host (and SNI for https)."""
-        parsed = httpx.URL(url)
-        targets = [str(a) for a in addresses] or [parsed.host]
-        for address in targets:
-            host = f"[{address}]" if ":" in address else address
-            try:
-                with _client().stream(
-                    "GET",
-                    parsed.copy_with(host=host.strip("[]")),
-                    headers={"Host": parsed.netloc.decode(), "User-Agent": ROBOTS_AGENT},
-                    extensions={"sni_hostname": parsed.host, "timeout": httpx.Timeout(self.timeout).as_dict()},
-                ) as response:
-                    body = b""
-                    for chunk in response.iter_bytes():
-                        body += chunk
-                        if len(body) >= ROBOTS_MAX_BYTES:
-                            break
-                    response._content = body[:ROBOTS_MAX_BYTES]  # keep what was read, capped
-                    return response
-            except httpx.HTTPError:
-                continue
-        return None
+        return pinned_get(url, addresses, ROBOTS_AGENT, self.timeout, ROBOTS_MAX_BYTES)
+
+
+def pinned_get(url: str, addresses: list, agent: str, timeout: float, max_bytes: int) -> httpx.Response | None:
+    """GET ``url`` from the first approved address that answers (None: none did), body cut at ``max_bytes``.
+
+    The connection goes to an address ``check_url`` approved, never to a fresh DNS answer; the real
+    Host header (and SNI for https) is sent. Redirects are not followed: the caller checks the next hop.
+    """
+    parsed = httpx.URL(url)
+    targets = [str(a) for a in addresses] or [parsed.host]
+    for address in targets:
+        host = f"[{address}]" if ":" in address else address
+        try:
+            with _client().stream(
+                "GET",
+                parsed.copy_with(host=host.strip("[]")),
+                # One connection a request: the next request may be pinned to another address.
+                headers={"Host": parsed.netloc.decode(), "User-Agent": agent, "Connection": "close"},
+                extensions={"sni_hostname": parsed.host, "timeout": httpx.Timeout(timeout).as_dict()},
+            ) as response:
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) >= max_bytes:
+                        break
+                response._content = body[:max_bytes]  # keep what was read, capped
+                return response
+        except httpx.HTTPError:
+            continue
+    return None
 
 
 _CLIENT: httpx.Client | None = None

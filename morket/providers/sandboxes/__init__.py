@@ -1,5 +1,6 @@
 """Local stand-ins for the external providers (Hunter, Apollo, Clearbit, the HubSpot and
-Salesforce CRMs, and language models behind the OpenAI and Anthropic APIs, Stripe) with synthetic data.
+Salesforce CRMs, language models behind the OpenAI and Anthropic APIs, Stripe, a web search API) with
+synthetic data.
 
 ``python -m morket.providers.sandboxes --port 8900`` serves them all on one port; the tests and
 ``make run``'s sandbox mode point MORKET_<PROVIDER>_URL at ``http://HOST:PORT/<provider>``.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from morket.providers.sandboxes import llm_research  # noqa: F401 - adds the research agent's rule
 from morket.providers.sandboxes.apollo import ApolloSandbox
 from morket.providers.sandboxes.clearbit import ClearbitSandbox
 from morket.providers.sandboxes.hubspot import HubSpotSandbox
@@ -17,6 +19,7 @@ from morket.providers.sandboxes.llm import AnthropicSandbox, OpenAISandbox
 from morket.providers.sandboxes.salesforce import SalesforceSandbox
 from morket.providers.sandboxes.server import KeepAliveHandler, QuietHandler, SandboxApp
 from morket.providers.sandboxes.stripe import StripeSandbox
+from morket.providers.sandboxes.websearch import WebSearchSandbox
 
 __all__ = ["SandboxApp", "build_app", "serve"]
 
@@ -33,6 +36,7 @@ def build_app() -> SandboxApp:
             OpenAISandbox(),
             AnthropicSandbox(),
             StripeSandbox(),
+            WebSearchSandbox(),
         ]
     )
 
