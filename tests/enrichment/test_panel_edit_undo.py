@@ -146,3 +146,19 @@ def test_undo_keeps_a_setup_someone_else_changed_since(client, leads):  # noqa: 
     assert "changed that column's enrichment setup since" in undone["error"]["message"]
     table, column = _reload(workspace, table, column)
     assert column.name == "Mine" and _operations(column) == ["apollo.people_match", "hunter.email_finder"]
+
+
+def test_the_full_page_editor_saves_with_the_same_undo(client, leads):  # noqa: F811
+    workspace, owner, table, ids = leads
+    column = _waterfall(workspace, owner, table, ids)
+    _db.session.commit()
+    login(client, owner)
+    page = f"/w/{workspace.slug}/tables/{table.id}/enrichment/{column.id}"
+    fields = {**_fields(_html(client.get(page))), "name": "Emails", "csrf_token": csrf_token(client, page)}
+    saved = client.post(page, data=fields)
+    assert saved.status_code == 303 and f"/tables/{table.id}" in saved.headers["Location"]
+    toast = _toasts(client, workspace, table)
+    assert "Saved “Emails”" in toast and ">Undo</button>" in toast
+    assert _step(client, workspace, table, "undo")["data"]["message"] == "Undid the enrichment setup change."
+    table, column = _reload(workspace, table, column)
+    assert column.name == "Work email"
