@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.crm.conftest import crm  # noqa: F401 - the CRM sandboxes fixture
 from tests.factories import MembershipFactory, login, workspace_with_owner
 
 EMPTY = re.compile(
@@ -185,3 +186,18 @@ def _escaped(title: str) -> str:
     from markupsafe import escape
 
     return str(escape(title))
+
+
+def test_the_pull_page_with_a_crm_connected_offers_to_start_the_first_pull(client, db, crm):  # noqa: F811
+    """With HubSpot connected, "No pulls yet" points at the pull form on the same page."""
+    from tests.crm.conftest import connect
+
+    workspace, owner = workspace_with_owner(name="Pull Empty Co")
+    db.session.flush()
+    login(client, owner)
+    connect(client, crm, workspace.slug, "hubspot")
+    html = client.get(f"/w/{workspace.slug}/crm/pull").get_data(as_text=True)
+    states = {m["title"].strip(): m for m in EMPTY.finditer(html)}
+    assert "No pulls yet" in states and "No CRM is connected" not in states, sorted(states)
+    action = ACTION.search(states["No pulls yet"]["rest"])
+    assert action and action["href"] == "#pull-form" and 'id="pull-form"' in html
