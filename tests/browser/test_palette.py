@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from sqlalchemy import create_engine, text
 
 from tests.browser.conftest import committed_owner
-from tests.browser.pagecheck import screenshot
+from tests.browser.pagecheck import axe_violations, screenshot
 from tests.factories import PASSWORD
 
 
@@ -73,6 +73,7 @@ def test_the_palette_finds_table_27_of_30_and_opens_it_by_keyboard(thirty_tables
     # ... and the palette, asking the server, lists the tables in the twenties that the sidebar lacks.
     expect(page.locator("#palette-list")).to_contain_text("Table: Lead list 21")
     screenshot(page, "palette-table-search", "1280x860")
+    assert axe_violations(page) == [], "the open palette has serious accessibility problems"
     palette_input.type("7", delay=20)
     expect(page.locator("#palette-list [role=option]").first).to_have_text("Table: Lead list 27Table")
     assert _options(page) == ["Table: Lead list 27"]
