@@ -1,4 +1,5 @@
-"""AI columns over the JSON API: columns, tries ("dry runs"), estimates, runs with budgets, the monthly budget.
+"""AI columns over the JSON API: columns, tries ("dry runs"), estimates, runs with budgets, the monthly budget,
+research results with their sources.
 
 Everything is looked up inside the caller's workspace, so another workspace's ids answer 404.
 """
@@ -9,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from morket.ai import budget, column_runs, columns
+from morket.ai import budget, column_runs, columns, research_results
 from morket.ai.column_models import AiDryRun
 from morket.api.routing import Principal, api_route
 from morket.extensions import db
@@ -41,6 +42,8 @@ class AiColumnOut(BaseModel):
     options: list[str]
     fields: list[AiFieldOut]
     inputs: dict[str, int]
+    research_steps: int
+    research_pages: int
 
 
 class AiSampleOut(BaseModel):
@@ -145,6 +148,8 @@ def _column_out(column: Column) -> AiColumnOut:
         options=config.options,
         fields=[AiFieldOut(**f.model_dump()) for f in config.fields],
         inputs=config.inputs,
+        research_steps=config.research_steps,
+        research_pages=config.research_pages,
     )
 
 
@@ -280,3 +285,93 @@ def set_monthly_budget(principal: Principal, body: AiMonthlyBudget) -> AiMonthly
     )
     db.session.commit()
     return out
+
+
+# --- research results -----------------------------------------------------------------------------------
+
+
+class ResearchSourceOut(BaseModel):
+    url: str
+    title: str = ""
+    quote: str
+
+
+class ResearchPageOut(BaseModel):
+    url: str
+    final_url: str | None = None
+    status: int | None = None
+    outcome: str  # read | refused | error
+    reason: str | None = None
+
+
+class ResearchSearchOut(BaseModel):
+    query: str
+    results: list[str]
+
+
+class ResearchResultOut(BaseModel):
+    row_id: int
+    column_id: int
+    run_id: int | None
+    status: str  # answered | unsourced | gave_up
+    answer: str | None
+    message: str | None
+    sources: list[ResearchSourceOut]
+    pages: list[ResearchPageOut]
+    searches: list[ResearchSearchOut]
+    steps: int
+    input_tokens: int
+    output_tokens: int
+    updated_at: str
+
+
+class ResearchListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after_row_id: int = Field(default=0, ge=0, le=MAX_ID)
+    limit: int = Field(default=100, ge=1, le=research_results.MAX_PAGE)
+
+
+def _research_out(found: Any) -> ResearchResultOut:
+    record = found.record or {}
+    return ResearchResultOut(
+        row_id=found.row_id,
+        column_id=found.column_id,
+        run_id=found.run_id,
+        status=found.status,
+        answer=found.answer,
+        message=record.get("message"),
+        sources=[ResearchSourceOut(**s) for s in record.get("sources") or []],
+        pages=[
+            ResearchPageOut(**{k: p.get(k) for k in ResearchPageOut.model_fields}) for p in record.get("pages") or []
+        ],
+        searches=[ResearchSearchOut(**s) for s in record.get("searches") or []],
+        steps=int(record.get("steps") or 0),
+        input_tokens=int(record.get("input_tokens") or 0),
+        output_tokens=int(record.get("output_tokens") or 0),
+        updated_at=found.updated_at.isoformat(),
+    )
+
+
+@api_route("/tables/<int:table_id>/ai-columns/<int:ai_column_id>/research", "GET", tag=TAG,
+           summary="List a research column's results", permission="enrichment.view", query=ResearchListQuery,
+           response=list[ResearchResultOut])  # fmt: skip
+def list_research_results(
+    principal: Principal, table_id: int, ai_column_id: int, query: ResearchListQuery
+) -> list[ResearchResultOut]:
+    """Each researched row's answer, its sources (URL, title, the quoted passage) and every page visited,
+    in row id order; page with ``after_row_id`` (the last row id received)."""
+    table, column = _table_column(principal, table_id, ai_column_id)
+    found = research_results.list_results(
+        principal.workspace, table, column, after_row_id=query.after_row_id, limit=query.limit
+    )
+    return [_research_out(r) for r in found]
+
+
+@api_route("/tables/<int:table_id>/ai-columns/<int:ai_column_id>/rows/<int:row_id>/research", "GET", tag=TAG,
+           summary="Get one row's research result", permission="enrichment.view",
+           response=ResearchResultOut)  # fmt: skip
+def get_research_result(principal: Principal, table_id: int, ai_column_id: int, row_id: int) -> ResearchResultOut:
+    """The row's answer with its sources; 404 when the row was never researched in this column."""
+    table = tables.get_table_or_404(principal.workspace, table_id)
+    return _research_out(research_results.get_result_or_404(principal.workspace, table, ai_column_id, row_id))

@@ -1,0 +1,105 @@
+"""Research results over the JSON API and in the row panel: answers with their sources and pages, 404 for
+ids that name nothing or belong to another workspace, and page text shown escaped."""
+
+from __future__ import annotations
+
+import pytest
+
+from morket.ai import column_runs
+from morket.extensions import db
+from morket.tables import service as tables
+from tests.ai.column_support import ai, finish  # noqa: F401 - fixture
+from tests.ai.research_support import (
+    research,  # noqa: F401 - fixture
+    research_column,
+    research_sites,  # noqa: F401 - fixture
+    research_table,
+)
+from tests.credentials.conftest import access_token, bearer, make_team  # noqa: F401 - access_token is a fixture
+from tests.enrichment.test_engine_support import grant
+from tests.factories import login
+
+HOSTILE = """<!doctype html><html><head><title>Hostile &lt;b&gt;Co</title></head><body>
+<p>Hostile Co was founded by <script>alert(1)</script>people who write <img src=x onerror=alert(2)> tags.</p>
+</body></html>"""
+
+
+@pytest.fixture
+def team(db, research):  # noqa: F811
+    research.serve("hostile.test", "/", HOSTILE)
+    team = make_team("Research")
+    grant(team.workspace, 50_000)
+    owner = team.users["owner"]
+    team.table = research_table(
+        team.workspace,
+        owner,
+        research,
+        [("Acme", "acme.test"), ("Hostile Co", "hostile.test"), ("Nobody", None), ("", None)],
+    )
+    team.column = research_column(team.workspace, owner, team.table)
+    run = column_runs.start_run(team.workspace, owner, team.table, team.column)
+    db.session.commit()
+    finish(run.id)
+    team.rows = [r.id for r in tables.read_window(team.workspace, owner, team.table, None, 0, 10)]
+    return team
+
+
+def test_api_lists_and_gets_research_results_with_sources(client, team, access_token, research):  # noqa: F811
+    token = access_token(team.users["viewer"], team.workspace)
+    base = f"/api/v1/tables/{team.table.id}/ai-columns/{team.column.id}"
+    column = client.get(base, headers=bearer(token)).get_json()["data"]
+    assert column["output_type"] == "research" and column["research_steps"] == 6 and column["research_pages"] == 3
+    listed = client.get(f"{base}/research", headers=bearer(token))
+    assert listed.status_code == 200
+    data = listed.get_json()["data"]
+    assert [r["row_id"] for r in data] == sorted(r["row_id"] for r in data) and len(data) == 3
+    acme = client.get(f"{base}/rows/{team.rows[0]}/research", headers=bearer(token)).get_json()["data"]
+    assert acme["status"] == "answered" and acme["answer"]
+    assert acme["sources"][0]["url"] == research.url("acme.test", "/") and acme["sources"][0]["quote"]
+    assert acme["pages"][0] == {"url": research.url("acme.test", "/"), "final_url": research.url("acme.test", "/"),
+                                "status": 200, "outcome": "read", "reason": None}  # fmt: skip
+    assert acme["steps"] >= 3 and acme["input_tokens"] > 0
+    page = client.get(f"{base}/research?after_row_id={team.rows[0]}&limit=1", headers=bearer(token)).get_json()
+    assert [r["row_id"] for r in page["data"]] == [team.rows[1]]
+    nobody = client.get(f"{base}/rows/{team.rows[2]}/research", headers=bearer(token)).get_json()["data"]
+    assert nobody["status"] == "unsourced" and nobody["sources"] == [] and "No sourced answer" in nobody["message"]
+    # A row with nothing to ask was never researched; ids that name nothing are 404s.
+    assert client.get(f"{base}/rows/{team.rows[3]}/research", headers=bearer(token)).status_code == 404
+    assert client.get(f"{base}/rows/999999999/research", headers=bearer(token)).status_code == 404
+    other_column = f"/api/v1/tables/{team.table.id}/ai-columns/999999999"
+    assert client.get(f"{other_column}/research", headers=bearer(token)).status_code == 404
+    assert client.get(f"{base}/research?limit=0", headers=bearer(token)).status_code == 422
+
+
+def test_another_workspace_gets_404(client, team, access_token):  # noqa: F811
+    stranger = make_team("Not theirs")
+    db.session.commit()
+    token = access_token(stranger.users["owner"], stranger.workspace)
+    base = f"/api/v1/tables/{team.table.id}/ai-columns/{team.column.id}"
+    assert client.get(f"{base}/research", headers=bearer(token)).status_code == 404
+    assert client.get(f"{base}/rows/{team.rows[0]}/research", headers=bearer(token)).status_code == 404
+    login(client, stranger.users["owner"])
+    page = f"/w/{stranger.workspace.slug}/tables/{team.table.id}/ai/{team.column.id}/rows/{team.rows[0]}/research"
+    assert client.get(page).status_code == 404
+
+
+def test_row_panel_shows_citations_escaped(client, team, research):  # noqa: F811
+    login(client, team.users["viewer"])
+    slug = team.workspace.slug
+    detail = client.get(f"/w/{slug}/tables/{team.table.id}/rows/{team.rows[0]}")
+    assert detail.status_code == 200
+    assert f"/ai/{team.column.id}/rows/{team.rows[0]}/research" in detail.get_data(as_text=True)
+    acme = client.get(f"/w/{slug}/tables/{team.table.id}/ai/{team.column.id}/rows/{team.rows[0]}/research")
+    html = acme.get_data(as_text=True)
+    assert acme.status_code == 200 and 'class="ai-citation"' in html
+    assert f'href="{research.url("acme.test", "/")}"' in html and 'rel="noopener noreferrer nofollow"' in html
+    hostile = client.get(f"/w/{slug}/tables/{team.table.id}/ai/{team.column.id}/rows/{team.rows[1]}/research")
+    text = hostile.get_data(as_text=True)
+    assert "<script>" not in text and "<img" not in text and "<b>" not in text
+    assert "Hostile Co was founded by" in text
+    flagged = client.get(f"/w/{slug}/tables/{team.table.id}/ai/{team.column.id}/rows/{team.rows[2]}/research")
+    assert "ai-research-flag" in flagged.get_data(as_text=True) and 'class="ai-citation"' not in flagged.get_data(
+        as_text=True
+    )
+    nothing = client.get(f"/w/{slug}/tables/{team.table.id}/ai/{team.column.id}/rows/{team.rows[3]}/research")
+    assert nothing.status_code == 200 and "Not researched yet" in nothing.get_data(as_text=True)
