@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import flash, make_response, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
@@ -24,6 +24,8 @@ from morket.tables import service as tables
 from morket.tables.models import Column, Table
 
 BASE = "/w/<slug>/tables/<int:table_id>/ai"
+# The setup of a new AI column inside the enrichment drawer (the catalogue's "AI" card opens it).
+PANEL_FRAGMENT = "ai/_panel_column.html"
 SCOPE_LABELS = {"all": "Every row", "empty": "Only rows without an answer"}
 
 
@@ -136,6 +138,38 @@ def _page(
     )
 
 
+def _panel(
+    workspace: Workspace,
+    membership: Member,
+    table: Table,
+    values: dict[str, str],
+    *,
+    error: str | None = None,
+    status: int = 200,
+):
+    """A new AI column's setup in the enrichment drawer; without htmx, the drawer's panel as a page."""
+    try:
+        models = _models(workspace)
+    except MorketError:
+        models = []
+    return render_page_or_fragment(
+        "enrichment/panel.html",
+        status,
+        hx_fragment=PANEL_FRAGMENT,
+        fragment=PANEL_FRAGMENT,
+        workspace=workspace,
+        membership=membership,
+        table=table,
+        values=values,
+        error=error,
+        models=models,
+        choice_value=_choice_value,
+        output_types=outputs.OUTPUT_TYPES,
+        field_types=outputs.FIELD_TYPES,
+        inputs=list(table.live_columns),
+    )
+
+
 def _column_url(workspace: Workspace, table: Table, ai_column_id: int) -> str:
     return url_for("ai.column_page", slug=workspace.slug, table_id=table.id, ai_column_id=ai_column_id)
 
@@ -148,20 +182,39 @@ def new_column(workspace: Workspace, membership: Member, table_id: int):
     return _page(workspace, membership, table, None, _values_of(None))
 
 
+@bp.get(f"{BASE}/panel")
+@workspace_page("enrichment.run")
+def panel_new_column(workspace: Workspace, membership: Member, table_id: int):
+    """A new AI column's setup in the enrichment drawer (the page ``/ai/new`` is the fuller form)."""
+    table = tables.get_table_or_404(workspace, table_id)
+    return _panel(workspace, membership, table, _values_of(None))
+
+
 @bp.post(f"{BASE}/new")
 @workspace_page("enrichment.run")
 def create_column(workspace: Workspace, membership: Member, table_id: int):
-    """Save a new AI column; then its page, where it is tried and run."""
+    """Save a new AI column; then its page, where it is tried and run.
+
+    From the drawer (``panel``) a refusal is shown in the drawer and htmx is sent on to the page.
+    """
     table = tables.get_table_or_404(workspace, table_id)
+    from_panel = request.form.get("panel") == "1"
     try:
         column = columns.create_ai_column(workspace, current_user, table, setup_from_form(request.form))
     except MorketError as exc:
         db.session.rollback()
         table = tables.get_table_or_404(workspace, table_id)
+        values = {**_values_of(None), **request.form.to_dict()}
+        if from_panel:
+            return _panel(workspace, membership, table, values, error=exc.message, status=exc.status)
         return _page(workspace, membership, table, None, dict(request.form), error=exc.message, status=exc.status)
     ai_column_id, name = column.id, column.name
     db.session.commit()
     flash(f"Added the AI column “{name}”. Try it on the first rows, then run it.", "success")
+    if request.headers.get("HX-Request") == "true":
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = _column_url(workspace, table, ai_column_id)
+        return response
     return redirect(_column_url(workspace, table, ai_column_id), 303)
 
 

@@ -108,6 +108,10 @@ def test_ai_column_classifies_500_companies_within_its_budget(app, services, san
     expect(card).to_be_visible(timeout=20_000)
     page.screenshot(path=str(SCREENSHOTS / "ai-catalogue-card.png"))
     card.click()
+    # The card opens the AI column's setup in the drawer; temperature, length and the system prompt
+    # are on its full page, which this test fills.
+    expect(page.locator("#enrich-drawer #ai-panel-form")).to_be_visible()
+    page.click("#ai-panel-full")
     expect(page).to_have_url(re.compile(rf"/tables/{table_id}/ai/new$"))
 
     page.fill("input[name=name]", "Industry")

@@ -332,6 +332,13 @@ def _http_broken_placeholder(d: Drawer, app) -> tuple[str, str]:
     return "#enrich-http-save", "#enrich-http-live"
 
 
+def _ai_card(d: Drawer, app) -> str:
+    d.page.locator("#enrich-ai-link").click()
+    expect(d.page.locator("#enrich-drawer #ai-panel-form")).to_be_visible()
+    expect(d.page.locator("#ai-panel-columns")).to_contain_text("{{Company domain}}")
+    return "#ai-panel-save"
+
+
 def _http_card(d: Drawer, app) -> str:
     _load(d, "/panel/http")
     drawer = d.page.locator("#enrich-drawer")
@@ -376,6 +383,7 @@ STATES = {
     "edit-waterfall": _edit_waterfall,
     "edit-http": _edit_http,
     "edit-saved-undo": _edit_saved_undo,
+    "ai-card": _ai_card,
     "http-card": _http_card,
     "http-test-answer": _http_test_answer,
     "http-broken-placeholder": _http_broken_placeholder,
