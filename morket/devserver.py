@@ -178,11 +178,14 @@ class DevServer:
                 MORKET_AI_MODEL="sandbox-small",
                 MORKET_AI_MODELS="sandbox-large",
             )
+        if not self.env.get("MORKET_WEBSEARCH_API_KEY"):
+            # The research agent's web search: the sandbox's (results from the index it is given).
+            self.env.update(MORKET_WEBSEARCH_URL=f"{base}/websearch", MORKET_WEBSEARCH_API_KEY="sandbox-websearch")
         # Workspace model endpoints may point at the sandbox LLM (or a local Ollama) on loopback.
         self.env.setdefault("MORKET_AI_ALLOW_LOOPBACK", "true")
         stripe_note = ", Stripe (test mode)" if stripe_sandbox else ""
         say(
-            f"sandbox mode: demo providers, CRMs (HubSpot, Salesforce){stripe_note} and a sandbox LLM "
+            f"sandbox mode: demo providers, CRMs (HubSpot, Salesforce){stripe_note}, a sandbox LLM and web search "
             f"with synthetic data at {base}"
         )
         return True

@@ -56,6 +56,7 @@ class AiSampleOut(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     cost: int = 0
+    sources: list[dict[str, str]] | None = None  # a research column's: url, title, quote
 
 
 class AiDryRunOut(BaseModel):

@@ -33,6 +33,7 @@ from morket.tables import storage
 from morket.tables.models import Column, Table
 
 TRY_ROWS = 5
+TRY_RESEARCH_SECONDS = 60.0
 SCOPES = ("all", "empty", "selected")
 MAX_SELECTED_ROWS = 10_000
 
@@ -79,6 +80,46 @@ def _ask(endpoint: Any, config: AiConfig, system: str, text: str) -> dict[str, A
     return result
 
 
+def _research(endpoint: Any, config: AiConfig, system: str, text: str, sites: list[str], tools: dict) -> dict:
+    """One research row of a try, in a pool thread: the bounded loop, its answer and sources or why none."""
+    import time
+
+    from morket.ai import llm, research
+    from morket.ai.executor import read_page, web_search
+
+    caps = research.Caps(steps=config.research_steps, pages=config.research_pages, max_tokens=config.max_tokens)
+    loop = research.Loop(
+        endpoint, system=system, question=text, sites=sites, caps=caps,
+        fetch=lambda url: read_page(url, tools["settings"], tools["redis"]),
+        search=web_search(tools["settings"]), deadline=time.monotonic() + TRY_RESEARCH_SECONDS,
+    )  # fmt: skip
+    try:
+        found = loop.run()
+    except (llm.LlmError, research.Retry) as exc:
+        return {"error": exc.message}
+    result: dict[str, Any] = {"answer": (found.answer or "")[:4000], "input_tokens": found.input_tokens,
+                              "output_tokens": found.output_tokens, "model": found.model, "sources": found.sources,
+                              "record": found.record()}  # fmt: skip
+    if found.status == "answered":
+        result.update(value=found.answer, fields={})
+    else:
+        result["error"] = found.message
+    return result
+
+
+def row_bounds(config: AiConfig, model: str, system: str, texts: Sequence[str]) -> list[int]:
+    """The most each prompt's answer can cost (a research row: every step of its loop at its most)."""
+    from morket.ai import research
+
+    if config.research:
+        caps = research.Caps(steps=config.research_steps, pages=config.research_pages, max_tokens=config.max_tokens)
+        out = config.research_steps * config.max_tokens
+        return [budget.row_bound(model, research.bound_bytes(system, t, caps), out) for t in texts]
+    schema_text = json.dumps(config.schema())
+    out = budget.answer_bound(config.output_type, config.options, config.max_tokens)
+    return [budget.row_bound(model, prompt.byte_bound(system, t, schema_text), out) for t in texts]
+
+
 def try_rows(
     workspace: Workspace, actor: Actor | None, table: Table, column: Column, *, rows: int = TRY_ROWS
 ) -> AiDryRun:
@@ -89,7 +130,6 @@ def try_rows(
     config = read_config(column.config)
     endpoint = resolve(workspace.id, config)
     system = prompt.system_prompt(config.system)
-    schema_text = json.dumps(config.schema())
     ids = _first_rows(table, max(rows * 4, rows))
     inputs = read_inputs(table, config, ids)
     picked: list[tuple[int, str]] = []
@@ -102,8 +142,7 @@ def try_rows(
     if not picked:
         raise ValidationFailed("The first rows have nothing to ask: the columns the prompt reads are empty.")
     model = endpoint.model
-    out = budget.answer_bound(config.output_type, config.options, config.max_tokens)
-    bounds = [budget.row_bound(model, prompt.byte_bound(system, t, schema_text), out) for _, t in picked]
+    bounds = row_bounds(config, model, system, [t for _, t in picked])
     if endpoint.platform:
         needed = sum(bounds)
         limit = budget.monthly_limit(workspace.id)
@@ -115,8 +154,20 @@ def try_rows(
         if balance(workspace.id) < needed:
             raise ValidationFailed(f"This try could cost up to {needed:,} credits; the balance is short.",
                                    fields={"credits": ["short"]})  # fmt: skip
-    with ThreadPoolExecutor(max_workers=len(picked)) as pool:
-        answers = list(pool.map(lambda item: _ask(endpoint, config, system, item[1]), picked))
+    if config.research:
+        from flask import current_app
+
+        from morket.ai import research
+        from morket.core.jobs import redis_connection
+
+        tools = {"settings": dict(current_app.config["MORKET"]), "redis": redis_connection()}
+        sites = {row_id: research.site_urls(list(inputs.get(row_id, {}).values())) for row_id, _ in picked}
+        with ThreadPoolExecutor(max_workers=len(picked)) as pool:
+            answers = list(pool.map(
+                lambda item: _research(endpoint, config, system, item[1], sites[item[0]], tools), picked))  # fmt: skip
+    else:
+        with ThreadPoolExecutor(max_workers=len(picked)) as pool:
+            answers = list(pool.map(lambda item: _ask(endpoint, config, system, item[1]), picked))
     dry = AiDryRun(
         workspace_id=workspace.id,
         table_id=table.id,
@@ -138,11 +189,14 @@ def try_rows(
             if cost > 0:
                 charges.append(Charge(cost, f"ai-try:{dry.id}:{row_id}", row_id=row_id, column_id=column.id,
                                       provider=budget.PROVIDER, operation=f"ai.{model}"[:80]))  # fmt: skip
-        samples.append({"row_id": row_id, "prompt": text, "cost": cost, **result})
+        samples.append(
+            {"row_id": row_id, "prompt": text, "cost": cost, **{k: v for k, v in result.items() if k != "record"}}
+        )
     try:
         charge_many(workspace.id, charges)
     except InsufficientCredits:
         raise ValidationFailed("The balance is short for this try's answers.", fields={"credits": ["short"]}) from None
+    _seed_cache(workspace, config, model, system, picked, answers)
     answered = [s for s in samples if "error" not in s]
     dry.samples = samples
     dry.credits = sum(s["cost"] for s in samples)
@@ -155,6 +209,31 @@ def try_rows(
     record_audit(workspace, actor, "ai.column_tried", f"column:{column.id}", table_id=table.id, rows=len(samples),
                  credits=dry.credits)  # fmt: skip
     return dry
+
+
+def _seed_cache(
+    workspace: Workspace, config: AiConfig, model: str, system: str, picked: Sequence[tuple[int, str]],
+    answers: Sequence[dict[str, Any]],
+) -> None:  # fmt: skip
+    """A try's delivered answers go into the cache a run reads: paid once here, free when the run meets them."""
+    from flask import current_app
+
+    from morket.enrichment import cache
+
+    schema = config.schema()
+    fresh = {}
+    for (_row_id, text), result in zip(picked, answers, strict=True):
+        record = result.get("record")
+        if "value" not in result or "error" in result:
+            continue
+        values: dict[str, Any] = {"value": result["value"], "fields": result.get("fields") or {}}
+        if record is not None:
+            values["research"] = record
+        fresh[(f"ai.{model}"[:80], prompt_hash(model, system, text, schema, config))] = cache.CachedAnswer(
+            "hit", values
+        )
+    ttl = int(current_app.config["MORKET"].get("ENRICHMENT_CACHE_TTL") or 2592000)
+    cache.store_many(workspace.id, fresh, ttl)
 
 
 @dataclass(frozen=True)
@@ -221,13 +300,15 @@ def estimate(
     # Each row at its most: the template's bytes plus the cells' (cut at the prompt's cap), max_tokens out.
     system = prompt.system_prompt(config.system)
     longest = prompt.byte_bound(system, config.prompt, json.dumps(config.schema())) + 200 * max(len(config.inputs), 1)
-    per_row_max = (
-        budget.row_bound(
+    if config.research:
+        per_row_max = row_bounds(
+            config, endpoint.model, system, [config.prompt + " " * (longest - len(config.prompt))]
+        )[0]
+    else:
+        per_row_max = budget.row_bound(
             endpoint.model, longest, budget.answer_bound(config.output_type, config.options, config.max_tokens)
         )
-        if endpoint.platform
-        else 0
-    )
+    per_row_max = per_row_max if endpoint.platform else 0
     tried = latest_try(workspace, column)
     per_row = None
     if tried is not None and tried.config == config.model_dump(mode="json"):

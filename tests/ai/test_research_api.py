@@ -103,3 +103,34 @@ def test_row_panel_shows_citations_escaped(client, team, research):  # noqa: F81
     )
     nothing = client.get(f"/w/{slug}/tables/{team.table.id}/ai/{team.column.id}/rows/{team.rows[3]}/research")
     assert nothing.status_code == 200 and "Not researched yet" in nothing.get_data(as_text=True)
+
+
+def test_try_researches_and_a_run_after_it_pays_nothing_twice(client, db, research, access_token):  # noqa: F811
+    import sqlalchemy as sa
+
+    from morket.credits.models import LedgerEntry
+
+    team = make_team("Research try")
+    grant(team.workspace, 50_000)
+    owner = team.users["owner"]
+    table = research_table(team.workspace, owner, research, [("Acme", "acme.test"), ("Globex", "globex.test")])
+    column = research_column(team.workspace, owner, table)
+    db.session.commit()
+    token = access_token(team.users["member"], team.workspace)
+    base = f"/api/v1/tables/{table.id}/ai-columns/{column.id}"
+    tried = client.post(f"{base}/dry-runs", headers=bearer(token))
+    assert tried.status_code == 201, tried.get_json()
+    samples = tried.get_json()["data"]["samples"]
+    assert len(samples) == 2 and all(s["sources"] and s["cost"] > 0 and s["value"] for s in samples)
+    assert samples[0]["sources"][0]["url"] == research.url("acme.test", "/")
+    estimate = client.get(f"{base}/estimate", headers=bearer(token)).get_json()["data"]
+    assert estimate["max_credits"] >= estimate["estimate_credits"] > 0
+    run = client.post(f"{base}/runs", json={}, headers=bearer(token)).get_json()["data"]
+    finished = finish(run["id"])
+    # The try's answers were cached: the run delivers them (sources included) and pays nothing more.
+    assert finished.succeeded == 2 and finished.credits_used == 0
+    charged = db.session.scalar(sa.select(sa.func.sum(-LedgerEntry.amount)).where(
+        LedgerEntry.workspace_id == team.workspace.id, LedgerEntry.provider == "ai"))  # fmt: skip
+    assert charged == sum(s["cost"] for s in samples)
+    listed = client.get(f"{base}/research", headers=bearer(token)).get_json()["data"]
+    assert [r["sources"][0]["quote"] for r in listed] == [s["sources"][0]["quote"] for s in samples]

@@ -36,3 +36,22 @@ def test_an_operators_own_default_endpoint_is_kept():
         assert "MORKET_AI_API_KEY" not in server.env
     finally:
         server.stop_children()
+
+
+@pytest.mark.timeout(60)
+def test_sandbox_mode_gives_the_research_agent_the_web_search_sandbox():
+    import httpx
+
+    server = DevServer({"PATH": "/usr/bin:/bin"})
+    try:
+        assert server.start_sandbox()
+        env = server.env
+        resp = httpx.get(
+            env["MORKET_WEBSEARCH_URL"] + "/res/v1/web/search",
+            params={"q": "acme"},
+            headers={"X-Subscription-Token": env["MORKET_WEBSEARCH_API_KEY"]},
+            timeout=5,
+        )
+        assert resp.status_code == 200 and resp.json()["type"] == "search"
+    finally:
+        server.stop_children()

@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"[sandbox] providers at {base}/hunter, {base}/apollo, {base}/clearbit (keys: sandbox-...); CRMs at "
         f"{base}/hubspot, {base}/salesforce (OAuth clients: sandbox-...); Stripe (test mode) at {base}/stripe "
-        f"(keys: sk_test_...); LLMs at {base}/openai/v1 and {base}/anthropic (keys: sandbox-...)",
+        f"(keys: sk_test_...); LLMs at {base}/openai/v1 and {base}/anthropic, web search at {base}/websearch "
+        "(keys: sandbox-...)",
         flush=True,
     )
     try:
