@@ -245,40 +245,48 @@ class CircuitBreaker:
 
 
 # KEYS[1] window (sorted set of call stamps), KEYS[2] block stamp; ARGV limit, interval, slot id.
-# Returns the seconds to wait as a string: "0" when the slot was taken (stamped now).
+# Returns the seconds to wait as a string: "0" when the slot was taken (stamped now). Stamps are
+# kept two intervals (``done`` looks back an interval from a send that may be a while ago); the
+# window counts those of the last interval.
 _WINDOW_TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local limit, interval = tonumber(ARGV[1]), tonumber(ARGV[2])
 local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
 if blocked > now then return tostring(blocked - now) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - interval)
-local n = redis.call('ZCARD', KEYS[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 2 * interval)
+local since = '(' .. string.format('%.6f', now - interval)
+local n = redis.call('ZCOUNT', KEYS[1], since, '+inf')
 if n >= limit then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, n - limit, 'WITHSCORES')
+  local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], since, '+inf', 'WITHSCORES', 'LIMIT', 0, n - limit + 1)
   return tostring(math.max(0.001, tonumber(oldest[#oldest]) + interval - now))
 end
 redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], math.ceil(interval * 1000) + 60000)
+redis.call('PEXPIRE', KEYS[1], math.ceil(interval * 2000) + 60000)
 return '0'
 """
 
 # KEYS[1] window; ARGV limit, interval, slot id, remaining (-1: unknown). The call's answer came
 # back: its slot is stamped now (the CRM counted it no later than that). When the CRM says fewer
-# calls remain than ours explain, the difference (someone else's calls) is stamped now too.
+# calls remain than ours explain, the difference (someone else's calls) is stamped too. The CRM
+# counted ``remaining`` when the call reached it, after it was sent: ours are the stamps from an
+# interval before the send on (stamps are kept two intervals, so none of ours that left our window
+# while the call was in flight passes for someone else's), and the others' calls, made before the
+# send, are stamped at the send (they leave the CRM's window by then + interval).
 _WINDOW_DONE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local limit, interval, remaining = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
+local sent = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[3]) or now)
 redis.call('ZADD', KEYS[1], now, ARGV[3])
 if remaining >= 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - interval)
-  local others = (limit - remaining) - redis.call('ZCARD', KEYS[1])
+  local others = (limit - remaining) - redis.call('ZCOUNT', KEYS[1], string.format('%.6f', sent - interval), '+inf')
   for i = 1, math.min(others, limit) do
-    redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. i)
+    redis.call('ZADD', KEYS[1], sent, ARGV[3] .. ':' .. i)
   end
 end
-redis.call('PEXPIRE', KEYS[1], math.ceil(interval * 1000) + 60000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 2 * interval)
+redis.call('PEXPIRE', KEYS[1], math.ceil(interval * 2000) + 60000)
 return 0
 """
 

@@ -196,3 +196,24 @@ def test_window_block_holds_every_caller(redis):
     SlidingWindow(redis, key, limit=100, interval=10).block_for(0.3)
     wait, slot = SlidingWindow(redis, key, limit=100, interval=10).try_acquire()
     assert slot is None and 0.2 < wait <= 0.3
+
+
+def test_window_takes_no_call_of_ours_that_expired_in_flight_for_someone_elses(redis):
+    """A slow answer: our two earlier calls leave the window while it is in flight (and another
+    worker's call meanwhile tidies the window), but the CRM counted them when the call reached it
+    (remaining 0). They are ours, not another app's: no phantom calls hold the window an interval."""
+    from morket.core.throttle import SlidingWindow
+
+    key = _key()
+    window = SlidingWindow(redis, key, limit=3, interval=0.5)
+    for slot in [window.try_acquire()[1] for _ in range(2)]:
+        window.done(slot, remaining=1)
+    time.sleep(0.45)
+    _, slow = window.try_acquire()
+    assert slow is not None
+    time.sleep(0.15)  # the first two expire from our window before the answer is back
+    assert SlidingWindow(redis, key, limit=3, interval=0.5).try_acquire()[1] is not None  # another worker
+    window.done(slow, remaining=0)
+    assert window.try_acquire()[1] is not None  # the third slot is free at once
+    wait, slot = window.try_acquire()
+    assert slot is None and wait > 0.3
