@@ -9,7 +9,10 @@ tokens (one ledger entry; the session is committed after each request, as the pa
 ``figures.nl_filter_p95_ms`` is Morket's own work per request (goal: 50 ms or less), the commit of
 the charge included (``commit_p95_ms`` and ``own_before_commit_p95_ms`` split it). The raw
 baseline, measured in the same run: the same request posted by a bare ``httpx.Client`` with the
-answer's JSON parsed (``bare_p95_ms``). Ends with one JSON line of figures and ratios.
+answer's JSON parsed (``bare_p95_ms``). With ``--rows N`` (default 300) it then runs an AI column
+twice over N rows (``bench.ai_runs``): ``ratios.rate_over_allowed`` at the sandbox's allowed rate
+and ``figures.overhead_ms_per_row`` beyond the bare client calls. Ends with one JSON line of
+figures and ratios.
 """
 
 from __future__ import annotations
@@ -78,6 +81,10 @@ def _sandbox() -> tuple[subprocess.Popen, str]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.ai", description=__doc__)
     parser.add_argument("--rounds", type=int, default=30, help="times each phrase is asked")
+    parser.add_argument("--rows", type=int, default=300, help="rows of each AI column run (0: no runs)")
+    parser.add_argument(
+        "--allowed-rate", type=float, default=20.0, help="requests/s the sandbox allows in the rate phase"
+    )
     args = parser.parse_args(argv)
 
     server, base = _sandbox()
@@ -136,6 +143,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log(f"{len(own)} requests: own p95 {p95(own):.2f} ms, total {p95(total):.2f} ms, bare {p95(raw):.2f} ms")
             tables.delete_table(workspace, owner, table)
             db.session.commit()
+            run_figures, run_ratios = {}, {}
+            if args.rows > 0:
+                from bench.ai_runs import measure
+
+                run_figures, run_ratios = measure(app, base, KEY, args.rows, args.allowed_rate)
     finally:
         server.terminate()
         server.wait(10)
@@ -150,10 +162,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "own_before_commit_p95_ms": round(p95([o - c for o, c in zip(own, commit, strict=True)]), 3),
         "model_call_p95_ms": round(p95(model), 3),
         "bare_p95_ms": round(p95(raw), 3),
+        **run_figures,
     }
     ratios = {
         "total_over_bare_p95": round(p95(total) / p95(raw), 3),
         "complete_over_bare_p95": round(p95(model) / p95(raw), 3),
+        **run_ratios,
     }
     result = {"figures": figures, "ratios": ratios}
     print(json.dumps(result), flush=True)
