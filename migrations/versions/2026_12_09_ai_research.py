@@ -57,8 +57,21 @@ def upgrade():
         sa.UniqueConstraint("column_id", "row_id", name=op.f("uq_ai_research_results_column_id_row_id")),
     )
     op.create_index(op.f("ix_ai_research_results_workspace_id"), "ai_research_results", ["workspace_id"], unique=False)
+    # Per-endpoint limits of AI runs (requests and tokens a minute), set on the AI models page.
+    op.add_column("ai_endpoints", sa.Column("requests_per_minute", sa.Integer(), nullable=True))
+    op.add_column("ai_endpoints", sa.Column("tokens_per_minute", sa.BigInteger(), nullable=True))
+    op.create_check_constraint(
+        op.f("ck_ai_endpoints_rpm_positive"), "ai_endpoints", "requests_per_minute IS NULL OR requests_per_minute > 0"
+    )
+    op.create_check_constraint(
+        op.f("ck_ai_endpoints_tpm_positive"), "ai_endpoints", "tokens_per_minute IS NULL OR tokens_per_minute > 0"
+    )
 
 
 def downgrade():
+    op.drop_constraint(op.f("ck_ai_endpoints_tpm_positive"), "ai_endpoints", type_="check")
+    op.drop_constraint(op.f("ck_ai_endpoints_rpm_positive"), "ai_endpoints", type_="check")
+    op.drop_column("ai_endpoints", "tokens_per_minute")
+    op.drop_column("ai_endpoints", "requests_per_minute")
     op.drop_index(op.f("ix_ai_research_results_workspace_id"), table_name="ai_research_results")
     op.drop_table("ai_research_results")

@@ -1,4 +1,5 @@
-"""Model endpoints over the JSON API: list (keys masked), the models pickers offer, create, delete, test.
+"""Model endpoints over the JSON API: list (keys masked), the models pickers offer, create, delete, test,
+set limits.
 
 Listing takes any reader's token or an API key; creating, deleting and testing an endpoint take a
 manager's user token (an API key must not swap where the workspace's prompts and data go).
@@ -47,6 +48,15 @@ class AiEndpointOut(Out):
     models: list[str]
     masked: str = Field(description='The last characters of a long key, e.g. "••••1a2b".')
     created_at: datetime
+    requests_per_minute: int | None = Field(description="The most requests a minute AI runs send (null: default).")
+    tokens_per_minute: int | None = Field(description="The most tokens a minute AI runs use (null: default).")
+
+
+class AiEndpointLimits(Request):
+    """An endpoint's limits for AI runs; null (or absent) puts Morket's default back."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1, le=service.RPM_MAX)
+    tokens_per_minute: int | None = Field(default=None, ge=1, le=service.TPM_MAX)
 
 
 class AiModelOut(Out):
@@ -78,6 +88,8 @@ def _out(endpoint: AiEndpoint) -> AiEndpointOut:
         models=list(endpoint.models or []),
         masked=endpoint.masked,
         created_at=endpoint.created_at,
+        requests_per_minute=endpoint.requests_per_minute,
+        tokens_per_minute=endpoint.tokens_per_minute,
     )
 
 
@@ -122,6 +134,21 @@ def delete_ai_endpoint(principal: Principal, endpoint_id: int) -> DeletedOut:
     service.delete_endpoint(principal.workspace, user_actor(principal), endpoint_id)
     db.session.commit()
     return DeletedOut(id=endpoint_id)
+
+
+@api_route(
+    "/ai/endpoints/<int:endpoint_id>/limits", "PUT", summary="Set a model endpoint's limits", tag=TAG,
+    permission="ai.manage", body=AiEndpointLimits, response=AiEndpointOut,
+)  # fmt: skip
+def set_ai_endpoint_limits(principal: Principal, endpoint_id: int, body: AiEndpointLimits) -> AiEndpointOut:
+    """Requests and tokens a minute AI runs may send to the endpoint. Needs a user's token."""
+    endpoint = service.set_limits(
+        principal.workspace, user_actor(principal), endpoint_id,
+        requests_per_minute=body.requests_per_minute, tokens_per_minute=body.tokens_per_minute,
+    )  # fmt: skip
+    out = _out(endpoint)
+    db.session.commit()
+    return out
 
 
 @api_route(

@@ -52,6 +52,8 @@ class Endpoint:
     model: str
     platform: bool  # True: the operator's default endpoint, charged in platform credits
     endpoint_id: int | None = None
+    requests_per_minute: int | None = None  # the endpoint's own limits for runs (None: the defaults)
+    tokens_per_minute: int | None = None
 
 
 @dataclass(frozen=True)

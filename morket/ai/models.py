@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,6 +27,8 @@ class AiEndpoint(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
     __table_args__ = (
         UniqueConstraint("workspace_id", "name"),
         CheckConstraint("kind IN ('openai', 'anthropic')", name="kind_known"),
+        CheckConstraint("requests_per_minute IS NULL OR requests_per_minute > 0", name="rpm_positive"),
+        CheckConstraint("tokens_per_minute IS NULL OR tokens_per_minute > 0", name="tpm_positive"),
     )
 
     name: Mapped[str] = mapped_column(String(80), nullable=False)
@@ -39,6 +41,9 @@ class AiEndpoint(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
     hint: Mapped[str] = mapped_column(String(4), nullable=False, default="")
     created_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The endpoint's own limits for AI runs (None: Morket's defaults, ``executor.DEFAULT_RPM``/``_TPM``).
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    tokens_per_minute: Mapped[int | None] = mapped_column(BigInteger)
 
     @property
     def masked(self) -> str:

@@ -43,6 +43,8 @@ DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https:
 NAME_MAX = 80
 URL_MAX = 500
 MODEL_MAX = 120
+RPM_MAX = 1_000_000  # requests a minute an endpoint may be given
+TPM_MAX = 1_000_000_000  # tokens a minute
 MODELS_MAX = 20
 SECRET_MIN = 8
 SECRET_MAX = 500
@@ -271,6 +273,40 @@ def delete_endpoint(workspace: Workspace, actor: User, endpoint_id: int) -> None
     db.session.flush()
 
 
+def _limit(value: object, field: str, label: str, most: int) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    number: int | None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    else:
+        try:
+            number = int(str(value).strip().replace(",", ""))
+        except ValueError:
+            number = None
+    if number is None or not 1 <= number <= most:
+        message = f"{label} must be a whole number from 1 to {most:,}, or empty for Morket's default."
+        raise ValidationFailed(message, fields={field: [message]})
+    return number
+
+
+def set_limits(
+    workspace: Workspace, actor: User, endpoint_id: int, *, requests_per_minute: object, tokens_per_minute: object
+) -> AiEndpoint:
+    """Set the requests and tokens a minute AI runs may send to the endpoint (empty: the defaults)."""
+    _require(workspace, actor)
+    endpoint = get_endpoint_or_404(workspace, endpoint_id)
+    rpm = _limit(requests_per_minute, "requests_per_minute", "Requests a minute", RPM_MAX)
+    tpm = _limit(tokens_per_minute, "tokens_per_minute", "Tokens a minute", TPM_MAX)
+    endpoint.requests_per_minute, endpoint.tokens_per_minute = rpm, tpm
+    record_audit(workspace, actor, "ai_endpoint.limits_set", endpoint.name, endpoint_id=endpoint.id,
+                 requests_per_minute=rpm, tokens_per_minute=tpm)  # fmt: skip
+    db.session.flush()
+    return endpoint
+
+
 # -- resolving --------------------------------------------------------------------------------
 
 
@@ -346,6 +382,8 @@ def resolve_endpoint(workspace: Workspace, endpoint_id: int | None, model: str |
         model=model or endpoint.model,
         platform=False,
         endpoint_id=endpoint.id,
+        requests_per_minute=endpoint.requests_per_minute,
+        tokens_per_minute=endpoint.tokens_per_minute,
     )
 
 

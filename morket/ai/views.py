@@ -4,11 +4,12 @@ chips, then applied to the view)."""
 
 from __future__ import annotations
 
-from flask import Response, flash, make_response, redirect, render_template, request, url_for
+from flask import Response, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from morket.ai import bp, nl_filter, service
+from morket.ai.executor import DEFAULT_RPM, DEFAULT_TPM
 from morket.ai.forms import CreateEndpointForm
 from morket.core.errors import MorketError, ValidationFailed
 from morket.core.forms import show_error_on_form
@@ -36,6 +37,8 @@ def _page(
         platform_name=service.PLATFORM_NAME,
         kind_labels=service.KIND_LABELS,
         can_manage=can(membership.role, "ai.manage"),
+        default_rpm=int(current_app.config["MORKET"].get("AI_REQUESTS_PER_MINUTE") or DEFAULT_RPM),
+        default_tpm=int(current_app.config["MORKET"].get("AI_TOKENS_PER_MINUTE") or DEFAULT_TPM),
     )
     # A page that received a secret must never be kept in a cache or replayed from history.
     resp.headers["Cache-Control"] = "no-store"
@@ -79,6 +82,25 @@ def test(workspace: Workspace, membership: Member, endpoint_id: int) -> Response
         return Response(html, mimetype="text/html", headers={"Cache-Control": "no-store"})
     flash(f"{endpoint.name}: {result.message}", "success" if result.ok else "error")
     return redirect(url_for("ai.endpoints", slug=workspace.slug), code=303)
+
+
+@bp.post("/w/<slug>/ai-models/<int:endpoint_id>/limits")
+@workspace_page("ai.manage")
+def limits(workspace: Workspace, membership: Member, endpoint_id: int) -> ResponseReturnValue:
+    """Save the requests and tokens a minute AI runs may send to an endpoint (empty: the defaults)."""
+    endpoint = service.get_endpoint_or_404(workspace, endpoint_id)
+    try:
+        service.set_limits(workspace, current_user, endpoint_id,
+                           requests_per_minute=request.form.get("requests_per_minute"),
+                           tokens_per_minute=request.form.get("tokens_per_minute"))  # fmt: skip
+    except MorketError as exc:
+        db.session.rollback()
+        flash(f"{endpoint.name}: {exc.message}", "error")
+        resp = _page(workspace, membership, status=exc.status)
+        return resp
+    db.session.commit()
+    flash(f"Saved the limits of {endpoint.name}.", "success")
+    return redirect(url_for("ai.endpoints", slug=workspace.slug) + f"#endpoint-{endpoint_id}", code=303)
 
 
 @bp.post("/w/<slug>/ai-models/<int:endpoint_id>/delete")
