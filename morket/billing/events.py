@@ -9,9 +9,12 @@ all: an event sent twice, or two deliveries at once, apply once (the second wait
 row and then finds it processed). A handler that raises leaves nothing; the view records the
 failure in a transaction of its own and answers 500, and Stripe's retry applies the event.
 
-Handlers never trust the event's copy of an object, nor the order events arrive in: they read the
-object's current state from Stripe (a session, invoice, subscription, charge or dispute) and act
-on that, with idempotency keys on every grant, so a replay or a late event changes nothing twice.
+Handlers never trust the order events arrive in: they act on the object's current state, read
+from Stripe (a subscription, an unpaid invoice or session, a charge, a dispute, a PaymentIntent),
+with idempotency keys on every grant, so a replay or a late event changes nothing twice. The one
+exception is an object in a final state (a completed and paid Checkout session, a paid invoice, a
+canceled subscription): it cannot change any more, so the event's signed copy is its current state
+and is used as it is, without a round trip to Stripe.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 import stripe
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from morket.accounts.models import User
@@ -40,7 +43,6 @@ from morket.billing.service import (
     start_grace,
     stripe_client,
 )
-from morket.core.db import utcnow
 from morket.core.errors import MorketError
 from morket.core.roles import BILLING_ADMIN, OWNER
 from morket.extensions import db
@@ -84,25 +86,27 @@ class Outcome:
 Handler = Callable[[Any, stripe.StripeClient, Outcome], None]
 
 
+# The claim: a new event id, or one whose handling failed before (a retry); no row when the id was
+# processed (or ignored) already. Written once as SQL: it runs for every delivery, so it is worth
+# skipping the statement building. ``processed_at`` is set by the claim (for an ignored type, the
+# claim is all there is; for the others it commits with the effects, so it is true when visible).
+_CLAIM = text(
+    "INSERT INTO billing_events (stripe_event_id, type, status, attempts, summary, received_at, processed_at)"
+    " VALUES (:id, :type, :status, 1, '', now(), now())"
+    " ON CONFLICT (stripe_event_id) DO UPDATE SET status = excluded.status,"
+    " attempts = billing_events.attempts + 1, error = NULL, processed_at = now()"
+    " WHERE billing_events.status = 'failed'"
+    " RETURNING id"
+)
+_FINISH = text("UPDATE billing_events SET workspace_id = :workspace_id, summary = :summary WHERE id = :row_id")
+
+
 def _claim(event: stripe.Event, status: str) -> int | None:
     """Claim the event id for this transaction; None when it was processed already.
 
     An ignored type is recorded as done by the claim itself (one statement, nothing else to write).
     """
-    done = utcnow() if status == "ignored" else None
-    stmt = (
-        pg_insert(BillingEvent)
-        .values(
-            stripe_event_id=event.id, type=event.type[:80], status=status, attempts=1, summary="", processed_at=done
-        )  # fmt: skip
-        .on_conflict_do_update(
-            index_elements=[BillingEvent.stripe_event_id],
-            set_={"status": status, "attempts": BillingEvent.attempts + 1, "error": None, "processed_at": done},
-            where=BillingEvent.status == "failed",
-        )
-        .returning(BillingEvent.id)
-    )
-    return db.session.scalar(stmt)
+    return db.session.scalar(_CLAIM, {"id": event.id, "type": event.type[:80], "status": status})
 
 
 def process(event: stripe.Event) -> Outcome:
@@ -116,10 +120,7 @@ def process(event: stripe.Event) -> Outcome:
     outcome = Outcome("processed")
     handler(event.data.object, stripe_client(), outcome)
     db.session.execute(
-        update(BillingEvent)
-        .where(BillingEvent.id == row_id)
-        .values(workspace_id=outcome.workspace_id, summary=outcome.summary[:300], processed_at=utcnow()),
-        execution_options={"synchronize_session": False},
+        _FINISH, {"workspace_id": outcome.workspace_id, "summary": outcome.summary[:300], "row_id": row_id}
     )
     return outcome
 
@@ -169,14 +170,29 @@ def _account(customer: str | None, workspace_hint: Any, outcome: Outcome) -> Bil
     return account
 
 
+# What a webhook may act on without reading the object again: a Stripe object in a final state,
+# whose fields the handler uses can no longer change, so no order of delivery can make the event's
+# (signed) copy stale. A completed Checkout session that is paid (or needs no payment), a paid
+# invoice and a canceled subscription are final; anything that can still change (a subscription,
+# an open or unpaid invoice or session, a charge, a dispute, a PaymentIntent) is read from Stripe.
+FINAL_SESSION_PAYMENT = ("paid", "no_payment_required")
+
+
+def _session_final(obj: Any) -> bool:
+    return field(obj, "status") == "complete" and field(obj, "payment_status") in FINAL_SESSION_PAYMENT
+
+
 def _checkout_completed(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
-    session = client.v1.checkout.sessions.retrieve(obj.id, params={"expand": ["subscription"]})
+    if _session_final(obj):
+        session = obj
+    else:
+        session = client.v1.checkout.sessions.retrieve(obj.id, params={"expand": ["subscription"]})
     hint = field(session, "client_reference_id") or field(session, "metadata", "workspace_id")
     account = _account(field(session, "customer"), hint, outcome)
     if account is None:
         return
     if field(session, "mode") == "subscription":
-        sub = _current(field(session, "subscription"), client.v1.subscriptions.retrieve)
+        sub = _current(field(session, "subscription"), client.v1.subscriptions.retrieve)  # its state now
         if sub is not None:
             chosen = apply_subscription(account, sub)
             outcome.summary = f"subscription {sub.id}: {chosen.name}"
@@ -184,12 +200,10 @@ def _checkout_completed(obj: Any, client: stripe.StripeClient, outcome: Outcome)
     if field(session, "payment_status") != "paid":
         outcome.summary = f"checkout {session.id} not paid yet ({field(session, 'payment_status')})"
         return
-    line = field(client.v1.checkout.sessions.line_items.list(session.id), "data", 0)
-    pack = plans.pack_for_price(field(line, "price", "id"))
+    pack, quantity = _session_pack(session, client)
     if pack is None:
         outcome.summary = f"checkout {session.id}: no credit pack in it"
         return
-    quantity = int(field(line, "quantity") or 1)
     granted = grant_purchase(
         account,
         kind="pack",
@@ -203,15 +217,26 @@ def _checkout_completed(obj: Any, client: stripe.StripeClient, outcome: Outcome)
     outcome.summary = f"{pack.name} × {quantity}: " + ("granted" if granted else "granted before")
 
 
+def _session_pack(session: Any, client: stripe.StripeClient) -> tuple[plans.CreditPack | None, int]:
+    """The pack a paid session bought, and how many.
+
+    Morket's own sessions name one pack in their metadata: when the session's total is exactly
+    that pack's price in dollars, that is what was paid for. Any other session is judged by its
+    line items, read from Stripe.
+    """
+    named = plans.PACKS.get(str(field(session, "metadata", "pack")))
+    total = field(session, "amount_total")
+    if named is not None and str(field(session, "currency")) == "usd" and total == named.usd * 100:
+        return named, 1
+    line = field(client.v1.checkout.sessions.line_items.list(session.id), "data", 0)
+    return plans.pack_for_price(field(line, "price", "id")), int(field(line, "quantity") or 1)
+
+
 def _current(ref: Any, retrieve: Callable[[str], Any]) -> Any:
     """An object Stripe expanded in place (read with its parent), else read now by its id; None for none."""
     if not ref:
         return None
     return retrieve(ref) if isinstance(ref, str) else ref
-
-
-# An invoice read with its subscription (one call instead of two; the paid handler needs both).
-INVOICE_SUBSCRIPTION = "parent.subscription_details.subscription"
 
 
 def _invoice_subscription(inv: Any) -> str | None:
@@ -224,7 +249,9 @@ def _invoice_payment_intent(inv: Any) -> str | None:
 
 
 def _invoice_paid(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
-    inv = client.v1.invoices.retrieve(obj.id, params={"expand": [INVOICE_SUBSCRIPTION]})
+    """A paid invoice grants its plan's credits once. Paid is final, so the event's copy is used;
+    the plan in force follows the subscription's own events (``customer.subscription.*``)."""
+    inv = obj if field(obj, "status") == "paid" else client.v1.invoices.retrieve(obj.id)
     sub_id = _invoice_subscription(inv)
     account = _account(field(inv, "customer"), field(inv, "metadata", "workspace_id"), outcome)
     if account is None:
@@ -232,15 +259,16 @@ def _invoice_paid(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> No
     if field(inv, "status") != "paid" or not sub_id:
         outcome.summary = f"invoice {inv.id}: {field(inv, 'status')}, nothing to grant"
         return
-    sub = _current(field(inv, "parent", "subscription_details", "subscription") or sub_id,
-                   client.v1.subscriptions.retrieve)  # fmt: skip
-    line = field(inv, "lines", "data", 0)
-    price = field(line, "pricing", "price_details", "price") or field(line, "price", "id") or field(line, "plan", "id")
-    chosen = plans.plan_for_price(price) or plans.plan_for_price(field(sub, "items", "data", 0, "price", "id"))
-    apply_subscription(account, sub)
-    if account.grace_invoice_id == inv.id or field(sub, "status") in ("active", "trialing"):
+    if account.grace_invoice_id == inv.id:  # the renewal that failed is paid after all
         account.grace_until = None
         account.grace_invoice_id = None
+    line = field(inv, "lines", "data", 0)
+    price = field(line, "pricing", "price_details", "price") or field(line, "price", "id") or field(line, "plan", "id")
+    chosen = plans.plan_for_price(price)
+    if chosen is None:  # no Morket price on the invoice's first line: the subscription's price decides
+        sub = _current(field(inv, "parent", "subscription_details", "subscription") or sub_id,
+                       client.v1.subscriptions.retrieve)  # fmt: skip
+        chosen = plans.plan_for_price(field(sub, "items", "data", 0, "price", "id"))
     if chosen is None:
         outcome.summary = f"invoice {inv.id}: no Morket plan in it"
         return
@@ -300,9 +328,13 @@ def _email_billing_people(account: BillingAccount, inv: Any) -> None:
         )
 
 
+# A subscription in one of these states stays in it: the event's copy is its current state.
+FINAL_SUBSCRIPTION = ("canceled", "incomplete_expired")
+
+
 def _subscription_changed(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
     try:
-        sub = client.v1.subscriptions.retrieve(obj.id)
+        sub = obj if field(obj, "status") in FINAL_SUBSCRIPTION else client.v1.subscriptions.retrieve(obj.id)
     except stripe.InvalidRequestError as exc:
         if exc.http_status != 404:
             raise

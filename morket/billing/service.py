@@ -358,16 +358,15 @@ def end_expired_grace(now: datetime | None = None) -> list[int]:
 # Grants and clawbacks ---------------------------------------------------------------------------
 
 
-def _record_purchase(account: BillingAccount, **values: Any) -> BillingPurchase | None:
-    """Insert the purchase row once per Stripe object; None when it exists (granted before)."""
+def _record_purchase(account: BillingAccount, **values: Any) -> bool:
+    """Insert the purchase row once per Stripe object; False when it exists (granted before)."""
     stmt = (
         pg_insert(BillingPurchase)
         .values(workspace_id=account.workspace_id, clawed_back=0, **values)
         .on_conflict_do_nothing(index_elements=[BillingPurchase.stripe_ref])
         .returning(BillingPurchase.id)
     )
-    new_id = db.session.scalar(stmt)
-    return None if new_id is None else db.session.get(BillingPurchase, new_id)
+    return db.session.scalar(stmt) is not None
 
 
 def grant_purchase(
@@ -382,11 +381,11 @@ def grant_purchase(
     note: str,
 ) -> bool:
     """Grant ``amount`` credits for one paid Stripe object, once; repay a shortfall first. True if granted."""
-    purchase = _record_purchase(
+    recorded = _record_purchase(
         account, kind=kind, stripe_ref=ref, item=item, credits=amount, amount_cents=amount_cents,
         payment_intent=payment_intent,
     )  # fmt: skip
-    if purchase is None or amount <= 0:
+    if not recorded or amount <= 0:
         return False
     entry = credits.grant(account.workspace_id, amount, idempotency_key=f"stripe:{ref}", note=note)
     if entry is None:
