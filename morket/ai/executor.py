@@ -47,6 +47,7 @@ log = logging.getLogger("morket.ai")
 KIND = "ai"
 MAX_ATTEMPTS = 6
 CALL_TIMEOUT_SECONDS = 30.0
+PAGE_TIMEOUT_SECONDS = 10.0  # one page a research row reads
 # Default limits of one endpoint when it names none (requests and tokens per minute).
 DEFAULT_RPM = 600
 DEFAULT_TPM = 400_000
@@ -426,6 +427,9 @@ class RowWorker:
         return _ready(claim, "final", "success", provider=plan.operation, value=value, fields=fields,
                       attempts=claim.attempts + 1, delivered_by=delivered)  # fmt: skip
 
+    def _left(self) -> float:
+        return self.s.lease_deadline - time.monotonic() - self.s.lease_margin
+
     def _research(self, claim: ClaimedRow, row: AiRow, requests: Any, breaker: Any, clean: bool) -> RowOutcome:
         """A research row: the bounded tool loop; only a sourced answer is delivered (and paid for)."""
         from morket.ai import llm
@@ -440,7 +444,7 @@ class RowWorker:
 
         loop = research.Loop(
             plan.endpoint, system=plan.system, question=row.prompt or "", sites=row.sites, caps=plan.caps,
-            fetch=lambda url: read_page(url, plan.settings, s.redis), search=web_search(plan.settings),
+            fetch=lambda url: read_page(url, plan.settings, s.redis, self._left()), search=web_search(plan.settings),
             deadline=s.lease_deadline - s.lease_margin, before_step=before_step,
         )  # fmt: skip
         try:
@@ -448,8 +452,7 @@ class RowWorker:
         except research.Retry as exc:
             if exc.retry_after == 0:
                 return self._release(claim)
-            requests.block_for(exc.retry_after if exc.retry_after is not None else 1.0)
-            return self._retry(claim, exc.message, exc.retry_after, True)
+            return self._retry(claim, exc.message, exc.retry_after, True)  # the search's limit, not the model's
         except llm.LlmError as exc:
             limited = exc.retry_after is not None or "rate limit" in exc.message.lower()
             if exc.retryable:
@@ -472,11 +475,11 @@ class RowWorker:
                       attempts=claim.attempts + 1, delivered_by=delivered, attempt_log=[record])  # fmt: skip
 
 
-def read_page(url: str, settings: Mapping[str, Any], redis: Any) -> Any:
-    """A page's text through scraping's guard, robots.txt and per-domain limits."""
+def read_page(url: str, settings: Mapping[str, Any], redis: Any, left: float = PAGE_TIMEOUT_SECONDS) -> Any:
+    """A page's text through scraping's guard, robots.txt and per-domain limits (within ``left`` seconds)."""
     from morket.scraping.pages import read_page as read
 
-    return read(url, dict(settings), redis)
+    return read(url, dict(settings), redis, timeout=max(1.0, min(PAGE_TIMEOUT_SECONDS, left)))
 
 
 def web_search(settings: Mapping[str, Any]) -> Callable[[str], list] | None:

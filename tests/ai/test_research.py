@@ -205,3 +205,21 @@ def test_the_web_search_sandbox_answers_braves_shape_429_and_401(ai, research): 
              for _ in range(3)]  # fmt: skip
     limited = [r for r in codes if r.status_code == 429]
     assert limited and limited[0].headers["Retry-After"] and limited[0].json()["error"]["code"] == "RATE_LIMITED"
+
+
+def test_a_429_storm_at_the_web_search_loses_no_row_and_charges_none_twice(team, research, ai):  # noqa: F811
+    workspace, owner = team
+    companies = [("Acme", "acme.test"), ("Globex", "globex.test"), ("Evil Corp", "evil.test"), ("Acme 2", "acme.test")]
+    table = research_table(workspace, owner, research, companies)
+    column = research_column(workspace, owner, table)
+    ai.configure("websearch", rate=1, burst=1)  # one search a second: most of the first batch's are refused
+    run = column_runs.start_run(workspace, owner, table, column)
+    db.session.commit()
+    run = finish(run.id)
+    log = ai.log("websearch")
+    assert any(e["status"] == 429 for e in log)
+    assert run.succeeded == 4 and run.failed == 0
+    assert all(state["status"] == "success" for _, state in cells(table, column.id).values())
+    charges = ai_charges(workspace.id)
+    assert len(charges) == 4 and len({c.idempotency_key for c in charges}) == 4
+    assert sum(-c.amount for c in charges) == run.credits_used
