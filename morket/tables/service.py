@@ -378,10 +378,12 @@ def update_view(workspace: Workspace, actor: Actor | None, table: Table, view: V
     for key, value in clean.items():
         setattr(view, key, value)
     if reorder:
+        # The previous order is of other keys: dropped, so no read takes its ranks for the new sort's.
         view.order_stale = True
-        if not view.is_ordered:
-            storage.drop_order(table.id, view.id)
-    db.session.flush()
+        view.order_size, view.rank_base, view.rank_gaps = None, 1, []
+    db.session.flush()  # the view's row first, as an order build's swap locks it (no lock-order cycle)
+    if reorder:
+        storage.drop_order(table.id, view.id)
     return view
 
 

@@ -421,14 +421,22 @@ def _bytewise_text(order_by: Sequence[Any], rows: sa.Table) -> list[Any]:
     return [replacement_traverse(key, {}, collate) for key in order_by]
 
 
-def build_order(table_id: int, view_id: int, order_by: Sequence[Any], where: Any | None, rows: sa.Table) -> int:
+def sort_keys(order_by: Sequence[Any], rows: sa.Table) -> list[Any]:
+    """The ORDER BY keys a view's order is built with (text in byte order where that is the same order)."""
+    return _bytewise_text(order_by, rows)
+
+
+def build_order(
+    table_id: int, view_id: int, order_by: Sequence[Any], where: Any | None, rows: sa.Table, *, into: str | None = None
+) -> int:
     """(Re)build a view's order table with one CREATE TABLE … AS SELECT row_number() …; return its size.
 
     Measured with ``python -m bench.grid --rows 1000000`` (see docs/PERFORMANCE.md): text keys in
     byte order and no ANALYZE take about a tenth off; the primary key is built after the rows.
+    ``into``: build under that name and leave the view's order alone (``swap_order`` puts it in place).
     """
-    name = order_name(table_id, view_id)
-    drop_order(table_id, view_id)
+    name = into or order_name(table_id, view_id)
+    drop_relation(name)
     ranked = sa.select(
         sa.func.row_number().over(order_by=[*_bytewise_text(order_by, rows), rows.c.id]).label("rank"),
         rows.c.id.label("row_id"),
@@ -452,7 +460,7 @@ def build_order(table_id: int, view_id: int, order_by: Sequence[Any], where: Any
     _exec(f"ALTER TABLE {_q(name)} ADD CONSTRAINT {name}_pk PRIMARY KEY (rank) DEFERRABLE INITIALLY IMMEDIATE")
     # No ANALYZE (it took a tenth of a million-row build): a window reads a rank range through
     # the primary key whatever the statistics, and autovacuum analyzes the table soon after.
-    if built >= ORDER_INDEX_AT:
+    if built >= ORDER_INDEX_AT and into is None:
         # A delete finds its rows' ranks through this index; built after the commit, off the build.
         enqueue_after_commit(
             "morket.tables.tasks.index_order_rows", table_id, view_id, job_id=f"order-index-{table_id}-{view_id}"
@@ -480,8 +488,36 @@ def index_order_rows(table_id: int, view_id: int) -> bool:
 
 
 def drop_order(table_id: int, view_id: int) -> None:
-    """Drop a view's order table if it exists."""
-    _exec(f"DROP TABLE IF EXISTS {_q(order_name(table_id, view_id))}")
+    """Drop a view's order table, and the one a job may be building, if they exist."""
+    name = order_name(table_id, view_id)
+    _exec(f"DROP TABLE IF EXISTS {_q(name)}, {_q(name + '_n')}")
+
+
+def drop_relation(name: str) -> None:
+    """Drop a generated table of the user schema if it exists."""
+    _exec(f"DROP TABLE IF EXISTS {_q(name)}")
+
+
+def set_lock_timeout(value: str) -> None:
+    """Wait at most ``value`` (a constant such as "5s") for a lock, until the transaction ends."""
+    _exec(f"SET LOCAL lock_timeout = '{value}'")
+
+
+def remove_gone_rows(order: str, rows: str) -> list[int]:
+    """Delete from an order the rows its table no longer has (deleted while it was built); return their ranks."""
+    found = _exec(
+        f"DELETE FROM {_q(order)} o WHERE NOT EXISTS "  # noqa: S608 - generated names
+        f"(SELECT 1 FROM {_q(rows)} t WHERE t.id = o.row_id) RETURNING o.rank"
+    ).scalars()
+    return sorted(found)
+
+
+def swap_order(table_id: int, view_id: int, built: str) -> None:
+    """Put an order built under the name ``built`` in place of the view's order (a catalogue change)."""
+    name = order_name(table_id, view_id)
+    _exec(f"DROP TABLE IF EXISTS {_q(name)}")
+    _exec(f"ALTER TABLE {_q(built)} RENAME TO {name}")
+    _exec(f"ALTER INDEX {_q(built + '_pk')} RENAME TO {name}_pk")
 
 
 def order_exists(table_id: int, view_id: int) -> bool:

@@ -326,3 +326,10 @@ def compact_keys(table_id: int, view_id: int) -> int:
 def index_order_rows(table_id: int, view_id: int) -> None:
     """Give a freshly built view order its ``row_id`` index, which deletes find their rows by (the runner commits)."""
     storage.index_order_rows(table_id, view_id)
+
+
+def build_view_order(table_id: int, view_id: int) -> None:
+    """Build a large view's order off the request path and swap it in (``tables.sorting``)."""
+    from morket.tables import sorting
+
+    sorting.build_in_background(table_id, view_id)

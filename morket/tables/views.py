@@ -26,6 +26,7 @@ from morket.tables.filters import OPERATORS
 from morket.tables.models import Column, Table, View
 from morket.tables.number_format import NUMERIC_TYPES, format_number, format_of, number_texts, raw_text
 from morket.tables.search import search_window
+from morket.tables.sorting import progress_percent as sorting_progress
 from morket.tables.windows import row_position
 
 ROW_HEIGHT = 32
@@ -238,7 +239,7 @@ def grid(workspace: Workspace, membership: Member, table_id: int):
     view = _pick_view(workspace, table, views)
     columns = _visible_columns(table, view)
     # A stale sorted/filtered view is ordered by the first window request, which shows "Sorting…".
-    sorting = view is not None and view.is_ordered and view.order_stale
+    sorting = view is not None and view.is_ordered and (view.order_stale or view.order_size is None)
     # ?row=<id> (a search result) opens the grid scrolled to that row with its panel open.
     open_row = _int_arg("row", 0, 0, 2**63 - 1) or None
     open_pos = None
@@ -246,7 +247,7 @@ def grid(workspace: Workspace, membership: Member, table_id: int):
         if view is not None and view.is_ordered:
             transaction_for_writes()
         open_pos = row_position(workspace, table, view, open_row)
-        sorting = view is not None and view.is_ordered and view.order_stale
+        sorting = view is not None and view.is_ordered and (view.order_stale or view.order_size is None)
     total = None if sorting else service.count_rows(workspace, current_user, table, view)
     resp = render_page_or_fragment(
         "tables/grid.html",
@@ -500,9 +501,9 @@ def rows(workspace: Workspace, membership: Member, table_id: int):
             if isinstance(read[2], NotFound):
                 raise read[2]
             source = read[2]
-        table, view, window, total, wrote = service.read_grid_window(
-            workspace, current_user, table_id, view_id, start, limit, source
-        )
+        got = service.read_grid_window(workspace, current_user, table_id, view_id, start, limit, source)
+        table, view, window, total, wrote = got[:5]
+        building = got.sorting
     positions = {c.id: i for i, c in enumerate(table.live_columns)}
     cells = [(positions[c.id], _cell_renderer(c)) for c in _visible_columns(table, view)]
     body = _window_html(window, cells)
@@ -511,6 +512,9 @@ def rows(workspace: Workspace, membership: Member, table_id: int):
     # The partial is the rows alone (templates/tables/_rows.html held just ``{{ rows }}``).
     resp = make_response(str(body))
     resp.headers["X-Grid-Total"] = str(total)
+    if query is None and building is not None:
+        # A job builds the view's order: the grid shows "Sorting N rows… P%" and asks again.
+        resp.headers["X-Grid-Sorting"] = f"{sorting_progress(building)} {int(building.get('rows') or 0)}"
     resp.headers["Cache-Control"] = "no-store"
     resp.vary.add("HX-Request")
     return resp

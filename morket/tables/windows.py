@@ -23,7 +23,7 @@ from morket.core.errors import NotFound, ValidationFailed
 from morket.core.tenancy import transaction_for_writes
 from morket.core.types import Actor, Workspace
 from morket.extensions import db
-from morket.tables import storage
+from morket.tables import sorting, storage
 from morket.tables.access import check_owned, forget_no_fresh_orders, get_table_and_view_or_404
 from morket.tables.cells import CellError, check_characters
 from morket.tables.filters import compile_filters, compile_sort, search_clause
@@ -114,6 +114,7 @@ class Window(NamedTuple):
     rows: list[WindowRow]
     total: int
     wrote: bool  # an order was (re)built: the caller commits to keep it
+    sorting: dict[str, Any] | None = None  # the view's order is being built by a job: its progress record
 
 
 _SOURCE_COLUMNS = """
@@ -249,6 +250,8 @@ def read_grid_window(
     start, limit = window_bounds(start, limit)
     table, view = source if source is not None else window_source_or_404(workspace, table_id, view_id)
     ordered = view is not None and view.is_ordered
+    if ordered and (sorting.building(view) or (view.order_stale and sorting.in_background(table.row_count))):
+        return _window_while_building(table, view, start, limit)
     if not (ordered and view.order_stale):
         rows = _fetch_window(table, view if ordered else None, start, limit)
         if rows or not ordered or start >= (view.order_size or 0):
@@ -258,6 +261,17 @@ def read_grid_window(
     live_table, live_view = get_table_and_view_or_404(workspace, table_id, view.id)
     rows = read_window(workspace, actor, live_table, live_view, start, limit)
     return Window(live_table, live_view, rows, count_rows(workspace, actor, live_table, live_view), True)
+
+
+def _window_while_building(table: TableMeta, view: ViewMeta, start: int, limit: int) -> Window:
+    """A large view's window while a job builds its order (``sorting``): the previous order's rows,
+    or the top-k read's, or none yet; the progress record goes with it."""
+    found, total, record = sorting.window_while_building(table, view, start, limit)
+    if found is None:
+        rows = _fetch_window(table, view, start, limit)
+    else:
+        rows = [WindowRow(r[0], start + i, tuple(r[1:-1]), r[-1]) for i, r in enumerate(found)]
+    return Window(table, view, rows, total, False, record)
 
 
 def _fetch_window(table: Table | TableMeta, view: View | ViewMeta | None, start: int, limit: int) -> list[WindowRow]:
@@ -378,7 +392,7 @@ def ensure_view_order(workspace: Workspace, table: Table, view: View) -> None:
     then deletes the view's row, so a builder that held the view's row and then waited for the rows
     table would wait for the delete while the delete waited for it.
     """
-    if not view.is_ordered or not view.order_stale:
+    if not view.is_ordered or not (view.order_stale or view.order_size is None):
         return
     db.session.flush()
     if db.session.scalar(select(Table.id).where(Table.id == table.id).with_for_update(read=True)) is None:
@@ -387,7 +401,7 @@ def ensure_view_order(workspace: Workspace, table: Table, view: View) -> None:
     if db.session.scalar(select(View.id).where(View.id == view.id).with_for_update()) is None:
         raise NotFound("That view does not exist.")
     db.session.refresh(view)
-    if not view.order_stale:
+    if not (view.order_stale or view.order_size is None):
         return
     store = storage.storage_for(table)
     view.order_size = storage.build_order(
@@ -413,6 +427,9 @@ def row_position(workspace: Workspace, table: Table, view: View | None, row_id: 
         return None
     if view is None or not view.is_ordered:
         return storage.position_of(table.pos_base, table.pos_gaps or [], int(key))
+    if sorting.building(view) or (view.order_stale and sorting.in_background(table.row_count)):
+        sorting.queue_build(table.id, view.id, table.row_count)
+        return None  # a job builds the order: the grid opens at the top and the row's panel
     ensure_view_order(workspace, table, view)
     order = storage.order_table(table.id, view.id)
     rank = db.session.execute(select(order.c.rank).where(order.c.row_id == row_id)).scalar()

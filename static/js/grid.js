@@ -9,6 +9,7 @@
   var MAX_ROWS = 300;
   var DEBOUNCE_MS = 60;
   var ROWNUM_WIDTH = 76;    // seven digits: row 1,000,000 shows in full
+  var SORT_POLL_MS = 1000;  // while a view's order builds
   var grids = new WeakMap();
 
   function Grid(el) {
@@ -174,11 +175,14 @@
       headers: {"HX-Request": "true"}, credentials: "same-origin", signal: controller.signal
     }).then(function (resp) {
       if (!resp.ok) { throw new Error("HTTP " + resp.status); }
-      return resp.text().then(function (html) { return {html: html, total: resp.headers.get("X-Grid-Total")}; });
+      return resp.text().then(function (html) {
+        return {html: html, total: resp.headers.get("X-Grid-Total"), sorting: resp.headers.get("X-Grid-Sorting")};
+      });
     }).then(function (got) {
       if (self.pending !== req) { return; }
       self.pending = null;
       self.render(got.html, req.start, got.total);
+      self.sorting(got.sorting);
       if (first) {
         // The grid takes the keyboard when nothing else has it, so Ctrl+Z works after a reload.
         var active = document.activeElement;
@@ -208,6 +212,19 @@
     if (window.htmx) { window.htmx.process(this.block); }
     this.place();
     this.el.dispatchEvent(new CustomEvent("grid:window-rendered", {bubbles: true, detail: {start: start, count: count}}));
+  };
+
+  // A job builds the view's order ("<percent> <rows>"): the first rows come from a quick read, deeper
+  // ones wait. Say so, and ask again every second until the order is in place.
+  Grid.prototype.sorting = function (header) {
+    window.clearTimeout(this.sortTimer);
+    var parts = (header || "").split(" ");
+    if (!header || parts.length !== 2) { this.el.removeAttribute("data-sorting"); return; }
+    var percent = parseInt(parts[0], 10), rows = parseInt(parts[1], 10);
+    this.el.setAttribute("data-sorting", String(percent));
+    this.status("Sorting " + rows.toLocaleString("en-US") + " rows… " + percent + "%");
+    var self = this;
+    this.sortTimer = window.setTimeout(function () { if (!self.pending) { self.refresh(); } }, SORT_POLL_MS);
   };
 
   Grid.prototype.setTotal = function (total) {
