@@ -69,8 +69,8 @@ def in_background(row_count: int) -> bool:
 
 
 def building(view: Any) -> bool:
-    """Whether a view has no usable order yet: stale with no previous order, or its first build running."""
-    return bool(view.is_ordered and view.order_size is None)
+    """Whether a job is building a view's first order (marked fresh, no order table yet)."""
+    return bool(view.is_ordered and not view.order_stale and view.order_size is None)
 
 
 def _expected_seconds(rows: int, client: Redis) -> float:
