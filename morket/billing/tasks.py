@@ -35,3 +35,14 @@ def check_auto_topups() -> int:
             started += 1
             log.info("auto top-up", extra={"workspace": workspace_id, "result": found.result})
     return started
+
+
+def check_auto_topup(workspace_id: int) -> str:
+    """Buy the workspace's top-up pack now if its balance is below the threshold (queued by the
+    debit that crossed it); return what the check did."""
+    from morket.billing import topup
+
+    found = topup.check(workspace_id)
+    if found.result in ("charged", "declined"):
+        log.info("auto top-up", extra={"workspace": workspace_id, "result": found.result})
+    return found.result

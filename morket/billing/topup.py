@@ -13,6 +13,12 @@ every workspace with the setting whose balance is below its threshold):
 - The crossing's id is the ledger entry that took the balance below the threshold (the first
   entry under it after the last one at or above it): the same for every check of one crossing,
   it names the PaymentIntent's idempotency key and metadata, so even a retried call charges once.
+- ``check`` starts right after the debit that takes the balance below the threshold: credits
+  calls ``balance_lowered`` (registered with ``credits.service.on_balance_lowered``) in the
+  charging transaction; a crossing queues ``tasks.check_auto_topup`` once that transaction
+  commits (nothing when it rolls back). The thresholds are cached per process for
+  ``SETTING_TTL`` seconds, so the charging path adds no statement; a setting changed in another
+  process, or a Redis outage, is caught by the periodic job (every minute) instead.
 - The charge is an off-session PaymentIntent of the customer's saved card. Its credits are
   granted by the webhook (``payment_intent.succeeded``), like any pack, never here; a decline is
   reported by ``payment_intent.payment_failed``, which the billing page shows and which emails
@@ -22,12 +28,16 @@ every workspace with the setting whose balance is below its threshold):
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import stripe
-from sqlalchemy import select, text
+from redis.exceptions import RedisError
+from sqlalchemy import event, select, text
+from sqlalchemy.orm import Session
 
 from morket.billing import plans
 from morket.billing.models import BillingAccount, BillingEvent
@@ -35,6 +45,7 @@ from morket.billing.service import ensure_account, get_account, stripe_client, s
 from morket.core.audit import record_audit
 from morket.core.db import utcnow
 from morket.core.errors import ValidationFailed
+from morket.core.jobs import enqueue_now
 from morket.core.types import Actor, Workspace
 from morket.credits import service as credits
 from morket.extensions import db
@@ -44,6 +55,11 @@ EVERY = timedelta(days=1)
 THRESHOLD_MAX = 10_000_000
 SUMMARY_PREFIX = "Auto top-up"
 EVENT_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed")
+SETTING_TTL = 30.0  # seconds a process trusts its copy of a workspace's threshold
+CHECK_JOB = "morket.billing.tasks.check_auto_topup"
+_DUE = "morket_topup_due"  # session.info: workspaces whose balance crossed their threshold
+
+log = logging.getLogger("morket.billing")
 
 
 def configure(workspace: Workspace, actor: Actor | None, *, pack_key: str | None, threshold: Any) -> BillingAccount:
@@ -53,6 +69,7 @@ def configure(workspace: Workspace, actor: Actor | None, *, pack_key: str | None
         account.auto_topup_pack = None
         account.auto_topup_threshold = None
         account.auto_topup_spent = False
+        _remember(workspace.id, None)
         record_audit(workspace, actor, "billing.auto_topup_off", f"workspace:{workspace.id}")
         db.session.flush()
         return account
@@ -76,6 +93,7 @@ def configure(workspace: Workspace, actor: Actor | None, *, pack_key: str | None
         account.auto_topup_spent = False
     account.auto_topup_pack = pack.key
     account.auto_topup_threshold = limit
+    _remember(workspace.id, limit)
     record_audit(workspace, actor, "billing.auto_topup_on", f"workspace:{workspace.id}", pack=pack.key,
                  threshold=limit)  # fmt: skip
     db.session.flush()
@@ -189,3 +207,51 @@ def last_result(workspace_id: int) -> BillingEvent | None:
         .order_by(BillingEvent.id.desc())
         .limit(1)
     )
+
+
+# Right after the crossing debit ----------------------------------------------------------------
+
+# workspace id -> (threshold, or None when auto top-up is off; when it was read)
+_THRESHOLDS: dict[int, tuple[int | None, float]] = {}
+
+
+def _remember(workspace_id: int, threshold: int | None) -> None:
+    _THRESHOLDS[workspace_id] = (threshold, time.monotonic())
+
+
+def _threshold(workspace_id: int) -> int | None:
+    """The workspace's auto top-up threshold (None: off), read at most once per ``SETTING_TTL``."""
+    found = _THRESHOLDS.get(workspace_id)
+    if found is not None and time.monotonic() - found[1] < SETTING_TTL:
+        return found[0]
+    row = db.session.execute(
+        select(BillingAccount.auto_topup_pack, BillingAccount.auto_topup_threshold).where(
+            BillingAccount.workspace_id == workspace_id
+        )
+    ).first()
+    threshold = row.auto_topup_threshold if row is not None and row.auto_topup_pack else None
+    _remember(workspace_id, threshold)
+    return threshold
+
+
+def balance_lowered(workspace_id: int, before: int, after: int) -> None:
+    """Credits' hook: a debit that takes the balance from at or above the threshold to below it
+    queues a check for after the commit (``check`` decides; the periodic job is the safety net)."""
+    threshold = _threshold(workspace_id)
+    if threshold is not None and after < threshold <= before:
+        db.session.info.setdefault(_DUE, set()).add(workspace_id)
+
+
+@event.listens_for(Session, "after_commit")
+def _queue_checks(session: Session) -> None:
+    due = session.info.pop(_DUE, None)
+    for workspace_id in sorted(due or ()):
+        try:
+            enqueue_now(CHECK_JOB, workspace_id, job_id=f"auto-topup-{workspace_id}")
+        except RedisError:
+            log.warning("auto top-up check not queued; the periodic job will run it", extra={"workspace": workspace_id})
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_checks(session: Session) -> None:
+    session.info.pop(_DUE, None)

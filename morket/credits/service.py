@@ -11,7 +11,7 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,23 @@ class InsufficientCredits(MorketError):
         super().__init__(f"Not enough credits: this needs {needed:,} and the balance is {balance:,}.")
         self.balance = balance
         self.needed = needed
+
+
+# What the domains above credits do when a charge or an adjustment lowers a balance (billing: the
+# auto top-up), registered by them with ``on_balance_lowered``, since credits imports none of them.
+# ``hook(workspace_id, before, after)`` runs in the charging transaction, right after the change
+# and while the balance row is locked: it must be cheap and leave anything slow to after the commit.
+_ON_LOWERED: dict[str, Callable[[int, int, int], object]] = {}
+
+
+def on_balance_lowered(name: str, hook: Callable[[int, int, int], object]) -> None:
+    """Call ``hook(workspace_id, balance_before, balance_after)`` whenever credits take from a balance."""
+    _ON_LOWERED[name] = hook
+
+
+def _lowered(workspace_id: int, before: int, after: int) -> None:
+    for hook in _ON_LOWERED.values():
+        hook(workspace_id, before, after)
 
 
 class _Replay(Exception):
@@ -149,6 +166,8 @@ def _apply(workspace_id: int, delta: int, entry: dict[str, Any]) -> LedgerEntry 
         if _key_used(workspace_id, key):
             return None
         raise
+    if delta < 0:
+        _lowered(workspace_id, after - delta, after)
     return created
 
 
@@ -349,6 +368,10 @@ def charge_many(workspace_id: int, charges: Sequence[Charge]) -> list[LedgerEntr
             continue
         for i in pending:
             results[i] = created[checked[i][1]["idempotency_key"]]
+        total = sum(checked[i][0] for i in pending)
+        if total > 0:
+            after = min(entry.balance_after for entry in created.values())
+            _lowered(workspace_id, after + total, after)
         return results
     for i in pending:
         amount, entry = checked[i]

@@ -76,6 +76,46 @@ def test_a_crossing_buys_one_pack_granted_by_the_webhook_then_at_most_once_a_day
     assert _topup_events(stripe_relay).count("payment_intent.succeeded") == 3  # the checkout's and two top-ups'
 
 
+def test_the_debit_that_crosses_the_threshold_starts_one_top_up_without_the_periodic_job(
+    client, db, team, stripe_relay, run_jobs
+):
+    from morket.core.jobs import get_queue
+
+    workspace = team.workspace
+    login(client, team["owner"])
+    _buy_pack(client, db, stripe_relay, workspace)
+    assert _set(client, workspace, pack="pack_5k", threshold="3000").status_code == 303
+    db.session.commit()
+    run_jobs()  # what the purchase queued (its emails)
+    queue = get_queue("default")
+    job_id = f"auto-topup-{workspace.id}"
+
+    credits.charge(workspace.id, 1_500, idempotency_key="debit-1", provider="hunter")
+    db.session.commit()
+    assert queue.fetch_job(job_id) is None  # 3,500: still above the threshold
+
+    credits.charge(workspace.id, 2_000, idempotency_key="debit-2", provider="hunter")
+    db.session.rollback()
+    assert queue.fetch_job(job_id) is None  # a crossing that rolled back starts nothing
+
+    credits.charge(workspace.id, 1_000, idempotency_key="debit-3", provider="hunter")
+    assert queue.fetch_job(job_id) is None  # not before the commit
+    db.session.commit()
+    assert queue.job_ids == [job_id]  # 2,500: the crossing queued its check at once
+    credits.charge_many(workspace.id, [credits.Charge(250, "debit-4"), credits.Charge(250, "debit-5")])
+    db.session.commit()
+    assert queue.job_ids == [job_id]  # still below: the same crossing, nothing more
+    assert credits.balance(workspace.id) == 2_000 and stripe_relay.deliver(client) == []
+
+    assert run_jobs() == 1  # the queued check, not the periodic job
+    account = service.get_account(workspace.id)
+    assert account.auto_topup_spent is True
+    stripe_relay.deliver(client)
+    assert credits.balance(workspace.id) == 7_000  # granted by Stripe's webhook, once
+    assert _topup_events(stripe_relay).count("payment_intent.succeeded") == 2  # the checkout's and one top-up
+    assert topup.check(workspace.id).result == "above"
+
+
 def test_a_declined_top_up_shows_on_the_page_and_emails_owners_once(client, db, team, stripe_relay):
     workspace = team.workspace
     login(client, team["billing_admin"])
