@@ -5,7 +5,7 @@ endpoint, on a connection of its own, so the lock goes with the connection when 
 killed (no lease to wait out), and the next job or sweep continues. Its oldest pending delivery
 goes first; while it waits for a retry, the later ones wait behind it (order per endpoint by
 event id). A delivery is marked done only by a commit after its 2xx (successes are committed in
-runs of up to 100 or every quarter second): a worker killed before that commit leaves them
+runs of up to 250 or every quarter second): a worker killed before that commit leaves them
 pending and they are sent again, with the same ``webhook-id``, which receivers use to drop the
 duplicate.
 """
@@ -32,8 +32,8 @@ log = logging.getLogger("morket.webhooks")
 # The advisory lock's first key names this use; the second is the endpoint id.
 LOCK_CLASS = 0x5748
 JOB_BUDGET_SECONDS = 240.0
-BATCH = 200
-COMMIT_EVERY = 100
+BATCH = 500
+COMMIT_EVERY = 250
 COMMIT_SECONDS = 0.25
 SWEEP_SECONDS = 5
 
