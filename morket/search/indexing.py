@@ -10,7 +10,7 @@ Freshness: search installs three statement-level triggers on each ``ut.t_<id>`` 
 delete; the function is the migration's ``search_mark_rows``). Deletes leave the index in the
 writer's transaction; inserts and updates mark rows in ``search_pending`` (one whole-table mark past
 5,000 rows). ``sync`` reindexes marked rows from the table's storage with one DELETE and one
-INSERT … SELECT per table, and adds their short values to the workspace's ``search_terms``; it
+INSERT … SELECT per table, and adds their words to the workspace's ``search_words``; it
 also installs the triggers on tables that lack them (new tables, rewritten tables) and indexes them
 whole, and drops the documents of deleted tables.
 """
@@ -36,10 +36,9 @@ NORM_CHARS = 256  # the text matched by trigrams
 SYNC_BATCH = 5000  # marked rows reindexed per statement
 _NORM_KIND = {"email": "email", "domain": "domain", "url": "domain"}
 TRIGGERS = ("search_mark_ins", "search_mark_upd", "search_mark_del")
-TERM_CHARS = 80  # values this short (names, emails, domains, phones) are matched by trigrams too
-# The advisory lock's first key names search's terms; the second is the workspace id. Writers of
-# terms hold it shared, a prune holds it alone (so it never deletes a term a sync is adding back).
-TERMS_LOCK_CLASS = 0x5354
+# The advisory lock's first key names search's words; the second is the workspace id. Writers of
+# words hold it shared, a prune holds it alone (so it never deletes a word a sync is adding back).
+WORDS_LOCK_CLASS = 0x5354
 
 
 def _company_words(expr: str) -> str:
@@ -76,7 +75,12 @@ def load_table(table_id: int) -> IndexedTable | None:
 
 
 def documents_select(table: IndexedTable, *, where: str = "") -> str:
-    """The SELECT producing the documents of ``table``'s rows (all, or those ``where`` keeps)."""
+    """The SELECT producing the documents of ``table``'s rows (all, or those ``where`` keeps).
+
+    Emails, domains and URLs get no words: their normalised form finds them (equal, or starting
+    with the query), and their lexemes (every address and host, one each) made a word prefix such
+    as "northwind" read a hundred hosts' posting lists ("northwind23.com", ...) for nothing.
+    """
     values = []
     for column_id, kind in table.columns:
         cell = f"r.c_{column_id} ->> 'value'" if kind == "enrichment" else f"r.c_{column_id}::text"
@@ -91,8 +95,9 @@ def documents_select(table: IndexedTable, *, where: str = "") -> str:
         SELECT {table.workspace_id}::bigint, {table.id}::bigint, r.id, v.column_id,
                left(v.value, {VALUE_CHARS}),
                left({norm}, {NORM_CHARS}),
-               to_tsvector('simple', left(v.value, {VALUE_CHARS}))
-                 || to_tsvector('english', left(v.value, {VALUE_CHARS})),
+               CASE WHEN v.kind IN ('email', 'domain') THEN ''::tsvector
+                    ELSE to_tsvector('simple', left(v.value, {VALUE_CHARS}))
+                         || to_tsvector('english', left(v.value, {VALUE_CHARS})) END,
                coalesce(st.states, '{{}}'), coalesce(st.providers, '{{}}')
         FROM ut.t_{table.id} r
         CROSS JOIN LATERAL (VALUES {", ".join(values)}) AS v(column_id, value, kind)
@@ -119,30 +124,38 @@ _INSERT = (
 )
 
 
-def _add_terms(table: IndexedTable, row_ids: list[int] | None) -> None:
-    """Record the distinct short values of the documents just written (rows, or the whole table)."""
-    _exec("SELECT pg_advisory_xact_lock_shared(:c, :w)", {"c": TERMS_LOCK_CLASS, "w": table.workspace_id})
-    rows = "AND row_id = ANY(:ids)" if row_ids is not None else ""
+WORD_FILTER = "length(w.word) BETWEEN 3 AND 40 AND w.word ~ '^[[:alpha:]]+$'"
+
+
+def _add_words(table: IndexedTable, row_ids: list[int] | None) -> None:
+    """Record the distinct words (alphabetic lexemes) of the documents just written (rows, or the whole table)."""
+    _exec("SELECT pg_advisory_xact_lock_shared(:c, :w)", {"c": WORDS_LOCK_CLASS, "w": table.workspace_id})
+    rows = "AND d.row_id = ANY(:ids)" if row_ids is not None else ""
     sql = (
-        "INSERT INTO search_terms (workspace_id, norm) "  # noqa: S608 - a fixed clause and an integer constant; ids are bound
-        f"SELECT DISTINCT workspace_id, norm FROM search_documents WHERE table_id = :t {rows} "
-        f"AND length(norm) <= {TERM_CHARS} ON CONFLICT DO NOTHING"
+        "INSERT INTO search_words (workspace_id, word) "  # noqa: S608 - fixed clauses; ids are bound
+        "SELECT DISTINCT d.workspace_id, w.word FROM search_documents d "
+        "CROSS JOIN LATERAL unnest(tsvector_to_array(d.tsv)) AS w(word) "
+        f"WHERE d.table_id = :t {rows} AND {WORD_FILTER} ON CONFLICT DO NOTHING"
     )
     _exec(sql, {"t": table.id, "ids": row_ids})
 
 
-def prune_terms(workspace_ids: list[int]) -> int:
-    """Delete the terms no document of their workspace holds any more; return how many.
+def prune_words(workspace_ids: list[int]) -> int:
+    """Delete the words no document of their workspace holds any more; return how many.
 
-    A stale term only costs the engine a probe of the documents' btree, so this runs with the
-    rebuilds (``flask search reindex``) and when tables are dropped, not on every write.
+    One pass over the workspace's documents, so it runs when tables are dropped, not on every
+    write or rebuild: a stale word only adds an alternative to a typo query that matches nothing.
     """
     pruned = 0
     for workspace_id in sorted(set(workspace_ids)):
-        _exec("SELECT pg_advisory_xact_lock(:c, :w)", {"c": TERMS_LOCK_CLASS, "w": workspace_id})
+        _exec("SELECT pg_advisory_xact_lock(:c, :w)", {"c": WORDS_LOCK_CLASS, "w": workspace_id})
         pruned += _exec(
-            "DELETE FROM search_terms s WHERE s.workspace_id = :w AND NOT EXISTS "
-            "(SELECT 1 FROM search_documents d WHERE d.workspace_id = s.workspace_id AND d.norm = s.norm)",
+            "WITH held AS MATERIALIZED ("  # noqa: S608 - a fixed clause
+            "  SELECT DISTINCT w.word FROM search_documents d "
+            "  CROSS JOIN LATERAL unnest(tsvector_to_array(d.tsv)) AS w(word) "
+            f"  WHERE d.workspace_id = :w AND {WORD_FILTER}) "
+            "DELETE FROM search_words s WHERE s.workspace_id = :w "
+            "AND NOT EXISTS (SELECT 1 FROM held h WHERE h.word = s.word)",
             {"w": workspace_id},
         ).rowcount
     return pruned
@@ -154,7 +167,7 @@ def index_rows(table: IndexedTable, row_ids: list[int]) -> int:
     if not table.columns or not row_ids:
         return 0
     written = _exec(_INSERT + documents_select(table, where="AND r.id = ANY(:ids)"), {"ids": row_ids}).rowcount
-    _add_terms(table, row_ids)
+    _add_words(table, row_ids)
     for listener in INDEXED:
         listener(table, row_ids)
     return written
@@ -170,7 +183,7 @@ def reindex_table(table: IndexedTable) -> int:
     _exec("DELETE FROM search_pending WHERE table_id = :t", {"t": table.id})
     written = _exec(_INSERT + documents_select(table)).rowcount if table.columns else 0
     if written:
-        _add_terms(table, None)
+        _add_words(table, None)
     _exec(
         "INSERT INTO search_tables (table_id, workspace_id, indexed_at) VALUES (:t, :w, now()) "
         "ON CONFLICT (table_id) DO UPDATE SET indexed_at = now(), workspace_id = EXCLUDED.workspace_id",
@@ -192,7 +205,7 @@ def refresh_statistics(written: int) -> None:
     samples a fixed number of rows, so it costs about the same at any size.
     """
     if written >= ANALYZE_AFTER:
-        _exec("ANALYZE search_documents, search_terms")
+        _exec("ANALYZE search_documents, search_words")
 
 
 def install_triggers(table_id: int) -> bool:
@@ -252,7 +265,7 @@ def drop_gone_tables() -> int:
         _exec("DELETE FROM search_documents WHERE table_id = ANY(:g)", {"g": gone})
         _exec("DELETE FROM search_pending WHERE table_id = ANY(:g)", {"g": gone})
         _exec("DELETE FROM search_tables WHERE table_id = ANY(:g)", {"g": gone})
-        prune_terms([int(r.workspace_id) for r in rows])
+        prune_words([int(r.workspace_id) for r in rows])
     return len(gone)
 
 

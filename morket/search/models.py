@@ -1,7 +1,7 @@
 """The search index's tables, declared for the schema check (search reads and writes them in SQL).
 
-``search_documents`` holds one row per indexed cell; ``search_terms`` the distinct short values
-the trigram ways scan; ``search_pending`` the rows the storage
+``search_documents`` holds one row per indexed cell; ``search_words`` the distinct words the
+typo way scans; ``search_pending`` the rows the storage
 triggers marked; ``search_tables`` the tables whose triggers are installed; ``search_syncs`` the
 lag of recent syncs. See ``morket.search.indexing``.
 """
@@ -37,17 +37,17 @@ class SearchDocument(db.Model):
     providers: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
 
 
-class SearchTerm(db.Model):
-    """A distinct short normalised value of a workspace's documents: what the trigram ways scan."""
+class SearchWord(db.Model):
+    """A distinct word (alphabetic lexeme) of a workspace's documents: what the typo way scans."""
 
-    __tablename__ = "search_terms"
+    __tablename__ = "search_words"
     __table_args__ = (
-        PrimaryKeyConstraint("workspace_id", "norm", name="search_terms_pkey"),
-        Index("ix_search_terms_trgm", "norm", postgresql_using="gin", postgresql_ops={"norm": "gin_trgm_ops"}),
+        PrimaryKeyConstraint("workspace_id", "word", name="search_words_pkey"),
+        Index("ix_search_words_trgm", "word", postgresql_using="gin", postgresql_ops={"word": "gin_trgm_ops"}),
     )
 
     workspace_id: Mapped[int] = mapped_column(BigInteger, autoincrement=False)
-    norm: Mapped[str] = mapped_column(Text)
+    word: Mapped[str] = mapped_column(Text)
 
 
 class SearchPending(db.Model):

@@ -31,11 +31,18 @@ import sqlalchemy as sa
 from morket.core.errors import MorketError
 from morket.extensions import db
 from morket.search.engine import COMPANY_WORDS, Filters, Hit, ParsedQuery
-from morket.search.postgres import SIMILARITY, _like_prefix
+from morket.search.postgres import (
+    SIMILARITY,
+    _lexeme,
+    _like_prefix,
+    norm_match,
+    split_tokens,
+    typo_groups,
+    uses_words,
+)
 
 log = logging.getLogger(__name__)
 
-WORD_SIMILARITY = "0.6"  # pg_trgm's word_similarity_threshold: the ``<%`` way of the PostgreSQL engine
 BULK_DOCS = 2000  # documents per _bulk request
 _FIELDS = ["workspace_id", "table_id", "row_id", "column_id", "value", "norm", "states", "providers"]
 
@@ -245,13 +252,25 @@ class OpenSearchEngine:
             "c": [k[2] for k in keys],
         }
         words, tsq = "false", "NULL::tsquery"
-        if query.tokens:
+        if uses_words(query):
             params["tsq"] = " & ".join(f"'{t}':*" for t in query.tokens)
             words, tsq = "d.tsv @@ q.tsq", "to_tsquery('simple', :tsq) || to_tsquery('english', :tsq)"
+        # The typo way as PostgreSQL's: every long word by its prefix or a close vocabulary word.
+        scanned, short = split_tokens(query)
+        groups = None
+        if scanned and uses_words(query):
+            threshold = sa.text("SELECT set_config('pg_trgm.similarity_threshold', :s, true)")
+            db.session.execute(threshold, {"s": SIMILARITY})
+            groups = typo_groups(workspace_id, scanned)
+        typo, typo_tsq = "false", "NULL::tsquery"
+        if groups is not None:
+            params["tsq_typos"] = " & ".join([*groups, *(f"{_lexeme(t)}:*" for t in short)])
+            typo = "d.tsv @@ q.typo_tsq"
+            typo_tsq = "to_tsquery('simple', :tsq_typos) || to_tsquery('english', :tsq_typos)"
         rows = db.session.execute(
             sa.text(
                 f"""
-                WITH q AS MATERIALIZED (SELECT {tsq} AS tsq),
+                WITH q AS MATERIALIZED (SELECT {tsq} AS tsq, {typo_tsq} AS typo_tsq),
                 d AS MATERIALIZED (
                     SELECT d.* FROM unnest(CAST(:t AS bigint[]), CAST(:r AS bigint[]), CAST(:c AS bigint[])) k(t, r, c)
                     CROSS JOIN LATERAL (
@@ -262,7 +281,8 @@ class OpenSearchEngine:
                 m AS (
                     SELECT d.table_id, d.row_id, d.column_id, d.value, d.norm, d.states, d.providers,
                            t.name AS table_name, col.name AS column_name,
-                           similarity(d.norm, :qn) AS sim, word_similarity(:qn, d.norm) AS wsim, {words} AS ft
+                           similarity(d.norm, :qn) AS sim, word_similarity(:qn, d.norm) AS wsim, {words} AS ft,
+                           {norm_match(query)} AS nm, {typo} AS typo
                     FROM d CROSS JOIN q
                     JOIN tables t ON t.id = d.table_id AND t.workspace_id = :ws
                     JOIN table_columns col ON col.id = d.column_id AND col.table_id = d.table_id
@@ -273,8 +293,7 @@ class OpenSearchEngine:
                        greatest(sim, wsim)
                        + CASE WHEN norm = :qn THEN 1.0 WHEN norm LIKE :prefix ESCAPE '\\' THEN 0.5 ELSE 0 END
                        + CASE WHEN ft THEN 0.25 ELSE 0 END AS score,
-                       norm = :qn OR (length(norm) <= 80 AND wsim >= {WORD_SIMILARITY}) OR ft AS direct,
-                       length(norm) <= 80 AND sim >= {SIMILARITY} AS typo
+                       nm OR ft AS direct, typo
                 FROM m
                 """  # noqa: S608 - fixed SQL and constants formatted in; every value is bound
             ),

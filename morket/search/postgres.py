@@ -1,20 +1,25 @@
 """The PostgreSQL search engine: full text (``simple`` and ``english``) and ``pg_trgm`` over ``search_documents``.
 
-Three direct ways of matching, each an index scan capped at ``cap`` documents and each filtered by
-the workspace first: the normalised cell equals the query (btree), some words of the cell are
-similar to it (``<%``, word similarity: "acme" in "Acme Corp"), and every query word is a word
-prefix (GIN on the tsvector). When they find nothing, the similarity scan (``%``: typos), the
-costly one when the query's trigrams are common, runs in the same statement: it sits behind a
-one-time filter (``NOT EXISTS`` over the direct matches), so it is never started when they found
-something. The trigram ways cover cells of at most 80 characters, through their distinct values
-(``search_terms``: narrow rows, each value once however many cells hold it); longer text is
-found by its words and prefixes. The candidates are joined to the workspace's tables and
-live columns (a deleted table or column is never found, even before its documents are purged),
-whose names come back with each hit, so a search is one statement after the transaction's settings.
+Three direct ways of matching, each capped at ``cap`` documents and each filtered by the workspace:
+the normalised cell equals the query, or starts with it (the ``(workspace_id, norm)`` btree:
+"acme.co" finds ``acme.com``, "jane@ac" an email), and every query word is a word prefix (the GIN
+index on the tsvector: "acme c" finds "Acme Corp"). They are one statement after the
+transaction's settings.
+
+When they find nothing, the typo way: each query word of three letters or more is looked up in
+the workspace's vocabulary (``search_words``: its distinct alphabetic words, tens of thousands
+where the distinct values number millions) by trigram similarity, and the documents are found
+by full text again, every word by its prefix or one of its close words ("qorvatec industres"
+finds "Qorvatek Industries"). It runs as a second statement under a short limit
+(``TYPOS_TIMEOUT_MS``); past it the search finds nothing instead of holding the request.
+
+The candidates are joined to the workspace's tables and live columns (a deleted table or column
+is never found, even before its documents are purged), whose names come back with each hit.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +29,7 @@ from morket.extensions import db
 from morket.search.engine import Filters, Hit, ParsedQuery
 
 STATEMENT_TIMEOUT_MS = 5000  # a search that runs longer is stopped and answered, never left to run
+TYPOS_TIMEOUT_MS = 400  # the typo way gives up sooner: it only runs when nothing matched directly
 
 
 class SearchTooSlow(MorketError):
@@ -32,36 +38,22 @@ class SearchTooSlow(MorketError):
 
 
 SCANNED_PREFIX = 3  # shorter query words are checked on the candidates, not looked up in the index
-SIMILARITY = "0.45"  # ``%``: "ACME Corporation" meets "Acme Corp" (0.5), "acmee corp" too (0.75)
+SIMILARITY = "0.45"  # ``%`` between a query word and a vocabulary word: "acmee" ~ "acme" (0.57)
+CLOSE_WORDS = 4  # vocabulary words tried in place of each query word
+NORM_PREFIX_MIN = 3  # a shorter query does not look up cells starting with it (a range too wide to read)
 _DOCS = "search_documents d"
-# The trigram ways scan the workspace's distinct short values (a bitmap of the trigram index), then
-# fetch the documents holding each found value through the (workspace_id, norm) btree; the LIMIT
-# stops that nested loop early. ``+ 0`` keeps the terms' primary key out of it: given the
-# workspace, the planner bet on walking all its terms in order, filtering each by similarity
-# ("tyrel": 19,000 terms read, 260 ms, for 200 matches).
-TERMS_CAP = 1000  # distinct values a trigram way reads before it fetches their documents
-
-
-def _terms(match: str) -> str:
-    """Documents holding the workspace's distinct short values that ``match`` (a predicate on ``s.norm``).
-
-    The values are found first, capped, in an array built once (an InitPlan: a bitmap of the terms'
-    trigram index, ``+ 0`` keeping the terms' primary key out of it), and the documents are then
-    read through the (workspace_id, norm) btree by ``norm = ANY``. Written as a join, statistics
-    that lagged a bulk index (a new 20,000-row table, one table's facet) let the planner rescan
-    every term once per document of the table, for minutes.
-    """
-    return (
-        f"{_DOCS} WHERE d.norm = ANY(ARRAY(SELECT s.norm FROM search_terms s "  # noqa: S608
-        f"WHERE s.workspace_id + 0 = :ws AND {match} LIMIT {TERMS_CAP}))"
-    )
-
-
 _COLS = "d.table_id, d.row_id, d.column_id, d.value, d.norm, d.states, d.providers"
+_WORD = re.compile(r"^[^\W\d_]+$")  # a vocabulary word: letters only
 
 
 def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _lexeme(word: str) -> str:
+    """A word quoted for ``to_tsquery`` (query tokens are ``\\w+`` and vocabulary words letters, so
+    no quote can be in them; doubled anyway)."""
+    return "'" + word.replace("'", "''") + "'"
 
 
 _LIVE = """
@@ -70,19 +62,24 @@ _LIVE = """
 """
 
 
-def _scored(direct: list[str], typos: str) -> str:
-    """The direct candidates, else the typo candidates, joined to live tables and columns, scored.
+def _scored(ways: list[str], more: list[str] | None = None) -> str:
+    """The candidates of ``ways`` (and of ``more`` when ``ways`` found fewer than ``:cap``), joined to
+    live tables and columns, scored, one per cell.
 
-    ``direct`` is materialised once (inlined, the planner ran the union once per live column).
-    ``typos`` runs only when no direct candidate is live: its ``NOT EXISTS`` is uncorrelated, so
-    PostgreSQL evaluates it once, as a one-time filter above the trigram scan, before starting it.
+    Each union is materialised once (inlined, the planner ran it once per live column). ``more`` sits
+    behind a one-time filter (an uncorrelated count), so its scan is never started when ``ways``
+    filled the cap: "hoo" has 200 cells starting with it in the btree at once, where the word index
+    would build a bitmap of the 40,000 documents holding a word that starts with it, first.
     """
+    extra = ""
+    if more:
+        extra = f""",
+        more AS MATERIALIZED (
+            SELECT * FROM ({" UNION ALL ".join(more)}) m WHERE (SELECT count(*) FROM first) < :cap
+        )"""  # noqa: S608 - fixed SQL
     return f"""
-        WITH direct AS MATERIALIZED ({" UNION ALL ".join(direct)}),
-        typos AS MATERIALIZED (
-            SELECT * FROM {typos} x WHERE NOT EXISTS (SELECT 1 FROM direct c {_LIVE})
-        ),
-        cand AS (SELECT * FROM direct UNION ALL SELECT * FROM typos)
+        WITH first AS MATERIALIZED ({" UNION ALL ".join(ways)}){extra},
+        cand AS (SELECT * FROM first{" UNION ALL SELECT * FROM more" if more else ""})
         SELECT c.table_id, c.row_id, c.column_id, c.value, c.states, c.providers,
                t.name AS table_name, col.name AS column_name,
                greatest(similarity(c.norm, :qn), word_similarity(:qn, c.norm))
@@ -92,6 +89,86 @@ def _scored(direct: list[str], typos: str) -> str:
         {_LIVE}
         GROUP BY c.table_id, c.row_id, c.column_id, c.value, c.norm, c.states, c.providers, t.name, col.name
     """  # noqa: S608 - fixed SQL formatted in; every value is a bound parameter
+
+
+def _run(sql: str, params: dict[str, Any]) -> list[Any]:
+    """Run one search statement in a savepoint; a statement the time limit stopped is SearchTooSlow."""
+    try:
+        with db.session.begin_nested():
+            return db.session.execute(sa.text(sql), params).all()
+    except sa.exc.OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "57014":  # query_canceled
+            raise
+        raise SearchTooSlow("This search took too long and was stopped; add a word or pick a table.") from None
+
+
+def _words_way(scope: str, params: dict[str, Any], groups: list[str], short: list[str], name: str) -> str:
+    """The full-text way: every group (alternatives of one word) matches a word of the cell.
+
+    ``groups`` are looked up in the GIN index; ``short`` words (under three letters: "c" is every
+    word starting with c) are checked on those candidates only (``ts_match_vq``, ``@@`` that no
+    index takes). ``workspace_id + 0`` keeps the planner on the GIN index: given a ``LIMIT``, it
+    bet on walking the workspace's btree and filtering every document (4 million at a million rows).
+    """
+    params[name] = " & ".join(groups)
+    words = f"d.tsv @@ (to_tsquery('simple', :{name}) || to_tsquery('english', :{name}))"
+    if short:
+        params[f"{name}_all"] = " & ".join([*groups, *(f"{_lexeme(t)}:*" for t in short)])
+        words += f" AND ts_match_vq(d.tsv, to_tsquery('simple', :{name}_all) || to_tsquery('english', :{name}_all))"
+    gin_scope = scope.replace("d.workspace_id = :ws", "d.workspace_id + 0 = :ws", 1)
+    return f"(SELECT {_COLS}, true AS ft FROM {_DOCS} WHERE {gin_scope} AND {words} LIMIT :cap)"  # noqa: S608
+
+
+def _close_words(workspace_id: int, tokens: list[str]) -> dict[str, list[str] | None]:
+    """Each token's closest vocabulary words, one statement (None for a token that is a word of the
+    vocabulary itself: spelt right, it needs no stand-in). Close means trigram similarity at least
+    ``SIMILARITY``, or the token's word similarity within the word at least pg_trgm's 0.6 ("globx"
+    in "globex": 0.67, where their similarity is 0.44)."""
+    rows = db.session.execute(
+        sa.text(
+            "SELECT t.tok, k.known, w.word FROM unnest(CAST(:toks AS text[])) AS t(tok) "  # noqa: S608 - a constant
+            "CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM search_words e "
+            "  WHERE e.workspace_id = :ws AND e.word = t.tok) AS known) k "
+            "LEFT JOIN LATERAL (SELECT s.word FROM search_words s "
+            "  WHERE NOT k.known AND s.workspace_id + 0 = :ws AND (s.word % t.tok OR t.tok <% s.word) "
+            f"  ORDER BY s.word <-> t.tok, s.word LIMIT {CLOSE_WORDS}) w ON true"
+        ),
+        {"toks": tokens, "ws": int(workspace_id)},
+    ).all()
+    found: dict[str, list[str] | None] = {t: [] for t in tokens}
+    for row in rows:
+        if row.known:
+            found[row.tok] = None
+        elif row.word is not None and _WORD.match(row.word):
+            found[row.tok].append(row.word)  # type: ignore[union-attr]
+    return found
+
+
+def typo_groups(workspace_id: int, scanned: list[str]) -> list[str] | None:
+    """The typo way's tsquery groups: a word of the vocabulary by its prefix, a word it lacks by its
+    prefix or one of its close words; None when no word has a close word (nothing new to look for:
+    "northwind importers" is two right words that no cell holds together)."""
+    close = _close_words(workspace_id, scanned)
+    if not any(close.values()):
+        return None
+    return ["(" + " | ".join([f"{_lexeme(t)}:*", *(_lexeme(w) for w in close[t] or ())]) + ")" for t in scanned]
+
+
+def split_tokens(query: ParsedQuery) -> tuple[list[str], list[str]]:
+    """A query's words looked up in the index (three letters or more) and those checked on candidates."""
+    tokens = list(query.tokens)
+    return [t for t in tokens if len(t) >= SCANNED_PREFIX], [t for t in tokens if len(t) < SCANNED_PREFIX]
+
+
+def uses_words(query: ParsedQuery) -> bool:
+    """Whether the word way applies: not to one email or domain ("acme.com", "jane@acme.com"), which
+    the normalised cells find (its words, "acme" and "com", would read the index for nothing)."""
+    return bool(query.tokens) and (" " in query.norm or not ("." in query.norm or "@" in query.norm))
+
+
+def norm_match(query: ParsedQuery) -> str:
+    """The direct way on normalised cells: equal to the query, or (three characters or more) starting with it."""
+    return "d.norm LIKE :prefix ESCAPE '\\'" if len(query.norm) >= NORM_PREFIX_MIN else "d.norm = :qn"
 
 
 class PostgresEngine:
@@ -120,44 +197,35 @@ class PostgresEngine:
             where.append("d.providers && CAST(:f_providers AS text[])")
             params["f_providers"] = list(filters.providers)
         scope = " AND ".join(where)
-        direct = [
-            f"(SELECT {_COLS}, false AS ft FROM {_DOCS} WHERE {scope} AND d.norm = :qn LIMIT :cap)",  # noqa: S608
-            f"(SELECT {_COLS}, false AS ft FROM {_terms(':qn <% s.norm')} AND {scope} LIMIT :cap)",  # noqa: S608
-        ]
-        if query.tokens:
-            params["tsq"] = " & ".join(f"'{t}':*" for t in query.tokens)
-            words = "d.tsv @@ (to_tsquery('simple', :tsq) || to_tsquery('english', :tsq))"
-            scanned = [t for t in query.tokens if len(t) >= SCANNED_PREFIX]
-            if scanned and len(scanned) < len(query.tokens):
-                # "acme c": the index reads the longer words' prefixes, and the short ones ("c":* is
-                # every word starting with c, 100 ms of posting lists at 100,000 rows) are checked on
-                # those candidates only (``ts_match_vq`` is ``@@`` that no index takes).
-                params["tsq_scan"] = " & ".join(f"'{t}':*" for t in scanned)
-                words = (
-                    "d.tsv @@ (to_tsquery('simple', :tsq_scan) || to_tsquery('english', :tsq_scan)) "
-                    "AND ts_match_vq(d.tsv, to_tsquery('simple', :tsq) || to_tsquery('english', :tsq))"
-                )
-            direct.append(f"(SELECT {_COLS}, true AS ft FROM {_DOCS} WHERE {scope} AND {words} LIMIT :cap)")  # noqa: S608
-        # No direct match: the similarity scan (typos, "ACME Corporation" for "Acme Corp").
-        typos = f"(SELECT {_COLS}, false AS ft FROM {_terms('s.norm % :qn')} AND {scope} LIMIT :cap)"  # noqa: S608
-        # For this transaction: the ``%`` threshold (pg_trgm's 0.3 lets common trigrams through by
-        # the ten thousand), and no sequential scan: with LIMIT, the planner bets a scan finds a
-        # prefix's estimated thousands of matches early, and reads the whole index table when the
-        # prefix matches six (measured again without it: "acm" 470 ms, "umbrela" 600 ms at 100,000 rows).
+        scanned, short = split_tokens(query)
+        words = uses_words(query)
+        ft = "false"
+        if words:
+            # Whether every query word starts a word of the cell (the 0.25 of the score), for the
+            # cells the btree finds too, so the score does not depend on which way found a cell.
+            params["tsq_all"] = " & ".join(f"{_lexeme(t)}:*" for t in query.tokens)
+            ft = "d.tsv @@ (to_tsquery('simple', :tsq_all) || to_tsquery('english', :tsq_all))"
+        direct = [f"(SELECT {_COLS}, {ft} AS ft FROM {_DOCS} WHERE {scope} AND {norm_match(query)} LIMIT :cap)"]  # noqa: S608
+        more = []
+        if words:
+            groups = [f"{_lexeme(t)}:*" for t in (scanned or short)]
+            more.append(_words_way(scope, params, groups, short if scanned else [], "tsq"))
+        # For this transaction: the ``%`` threshold; no sequential scan (with LIMIT, the planner
+        # bets a scan finds a prefix's estimated thousands of matches early, and reads the whole
+        # index table when the prefix matches six: "acm" 470 ms, "umbrela" 600 ms at 100,000 rows);
+        # no parallel workers and no JIT (at a million rows the word way's estimate passed JIT's
+        # threshold: 20 ms of compiling, and 50 ms starting workers, for a scan of 0.1 ms).
         db.session.execute(
             sa.text(
                 "SELECT set_config('pg_trgm.similarity_threshold', :s, true),"
-                " set_config('enable_seqscan', 'off', true), set_config('statement_timeout', :timeout, true)"
+                " set_config('enable_seqscan', 'off', true), set_config('statement_timeout', :timeout, true),"
+                " set_config('max_parallel_workers_per_gather', '0', true), set_config('jit', 'off', true)"
             ),
             {"s": SIMILARITY, "timeout": str(STATEMENT_TIMEOUT_MS)},
         )
-        try:
-            with db.session.begin_nested():
-                rows = db.session.execute(sa.text(_scored(direct, typos)), params).all()
-        except sa.exc.OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) != "57014":  # query_canceled
-                raise
-            raise SearchTooSlow("This search took too long and was stopped; add a word or pick a table.") from None
+        rows = _run(_scored(direct, more), params)
+        if not rows and scanned and words:
+            rows = self._typos(workspace_id, scope, params, scanned, short)
         return [
             Hit(
                 table_id=int(r.table_id),
@@ -172,3 +240,24 @@ class PostgresEngine:
             )
             for r in rows
         ]
+
+    def _typos(
+        self, workspace_id: int, scope: str, params: dict[str, Any], scanned: list[str], short: list[str]
+    ) -> list[Any]:
+        """Nothing matched directly: every long word by its prefix or one of its close words."""
+        db.session.execute(
+            sa.text("SELECT set_config('statement_timeout', :timeout, true)"), {"timeout": str(TYPOS_TIMEOUT_MS)}
+        )
+        try:
+            with db.session.begin_nested():
+                close = _close_words(workspace_id, scanned)
+            if not any(close.values()):
+                return []
+            groups = ["(" + " | ".join([f"{_lexeme(t)}:*", *(_lexeme(w) for w in close[t])]) + ")" for t in scanned]
+            return _run(_scored([_words_way(scope, params, groups, short, "tsq_typos")]), params)
+        except SearchTooSlow:
+            return []
+        except sa.exc.OperationalError as exc:  # the vocabulary lookup stopped by the limit
+            if getattr(exc.orig, "sqlstate", None) != "57014":
+                raise
+            return []

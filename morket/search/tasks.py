@@ -48,18 +48,16 @@ def sync_search(table_id: int | None = None, max_seconds: float = 20.0) -> int:
 
 
 def reindex(table_ids: list[int]) -> int:
-    """Rebuild the index of ``table_ids`` (triggers first), one transaction per table; return documents."""
+    """Rebuild the index of ``table_ids`` (triggers first), one transaction per table; return documents.
+
+    Words the rebuilt rows no longer hold stay in the vocabulary until a table of the workspace is
+    dropped (``indexing.prune_words``): a stale word costs a typo query one alternative that matches nothing.
+    """
     written = 0
-    workspaces: set[int] = set()
     for table_id in table_ids:
         written += indexing.watch_and_index(int(table_id))
-        table = indexing.load_table(int(table_id))
-        if table is not None:
-            workspaces.add(table.workspace_id)
         db.session.commit()
     indexing.drop_gone_tables()
-    db.session.commit()
-    indexing.prune_terms(sorted(workspaces))  # the values the rebuilt rows no longer hold
     db.session.commit()
     indexing.refresh_statistics(written)
     db.session.commit()
