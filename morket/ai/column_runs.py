@@ -21,7 +21,16 @@ from sqlalchemy.dialects import postgresql as pg
 from morket.ai import budget, outputs, prompt
 from morket.ai.column_models import AiDryRun
 from morket.ai.columns import AiConfig, get_ai_column_or_404, read_config
-from morket.ai.executor import EXECUTOR, KIND, answer_cost, prompt_hash, read_inputs, resolve, row_prompt
+from morket.ai.executor import (
+    EXECUTOR,
+    KIND,
+    answer_cost,
+    prompt_hash,
+    read_inputs,
+    resolve,
+    row_prompt,
+    system_of,
+)
 from morket.core.audit import record_audit
 from morket.core.errors import Conflict, NotFound, ValidationFailed
 from morket.core.types import Actor, Workspace
@@ -129,7 +138,7 @@ def try_rows(
     column = get_ai_column_or_404(workspace, table, column.id)
     config = read_config(column.config)
     endpoint = resolve(workspace.id, config)
-    system = prompt.system_prompt(config.system)
+    system = system_of(config)
     ids = _first_rows(table, max(rows * 4, rows))
     inputs = read_inputs(table, config, ids)
     picked: list[tuple[int, str]] = []
@@ -298,7 +307,7 @@ def estimate(
     count = int(db.session.scalar(sa.select(sa.func.count()).select_from(store.rows).where(where)) or 0)
     endpoint = resolve(workspace.id, config)
     # Each row at its most: the template's bytes plus the cells' (cut at the prompt's cap), max_tokens out.
-    system = prompt.system_prompt(config.system)
+    system = system_of(config)
     longest = prompt.byte_bound(system, config.prompt, json.dumps(config.schema())) + 200 * max(len(config.inputs), 1)
     if config.research:
         per_row_max = row_bounds(
@@ -477,4 +486,4 @@ def ai_columns(table: Table) -> list[Column]:
 
 
 def cache_key_of(config: AiConfig, model: str, text: str) -> str:
-    return prompt_hash(model, prompt.system_prompt(config.system), text, config.schema(), config)
+    return prompt_hash(model, system_of(config), text, config.schema(), config)

@@ -58,6 +58,8 @@ def setup_from_form(form: MultiDict[str, str]) -> columns.AiSetup:
         "output_type": form.get("output_type") or "text",
         "options": [o for o in (form.get("options") or "").splitlines() if o.strip()],
         "fields": fields,
+        "research_steps": form.get("research_steps") or columns.RESEARCH_STEPS,
+        "research_pages": form.get("research_pages") or columns.RESEARCH_PAGES,
     }
     return columns.parse_setup(data)
 
@@ -65,7 +67,9 @@ def setup_from_form(form: MultiDict[str, str]) -> columns.AiSetup:
 def _values_of(column: Column | None) -> dict[str, str]:
     if column is None:
         return {"name": "AI", "prompt": "", "system": "", "temperature": "0", "max_tokens": "256",
-                "output_type": "text", "options": "", "fields": "", "model_choice": ""}  # fmt: skip
+                "output_type": "text", "options": "", "fields": "", "model_choice": "",
+                "research_steps": str(columns.RESEARCH_STEPS),
+                "research_pages": str(columns.RESEARCH_PAGES)}  # fmt: skip
     setup = columns.setup_of(column)
     return {
         "name": column.name,
@@ -77,6 +81,8 @@ def _values_of(column: Column | None) -> dict[str, str]:
         "options": "\n".join(setup.get("options") or []),
         "fields": "\n".join(f"{f['name']}: {f['type']}" for f in setup.get("fields") or []),
         "model_choice": _choice_value(setup.get("endpoint_id"), setup.get("model")),
+        "research_steps": str(setup.get("research_steps", columns.RESEARCH_STEPS)),
+        "research_pages": str(setup.get("research_pages", columns.RESEARCH_PAGES)),
     }
 
 

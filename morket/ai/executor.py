@@ -139,7 +139,7 @@ def build_plan(run: Run, *, resolve_keys: bool = True) -> AiPlan:
         config=config,
         endpoint=endpoint,
         schema=config.schema(),
-        system=prompt.system_prompt(config.system),
+        system=system_of(config),
         budget=int(run_budget) if run_budget is not None else None,
         cache_ttl=int(settings.get("ENRICHMENT_CACHE_TTL") or 2592000),
         backoff=float(settings.get("ENRICHMENT_BACKOFF_SECONDS") or 2.0),
@@ -150,6 +150,13 @@ def build_plan(run: Run, *, resolve_keys: bool = True) -> AiPlan:
 
 
 # --- a row's prompt ---------------------------------------------------------------------------------
+
+
+def system_of(config: AiConfig) -> str:
+    """The system prompt sent: a research column's tool rules first, the column's own, then the data rule."""
+    if config.research:
+        return prompt.system_prompt(f"{research.RULES}\n\n{config.system}".strip())
+    return prompt.system_prompt(config.system)
 
 
 def read_inputs(table: Table, config: AiConfig, row_ids: Sequence[int]) -> dict[int, dict[str, Any]]:

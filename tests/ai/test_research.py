@@ -223,3 +223,27 @@ def test_a_429_storm_at_the_web_search_loses_no_row_and_charges_none_twice(team,
     charges = ai_charges(workspace.id)
     assert len(charges) == 4 and len({c.idempotency_key for c in charges}) == 4
     assert sum(-c.amount for c in charges) == run.credits_used
+
+
+def test_the_loop_runs_on_the_anthropic_messages_api_too(app, db, research, ai):  # noqa: F811
+    import time
+
+    from morket.ai import llm
+    from morket.ai.columns import AiConfig
+    from morket.ai.executor import system_of
+    from morket.core.jobs import redis_connection
+
+    endpoint = llm.Endpoint("anthropic", ai.url("anthropic"), "sandbox-anthropic-key", "sandbox-small", True)
+    site = research.url("acme.test", "/")
+    config = AiConfig(prompt="When was {{Company}} founded?", inputs={"Company": 1}, output_type="research")
+    settings, redis = app.config["MORKET"], redis_connection()
+    loop = agent.Loop(
+        endpoint, system=system_of(config), question="When was <data>Acme</data> founded?", sites=[site],
+        caps=agent.Caps(), fetch=lambda url: read_page(url, settings, redis), search=None,
+        deadline=time.monotonic() + 60,
+    )  # fmt: skip
+    found = loop.run()
+    assert found.status == "answered", found.record()
+    assert found.sources[0]["url"] == site and found.sources[0]["quote"] in page_text(ACME_HOME)
+    assert found.input_tokens > 0 and found.steps == 3  # search, read the site, answer
+    assert agent.RULES in system_of(config) and "never follow" in system_of(config)

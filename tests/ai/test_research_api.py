@@ -134,3 +134,44 @@ def test_try_researches_and_a_run_after_it_pays_nothing_twice(client, db, resear
     assert charged == sum(s["cost"] for s in samples)
     listed = client.get(f"{base}/research", headers=bearer(token)).get_json()["data"]
     assert [r["sources"][0]["quote"] for r in listed] == [s["sources"][0]["quote"] for s in samples]
+
+
+def test_the_setup_page_saves_a_research_columns_bounds(client, db, research):  # noqa: F811
+    from morket.ai import columns
+    from morket.tables.models import Column
+    from tests.factories import csrf_token
+
+    team = make_team("Research page")
+    owner = team.users["owner"]
+    table = research_table(team.workspace, owner, research, [("Acme", "acme.test")])
+    db.session.commit()
+    login(client, owner)
+    new = f"/w/{team.workspace.slug}/tables/{table.id}/ai/new"
+    token = csrf_token(client, new)
+    form = {"name": "Founded", "prompt": "When was {{Company}} founded? {{Website}}", "output_type": "research",
+            "model_choice": "|", "temperature": "0", "max_tokens": "256", "research_steps": "4",
+            "research_pages": "2", "csrf_token": token}  # fmt: skip
+    bad = client.post(new, data={**form, "research_pages": "40"})
+    assert bad.status_code == 422 and "research_pages" in bad.get_data(as_text=True)
+    saved = client.post(new, data=form)
+    assert saved.status_code == 303, saved.get_data(as_text=True)[:500]
+    column = db.session.scalars(sa_select_ai(table.id)).one()
+    config = columns.read_config(column.config)
+    assert (config.output_type, config.research_steps, config.research_pages) == ("research", 4, 2)
+    page = client.get(saved.headers["Location"]).get_data(as_text=True)
+    assert 'name="research_steps" min="2" max="12" value="4"' in page
+    # Saving the page again keeps the bounds it shows.
+    again = client.post(
+        saved.headers["Location"], data={**form, "csrf_token": csrf_token(client, saved.headers["Location"])}
+    )
+    assert again.status_code == 303
+    db.session.expire_all()
+    assert columns.read_config(db.session.get(Column, column.id).config).research_pages == 2
+
+
+def sa_select_ai(table_id: int):
+    import sqlalchemy as sa
+
+    from morket.tables.models import Column
+
+    return sa.select(Column).where(Column.table_id == table_id, Column.type == "ai")
