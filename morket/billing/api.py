@@ -1,4 +1,5 @@
-"""The JSON API of billing under /api/v1: plan and usage, credit packs (start a checkout), invoices.
+"""The JSON API of billing under /api/v1: plan and usage, credit packs (start a checkout), invoices,
+the auto top-up setting.
 
 Like the pages, only owners, admins and billing admins reach it; other roles get 404.
 """
@@ -11,9 +12,9 @@ from typing import Literal
 from flask import url_for
 from pydantic import Field, model_validator
 
-from morket.api.routing import Principal, api_route
+from morket.api.routing import Principal, api_route, user_actor
 from morket.api.schemas import Out, Request
-from morket.billing import plans, service
+from morket.billing import plans, service, topup
 from morket.credits import service as credits
 from morket.extensions import db
 
@@ -90,6 +91,52 @@ class InvoiceOut(Out):
     currency: str
     created: datetime | None
     url: str | None
+
+
+class AutoTopupOut(Out):
+    """Buy a credit pack when the balance falls below a threshold: once per crossing, at most once a day."""
+
+    enabled: bool
+    pack: PackKey | None = Field(description="The pack bought; null when auto top-up is off.")
+    threshold: int | None = Field(description="Credits; a top-up starts when the balance falls below it.")
+    bought_for_this_crossing: bool = Field(
+        description="A top-up was started since the balance fell below the threshold; the next one waits "
+        "until the balance has been at or above it again."
+    )
+    last_topup_at: datetime | None = Field(description="When the last top-up was started.")
+    last_result: str | None = Field(description="What Stripe reported for the last top-up (paid, or why not).")
+
+
+class AutoTopupUpdate(Request):
+    """Turn auto top-up on with a pack and a threshold, or off (``enabled: false``, nothing else needed).
+
+    It charges the card Stripe keeps from an earlier checkout: without one it is refused (422).
+    """
+
+    enabled: bool = Field(strict=True)
+    pack: PackKey | None = None
+    threshold: int | None = Field(default=None, ge=0, le=topup.THRESHOLD_MAX, strict=True,
+                                  description="Credits, from 0 to 10,000,000.")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _complete(self) -> AutoTopupUpdate:
+        if self.enabled and (self.pack is None or self.threshold is None):
+            raise ValueError("give pack and threshold to turn auto top-up on")
+        return self
+
+
+def _auto_topup_out(workspace_id: int) -> AutoTopupOut:
+    account = service.get_account(workspace_id)
+    last = topup.last_result(workspace_id)
+    on = account is not None and account.auto_topup_pack is not None and account.auto_topup_threshold is not None
+    return AutoTopupOut(
+        enabled=on,
+        pack=account.auto_topup_pack if on and account else None,  # type: ignore[arg-type]
+        threshold=account.auto_topup_threshold if on and account else None,
+        bought_for_this_crossing=bool(on and account and account.auto_topup_spent),
+        last_topup_at=account.last_topup_at if account else None,
+        last_result=last.summary if last is not None else None,
+    )
 
 
 def _plan_out(plan: plans.Plan) -> PlanOut:
@@ -179,3 +226,25 @@ def start_checkout(principal: Principal, body: CheckoutRequest) -> CheckoutOut:
 def list_invoices(principal: Principal) -> list[InvoiceOut]:
     """The workspace's latest invoices, as Stripe has them."""
     return [InvoiceOut.model_validate(line) for line in service.list_invoices(principal.workspace.id)]
+
+
+@api_route("/billing/auto-topup", "GET", summary="Auto top-up setting", tag=TAG, permission=PERMISSION,
+           response=AutoTopupOut, hidden=True)  # fmt: skip
+def get_auto_topup(principal: Principal) -> AutoTopupOut:
+    """Whether a credit pack is bought when the balance falls below a threshold, which, and how it last went."""
+    return _auto_topup_out(principal.workspace.id)
+
+
+@api_route("/billing/auto-topup", "PUT", summary="Set auto top-up", tag=TAG, permission=PERMISSION,
+           body=AutoTopupUpdate, response=AutoTopupOut, hidden=True)  # fmt: skip
+def set_auto_topup(principal: Principal, body: AutoTopupUpdate) -> AutoTopupOut:
+    """Turn auto top-up on (a pack and a threshold) or off. Needs a user's token (the change is audited)."""
+    workspace = principal.workspace
+    topup.configure(
+        workspace,
+        user_actor(principal),
+        pack_key=body.pack if body.enabled else None,
+        threshold=body.threshold if body.enabled else None,
+    )
+    db.session.commit()
+    return _auto_topup_out(workspace.id)

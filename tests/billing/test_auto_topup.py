@@ -232,3 +232,67 @@ def test_the_periodic_job_buys_for_due_workspaces_once(app, committed_workspace,
         assert tasks.check_auto_topups() == 0  # bought for this crossing: not due any more
         db.session.remove()
     assert _topup_events(stripe_relay) == ["payment_intent.succeeded"]
+
+
+def _bearer(user, workspace, role: str) -> dict[str, str]:
+    from morket.api.tokens import encode_access_token
+
+    return {"Authorization": f"Bearer {encode_access_token(user.id, workspace.id, role)}"}
+
+
+def test_the_setting_in_the_api_for_billing_managers_only(client, db, team, stripe_relay, run_jobs):
+    workspace = team.workspace
+    url = "/api/v1/billing/auto-topup"
+    owner = _bearer(team["owner"], workspace, "owner")
+    on = {"enabled": True, "pack": "pack_5k", "threshold": 2_500}
+    assert client.get(url, headers=owner).get_json()["data"] == {
+        "enabled": False, "pack": None, "threshold": None, "bought_for_this_crossing": False,
+        "last_topup_at": None, "last_result": None,
+    }  # fmt: skip
+    resp = client.put(url, json=on, headers=owner)
+    assert resp.status_code == 422 and "Buy a plan or a credit pack once first" in resp.get_json()["error"]["message"]
+    assert service.get_account(workspace.id) is None  # a refusal leaves nothing behind
+
+    login(client, team["owner"])
+    _buy_pack(client, db, stripe_relay, workspace)
+    admin = _bearer(team["billing_admin"], workspace, "billing_admin")
+    resp = client.put(url, json=on, headers=admin)
+    assert resp.status_code == 200 and resp.get_json()["data"]["enabled"] is True
+    assert client.get(url, headers=owner).get_json()["data"]["threshold"] == 2_500
+    for bad in (
+        {**on, "threshold": -1},
+        {**on, "threshold": 10_000_001},
+        {**on, "threshold": "100"},
+        {**on, "pack": "pack_9k"},
+        {"enabled": True, "pack": "pack_5k"},
+        {"enabled": "yes", "pack": "pack_5k", "threshold": 5},
+        {**on, "extra": 1},
+    ):
+        resp = client.put(url, json=bad, headers=owner)
+        assert resp.status_code == 422, bad
+    account = service.get_account(workspace.id)
+    assert (account.auto_topup_pack, account.auto_topup_threshold) == ("pack_5k", 2_500)
+
+    # Members and viewers: 404 as if the setting did not exist; another workspace's token reaches its own.
+    for role in ("member", "viewer"):
+        headers = _bearer(team[role], workspace, role)
+        assert client.get(url, headers=headers).status_code == 404, role
+        assert client.put(url, json={"enabled": False}, headers=headers).status_code == 404, role
+    other, stranger = workspace_with_owner(name="Other Co")
+    db.session.flush()
+    resp = client.put(url, json={"enabled": False}, headers=_bearer(stranger, other, "owner"))
+    assert resp.status_code == 200
+    assert service.get_account(workspace.id).auto_topup_pack == "pack_5k"
+
+    # The setting at work: a debit below 2,500 buys the pack, and the API says how it went.
+    credits.charge(workspace.id, 3_000, idempotency_key="api-debit", provider="hunter")
+    db.session.commit()
+    run_jobs()
+    stripe_relay.deliver(client)
+    found = client.get(url, headers=owner).get_json()["data"]
+    assert found["bought_for_this_crossing"] is True and found["last_topup_at"] is not None
+    assert found["last_result"] == "Auto top-up 5,000 credits: granted" and credits.balance(workspace.id) == 7_000
+
+    resp = client.put(url, json={"enabled": False}, headers=owner)
+    assert resp.status_code == 200 and resp.get_json()["data"]["enabled"] is False
+    assert service.get_account(workspace.id).auto_topup_pack is None
