@@ -130,9 +130,11 @@ def site_urls(values: Sequence[Any]) -> list[str]:
 
 
 def bound_bytes(system: str, question: str, caps: Caps) -> int:
-    """The most prompt bytes the whole loop can send: every step resends the conversation so far."""
-    per_step = len(system.encode()) + len(question.encode()) + 2000 + caps.pages * (PAGE_CHARS * 4 + 200)
-    return caps.steps * (per_step + caps.steps * 1200)
+    """The most prompt bytes the whole loop can send: every step resends the conversation so far, and
+    no step starts once the row has used its token cap (so at most one step's prompt past it)."""
+    step = len(system.encode()) + len(question.encode()) + 2000 + caps.pages * (PAGE_CHARS * 4 + 200)
+    step += caps.steps * 1200  # the search listings and tool calls the conversation gathers
+    return min(caps.steps * step, caps.tokens + step)
 
 
 class Loop:

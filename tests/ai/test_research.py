@@ -247,3 +247,16 @@ def test_the_loop_runs_on_the_anthropic_messages_api_too(app, db, research, ai):
     assert found.sources[0]["url"] == site and found.sources[0]["quote"] in page_text(ACME_HOME)
     assert found.input_tokens > 0 and found.steps == 3  # search, read the site, answer
     assert agent.RULES in system_of(config) and "never follow" in system_of(config)
+
+
+def test_a_budget_below_a_rows_most_stops_a_research_run_before_any_call(team, research, ai):  # noqa: F811
+    workspace, owner = team
+    table = research_table(workspace, owner, research, [("Acme", "acme.test"), ("Globex", "globex.test")])
+    column = research_column(workspace, owner, table)
+    run = column_runs.start_run(workspace, owner, table, column, budget_credits=50)
+    db.session.commit()
+    run = finish(run.id)
+    assert column_runs.stopped_at_budget(run) and run.credits_used == 0
+    assert all(state["status"] in ("queued", "pending") for _, state in cells(table, column.id).values())
+    assert asks(ai) == [] and ai.log("websearch") == [] and research.log == []  # nothing was asked or read
+    assert ai_charges(workspace.id) == []
