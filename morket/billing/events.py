@@ -40,6 +40,7 @@ from morket.billing.service import (
     field,
     grant_purchase,
     purchase_for_payment,
+    purchased_items,
     start_grace,
     stripe_client,
 )
@@ -262,9 +263,12 @@ def _invoice_paid(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> No
     if account.grace_invoice_id == inv.id:  # the renewal that failed is paid after all
         account.grace_until = None
         account.grace_invoice_id = None
-    line = field(inv, "lines", "data", 0)
-    price = field(line, "pricing", "price_details", "price") or field(line, "price", "id") or field(line, "plan", "id")
-    chosen = plans.plan_for_price(price)
+    lines = list(field(inv, "lines", "data") or [])
+    period = [line for line in lines if not _proration(line)]
+    if lines and not period:
+        _proration_paid(inv, sub_id, lines, account, outcome)
+        return
+    chosen = plans.plan_for_price(_line_price(period[0])) if period else None
     if chosen is None:  # no Morket price on the invoice's first line: the subscription's price decides
         sub = _current(field(inv, "parent", "subscription_details", "subscription") or sub_id,
                        client.v1.subscriptions.retrieve)  # fmt: skip
@@ -283,6 +287,48 @@ def _invoice_paid(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> No
         note=f"{chosen.name} plan: this period's {chosen.monthly_credits:,} credits (invoice {inv.id})",
     )
     outcome.summary = f"invoice {inv.id}: {chosen.name} " + ("credits granted" if granted else "granted before")
+
+
+def _proration(line: Any) -> bool:
+    return bool(field(line, "parent", "subscription_item_details", "proration") or field(line, "proration"))
+
+
+def _line_price(line: Any) -> str | None:
+    return field(line, "pricing", "price_details", "price") or field(line, "price", "id") or field(line, "plan", "id")
+
+
+def _proration_paid(inv: Any, sub_id: str, lines: list[Any], account: BillingAccount, outcome: Outcome) -> None:
+    """A plan changed mid-period (an invoice of prorations only): an upgrade adds the difference
+    between the new plan's allowance and the highest this period had, once per plan and period
+    (up, down and up again adds nothing more); a downgrade adds nothing and takes nothing back."""
+    new = plans.plan_for_price(next((_line_price(x) for x in lines if int(field(x, "amount") or 0) > 0), None))
+    old = plans.plan_for_price(next((_line_price(x) for x in lines if int(field(x, "amount") or 0) < 0), None))
+    if new is None:
+        outcome.summary = f"invoice {inv.id}: plan change, no Morket plan to add credits for"
+        return
+    period_end = field(lines[0], "period", "end")
+    prefix = f"proration:{sub_id}:{period_end}:"
+    reached = max(
+        [old.monthly_credits if old else 0]
+        + [plans.plan(item).monthly_credits for item in purchased_items(account.workspace_id, prefix)]
+    )
+    extra = new.monthly_credits - reached
+    if extra <= 0:
+        outcome.summary = f"invoice {inv.id}: plan change to {new.name}, no credits to add this period"
+        return
+    granted = grant_purchase(
+        account,
+        kind="plan",
+        ref=prefix + new.key,
+        item=new.key,
+        amount=extra,
+        amount_cents=int(field(inv, "amount_paid") or 0),
+        payment_intent=_invoice_payment_intent(inv),
+        note=f"{new.name} plan from mid-period: {extra:,} more credits this period (invoice {inv.id})",
+    )
+    outcome.summary = f"invoice {inv.id}: upgrade to {new.name}, " + (
+        f"{extra:,} credits granted" if granted else "granted before"
+    )
 
 
 def _invoice_failed(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:

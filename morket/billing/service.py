@@ -440,6 +440,18 @@ def claw_back(account: BillingAccount, purchase: BillingPurchase, target: int, *
     return delta
 
 
+def purchased_items(workspace_id: int, ref_prefix: str) -> list[str]:
+    """The plans or packs of the workspace's purchases whose Stripe reference starts with ``ref_prefix``."""
+    return list(
+        db.session.scalars(
+            select(BillingPurchase.item).where(
+                BillingPurchase.workspace_id == workspace_id,
+                BillingPurchase.stripe_ref.startswith(ref_prefix, autoescape=True),
+            )
+        )
+    )
+
+
 def purchase_for_payment(payment_intent: str | None) -> BillingPurchase | None:
     if not payment_intent:
         return None

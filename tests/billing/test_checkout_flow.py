@@ -151,3 +151,40 @@ def test_a_subscribed_workspace_changes_plans_in_the_portal_not_a_second_checkou
     token = csrf_token(client, f"/w/{workspace.slug}/billing")
     portal = client.post(f"/w/{workspace.slug}/billing/portal", data={"csrf_token": token})
     assert portal.status_code == 303 and portal.headers["Location"].startswith(stripe_relay.api + "/portal/")
+
+
+def test_an_upgrade_mid_period_grants_the_allowance_difference_once(client, db, team, stripe_relay):
+    import httpx
+
+    workspace = team.workspace
+    login(client, team["billing_admin"])
+    assert pay_on_page(_checkout(client, workspace.slug, plan="starter").headers["Location"]).status_code == 303
+    stripe_relay.deliver(client)
+    assert credits.balance(workspace.id) == 5_000 and service.plan_of(workspace.id).key == "starter"
+    token = csrf_token(client, f"/w/{workspace.slug}/billing")
+    portal = client.post(f"/w/{workspace.slug}/billing/portal", data={"csrf_token": token}).headers["Location"]
+    sub_id = service.get_account(workspace.id).stripe_subscription_id
+
+    def switch(plan: str) -> None:
+        resp = httpx.post(portal, data={"action": "switch", "subscription": sub_id, "price": f"price_morket_{plan}"})
+        assert resp.status_code == 303
+        assert all(status == 200 for _, status, _ in stripe_relay.deliver(client))
+        assert service.plan_of(workspace.id).key == plan
+
+    switch("pro")  # Stripe invoices the prorations at once; Pro adds what it has over Starter
+    invoice = stripe_relay.client.v1.invoices.list(params={"subscription": sub_id, "limit": 1}).data[0]
+    assert invoice.billing_reason == "subscription_update" and invoice.status == "paid" and invoice.amount_paid > 0
+    assert [line.amount > 0 for line in invoice.lines.data] == [False, True]
+    assert credits.balance(workspace.id) == 20_000
+    stripe_relay.deliver(client, again=True, reverse=True)  # Stripe resends, in any order: still once
+    assert credits.balance(workspace.id) == 20_000
+
+    switch("starter")  # a downgrade adds nothing and takes nothing back
+    switch("pro")  # up again in the same period: Pro's allowance was granted already
+    assert credits.balance(workspace.id) == 20_000
+    switch("team")  # beyond the highest this period: only the difference to it
+    assert credits.balance(workspace.id) == 100_000
+    notes = [entry.note for entry in _grants(db, workspace.id)]
+    assert len(notes) == 3 and notes[1].startswith("Pro plan from mid-period: 15,000 more credits")
+    purchases = db.session.scalars(select(BillingPurchase).where(BillingPurchase.workspace_id == workspace.id))
+    assert sorted(p.credits for p in purchases) == [5_000, 15_000, 80_000]

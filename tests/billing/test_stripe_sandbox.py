@@ -461,7 +461,43 @@ def test_the_portal_cancels_at_period_end_and_switches_plan(stripe_sandbox):
     assert "Renew plan" in httpx.get(portal.url).text
     fresh = box.client.v1.subscriptions.retrieve(sub.id)
     assert fresh.cancel_at_period_end is True and fresh["items"].data[0].price.id == "price_morket_team"
-    assert box.types() == ["customer.subscription.updated"] * 2
+    types = box.types()
+    assert types[:2] == ["customer.subscription.updated"] * 2
+    assert {"invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded"} <= set(types[2:])
+    # The switch is invoiced at once (the portal prorates with always_invoice): the old price's unused
+    # time credited, the new one's remaining time charged, both proration lines.
+    invoice = box.client.v1.invoices.retrieve(fresh.latest_invoice)
+    assert invoice.billing_reason == "subscription_update" and invoice.status == "paid"
+    credit, charge = invoice.lines.data
+    assert credit.amount < 0 < charge.amount and invoice.amount_paid == credit.amount + charge.amount
+    assert charge.pricing.price_details.price == "price_morket_team"
+    assert credit.parent.subscription_item_details.proration and charge.parent.subscription_item_details.proration
+
+
+def test_a_price_change_by_the_api_prorates_only_when_asked_to_invoice_at_once(stripe_sandbox):
+    box = stripe_sandbox
+    clock, _, sub = on_clock(box)
+    first = sub.latest_invoice
+    box.client.v1.test_helpers.test_clocks.advance(clock, params={"frozen_time": sub.start_date + 15 * 86_400})
+    with pytest.raises(stripe.InvalidRequestError, match="proration_behavior"):
+        box.client.v1.subscriptions.update(sub.id, params={"items": [{"price": "price_morket_team"}],
+                                                           "proration_behavior": "sometimes"})  # fmt: skip
+    box.forget_received()
+    changed = box.client.v1.subscriptions.update(sub.id, params={"items": [{"price": "price_morket_starter"}],
+                                                                 "proration_behavior": "none"})  # fmt: skip
+    assert changed.latest_invoice == first and box.types() == ["customer.subscription.updated"]
+
+    box.forget_received()
+    changed = box.client.v1.subscriptions.update(sub.id, params={"items": [{"price": "price_morket_team"}],
+                                                                 "proration_behavior": "always_invoice"})  # fmt: skip
+    invoice = box.client.v1.invoices.retrieve(changed.latest_invoice)
+    credit, charge = invoice.lines.data
+    # What is left of the period by the test clock: that share of Starter's 49 dollars back, of Team's 499 due.
+    item = changed["items"].data[0]
+    share = (item.current_period_end - (sub.start_date + 15 * 86_400)) / (item.current_period_end - sub.start_date)
+    assert 0.45 < share < 0.55 and (credit.amount, charge.amount) == (-round(4900 * share), round(49900 * share))
+    assert invoice.status == "paid" and invoice.amount_paid == credit.amount + charge.amount
+    assert box.types()[0] == "customer.subscription.updated" and "invoice.paid" in box.types()
 
 
 # -- the API's contract ---------------------------------------------------------------------------

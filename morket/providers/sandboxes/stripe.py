@@ -16,8 +16,11 @@ subscriptions end); products and prices (a fixed catalogue, plus create;
 ``metadata``, ``subscription_data[metadata]``, ``payment_intent_data[metadata]``; retrieve, list,
 ``/line_items``, ``/expire``; an open session expires a day after it was made, by its customer's
 clock, with ``checkout.session.expired``); billing portal sessions; subscriptions (retrieve, list
-by ``customer``/``status``, update ``cancel_at_period_end``, ``metadata``, ``items[0][price]`` (no
-proration); ``DELETE`` cancels now); invoices (retrieve, list by
+by ``customer``/``status``, update ``cancel_at_period_end``, ``metadata``, ``items[0][price]`` with
+``proration_behavior``: ``always_invoice`` invoices the prorations at once (the old price's unused
+time credited, the new one's remaining time charged, both ``proration`` lines; paid as usual, or
+paid as it is finalized when the total is not positive), ``none`` and ``create_prorations`` (no
+pending items here) prorate nothing; ``DELETE`` cancels now); invoices (retrieve, list by
 ``customer``/``subscription``/``status``, ``/pay``); payment intents (create an off-session
 charge of a customer's saved card: ``customer``, ``amount``, ``currency``, ``confirm=true``,
 ``off_session=true``, ``metadata``; a decline is a 402 ``card_error`` and
@@ -52,7 +55,8 @@ a paid checkout: ``customer.created`` (when Checkout made the customer); for a s
 ``invoice.payment_succeeded``, and last ``checkout.session.completed`` (``payment_status=paid``;
 ``payment_intent`` set in payment mode, ``subscription`` and ``invoice`` in subscription mode).
 The portal session's ``url`` is ``/stripe/portal/<id>``: cancel at period end or renew, switch
-plan, change the test card, the invoices, and a link back to ``return_url``.
+plan (prorated with ``always_invoice``, as a portal configured so: the proration invoice is paid at
+once), change the test card, the invoices, and a link back to ``return_url``.
 
 **Life cycle.** Customers made with ``test_clock=<clock id>`` live on that clock's time. Advancing
 the clock past a period end renews each subscription: a new invoice (``subscription_cycle``)

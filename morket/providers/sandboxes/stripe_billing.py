@@ -28,6 +28,7 @@ from morket.providers.sandboxes.stripe_api import (
 )
 
 LIVE = ("active", "past_due", "trialing")
+PRORATIONS = ("create_prorations", "none", "always_invoice")
 
 
 class BillingMixin:
@@ -106,13 +107,20 @@ class BillingMixin:
             merged = {**sub["metadata"], **p.mapping("metadata")}
             sub["metadata"] = {k: v for k, v in merged.items() if v != ""}
         items = p.get("items")
+        behavior = p.text("proration_behavior") or "create_prorations"
+        if behavior not in PRORATIONS:
+            raise StripeError(400, f"Invalid proration_behavior: must be one of {', '.join(PRORATIONS)}",
+                              param="proration_behavior")  # fmt: skip
         if items:
             if not isinstance(items, list) or not isinstance(items[0], dict) or not items[0].get("price"):
                 raise missing("items[0][price]")
             previous["items"] = copy.deepcopy(sub["items"])
             self._switch_price(sub, items[0]["price"], "items[0][price]")
         if previous:
-            self._emit("customer.subscription.updated", sub, self._now(sub["customer"]), previous)
+            now = self._now(sub["customer"])
+            self._emit("customer.subscription.updated", sub, now, previous)
+            if "items" in previous and behavior == "always_invoice":
+                self._prorate(sub, previous["items"]["data"][0]["price"], now)
         return sub
 
     def _set_cancel_at_period_end(self, sub: dict[str, Any], flag: bool) -> None:
@@ -144,8 +152,10 @@ class BillingMixin:
 
     # -- invoices -------------------------------------------------------------------------------
 
-    def _invoice(self, sub: dict[str, Any], reason: str, at: int, start: int, end: int) -> dict[str, Any]:
-        """A draft invoice for the subscription's current period (``invoice.created`` sent)."""
+    def _invoice(self, sub: dict[str, Any], reason: str, at: int, start: int, end: int,
+                 adjust: Any = None) -> dict[str, Any]:  # fmt: skip
+        """A draft invoice for the subscription's current period (``invoice.created`` sent);
+        ``adjust(lines)`` may replace its lines (a proration's)."""
         customer = self.objects["customer"][sub["customer"]]
         number = f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}"
         customer["next_invoice_sequence"] += 1
@@ -172,10 +182,13 @@ class BillingMixin:
                             "unit_amount_decimal": str(price["unit_amount"])},
                 "subscription": sub["id"], "taxes": [],
             })  # fmt: skip
+        if adjust is not None:
+            lines = adjust(lines)
         total = sum(line["amount"] for line in lines)
+        due = max(0, total)
         invoice = self._store({
             "id": ident, "object": "invoice", "account_country": "US", "account_name": "Morket (sandbox)",
-            "amount_due": total, "amount_overpaid": 0, "amount_paid": 0, "amount_remaining": total,
+            "amount_due": due, "amount_overpaid": 0, "amount_paid": 0, "amount_remaining": due,
             "amount_shipping": 0, "attempt_count": 0, "attempted": False, "auto_advance": True,
             "automatically_finalizes_at": None, "billing_reason": reason, "collection_method": "charge_automatically",
             "created": at, "currency": sub["currency"], "customer": customer["id"], "customer_email": customer["email"],
@@ -197,6 +210,43 @@ class BillingMixin:
         })  # fmt: skip
         self._emit("invoice.created", invoice, at)
         return invoice
+
+    def _prorate(self, sub: dict[str, Any], old_price: dict[str, Any], at: int) -> None:
+        """A plan switched mid-period, invoiced at once (``always_invoice``): a credit line for the
+        old price's unused time and a line for the new price's remaining time, both ``proration``;
+        the invoice is finalized and paid (its total charged, or nothing when it is not positive)."""
+        item = sub["items"]["data"][0]
+        new_price = item["price"]
+        if new_price["id"] == old_price["id"]:
+            return
+        start, end = item["current_period_start"], item["current_period_end"]
+        share = max(0.0, min(1.0, (end - at) / max(1, end - start)))
+
+        def prorations(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            found = []
+            for price, sign, label in ((old_price, -1, "Unused time on"), (new_price, 1, "Remaining time on")):
+                line = copy.deepcopy(lines[0])
+                product = self.objects["product"].get(price["product"]) or {}
+                amount = sign * round(price["unit_amount"] * item["quantity"] * share)
+                name = product.get("name", price["id"])
+                line.update(id=new_id("il", 24), amount=amount, description=f"{label} {name}",
+                            period={"start": at, "end": end})  # fmt: skip
+                line["parent"]["subscription_item_details"]["proration"] = True
+                line["pricing"]["price_details"] = {"price": price["id"], "product": price["product"]}
+                line["pricing"]["unit_amount_decimal"] = str(price["unit_amount"])
+                found.append(line)
+            return found
+
+        invoice = self._invoice(sub, "subscription_update", at, at, at, adjust=prorations)
+        sub["latest_invoice"] = invoice["id"]
+        self._finalize(invoice, at)
+        if invoice["amount_due"] > 0:
+            self._collect(invoice, first=False)
+            return
+        invoice.update(status="paid")  # nothing to charge: paid as it is finalized
+        invoice["status_transitions"]["paid_at"] = at
+        self._emit("invoice.paid", invoice, at)
+        self._emit("invoice.payment_succeeded", invoice, at)
 
     def _finalize(self, invoice: dict[str, Any], at: int) -> None:
         invoice.update(status="open", effective_at=at, ending_balance=0)
@@ -422,7 +472,10 @@ class BillingMixin:
             except StripeError as exc:
                 notice = str(exc)
             else:
-                self._emit("customer.subscription.updated", sub, self._now(customer), previous)
+                now = self._now(customer)
+                self._emit("customer.subscription.updated", sub, now, previous)
+                if action == "switch":  # the portal's configuration here: proration_behavior=always_invoice
+                    self._prorate(sub, previous["items"]["data"][0]["price"], now)
                 notice = {"cancel": "Your plan will be canceled at the end of the period.",
                           "renew": "Your plan will renew.", "switch": "Plan changed."}[action]  # fmt: skip
         location = f"{request.host_url}{self.name}/portal/{ident}?notice={quote(notice)}"
