@@ -142,7 +142,10 @@ def top_window(table: Any, view: Any, start: int, limit: int) -> list[tuple[Any,
     keys = storage.sort_keys(compile_sort(sort, store), rows)
     statement = statement.order_by(*keys, rows.c.id).limit(limit).offset(start)
     compiled = statement.compile(dialect=db.engine.dialect)
-    return driver_rows(db.session.connection(), str(compiled), dict(compiled.params))
+    connection = db.session.connection()
+    # A few hundred rows out: compiling the plan to machine code (JIT) costs more than it saves.
+    connection.exec_driver_sql("SET LOCAL jit = off")
+    return driver_rows(connection, str(compiled), dict(compiled.params))
 
 
 def window_while_building(
@@ -198,6 +201,13 @@ def build_in_background(table_id: int, view_id: int) -> int | None:
         with contextlib.suppress(RedisError):
             client.delete(key)
     if size:
+        with contextlib.suppress(RedisError):  # a courtesy to the next sort: lost, the next build queues it
+            enqueue_now(
+                "morket.tables.tasks.index_sort_key",
+                int(table_id),
+                int(view_id),
+                job_id=f"sort-index-{int(table_id)}-{int(view_id)}-{int(time.time() * 1000)}",
+            )
         took = max(time.time() - began, 0.001)
         try:
             previous = float(client.get(_RATE_KEY) or 0)
@@ -292,3 +302,55 @@ def _build(table_id: int, view_id: int) -> int | None:
         db.session.commit()
         raise
     return built
+
+
+# --- the index on a sort's first key ---------------------------------------------------------------
+
+# Sort-key indexes a table keeps at most (each one is written by every insert and edit of its column).
+MAX_SORT_INDEXES = 4
+
+
+def index_first_key(table_id: int, view_id: int) -> None:
+    """Index the view's first sort key (its direction, empty cells last), built CONCURRENTLY once the
+    order is in place: the next sort that starts with that key reads its first windows through it
+    (a few index pages) instead of scanning the table. Kept for later sorts; at most
+    ``MAX_SORT_INDEXES`` per table; an index left invalid by a failed build is dropped and redone."""
+    found = db.session.execute(select(View.sort).where(View.id == view_id)).scalar()
+    table = db.session.get(Table, table_id)
+    column = None
+    if found and table is not None:
+        key = found[0]
+        column = storage.storage_for(table).columns.get(int(key["column_id"]))
+    if column is None:
+        db.session.rollback()
+        return
+    rows = table.storage_name
+    desc = key.get("dir") == "desc"
+    name = f"{rows}_k{int(key['column_id'])}{'d' if desc else 'a'}"
+    collate = ' COLLATE "C"' if isinstance(column.type, sa.Text) and storage.sorts_bytewise() else ""
+    expression = f"{column.name}{collate}{' DESC' if desc else ''} NULLS LAST"
+    # No transaction of this session may stay open (nor be opened again below by a lazy load):
+    # CREATE INDEX CONCURRENTLY waits for every transaction older than its own to end.
+    db.session.rollback()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        existing = dict(
+            connection.execute(
+                sa.text(
+                    "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                    "WHERE i.indrelid = CAST(:rel AS regclass) AND c.relname LIKE :pattern"
+                ),
+                {"rel": f"ut.{rows}", "pattern": f"{rows}\\_k%"},
+            ).all()
+        )
+        if existing.get(name) is True:
+            return
+        if name in existing:
+            connection.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS ut.{name}")
+        elif len(existing) >= MAX_SORT_INDEXES:
+            return
+        # A reader holding a snapshot for longer leaves the index invalid: the next build redoes it.
+        connection.exec_driver_sql("SET lock_timeout = '60s'")
+        try:
+            connection.exec_driver_sql(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON ut.{rows} ({expression})")
+        except sa.exc.DBAPIError:
+            log.warning("sort key index not built", extra={"data": {"table_id": table_id, "index": name}})

@@ -33,7 +33,8 @@ and filtered windows are read on the primary.
 Keeping a view's order right on writes (``service``): deleted rows are removed from every built
 order and their ranks become the view's gaps; inserted rows, and edits of a column that the view sorts,
 filters or searches on, mark the order stale, and the next read rebuilds it (one builder at a time,
-under a row lock on the view). Edits of other columns leave orders alone: a window reads the cells
+under a row lock on the view; from ``sorting.BACKGROUND_ORDER_AT`` rows a job builds it under another
+name and ``swap_order`` puts it in place). Edits of other columns leave orders alone: a window reads the cells
 through the join, so it always shows current values.
 
 PostgreSQL allows 1,600 attributes per table and dropped columns keep their attribute number until
@@ -393,6 +394,11 @@ def sequence_bounds(relation: str, key: str) -> tuple[int | None, int | None]:
 # in the same order through strcoll, several times slower.
 _BYTE_ORDER_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8"})
 _BYTEWISE: dict[str, bool] = {}
+
+
+def sorts_bytewise() -> bool:
+    """Whether text sort keys get ``COLLATE "C"`` (the database's collation is code point order)."""
+    return _sorts_bytewise()
 
 
 def _sorts_bytewise() -> bool:

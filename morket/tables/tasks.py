@@ -333,3 +333,10 @@ def build_view_order(table_id: int, view_id: int) -> None:
     from morket.tables import sorting
 
     sorting.build_in_background(table_id, view_id)
+
+
+def index_sort_key(table_id: int, view_id: int) -> None:
+    """Index a large view's first sort key once its order is built (``tables.sorting``)."""
+    from morket.tables import sorting
+
+    sorting.index_first_key(table_id, view_id)

@@ -135,6 +135,18 @@ def test_a_sort_shows_its_first_rows_while_the_order_builds(app, live_server, br
     deep = page.evaluate(FETCH, f"{rows_url}&start=60000&limit=50")
     assert deep["sorting"] is None and deep["total"] == str(N)
     assert deep["ids"] == _sql_order(app, info, 60000, 50) and deep["pos"] == list(range(60000, 60050))
+    # The job indexed the sort's first key for the next sort that starts with it (valid, empty cells last).
+    from morket.extensions import db
+
+    with app.app_context():
+        found = db.session.execute(
+            text(
+                "SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c "
+                "ON c.oid = i.indexrelid WHERE c.relname = :name"
+            ),
+            {"name": f"{info['rows'].split('.')[1]}_k{info['employees_id']}d"},
+        ).one()
+    assert found[0] and f"{info['employees']} DESC NULLS LAST" in found[1]
     aimed = _scroll_to_fraction(page, grid, 0.7)
     _settle(page, grid, aimed)
     rows = grid.evaluate(
