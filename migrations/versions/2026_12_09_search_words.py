@@ -13,12 +13,12 @@ down_revision = "20261207_65"
 branch_labels = None
 depends_on = None
 
-# Alphabetic lexemes of 3 to 40 letters, as morket.search.indexing records them after every sync.
+# Lexemes of 3 to 40 characters, as morket.search.indexing records them after every sync.
 _WORDS = """
     INSERT INTO search_words (workspace_id, word)
     SELECT DISTINCT d.workspace_id, w.word
     FROM search_documents d CROSS JOIN LATERAL unnest(tsvector_to_array(d.tsv)) AS w(word)
-    WHERE length(w.word) BETWEEN 3 AND 40 AND w.word ~ '^[[:alpha:]]+$'
+    WHERE length(w.word) BETWEEN 3 AND 40
     ON CONFLICT DO NOTHING
 """
 
@@ -44,6 +44,9 @@ def upgrade():
     )
     op.execute(_WORDS)
     op.execute("CREATE INDEX ix_search_words_trgm ON search_words USING gin (word gin_trgm_ops)")
+    # A query word's completions ("hool" -> "hooli"), read in order: the primary key's collation
+    # cannot answer LIKE 'hool%'.
+    op.execute("CREATE INDEX ix_search_words_prefix ON search_words (workspace_id, word text_pattern_ops)")
     op.execute("DROP TABLE search_terms")
 
 

@@ -124,11 +124,11 @@ _INSERT = (
 )
 
 
-WORD_FILTER = "length(w.word) BETWEEN 3 AND 40 AND w.word ~ '^[[:alpha:]]+$'"
+WORD_FILTER = "length(w.word) BETWEEN 3 AND 40"
 
 
 def _add_words(table: IndexedTable, row_ids: list[int] | None) -> None:
-    """Record the distinct words (alphabetic lexemes) of the documents just written (rows, or the whole table)."""
+    """Record the distinct words (lexemes of 3 to 40 characters) of the documents just written."""
     _exec("SELECT pg_advisory_xact_lock_shared(:c, :w)", {"c": WORDS_LOCK_CLASS, "w": table.workspace_id})
     rows = "AND d.row_id = ANY(:ids)" if row_ids is not None else ""
     sql = (

@@ -38,12 +38,14 @@ class SearchDocument(db.Model):
 
 
 class SearchWord(db.Model):
-    """A distinct word (alphabetic lexeme) of a workspace's documents: what the typo way scans."""
+    """A distinct word (lexeme) of a workspace's documents: what query words are completed from and
+    what the typo way scans."""
 
     __tablename__ = "search_words"
     __table_args__ = (
         PrimaryKeyConstraint("workspace_id", "word", name="search_words_pkey"),
         Index("ix_search_words_trgm", "word", postgresql_using="gin", postgresql_ops={"word": "gin_trgm_ops"}),
+        Index("ix_search_words_prefix", "workspace_id", "word", postgresql_ops={"word": "text_pattern_ops"}),
     )
 
     workspace_id: Mapped[int] = mapped_column(BigInteger, autoincrement=False)

@@ -33,6 +33,7 @@ from morket.extensions import db
 from morket.search.engine import COMPANY_WORDS, Filters, Hit, ParsedQuery
 from morket.search.postgres import (
     SIMILARITY,
+    _completions,
     _lexeme,
     _like_prefix,
     norm_match,
@@ -254,19 +255,19 @@ class OpenSearchEngine:
         words, tsq = "false", "NULL::tsquery"
         if uses_words(query):
             params["tsq"] = " & ".join(f"'{t}':*" for t in query.tokens)
-            words, tsq = "d.tsv @@ q.tsq", "to_tsquery('simple', :tsq) || to_tsquery('english', :tsq)"
+            words, tsq = "d.tsv @@ q.tsq", "to_tsquery('simple', :tsq)"
         # The typo way as PostgreSQL's: every long word by its prefix or a close vocabulary word.
         scanned, short = split_tokens(query)
         groups = None
         if scanned and uses_words(query):
             threshold = sa.text("SELECT set_config('pg_trgm.similarity_threshold', :s, true)")
             db.session.execute(threshold, {"s": SIMILARITY})
-            groups = typo_groups(workspace_id, scanned)
+            groups = typo_groups(workspace_id, scanned, _completions(workspace_id, scanned))
         typo, typo_tsq = "false", "NULL::tsquery"
         if groups is not None:
             params["tsq_typos"] = " & ".join([*groups, *(f"{_lexeme(t)}:*" for t in short)])
             typo = "d.tsv @@ q.typo_tsq"
-            typo_tsq = "to_tsquery('simple', :tsq_typos) || to_tsquery('english', :tsq_typos)"
+            typo_tsq = "to_tsquery('simple', :tsq_typos)"
         rows = db.session.execute(
             sa.text(
                 f"""

@@ -1,4 +1,4 @@
-"""The PostgreSQL search engine: full text (``simple`` and ``english``) and ``pg_trgm`` over ``search_documents``.
+"""The PostgreSQL search engine: full text (``simple``) and ``pg_trgm`` over ``search_documents``.
 
 Three direct ways of matching, each capped at ``cap`` documents and each filtered by the workspace:
 the normalised cell equals the query, or starts with it (the ``(workspace_id, norm)`` btree:
@@ -41,6 +41,7 @@ SCANNED_PREFIX = 3  # shorter query words are checked on the candidates, not loo
 SIMILARITY = "0.45"  # ``%`` between a query word and a vocabulary word: "acmee" ~ "acme" (0.57)
 CLOSE_WORDS = 4  # vocabulary words tried in place of each query word
 NORM_PREFIX_MIN = 3  # a shorter query does not look up cells starting with it (a range too wide to read)
+COMPLETIONS_MAX = 16  # a query word completed by more words of the vocabulary is looked up as a prefix
 _DOCS = "search_documents d"
 _COLS = "d.table_id, d.row_id, d.column_id, d.value, d.norm, d.states, d.providers"
 _WORD = re.compile(r"^[^\W\d_]+$")  # a vocabulary word: letters only
@@ -105,18 +106,55 @@ def _run(sql: str, params: dict[str, Any]) -> list[Any]:
 def _words_way(scope: str, params: dict[str, Any], groups: list[str], short: list[str], name: str) -> str:
     """The full-text way: every group (alternatives of one word) matches a word of the cell.
 
-    ``groups`` are looked up in the GIN index; ``short`` words (under three letters: "c" is every
+    ``groups`` are looked up in the GIN index, as they are written (``simple``: no stemming);
+    ``short`` words (under three letters: "c" is every
     word starting with c) are checked on those candidates only (``ts_match_vq``, ``@@`` that no
     index takes). ``workspace_id + 0`` keeps the planner on the GIN index: given a ``LIMIT``, it
     bet on walking the workspace's btree and filtering every document (4 million at a million rows).
     """
     params[name] = " & ".join(groups)
-    words = f"d.tsv @@ (to_tsquery('simple', :{name}) || to_tsquery('english', :{name}))"
+    words = f"d.tsv @@ to_tsquery('simple', :{name})"
     if short:
         params[f"{name}_all"] = " & ".join([*groups, *(f"{_lexeme(t)}:*" for t in short)])
-        words += f" AND ts_match_vq(d.tsv, to_tsquery('simple', :{name}_all) || to_tsquery('english', :{name}_all))"
+        words += f" AND ts_match_vq(d.tsv, to_tsquery('simple', :{name}_all))"
     gin_scope = scope.replace("d.workspace_id = :ws", "d.workspace_id + 0 = :ws", 1)
-    return f"(SELECT {_COLS}, true AS ft FROM {_DOCS} WHERE {gin_scope} AND {words} LIMIT :cap)"  # noqa: S608
+    # Whether every query word starts a word of the cell, as the btree's candidates are scored (a
+    # typo's stand-in word does not count: "acmee" starts no word of "Acme Corp").
+    ft = "d.tsv @@ to_tsquery('simple', :tsq_all)"
+    return f"(SELECT {_COLS}, {ft} AS ft FROM {_DOCS} WHERE {gin_scope} AND {words} LIMIT :cap)"  # noqa: S608
+
+
+def _completions(workspace_id: int, tokens: list[str]) -> dict[str, list[str] | None]:
+    """Each token's completions from the vocabulary ("hool" -> "hooli"), one statement; None for a
+    token with more than ``COMPLETIONS_MAX`` (it is then looked up as a prefix)."""
+    patterns = [_like_prefix(t) for t in tokens]
+    rows = db.session.execute(
+        sa.text(
+            "SELECT t.tok, w.word FROM unnest(CAST(:toks AS text[]), CAST(:pats AS text[])) AS t(tok, pat) "  # noqa: S608 - a constant
+            "CROSS JOIN LATERAL (SELECT s.word FROM search_words s WHERE s.workspace_id = :ws "
+            "  AND s.word ~>=~ t.tok AND s.word ~<~ (t.tok || chr(1114111)) "  # the prefix index's range
+            f"  AND s.word LIKE t.pat ESCAPE '\\' ORDER BY s.word LIMIT {COMPLETIONS_MAX + 1}) w"
+        ),
+        {"toks": tokens, "pats": patterns, "ws": int(workspace_id)},
+    ).all()
+    found: dict[str, list[str] | None] = {t: [] for t in tokens}
+    for row in rows:
+        words = found[row.tok]
+        if words is not None:
+            words.append(row.word)
+            if len(words) > COMPLETIONS_MAX:
+                found[row.tok] = None
+    return found
+
+
+def _group(token: str, completions: list[str] | None, close: list[str] | None = None) -> str:
+    """One query word as a tsquery group: its completions as exact lexemes (GIN intersects exact
+    posting lists by skipping through them: "northwind & importers" 2.5 ms where the prefixes
+    "northwind:* & importers:*" unioned every completion's list first, 33 ms, at a million rows), or
+    the prefix itself when it has none or too many; with its close words for the typo way."""
+    alternatives = [_lexeme(w) for w in completions] if completions else [f"{_lexeme(token)}:*"]
+    alternatives += [_lexeme(w) for w in close or () if w not in (completions or ())]
+    return alternatives[0] if len(alternatives) == 1 else "(" + " | ".join(alternatives) + ")"
 
 
 def _close_words(workspace_id: int, tokens: list[str]) -> dict[str, list[str] | None]:
@@ -131,6 +169,7 @@ def _close_words(workspace_id: int, tokens: list[str]) -> dict[str, list[str] | 
             "  WHERE e.workspace_id = :ws AND e.word = t.tok) AS known) k "
             "LEFT JOIN LATERAL (SELECT s.word FROM search_words s "
             "  WHERE NOT k.known AND s.workspace_id + 0 = :ws AND (s.word % t.tok OR t.tok <% s.word) "
+            "  AND s.word ~ '^[[:alpha:]]+$' "
             f"  ORDER BY s.word <-> t.tok, s.word LIMIT {CLOSE_WORDS}) w ON true"
         ),
         {"toks": tokens, "ws": int(workspace_id)},
@@ -144,14 +183,14 @@ def _close_words(workspace_id: int, tokens: list[str]) -> dict[str, list[str] | 
     return found
 
 
-def typo_groups(workspace_id: int, scanned: list[str]) -> list[str] | None:
-    """The typo way's tsquery groups: a word of the vocabulary by its prefix, a word it lacks by its
-    prefix or one of its close words; None when no word has a close word (nothing new to look for:
-    "northwind importers" is two right words that no cell holds together)."""
+def typo_groups(workspace_id: int, scanned: list[str], completions: dict[str, list[str] | None]) -> list[str] | None:
+    """The typo way's tsquery groups: a word of the vocabulary as it is, a word it lacks with its
+    close words; None when no word has a close word (nothing new to look for: "northwind
+    importers" is two right words that no cell holds together)."""
     close = _close_words(workspace_id, scanned)
     if not any(close.values()):
         return None
-    return ["(" + " | ".join([f"{_lexeme(t)}:*", *(_lexeme(w) for w in close[t] or ())]) + ")" for t in scanned]
+    return [_group(t, completions.get(t), close[t]) for t in scanned]
 
 
 def split_tokens(query: ParsedQuery) -> tuple[list[str], list[str]]:
@@ -204,11 +243,16 @@ class PostgresEngine:
             # Whether every query word starts a word of the cell (the 0.25 of the score), for the
             # cells the btree finds too, so the score does not depend on which way found a cell.
             params["tsq_all"] = " & ".join(f"{_lexeme(t)}:*" for t in query.tokens)
-            ft = "d.tsv @@ (to_tsquery('simple', :tsq_all) || to_tsquery('english', :tsq_all))"
+            ft = "d.tsv @@ to_tsquery('simple', :tsq_all)"
         direct = [f"(SELECT {_COLS}, {ft} AS ft FROM {_DOCS} WHERE {scope} AND {norm_match(query)} LIMIT :cap)"]  # noqa: S608
         more = []
+        completions: dict[str, list[str] | None] = {}
         if words:
-            groups = [f"{_lexeme(t)}:*" for t in (scanned or short)]
+            if scanned:
+                completions = _completions(workspace_id, scanned)
+                groups = [_group(t, completions[t]) for t in scanned]
+            else:
+                groups = [f"{_lexeme(t)}:*" for t in short]
             more.append(_words_way(scope, params, groups, short if scanned else [], "tsq"))
         # For this transaction: the ``%`` threshold; no sequential scan (with LIMIT, the planner
         # bets a scan finds a prefix's estimated thousands of matches early, and reads the whole
@@ -225,7 +269,7 @@ class PostgresEngine:
         )
         rows = _run(_scored(direct, more), params)
         if not rows and scanned and words:
-            rows = self._typos(workspace_id, scope, params, scanned, short)
+            rows = self._typos(workspace_id, scope, params, scanned, short, completions)
         return [
             Hit(
                 table_id=int(r.table_id),
@@ -242,18 +286,23 @@ class PostgresEngine:
         ]
 
     def _typos(
-        self, workspace_id: int, scope: str, params: dict[str, Any], scanned: list[str], short: list[str]
+        self,
+        workspace_id: int,
+        scope: str,
+        params: dict[str, Any],
+        scanned: list[str],
+        short: list[str],
+        completions: dict[str, list[str] | None],
     ) -> list[Any]:
-        """Nothing matched directly: every long word by its prefix or one of its close words."""
+        """Nothing matched directly: every long word the vocabulary lacks with its close words."""
         db.session.execute(
             sa.text("SELECT set_config('statement_timeout', :timeout, true)"), {"timeout": str(TYPOS_TIMEOUT_MS)}
         )
         try:
             with db.session.begin_nested():
-                close = _close_words(workspace_id, scanned)
-            if not any(close.values()):
+                groups = typo_groups(workspace_id, scanned, completions)
+            if groups is None:
                 return []
-            groups = ["(" + " | ".join([f"{_lexeme(t)}:*", *(_lexeme(w) for w in close[t])]) + ")" for t in scanned]
             return _run(_scored([_words_way(scope, params, groups, short, "tsq_typos")]), params)
         except SearchTooSlow:
             return []
