@@ -101,6 +101,14 @@ CASES = [
         make="inbound source",
     ),
     Case(
+        "inbound preview before any payload",
+        "/w/{slug}/tables/{table_id}/inbound/{source_id}",
+        "No payload yet",
+        "#paste-sample",
+        table=[{"name": "Email", "type": "email"}],
+        make="inbound source",
+    ),
+    Case(
         "inbound refused payloads",
         "/w/{slug}/tables/{table_id}/inbound/{source_id}",
         "No refused payloads",
