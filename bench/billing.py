@@ -18,8 +18,9 @@ minus the credits the included events should grant (each paid pack checkout once
 plan invoice once): 0 means every payment counted exactly once whatever the order and the
 repeats. ``ratios.process_over_bare`` is Morket's time per event over a bare loop's, measured
 in the same run on the same signed bodies: ``construct_event`` and one ``INSERT … ON CONFLICT
-DO NOTHING`` of the event into a scratch table, committed per event (before and after Morket's
-pass; the mean of both).
+DO NOTHING`` of the event into a scratch table, committed per event. The two are interleaved in
+blocks of ``BLOCK`` events (the bare loop first in one block, Morket first in the next), so a
+change in the machine's load during the run weighs on both alike.
 
 Runs in the bench database (``MORKET_BENCH_DATABASE_URL``, else ``morket_bench_billing`` on
 127.0.0.1:5432, created and migrated when missing). The last line is one JSON object.
@@ -48,6 +49,7 @@ SECRET = "whsec_bench_billing_0123456789"  # noqa: S105 - the sandbox's signing 
 WEBHOOK_PATH = "/billing/stripe/webhook"
 PACKS_PER_WORKSPACE = 3
 EVENTS_PER_WORKSPACE = 18  # a plan checkout (8), its update (1), three packs (3 each)
+BLOCK = 50  # events per block when the bare loop and Morket take turns
 GRANTING = ("checkout.session.completed", "checkout.session.async_payment_succeeded", "invoice.paid",
             "invoice.payment_succeeded")  # fmt: skip
 
@@ -164,20 +166,35 @@ def _sign(body: bytes) -> str:
     return stripe.WebhookSignature.generate_signature_header(body.decode(), SECRET)
 
 
-def _morket(app, bodies: list[bytes]) -> tuple[float, dict[str, int]]:
-    client = app.test_client()
-    statuses: dict[str, int] = {}
+def _morket(client, bodies: list[bytes], statuses: dict[str, int]) -> float:
+    """POST each signed body to the webhook endpoint through the app's test client; the time taken."""
     started = time.perf_counter()
     for body in bodies:
         resp = client.post(WEBHOOK_PATH, data=body,
                            headers={"Content-Type": "application/json", "Stripe-Signature": _sign(body)})  # fmt: skip
         key = resp.get_json().get("status") if resp.status_code == 200 else f"http_{resp.status_code}"
         statuses[key] = statuses.get(key, 0) + 1
-    return time.perf_counter() - started, statuses
+    return time.perf_counter() - started
 
 
-def _bare(app, bodies: list[bytes]) -> float:
+_BARE_INSERT = text(
+    "INSERT INTO bench_billing_bare (id, type, body) VALUES (:id, :type, CAST(:body AS jsonb))"
+    " ON CONFLICT (id) DO NOTHING"
+)
+
+
+def _bare(conn, bodies: list[bytes]) -> float:
     """construct_event and one INSERT … ON CONFLICT DO NOTHING per event, committed per event."""
+    started = time.perf_counter()
+    for body in bodies:
+        event = stripe.Webhook.construct_event(body, _sign(body), SECRET, tolerance=300)
+        conn.execute(_BARE_INSERT, {"id": event.id, "type": event.type, "body": body.decode()})
+        conn.commit()
+    return time.perf_counter() - started
+
+
+def _measure(app, bodies: list[bytes]) -> tuple[float, float, dict[str, int]]:
+    """Morket's time and the bare loop's over ``bodies``, taking turns block by block."""
     from morket.extensions import db
 
     with app.app_context():
@@ -187,15 +204,22 @@ def _bare(app, bodies: list[bytes]) -> float:
                 text("CREATE TABLE IF NOT EXISTS bench_billing_bare (id text PRIMARY KEY, type text, body jsonb)")
             )
             conn.execute(text("TRUNCATE bench_billing_bare"))
-        insert = text("INSERT INTO bench_billing_bare (id, type, body) VALUES (:id, :type, CAST(:body AS jsonb))"
-                      " ON CONFLICT (id) DO NOTHING")  # fmt: skip
-        started = time.perf_counter()
-        with engine.connect() as conn:
-            for body in bodies:
-                event = stripe.Webhook.construct_event(body, _sign(body), SECRET, tolerance=300)
-                conn.execute(insert, {"id": event.id, "type": event.type, "body": body.decode()})
-                conn.commit()
-        return time.perf_counter() - started
+        bare_conn = engine.connect()
+    client = app.test_client()
+    statuses: dict[str, int] = {}
+    morket_s = bare_s = 0.0
+    try:
+        for n, at in enumerate(range(0, len(bodies), BLOCK)):
+            block = bodies[at : at + BLOCK]
+            if n % 2 == 0:
+                bare_s += _bare(bare_conn, block)
+                morket_s += _morket(client, block, statuses)
+            else:
+                morket_s += _morket(client, block, statuses)
+                bare_s += _bare(bare_conn, block)
+    finally:
+        bare_conn.close()
+    return morket_s, bare_s, statuses
 
 
 def _ledger_grants(app, workspace_ids: list[int]) -> int:
@@ -248,11 +272,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rng.shuffle(sent)
         bodies = [json.dumps(event).encode() for event in sent]
 
-        bare_first = _bare(app, bodies)
-        morket_s, statuses = _morket(app, bodies)
-        bare_second = _bare(app, bodies)
-        bare_s = (bare_first + bare_second) / 2
-        log(f"morket {morket_s:.2f} s, bare {bare_first:.2f} s then {bare_second:.2f} s for {len(bodies)} events")
+        morket_s, bare_s, statuses = _measure(app, bodies)
+        log(f"morket {morket_s:.2f} s, bare {bare_s:.2f} s for {len(bodies)} events (in turns of {BLOCK})")
         granted = _ledger_grants(app, workspace_ids)
     finally:
         server.terminate()
