@@ -362,6 +362,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--samples", type=int, default=10, help="rounds over the query mix")
     parser.add_argument("--edits", type=int, default=20, help="timed edits for the index lag")
+    parser.add_argument(
+        "--no-reindex",
+        dest="reindex",
+        action="store_false",
+        help="keep the table's index as a previous run left it (no reindex figures): the search, typeahead "
+        "and lag phases alone",
+    )
     args = parser.parse_args(argv)
     if args.rows < 1000:
         parser.error("--rows must be at least 1000")
@@ -379,7 +386,8 @@ def _run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     ratios: dict[str, Any] = {}
     workspace, user = bench_workspace("bench-search", "Bench search")
     table = _table(workspace, user, args.rows, figures)
-    _reindex(url, table, figures, ratios)
+    if args.reindex:
+        _reindex(url, table, figures, ratios)
     server = _Server(url)
     try:
         with server.app.app_context():
