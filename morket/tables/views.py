@@ -494,6 +494,7 @@ def rows(workspace: Workspace, membership: Member, table_id: int):
         table, view = service.get_table_and_view_or_404(workspace, table_id, view_id)
         window, total = search_window(workspace, current_user, table, view, query, start, limit)
         wrote = view is not None and view.is_ordered
+        building = None
     else:
         read = g.get("member_source")
         source = None
@@ -512,7 +513,7 @@ def rows(workspace: Workspace, membership: Member, table_id: int):
     # The partial is the rows alone (templates/tables/_rows.html held just ``{{ rows }}``).
     resp = make_response(str(body))
     resp.headers["X-Grid-Total"] = str(total)
-    if query is None and building is not None:
+    if building is not None:
         # A job builds the view's order: the grid shows "Sorting N rows… P%" and asks again.
         resp.headers["X-Grid-Sorting"] = f"{sorting_progress(building)} {int(building.get('rows') or 0)}"
     resp.headers["Cache-Control"] = "no-store"
