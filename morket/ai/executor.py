@@ -409,17 +409,7 @@ class RowWorker:
                 timeout=max(1.0, min(CALL_TIMEOUT_SECONDS, left)),
             )
         except llm.LlmError as exc:
-            limited = exc.retry_after is not None or "rate limit" in exc.message.lower()
-            if exc.retryable:
-                if limited:
-                    requests.block_for(exc.retry_after if exc.retry_after is not None else 1.0)
-                else:
-                    breaker.record_failure()
-                return self._retry(claim, exc.message, exc.retry_after, limited)
-            if not admission.clean:
-                breaker.record_success()
-            return _ready(claim, "final", "error", provider=plan.operation, attempts=claim.attempts + 1,
-                          message=exc.message)  # fmt: skip
+            return self._model_error(claim, exc, requests, breaker, admission.clean)
         if not admission.clean:
             breaker.record_success()
         delivered = Delivered(answer.model or plan.model, answer.input_tokens, answer.output_tokens,
@@ -433,6 +423,21 @@ class RowWorker:
                           message=f"The answer did not fit: {exc.message}", delivered_by=delivered)  # fmt: skip
         return _ready(claim, "final", "success", provider=plan.operation, value=value, fields=fields,
                       attempts=claim.attempts + 1, delivered_by=delivered)  # fmt: skip
+
+    def _model_error(self, claim: ClaimedRow, exc: Any, requests: Any, breaker: Any, clean: bool) -> RowOutcome:
+        """The model refused or failed: a rate limit or a passing failure is retried (the limit
+        blocked, or the breaker told), anything else is the row's final error."""
+        limited = exc.retry_after is not None or "rate limit" in exc.message.lower()
+        if exc.retryable:
+            if limited:
+                requests.block_for(exc.retry_after if exc.retry_after is not None else 1.0)
+            else:
+                breaker.record_failure()
+            return self._retry(claim, exc.message, exc.retry_after, limited)
+        if not clean:
+            breaker.record_success()  # the endpoint answered: only the request was wrong
+        return _ready(claim, "final", "error", provider=self.plan.operation, attempts=claim.attempts + 1,
+                      message=exc.message)  # fmt: skip
 
     def _left(self) -> float:
         return self.s.lease_deadline - time.monotonic() - self.s.lease_margin
@@ -461,15 +466,7 @@ class RowWorker:
                 return self._release(claim)
             return self._retry(claim, exc.message, exc.retry_after, True)  # the search's limit, not the model's
         except llm.LlmError as exc:
-            limited = exc.retry_after is not None or "rate limit" in exc.message.lower()
-            if exc.retryable:
-                if limited:
-                    requests.block_for(exc.retry_after if exc.retry_after is not None else 1.0)
-                else:
-                    breaker.record_failure()
-                return self._retry(claim, exc.message, exc.retry_after, limited)
-            return _ready(claim, "final", "error", provider=plan.operation, attempts=claim.attempts + 1,
-                          message=exc.message)  # fmt: skip
+            return self._model_error(claim, exc, requests, breaker, clean)
         if not clean:
             breaker.record_success()
         record = found.record()
