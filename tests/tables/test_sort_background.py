@@ -5,7 +5,9 @@ sorted rows at once, read by a top-k query, with "Sorting 120,000 rows… N%" in
 while the order is built by a job; a deep window waits (no rows, the progress header) until the
 job has run, then every window is SQL's order. An edit of the sorted column keeps the view usable:
 its windows come from the previous order, marked as sorting, until the rebuilt order puts the
-edited row in its place. A build that rows were deleted during leaves them out.
+edited row in its place. A build that rows were deleted during leaves them out. A filtered sort's
+first windows keep the filter, empty cells last and ties by id, and give the exact count once the
+filter's last row is read.
 """
 # ruff: noqa: S608 - the independent record is plain SQL over generated (integer) table names
 
@@ -225,3 +227,72 @@ def test_rows_deleted_during_a_build_are_left_out(app, live_server, large_table,
         got = [r.id for r in service.read_window(workspace, None, table, view, 0, 20)]
         assert doomed not in got
         assert got == _sql_order(app, info, 0, 20)
+
+
+@pytest.mark.browser
+def test_a_filtered_sort_reads_its_first_rows_with_empty_cells_last(app, live_server, large_table, run_jobs):  # noqa: F811
+    """Before the order exists: the filter applies, empty cells come last, ties go by id, and the
+    window holding the filter's last row gives the exact count; the built order agrees."""
+    from morket.accounts.models import User
+    from morket.extensions import db
+    from morket.tables import service
+    from morket.workspaces.models import Workspace
+    from tests.factories import login
+
+    info = large_table
+    where = f"{info['company']} LIKE 'Acme 1%'"
+    with app.app_context():
+        blanks = list(
+            db.session.execute(text(f"SELECT id FROM {info['rows']} WHERE {where} ORDER BY id LIMIT 7")).scalars()
+        )
+    for row_id in blanks:
+        _edit_employees(app, info, row_id, "")
+    with app.app_context():
+        matching = db.session.execute(text(f"SELECT count(*) FROM {info['rows']} WHERE {where}")).scalar_one()
+        expected = list(
+            db.session.execute(
+                text(f"SELECT id FROM {info['rows']} WHERE {where} ORDER BY {info['employees']} DESC NULLS LAST, id")
+            ).scalars()
+        )
+        assert 300 < matching < 900 and expected[-7:] == blanks
+        workspace = db.session.get(Workspace, info["workspace_id"])
+        table = service.get_table_or_404(workspace, info["table_id"])
+        company_id = table.live_columns[0].id
+        view = service.create_view(
+            workspace,
+            None,
+            table,
+            "Acme 1",
+            sort=[{"column_id": info["employees_id"], "dir": "desc"}],
+            filters={
+                "op": "and",
+                "conditions": [{"column_id": company_id, "operator": "starts_with", "value": "Acme 1"}],
+            },
+        )
+        db.session.commit()
+        view_id, user = view.id, db.session.get(User, info["user_id"])
+        client = app.test_client()
+        login(client, user)
+        db.session.commit()  # the server-side session the cookie names
+
+    def window(start: int, limit: int) -> tuple[list[int], str, str | None]:
+        url = f"/w/{info['slug']}/tables/{info['table_id']}/rows?view={view_id}&start={start}&limit={limit}"
+        with app.app_context():
+            resp = client.get(url, headers={"HX-Request": "true"})
+        assert resp.status_code == 200
+        ids = [int(i) for i in re.findall(r'data-row-id="(\d+)"', resp.get_data(as_text=True))]
+        return ids, resp.headers["X-Grid-Total"], resp.headers.get("X-Grid-Sorting")
+
+    seen: list[int] = []
+    for start in (0, 300, 600):
+        ids, total, building = window(start, 300)
+        assert building is not None and ids == expected[start : start + 300]
+        seen += ids
+        if len(ids) < 300:
+            assert total == str(matching)  # the filter's last row is in this window
+            break
+        assert total == str(N)  # at most every row, until the filter's end is seen
+    assert seen == expected
+    run_jobs()
+    ids, total, building = window(matching - 20, 20)
+    assert building is None and ids == expected[-20:] and total == str(matching)
