@@ -394,21 +394,32 @@ def _subscription_changed(obj: Any, client: stripe.StripeClient, outcome: Outcom
     outcome.summary = f"subscription {sub.id} {field(sub, 'status')}: {chosen.name}"
 
 
+class NotGrantedYet(Exception):
+    """A refund or dispute of a Morket payment arrived before the event that grants the payment:
+    the handling fails so that Stripe retries it, and by then the grant is there to claw back."""
+
+
 def _charge_refunded(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
     charge = client.v1.charges.retrieve(obj.id)
-    _claw_back_charge(charge, outcome, dispute=None)
+    _claw_back_charge(charge, client, outcome, dispute=None)
 
 
 def _dispute_created(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> None:
     dispute = client.v1.disputes.retrieve(obj.id)
     charge_id = field(dispute, "charge")
     charge = client.v1.charges.retrieve(charge_id if isinstance(charge_id, str) else charge_id.id)
-    _claw_back_charge(charge, outcome, dispute=dispute.id)
+    _claw_back_charge(charge, client, outcome, dispute=dispute.id)
 
 
-def _claw_back_charge(charge: Any, outcome: Outcome, *, dispute: str | None) -> None:
-    purchase = purchase_for_payment(field(charge, "payment_intent"))
+def _claw_back_charge(charge: Any, client: stripe.StripeClient, outcome: Outcome, *, dispute: str | None) -> None:
+    intent = field(charge, "payment_intent")
+    purchase = purchase_for_payment(intent if isinstance(intent, str) else field(intent, "id"))
     if purchase is None:
+        # A pack's or an auto top-up's payment names its workspace: if it was not granted yet, its
+        # event is still to come (order is not guaranteed), so this one waits for Stripe's retry.
+        paid = _current(intent, client.v1.payment_intents.retrieve)
+        if field(paid, "status") == "succeeded" and field(paid, "metadata", "workspace_id"):
+            raise NotGrantedYet(f"charge {charge.id}: its payment {paid.id} is not granted yet; retry later")
         outcome.summary = f"charge {charge.id}: no credits were granted for it"
         return
     account = ensure_account(purchase.workspace_id, lock=True)

@@ -176,3 +176,24 @@ def test_a_partial_refund_then_a_dispute_take_back_each_share_once(client, db, t
     db.session.refresh(purchase)
     assert purchase.clawed_back == 25_000
     assert service.get_account(workspace.id).credit_shortfall == 0
+
+
+def test_a_refund_that_arrives_before_its_grant_waits_for_the_retry_then_claws_back(client, db, team, stripe_relay):
+    workspace = team.workspace
+    login(client, team["owner"])
+    _buy(client, stripe_relay, workspace.slug, pack="pack_5k")  # paid at Stripe; no event delivered yet
+    intent = stripe_relay.client.v1.checkout.sessions.list().data[0].payment_intent
+    stripe_relay.client.v1.refunds.create(params={"payment_intent": intent})
+
+    answers = stripe_relay.deliver(client, reverse=True)  # the refund's events first, the checkout's last
+    assert ("charge.refunded", 500) in [(kind, status) for kind, status, _ in answers]
+    assert credits.balance(workspace.id) == 5_000  # granted by the checkout's event; the refund waits
+    row = db.session.scalar(select(BillingEvent).where(BillingEvent.type == "charge.refunded"))
+    assert row.status == "failed" and "not granted yet" in row.error
+
+    stripe_relay.deliver(client, again=True)  # Stripe retries the delivery that failed
+    assert credits.balance(workspace.id) == 0
+    purchase = db.session.scalar(select(BillingPurchase).where(BillingPurchase.workspace_id == workspace.id))
+    assert purchase.clawed_back == 5_000 and service.get_account(workspace.id).credit_shortfall == 0
+    db.session.refresh(row)
+    assert row.status == "processed" and row.attempts == 2
