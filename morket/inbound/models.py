@@ -45,6 +45,8 @@ class InboundSource(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):
     created_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
     # Not stored: the kept sample's shape as the inbound URL's lookup read it (see service.find_source).
     stored_sample_keys = None
+    # Not stored: the source's table with its columns, read by the same lookup (its lock is taken later).
+    loaded_table = None
 
 
 class InboundFailure(IdMixin, TimestampMixin, WorkspaceScoped, db.Model):

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import JSONB, JSONPATH
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import defer, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from morket.core.db import utcnow
@@ -436,19 +436,22 @@ def _find_source_statement() -> sa.Select:
         select(
             InboundSource,
             WorkspaceRow,
+            Table,
             tables.fresh_orders_exist(InboundSource.table_id),
             webhooks.subscribers_exist(InboundSource.workspace_id, ROW_CREATED),
             sa.literal_column(_SAMPLE_KEYS_SQL),
         )
         .join(WorkspaceRow, WorkspaceRow.id == InboundSource.workspace_id)
+        .join(Table, sa.and_(Table.id == InboundSource.table_id, Table.workspace_id == InboundSource.workspace_id))
         .where(InboundSource.token == sa.bindparam("token"))
-        .options(defer(InboundSource.sample))
+        .options(defer(InboundSource.sample), joinedload(Table.columns))
     )
 
 
 # The stored sample's shape (its first record's top-level keys, sorted) instead of the sample itself:
 # a request rewrites the sample only when its own shape differs, or every ``SAMPLE_EVERY`` requests.
-_SAMPLE_KEYS_SQL = """(SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(CASE
+# (As JSON text: the row's values are hashed when the table's columns are collected.)
+_SAMPLE_KEYS_SQL = """(SELECT CAST(jsonb_agg(k ORDER BY k) AS text) FROM jsonb_object_keys(CASE
   WHEN jsonb_typeof(inbound_sources.sample) = 'object' THEN inbound_sources.sample
   WHEN jsonb_typeof(inbound_sources.sample -> 0) = 'object' THEN inbound_sources.sample -> 0
   ELSE '{}'::jsonb END) AS k)"""
@@ -472,11 +475,12 @@ def find_source(token: str) -> tuple[InboundSource, WorkspaceRow] | None:
     """Return the source whose URL token is ``token`` and its workspace (the token is the address)."""
     if not token or len(token) > 64:
         return None
-    row = db.session.execute(_find_source_statement(), {"token": token}).first()
+    row = db.session.execute(_find_source_statement(), {"token": token}).unique().first()
     if row is None:
         return None
-    source, workspace, fresh_orders, subscribers, sample_keys = row
-    source.stored_sample_keys = sample_keys
+    source, workspace, table, fresh_orders, subscribers, sample_keys = row
+    source.stored_sample_keys = None if sample_keys is None else json.loads(sample_keys)
+    source.loaded_table = table  # with its columns: the write takes its lock without reading them again
     if not fresh_orders:
         tables.note_no_fresh_orders(source.table_id)
     if not subscribers:
@@ -497,7 +501,11 @@ def parse_body(raw: bytes) -> Any:
 def receive_payload(workspace: Workspace, source: InboundSource, raw: bytes) -> Received:
     """Map the body to rows and write them in the caller's transaction; raise Refused and write nothing."""
     payload = parse_body(raw)
-    table = source_table(workspace, source, lock=True)
+    loaded = source.loaded_table
+    if loaded is not None and loaded.id == source.table_id:
+        table = tables.lock_loaded_table(workspace, loaded)
+    else:
+        table = source_table(workspace, source, lock=True)
     columns = mapped_columns(table, source)
     names = {c.id: c.name for c in table.live_columns}
     try:

@@ -9,7 +9,10 @@ are built on these.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -85,7 +88,7 @@ def _parse_rows(table: Table, rows: Sequence[Mapping[Any, Any]]) -> list[dict[st
     return parsed
 
 
-# Column types whose values go in as one typed array each (arrays of arrays and of JSON do not).
+# Column types whose values go in through one JSON record set (arrays and JSON columns do not).
 _UNNEST_TYPES = frozenset({"text", "numeric", "date", "timestamptz", "boolean"})
 
 
@@ -93,17 +96,28 @@ _UNNEST_TYPES = frozenset({"text", "numeric", "date", "timestamptz", "boolean"})
 Also = tuple[str, dict[str, Any]]
 
 
+def _json_value(value: Any) -> str:
+    """A cell value JSON cannot hold (Decimal, date, datetime) as its text, which the column's type reads."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):  # datetime too
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} does not go in as JSON")
+
+
 def _insert_unnest(
     table: Table, store: storage.Storage, parsed: list[dict[str, Any]], also: Also | None = None
 ) -> list[int] | None:
-    """Insert ``parsed`` with one short statement: a typed array per column, unnested in order, the
-    positions numbered after the table's last by the statement itself (under the row lock).
+    """Insert ``parsed`` with one short statement: the rows as one JSON parameter, read in order as a
+    typed record set, the positions numbered after the table's last by the statement itself (under
+    the row lock).
 
-    The table's ``row_count`` is counted by the same statement. One round trip whatever the row
-    count, and the same text for every call on a table, so the driver parses and prepares it once
-    (a multi-row VALUES is a new, long text each time). None when a column's type cannot go in as
-    an array (multi-select, JSON): the caller inserts row by row. ``also`` rides in the same
-    statement as one more data-modifying CTE.
+    The table's ``row_count`` is counted by the same statement. One round trip and one parameter
+    whatever the row count, and the same text for every call on a table, so the driver parses and
+    prepares it once (a multi-row VALUES is a new, long text each time; one typed array per column
+    costs the driver a conversion per value). None when a column's type cannot go in this way
+    (multi-select, JSON): the caller inserts row by row. ``also`` rides in the same statement as one
+    more data-modifying CTE.
     """
     columns = [(store.columns[cid].name, storage.sql_type(kind)) for cid, kind in store.types.items()]
     if not columns or any(kind not in _UNNEST_TYPES for _, kind in columns):
@@ -111,24 +125,23 @@ def _insert_unnest(
     quote = db.session.get_bind().dialect.identifier_preparer.quote
     relation = f"{quote(USER_SCHEMA)}.{quote(table.storage_name)}"
     names = [quote(name) for name, _ in columns]
-    arrays = ", ".join(f"CAST(:a{i} AS {kind}[])" for i, (_, kind) in enumerate(columns))
+    record = ", ".join(f"{quote(name)} {kind}" for name, kind in columns)
     statement = sa.text(
         f"WITH added AS (INSERT INTO {relation} (pos, {', '.join(names)}) "  # noqa: S608 - generated, quoted names
         f"SELECT coalesce((SELECT max(pos) FROM {relation}), :base - 1) + u.n, {', '.join('u.' + n for n in names)} "
-        f"FROM unnest({arrays}) WITH ORDINALITY AS u({', '.join(names)}, n) RETURNING id, pos), "
+        f"FROM ROWS FROM (json_to_recordset(CAST(:rows AS json)) AS ({record})) "
+        f"WITH ORDINALITY AS u({', '.join(names)}, n) RETURNING id, pos), "
         "counted AS (UPDATE tables SET row_count = row_count + (SELECT count(*) FROM added) WHERE id = :table_id "
         "RETURNING row_count) "
         + (f", also AS ({also[0]}) " if also else "")
         + "SELECT id, pos, (SELECT row_count FROM counted) FROM added"
     )
-    params: dict[str, Any] = {"base": table.pos_base, "table_id": table.id, **(also[1] if also else {})}
-    for i, (name, kind) in enumerate(columns):
-        values = [row.get(name) for row in parsed]
-        if len({type(v) for v in values if v is not None}) > 1:  # the driver types an array by one element
-            if kind != "numeric":
-                return None
-            values = [None if v is None else str(v) for v in values]
-        params[f"a{i}"] = values
+    # The parsed rows are keyed by storage name already: a key left out reads as NULL.
+    try:
+        rows = json.dumps(parsed, default=_json_value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):  # a value JSON cannot carry: the caller inserts row by row
+        return None
+    params: dict[str, Any] = {"base": table.pos_base, "table_id": table.id, "rows": rows, **(also[1] if also else {})}
     db.session.flush()  # the table's row is written below, outside the unit of work
     inserted = db.session.execute(statement, params).all()
     if inserted:

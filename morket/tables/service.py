@@ -36,6 +36,7 @@ from morket.tables.access import (
     list_newest_tables,
     list_tables,
     list_views,
+    lock_loaded_table,
     lock_rows,
     mark_views_stale,
     next_pos,
@@ -85,6 +86,7 @@ __all__ = [
     "find_column",
     # the row lock and stale views
     "lock_rows",
+    "lock_loaded_table",
     "next_pos",
     "mark_views_stale",
     "fresh_orders_exist",

@@ -50,6 +50,25 @@ def test_a_plain_table_is_written_without_reading_views_or_endpoints(client, db,
     assert not [s for s in statements if s.lstrip().startswith("SELECT webhook_endpoints.")]
 
 
+def test_the_table_and_its_columns_come_with_the_source_and_the_lock_reads_only_its_row(
+    client, db, team, source, statements
+):
+    workspace, owner, table = team
+    made, secret = source
+    db.session.commit()
+    assert post(client, made, _records(0, 1), secret=secret).status_code == 200  # the app's first request
+    db.session.refresh(made)  # the test's own copy, read again here rather than in the count
+    statements.clear()
+    resp = post(client, made, _records(1, 100), secret=secret)
+    assert resp.status_code == 200, resp.get_json()
+    sent = [s for s in statements if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE"))]
+    # The source's lookup, the table's row lock, the insert (with the counters): three statements.
+    assert len(sent) == 3, "\n".join(s[:100] for s in sent)
+    assert "table_columns" in sent[0] and "FOR UPDATE" not in sent[0]
+    assert "FOR UPDATE" in sent[1] and "table_columns" not in sent[1]
+    assert len(tables.read_window(workspace, owner, table, None, 0, 200)) == 101
+
+
 def test_a_sorted_view_with_a_fresh_order_is_marked_stale_and_shows_the_new_rows(client, db, team, source):
     workspace, owner, table = team
     made, secret = source

@@ -57,3 +57,21 @@ def test_rows_with_a_list_column_are_appended_too(db, owner):
     stored = _stored(db, table)
     assert [r[0] for r in stored] == ids
     assert [r[2:] for r in stored] == [("Acme", ["a", "b"]), ("Beta", None)]
+
+
+def test_values_json_escapes_or_cannot_hold_are_stored_exactly(db, owner):
+    workspace, user = owner
+    columns = [{"name": "Note", "type": "text"}, {"name": "At", "type": "datetime"},
+               {"name": "Amount", "type": "number"}]  # fmt: skip
+    table = tables.create_table(workspace, user, "Exact", columns=columns)
+    note = 'Quote " back\\slash \u00e9t\u00e9 \U0001f600 {"a": 1} \n tab\t'
+    sent = [
+        {"Note": note, "At": "2024-02-29T23:59:58.123456+02:00", "Amount": "0.000000000001"},
+        {"Note": "", "Amount": "-999999999999999999"},
+    ]
+    rows.insert_rows(workspace, user, table, sent)
+    stored = _stored(db, table)
+    assert stored[0][2] == note
+    assert stored[0][3] == datetime.datetime(2024, 2, 29, 21, 59, 58, 123456, tzinfo=datetime.UTC)
+    assert stored[0][4] == Decimal("0.000000000001")
+    assert stored[1][4] == Decimal("-999999999999999999") and stored[1][3] is None
