@@ -215,8 +215,15 @@ def last_result(workspace_id: int) -> BillingEvent | None:
 _THRESHOLDS: dict[int, tuple[int | None, float]] = {}
 
 
+_THRESHOLDS_KEPT = 10_000  # beyond this many workspaces, the expired entries are dropped
+
+
 def _remember(workspace_id: int, threshold: int | None) -> None:
-    _THRESHOLDS[workspace_id] = (threshold, time.monotonic())
+    now = time.monotonic()
+    if len(_THRESHOLDS) >= _THRESHOLDS_KEPT:
+        for key in [k for k, (_, at) in _THRESHOLDS.items() if now - at >= SETTING_TTL]:
+            del _THRESHOLDS[key]
+    _THRESHOLDS[workspace_id] = (threshold, now)
 
 
 def _threshold(workspace_id: int) -> int | None:
