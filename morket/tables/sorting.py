@@ -55,6 +55,9 @@ BACKGROUND_ORDER_AT = 100_000
 TOP_WINDOW_DEPTH = 1_000
 # Rows per second a build is expected to take before any build was measured.
 DEFAULT_RATE = 500_000
+# Sort memory of a build (per process: the leader and each parallel worker). With the default 4MB,
+# 10,000,000 keys took 54-69 s in many merge passes; with 256MB 17-21 s (docs/PERFORMANCE.md).
+BUILD_WORK_MEM = "256MB"
 _KEY = "morket:order-build:{view_id}"
 _RATE_KEY = "morket:order-build-rate"
 
@@ -262,6 +265,7 @@ def _build(table_id: int, view_id: int) -> int | None:
         return None
     marks = (table.row_count, table.pos_base, list(table.pos_gaps or []))
     store = storage.storage_for(table)
+    storage.set_local("work_mem", BUILD_WORK_MEM)
     storage.drop_relation(name)
     built = storage.build_order(
         table_id,

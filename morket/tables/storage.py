@@ -506,7 +506,12 @@ def drop_relation(name: str) -> None:
 
 def set_lock_timeout(value: str) -> None:
     """Wait at most ``value`` (a constant such as "5s") for a lock, until the transaction ends."""
-    _exec(f"SET LOCAL lock_timeout = '{value}'")
+    set_local("lock_timeout", value)
+
+
+def set_local(name: str, value: str) -> None:
+    """Set a PostgreSQL setting until the transaction ends (``set_config``, the value bound)."""
+    _exec("SELECT set_config(:name, :value, true)", {"name": name, "value": value})
 
 
 def remove_gone_rows(order: str, rows: str) -> list[int]:
