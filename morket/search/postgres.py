@@ -92,14 +92,20 @@ def _scored(ways: list[str], more: list[str] | None = None) -> str:
     """  # noqa: S608 - fixed SQL formatted in; every value is a bound parameter
 
 
+def _cancelled(exc: sa.exc.OperationalError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) == "57014"  # query_canceled
+
+
 def _run(sql: str, params: dict[str, Any]) -> list[Any]:
-    """Run one search statement in a savepoint; a statement the time limit stopped is SearchTooSlow."""
+    """Run one search statement; one the time limit stopped is SearchTooSlow, its transaction rolled
+    back (no savepoint around it: two round trips a search for a case that ends the request, whose
+    error page then reads the database again in a fresh transaction)."""
     try:
-        with db.session.begin_nested():
-            return db.session.execute(sa.text(sql), params).all()
+        return db.session.execute(sa.text(sql), params).all()
     except sa.exc.OperationalError as exc:
-        if getattr(exc.orig, "sqlstate", None) != "57014":  # query_canceled
+        if not _cancelled(exc):
             raise
+        db.session.rollback()
         raise SearchTooSlow("This search took too long and was stopped; add a word or pick a table.") from None
 
 
@@ -299,14 +305,13 @@ class PostgresEngine:
             sa.text("SELECT set_config('statement_timeout', :timeout, true)"), {"timeout": str(TYPOS_TIMEOUT_MS)}
         )
         try:
-            with db.session.begin_nested():
+            with db.session.begin_nested():  # one savepoint for both statements: a stop ends only them
                 groups = typo_groups(workspace_id, scanned, completions)
-            if groups is None:
-                return []
-            return _run(_scored([_words_way(scope, params, groups, short, "tsq_typos")]), params)
-        except SearchTooSlow:
-            return []
-        except sa.exc.OperationalError as exc:  # the vocabulary lookup stopped by the limit
-            if getattr(exc.orig, "sqlstate", None) != "57014":
+                if groups is None:
+                    return []
+                sql = _scored([_words_way(scope, params, groups, short, "tsq_typos")])
+                return db.session.execute(sa.text(sql), params).all()
+        except sa.exc.OperationalError as exc:  # stopped by the limit: the typo way finds nothing
+            if not _cancelled(exc):
                 raise
             return []

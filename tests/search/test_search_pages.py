@@ -136,3 +136,41 @@ def test_admin_console_shows_the_index_lag(db, setup, new_client):
     plain = new_client()
     login(plain, owner)
     assert plain.get("/admin/search").status_code == 404
+
+
+def _slowed(monkeypatch, marker: str) -> None:
+    """Make the search statements that contain ``marker`` outlast their time limit (a fault injected
+    into the statement's text: it sleeps 0.3 s, past limits lowered to 50 ms)."""
+    from morket.search import postgres
+
+    monkeypatch.setattr(postgres, "STATEMENT_TIMEOUT_MS", 50)
+    monkeypatch.setattr(postgres, "TYPOS_TIMEOUT_MS", 50)
+    real = postgres._scored
+
+    def scored(ways, more=None):
+        sql = real(ways, more)
+        return sql + " HAVING pg_sleep(0.3) IS NOT NULL" if marker in sql else sql
+
+    monkeypatch.setattr(postgres, "_scored", scored)
+
+
+def test_a_search_past_its_time_limit_is_a_503_page_that_says_what_to_do(setup, client, monkeypatch):
+    workspace, *_ = setup
+    _slowed(monkeypatch, "cand AS")
+    resp = client.get(f"/w/{workspace.slug}/search", query_string={"q": "acme"})
+    assert resp.status_code == 503
+    page = resp.get_data(as_text=True)
+    assert "took too long" in page and "pick a table" in page
+    assert 'class="sidebar' in page  # the error page is the product's, shell and all (read after the rollback)
+    api = client.get("/api/v1/search", query_string={"q": "acme"})  # the session cookie is not an API token
+    assert api.status_code in (401, 503)
+
+
+def test_a_typo_search_past_its_limit_finds_nothing_and_the_page_still_answers(setup, client, monkeypatch):
+    workspace, *_ = setup
+    _slowed(monkeypatch, "tsq_typos")
+    resp = client.get(f"/w/{workspace.slug}/search", query_string={"q": "acmme corpp"})
+    assert resp.status_code == 200
+    assert "Nothing matches" in resp.get_data(as_text=True)
+    found = client.get(f"/w/{workspace.slug}/search", query_string={"q": "acme"})  # the next search is whole
+    assert found.status_code == 200 and found.get_data(as_text=True).count('class="search-result"') >= 2
