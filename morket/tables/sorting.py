@@ -58,6 +58,8 @@ DEFAULT_RATE = 500_000
 # Sort memory of a build (per process: the leader and each parallel worker). With the default 4MB,
 # 10,000,000 keys took 54-69 s in many merge passes; with 256MB 17-21 s (docs/PERFORMANCE.md).
 BUILD_WORK_MEM = "256MB"
+# Seconds before a view whose build failed gets another (the retries of the job aside).
+FAILED_BUILD_PAUSE_S = 60
 _KEY = "morket:order-build:{view_id}"
 _RATE_KEY = "morket:order-build-rate"
 
@@ -199,10 +201,12 @@ def build_in_background(table_id: int, view_id: int) -> int | None:
     except BaseException:
         db.session.rollback()
         _mark_stale(view_id)
-        raise
-    finally:
+        # The record stays a while: open grids do not queue a build a second while one keeps failing.
         with contextlib.suppress(RedisError):
-            client.delete(key)
+            client.expire(key, FAILED_BUILD_PAUSE_S)
+        raise
+    with contextlib.suppress(RedisError):
+        client.delete(key)
     if size:
         with contextlib.suppress(RedisError):  # a courtesy to the next sort: lost, the next build queues it
             enqueue_now(

@@ -296,3 +296,42 @@ def test_a_filtered_sort_reads_its_first_rows_with_empty_cells_last(app, live_se
     run_jobs()
     ids, total, building = window(matching - 20, 20)
     assert building is None and ids == expected[-20:] and total == str(matching)
+
+
+@pytest.mark.browser
+def test_a_failed_build_leaves_the_view_stale_and_waits_before_another(app, live_server, large_table, monkeypatch):  # noqa: F811
+    from morket.extensions import db
+    from morket.tables import service, storage
+    from morket.workspaces.models import Workspace
+
+    info = large_table
+    with app.app_context():
+        workspace = db.session.get(Workspace, info["workspace_id"])
+        table = service.get_table_or_404(workspace, info["table_id"])
+        view = service.create_view(
+            workspace, None, table, "Largest", sort=[{"column_id": info["employees_id"], "dir": "desc"}]
+        )
+        db.session.commit()
+        view_id = view.id
+        first = sorting.queue_build(info["table_id"], view_id, N)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(storage, "build_order", broken)
+    with app.app_context(), pytest.raises(RuntimeError):
+        sorting.build_in_background(info["table_id"], view_id)
+    with app.app_context():
+        workspace = db.session.get(Workspace, info["workspace_id"])
+        table = service.get_table_or_404(workspace, info["table_id"])
+        view = service.get_view_or_404(workspace, table, view_id)
+        assert view.order_stale and view.order_size is None
+        assert not storage.order_exists(table.id, view.id)
+        assert not db.session.execute(
+            text("SELECT to_regclass(:n) IS NOT NULL"), {"n": f"ut.o_{table.id}_{view_id}_n"}
+        ).scalar()
+        # The failed build's record holds for a minute: a grid asking again does not queue another yet.
+        again = sorting.queue_build(info["table_id"], view_id, N)
+        assert again["queued"] == first["queued"] and "started" in again
+        ttl = app.extensions["morket_redis"].ttl(f"morket:order-build:{view_id}")
+        assert 0 < ttl <= sorting.FAILED_BUILD_PAUSE_S
