@@ -7,7 +7,8 @@ job has run, then every window is SQL's order. An edit of the sorted column keep
 its windows come from the previous order, marked as sorting, until the rebuilt order puts the
 edited row in its place. A build that rows were deleted during leaves them out. A filtered sort's
 first windows keep the filter, empty cells last and ties by id, and give the exact count once the
-filter's last row is read.
+filter's last row is read. A build that fails leaves the view stale and does not start again at
+once.
 """
 # ruff: noqa: S608 - the independent record is plain SQL over generated (integer) table names
 
