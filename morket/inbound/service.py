@@ -21,7 +21,6 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -775,31 +774,3 @@ def body_text(failure: InboundFailure, limit: int = 4000) -> str:
     """The kept body as text for people (undecodable bytes replaced), cut at ``limit`` characters."""
     text = bytes(failure.body).decode("utf-8", errors="replace")
     return text if len(text) <= limit else text[:limit] + "…"
-
-
-# --- the grid's pulse ----------------------------------------------------------------------------------
-
-
-def has_sources(workspace_id: int, table_id: int) -> bool:
-    """Whether the table has an inbound source (its page then watches for rows arriving)."""
-    return bool(
-        db.session.scalar(
-            select(InboundSource.id)
-            .where(InboundSource.workspace_id == workspace_id, InboundSource.table_id == table_id)
-            .limit(1)
-        )
-    )
-
-
-def pulse(workspace: Workspace, table_id: int) -> str:
-    """A stamp that changes whenever rows arrive in the table or its sources receive (one statement)."""
-    row = db.session.execute(
-        select(Table.row_count, func.max(InboundSource.last_received_at))
-        .outerjoin(InboundSource, InboundSource.table_id == Table.id)
-        .where(Table.id == table_id, Table.workspace_id == workspace.id)
-        .group_by(Table.id)
-    ).first()
-    if row is None:
-        raise NotFound("That table does not exist.")
-    count, last = row
-    return f"{count}:{last.isoformat() if isinstance(last, datetime) else ''}"

@@ -16,6 +16,7 @@ from morket.core.tenancy import workspace_page
 from morket.core.types import Member, Workspace
 from morket.extensions import db, limiter
 from morket.inbound import bp, service
+from morket.inbound import pulse as grid_pulse
 from morket.inbound.forms import CreateSourceForm, SampleForm
 from morket.inbound.models import InboundSource
 from morket.tables import service as tables
@@ -24,7 +25,7 @@ from morket.tables.models import Table
 
 def pulse_url(workspace: Workspace, table: Table) -> str | None:
     """The URL the table page polls for arriving rows, when the table has an inbound source."""
-    if not service.has_sources(workspace.id, table.id):
+    if not grid_pulse.has_sources(workspace.id, table.id):
         return None
     return url_for("inbound.pulse", slug=workspace.slug, table_id=table.id)
 
@@ -242,6 +243,6 @@ def replay(
 @workspace_page("tables.view")
 @limiter.limit(GRID_LIMIT)
 def pulse(workspace: Workspace, membership: Member, table_id: int) -> Response:
-    resp = jsonify({"stamp": service.pulse(workspace, table_id)})
+    resp = jsonify({"stamp": grid_pulse.pulse(workspace, table_id)})
     resp.headers["Cache-Control"] = "no-store"
     return resp
