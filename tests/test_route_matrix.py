@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 import pytest
+import sqlalchemy as sa
 
 from morket.api.routing import OPERATIONS
 from morket.api.tokens import encode_access_token
@@ -138,6 +139,15 @@ def _ai_ids(db, workspace, owner, table_id: int) -> dict[str, int]:
     run = Run(workspace_id=workspace.id, table_id=table_id, column_id=column.id, kind="ai", status="completed",
               config={"column": column.config})  # fmt: skip
     db.session.add(run)
+    db.session.flush()
+    # The matrix row's research result, so the route that reads one finds it (it is 404 for a row
+    # never researched, as for another workspace's ids).
+    from morket.ai.column_models import AiResearchResult
+
+    row_id = db.session.execute(sa.text(f"SELECT min(id) FROM ut.t_{int(table_id)}")).scalar()  # noqa: S608
+    found = AiResearchResult(workspace_id=workspace.id, table_id=table_id, column_id=column.id, row_id=row_id,
+                             run_id=run.id, status="answered", answer="Analytics", record={"sources": []})  # fmt: skip
+    db.session.add(found)
     db.session.flush()
     return {"ai_column_id": column.id, "ai_run_id": run.id}
 
