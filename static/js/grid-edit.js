@@ -38,6 +38,7 @@
     this.dragging = false;
     this.queue = [];        // failed saves: {rowId, colId, value}
     this.saving = [];       // saves in flight; range actions and undo wait for them
+    this.refused = {};      // "rowId:colId" -> why the server refused the cell's last edit
     this.toolbar = document.querySelector('[data-edit-toolbar="' + el.id + '"]');
     this.banner = this.toolbar ? this.toolbar.querySelector("[data-offline]") : null;
     var self = this;
@@ -180,6 +181,13 @@
 
   // A new window replaced the rows: find the cursor's row again by id, re-attach an open editor.
   Editor.prototype.restore = function () {
+    // A refused edit stays marked (and says why) until the cell is edited again, even when the
+    // window is fetched again meanwhile (a live change by someone else, or this grid's own earlier save).
+    var marks = this.refused;
+    for (var key in marks) {
+      var ids = key.split(":"), marked = this.cell(ids[0], ids[1]);
+      if (marked) { marked.classList.add("is-error"); marked.title = marks[key]; }
+    }
     if (this.pendingMove) {
       var want = this.pendingMove, row = this.rowAt(want.pos);
       if (row) {
@@ -432,6 +440,7 @@
 
   Editor.prototype.save = function (rowId, colId, value) {
     var cell = this.cell(rowId, colId), self = this;
+    delete this.refused[rowId + ":" + colId];
     if (cell) { cell.classList.remove("is-saved", "is-error", "is-failed"); cell.classList.add("is-saving"); cell.removeAttribute("title"); }
     var done = post(this.el.dataset.saveUrl, {row_id: rowId, column_id: colId, value: value}).then(function (resp) {
       if (resp.ok) {
@@ -456,6 +465,7 @@
       return readJson(resp).then(function (body) {
         self.dequeue(rowId, colId);
         var message = (body.error && body.error.message) || "This value could not be saved.";
+        self.refused[rowId + ":" + colId] = message;
         var current = self.cell(rowId, colId);
         if (current) {
           current.classList.remove("is-saving", "is-failed");
