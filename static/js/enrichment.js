@@ -70,6 +70,9 @@
     drawer.hidden = false;
     document.body.classList.add("has-enrich-drawer");
     window.htmx.ajax("GET", url, {target: body, swap: "innerHTML"}).then(function () {
+      // The drawer's title takes the focus, unless the person is already working inside the drawer
+      // (this promise can settle after a later panel was loaded and its controls were focused).
+      if (body.contains(document.activeElement)) { return; }
       var title = body.querySelector("h2");
       if (title) { title.setAttribute("tabindex", "-1"); title.focus(); }
     });

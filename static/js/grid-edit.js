@@ -42,7 +42,7 @@
     this.toolbar = document.querySelector('[data-edit-toolbar="' + el.id + '"]');
     this.banner = this.toolbar ? this.toolbar.querySelector("[data-offline]") : null;
     var self = this;
-    el.addEventListener("grid:window-rendered", function () { self.restore(); });
+    el.addEventListener("grid:window-rendered", function (e) { self.restore(!!(e.detail && e.detail.hadFocus)); });
     el.addEventListener("mousedown", function (e) { self.onMouseDown(e); });
     el.addEventListener("mouseover", function (e) { self.onMouseOver(e); });
     document.addEventListener("mouseup", function () { self.dragging = false; });
@@ -180,7 +180,7 @@
   };
 
   // A new window replaced the rows: find the cursor's row again by id, re-attach an open editor.
-  Editor.prototype.restore = function () {
+  Editor.prototype.restore = function (hadFocus) {
     // A refused edit stays marked (and says why) until the cell is edited again, even when the
     // window is fetched again meanwhile (a live change by someone else, or this grid's own earlier save).
     var marks = this.refused;
@@ -204,9 +204,10 @@
       if (r) { p.pos = parseInt(r.dataset.pos, 10); }
     });
     this.paint();
-    // The focused cell was replaced with the window: focus its successor unless the user went elsewhere.
+    // The focused cell was replaced with the window: focus its successor unless the user went elsewhere
+    // (a window fetched again while the focus is in a drawer or a form leaves it there).
     var active = document.activeElement;
-    if (this.cursor && !this.editing && (!active || active === document.body)) {
+    if (this.cursor && !this.editing && hadFocus && (!active || active === document.body)) {
       var successor = this.cell(this.cursor.rowId, this.cursor.colId);
       if (successor) { successor.focus({preventScroll: true}); }
     }

@@ -204,6 +204,7 @@
 
   // Swap in a window (the previous rows stay until this moment), then tell other scripts.
   Grid.prototype.render = function (html, start, total) {
+    var hadFocus = this.el.contains(document.activeElement);  // the editor gives it back only then
     this.block.innerHTML = html;
     var count = this.block.children.length;
     this.loaded = {start: start, count: count};
@@ -211,7 +212,8 @@
     if (total !== null && total !== undefined && total !== "") { this.setTotal(parseInt(total, 10)); }
     if (window.htmx) { window.htmx.process(this.block); }
     this.place();
-    this.el.dispatchEvent(new CustomEvent("grid:window-rendered", {bubbles: true, detail: {start: start, count: count}}));
+    this.el.dispatchEvent(new CustomEvent("grid:window-rendered",
+      {bubbles: true, detail: {start: start, count: count, hadFocus: hadFocus}}));
   };
 
   // A job builds the view's order ("<percent> <rows>"): the first rows come from a quick read, deeper

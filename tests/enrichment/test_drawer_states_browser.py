@@ -215,21 +215,33 @@ def _catalogue(d: Drawer, app) -> str:
     return "[data-card='preset:email_waterfall'] a.enrich-card-link"
 
 
+# htmx has bound the catalogue's search form (it does so just after the drawer's content is shown:
+# typing before then is what a person cannot do, and the first keystrokes went unheard).
+_SEARCH_BOUND = """() => { const f = document.querySelector('#enrich-catalogue form.enrich-search');
+  return !!(f && f['htmx-internal-data'] && f['htmx-internal-data'].initHash); }"""
+
+
+def _search_catalogue(d: Drawer, words: str) -> None:
+    d.page.wait_for_function(_SEARCH_BOUND)
+    d.page.locator("#enrich-q").fill(words)
+
+
 def _catalogue_search(d: Drawer, app) -> str:
-    d.page.locator("#enrich-q").fill("phone")
+    _search_catalogue(d, "phone")
     expect(d.page.locator("#enrich-cards [data-card]").first).to_be_visible()
     expect(d.page.locator("#enrich-cards [data-card='preset:email_waterfall']")).to_have_count(0)
     return "#enrich-cards a.enrich-card-link >> nth=0"
 
 
 def _catalogue_category(d: Drawer, app) -> str:
+    d.page.wait_for_function(_SEARCH_BOUND)
     d.page.locator(".enrich-cats label", has_text="Companies").click()
     expect(d.page.locator("#enrich-cards [data-card='op:website.scrape']")).to_be_visible()
     return "#enrich-cards a.enrich-card-link >> nth=0"
 
 
 def _catalogue_nothing(d: Drawer, app) -> str:
-    d.page.locator("#enrich-q").fill("zzqx nothing like this")
+    _search_catalogue(d, "zzqx nothing like this")
     expect(d.page.locator("#enrich-cards .enrich-empty")).to_contain_text("No enrichment matches")
     return "[data-empty-action]"
 
@@ -284,6 +296,8 @@ def _edit_saved_undo(d: Drawer, app) -> tuple[str, str]:
     page.locator("#enrich-step-1 button[value='down:1']").focus()
     page.keyboard.press("Enter")
     expect(steps.first).to_have_attribute("data-step", before[1])
+    # htmx has finished the swap (its settling is when the moved step is given the focus back).
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
     # The moved step keeps the focus, so the next key press acts on it again.
     expect(page.locator("#enrich-step-2")).to_be_focused()
     page.keyboard.press("Tab")
