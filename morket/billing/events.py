@@ -346,9 +346,8 @@ def _invoice_failed(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> 
         outcome.summary = f"invoice {inv.id} failed: grace period already running"
 
 
-def _email_billing_people(account: BillingAccount, inv: Any) -> None:
-    from morket.mail.service import absolute_url, send_email
-
+def _billing_people(account: BillingAccount) -> tuple[Workspace, Any]:
+    """The account's workspace and the (email, name) of its owners and billing admins: who billing mails."""
     workspace = db.session.get(Workspace, account.workspace_id)
     assert workspace is not None
     rows = db.session.execute(
@@ -356,6 +355,13 @@ def _email_billing_people(account: BillingAccount, inv: Any) -> None:
         .join(Membership, Membership.user_id == User.id)
         .where(Membership.workspace_id == workspace.id, Membership.role.in_((OWNER, BILLING_ADMIN)))
     )
+    return workspace, rows
+
+
+def _email_billing_people(account: BillingAccount, inv: Any) -> None:
+    from morket.mail.service import absolute_url, send_email
+
+    workspace, rows = _billing_people(account)
     link = absolute_url("billing.index", slug=workspace.slug)
     current = plans.plan(account.plan)
     for row in rows:
@@ -493,13 +499,7 @@ def _topup_failed(obj: Any, client: stripe.StripeClient, outcome: Outcome) -> No
 def _email_topup_failed(account: BillingAccount, pack: plans.CreditPack | None, message: str, cents: int) -> None:
     from morket.mail.service import absolute_url, send_email
 
-    workspace = db.session.get(Workspace, account.workspace_id)
-    assert workspace is not None
-    rows = db.session.execute(
-        select(User.email, User.name)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.workspace_id == workspace.id, Membership.role.in_((OWNER, BILLING_ADMIN)))
-    )
+    workspace, rows = _billing_people(account)
     link = absolute_url("billing.index", slug=workspace.slug)
     for row in rows:
         send_email(
