@@ -19,7 +19,6 @@ is never found, even before its documents are purged), whose names come back wit
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,7 +43,6 @@ NORM_PREFIX_MIN = 3  # a shorter query does not look up cells starting with it (
 COMPLETIONS_MAX = 16  # a query word completed by more words of the vocabulary is looked up as a prefix
 _DOCS = "search_documents d"
 _COLS = "d.table_id, d.row_id, d.column_id, d.value, d.norm, d.states, d.providers"
-_WORD = re.compile(r"^[^\W\d_]+$")  # a vocabulary word: letters only
 
 
 def _like_prefix(text: str) -> str:
@@ -184,7 +182,7 @@ def _close_words(workspace_id: int, tokens: list[str]) -> dict[str, list[str] | 
     for row in rows:
         if row.known:
             found[row.tok] = None
-        elif row.word is not None and _WORD.match(row.word):
+        elif row.word is not None:  # the statement keeps alphabetic words only
             found[row.tok].append(row.word)  # type: ignore[union-attr]
     return found
 
