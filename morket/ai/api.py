@@ -170,7 +170,9 @@ class FiltersFromText(Request):
 
     text: str = Field(min_length=1, max_length=nl_filter.PHRASE_MAX,
                       description='e.g. "German companies with more than 50 employees and no email yet".')  # fmt: skip
-    endpoint_id: int | None = Field(default=None, description="A model endpoint of the workspace; null: Morket's.")
+    endpoint_id: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="A model endpoint of the workspace; null: Morket's."
+    )
     model: str | None = Field(default=None, max_length=service.MODEL_MAX, description="A model of that endpoint.")
 
 
